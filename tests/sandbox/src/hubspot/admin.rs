@@ -1,0 +1,302 @@
+//! The admin API under `/__admin`: no authentication, no rate limits, not counted. Tests and
+//! operators use it to inspect and reset state, count requests, inject faults, move a manual
+//! clock, revoke tokens, and change records "as a HubSpot user would" (the change is logged with
+//! source `CRM_UI`, as HubSpot would report it to webhooks).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::api::{object_type, parse_body};
+use super::errors::{ApiError, InputError};
+use super::faults::Faults;
+use super::model::{ObjectType, Owner};
+use super::store::{ChangeSource, Store};
+use super::{HubSpotSandbox, Settings, TokenState};
+
+type AdminResult = Result<Response, ApiError>;
+
+pub fn routes() -> Router<HubSpotSandbox> {
+    Router::new()
+        .route("/__admin/state", get(state))
+        .route("/__admin/reset", post(reset))
+        .route("/__admin/requests", get(requests).delete(clear_requests))
+        .route("/__admin/faults", get(get_faults).put(put_faults))
+        .route("/__admin/clock", get(clock))
+        .route("/__admin/clock/advance", post(advance_clock))
+        .route("/__admin/tokens", get(tokens))
+        .route("/__admin/tokens/{token}", put(put_token))
+        .route("/__admin/settings", get(get_settings).put(put_settings))
+        .route("/__admin/changes", get(changes))
+        .route("/__admin/owners", post(add_owner))
+        .route("/__admin/objects/{object_type}", post(user_create))
+        .route(
+            "/__admin/objects/{object_type}/{id}",
+            get(user_read).patch(user_update).delete(user_archive),
+        )
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct StateQuery {
+    object_type: Option<String>,
+}
+
+async fn state(
+    State(sandbox): State<HubSpotSandbox>,
+    Query(query): Query<StateQuery>,
+) -> AdminResult {
+    let only = query.object_type.as_deref().map(object_type).transpose()?;
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    let daily_used = state.limiter.daily_used(now);
+    let mut objects = Map::new();
+    for ty in ObjectType::ALL
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| o == *t))
+    {
+        let records: Vec<Value> = state.store.records(ty).map(|r| r.to_full_json()).collect();
+        objects.insert(ty.path_name().to_string(), Value::Array(records));
+    }
+    let associations: Vec<Value> = state
+        .store
+        .all_associations()
+        .map(|a| {
+            json!({
+                "from_type": a.from_type, "from_id": a.from_id.to_string(),
+                "to_type": a.to_type, "to_id": a.to_id.to_string(), "type_id": a.type_id,
+            })
+        })
+        .collect();
+    let owners: Vec<Value> = state
+        .store
+        .owners()
+        .iter()
+        .map(|o| o.to_json(now))
+        .collect();
+    Ok(Json(json!({
+        "portal_id": sandbox.portal_id(),
+        "clock_ms": now,
+        "daily_used": daily_used,
+        "objects": objects,
+        "associations": associations,
+        "owners": owners,
+    }))
+    .into_response())
+}
+
+/// Back to a new portal: no records, default properties and owners, no faults, fresh budget.
+/// Tokens and settings are kept.
+async fn reset(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    let mut state = sandbox.lock();
+    state.store = Store::new();
+    state.limiter.reset();
+    state.faults = Faults::default();
+    state.requests.clear();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn requests(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    let counts = sandbox.request_counts();
+    let total: u64 = counts.values().sum();
+    let by_endpoint: Vec<Value> = counts
+        .iter()
+        .map(|((endpoint, status), count)| json!({"endpoint": endpoint, "status": status, "count": count}))
+        .collect();
+    Ok(Json(json!({"total": total, "by_endpoint": by_endpoint})).into_response())
+}
+
+async fn clear_requests(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    sandbox.lock().requests.clear();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_faults(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    let faults = sandbox.lock().faults.clone();
+    Ok(Json(faults).into_response())
+}
+
+async fn put_faults(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> AdminResult {
+    let faults: Faults = parse_body(&body)?;
+    sandbox
+        .set_faults(faults.clone())
+        .map_err(ApiError::validation)?;
+    Ok(Json(faults).into_response())
+}
+
+async fn clock(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    Ok(
+        Json(json!({"now_ms": sandbox.now_ms(), "manual": sandbox.clock().is_manual()}))
+            .into_response(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct Advance {
+    ms: u64,
+}
+
+async fn advance_clock(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> AdminResult {
+    let advance: Advance = parse_body(&body)?;
+    if !sandbox.clock().advance(Duration::from_millis(advance.ms)) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "CONFLICT",
+            "the sandbox runs on the system clock; start it with a manual clock to move time",
+        ));
+    }
+    Ok(Json(json!({"now_ms": sandbox.now_ms()})).into_response())
+}
+
+async fn tokens(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    let tokens = sandbox.lock().tokens.clone();
+    Ok(Json(tokens).into_response())
+}
+
+async fn put_token(
+    State(sandbox): State<HubSpotSandbox>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let state: TokenState = parse_body(&body)?;
+    sandbox.set_token(&token, state.clone());
+    Ok(Json(state).into_response())
+}
+
+async fn get_settings(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    Ok(Json(sandbox.settings()).into_response())
+}
+
+async fn put_settings(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> AdminResult {
+    let settings: Settings = parse_body(&body)?;
+    sandbox.apply_settings(settings);
+    Ok(Json(sandbox.settings()).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct ChangesQuery {
+    /// Skip this many entries of the log.
+    from: Option<usize>,
+}
+
+async fn changes(
+    State(sandbox): State<HubSpotSandbox>,
+    Query(query): Query<ChangesQuery>,
+) -> AdminResult {
+    let state = sandbox.lock();
+    let changes: Vec<_> = state
+        .store
+        .changes()
+        .skip(query.from.unwrap_or(0))
+        .cloned()
+        .collect();
+    Ok(Json(json!({"changes": changes})).into_response())
+}
+
+async fn add_owner(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> AdminResult {
+    let owner: Owner = parse_body(&body)?;
+    let now = sandbox.now_ms();
+    let json = owner.to_json(now);
+    sandbox.lock().store.add_owner(owner);
+    Ok((StatusCode::CREATED, Json(json)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct PropertiesBody {
+    #[serde(default)]
+    properties: Map<String, Value>,
+}
+
+async fn user_create(
+    State(sandbox): State<HubSpotSandbox>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let input: PropertiesBody = parse_body(&body)?;
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    let write = state
+        .store
+        .prepare(object_type, None, &input.properties, &mut HashSet::new())
+        .map_err(InputError::into_api_error)?;
+    let id = state
+        .store
+        .commit(object_type, write, now, ChangeSource::CrmUi);
+    let record = state.store.get(object_type, id).map(|r| r.to_full_json());
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+fn record_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::validation(format!("record id {raw} is not a number")))
+}
+
+async fn user_read(
+    State(sandbox): State<HubSpotSandbox>,
+    Path((raw_type, id)): Path<(String, String)>,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let id = record_id(&id)?;
+    let state = sandbox.lock();
+    state
+        .store
+        .get(object_type, id)
+        .map(|r| Json(r.to_full_json()).into_response())
+        .ok_or_else(|| ApiError::not_found("resource not found"))
+}
+
+async fn user_update(
+    State(sandbox): State<HubSpotSandbox>,
+    Path((raw_type, id)): Path<(String, String)>,
+    body: Bytes,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let id = record_id(&id)?;
+    let input: PropertiesBody = parse_body(&body)?;
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    if state.store.get(object_type, id).is_none() {
+        return Err(ApiError::not_found("resource not found"));
+    }
+    let write = state
+        .store
+        .prepare(
+            object_type,
+            Some(id),
+            &input.properties,
+            &mut HashSet::new(),
+        )
+        .map_err(InputError::into_api_error)?;
+    state
+        .store
+        .commit(object_type, write, now, ChangeSource::CrmUi);
+    let record = state.store.get(object_type, id).map(|r| r.to_full_json());
+    Ok(Json(record).into_response())
+}
+
+async fn user_archive(
+    State(sandbox): State<HubSpotSandbox>,
+    Path((raw_type, id)): Path<(String, String)>,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let id = record_id(&id)?;
+    let now = sandbox.now_ms();
+    if sandbox
+        .lock()
+        .store
+        .archive(object_type, id, now, ChangeSource::CrmUi)
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("resource not found"))
+    }
+}

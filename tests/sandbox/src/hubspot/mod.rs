@@ -1,0 +1,417 @@
+//! A stateful HubSpot CRM API emulator over HTTP, as strict as HubSpot in what it accepts and as
+//! faithful as we can make it in what it answers: status codes, error bodies, batch limits, 207
+//! partial failures, rate limits and their headers, search index lag.
+//!
+//! # Layout
+//! - [`model`]: object types, property definitions, owners, association type ids.
+//! - [`validate`]: property value validation.
+//! - [`store`]: records, unique indexes, lagging search snapshots, associations, change log.
+//! - [`search`]: the search endpoint's filters, sorts and paging.
+//! - [`ratelimit`]: ten-second window, daily quota, search per-second limit.
+//! - [`faults`]: injected latency, 5xx, hung requests, 429 storms.
+//! - [`errors`]: HubSpot's error bodies.
+//! - `api`: the public endpoints; `admin`: the admin API under `/__admin` (no auth, no limits).
+//!
+//! Every API request passes one gate, in this order: injected latency, authentication, 429 storm,
+//! rate limit, injected 5xx or hang, then the endpoint. The gate counts every answer per endpoint
+//! and status for the admin API.
+
+mod admin;
+mod api;
+pub mod errors;
+pub mod faults;
+pub mod model;
+pub mod ratelimit;
+pub mod search;
+pub mod store;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::server::RunningServer;
+use errors::ApiError;
+use faults::{Fault, Faults};
+use ratelimit::{Admission, Limits, RateLimiter, Tier};
+use store::Store;
+
+/// The private-app token a sandbox accepts unless told otherwise.
+pub const DEFAULT_TOKEN: &str = "pat-na1-5a4d8b0e-0000-4000-8000-hubsyncsandbox";
+/// The portal (account) id a sandbox reports unless told otherwise.
+pub const DEFAULT_PORTAL_ID: u64 = 48_151_623;
+
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    pub portal_id: u64,
+    pub tier: Tier,
+    /// Overrides the tier's limits.
+    pub limits: Option<Limits>,
+    /// Tokens that authenticate; each may be revoked later through the admin API.
+    pub tokens: Vec<String>,
+    pub clock: Clock,
+    /// How long a write takes to become visible to search (HubSpot: up to about 30 s).
+    pub search_index_lag: Duration,
+    pub faults: Faults,
+    /// Seeds the random source behind injected faults.
+    pub seed: u64,
+    /// Whether a batch upsert with `objectWriteTraceId` on every input answers 207 for bad inputs
+    /// (true) or fails as a whole (false). HubSpot's behaviour here is not documented.
+    pub partial_upserts: bool,
+    /// Whether 429 answers carry `Retry-After`. HubSpot does not promise it.
+    pub send_retry_after: bool,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            portal_id: DEFAULT_PORTAL_ID,
+            tier: Tier::Professional,
+            limits: None,
+            tokens: vec![DEFAULT_TOKEN.to_string()],
+            clock: Clock::System,
+            search_index_lag: Duration::from_secs(5),
+            faults: Faults::default(),
+            seed: 0x5eed,
+            partial_upserts: false,
+            send_retry_after: false,
+        }
+    }
+}
+
+/// What a token is good for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum TokenState {
+    #[default]
+    Valid,
+    /// Answers 401 `INVALID_AUTHENTICATION`, as a deleted private app or rotated token does.
+    Revoked,
+    /// Answers 401 `EXPIRED_AUTHENTICATION`, as an expired OAuth access token does.
+    Expired,
+    /// Answers 403 with `missingScopes`.
+    MissingScopes { scopes: Vec<String> },
+}
+
+/// Settings that can change at runtime through the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub search_index_lag_ms: i64,
+    pub partial_upserts: bool,
+    pub send_retry_after: bool,
+    pub limits: Limits,
+}
+
+struct Inner {
+    portal_id: u64,
+    clock: Clock,
+    state: Mutex<SandboxState>,
+}
+
+pub(crate) struct SandboxState {
+    pub store: Store,
+    pub limiter: RateLimiter,
+    pub faults: Faults,
+    pub rng: StdRng,
+    pub tokens: BTreeMap<String, TokenState>,
+    pub requests: BTreeMap<(String, u16), u64>,
+    pub search_lag_ms: i64,
+    pub partial_upserts: bool,
+    pub send_retry_after: bool,
+}
+
+/// A running HubSpot sandbox's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct HubSpotSandbox {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HubSpotSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubSpotSandbox")
+            .field("portal_id", &self.inner.portal_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubSpotSandbox {
+    pub fn new(options: SandboxOptions) -> Self {
+        let limits = options.limits.unwrap_or_else(|| options.tier.limits());
+        let state = SandboxState {
+            store: Store::new(),
+            limiter: RateLimiter::new(limits),
+            faults: options.faults,
+            rng: StdRng::seed_from_u64(options.seed),
+            tokens: options
+                .tokens
+                .into_iter()
+                .map(|t| (t, TokenState::Valid))
+                .collect(),
+            requests: BTreeMap::new(),
+            search_lag_ms: i64::try_from(options.search_index_lag.as_millis()).unwrap_or(i64::MAX),
+            partial_upserts: options.partial_upserts,
+            send_retry_after: options.send_retry_after,
+        };
+        HubSpotSandbox {
+            inner: Arc::new(Inner {
+                portal_id: options.portal_id,
+                clock: options.clock,
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    pub fn portal_id(&self) -> u64 {
+        self.inner.portal_id
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// The state lock. A panic while holding it cannot leave a half-applied write behind (writes
+    /// are validated before they are committed), so a poisoned lock is taken over.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SandboxState> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The whole API: HubSpot's endpoints behind the gate, and the admin API beside them.
+    pub fn router(&self) -> axum::Router {
+        let api = api::routes()
+            .route_layer(axum::middleware::from_fn_with_state(self.clone(), gate))
+            .with_state(self.clone());
+        api.merge(admin::routes().with_state(self.clone()))
+            .fallback(|| async {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "OBJECT_NOT_FOUND",
+                    "Unable to find a route for this request.",
+                )
+            })
+    }
+
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<RunningServer> {
+        RunningServer::spawn(self.router(), addr).await
+    }
+
+    pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
+        faults.validate()?;
+        self.lock().faults = faults;
+        Ok(())
+    }
+
+    pub fn set_token(&self, token: &str, state: TokenState) {
+        self.lock().tokens.insert(token.to_string(), state);
+    }
+
+    /// Requests answered so far, per `METHOD /path` (ids left as `{id}`) and status.
+    pub fn request_counts(&self) -> BTreeMap<(String, u16), u64> {
+        self.lock().requests.clone()
+    }
+
+    /// Number of live records of a type.
+    pub fn count(&self, object_type: model::ObjectType) -> usize {
+        self.lock().store.count(object_type)
+    }
+
+    pub fn settings(&self) -> Settings {
+        let state = self.lock();
+        Settings {
+            search_index_lag_ms: state.search_lag_ms,
+            partial_upserts: state.partial_upserts,
+            send_retry_after: state.send_retry_after,
+            limits: state.limiter.limits(),
+        }
+    }
+
+    pub fn apply_settings(&self, settings: Settings) {
+        let mut state = self.lock();
+        state.search_lag_ms = settings.search_index_lag_ms.max(0);
+        state.partial_upserts = settings.partial_upserts;
+        state.send_retry_after = settings.send_retry_after;
+        state.limiter.set_limits(settings.limits);
+    }
+}
+
+/// The endpoint label for counting: the route template with object types and operations filled in
+/// and record ids left as placeholders, e.g. `POST /crm/v3/objects/contacts/batch/upsert`.
+fn endpoint_label(method: &Method, template: &str, path: &str) -> String {
+    let filled: Vec<&str> = template
+        .split('/')
+        .zip(path.split('/'))
+        .map(|(t, actual)| match t {
+            "{id}" | "{name}" | "{owner_id}" => t,
+            _ if t.starts_with('{') => actual,
+            _ => t,
+        })
+        .collect();
+    format!("{method} {}", filled.join("/"))
+}
+
+fn bearer(request: &Request) -> Option<String> {
+    let value = request.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+async fn gate(State(sandbox): State<HubSpotSandbox>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let template = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    let endpoint = endpoint_label(request.method(), &template, &path);
+    let search = path.ends_with("/search");
+
+    let (latency_ms, fault) = {
+        let mut state = sandbox.lock();
+        let SandboxState { faults, rng, .. } = &mut *state;
+        if faults.applies_to(&path) {
+            let latency = faults.latency(rng);
+            (latency, faults.decide(sandbox.now_ms(), rng))
+        } else {
+            (0, Fault::None)
+        }
+    };
+    if latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+    }
+
+    let response = match admit(&sandbox, &request, search, fault) {
+        Err(response) => response,
+        Ok((budget, fault)) => {
+            let mut response = match fault {
+                Fault::Hang(ms) => {
+                    // Counted now: the client usually gives up before this answer is written.
+                    sandbox.count_request(&endpoint, StatusCode::GATEWAY_TIMEOUT.as_u16());
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    return ApiError::server_error(StatusCode::GATEWAY_TIMEOUT).into_response();
+                }
+                Fault::ServerError(status) => ApiError::server_error(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                )
+                .into_response(),
+                Fault::None | Fault::Storm429 => next.run(request).await,
+            };
+            if let Some(budget) = budget {
+                insert_headers(&mut response, &budget.headers());
+            }
+            response
+        }
+    };
+    sandbox.count_request(&endpoint, response.status().as_u16());
+    response
+}
+
+/// Authentication and rate limiting; `Err` is the refusal to send.
+fn admit(
+    sandbox: &HubSpotSandbox,
+    request: &Request,
+    search: bool,
+    fault: Fault,
+) -> Result<(Option<ratelimit::Budget>, Fault), Response> {
+    let mut state = sandbox.lock();
+    let token_state = bearer(request).and_then(|t| state.tokens.get(&t).cloned());
+    match token_state {
+        None | Some(TokenState::Revoked) => {
+            return Err(ApiError::unauthorized(false).into_response());
+        }
+        Some(TokenState::Expired) => return Err(ApiError::unauthorized(true).into_response()),
+        Some(TokenState::MissingScopes { scopes }) => {
+            return Err(ApiError::missing_scopes(&scopes).into_response());
+        }
+        Some(TokenState::Valid) => {}
+    }
+    let now = sandbox.now_ms();
+    if fault == Fault::Storm429 {
+        let mut response = ApiError::rate_limited("TEN_SECONDLY_ROLLING").into_response();
+        if state.send_retry_after {
+            insert_headers(&mut response, &[("retry-after", "1".to_string())]);
+        }
+        return Err(response);
+    }
+    match state.limiter.admit(now, search) {
+        Admission::Allowed(budget) => Ok((budget, fault)),
+        Admission::Limited {
+            policy,
+            retry_after_ms,
+            budget,
+        } => {
+            let mut response = ApiError::rate_limited(policy.name()).into_response();
+            if let Some(budget) = budget {
+                insert_headers(&mut response, &budget.headers());
+            }
+            if state.send_retry_after {
+                let seconds = (retry_after_ms + 999) / 1_000;
+                insert_headers(
+                    &mut response,
+                    &[("retry-after", seconds.max(1).to_string())],
+                );
+            }
+            Err(response)
+        }
+    }
+}
+
+fn insert_headers(response: &mut Response, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+}
+
+impl HubSpotSandbox {
+    fn count_request(&self, endpoint: &str, status: u16) {
+        *self
+            .lock()
+            .requests
+            .entry((endpoint.to_string(), status))
+            .or_insert(0) += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_labels_keep_types_and_hide_ids() {
+        assert_eq!(
+            endpoint_label(
+                &Method::POST,
+                "/crm/v3/objects/{object_type}/batch/{op}",
+                "/crm/v3/objects/contacts/batch/upsert"
+            ),
+            "POST /crm/v3/objects/contacts/batch/upsert"
+        );
+        assert_eq!(
+            endpoint_label(
+                &Method::GET,
+                "/crm/v3/objects/{object_type}/{id}",
+                "/crm/v3/objects/deals/123"
+            ),
+            "GET /crm/v3/objects/deals/{id}"
+        );
+    }
+}

@@ -1,0 +1,1442 @@
+//! The HubSpot sandbox over HTTP: one test per behaviour in the HubSpot API facts the sandbox
+//! follows, request in, exact status and body shape out. Rate-limit windows run on a manual clock.
+
+use std::time::Duration;
+
+use hubsync_sandbox::clock::Clock;
+use hubsync_sandbox::hubspot::faults::Faults;
+use hubsync_sandbox::hubspot::ratelimit::{Limits, Tier};
+use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions, TokenState};
+use hubsync_sandbox::server::{RunningServer, loopback};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+struct Api {
+    sandbox: HubSpotSandbox,
+    server: RunningServer,
+    http: reqwest::Client,
+    token: String,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn start_with(options: SandboxOptions) -> Api {
+    let sandbox = HubSpotSandbox::new(options);
+    let server = sandbox.serve(loopback(0)).await.expect("serve");
+    Api {
+        sandbox,
+        server,
+        http: reqwest::Client::new(),
+        token: DEFAULT_TOKEN.to_string(),
+    }
+}
+
+async fn start() -> Api {
+    start_with(SandboxOptions {
+        clock: Clock::manual(T0),
+        search_index_lag: Duration::from_secs(5),
+        ..SandboxOptions::default()
+    })
+    .await
+}
+
+impl Api {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call_as(Some(&self.token), method, path, body).await
+    }
+
+    async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.server.url(), path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn create_contact(&self, email: &str) -> String {
+        let answer = self
+            .post(
+                "/crm/v3/objects/contacts",
+                json!({"properties": {"email": email}}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        answer.body["id"].as_str().expect("id").to_string()
+    }
+
+    async fn create_company(&self, domain: &str) -> String {
+        let answer = self
+            .post(
+                "/crm/v3/objects/companies",
+                json!({"properties": {"domain": domain, "name": domain}}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        answer.body["id"].as_str().expect("id").to_string()
+    }
+
+    fn advance(&self, ms: u64) {
+        assert!(self.sandbox.clock().advance(Duration::from_millis(ms)));
+    }
+
+    fn set_limits(&self, limits: Limits) {
+        let mut settings = self.sandbox.settings();
+        settings.limits = limits;
+        self.sandbox.apply_settings(settings);
+    }
+}
+
+fn assert_error_shape(answer: &Answer, status: StatusCode, category: &str) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.body["status"], "error", "{}", answer.body);
+    assert_eq!(answer.body["category"], category, "{}", answer.body);
+    let correlation = answer.body["correlationId"]
+        .as_str()
+        .expect("correlationId");
+    assert!(uuid::Uuid::parse_str(correlation).is_ok(), "{correlation}");
+    assert_eq!(answer.header("x-hubspot-correlation-id"), Some(correlation));
+    assert!(answer.body["message"].is_string());
+}
+
+fn many_contacts(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| json!({"properties": {"email": format!("c{i}@example.org")}}))
+        .collect()
+}
+
+// ----- auth -----
+
+#[tokio::test]
+async fn missing_or_unknown_token_gets_401_invalid_authentication() {
+    let api = start().await;
+    for token in [None, Some("pat-na1-wrong")] {
+        let answer = api
+            .call_as(token, Method::GET, "/crm/v3/objects/contacts", None)
+            .await;
+        assert_error_shape(&answer, StatusCode::UNAUTHORIZED, "INVALID_AUTHENTICATION");
+        assert!(
+            answer.body["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Authentication credentials not found")
+        );
+    }
+}
+
+#[tokio::test]
+async fn revoked_then_restored_token() {
+    let api = start().await;
+    api.sandbox.set_token(DEFAULT_TOKEN, TokenState::Revoked);
+    let answer = api.get("/crm/v3/objects/contacts").await;
+    assert_error_shape(&answer, StatusCode::UNAUTHORIZED, "INVALID_AUTHENTICATION");
+    // Through the admin API, as a test of a running pipeline would.
+    let restore = api
+        .call_as(
+            None,
+            Method::PUT,
+            &format!("/__admin/tokens/{DEFAULT_TOKEN}"),
+            Some(json!({"state": "valid"})),
+        )
+        .await;
+    assert_eq!(restore.status, StatusCode::OK);
+    assert_eq!(
+        api.get("/crm/v3/objects/contacts").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn expired_token_and_missing_scopes() {
+    let api = start().await;
+    api.sandbox.set_token(DEFAULT_TOKEN, TokenState::Expired);
+    let answer = api.get("/crm/v3/objects/contacts").await;
+    assert_error_shape(&answer, StatusCode::UNAUTHORIZED, "EXPIRED_AUTHENTICATION");
+    api.sandbox.set_token(
+        DEFAULT_TOKEN,
+        TokenState::MissingScopes {
+            scopes: vec!["crm.objects.contacts.write".into()],
+        },
+    );
+    let answer = api.get("/crm/v3/objects/contacts").await;
+    assert_error_shape(&answer, StatusCode::FORBIDDEN, "MISSING_SCOPES");
+    assert_eq!(
+        answer.body["context"]["missingScopes"][0],
+        "crm.objects.contacts.write"
+    );
+}
+
+// ----- single objects -----
+
+#[tokio::test]
+async fn single_object_create_read_update_archive() {
+    let api = start().await;
+    let created = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "Ada@Example.com", "firstname": "Ada", "lifecyclestage": "lead"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.body["id"].as_str().expect("id").to_string();
+    assert_eq!(created.body["properties"]["email"], "ada@example.com");
+    assert_eq!(created.body["properties"]["hs_object_id"], id.as_str());
+    assert_eq!(created.body["archived"], false);
+    assert!(
+        created.body["createdAt"]
+            .as_str()
+            .expect("createdAt")
+            .ends_with('Z')
+    );
+    assert!(created.header("x-hubspot-ratelimit-remaining").is_some());
+
+    let by_email = api.get("/crm/v3/objects/contacts/ada@example.com?idProperty=email&properties=firstname,jobtitle").await;
+    assert_eq!(by_email.status, StatusCode::OK);
+    assert_eq!(by_email.body["id"], id.as_str());
+    assert_eq!(
+        by_email.body["properties"],
+        json!({"firstname": "Ada", "jobtitle": null})
+    );
+
+    api.advance(60_000);
+    let patched = api
+        .call(
+            Method::PATCH,
+            &format!("/crm/v3/objects/contacts/{id}"),
+            Some(json!({"properties": {"firstname": ""}})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    // An empty string clears the value; the modification stamp moves.
+    assert_eq!(patched.body["properties"]["firstname"], Value::Null);
+    assert_ne!(patched.body["createdAt"], patched.body["updatedAt"]);
+    assert_eq!(
+        patched.body["properties"]["lastmodifieddate"],
+        patched.body["updatedAt"]
+    );
+
+    let archived = api
+        .call(
+            Method::DELETE,
+            &format!("/crm/v3/objects/contacts/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(archived.status, StatusCode::NO_CONTENT);
+    let gone = api.get(&format!("/crm/v3/objects/contacts/{id}")).await;
+    assert_error_shape(&gone, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn list_pages_with_after() {
+    let api = start().await;
+    for i in 0..5 {
+        api.create_contact(&format!("p{i}@example.org")).await;
+    }
+    let first = api.get("/crm/v3/objects/contacts?limit=3").await;
+    assert_eq!(first.body["results"].as_array().map(Vec::len), Some(3));
+    let after = first.body["paging"]["next"]["after"]
+        .as_str()
+        .expect("after")
+        .to_string();
+    let second = api
+        .get(&format!("/crm/v3/objects/contacts?limit=3&after={after}"))
+        .await;
+    assert_eq!(second.body["results"].as_array().map(Vec::len), Some(2));
+    assert!(second.body.get("paging").is_none());
+}
+
+#[tokio::test]
+async fn duplicate_email_create_is_a_409_conflict_naming_the_existing_id() {
+    let api = start().await;
+    let id = api.create_contact("dup@example.org").await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "DUP@example.org"}}),
+        )
+        .await;
+    assert_error_shape(&answer, StatusCode::CONFLICT, "CONFLICT");
+    assert_eq!(
+        answer.body["message"],
+        format!("Contact already exists. Existing ID: {id}")
+    );
+}
+
+#[tokio::test]
+async fn invalid_option_unknown_property_invalid_email_and_read_only_are_validation_errors() {
+    let api = start().await;
+    let cases = [
+        (
+            json!({"email": "x@example.org", "lifecyclestage": "Lead"}),
+            "INVALID_OPTION",
+            "lifecyclestage",
+        ),
+        (
+            json!({"email": "x@example.org", "favourite_colour": "blue"}),
+            "PROPERTY_DOESNT_EXIST",
+            "favourite_colour",
+        ),
+        (json!({"email": "not an email"}), "INVALID_EMAIL", "email"),
+        (
+            json!({"email": "x@example.org", "hs_object_id": "1"}),
+            "READ_ONLY_VALUE",
+            "hs_object_id",
+        ),
+    ];
+    for (properties, code, name) in cases {
+        let answer = api
+            .post(
+                "/crm/v3/objects/contacts",
+                json!({"properties": properties}),
+            )
+            .await;
+        assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        let message = answer.body["message"].as_str().expect("message");
+        let list = message
+            .strip_prefix("Property values were not valid: ")
+            .unwrap_or_else(|| panic!("unexpected message {message}"));
+        let parsed: Value = serde_json::from_str(list).expect("json list in message");
+        assert_eq!(parsed[0]["isValid"], false);
+        assert_eq!(parsed[0]["error"], code);
+        assert_eq!(parsed[0]["name"], name);
+    }
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "x@example.org", "lifecyclestage": "Lead"}}),
+        )
+        .await;
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Lead was not one of the allowed options: [subscriber, lead,")
+    );
+    assert_eq!(
+        api.sandbox
+            .count(hubsync_sandbox::hubspot::model::ObjectType::Contacts),
+        0
+    );
+}
+
+#[tokio::test]
+async fn unknown_object_type_and_invalid_json() {
+    let api = start().await;
+    let answer = api.get("/crm/v3/objects/tickets_x").await;
+    assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(
+        answer.body["message"],
+        "Unable to infer object type from: tickets_x"
+    );
+    let response = api
+        .http
+        .post(format!("{}/crm/v3/objects/contacts", api.server.url()))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body("{\"properties\": ")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Invalid input JSON")
+    );
+}
+
+// ----- batch -----
+
+#[tokio::test]
+async fn batch_create_succeeds_with_201_and_echoes_trace_ids() {
+    let api = start().await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            json!({"inputs": [
+                {"properties": {"email": "a@example.org"}, "objectWriteTraceId": "evt-1"},
+                {"properties": {"email": "b@example.org"}, "objectWriteTraceId": "evt-2"}
+            ]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    assert_eq!(answer.body["status"], "COMPLETE");
+    for key in ["requestedAt", "startedAt", "completedAt"] {
+        assert!(answer.body[key].is_string(), "{key}");
+    }
+    let traces: Vec<&str> = answer.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["objectWriteTraceId"].as_str())
+        .collect();
+    assert_eq!(traces, ["evt-1", "evt-2"]);
+    assert!(answer.body.get("errors").is_none());
+}
+
+#[tokio::test]
+async fn batch_with_a_bad_input_is_207_when_every_input_is_traced() {
+    let api = start().await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            json!({"inputs": [
+                {"properties": {"email": "good@example.org"}, "objectWriteTraceId": "evt-1"},
+                {"properties": {"email": "bad@example.org", "lifecyclestage": "LEAD"}, "objectWriteTraceId": "evt-2"}
+            ]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::MULTI_STATUS);
+    assert_eq!(answer.body["numErrors"], 1);
+    assert_eq!(answer.body["results"].as_array().map(Vec::len), Some(1));
+    let error = &answer.body["errors"][0];
+    assert_eq!(error["status"], "error");
+    assert_eq!(error["category"], "VALIDATION_ERROR");
+    assert_eq!(error["context"]["objectWriteTraceId"], json!(["evt-2"]));
+    assert_eq!(error["errors"][0]["code"], "INVALID_OPTION");
+}
+
+#[tokio::test]
+async fn batch_with_a_bad_input_fails_as_a_whole_without_trace_ids() {
+    let api = start().await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            json!({"inputs": [
+                {"properties": {"email": "good@example.org"}},
+                {"properties": {"email": "bad@example.org", "lifecyclestage": "LEAD"}}
+            ]}),
+        )
+        .await;
+    assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(
+        api.sandbox
+            .count(hubsync_sandbox::hubspot::model::ObjectType::Contacts),
+        0
+    );
+}
+
+#[tokio::test]
+async fn batch_create_conflict_fails_as_a_whole_naming_only_the_first() {
+    let api = start().await;
+    let first = api.create_contact("one@example.org").await;
+    api.create_contact("two@example.org").await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            json!({"inputs": [
+                {"properties": {"email": "new@example.org"}, "objectWriteTraceId": "a"},
+                {"properties": {"email": "one@example.org"}, "objectWriteTraceId": "b"},
+                {"properties": {"email": "two@example.org"}, "objectWriteTraceId": "c"}
+            ]}),
+        )
+        .await;
+    assert_error_shape(&answer, StatusCode::CONFLICT, "CONFLICT");
+    assert_eq!(
+        answer.body["message"],
+        format!("Contact already exists. Existing ID: {first}")
+    );
+    assert_eq!(
+        api.sandbox
+            .count(hubsync_sandbox::hubspot::model::ObjectType::Contacts),
+        2
+    );
+}
+
+#[tokio::test]
+async fn more_than_100_inputs_is_refused() {
+    let api = start().await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            json!({"inputs": many_contacts(101)}),
+        )
+        .await;
+    assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/create",
+            json!({"inputs": many_contacts(100)}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn duplicate_ids_in_one_batch_are_refused() {
+    let api = start().await;
+    let id = api.create_contact("d@example.org").await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [
+                {"id": id, "properties": {"firstname": "A"}},
+                {"id": id, "properties": {"firstname": "B"}}
+            ]}),
+        )
+        .await;
+    assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Duplicate IDs found in batch input")
+    );
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/upsert",
+            json!({"inputs": [
+                {"id": "x@example.org", "idProperty": "email", "properties": {}},
+                {"id": "X@example.org", "idProperty": "email", "properties": {}}
+            ]}),
+        )
+        .await;
+    assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn batch_update_reports_missing_ids() {
+    let api = start().await;
+    let id = api.create_contact("u@example.org").await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/update",
+            json!({"inputs": [
+                {"id": id, "properties": {"jobtitle": "CTO"}, "objectWriteTraceId": "t1"},
+                {"id": "999999", "properties": {"jobtitle": "CEO"}, "objectWriteTraceId": "t2"}
+            ]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::MULTI_STATUS);
+    assert_eq!(answer.body["results"][0]["properties"]["jobtitle"], "CTO");
+    assert_eq!(answer.body["errors"][0]["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(
+        answer.body["errors"][0]["context"]["objectWriteTraceId"],
+        json!(["t2"])
+    );
+}
+
+#[tokio::test]
+async fn batch_upsert_by_email_reports_new_and_existing() {
+    let api = start().await;
+    let existing = api.create_contact("old@example.org").await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/upsert",
+            json!({"inputs": [
+                {"id": "OLD@example.org", "idProperty": "email", "properties": {"firstname": "Old"}, "objectWriteTraceId": "1"},
+                {"id": "fresh@example.org", "idProperty": "email", "properties": {"firstname": "Fresh"}, "objectWriteTraceId": "2"}
+            ]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let results = answer.body["results"].as_array().expect("results");
+    assert_eq!(results[0]["id"], existing.as_str());
+    assert_eq!(results[0]["new"], false);
+    assert_eq!(results[1]["new"], true);
+    assert_eq!(results[1]["properties"]["email"], "fresh@example.org");
+}
+
+#[tokio::test]
+async fn batch_upsert_with_a_bad_input_fails_whole_unless_partial_upserts_are_on() {
+    let body = json!({"inputs": [
+        {"id": "ok@example.org", "idProperty": "email", "properties": {}, "objectWriteTraceId": "1"},
+        {"id": "broken", "idProperty": "email", "properties": {}, "objectWriteTraceId": "2"}
+    ]});
+    let strict = start().await;
+    let answer = strict
+        .post("/crm/v3/objects/contacts/batch/upsert", body.clone())
+        .await;
+    assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("INVALID_EMAIL")
+    );
+
+    let lenient = start_with(SandboxOptions {
+        clock: Clock::manual(T0),
+        partial_upserts: true,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let answer = lenient
+        .post("/crm/v3/objects/contacts/batch/upsert", body)
+        .await;
+    assert_eq!(answer.status, StatusCode::MULTI_STATUS);
+    assert_eq!(
+        answer.body["errors"][0]["context"]["objectWriteTraceId"],
+        json!(["2"])
+    );
+}
+
+#[tokio::test]
+async fn batch_read_with_missing_ids_is_207_with_results_and_errors() {
+    let api = start().await;
+    let id = api.create_contact("r@example.org").await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            json!({"inputs": [{"id": id}, {"id": "123456789"}], "properties": ["email", "hubspot_owner_id"]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::MULTI_STATUS);
+    assert_eq!(
+        answer.body["results"][0]["properties"],
+        json!({"email": "r@example.org", "hubspot_owner_id": null})
+    );
+    assert_eq!(answer.body["errors"][0]["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(
+        answer.body["errors"][0]["context"]["ids"],
+        json!(["123456789"])
+    );
+    assert_eq!(
+        answer.body["errors"][0]["message"],
+        "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid."
+    );
+    // By email, and the lower limit for propertiesWithHistory.
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            json!({"inputs": [{"id": "R@example.org"}], "idProperty": "email", "properties": ["email"]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["results"][0]["id"], id.as_str());
+    let inputs: Vec<Value> = (0..51).map(|i| json!({"id": i.to_string()})).collect();
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            json!({"inputs": inputs, "propertiesWithHistory": ["email"]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn batch_archive_is_204() {
+    let api = start().await;
+    let id = api.create_contact("gone@example.org").await;
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/batch/archive",
+            json!({"inputs": [{"id": id}]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get(&format!("/crm/v3/objects/contacts/{id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+// ----- properties and owners -----
+
+#[tokio::test]
+async fn properties_list_get_and_create_with_validation() {
+    let api = start().await;
+    let list = api.get("/crm/v3/properties/contacts").await;
+    let email = list.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|p| p["name"] == "email")
+        .cloned()
+        .expect("email property");
+    assert_eq!(email["hasUniqueValue"], true);
+    assert_eq!(email["type"], "string");
+    let stage = api.get("/crm/v3/properties/contacts/lifecyclestage").await;
+    assert_eq!(stage.body["type"], "enumeration");
+    assert!(
+        stage.body["options"]
+            .as_array()
+            .expect("options")
+            .iter()
+            .any(|o| o["value"] == "lead")
+    );
+
+    let new_property = json!({
+        "name": "sales_region", "label": "Sales region", "type": "enumeration", "fieldType": "select",
+        "groupName": "contactinformation",
+        "options": [{"label": "EMEA", "value": "emea"}, {"label": "Americas", "value": "amer"}]
+    });
+    let created = api
+        .post("/crm/v3/properties/contacts", new_property.clone())
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.body["name"], "sales_region");
+    let again = api.post("/crm/v3/properties/contacts", new_property).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let missing = api
+        .post("/crm/v3/properties/contacts", json!({"name": "x"}))
+        .await;
+    assert_error_shape(&missing, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let wrong_field = api
+        .post(
+            "/crm/v3/properties/contacts",
+            json!({"name": "score", "label": "Score", "type": "number", "fieldType": "select", "groupName": "g"}),
+        )
+        .await;
+    assert_eq!(wrong_field.status, StatusCode::BAD_REQUEST);
+
+    // The new property validates its options exactly.
+    let bad = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "r@example.org", "sales_region": "EMEA"}}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let good = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "r@example.org", "sales_region": "emea"}}),
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_unique_custom_property_can_be_the_upsert_id() {
+    let api = start().await;
+    let created = api
+        .post(
+            "/crm/v3/properties/companies",
+            json!({"name": "external_id", "label": "External id", "type": "string", "fieldType": "text",
+                   "groupName": "companyinformation", "hasUniqueValue": true}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let body = json!({"inputs": [{"id": "ext-1", "idProperty": "external_id", "properties": {"name": "Acme"}}]});
+    let first = api
+        .post("/crm/v3/objects/companies/batch/upsert", body.clone())
+        .await;
+    assert_eq!(first.body["results"][0]["new"], true, "{}", first.body);
+    let second = api
+        .post("/crm/v3/objects/companies/batch/upsert", body)
+        .await;
+    assert_eq!(second.body["results"][0]["new"], false);
+    assert_eq!(
+        first.body["results"][0]["id"],
+        second.body["results"][0]["id"]
+    );
+    // A non-unique property cannot be an upsert id.
+    let answer = api
+        .post(
+            "/crm/v3/objects/companies/batch/upsert",
+            json!({"inputs": [{"id": "acme.io", "idProperty": "domain", "properties": {}}]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn owners_filter_by_email_and_page() {
+    let api = start().await;
+    let answer = api
+        .get("/crm/v3/owners?email=grace.hopper@example.com")
+        .await;
+    let results = answer.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1);
+    for key in [
+        "id",
+        "email",
+        "firstName",
+        "lastName",
+        "userId",
+        "type",
+        "teams",
+        "archived",
+    ] {
+        assert!(results[0].get(key).is_some(), "owner lacks {key}");
+    }
+    let first = api.get("/crm/v3/owners?limit=3").await;
+    assert_eq!(first.body["results"].as_array().map(Vec::len), Some(3));
+    let after = first.body["paging"]["next"]["after"]
+        .as_str()
+        .expect("after")
+        .to_string();
+    let second = api
+        .get(&format!("/crm/v3/owners?limit=3&after={after}"))
+        .await;
+    assert_eq!(second.body["results"].as_array().map(Vec::len), Some(1));
+    assert!(second.body.get("paging").is_none());
+    // Owner ids are the values hubspot_owner_id accepts.
+    let owner_id = results[0]["id"].as_str().expect("id");
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "o@example.org", "hubspot_owner_id": owner_id}}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED);
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "p@example.org", "hubspot_owner_id": "12"}}),
+        )
+        .await;
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("INVALID_OWNER_ID")
+    );
+}
+
+// ----- associations and activities -----
+
+#[tokio::test]
+async fn associations_v4_batch_create_default_and_read() {
+    let api = start().await;
+    let contact = api.create_contact("assoc@example.org").await;
+    let company = api.create_company("assoc.io").await;
+    let answer = api
+        .post(
+            "/crm/v4/associations/contacts/companies/batch/create",
+            json!({"inputs": [{"from": {"id": contact}, "to": {"id": company},
+                   "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]}]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert_eq!(answer.body["results"][0]["labels"], json!(["Primary"]));
+    assert_eq!(answer.body["results"][0]["fromObjectTypeId"], "0-1");
+
+    let wrong = api
+        .post(
+            "/crm/v4/associations/contacts/companies/batch/create",
+            json!({"inputs": [{"from": {"id": contact}, "to": {"id": company},
+                   "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}]}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::MULTI_STATUS);
+    assert_eq!(wrong.body["numErrors"], 1);
+
+    let deal = api
+        .post("/crm/v3/objects/deals", json!({"properties": {"dealname": "Big", "pipeline": "default", "dealstage": "qualifiedtobuy"}}))
+        .await;
+    let deal = deal.body["id"].as_str().expect("deal id").to_string();
+    let default = api
+        .post(
+            "/crm/v4/associations/deals/contacts/batch/associate/default",
+            json!({"inputs": [{"from": {"id": deal}, "to": {"id": contact}}]}),
+        )
+        .await;
+    assert_eq!(default.status, StatusCode::OK, "{}", default.body);
+    assert_eq!(
+        default.body["results"][0]["associationSpec"]["associationTypeId"],
+        3
+    );
+
+    // Seen from the company, the primary association carries the inverse type id.
+    let from_company = api
+        .get(&format!(
+            "/crm/v4/objects/companies/{company}/associations/contacts"
+        ))
+        .await;
+    assert_eq!(
+        from_company.body["results"][0]["toObjectId"]
+            .as_u64()
+            .map(|v| v.to_string()),
+        Some(contact.clone())
+    );
+    assert_eq!(
+        from_company.body["results"][0]["associationTypes"][0]["typeId"],
+        2
+    );
+    let read = api
+        .post(
+            "/crm/v4/associations/contacts/deals/batch/read",
+            json!({"inputs": [{"id": contact}, {"id": "777"}]}),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::MULTI_STATUS);
+    assert_eq!(
+        read.body["results"][0]["to"][0]["associationTypes"][0]["typeId"],
+        4
+    );
+}
+
+#[tokio::test]
+async fn activities_need_hs_timestamp_and_link_inline_on_create() {
+    let api = start().await;
+    let contact = api.create_contact("act@example.org").await;
+    let company = api.create_company("act.io").await;
+    let missing = api
+        .post(
+            "/crm/v3/objects/notes",
+            json!({"properties": {"hs_note_body": "hi"}}),
+        )
+        .await;
+    assert_error_shape(&missing, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert!(
+        missing.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("hs_timestamp")
+    );
+
+    let inputs: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({
+                "properties": {"hs_timestamp": (T0 + i).to_string(), "hs_note_body": format!("note {i}")},
+                "associations": [
+                    {"to": {"id": contact}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]},
+                    {"to": {"id": company}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 190}]}
+                ],
+                "objectWriteTraceId": format!("evt-{i}")
+            })
+        })
+        .collect();
+    let created = api
+        .post(
+            "/crm/v3/objects/notes/batch/create",
+            json!({"inputs": inputs}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let note = created.body["results"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let links = api
+        .get(&format!(
+            "/crm/v3/objects/notes/{note}?associations=contacts,companies"
+        ))
+        .await;
+    assert_eq!(
+        links.body["associations"]["contacts"]["results"][0]["id"],
+        contact.as_str()
+    );
+    assert_eq!(
+        links.body["associations"]["companies"]["results"][0]["id"],
+        company.as_str()
+    );
+    let from_contact = api
+        .get(&format!(
+            "/crm/v4/objects/contacts/{contact}/associations/notes"
+        ))
+        .await;
+    assert_eq!(
+        from_contact.body["results"].as_array().map(Vec::len),
+        Some(100)
+    );
+    assert_eq!(
+        from_contact.body["results"][0]["associationTypes"][0]["typeId"],
+        201
+    );
+
+    // An inline association to a record that does not exist fails that input.
+    let answer = api
+        .post(
+            "/crm/v3/objects/calls",
+            json!({"properties": {"hs_timestamp": "2026-01-01T00:00:00Z", "hs_call_direction": "OUTBOUND"},
+                   "associations": [{"to": {"id": "4242"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 194}]}]}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+}
+
+// ----- search -----
+
+#[tokio::test]
+async fn search_lags_writes_by_the_index_lag() {
+    let api = start().await;
+    api.create_company("lagging.io").await;
+    let body = json!({"filterGroups": [{"filters": [{"propertyName": "domain", "operator": "EQ", "value": "lagging.io"}]}]});
+    let early = api
+        .post("/crm/v3/objects/companies/search", body.clone())
+        .await;
+    assert_eq!(early.status, StatusCode::OK);
+    assert_eq!(early.body["total"], 0);
+    assert!(
+        early.header("x-hubspot-ratelimit-remaining").is_none(),
+        "search answers carry no budget headers"
+    );
+    api.advance(5_000);
+    let later = api.post("/crm/v3/objects/companies/search", body).await;
+    assert_eq!(later.body["total"], 1);
+    assert_eq!(
+        later.body["results"][0]["properties"]["domain"],
+        "lagging.io"
+    );
+}
+
+#[tokio::test]
+async fn search_filters_sorts_pages_and_caps() {
+    let api = start_with(SandboxOptions {
+        clock: Clock::manual(T0),
+        search_index_lag: Duration::ZERO,
+        limits: Some(Limits {
+            per_window: 1_000,
+            daily: 1_000_000,
+            search_per_second: 1_000,
+            utc_offset_minutes: 0,
+        }),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let inputs: Vec<Value> = (0..30)
+        .map(|i| json!({"properties": {"domain": format!("d{i}.io"), "numberofemployees": i.to_string()}}))
+        .collect();
+    assert_eq!(
+        api.post(
+            "/crm/v3/objects/companies/batch/create",
+            json!({"inputs": inputs})
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    let body = json!({
+        "filterGroups": [
+            {"filters": [{"propertyName": "numberofemployees", "operator": "GTE", "value": "25"}]},
+            {"filters": [{"propertyName": "domain", "operator": "IN", "values": ["d1.io", "d2.io"]}]}
+        ],
+        "sorts": [{"propertyName": "numberofemployees", "direction": "DESCENDING"}],
+        "properties": ["domain"],
+        "limit": 4
+    });
+    let page = api
+        .post("/crm/v3/objects/companies/search", body.clone())
+        .await;
+    assert_eq!(page.body["total"], 7);
+    let domains: Vec<&str> = page.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["properties"]["domain"].as_str())
+        .collect();
+    assert_eq!(domains, ["d29.io", "d28.io", "d27.io", "d26.io"]);
+    let after = page.body["paging"]["next"]["after"]
+        .as_str()
+        .expect("after")
+        .to_string();
+    let mut next = body.clone();
+    next["after"] = json!(after);
+    let rest = api.post("/crm/v3/objects/companies/search", next).await;
+    let domains: Vec<&str> = rest.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["properties"]["domain"].as_str())
+        .collect();
+    assert_eq!(domains, ["d25.io", "d2.io", "d1.io"]);
+    assert!(rest.body.get("paging").is_none());
+
+    let over_limit = api
+        .post("/crm/v3/objects/companies/search", json!({"limit": 201}))
+        .await;
+    assert_error_shape(&over_limit, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let past_cap = api
+        .post(
+            "/crm/v3/objects/companies/search",
+            json!({"after": "10000"}),
+        )
+        .await;
+    assert_error_shape(&past_cap, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let presence = api
+        .post(
+            "/crm/v3/objects/companies/search",
+            json!({"filterGroups": [{"filters": [{"propertyName": "website", "operator": "NOT_HAS_PROPERTY"}]}], "limit": 1}),
+        )
+        .await;
+    assert_eq!(presence.body["total"], 30);
+}
+
+#[tokio::test]
+async fn search_has_its_own_low_per_second_limit() {
+    let api = start().await;
+    for _ in 0..5 {
+        assert_eq!(
+            api.post("/crm/v3/objects/contacts/search", json!({}))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let limited = api.post("/crm/v3/objects/contacts/search", json!({})).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        limited.body["message"],
+        "You have reached your secondly limit."
+    );
+    assert_eq!(limited.body["errorType"], "RATE_LIMIT");
+    // Standard endpoints are not affected by the search limit.
+    assert_eq!(
+        api.get("/crm/v3/objects/contacts").await.status,
+        StatusCode::OK
+    );
+    api.advance(1_000);
+    assert_eq!(
+        api.post("/crm/v3/objects/contacts/search", json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+// ----- rate limits -----
+
+#[tokio::test]
+async fn every_answer_carries_the_budget_headers() {
+    let api = start().await;
+    let answer = api.get("/crm/v3/objects/contacts").await;
+    assert_eq!(answer.header("x-hubspot-ratelimit-max"), Some("190"));
+    assert_eq!(answer.header("x-hubspot-ratelimit-remaining"), Some("189"));
+    assert_eq!(
+        answer.header("x-hubspot-ratelimit-interval-milliseconds"),
+        Some("10000")
+    );
+    assert_eq!(answer.header("x-hubspot-ratelimit-daily"), Some("625000"));
+    assert_eq!(
+        answer.header("x-hubspot-ratelimit-daily-remaining"),
+        Some("624999")
+    );
+}
+
+#[tokio::test]
+async fn the_ten_second_window_refuses_the_191st_request_until_it_rolls() {
+    let api = start().await;
+    for i in 0..190 {
+        let answer = api.get("/crm/v3/objects/contacts?limit=1").await;
+        assert_eq!(answer.status, StatusCode::OK, "request {i}");
+        if i % 50 == 0 {
+            api.advance(100);
+        }
+    }
+    let refused = api.get("/crm/v3/objects/contacts?limit=1").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused.body,
+        json!({
+            "status": "error",
+            "message": "You have reached your ten_secondly_rolling limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": refused.body["correlationId"],
+            "policyName": "TEN_SECONDLY_ROLLING",
+            "groupName": refused.body["groupName"],
+        })
+    );
+    assert_eq!(refused.header("x-hubspot-ratelimit-remaining"), Some("0"));
+    assert!(
+        refused.header("retry-after").is_none(),
+        "Retry-After is off unless asked for"
+    );
+    api.advance(10_000);
+    assert_eq!(
+        api.get("/crm/v3/objects/contacts?limit=1").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn tiers_set_the_window_and_retry_after_can_be_turned_on() {
+    let api = start_with(SandboxOptions {
+        clock: Clock::manual(T0),
+        tier: Tier::Free,
+        send_retry_after: true,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let first = api.get("/crm/v3/objects/contacts").await;
+    assert_eq!(first.header("x-hubspot-ratelimit-max"), Some("100"));
+    assert_eq!(first.header("x-hubspot-ratelimit-daily"), Some("250000"));
+    for _ in 0..99 {
+        api.get("/crm/v3/objects/contacts").await;
+    }
+    let refused = api.get("/crm/v3/objects/contacts").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.header("retry-after"), Some("10"));
+}
+
+#[tokio::test]
+async fn the_daily_limit_refuses_with_its_own_body_until_midnight() {
+    let api = start().await;
+    api.set_limits(Limits {
+        per_window: 190,
+        daily: 3,
+        search_per_second: 5,
+        utc_offset_minutes: 0,
+    });
+    for _ in 0..3 {
+        assert_eq!(
+            api.get("/crm/v3/objects/contacts").await.status,
+            StatusCode::OK
+        );
+    }
+    let refused = api.get("/crm/v3/objects/contacts").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused.body["message"],
+        "You have reached your daily limit."
+    );
+    assert_eq!(refused.body["policyName"], "DAILY");
+    assert!(refused.body.get("groupName").is_none());
+    assert_eq!(
+        refused.header("x-hubspot-ratelimit-daily-remaining"),
+        Some("0")
+    );
+    api.advance(86_400_000);
+    assert_eq!(
+        api.get("/crm/v3/objects/contacts").await.status,
+        StatusCode::OK
+    );
+    let usage = api
+        .get("/account-info/v3/api-usage/daily/private-apps")
+        .await;
+    assert_eq!(usage.body["results"][0]["usageLimit"], 3);
+}
+
+// ----- faults and admin -----
+
+#[tokio::test]
+async fn injected_server_errors_and_429_storms() {
+    let api = start().await;
+    api.sandbox
+        .set_faults(Faults {
+            error_rate: 1.0,
+            error_status: Some(503),
+            ..Faults::default()
+        })
+        .expect("faults");
+    let answer = api.get("/crm/v3/objects/contacts").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body["status"], "error");
+
+    let storm = api
+        .call_as(
+            None,
+            Method::PUT,
+            "/__admin/faults",
+            Some(json!({"storm_429_requests": 2})),
+        )
+        .await;
+    assert_eq!(storm.status, StatusCode::OK);
+    for _ in 0..2 {
+        let answer = api.get("/crm/v3/objects/contacts").await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(answer.body["policyName"], "TEN_SECONDLY_ROLLING");
+    }
+    assert_eq!(
+        api.get("/crm/v3/objects/contacts").await.status,
+        StatusCode::OK
+    );
+
+    let bad = api
+        .call_as(
+            None,
+            Method::PUT,
+            "/__admin/faults",
+            Some(json!({"error_rate": 2.0})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let unknown = api
+        .call_as(
+            None,
+            Method::PUT,
+            "/__admin/faults",
+            Some(json!({"eror_rate": 0.5})),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn hung_requests_outlast_the_client_and_latency_delays_answers() {
+    let api = start().await;
+    api.sandbox
+        .set_faults(Faults {
+            hang_rate: 1.0,
+            hang_ms: Some(30_000),
+            ..Faults::default()
+        })
+        .expect("faults");
+    let result = api
+        .http
+        .get(format!("{}/crm/v3/objects/contacts", api.server.url()))
+        .bearer_auth(&api.token)
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(result.expect_err("should time out").is_timeout());
+
+    api.sandbox
+        .set_faults(Faults {
+            latency_ms: 200,
+            ..Faults::default()
+        })
+        .expect("faults");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        api.get("/crm/v3/objects/contacts").await.status,
+        StatusCode::OK
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn admin_counts_requests_per_endpoint_and_status_and_resets() {
+    let api = start().await;
+    api.create_contact("count@example.org").await;
+    api.post(
+        "/crm/v3/objects/contacts",
+        json!({"properties": {"email": "count@example.org"}}),
+    )
+    .await;
+    api.call_as(None, Method::GET, "/crm/v3/objects/contacts/1", None)
+        .await;
+    let counts = api
+        .call_as(None, Method::GET, "/__admin/requests", None)
+        .await;
+    assert_eq!(counts.body["total"], 3);
+    let entries = counts.body["by_endpoint"].as_array().expect("entries");
+    let count_of = |endpoint: &str, status: u16| {
+        entries
+            .iter()
+            .find(|e| e["endpoint"] == endpoint && e["status"] == status)
+            .and_then(|e| e["count"].as_u64())
+    };
+    assert_eq!(count_of("POST /crm/v3/objects/contacts", 201), Some(1));
+    assert_eq!(count_of("POST /crm/v3/objects/contacts", 409), Some(1));
+    assert_eq!(count_of("GET /crm/v3/objects/contacts/{id}", 401), Some(1));
+
+    let state = api
+        .call_as(
+            None,
+            Method::GET,
+            "/__admin/state?object_type=contacts",
+            None,
+        )
+        .await;
+    assert_eq!(
+        state.body["objects"]["contacts"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let reset = api
+        .call_as(None, Method::POST, "/__admin/reset", None)
+        .await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT);
+    let state = api.call_as(None, Method::GET, "/__admin/state", None).await;
+    assert_eq!(state.body["objects"]["contacts"], json!([]));
+}
+
+#[tokio::test]
+async fn a_change_made_as_a_hubspot_user_is_logged_with_its_source() {
+    let api = start().await;
+    let id = api.create_contact("ui@example.org").await;
+    api.advance(1_000);
+    let changed = api
+        .call_as(
+            None,
+            Method::PATCH,
+            &format!("/__admin/objects/contacts/{id}"),
+            Some(json!({"properties": {"jobtitle": "VP"}})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert_eq!(changed.body["properties"]["jobtitle"], "VP");
+    let log = api
+        .call_as(None, Method::GET, "/__admin/changes", None)
+        .await;
+    let changes = log.body["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0]["source"], "INTEGRATION");
+    assert_eq!(changes[1]["source"], "CRM_UI");
+    assert_eq!(changes[1]["kind"], "UPDATED");
+    assert_eq!(changes[1]["properties"]["jobtitle"], "VP");
+    // The user's edit is validated like any other write.
+    let bad = api
+        .call_as(
+            None,
+            Method::PATCH,
+            &format!("/__admin/objects/contacts/{id}"),
+            Some(json!({"properties": {"lifecyclestage": "nope"}})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_manual_clock_moves_through_the_admin_api() {
+    let api = start().await;
+    let moved = api
+        .call_as(
+            None,
+            Method::POST,
+            "/__admin/clock/advance",
+            Some(json!({"ms": 1_500})),
+        )
+        .await;
+    assert_eq!(moved.body["now_ms"], T0 + 1_500);
+    let system = start_with(SandboxOptions::default()).await;
+    let refused = system
+        .call_as(
+            None,
+            Method::POST,
+            "/__admin/clock/advance",
+            Some(json!({"ms": 1})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn account_details_name_the_portal() {
+    let api = start().await;
+    let answer = api.get("/account-info/v3/details").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["portalId"], api.sandbox.portal_id());
+    assert_eq!(answer.body["utcOffset"], "+00:00");
+}

@@ -1,0 +1,64 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hubsync::cli;
+
+/// hubsync keeps a sales-engagement platform and HubSpot in step.
+#[derive(Debug, Parser)]
+#[command(name = "hubsync", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(cli::config::ConfigCommand),
+    /// Run a development Kafka broker (librdkafka's mock cluster) until Ctrl-C.
+    DevBroker(cli::dev_broker::DevBrokerArgs),
+    /// Run the broker, schema registry and HubSpot sandbox together until Ctrl-C.
+    Sandbox(cli::sandbox::SandboxArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Config(command) => cli::config::run(command),
+        Command::DevBroker(args) => block_on(cli::dev_broker::run(args)),
+        Command::Sandbox(args) => block_on(cli::sandbox::run(args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    future: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
+
+/// Logs go to stderr so stdout stays for results scripts read; `HUBSYNC_LOG` sets the filter
+/// (default `info`) and `HUBSYNC_LOG_FORMAT=json` switches to one JSON object per line.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUBSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("HUBSYNC_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
