@@ -92,9 +92,9 @@ impl InputError {
     /// As the whole response of a single-object call or of a batch that fails as a whole.
     pub fn into_api_error(self) -> ApiError {
         let mut error = ApiError::new(self.status(), self.category(), self.message());
-        error.errors = self.details();
+        error.details.errors = self.details();
         if let InputError::NotFound { id } = &self {
-            error.context = Some(json!({"id": [id]}));
+            error.details.context = Some(json!({"id": [id]}));
         }
         error
     }
@@ -138,6 +138,12 @@ pub struct ApiError {
     pub status: StatusCode,
     pub category: String,
     pub message: String,
+    /// The optional parts, boxed so that `Result<_, ApiError>` stays small.
+    pub details: Box<ErrorDetails>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ErrorDetails {
     pub sub_category: Option<String>,
     pub context: Option<Value>,
     pub errors: Option<Vec<Value>>,
@@ -151,10 +157,7 @@ impl ApiError {
             status,
             category: category.to_string(),
             message: message.into(),
-            sub_category: None,
-            context: None,
-            errors: None,
-            extra: Map::new(),
+            details: Box::default(),
         }
     }
 
@@ -201,11 +204,11 @@ impl ApiError {
             "MISSING_SCOPES",
             "This app hasn't been granted all required scopes to make this call. Read more about required scopes here: https://developers.hubspot.com/scopes.",
         );
-        error.errors = Some(vec![json!({
+        error.details.errors = Some(vec![json!({
             "message": format!("One or more of the following scopes are required: {scopes:?}"),
             "context": {"requiredGranularScopes": scopes},
         })]);
-        error.context = Some(json!({"missingScopes": scopes}));
+        error.details.context = Some(json!({"missingScopes": scopes}));
         error
     }
 
@@ -217,10 +220,11 @@ impl ApiError {
             _ => "You have reached your ten_secondly_rolling limit.",
         };
         let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITS", message);
-        error.extra.insert("errorType".into(), json!("RATE_LIMIT"));
-        error.extra.insert("policyName".into(), json!(policy));
+        error.details.extra.insert("errorType".into(), json!("RATE_LIMIT"));
+        error.details.extra.insert("policyName".into(), json!(policy));
         if policy != "DAILY" {
             error
+                .details
                 .extra
                 .insert("groupName".into(), json!("hubsync-sandbox:api"));
         }
@@ -241,19 +245,19 @@ impl ApiError {
         body.insert("message".into(), json!(self.message));
         body.insert("correlationId".into(), json!(correlation_id));
         // Rate-limit bodies carry `errorType` instead of `category`.
-        if !self.extra.contains_key("errorType") {
+        if !self.details.extra.contains_key("errorType") {
             body.insert("category".into(), json!(self.category));
         }
-        if let Some(sub) = &self.sub_category {
+        if let Some(sub) = &self.details.sub_category {
             body.insert("subCategory".into(), json!(sub));
         }
-        if let Some(context) = &self.context {
+        if let Some(context) = &self.details.context {
             body.insert("context".into(), context.clone());
         }
-        if let Some(errors) = &self.errors {
+        if let Some(errors) = &self.details.errors {
             body.insert("errors".into(), Value::Array(errors.clone()));
         }
-        for (key, value) in &self.extra {
+        for (key, value) in &self.details.extra {
             body.insert(key.clone(), value.clone());
         }
         Value::Object(body)

@@ -298,7 +298,7 @@ async fn gate(State(sandbox): State<HubSpotSandbox>, request: Request, next: Nex
     }
 
     let response = match admit(&sandbox, &request, search, fault) {
-        Err(response) => response,
+        Err(refusal) => refusal.into_response(),
         Ok((budget, fault)) => {
             let mut response = match fault {
                 Fault::Hang(ms) => {
@@ -323,32 +323,51 @@ async fn gate(State(sandbox): State<HubSpotSandbox>, request: Request, next: Nex
     response
 }
 
-/// Authentication and rate limiting; `Err` is the refusal to send.
+/// A request turned away at the gate: the error and the headers to send with it.
+struct Refusal {
+    error: ApiError,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    fn new(error: ApiError) -> Self {
+        Refusal {
+            error,
+            headers: Vec::new(),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = self.error.into_response();
+        insert_headers(&mut response, &self.headers);
+        response
+    }
+}
+
+/// Authentication and rate limiting.
 fn admit(
     sandbox: &HubSpotSandbox,
     request: &Request,
     search: bool,
     fault: Fault,
-) -> Result<(Option<ratelimit::Budget>, Fault), Response> {
+) -> Result<(Option<ratelimit::Budget>, Fault), Refusal> {
     let mut state = sandbox.lock();
     let token_state = bearer(request).and_then(|t| state.tokens.get(&t).cloned());
     match token_state {
-        None | Some(TokenState::Revoked) => {
-            return Err(ApiError::unauthorized(false).into_response());
-        }
-        Some(TokenState::Expired) => return Err(ApiError::unauthorized(true).into_response()),
+        None | Some(TokenState::Revoked) => return Err(Refusal::new(ApiError::unauthorized(false))),
+        Some(TokenState::Expired) => return Err(Refusal::new(ApiError::unauthorized(true))),
         Some(TokenState::MissingScopes { scopes }) => {
-            return Err(ApiError::missing_scopes(&scopes).into_response());
+            return Err(Refusal::new(ApiError::missing_scopes(&scopes)));
         }
         Some(TokenState::Valid) => {}
     }
     let now = sandbox.now_ms();
     if fault == Fault::Storm429 {
-        let mut response = ApiError::rate_limited("TEN_SECONDLY_ROLLING").into_response();
+        let mut refusal = Refusal::new(ApiError::rate_limited("TEN_SECONDLY_ROLLING"));
         if state.send_retry_after {
-            insert_headers(&mut response, &[("retry-after", "1".to_string())]);
+            refusal.headers.push(("retry-after", "1".to_string()));
         }
-        return Err(response);
+        return Err(refusal);
     }
     match state.limiter.admit(now, search) {
         Admission::Allowed(budget) => Ok((budget, fault)),
@@ -357,18 +376,15 @@ fn admit(
             retry_after_ms,
             budget,
         } => {
-            let mut response = ApiError::rate_limited(policy.name()).into_response();
+            let mut refusal = Refusal::new(ApiError::rate_limited(policy.name()));
             if let Some(budget) = budget {
-                insert_headers(&mut response, &budget.headers());
+                refusal.headers.extend(budget.headers());
             }
             if state.send_retry_after {
                 let seconds = (retry_after_ms + 999) / 1_000;
-                insert_headers(
-                    &mut response,
-                    &[("retry-after", seconds.max(1).to_string())],
-                );
+                refusal.headers.push(("retry-after", seconds.max(1).to_string()));
             }
-            Err(response)
+            Err(refusal)
         }
     }
 }

@@ -100,10 +100,10 @@ impl SearchRequest {
                 "Only one sort is allowed per search request.",
             ));
         }
-        if let Some(sort) = self.sort()? {
-            if !defs.contains_key(&sort.property) {
-                return Err(unknown_property(&sort.property));
-            }
+        if let Some(sort) = self.sort()?
+            && !defs.contains_key(&sort.property)
+        {
+            return Err(unknown_property(&sort.property));
         }
         if self.limit.unwrap_or(10) > MAX_LIMIT {
             return Err(ApiError::validation(format!(
