@@ -220,8 +220,14 @@ impl ApiError {
             _ => "You have reached your ten_secondly_rolling limit.",
         };
         let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITS", message);
-        error.details.extra.insert("errorType".into(), json!("RATE_LIMIT"));
-        error.details.extra.insert("policyName".into(), json!(policy));
+        error
+            .details
+            .extra
+            .insert("errorType".into(), json!("RATE_LIMIT"));
+        error
+            .details
+            .extra
+            .insert("policyName".into(), json!(policy));
         if policy != "DAILY" {
             error
                 .details

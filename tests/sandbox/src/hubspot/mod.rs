@@ -354,7 +354,9 @@ fn admit(
     let mut state = sandbox.lock();
     let token_state = bearer(request).and_then(|t| state.tokens.get(&t).cloned());
     match token_state {
-        None | Some(TokenState::Revoked) => return Err(Refusal::new(ApiError::unauthorized(false))),
+        None | Some(TokenState::Revoked) => {
+            return Err(Refusal::new(ApiError::unauthorized(false)));
+        }
         Some(TokenState::Expired) => return Err(Refusal::new(ApiError::unauthorized(true))),
         Some(TokenState::MissingScopes { scopes }) => {
             return Err(Refusal::new(ApiError::missing_scopes(&scopes)));
@@ -382,7 +384,9 @@ fn admit(
             }
             if state.send_retry_after {
                 let seconds = (retry_after_ms + 999) / 1_000;
-                refusal.headers.push(("retry-after", seconds.max(1).to_string()));
+                refusal
+                    .headers
+                    .push(("retry-after", seconds.max(1).to_string()));
             }
             Err(refusal)
         }

@@ -10,8 +10,9 @@ pub const WINDOW_MS: i64 = 10_000;
 const SEARCH_WINDOW_MS: i64 = 1_000;
 const DAY_MS: i64 = 86_400_000;
 
-/// The HubSpot subscription tier whose limits the sandbox applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// A HubSpot subscription tier and its published API limits. This is the one table of them:
+/// the sandbox enforces it and hubsync's configuration budgets by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Free,
@@ -19,7 +20,7 @@ pub enum Tier {
     #[default]
     Professional,
     Enterprise,
-    /// Enterprise with two API limit increase packs.
+    /// Enterprise with one API limit increase pack (a second pack adds another million a day).
     Unlimited,
 }
 
@@ -35,12 +36,22 @@ impl Tier {
         })
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Starter => "starter",
+            Tier::Professional => "professional",
+            Tier::Enterprise => "enterprise",
+            Tier::Unlimited => "unlimited",
+        }
+    }
+
     pub fn limits(self) -> Limits {
         let (per_window, daily) = match self {
             Tier::Free | Tier::Starter => (100, 250_000),
             Tier::Professional => (190, 625_000),
             Tier::Enterprise => (190, 1_000_000),
-            Tier::Unlimited => (250, 3_000_000),
+            Tier::Unlimited => (250, 2_000_000),
         };
         Limits {
             per_window,

@@ -1,0 +1,48 @@
+# hubsync: the commands a developer and CI run. `make help` lists them.
+
+CARGO ?= cargo
+CARGO_FLAGS ?= --locked
+
+.PHONY: help setup build test lint fmt sandbox dev-broker clean
+
+help:
+	@echo "make setup       check the toolchain and fetch every crate (run once on a new machine)"
+	@echo "make build       build the workspace (debug)"
+	@echo "make test        run every unit, integration and end-to-end test"
+	@echo "make lint        rustfmt check and clippy with warnings as errors"
+	@echo "make fmt         format the code"
+	@echo "make sandbox     run broker, schema registry and HubSpot sandbox until Ctrl-C"
+	@echo "make dev-broker  run only the development Kafka broker until Ctrl-C"
+
+# librdkafka is built from source by rdkafka-sys with its own configure script: it needs a C
+# compiler, make and perl, which the machine image carries. Nothing else is installed here.
+setup:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup)"; exit 1; }
+	@command -v cc >/dev/null || command -v gcc >/dev/null || { echo "no C compiler: install gcc (librdkafka is built from source)"; exit 1; }
+	@command -v make >/dev/null || { echo "make not found"; exit 1; }
+	@command -v perl >/dev/null || { echo "perl not found: librdkafka's configure script needs it"; exit 1; }
+	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "rustfmt missing: rustup component add rustfmt"; exit 1; }
+	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "clippy missing: rustup component add clippy"; exit 1; }
+	$(CARGO) fetch $(CARGO_FLAGS)
+
+build:
+	$(CARGO) build $(CARGO_FLAGS) --workspace --all-targets
+
+test:
+	$(CARGO) test $(CARGO_FLAGS) --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+sandbox:
+	$(CARGO) run $(CARGO_FLAGS) --bin hubsync -- sandbox
+
+dev-broker:
+	$(CARGO) run $(CARGO_FLAGS) --bin hubsync -- dev-broker
+
+clean:
+	$(CARGO) clean

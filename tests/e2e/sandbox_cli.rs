@@ -1,0 +1,139 @@
+//! End-to-end: `hubsync sandbox` starts broker, registry and HubSpot sandbox, answers on the
+//! endpoints it prints, and stops cleanly on SIGTERM.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::Value;
+
+mod support;
+use support::{Child, free_port};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_answers_on_the_printed_endpoints_and_stops_on_sigterm() {
+    let hubspot_port = free_port();
+    let registry_port = free_port();
+    let config_path =
+        std::env::temp_dir().join(format!("hubsync-sandbox-{}.toml", std::process::id()));
+    let mut child = Child::spawn(&[
+        "sandbox",
+        "--hubspot-tier",
+        "starter",
+        "--hubspot-port",
+        &hubspot_port.to_string(),
+        "--registry-port",
+        &registry_port.to_string(),
+        "--search-lag",
+        "0s",
+        "--write-config",
+        config_path.to_str().expect("utf-8 path"),
+    ]);
+    let env: HashMap<String, String> = child
+        .read_env(&[
+            "HUBSYNC_KAFKA_BROKERS",
+            "HUBSYNC_REGISTRY_URL",
+            "HUBSYNC_HUBSPOT_URL",
+            "HUBSYNC_HUBSPOT_TOKEN",
+        ])
+        .await;
+    assert_eq!(
+        env["HUBSYNC_HUBSPOT_URL"],
+        format!("http://127.0.0.1:{hubspot_port}")
+    );
+    assert_eq!(
+        env["HUBSYNC_REGISTRY_URL"],
+        format!("http://127.0.0.1:{registry_port}")
+    );
+
+    let http = reqwest::Client::new();
+    // HubSpot: the token works and the starter tier's limits apply.
+    let answer = http
+        .get(format!(
+            "{}/account-info/v3/details",
+            env["HUBSYNC_HUBSPOT_URL"]
+        ))
+        .bearer_auth(&env["HUBSYNC_HUBSPOT_TOKEN"])
+        .send()
+        .await
+        .expect("hubspot answers");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer
+            .headers()
+            .get("x-hubspot-ratelimit-max")
+            .and_then(|v| v.to_str().ok()),
+        Some("100")
+    );
+
+    // Registry: every schema is registered under its topic's value subject.
+    let subjects: Vec<String> = http
+        .get(format!("{}/subjects", env["HUBSYNC_REGISTRY_URL"]))
+        .send()
+        .await
+        .expect("registry answers")
+        .json()
+        .await
+        .expect("subject list");
+    for topic in hubsync_sandbox::broker::DEFAULT_TOPICS {
+        assert!(
+            subjects.contains(&format!("{topic}-value")),
+            "{topic}-value missing from {subjects:?}"
+        );
+    }
+    let latest: Value = http
+        .get(format!(
+            "{}/subjects/crm.contact.changes-value/versions/latest",
+            env["HUBSYNC_REGISTRY_URL"]
+        ))
+        .send()
+        .await
+        .expect("registry answers")
+        .json()
+        .await
+        .expect("version");
+    assert!(
+        latest["schema"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ContactChanged")
+    );
+
+    // Broker: the topics exist.
+    let brokers = env["HUBSYNC_KAFKA_BROKERS"].clone();
+    let topics = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        metadata
+            .topics()
+            .iter()
+            .map(|t| (t.name().to_string(), t.partitions().len()))
+            .collect::<HashMap<_, _>>()
+    })
+    .await
+    .expect("metadata task");
+    for topic in hubsync_sandbox::broker::DEFAULT_TOPICS {
+        assert_eq!(topics.get(topic), Some(&3), "{topic} in {topics:?}");
+    }
+
+    // The written configuration is valid as it stands.
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_hubsync"))
+        .args(["config", "check", config_path.to_str().expect("utf-8 path")])
+        .output()
+        .expect("config check runs");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let _ = std::fs::remove_file(&config_path);
+
+    let status = child.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "sandbox exited with {status}");
+}

@@ -1,0 +1,112 @@
+//! What the end-to-end tests share: running the `hubsync` binary as a child process that is
+//! killed when the test ends, reading the `NAME=value` lines it prints, and picking free ports.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Generous for a loaded 2-core machine; a healthy start takes a fraction of it.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running `hubsync` process; killed on drop unless it already ended.
+pub struct Child {
+    child: std::process::Child,
+    lines: mpsc::Receiver<std::io::Result<String>>,
+}
+
+impl Child {
+    /// Starts `hubsync ARGS...` with stdout piped (read through [`Child::read_env`]) and stderr
+    /// passed through, so a failing test shows the child's logs.
+    pub fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+            .args(args)
+            .env("HUBSYNC_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("hubsync binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Child { child, lines }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads stdout until every name in `wanted` has appeared as `NAME=value`.
+    pub async fn read_env(&mut self, wanted: &[&str]) -> HashMap<String, String> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut found = HashMap::new();
+        while !wanted.iter().all(|name| found.contains_key(*name)) {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(wait) {
+                Ok(line) => line.expect("stdout is utf-8"),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "hubsync printed {found:?} but not all of {wanted:?} within {STARTUP_TIMEOUT:?}"
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().expect("wait");
+                    panic!(
+                        "hubsync exited ({status}) after printing {found:?}, before all of {wanted:?}"
+                    )
+                }
+            };
+            if let Some((name, value)) = line.split_once('=') {
+                found.insert(name.to_string(), value.to_string());
+            }
+        }
+        found
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to end.
+    pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hubsync did not stop within {timeout:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

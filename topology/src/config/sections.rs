@@ -1,0 +1,276 @@
+//! The sections of the config file other than the team's rules. Their defaults are in
+//! `defaults.rs`, their checks in `validate.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{AddrParseError, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::bytesize::ByteSize;
+use super::secret::SecretSource;
+
+/// `[team]`: whose integration this is. Both keys are required.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    /// The upstream team id; also part of the Kafka consumer group ids.
+    pub id: String,
+    /// The HubSpot account (portal, "hub id") this team writes to. A token for any other portal is
+    /// refused at start.
+    pub hubspot_portal_id: u64,
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]`. `HUBSYNC_KAFKA_BROKERS` overrides it.
+    pub brokers: String,
+    /// Consumer groups are `<group_id_prefix>.<team id>.<stage>`.
+    pub group_id_prefix: String,
+    pub client_id: String,
+    /// Extra librdkafka properties for every client (security, tuning). A value that is a secret
+    /// (`sasl.password`, ...) is written as `{ env = "VAR" }` or `{ file = "/path" }`.
+    pub properties: BTreeMap<String, KafkaProperty>,
+}
+
+/// The value of one librdkafka property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaProperty {
+    /// A plain value; numbers and booleans in the file become their text.
+    Value(String),
+    /// A secret, resolved with the config's other secrets.
+    Secret(SecretSource),
+}
+
+impl<'de> Deserialize<'de> for KafkaProperty {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PropertyVisitor)
+    }
+}
+
+struct PropertyVisitor;
+
+impl<'de> Visitor<'de> for PropertyVisitor {
+    type Value = KafkaProperty;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "a string, number or boolean, or a secret written as { env = \"VAR\" } or \
+             { file = \"/path\" }",
+        )
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(KafkaProperty::Value(value.to_owned()))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(KafkaProperty::Value(value.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(KafkaProperty::Value(value.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(KafkaProperty::Value(value.to_string()))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(KafkaProperty::Value(value.to_string()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        SecretSource::deserialize(de::value::MapAccessDeserializer::new(map))
+            .map(KafkaProperty::Secret)
+    }
+}
+
+/// `[registry]`: the Confluent-compatible schema registry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `HUBSYNC_REGISTRY_URL` overrides it.
+    pub url: String,
+    /// Basic auth user; set together with `password`.
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How many schemas are kept in memory by id.
+    pub cache_capacity: usize,
+    /// How long a subject's latest schema is trusted before it is looked up again.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+}
+
+/// `[hubspot]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubSpotConfig {
+    /// `HUBSYNC_HUBSPOT_URL` overrides it (the sandbox).
+    pub base_url: String,
+    /// The private app or OAuth access token.
+    pub token: SecretSource,
+    /// The account's subscription; sets the default request budget.
+    pub tier: Tier,
+    /// Overrides the tier's requests per rolling 10 seconds.
+    pub requests_per_10s: Option<u32>,
+    /// Overrides the tier's requests per day (lower it when other apps share the account).
+    pub daily_limit: Option<u64>,
+    /// Search requests per second; search has its own, lower limit.
+    pub search_per_second: Option<u32>,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
+    /// Share of the budget a replay or backfill may use while live changes wait, 0.0 to 1.0.
+    pub backfill_share: f64,
+    /// The account's time zone, in which the daily limit resets at midnight.
+    pub timezone: String,
+}
+
+/// The HubSpot subscription, which sets the API limits; one table of them serves the sandbox
+/// and hubsync's budget.
+pub use hubsync_sandbox::hubspot::ratelimit::Tier;
+
+/// Requests hubsync may make to HubSpot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub requests_per_10s: u32,
+    pub daily_limit: u64,
+    pub search_per_second: u32,
+}
+
+impl HubSpotConfig {
+    /// The tier's limits with this config's overrides applied.
+    pub fn budget(&self) -> Budget {
+        let tier = super::defaults::tier_budget(self.tier);
+        Budget {
+            requests_per_10s: self.requests_per_10s.unwrap_or(tier.requests_per_10s),
+            daily_limit: self.daily_limit.unwrap_or(tier.daily_limit),
+            search_per_second: self.search_per_second.unwrap_or(tier.search_per_second),
+        }
+    }
+}
+
+/// `[topics]`: every topic hubsync reads or writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Topics {
+    pub contact_changes: String,
+    pub company_changes: String,
+    pub activity_events: String,
+    pub commands: String,
+    pub outcomes: String,
+    pub dlq: String,
+    pub hubspot_changes: String,
+}
+
+impl Topics {
+    /// Each topic with its key in `[topics]`.
+    pub fn all(&self) -> [(&'static str, &str); 7] {
+        [
+            ("contact_changes", &self.contact_changes),
+            ("company_changes", &self.company_changes),
+            ("activity_events", &self.activity_events),
+            ("commands", &self.commands),
+            ("outcomes", &self.outcomes),
+            ("dlq", &self.dlq),
+            ("hubspot_changes", &self.hubspot_changes),
+        ]
+    }
+}
+
+/// `[stages.*]`
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Stages {
+    pub process: ProcessStage,
+    pub sink: SinkStage,
+    pub inbound: InboundStage,
+}
+
+/// `[stages.process]`: decode, apply the rules, emit commands.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessStage {
+    /// Bound of the queue between the consumer and the processors.
+    pub channel_capacity: usize,
+    /// Attempts at a transient failure (registry unreachable, producer queue full) before the
+    /// record is dead-lettered.
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+}
+
+/// `[stages.sink]`: coalesce commands per record, batch them, write to HubSpot.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkStage {
+    /// How long a command may wait for others to fill its batch.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// Inputs per batch request, 1 to 100 (HubSpot's maximum).
+    pub batch_size: usize,
+    /// Attempts at a retryable failure (429, 5xx, timeout) before dead-lettering.
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Bound of the queue between the consumer and the batcher.
+    pub channel_capacity: usize,
+}
+
+/// `[stages.inbound]`: HubSpot changes back to upstream.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboundStage {
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Records per search page, 1 to 200.
+    pub page_size: usize,
+    /// Only changes at least this old are read, so that search's indexing lag hides none.
+    #[serde(with = "humantime_serde")]
+    pub search_lag: Duration,
+}
+
+/// `[state]`: local state in sled.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// Each stage keeps its database in a subdirectory named after it.
+    pub dir: PathBuf,
+    /// sled's page cache, e.g. "64MiB".
+    pub cache_capacity: ByteSize,
+}
+
+impl StateConfig {
+    /// The sled directory of one stage.
+    pub fn stage_dir(&self, stage: &str) -> PathBuf {
+        self.dir.join(stage)
+    }
+}
+
+/// `[admin]`: the HTTP endpoint for `/metrics` and `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `host:port`; validated when the config is loaded.
+    pub listen: String,
+}
+
+impl AdminConfig {
+    /// The address to bind. Always `Ok` for a loaded config, which has been validated.
+    pub fn listen_addr(&self) -> Result<SocketAddr, AddrParseError> {
+        self.listen.parse()
+    }
+}
