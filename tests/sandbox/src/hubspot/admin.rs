@@ -3,7 +3,6 @@
 //! clock, revoke tokens, and change records "as a HubSpot user would" (the change is logged with
 //! source `CRM_UI`, as HubSpot would report it to webhooks).
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::Json;
@@ -224,13 +223,16 @@ async fn user_create(
     let input: PropertiesBody = parse_body(&body)?;
     let now = sandbox.now_ms();
     let mut state = sandbox.lock();
-    let write = state
-        .store
-        .prepare(object_type, None, &input.properties, &mut HashSet::new())
-        .map_err(InputError::into_api_error)?;
     let id = state
         .store
-        .commit(object_type, write, now, ChangeSource::CrmUi);
+        .write_one(
+            object_type,
+            None,
+            &input.properties,
+            now,
+            ChangeSource::CrmUi,
+        )
+        .map_err(InputError::into_api_error)?;
     let record = state.store.get(object_type, id).map(|r| r.to_full_json());
     Ok((StatusCode::CREATED, Json(record)).into_response())
 }
@@ -267,18 +269,16 @@ async fn user_update(
     if state.store.get(object_type, id).is_none() {
         return Err(ApiError::not_found("resource not found"));
     }
-    let write = state
+    state
         .store
-        .prepare(
+        .write_one(
             object_type,
             Some(id),
             &input.properties,
-            &mut HashSet::new(),
+            now,
+            ChangeSource::CrmUi,
         )
         .map_err(InputError::into_api_error)?;
-    state
-        .store
-        .commit(object_type, write, now, ChangeSource::CrmUi);
     let record = state.store.get(object_type, id).map(|r| r.to_full_json());
     Ok(Json(record).into_response())
 }

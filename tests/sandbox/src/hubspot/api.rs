@@ -97,6 +97,29 @@ fn check_batch_size(count: usize, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `limit` within `1..=max` (absent: `default`).
+fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(ApiError::validation(format!(
+            "limit must be between 1 and {max}, got {limit}"
+        )));
+    }
+    Ok(limit)
+}
+
+/// A paging cursor this sandbox handed out earlier (absent: the first page).
+fn page_after<T: std::str::FromStr + Default>(after: Option<&str>) -> Result<T, ApiError> {
+    match after {
+        None | Some("") => Ok(T::default()),
+        Some(raw) => raw.parse().map_err(|_| {
+            ApiError::validation(format!(
+                "after must be a paging cursor from a previous response, got {raw}"
+            ))
+        }),
+    }
+}
+
 fn comma_list(raw: Option<&String>) -> Option<Vec<String>> {
     raw.map(|s| {
         s.split(',')
@@ -355,18 +378,16 @@ async fn update_object(
     let now = sandbox.now_ms();
     let mut state = sandbox.lock();
     let id = resolve_or_404(&state.store, object_type, &id, query.id_property.as_deref())?;
-    let write = state
+    state
         .store
-        .prepare(
+        .write_one(
             object_type,
             Some(id),
             &input.properties,
-            &mut HashSet::new(),
+            now,
+            ChangeSource::Integration,
         )
         .map_err(InputError::into_api_error)?;
-    state
-        .store
-        .commit(object_type, write, now, ChangeSource::Integration);
     let names = written_names(object_type, &input.properties);
     Ok(Json(record_json(&state.store, object_type, id, &names, None)).into_response())
 }
@@ -393,20 +414,8 @@ async fn list_objects(
     Query(query): Query<ReadQuery>,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
-    let limit = query.limit.unwrap_or(10);
-    if limit == 0 || limit > MAX_BATCH {
-        return Err(ApiError::validation(format!(
-            "limit must be between 1 and {MAX_BATCH}, got {limit}"
-        )));
-    }
-    let after: u64 = match query.after.as_deref() {
-        None | Some("") => 0,
-        Some(raw) => raw.parse().map_err(|_| {
-            ApiError::validation(format!(
-                "after must be a paging cursor from a previous response, got {raw}"
-            ))
-        })?,
-    };
+    let limit = page_limit(query.limit, 10, MAX_BATCH)?;
+    let after: u64 = page_after(query.after.as_deref())?;
     let names = comma_list(query.properties.as_ref());
     let state = sandbox.lock();
     let mut page: Vec<_> = state
@@ -917,20 +926,8 @@ async fn list_owners(
     State(sandbox): State<HubSpotSandbox>,
     Query(query): Query<OwnersQuery>,
 ) -> ApiResult {
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > 500 {
-        return Err(ApiError::validation(format!(
-            "limit must be between 1 and 500, got {limit}"
-        )));
-    }
-    let offset: usize = match query.after.as_deref() {
-        None | Some("") => 0,
-        Some(raw) => raw.parse().map_err(|_| {
-            ApiError::validation(format!(
-                "after must be a paging cursor from a previous response, got {raw}"
-            ))
-        })?,
-    };
+    let limit = page_limit(query.limit, 100, 500)?;
+    let offset: usize = page_after(query.after.as_deref())?;
     let archived = query.archived.unwrap_or(false);
     let now = sandbox.now_ms();
     let state = sandbox.lock();

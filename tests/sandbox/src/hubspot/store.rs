@@ -434,6 +434,19 @@ impl Store {
         id
     }
 
+    /// Validates and commits one write on its own (no batch around it).
+    pub fn write_one(
+        &mut self,
+        object_type: ObjectType,
+        existing: Option<u64>,
+        input: &Map<String, Value>,
+        now_ms: i64,
+        source: ChangeSource,
+    ) -> Result<u64, InputError> {
+        let write = self.prepare(object_type, existing, input, &mut HashSet::new())?;
+        Ok(self.commit(object_type, write, now_ms, source))
+    }
+
     pub fn archive(
         &mut self,
         object_type: ObjectType,
