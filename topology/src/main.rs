@@ -5,7 +5,7 @@ use hubsync::cli;
 
 /// hubsync keeps a sales-engagement platform and HubSpot in step.
 #[derive(Debug, Parser)]
-#[command(name = "hubsync", version, about)]
+#[command(name = "hubsync", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -29,8 +29,8 @@ fn parse_tier(raw: &str) -> Result<Tier, String> {
 
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
-    /// HubSpot subscription tier whose rate limits the HubSpot sandbox applies.
-    /// (free, starter, professional, enterprise, unlimited).
+    /// HubSpot subscription tier whose rate limits the HubSpot sandbox applies: free, starter,
+    /// professional, enterprise or unlimited.
     #[arg(long, default_value = "professional", value_parser = parse_tier)]
     pub hubspot_tier: Tier,
     /// Port of the HubSpot sandbox on 127.0.0.1 (0 picks a free port).
