@@ -3,7 +3,7 @@
 CARGO ?= cargo
 CARGO_FLAGS ?= --locked
 
-.PHONY: help setup build test lint fmt sandbox dev-broker clean
+.PHONY: help setup build test lint fmt sandbox dev-broker demo bench clean
 
 help:
 	@echo "make setup       check the toolchain and fetch every crate (run once on a new machine)"
@@ -13,6 +13,8 @@ help:
 	@echo "make fmt         format the code"
 	@echo "make sandbox     run broker, schema registry and HubSpot sandbox until Ctrl-C"
 	@echo "make dev-broker  run only the development Kafka broker until Ctrl-C"
+	@echo "make demo        run the pipeline on the sandbox with a generated team and report (release build)"
+	@echo "make bench       measure throughput against the in-process sandbox (release build, then ~3 min)"
 
 # librdkafka is built from source by rdkafka-sys with its own configure script: it needs a C
 # compiler, make and perl, which the machine image carries. Nothing else is installed here.
@@ -43,6 +45,13 @@ sandbox:
 
 dev-broker:
 	$(CARGO) run $(CARGO_FLAGS) --bin hubsync -- dev-broker
+
+demo:
+	$(CARGO) run $(CARGO_FLAGS) --release --bin hubsync -- demo
+
+# One run prints every figure and a table with its target; BENCH_ARGS="--quick" for a smoke run.
+bench:
+	$(CARGO) bench $(CARGO_FLAGS) -p hubsync --bench throughput -- $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

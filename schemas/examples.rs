@@ -161,6 +161,7 @@ pub fn hubspot_command() -> HubSpotCommand {
         ]),
         fill_if_empty: strings(&["firstname"]),
         may_create: true,
+        missing_for_create: Vec::new(),
         associations: vec![Association {
             to_object_type: HubSpotObjectType::Company,
             to_hubspot_id: None,
@@ -180,7 +181,7 @@ pub fn sync_outcome() -> SyncOutcome {
     SyncOutcome {
         event_id: "0b9e6f0e-7d3c-4c55-9a51-4f1c2d8e7a10".to_owned(),
         status: OutcomeStatus::Parked,
-        reason_code: "missing_mandatory".to_owned(),
+        reason_code: "PARKED_MISSING_FIELDS".to_owned(),
         reason: "contact not created: mandatory property phone is empty; it is re-evaluated on the contact's next change".to_owned(),
         hubspot_object_type: Some(HubSpotObjectType::Contact),
         hubspot_id: None,

@@ -91,6 +91,9 @@ pub struct HubSpotCommand {
     /// The mandatory-property gate passed: the sink may create the record.
     #[serde(default)]
     pub may_create: bool,
+    /// Under `Upsert` with `may_create` false: the empty mandatory fields, by upstream name.
+    #[serde(default)]
+    pub missing_for_create: Vec<String>,
     #[serde(default)]
     pub associations: Vec<Association>,
 }
@@ -117,7 +120,7 @@ avro_enum! {
 pub struct SyncOutcome {
     pub event_id: String,
     pub status: OutcomeStatus,
-    /// Stable machine-readable reason, e.g. `missing_mandatory`.
+    /// Stable machine-readable reason, upper-case, e.g. `PARKED_MISSING_FIELDS`.
     pub reason_code: String,
     /// What happened and what to fix, for people.
     pub reason: String,

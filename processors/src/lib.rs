@@ -2,6 +2,9 @@
 //! decision. Nothing here does I/O or awaits; the topology crate feeds events in and carries the
 //! decisions out.
 //!
+//! The process stage calls [`decide_contact`] or [`decide_company`] per event and, for a
+//! [`Decision::Write`], [`to_command`] to get the `HubSpotCommand` to publish.
+//!
 //! # Layout
 //! - [`rules`]: the team's integration rules as configured (`[sync]`, `[users]`, `[activities]`,
 //!   `[campaigns]` of the config file), their defaults and [`Rules::validate`], which reports every
@@ -12,7 +15,46 @@
 //!   - [`rules::activities`]: per activity type, whether it is synced and as which HubSpot activity,
 //!     and which records activities are associated with.
 //!   - [`rules::campaigns`]: the two campaign-level exceptions (push to CRM, deal triggers).
+//! - [`catalog`]: the portal's HubSpot properties (type, options, read-only, unique) per object,
+//!   and [`catalog::check_rules`], which holds the rules against them before the start.
+//! - [`fields`]: a contact's or company's fields by name, standard and custom, and what one
+//!   event changes.
+//! - [`normalize`]: emails and company domains in normal form.
+//! - [`coerce`]: a value as its HubSpot property type takes it (number, bool, date, datetime,
+//!   enumeration), or the reason it cannot be.
+//!
+//! Processors, one per rule:
+//! - [`trigger`] (rule 1): may this event create the record; deletions are skipped.
+//! - [`identifiers`] (rule 2): a contact needs an identifier; the identity each record is found by.
+//! - [`gating`] (rule 3): the mandatory fields still empty before the record may be created.
+//! - [`defaults`] (rule 4): default values, for records hubsync creates.
+//! - [`mapping`] (rule 5): changed fields -> HubSpot properties, normalised and type-checked.
+//! - [`owner`] (rules 6 and 7): the mapped owner, written per owner strategy.
+//! - [`campaign`] (rule 11): campaigns with push-to-CRM off are skipped.
+//!
+//! Composition and output:
+//! - [`decide`]: the processors in order for one contact or company event -> [`Decision`].
+//! - [`decision`]: [`Decision`], [`CommandDraft`], skip and problem codes.
+//! - [`command`]: a draft plus its envelope -> the Avro `HubSpotCommand`.
 
+pub mod campaign;
+pub mod catalog;
+pub mod coerce;
+pub mod command;
+pub mod decide;
+pub mod decision;
+pub mod defaults;
+pub mod fields;
+pub mod gating;
+pub mod identifiers;
+pub mod mapping;
+pub mod normalize;
+pub mod owner;
 pub mod rules;
+pub mod trigger;
 
+pub use catalog::{PropertyCatalog, PropertyKind, PropertySpec};
+pub use command::{Envelope, to_command};
+pub use decide::{decide_company, decide_contact};
+pub use decision::{CommandDraft, Decision, Problem, ProblemCode, SkipCode};
 pub use rules::{RuleError, Rules};

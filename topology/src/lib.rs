@@ -3,7 +3,31 @@
 //! # Layout
 //! - [`config`]: the one TOML file (team rules, Kafka, registry, HubSpot, topics, stage tuning),
 //!   validated at start; every error names its field.
+//! - [`admin`]: `/metrics` and `/healthz` of a running pipeline.
 //! - [`cli`]: the `hubsync` subcommands.
+//! - [`codec`]: Confluent-framed Avro in and out, with writer schemas from the schema registry.
+//! - [`hubspot`]: the HubSpot API client: typed batch calls, classification, retries, budget.
+//! - [`kafka`]: Kafka client settings and at-least-once offset bookkeeping.
+//! - [`pipeline`]: a running pipeline assembled from a configuration.
+//! - [`process`]: the process stage, from upstream events to commands, outcomes and dead letters.
+//! - [`emit`]: writing commands, outcomes and dead letters to Kafka.
+//! - [`catalog`]: the portal's property definitions, for the process stage's rules.
+//! - [`outcomes`]: the outcome and dead-letter records every event ends in.
+//! - [`sink`]: the sink stage, from commands to HubSpot writes and outcomes.
+//! - [`state`]: the sink's local state in sled (identity map, processed events, last written values).
+//! - [`demo`]: `hubsync demo`, the pipeline on the sandbox with a generated team, and its report.
 
+pub mod admin;
+pub mod catalog;
 pub mod cli;
+pub mod codec;
 pub mod config;
+pub mod demo;
+pub mod emit;
+pub mod hubspot;
+pub mod kafka;
+pub mod outcomes;
+pub mod pipeline;
+pub mod process;
+pub mod sink;
+pub mod state;

@@ -20,6 +20,10 @@ enum Command {
     DevBroker(cli::dev_broker::DevBrokerArgs),
     /// Run the broker, schema registry and HubSpot sandbox together until Ctrl-C.
     Sandbox(cli::sandbox::SandboxArgs),
+    /// Run the pipeline (process and sink stages) until Ctrl-C or SIGTERM.
+    Run(cli::run::RunArgs),
+    /// Run the whole pipeline on the sandbox with a generated team and report what happened.
+    Demo(cli::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +33,8 @@ fn main() -> ExitCode {
         Command::Config(command) => cli::config::run(command),
         Command::DevBroker(args) => block_on(cli::dev_broker::run(args)),
         Command::Sandbox(args) => block_on(cli::sandbox::run(args)),
+        Command::Run(args) => block_on(cli::run::run(args)),
+        Command::Demo(args) => block_on(cli::demo::run(args)),
     };
     match result {
         Ok(code) => code,

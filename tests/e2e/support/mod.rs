@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod world;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitStatus, Stdio};
@@ -22,8 +24,14 @@ impl Child {
     /// Starts `hubsync ARGS...` with stdout piped (read through [`Child::read_env`]) and stderr
     /// passed through, so a failing test shows the child's logs.
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// [`Child::spawn`] with extra environment variables.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hubsync"))
             .args(args)
+            .envs(env.iter().copied())
             .env("HUBSYNC_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -71,6 +79,12 @@ impl Child {
             }
         }
         found
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the process to end.

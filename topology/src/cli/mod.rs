@@ -1,7 +1,9 @@
 //! The `hubsync` subcommands, one module each.
 
 pub mod config;
+pub mod demo;
 pub mod dev_broker;
+pub mod run;
 pub mod sandbox;
 
 /// Waits for Ctrl-C or, on Unix, SIGTERM; returns which one came. Long-running subcommands stop

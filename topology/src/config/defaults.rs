@@ -129,6 +129,7 @@ impl Default for StateConfig {
         Self {
             dir: PathBuf::from("/var/lib/hubsync"),
             cache_capacity: ByteSize::mib(64),
+            max_processed_events: 2_000_000,
         }
     }
 }

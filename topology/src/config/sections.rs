@@ -251,6 +251,10 @@ pub struct StateConfig {
     pub dir: PathBuf,
     /// sled's page cache, e.g. "64MiB".
     pub cache_capacity: ByteSize,
+    /// How many processed event ids the sink remembers for dedupe; the oldest are forgotten
+    /// first. A replay of events older than that writes again (idempotently) instead of
+    /// re-emitting the remembered outcome.
+    pub max_processed_events: u64,
 }
 
 impl StateConfig {

@@ -392,6 +392,15 @@ fn state(state: &StateConfig, p: &mut Vec<Problem>) {
             ),
         ));
     }
+    if state.max_processed_events < 1_000 {
+        p.push(Problem::new(
+            "state.max_processed_events",
+            format!(
+                "{} is too few to recognise redelivered events: keep at least 1000",
+                state.max_processed_events
+            ),
+        ));
+    }
 }
 
 fn admin(admin: &AdminConfig, p: &mut Vec<Problem>) {

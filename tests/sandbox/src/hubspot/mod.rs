@@ -226,6 +226,15 @@ impl HubSpotSandbox {
         self.lock().requests.clone()
     }
 
+    /// Every live record of a type with all its properties, as the admin state dump shows them.
+    pub fn snapshot(&self, object_type: model::ObjectType) -> Vec<serde_json::Value> {
+        self.lock()
+            .store
+            .records(object_type)
+            .map(store::Record::to_full_json)
+            .collect()
+    }
+
     /// Number of live records of a type.
     pub fn count(&self, object_type: model::ObjectType) -> usize {
         self.lock().store.count(object_type)

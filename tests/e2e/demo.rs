@@ -1,0 +1,122 @@
+//! End-to-end: `hubsync demo` runs the whole pipeline on the in-process sandbox with a small
+//! generated team, gives every event its outcome, produces each kind of outcome, and leaves in
+//! HubSpot exactly the contacts and companies the team should have there.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The demo's own deadline for outcomes, and a margin for start and stop on a loaded machine.
+const DEMO_TIMEOUT: &str = "150s";
+const KILL_AFTER: Duration = Duration::from_secs(240);
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+}
+
+fn demo(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+        .arg("demo")
+        .args(args)
+        .args(["--timeout", DEMO_TIMEOUT])
+        .env("HUBSYNC_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("hubsync binary starts");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + KILL_AFTER;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for hubsync") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = reader.join().expect("stdout reader");
+    assert!(
+        status.is_some(),
+        "hubsync demo still ran after {KILL_AFTER:?}:\n{stdout}"
+    );
+    Run {
+        code: status.and_then(|s| s.code()),
+        stdout,
+    }
+}
+
+/// The count on a `name: N` line.
+fn labelled(stdout: &str, name: &str) -> usize {
+    let prefix = format!("{name}: ");
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `{name}: N` line in:\n{stdout}"))
+}
+
+/// The events with `status`, from the outcome table's `  status  total  contacts  companies`.
+fn status_count(stdout: &str, status: &str) -> usize {
+    stdout
+        .lines()
+        .find_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [name, total, _, _] if *name == status => total.parse().ok(),
+                _ => None,
+            }
+        })
+        .unwrap_or_else(|| panic!("no outcome line for {status} in:\n{stdout}"))
+}
+
+#[test]
+fn the_demo_gives_every_event_its_outcome_and_hubspot_the_right_records() {
+    let run = demo(&["--contacts", "300", "--companies", "30", "--seed", "7"]);
+    let out = &run.stdout;
+    assert_eq!(run.code, Some(0), "hubsync demo failed:\n{out}");
+    assert!(out.contains("result: complete"), "{out}");
+
+    for status in ["created", "updated", "skipped", "parked", "dead_lettered"] {
+        assert!(
+            status_count(out, status) > 0,
+            "no {status} outcome in:\n{out}"
+        );
+    }
+    assert_eq!(
+        labelled(out, "hubspot contacts"),
+        labelled(out, "expected contacts"),
+        "{out}"
+    );
+    assert_eq!(labelled(out, "expected companies"), 30, "{out}");
+    assert_eq!(
+        labelled(out, "hubspot companies"),
+        labelled(out, "expected companies"),
+        "{out}"
+    );
+    assert!(
+        out.contains("checks: every event has one outcome"),
+        "the run differs from what the generated team says must happen:\n{out}"
+    );
+    assert!(out.contains("next commands to try"), "{out}");
+}
+
+#[test]
+fn a_team_without_companies_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+        .args(["demo", "--companies", "0"])
+        .output()
+        .expect("hubsync binary runs");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--companies"), "{stderr}");
+}

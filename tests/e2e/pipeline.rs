@@ -1,0 +1,473 @@
+//! End-to-end: upstream contact and company changes through the process and sink stages into the
+//! HubSpot sandbox, with every event ending in exactly one outcome.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hubsync::admin::Health;
+use hubsync::pipeline::{Pipeline, Stages};
+use hubsync_sandbox::hubspot::SandboxOptions;
+use hubsync_sandbox::hubspot::model::ObjectType;
+use hubsync_schemas::{
+    ChangeKind, CompanyChanged, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome, examples,
+};
+use serde_json::Value;
+
+mod support;
+use support::world::World;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn contact(id: &str, email: &str, change: ChangeKind) -> ContactChanged {
+    let mut event = examples::contact_changed();
+    event.event_id = uuid::Uuid::new_v4().to_string();
+    event.event_time = chrono::Utc::now().timestamp_millis();
+    event.contact_id = id.to_string();
+    event.change = change;
+    event.email = Some(email.to_string());
+    event.owner_user_id = None;
+    event.campaign_id = None;
+    event.fields.clear();
+    event.changed_fields.clear();
+    event
+}
+
+fn company(id: &str, domain: &str, name: &str) -> CompanyChanged {
+    let mut event = examples::company_changed();
+    event.event_id = uuid::Uuid::new_v4().to_string();
+    event.event_time = chrono::Utc::now().timestamp_millis();
+    event.company_id = id.to_string();
+    event.domain = Some(domain.to_string());
+    event.name = Some(name.to_string());
+    event.owner_user_id = None;
+    event.fields.clear();
+    event.changed_fields.clear();
+    event
+}
+
+fn fast(config: String) -> String {
+    config.replace("[state]\n", "[stages.sink]\nlinger = \"100ms\"\n[state]\n")
+}
+
+async fn start(world: &World) -> Pipeline {
+    Pipeline::start(
+        &world.config,
+        &world.secrets,
+        Stages::All,
+        Health::default(),
+    )
+    .await
+    .expect("pipeline starts")
+}
+
+fn only(outcomes: &HashMap<String, Vec<SyncOutcome>>, event_id: &str) -> SyncOutcome {
+    let found = outcomes
+        .get(event_id)
+        .unwrap_or_else(|| panic!("no outcome for {event_id}"));
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one outcome for {event_id}: {found:?}"
+    );
+    found[0].clone()
+}
+
+fn by_email<'a>(records: &'a [Value], email: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["properties"]["email"] == email)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contacts_are_created_updated_and_deduplicated_with_one_outcome_each() {
+    let world = World::start(SandboxOptions::default(), 1, fast).await;
+    let pipeline = start(&world).await;
+    let topic = world.config.topics.contact_changes.clone();
+
+    let mut ada = contact("ct_1", "Ada@Example.org", ChangeKind::Created);
+    ada.first_name = Some("Ada".into());
+    ada.last_name = Some("Lovelace".into());
+    let mut grace = contact("ct_2", "grace@example.org", ChangeKind::Created);
+    grace.first_name = Some("Grace".into());
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_1", &ada)
+        .await;
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_2", &grace)
+        .await;
+    let first = world
+        .outcomes_for(&[ada.event_id.clone(), grace.event_id.clone()], WAIT)
+        .await;
+    assert_eq!(only(&first, &ada.event_id).status, OutcomeStatus::Created);
+    assert_eq!(only(&first, &grace.event_id).status, OutcomeStatus::Created);
+
+    // An update of Ada: the default lifecycle stage written at creation stays as it is.
+    let mut update = contact("ct_1", "ada@example.org", ChangeKind::Updated);
+    update.job_title = Some("Analyst".into());
+    update.changed_fields = vec!["job_title".into()];
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_1", &update)
+        .await;
+    let second = world
+        .outcomes_for(std::slice::from_ref(&update.event_id), WAIT)
+        .await;
+    let updated = only(&second, &update.event_id);
+    assert_eq!(updated.status, OutcomeStatus::Updated, "{updated:?}");
+    assert_eq!(updated.hubspot_id, only(&first, &ada.event_id).hubspot_id);
+
+    // The same event delivered twice (a producer retry upstream) is answered, not written again.
+    let calls_before = world.hubspot.request_counts().values().sum::<u64>();
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_1", &update)
+        .await;
+    let replayed = world
+        .read_until(
+            &world.config.topics.outcomes,
+            WAIT,
+            |read: &[SyncOutcome]| {
+                read.iter()
+                    .filter(|o| o.event_id == update.event_id)
+                    .count()
+                    >= 2
+            },
+        )
+        .await;
+    let again: Vec<&SyncOutcome> = replayed
+        .iter()
+        .filter(|o| o.event_id == update.event_id)
+        .collect();
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0].status, again[1].status);
+    assert_eq!(again[0].hubspot_id, again[1].hubspot_id);
+    let calls_after = world.hubspot.request_counts().values().sum::<u64>();
+    assert_eq!(
+        calls_after, calls_before,
+        "a redelivered event costs no HubSpot call"
+    );
+
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    let contacts = world.records(ObjectType::Contacts);
+    assert_eq!(contacts.len(), 2, "{contacts:#?}");
+    let ada_record = by_email(&contacts, "ada@example.org");
+    assert_eq!(ada_record.len(), 1);
+    assert_eq!(ada_record[0]["properties"]["firstname"], "Ada");
+    assert_eq!(ada_record[0]["properties"]["jobtitle"], "Analyst");
+    assert_eq!(ada_record[0]["properties"]["lifecyclestage"], "lead");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parked_invalid_and_malformed_events_each_get_their_outcome_or_dead_letter() {
+    let world = World::start(SandboxOptions::default(), 1, |config| {
+        fast(config)
+            .replace("mandatory = [\"email\"]", "mandatory = [\"email\", \"last_name\"]")
+            .replacen(
+                "[[sync.companies.mapping]]",
+                "[[sync.contacts.mapping]]\nsource = \"stage\"\nproperty = \"hs_lead_status\"\n\n[[sync.companies.mapping]]",
+                1,
+            )
+    })
+    .await;
+    let pipeline = start(&world).await;
+    let topic = world.config.topics.contact_changes.clone();
+
+    let mut parked = contact("ct_p", "parked@example.org", ChangeKind::Created);
+    parked.first_name = Some("Pat".into());
+    parked.last_name = None;
+    let mut invalid = contact("ct_i", "invalid@example.org", ChangeKind::Created);
+    invalid.last_name = Some("Ivy".into());
+    invalid.fields.insert("stage".into(), Some("new".into()));
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_p", &parked)
+        .await;
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_i", &invalid)
+        .await;
+    world.publish_raw(&topic, "ct_x", b"not avro at all").await;
+
+    let outcomes = world
+        .outcomes_for(&[parked.event_id.clone(), invalid.event_id.clone()], WAIT)
+        .await;
+    let parked_outcome = only(&outcomes, &parked.event_id);
+    assert_eq!(
+        parked_outcome.status,
+        OutcomeStatus::Parked,
+        "{parked_outcome:?}"
+    );
+    assert_eq!(parked_outcome.missing_fields, ["last_name"]);
+    let invalid_outcome = only(&outcomes, &invalid.event_id);
+    assert_eq!(
+        invalid_outcome.status,
+        OutcomeStatus::DeadLettered,
+        "{invalid_outcome:?}"
+    );
+    assert_eq!(invalid_outcome.reason_code, "INVALID_OPTION");
+
+    let letters = world.dead_letters(2, WAIT).await;
+    assert_eq!(letters.len(), 2, "{letters:#?}");
+    let invalid_letter = letters
+        .iter()
+        .find(|l| l.event_id.as_deref() == Some(invalid.event_id.as_str()))
+        .expect("the invalid event is dead-lettered");
+    assert!(
+        invalid_letter.error.message.contains("hs_lead_status"),
+        "{}",
+        invalid_letter.error.message
+    );
+    let malformed = letters
+        .iter()
+        .find(|l| l.event_id.is_none())
+        .expect("the malformed message is dead-lettered");
+    assert_eq!(malformed.error.code, "NOT_CONFLUENT_FRAMED");
+    assert_eq!(
+        malformed.original_value.as_deref(),
+        Some(&b"not avro at all"[..])
+    );
+    assert_eq!(malformed.original_key.as_deref(), Some(&b"ct_x"[..]));
+    // Its position stands in for the event id it does not have, so it too has an outcome.
+    let position = format!(
+        "{}/{}/{}",
+        malformed.original_topic, malformed.original_partition, malformed.original_offset
+    );
+    let outcomes = world
+        .outcomes_for(std::slice::from_ref(&position), WAIT)
+        .await;
+    let undecodable = only(&outcomes, &position);
+    assert_eq!(undecodable.status, OutcomeStatus::DeadLettered);
+    assert_eq!(undecodable.reason_code, "NOT_CONFLUENT_FRAMED");
+
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert!(
+        world.records(ObjectType::Contacts).is_empty(),
+        "nothing was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn companies_are_found_by_domain_and_never_created_twice_while_search_lags() {
+    let options = SandboxOptions {
+        search_index_lag: Duration::from_secs(30),
+        ..SandboxOptions::default()
+    };
+    let world = World::start(options, 1, fast).await;
+    let pipeline = start(&world).await;
+    let topic = world.config.topics.company_changes.clone();
+
+    let first = company("co_1", "acme.io", "Acme");
+    world
+        .publish(SchemaKind::CompanyChanged, &topic, "co_1", &first)
+        .await;
+    let outcomes = world
+        .outcomes_for(std::slice::from_ref(&first.event_id), WAIT)
+        .await;
+    let created = only(&outcomes, &first.event_id);
+    assert_eq!(created.status, OutcomeStatus::Created);
+
+    // Seconds later search still does not show it; the identity map does.
+    let second = company("co_1", "ACME.io", "Acme Inc");
+    world
+        .publish(SchemaKind::CompanyChanged, &topic, "co_1", &second)
+        .await;
+    let outcomes = world
+        .outcomes_for(std::slice::from_ref(&second.event_id), WAIT)
+        .await;
+    let updated = only(&outcomes, &second.event_id);
+    assert_eq!(updated.status, OutcomeStatus::Updated, "{updated:?}");
+    assert_eq!(updated.hubspot_id, created.hubspot_id);
+
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    let companies = world.records(ObjectType::Companies);
+    assert_eq!(companies.len(), 1, "{companies:#?}");
+    assert_eq!(companies[0]["properties"]["name"], "Acme Inc");
+}
+
+fn contacts(prefix: &str, count: usize) -> Vec<ContactChanged> {
+    (0..count)
+        .map(|i| {
+            let mut event = contact(
+                &format!("{prefix}_{i}"),
+                &format!("{prefix}{i}@example.org"),
+                ChangeKind::Created,
+            );
+            event.first_name = Some(format!("First{i}"));
+            event
+        })
+        .collect()
+}
+
+async fn publish_contacts(world: &World, events: &[ContactChanged]) {
+    let topic = world.config.topics.contact_changes.clone();
+    for event in events {
+        world
+            .publish(SchemaKind::ContactChanged, &topic, &event.contact_id, event)
+            .await;
+    }
+}
+
+fn ids(events: &[ContactChanged]) -> Vec<String> {
+    events.iter().map(|e| e.event_id.clone()).collect()
+}
+
+fn statuses(
+    outcomes: &HashMap<String, Vec<SyncOutcome>>,
+    events: &[ContactChanged],
+) -> HashMap<OutcomeStatus, usize> {
+    let mut counts = HashMap::new();
+    for event in events {
+        *counts
+            .entry(only(outcomes, &event.event_id).status)
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+fn status_count(world: &World, status: u16) -> u64 {
+    world
+        .hubspot
+        .request_counts()
+        .iter()
+        .filter(|((_, s), _)| *s == status)
+        .map(|(_, count)| count)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_token_pauses_the_sink_and_a_restored_one_resumes_it_without_dead_letters() {
+    use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, TokenState};
+    let world = World::start(SandboxOptions::default(), 1, fast).await;
+    let health = Health::default();
+    let pipeline = Pipeline::start(&world.config, &world.secrets, Stages::All, health.clone())
+        .await
+        .expect("pipeline starts");
+    let before = contacts("before", 3);
+    publish_contacts(&world, &before).await;
+    world.outcomes_for(&ids(&before), WAIT).await;
+
+    world.hubspot.set_token(DEFAULT_TOKEN, TokenState::Revoked);
+    let during = contacts("during", 5);
+    publish_contacts(&world, &during).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while health.healthy() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sink never paused"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stages = health.snapshot();
+    assert!(format!("{stages:?}").contains("Paused"), "{stages:?}");
+
+    world.hubspot.set_token(DEFAULT_TOKEN, TokenState::Valid);
+    let outcomes = world.outcomes_for(&ids(&during), WAIT).await;
+    assert_eq!(
+        statuses(&outcomes, &during),
+        HashMap::from([(OutcomeStatus::Created, 5)])
+    );
+    assert!(health.healthy(), "{:?}", health.snapshot());
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    let letters = world.dead_letters(1, Duration::from_secs(3)).await;
+    assert!(
+        letters.is_empty(),
+        "nothing is dead-lettered for a revoked token: {letters:#?}"
+    );
+    assert_eq!(world.records(ObjectType::Contacts).len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_storm_loses_nothing_and_costs_few_extra_calls() {
+    use hubsync_sandbox::hubspot::faults::Faults;
+    let world = World::start(SandboxOptions::default(), 1, fast).await;
+    let pipeline = start(&world).await;
+    world
+        .hubspot
+        .set_faults(Faults {
+            storm_429_requests: 6,
+            ..Faults::default()
+        })
+        .expect("faults");
+    let events = contacts("storm", 60);
+    publish_contacts(&world, &events).await;
+    let outcomes = world.outcomes_for(&ids(&events), WAIT).await;
+    assert_eq!(
+        statuses(&outcomes, &events),
+        HashMap::from([(OutcomeStatus::Created, 60)])
+    );
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(world.records(ObjectType::Contacts).len(), 60);
+    let refused = status_count(&world, 429);
+    assert_eq!(
+        refused, 6,
+        "only the injected 429s: the budget itself caused none"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_errors_and_hung_requests_are_retried_to_success() {
+    use hubsync_sandbox::hubspot::faults::Faults;
+    let world = World::start(SandboxOptions::default(), 1, |config| {
+        fast(config).replace(
+            "tier = \"professional\"",
+            "tier = \"professional\"\nrequest_timeout = \"1s\"",
+        )
+    })
+    .await;
+    let pipeline = start(&world).await;
+    world
+        .hubspot
+        .set_faults(Faults {
+            error_rate: 0.3,
+            hang_rate: 0.1,
+            hang_ms: Some(5_000),
+            path_prefix: Some("/crm/v3/objects/contacts/batch".into()),
+            ..Faults::default()
+        })
+        .expect("faults");
+    let events = contacts("flaky", 40);
+    publish_contacts(&world, &events).await;
+    let outcomes = world.outcomes_for(&ids(&events), WAIT).await;
+    assert_eq!(
+        statuses(&outcomes, &events),
+        HashMap::from([(OutcomeStatus::Created, 40)])
+    );
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(
+        world.records(ObjectType::Contacts).len(),
+        40,
+        "retries created nothing twice"
+    );
+    let errors: u64 = (500..=504).map(|s| status_count(&world, s)).sum();
+    assert!(errors > 0, "faults were injected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_company_already_in_hubspot_is_found_by_search_and_updated() {
+    let options = SandboxOptions {
+        search_index_lag: Duration::ZERO,
+        ..SandboxOptions::default()
+    };
+    let world = World::start(options, 1, fast).await;
+    let existing = world
+        .http_admin_create(
+            "companies",
+            serde_json::json!({"domain": "globex.com", "name": "Globex"}),
+        )
+        .await;
+    let pipeline = start(&world).await;
+    let event = company("co_9", "globex.com", "Globex Corporation");
+    world
+        .publish(
+            SchemaKind::CompanyChanged,
+            &world.config.topics.company_changes.clone(),
+            "co_9",
+            &event,
+        )
+        .await;
+    let outcomes = world
+        .outcomes_for(std::slice::from_ref(&event.event_id), WAIT)
+        .await;
+    let outcome = only(&outcomes, &event.event_id);
+    assert_eq!(outcome.status, OutcomeStatus::Updated, "{outcome:?}");
+    assert_eq!(outcome.hubspot_id.as_deref(), Some(existing.as_str()));
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(world.records(ObjectType::Companies).len(), 1);
+}

@@ -1,0 +1,236 @@
+//! An in-process world for pipeline tests: the development broker, the schema registry and the
+//! HubSpot sandbox, a configuration pointing at them, and helpers to publish upstream events and
+//! collect what the pipeline emits.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hubsync::codec::{AvroCodec, RegistryClient};
+use hubsync::config::{Config, Secrets, render_sandbox_config};
+use hubsync_sandbox::broker::{BrokerConfig, DevBroker, TopicSpec};
+use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
+use hubsync_sandbox::registry::SchemaRegistry;
+use hubsync_sandbox::server::{RunningServer, loopback};
+use hubsync_schemas::{AvroRecord, DeadLetter, SchemaKind, SyncOutcome, default_subject};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+
+pub struct World {
+    pub broker: DevBroker,
+    pub registry: RunningServer,
+    pub hubspot: HubSpotSandbox,
+    pub hubspot_server: RunningServer,
+    pub config: Config,
+    config_text: String,
+    pub secrets: Secrets,
+    pub codec: AvroCodec,
+    pub state_dir: tempfile::TempDir,
+    producer: FutureProducer,
+}
+
+impl World {
+    /// Every topic with one partition (so order across keys is easy to reason about in tests)
+    /// unless `partitions` says otherwise; `edit` adjusts the configuration text.
+    pub async fn start(
+        options: SandboxOptions,
+        partitions: i32,
+        edit: impl FnOnce(String) -> String,
+    ) -> World {
+        // `HUBSYNC_LOG=debug cargo test ...` shows the pipeline's logs of a failing test.
+        if let Ok(filter) = std::env::var("HUBSYNC_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+        let mut broker_config = BrokerConfig::new(1);
+        for topic in hubsync_sandbox::broker::DEFAULT_TOPICS {
+            broker_config = broker_config.with_topic(TopicSpec::new(topic, partitions));
+        }
+        let broker = DevBroker::start(broker_config).await.expect("broker");
+        let registry = SchemaRegistry::new()
+            .serve(loopback(0))
+            .await
+            .expect("registry");
+        let hubspot = HubSpotSandbox::new(options);
+        let hubspot_server = hubspot.serve(loopback(0)).await.expect("hubspot");
+        let state_dir = tempfile::tempdir().expect("state dir");
+        let text = render_sandbox_config(
+            broker.bootstrap_servers(),
+            &registry.url(),
+            &hubspot_server.url(),
+            hubspot.portal_id(),
+            "TEST_HUBSPOT_TOKEN",
+        );
+        let text = text.replace(
+            "dir = \"hubsync-state\"",
+            &format!("dir = {:?}", state_dir.path().display().to_string()),
+        );
+        let text = text.replace(
+            "group_id_prefix = \"hubsync-sandbox\"\n",
+            &format!(
+                "group_id_prefix = \"t{}\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+                uuid::Uuid::new_v4().simple()
+            ),
+        );
+        let text = edit(text);
+        let config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let secrets = config
+            .resolve_secrets_with(&|name| {
+                (name == "TEST_HUBSPOT_TOKEN").then(|| DEFAULT_TOKEN.to_string())
+            })
+            .expect("secrets");
+        let registry_client = RegistryClient::new(&config.registry, None).expect("registry client");
+        let codec = AvroCodec::new(registry_client, 100).expect("codec");
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .create()
+            .expect("producer");
+        World {
+            broker,
+            registry,
+            hubspot,
+            hubspot_server,
+            config,
+            config_text: text,
+            secrets,
+            codec,
+            state_dir,
+            producer,
+        }
+    }
+
+    /// The configuration as TOML, for a pipeline run as a child process (its token is read from
+    /// `TEST_HUBSPOT_TOKEN`).
+    pub fn config_text(&self) -> &str {
+        &self.config_text
+    }
+
+    /// Publishes an upstream record, Avro-encoded under its topic's value subject.
+    pub async fn publish<T: AvroRecord>(
+        &self,
+        kind: SchemaKind,
+        topic: &str,
+        key: &str,
+        record: &T,
+    ) {
+        let writer = self
+            .codec
+            .writer(kind, &default_subject(topic))
+            .await
+            .expect("writer");
+        let payload = writer.encode(record).expect("encode");
+        self.publish_raw(topic, key, &payload).await;
+    }
+
+    /// Publishes raw bytes, for malformed input.
+    pub async fn publish_raw(&self, topic: &str, key: &str, payload: &[u8]) {
+        self.producer
+            .send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("publish");
+    }
+
+    /// Reads `topic` from the start until `until` holds for the records read so far or the
+    /// deadline passes; returns what was read.
+    pub async fn read_until<T: AvroRecord>(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        until: impl Fn(&[T]) -> bool,
+    ) -> Vec<T> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .set(
+                "group.id",
+                format!("reader-{}", uuid::Uuid::new_v4().simple()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut records = Vec::new();
+        while !until(&records) {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => {
+                    let bytes = message.payload().unwrap_or_default();
+                    records.push(self.codec.decode::<T>(bytes).await.expect("decode"));
+                }
+                Ok(Err(error)) => panic!("consumer error: {error}"),
+                Err(_) => break,
+            }
+        }
+        records
+    }
+
+    /// Outcomes by event id, waiting until every id in `events` has one.
+    pub async fn outcomes_for(
+        &self,
+        events: &[String],
+        timeout: Duration,
+    ) -> HashMap<String, Vec<SyncOutcome>> {
+        let wanted: std::collections::HashSet<&String> = events.iter().collect();
+        let outcomes: Vec<SyncOutcome> = self
+            .read_until(
+                &self.config.topics.outcomes,
+                timeout,
+                |read: &[SyncOutcome]| {
+                    let seen: std::collections::HashSet<&String> =
+                        read.iter().map(|o| &o.event_id).collect();
+                    wanted.iter().all(|id| seen.contains(*id))
+                },
+            )
+            .await;
+        let mut by_event: HashMap<String, Vec<SyncOutcome>> = HashMap::new();
+        for outcome in outcomes {
+            by_event
+                .entry(outcome.event_id.clone())
+                .or_default()
+                .push(outcome);
+        }
+        by_event
+    }
+
+    pub async fn dead_letters(&self, at_least: usize, timeout: Duration) -> Vec<DeadLetter> {
+        self.read_until(&self.config.topics.dlq, timeout, |read: &[DeadLetter]| {
+            read.len() >= at_least
+        })
+        .await
+    }
+
+    /// Creates a record as a HubSpot user would (admin API); returns its id.
+    pub async fn http_admin_create(
+        &self,
+        object_type: &str,
+        properties: serde_json::Value,
+    ) -> String {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!(
+                "{}/__admin/objects/{object_type}",
+                self.hubspot_server.url()
+            ))
+            .json(&serde_json::json!({ "properties": properties }))
+            .send()
+            .await
+            .expect("admin create")
+            .json()
+            .await
+            .expect("json");
+        answer["id"].as_str().expect("id").to_string()
+    }
+
+    /// The sandbox's live records of a type, by property value.
+    pub fn records(
+        &self,
+        object_type: hubsync_sandbox::hubspot::model::ObjectType,
+    ) -> Vec<serde_json::Value> {
+        self.hubspot.snapshot(object_type)
+    }
+}

@@ -1,0 +1,103 @@
+//! CPU time and machine load from `/proc`, so figures taken on a shared machine can say how much
+//! of a core they had.
+
+use std::time::Duration;
+
+/// CPU time (user + system) this whole process has used.
+pub fn process() -> Duration {
+    stat_ticks("/proc/self/stat")
+}
+
+/// CPU time (user + system) the calling thread has used: unlike wall-clock time it does not
+/// grow while other processes hold the core.
+pub fn thread() -> Duration {
+    stat_ticks("/proc/thread-self/stat")
+}
+
+/// The machine's one-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// `utime + stime` of a `stat` file. Linux counts them in USER_HZ, 100 per second on every
+/// mainstream build, so readings are good to 10 ms.
+fn stat_ticks(path: &str) -> Duration {
+    let ticks = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<u64> = stat
+                .rsplit_once(") ")?
+                .1
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            (fields.len() == 2).then(|| fields[0] + fields[1])
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Started by [`Meter::start`]; [`Meter::stop`] says what the process used meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Meter {
+    cpu: Duration,
+    wall: std::time::Instant,
+    load: f64,
+}
+
+impl Meter {
+    pub fn start() -> Self {
+        Meter {
+            cpu: process(),
+            wall: std::time::Instant::now(),
+            load: load_average(),
+        }
+    }
+
+    pub fn stop(self) -> Usage {
+        Usage {
+            cpu: process().saturating_sub(self.cpu),
+            wall: self.wall.elapsed(),
+            load: (self.load, load_average()),
+        }
+    }
+}
+
+/// What this whole process (pipeline, sandbox, broker and bench) used over a stretch of time.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub cpu: Duration,
+    pub wall: Duration,
+    /// The one-minute load average at the start and at the end.
+    pub load: (f64, f64),
+}
+
+impl Usage {
+    /// Cores kept busy on average.
+    pub fn cores(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.wall.as_secs_f64().max(1e-3)
+    }
+
+    /// CPU microseconds per item.
+    pub fn micros_per(&self, items: usize) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / items.max(1) as f64
+    }
+
+    pub fn describe(&self, items: usize, item: &str) -> String {
+        format!(
+            "{:.1} s CPU over {:.1} s = {:.2} cores, {:.0} us per {item} (pipeline, sandbox, \
+             broker and bench together); load average {:.2} -> {:.2}",
+            self.cpu.as_secs_f64(),
+            self.wall.as_secs_f64(),
+            self.cores(),
+            self.micros_per(items),
+            self.load.0,
+            self.load.1
+        )
+    }
+}

@@ -1,0 +1,551 @@
+//! hubsync's throughput figures, measured against the in-process sandbox, printed as one table.
+//!
+//! ```text
+//! make bench                     # = cargo bench --locked -p hubsync --bench throughput
+//! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
+//! cargo bench -p hubsync --bench throughput -- --only sink      # processors | sink | repeats
+//! cargo bench -p hubsync --bench throughput -- --sink-records 100000
+//! cargo bench -p hubsync --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
+//! ```
+//!
+//! 1. **Processors**: decode + map + gate of ContactChanged per core (single thread); then the
+//!    process stage with Kafka on a backlog (1c), for comparison.
+//! 2. **Sink at the ceiling**: written records/s against HubSpot's Professional limit of 190
+//!    requests per 10 s, batch fill and the share of 429s: plain upserts (the headline), the
+//!    sandbox config as printed with typical contacts (2b), and the limits lifted (2c), which
+//!    shows how fast the sink itself goes.
+//! 3. **Repeats**: HubSpot calls per 1,000 contact events when 30% repeat an earlier key, with
+//!    the contact defaults off (the headline) and on, and the sandbox config as printed.
+//!
+//! # Layout
+//! - `events`: generated contacts and their events; the sandbox config's rules and catalog.
+//! - `world`: broker, schema registry and HubSpot sandbox in this process, recording every
+//!   HubSpot request; reading outcomes back.
+//! - `processors`, `sink`, `repeats`: one figure each; `process_stage`: the process stage with
+//!   Kafka, for comparison with the sink.
+//! - `cpu`: CPU time and load from `/proc`.
+//! - `report`: medians and the table.
+
+mod cpu;
+mod events;
+mod process_stage;
+mod processors;
+mod repeats;
+mod report;
+mod sink;
+mod world;
+
+use std::time::{Duration, Instant};
+
+use report::{Row, Verdict, thousands};
+
+/// What to run, from the command line.
+#[derive(Debug, Clone)]
+struct Options {
+    quick: bool,
+    /// Commands pre-filled for the headline sink run.
+    sink_records: Option<usize>,
+    /// Extra `[kafka.properties]` for the pipelines, from `--kafka name=value`.
+    kafka: Vec<(String, String)>,
+    processors: bool,
+    sink: bool,
+    repeats: bool,
+}
+
+impl Options {
+    fn parse() -> Options {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str);
+        if let Some(only) = only
+            && !["processors", "sink", "repeats"].contains(&only)
+        {
+            eprintln!("--only takes processors, sink or repeats, not {only:?}");
+            std::process::exit(2);
+        }
+        let wanted = |name: &str| only.is_none_or(|o| o == name);
+        let values = |flag: &str| -> Vec<String> {
+            args.windows(2)
+                .filter(|pair| pair[0] == flag)
+                .map(|pair| pair[1].clone())
+                .collect()
+        };
+        let kafka = values("--kafka")
+            .into_iter()
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value)) => (name.to_owned(), value.to_owned()),
+                None => {
+                    eprintln!("--kafka takes name=value, not {pair:?}");
+                    std::process::exit(2);
+                }
+            })
+            .collect();
+        let sink_records = values("--sink-records").first().map(|n| {
+            n.parse().unwrap_or_else(|_| {
+                eprintln!("--sink-records takes a number, not {n:?}");
+                std::process::exit(2);
+            })
+        });
+        Options {
+            sink_records,
+            kafka,
+            // `cargo bench` passes `--bench`; anything else unknown is ignored too.
+            quick: args.iter().any(|a| a == "--quick"),
+            processors: wanted("processors"),
+            sink: wanted("sink"),
+            repeats: wanted("repeats"),
+        }
+    }
+}
+
+fn main() {
+    let options = Options::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUBSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let began = Instant::now();
+    let mut rows = Vec::new();
+
+    if options.processors {
+        let params = processors::Params {
+            events: if options.quick { 20_000 } else { 200_000 },
+            runs: if options.quick { 3 } else { 5 },
+        };
+        eprintln!(
+            "[1] processors: {} events, {} runs each ...",
+            params.events, params.runs
+        );
+        let figures = runtime.block_on(processors::measure(params));
+        print_processors(&figures);
+        rows.extend(processor_rows(&figures));
+
+        let params = process_stage::Params {
+            events: if options.quick { 6_000 } else { 60_000 },
+            kafka: options.kafka.clone(),
+        };
+        eprintln!(
+            "[1] process stage with Kafka: {} events pre-filled ...",
+            params.events
+        );
+        let figures = runtime.block_on(process_stage::measure(params));
+        print_process_stage(&figures);
+        rows.push(Row::info(
+            "1c  process stage with Kafka (backlog -> commands), events/s",
+            format!(
+                "{} ({:.0} us CPU per event, whole process)",
+                thousands(figures.per_second()),
+                figures.usage.micros_per(figures.commands)
+            ),
+        ));
+    }
+
+    if options.sink {
+        let scale = if options.quick { 10 } else { 1 };
+        let runs = [
+            (
+                "plain upserts, defaults off",
+                sink::Params {
+                    records: options.sink_records.unwrap_or(60_000 / scale),
+                    shape: events::Shape::PLAIN,
+                    contact_defaults: false,
+                    kafka: options.kafka.clone(),
+                    unlimited: false,
+                },
+            ),
+            (
+                "sandbox config as printed, typical contacts",
+                sink::Params {
+                    records: 24_000 / scale,
+                    shape: events::Shape::TYPICAL,
+                    contact_defaults: true,
+                    kafka: options.kafka.clone(),
+                    unlimited: false,
+                },
+            ),
+            (
+                "plain upserts, HubSpot limits lifted",
+                sink::Params {
+                    records: 30_000 / scale,
+                    shape: events::Shape::PLAIN,
+                    contact_defaults: false,
+                    kafka: options.kafka.clone(),
+                    unlimited: true,
+                },
+            ),
+        ];
+        for (index, (label, params)) in runs.into_iter().enumerate() {
+            eprintln!("[2] sink ({label}): {} commands ...", params.records);
+            let figures = runtime.block_on(sink::measure(params));
+            print_sink(label, &figures);
+            rows.extend(sink_rows(label, index, &figures));
+        }
+    }
+
+    if options.repeats {
+        let events = if options.quick { 2_000 } else { 10_000 };
+        let span = Duration::from_millis(if options.quick { 2_000 } else { 8_000 });
+        let runs = [
+            ("defaults off, plain contacts", events::Shape::PLAIN, false),
+            ("defaults on, plain contacts", events::Shape::PLAIN, true),
+            (
+                "sandbox config as printed, typical contacts",
+                events::Shape::TYPICAL,
+                true,
+            ),
+        ];
+        for (index, (label, shape, contact_defaults)) in runs.into_iter().enumerate() {
+            eprintln!("[3] repeats ({label}): {events} events ...");
+            let params = repeats::Params {
+                events,
+                repeat_share: 0.3,
+                span,
+                shape,
+                contact_defaults,
+                kafka: options.kafka.clone(),
+            };
+            let figures = runtime.block_on(repeats::measure(params));
+            print_repeats(label, &figures);
+            rows.extend(repeat_rows(label, index == 0, &figures));
+        }
+    }
+
+    println!();
+    println!(
+        "## hubsync throughput ({}; {} s in all, after the build)",
+        if options.quick {
+            "quick run: reduced sizes"
+        } else {
+            "full run"
+        },
+        began.elapsed().as_secs()
+    );
+    println!();
+    print!("{}", report::table(&rows));
+    println!();
+    println!("command: make bench   (= cargo bench --locked -p hubsync --bench throughput)");
+    let failed = rows.iter().any(|r| r.verdict == Verdict::Fail);
+    if failed {
+        println!("some figures miss their target: see the details above the table");
+    }
+}
+
+fn print_processors(f: &processors::Figures) {
+    println!("### 1. processors: decode + map + gate, one thread");
+    println!(
+        "{} distinct ContactChanged events (40% creations, 60% updates of 1-3 fields; half with a \
+         phone, 80% with a mapped owner), {} bytes framed on average",
+        thousands(f.events as f64),
+        f.mean_frame_bytes
+    );
+    println!(
+        "rules: the sandbox config (`render_sandbox_config`) plus a [users] mapping of four \
+         upstream users; catalog: the sandbox portal's default properties"
+    );
+    println!(
+        "decisions: {} write, {} skip, {} invalid; load average {:.2} -> {:.2} (2 cores)",
+        f.writes, f.skips, f.invalid, f.load.0, f.load.1
+    );
+    println!(
+        "events per second of the thread's CPU time (per core), and of wall-clock time; median \
+         (min .. max) of {} runs each:",
+        f.runs
+    );
+    for (label, rates) in [
+        ("decode_cached + decide_contact + to_command", &f.chain),
+        ("decode_cached alone", &f.decode),
+        ("decide_contact + to_command alone", &f.rules),
+        ("chain + encoding the command", &f.chain_and_encode),
+    ] {
+        println!("  {label}:");
+        println!("    per CPU second: {}", rates.cpu.describe());
+        println!("    per wall second: {}", rates.wall.describe());
+    }
+    let micros = |rates: &processors::Rates| 1e6 / rates.cpu.median();
+    println!(
+        "  per event (CPU): decode {:.2} us + rules {:.2} us = {:.2} us (chain measured {:.2} us; \
+         encoding the command adds {:.2} us)",
+        micros(&f.decode),
+        micros(&f.rules),
+        micros(&f.decode) + micros(&f.rules),
+        micros(&f.chain),
+        micros(&f.chain_and_encode) - micros(&f.chain)
+    );
+    println!();
+}
+
+fn processor_rows(f: &processors::Figures) -> Vec<Row> {
+    let chain = &f.chain.cpu;
+    vec![
+        Row::new(
+            format!(
+                "1 decode+map+gate, ContactChanged events/s/core (CPU time, median of {})",
+                f.runs
+            ),
+            format!(
+                "{} (min {}, max {})",
+                thousands(chain.median()),
+                thousands(chain.min()),
+                thousands(chain.max())
+            ),
+            ">= 200,000",
+            Verdict::at_least(chain.median(), 200_000.0),
+        ),
+        Row::info(
+            "1   the same by wall-clock time",
+            format!(
+                "{} (min {}, max {})",
+                thousands(f.chain.wall.median()),
+                thousands(f.chain.wall.min()),
+                thousands(f.chain.wall.max())
+            ),
+        ),
+        Row::info(
+            "1a  decode alone, events/s/core",
+            thousands(f.decode.cpu.median()),
+        ),
+        Row::info(
+            "1b  rules alone (decide_contact + to_command), events/s/core",
+            thousands(f.rules.cpu.median()),
+        ),
+        Row::info(
+            "1   chain + command encode, events/s/core",
+            thousands(f.chain_and_encode.cpu.median()),
+        ),
+    ]
+}
+
+fn print_process_stage(f: &process_stage::Figures) {
+    println!("### 1c. process stage with Kafka");
+    println!(
+        "{} contact events pre-filled on crm.contact.changes (3 partitions); only the process \
+         stage runs; {} commands produced to hubsync.commands in {:.1} s (first to last record \
+         timestamp) = {} events/s",
+        thousands(f.events as f64),
+        thousands(f.commands as f64),
+        f.window.as_secs_f64(),
+        thousands(f.per_second())
+    );
+    println!(
+        "from the stage's start to the last command: {}",
+        f.usage.describe(f.commands, "event")
+    );
+    println!();
+}
+
+fn print_sink(label: &str, f: &sink::Figures) {
+    let limit = if f.params.unlimited {
+        "no limit (sandbox and hubsync's budget lifted)"
+    } else {
+        "190 requests/10 s (Professional tier), system clock"
+    };
+    println!("### 2. sink: {label}");
+    println!(
+        "{} commands (one per new contact) pre-filled on hubsync.commands (3 partitions); only \
+         the sink stage runs; contact defaults {}; HubSpot sandbox: {limit}",
+        thousands(f.params.records as f64),
+        if f.params.contact_defaults {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    println!(
+        "pre-filled: {} bytes of keys and values (lz4 on the broker; none dropped)",
+        thousands(f.prefilled_bytes as f64)
+    );
+    if f.outcomes.count < f.params.records {
+        println!(
+            "INCOMPLETE: only {} of {} outcomes arrived before the time limit",
+            f.outcomes.count, f.params.records
+        );
+    }
+    println!(
+        "first write -> last outcome: {:.1} s; written (created + updated): {}; outcomes: {:?}",
+        f.window.as_secs_f64(),
+        thousands(f.outcomes.written() as f64),
+        f.outcomes.by_status
+    );
+    if !f.outcomes.other_reasons.is_empty() {
+        println!("  other outcomes: {:?}", f.outcomes.other_reasons);
+    }
+    println!(
+        "records/s: {} = {:.3} of 1,900; write calls: {} carrying {} inputs ({:.1} per call)",
+        thousands(f.written_per_second),
+        f.ceiling_share(),
+        f.write_calls,
+        f.write_inputs,
+        f.fill()
+    );
+    let seconds = f.window.as_secs_f64().max(1e-3);
+    println!(
+        "HubSpot calls: {} recorded ({} counted by the sandbox), {} answered 429 ({:.2}%); {:.1} \
+         calls per 10 s over the window; calls per 10 s from the first write: {:?}",
+        f.calls.len(),
+        f.sandbox_calls,
+        f.rate_limited,
+        100.0 * f.rate_limited_share(),
+        f.calls.len() as f64 * 10.0 / seconds,
+        f.calls_per_10s
+    );
+    println!(
+        "client budget: {} sent, {} rate-limited, {} sends waited for a slot ({:.1} s in all); \
+         longest gap between two writes: {} ms",
+        f.client.sent,
+        f.client.rate_limited,
+        f.client.waits,
+        f.client.waited.as_secs_f64(),
+        f.longest_write_gap.as_millis()
+    );
+    match f.steady_share {
+        Some(share) => println!(
+            "sustained: records sent in the {} whole 10 s windows from the first write = {:.3} \
+             of 1,900/s",
+            f.whole_windows, share
+        ),
+        None => println!("sustained: the run is shorter than one 10 s window"),
+    }
+    println!(
+        "from the sink's start to the last outcome: {}",
+        f.usage.describe(f.outcomes.count, "record")
+    );
+    println!(
+        "records sent per second from the first write: {:?}",
+        f.records_per_second
+    );
+    let service: Vec<String> = f
+        .write_service_ms
+        .iter()
+        .map(|ms| format!("{ms:.0}"))
+        .collect();
+    println!(
+        "sandbox time to answer a write, mean ms per tenth of the run: [{}]",
+        service.join(", ")
+    );
+    println!(
+        "contacts in the sandbox afterwards: {}",
+        thousands(f.contacts_in_hubspot as f64)
+    );
+    for line in sink::endpoint_lines(&f.calls) {
+        println!("  {line}");
+    }
+    println!();
+}
+
+fn sink_rows(label: &str, index: usize, f: &sink::Figures) -> Vec<Row> {
+    if f.params.unlimited {
+        return vec![Row::info(
+            format!("2c  sink, {label}: written records/s"),
+            format!(
+                "{} ({:.1} x the ceiling; {:.0} us CPU per record, whole process)",
+                thousands(f.written_per_second),
+                f.ceiling_share(),
+                f.usage.micros_per(f.outcomes.count)
+            ),
+        )];
+    }
+    let tag = if index == 0 { "2" } else { "2b" };
+    vec![
+        Row::new(
+            format!("{tag} sink written records/s / 1,900 ({label})"),
+            format!(
+                "{:.3} ({} rec/s over {:.1} s)",
+                f.ceiling_share(),
+                thousands(f.written_per_second),
+                f.window.as_secs_f64()
+            ),
+            ">= 0.95",
+            Verdict::at_least(f.ceiling_share(), 0.95),
+        ),
+        Row::info(
+            format!("{tag}   sustained, whole 10 s windows / 1,900 ({label})"),
+            f.steady_share.map_or("n/a".to_owned(), |share| {
+                format!("{share:.3} ({} windows)", f.whole_windows)
+            }),
+        ),
+        Row::new(
+            format!("{tag} average batch fill, inputs per write call ({label})"),
+            format!("{:.1} ({} calls)", f.fill(), f.write_calls),
+            ">= 95",
+            Verdict::at_least(f.fill(), 95.0),
+        ),
+        Row::new(
+            format!("{tag} 429s / all HubSpot calls ({label})"),
+            format!(
+                "{:.2}% ({} of {})",
+                100.0 * f.rate_limited_share(),
+                f.rate_limited,
+                f.calls.len()
+            ),
+            "<= 1%",
+            Verdict::at_most(f.rate_limited_share(), 0.01),
+        ),
+    ]
+}
+
+fn print_repeats(label: &str, f: &repeats::Figures) {
+    println!("### 3. calls per 1,000 events, 30% repeats: {label}");
+    println!(
+        "{} events: {} contacts created, {} repeats ({} within 10-250 ms of the creation, {} \
+         1-6 s after), published over {:.1} s; both stages run; contact defaults {}",
+        thousands(f.params.events as f64),
+        f.contacts,
+        f.near_repeats + f.far_repeats,
+        f.near_repeats,
+        f.far_repeats,
+        f.took.as_secs_f64(),
+        if f.params.contact_defaults {
+            "on"
+        } else {
+            "off"
+        }
+    );
+    println!(
+        "outcomes: {:?}; records sent in upserts/creates: {} (so {} events shared a write with \
+         another); repeats written together with their contact's creation: {} of {} within \
+         250 ms",
+        f.outcomes.by_status,
+        f.records_written(),
+        f.params.events.saturating_sub(f.records_written()),
+        f.repeats_in_creation(),
+        f.near_repeats
+    );
+    if !f.outcomes.other_reasons.is_empty() {
+        println!("  other outcomes: {:?}", f.outcomes.other_reasons);
+    }
+    println!(
+        "HubSpot calls: {} = {:.2} per 1,000 events; floor for this schedule (every repeat \
+         inside the linger coalesced, every write full): {:.2} per 1,000",
+        f.calls.len(),
+        f.calls_per_1000(),
+        f.floor_per_1000()
+    );
+    for line in sink::endpoint_lines(&f.calls) {
+        println!("  {line}");
+    }
+    println!();
+}
+
+fn repeat_rows(label: &str, headline: bool, f: &repeats::Figures) -> Vec<Row> {
+    let tag = if headline { "3" } else { "3b" };
+    vec![Row::new(
+        format!("{tag} HubSpot calls per 1,000 events, 30% repeats ({label})"),
+        format!(
+            "{:.2} ({} calls; floor {:.2})",
+            f.calls_per_1000(),
+            f.calls.len(),
+            f.floor_per_1000()
+        ),
+        "<= 7",
+        Verdict::at_most(f.calls_per_1000(), 7.0),
+    )]
+}

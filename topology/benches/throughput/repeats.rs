@@ -1,0 +1,208 @@
+//! Figure 3: HubSpot calls per 1,000 contact events when 30% of the events repeat an earlier
+//! contact's key, through both stages.
+//!
+//! The events are published at the pace upstream would send them, not pre-filled, so whether a
+//! repeat meets its earlier event inside the sink's linger window depends on real timing. The
+//! first contacts are spread evenly over the publishing span; each repeat changes the job title
+//! of a contact created earlier, half of them within 10-250 ms of that contact's creation (a
+//! burst of edits, inside the default 250 ms linger) and half 1-6 s later (outside it).
+//!
+//! One warm-up event goes first and is waited for, so the consumer groups have joined and the
+//! process stage has read the portal's properties before counting starts.
+
+use std::time::Duration;
+
+use hubsync::admin::Health;
+use hubsync::pipeline::{Pipeline, Stages};
+use hubsync_schemas::{SchemaKind, default_subject};
+use rdkafka::producer::FutureRecord;
+
+use crate::events::{Contact, Rng, Shape};
+use crate::world::{Call, Outcomes, Setup, World};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub events: usize,
+    pub repeat_share: f64,
+    /// Span over which the first events of the contacts are published.
+    pub span: Duration,
+    pub shape: Shape,
+    pub contact_defaults: bool,
+    /// Extra `[kafka.properties]` for the pipeline.
+    pub kafka: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct Figures {
+    pub params: Params,
+    pub contacts: usize,
+    pub near_repeats: usize,
+    pub far_repeats: usize,
+    /// From the first event published to the last outcome read.
+    pub took: Duration,
+    pub outcomes: Outcomes,
+    pub calls: Vec<Call>,
+}
+
+impl Figures {
+    pub fn calls_per_1000(&self) -> f64 {
+        self.calls.len() as f64 * 1_000.0 / self.params.events as f64
+    }
+
+    /// Records sent to HubSpot by batch upserts and creates.
+    pub fn records_written(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| c.creates_or_upserts())
+            .map(|c| c.inputs)
+            .sum()
+    }
+
+    /// Repeats written together with the creation of their contact (each such member gets the
+    /// `CREATED` outcome of the one write).
+    pub fn repeats_in_creation(&self) -> usize {
+        self.outcomes
+            .status(hubsync_schemas::OutcomeStatus::Created)
+            .saturating_sub(self.contacts)
+    }
+
+    /// The fewest write calls this schedule allows if every repeat inside the linger window
+    /// coalesced and every write carried 100 records: per 1,000 events.
+    pub fn floor_per_1000(&self) -> f64 {
+        let writes = (self.contacts + self.far_repeats).div_ceil(100);
+        writes as f64 * 1_000.0 / self.params.events as f64
+    }
+}
+
+/// One scheduled event: when, which contact, and whether it is the contact's first.
+struct Planned {
+    at_ms: u64,
+    contact: usize,
+    first: bool,
+}
+
+pub async fn measure(params: Params) -> Figures {
+    let world = World::start(Setup {
+        partitions: 3,
+        contact_defaults: params.contact_defaults,
+        kafka: params.kafka.clone(),
+        unlimited: false,
+    })
+    .await;
+    let topic = world.config.topics.contact_changes.clone();
+    let writer = world
+        .codec
+        .writer(SchemaKind::ContactChanged, &default_subject(&topic))
+        .await
+        .expect("the contact schema registers");
+    let pipeline = Pipeline::start(
+        &world.config,
+        &world.secrets,
+        Stages::All,
+        Health::default(),
+    )
+    .await
+    .expect("the pipeline starts");
+
+    let mut rng = Rng::new(0x5eed_0003);
+    let start_ms = hubsync::outcomes::now_ms();
+    let warm_up = Contact::generate(u64::MAX >> 1, params.shape, &mut rng);
+    let event = warm_up.created(start_ms, &mut rng);
+    let warming = world.collect_outcomes(1, Duration::from_secs(60));
+    world
+        .publish_all(
+            &topic,
+            &[(
+                event.contact_id.clone(),
+                writer.encode(&event).expect("encodes"),
+            )],
+        )
+        .await;
+    assert_eq!(
+        warming.finish().await.count,
+        1,
+        "the warm-up event has its outcome"
+    );
+    let first_call = world.calls.len();
+
+    let (plan, near_repeats, far_repeats) = schedule(&params, &mut rng);
+    let contacts = plan.iter().filter(|p| p.first).count();
+    let mut people: Vec<Contact> = (0..contacts)
+        .map(|index| Contact::generate(index as u64, params.shape, &mut rng))
+        .collect();
+    let collector = world.collect_outcomes(params.events + 1, Duration::from_secs(180));
+    let began = std::time::Instant::now();
+    let origin = tokio::time::Instant::now();
+    let mut deliveries = Vec::with_capacity(plan.len());
+    for planned in &plan {
+        tokio::time::sleep_until(origin + Duration::from_millis(planned.at_ms)).await;
+        let time = start_ms + planned.at_ms as i64;
+        let person = &mut people[planned.contact];
+        let event = if planned.first {
+            person.created(time, &mut rng)
+        } else {
+            person.retitled(time, &mut rng)
+        };
+        let payload = writer.encode(&event).expect("encodes");
+        let record = FutureRecord::to(&topic)
+            .key(&event.contact_id)
+            .payload(&payload);
+        match world.producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((error, _)) => panic!("the producer refused an event: {error}"),
+        }
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .expect("delivery report")
+            .expect("the broker takes the event");
+    }
+    let outcomes = collector.finish().await;
+    let took = began.elapsed();
+    pipeline.stop().await.expect("the pipeline stops cleanly");
+    let calls = world.calls.since(first_call);
+    world.stop().await;
+    Figures {
+        params,
+        contacts,
+        near_repeats,
+        far_repeats,
+        took,
+        outcomes,
+        calls,
+    }
+}
+
+/// The events in publishing order, and how many repeats fall inside and outside the window.
+fn schedule(params: &Params, rng: &mut Rng) -> (Vec<Planned>, usize, usize) {
+    let repeats = (params.events as f64 * params.repeat_share).round() as usize;
+    let contacts = params.events - repeats;
+    let span_ms = params.span.as_millis() as u64;
+    let mut plan: Vec<Planned> = (0..contacts)
+        .map(|contact| Planned {
+            at_ms: contact as u64 * span_ms / contacts as u64,
+            contact,
+            first: true,
+        })
+        .collect();
+    let (mut near, mut far) = (0, 0);
+    for _ in 0..repeats {
+        let contact = rng.below(contacts as u64) as usize;
+        let gap = if rng.chance(0.5) {
+            near += 1;
+            10 + rng.below(241)
+        } else {
+            far += 1;
+            1_000 + rng.below(5_001)
+        };
+        plan.push(Planned {
+            at_ms: plan[contact].at_ms + gap,
+            contact,
+            first: false,
+        });
+    }
+    // Stable: a contact's first event stays ahead of a repeat planned for the same moment.
+    plan.sort_by_key(|p| (p.at_ms, !p.first));
+    (plan, near, far)
+}

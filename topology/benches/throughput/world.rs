@@ -1,0 +1,450 @@
+//! One process holding everything a pipeline talks to: the development broker, the schema
+//! registry and the HubSpot sandbox on loopback, plus a configuration pointing at them.
+//!
+//! Every HubSpot request is also recorded on its way in (endpoint, arrival, status, number of
+//! batch inputs), so the figures can say when the first write arrived and how full each batch
+//! was without trusting the client's own account.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use hubsync::codec::{AvroCodec, RegistryClient};
+use hubsync::config::{Config, Secrets};
+use hubsync_sandbox::broker::{BrokerConfig, DEFAULT_TOPICS, DevBroker, TopicSpec};
+use hubsync_sandbox::hubspot::ratelimit::{Limits, Tier};
+use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
+use hubsync_sandbox::registry::SchemaRegistry;
+use hubsync_sandbox::server::{RunningServer, loopback};
+use hubsync_schemas::{OutcomeStatus, SyncOutcome};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+use tokio::sync::oneshot;
+
+use crate::events;
+
+const TOKEN_ENV: &str = "BENCH_HUBSPOT_TOKEN";
+
+/// Requests per 10 s of a world without HubSpot limits: far more than hubsync can send.
+const UNLIMITED_PER_10S: u32 = 10_000_000;
+
+/// One HubSpot request as the sandbox received it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Arrival, since the world started.
+    pub at: Duration,
+    /// `POST /crm/v3/objects/contacts/batch/upsert`.
+    pub endpoint: String,
+    pub status: u16,
+    /// `inputs` in the body of a batch request; 0 otherwise.
+    pub inputs: usize,
+    /// How long the sandbox took to answer.
+    pub took: Duration,
+}
+
+impl Call {
+    /// A batch create, update or upsert: a call that writes records.
+    pub fn is_write(&self) -> bool {
+        self.endpoint.starts_with("POST ")
+            && ["/batch/upsert", "/batch/create", "/batch/update"]
+                .iter()
+                .any(|op| self.endpoint.ends_with(op))
+    }
+
+    /// A batch upsert or create: each input is a record written (a batch update may instead
+    /// follow an upsert to set a new record's defaults).
+    pub fn creates_or_upserts(&self) -> bool {
+        self.endpoint.starts_with("POST ")
+            && (self.endpoint.ends_with("/batch/upsert")
+                || self.endpoint.ends_with("/batch/create"))
+    }
+}
+
+/// The calls recorded so far; clones share them.
+#[derive(Debug, Clone)]
+pub struct CallLog {
+    origin: Instant,
+    /// `origin` on the wall clock, in milliseconds since the Unix epoch.
+    origin_ms: i64,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl CallLog {
+    fn new(origin: Instant) -> Self {
+        CallLog {
+            origin,
+            origin_ms: hubsync::outcomes::now_ms(),
+            calls: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Call>> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The calls recorded after the first `from`, in arrival order.
+    pub fn since(&self, from: usize) -> Vec<Call> {
+        let calls = self.lock();
+        let mut out = calls[from.min(calls.len())..].to_vec();
+        drop(calls);
+        out.sort_by_key(|c| c.at);
+        out
+    }
+
+    pub fn elapsed(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.origin)
+    }
+
+    /// A wall-clock time (a Kafka record's timestamp) on the same scale as [`Call::at`].
+    pub fn elapsed_at_ms(&self, at_ms: i64) -> Duration {
+        Duration::from_millis(u64::try_from(at_ms - self.origin_ms).unwrap_or(0))
+    }
+}
+
+async fn record(State(log): State<CallLog>, request: Request, next: Next) -> Response {
+    let at = log.elapsed(Instant::now());
+    let endpoint = format!("{} {}", request.method(), request.uri().path());
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let inputs = if endpoint.contains("/batch/") {
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|body| body.get("inputs").and_then(|i| i.as_array()).map(Vec::len))
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let handled = Instant::now();
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    log.lock().push(Call {
+        at,
+        endpoint,
+        status: response.status().as_u16(),
+        inputs,
+        took: handled.elapsed(),
+    });
+    response
+}
+
+/// What a world is set up with.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub partitions: i32,
+    /// Keep the sandbox config's contact defaults (`lifecyclestage = "lead"`).
+    pub contact_defaults: bool,
+    /// Extra `[kafka.properties]` for the pipeline, `name=value`.
+    pub kafka: Vec<(String, String)>,
+    /// Lift HubSpot's rate limits in the sandbox and in hubsync's budget, to see how fast
+    /// hubsync itself goes. The budget is set past what the config allows, on purpose.
+    pub unlimited: bool,
+}
+
+pub struct World {
+    pub broker: DevBroker,
+    pub registry: RunningServer,
+    pub hubspot: HubSpotSandbox,
+    pub hubspot_server: RunningServer,
+    pub calls: CallLog,
+    pub config: Config,
+    pub secrets: Secrets,
+    /// The bench's own codec, for what it publishes and reads back.
+    pub codec: AvroCodec,
+    pub producer: FutureProducer,
+    partitions: i32,
+    _state_dir: tempfile::TempDir,
+}
+
+impl World {
+    pub async fn start(setup: Setup) -> World {
+        let origin = Instant::now();
+        let mut broker_config = BrokerConfig::new(1);
+        for topic in DEFAULT_TOPICS {
+            broker_config = broker_config.with_topic(TopicSpec::new(topic, setup.partitions));
+        }
+        let broker = DevBroker::start(broker_config)
+            .await
+            .expect("broker starts");
+        let registry = SchemaRegistry::new()
+            .serve(loopback(0))
+            .await
+            .expect("schema registry starts");
+        let hubspot = HubSpotSandbox::new(SandboxOptions {
+            tier: Tier::Professional,
+            limits: setup.unlimited.then_some(Limits {
+                per_window: UNLIMITED_PER_10S,
+                daily: u64::from(UNLIMITED_PER_10S) * 100,
+                search_per_second: 1_000,
+                utc_offset_minutes: 0,
+            }),
+            search_index_lag: Duration::from_secs(5),
+            ..SandboxOptions::default()
+        });
+        let calls = CallLog::new(origin);
+        let router = hubspot
+            .router()
+            .layer(axum::middleware::from_fn_with_state(calls.clone(), record));
+        let hubspot_server = RunningServer::spawn(router, loopback(0))
+            .await
+            .expect("hubspot sandbox starts");
+        let state_dir = tempfile::tempdir().expect("a state directory");
+
+        let mut text = events::sandbox_config_text(
+            broker.bootstrap_servers(),
+            &registry.url(),
+            &hubspot_server.url(),
+            hubspot.portal_id(),
+            TOKEN_ENV,
+        );
+        if !setup.contact_defaults {
+            text = events::without_contact_defaults(&text);
+        }
+        let text = text
+            .replace(
+                "dir = \"hubsync-state\"",
+                &format!("dir = {:?}", state_dir.path().display().to_string()),
+            )
+            .replace(
+                "group_id_prefix = \"hubsync-sandbox\"\n",
+                &format!(
+                    "group_id_prefix = \"bench{}\"\n",
+                    uuid::Uuid::new_v4().simple()
+                ),
+            );
+        let text = if setup.kafka.is_empty() {
+            text
+        } else {
+            let mut section = String::from("[kafka.properties]\n");
+            for (name, value) in &setup.kafka {
+                section.push_str(&format!("{name:?} = {value:?}\n"));
+            }
+            text.replacen("\n[registry]\n", &format!("\n{section}\n[registry]\n"), 1)
+        };
+        let mut config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        if setup.unlimited {
+            config.hubspot.requests_per_10s = Some(UNLIMITED_PER_10S);
+            config.hubspot.daily_limit = Some(u64::from(UNLIMITED_PER_10S) * 100);
+        }
+        let secrets = config
+            .resolve_secrets_with(&|name| (name == TOKEN_ENV).then(|| DEFAULT_TOKEN.to_owned()))
+            .expect("the token resolves");
+        let codec = AvroCodec::new(
+            RegistryClient::new(&config.registry, None).expect("registry client"),
+            100,
+        )
+        .expect("the embedded schemas parse");
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .set("linger.ms", "10")
+            // The development broker keeps 5 MiB per partition and drops older records: compress
+            // so that a pre-filled topic fits (checked by `assert_retained`).
+            .set("compression.type", "lz4")
+            .set("queue.buffering.max.messages", "500000")
+            .set("batch.num.messages", "5000")
+            .create()
+            .expect("producer");
+        World {
+            broker,
+            registry,
+            hubspot,
+            hubspot_server,
+            calls,
+            config,
+            secrets,
+            codec,
+            producer,
+            partitions: setup.partitions,
+            _state_dir: state_dir,
+        }
+    }
+
+    /// Sends framed records `(key, value)` and waits until the broker has all of them.
+    pub async fn publish_all(&self, topic: &str, records: &[(String, Vec<u8>)]) {
+        for chunk in records.chunks(5_000) {
+            let sends = chunk.iter().map(|(key, value)| {
+                self.producer.send(
+                    FutureRecord::to(topic).key(key).payload(value),
+                    Duration::from_secs(30),
+                )
+            });
+            for result in futures::future::join_all(sends).await {
+                result.expect("the broker takes the record");
+            }
+        }
+    }
+
+    /// Fails loudly when the broker no longer holds `expected` records of `topic` from offset 0
+    /// on: librdkafka's mock cluster keeps at most 5 MiB (or 100,000 message sets) per
+    /// partition and silently drops the oldest beyond that.
+    pub fn assert_retained(&self, topic: &str, expected: usize) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .create()
+            .expect("consumer");
+        let mut held = 0;
+        for partition in 0..self.partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .expect("watermarks");
+            assert_eq!(
+                low, 0,
+                "the development broker dropped the first {low} records of {topic} partition \
+                 {partition} (it keeps 5 MiB per partition): pre-fill fewer records or use more \
+                 partitions"
+            );
+            held += usize::try_from(high - low).unwrap_or(0);
+        }
+        assert_eq!(held, expected, "records of {topic} on the broker");
+    }
+
+    /// Starts reading the outcomes topic from its beginning; the collection ends once `expected`
+    /// outcomes are read or `timeout` passes, whichever is first.
+    pub fn collect_outcomes(&self, expected: usize, timeout: Duration) -> Collector {
+        self.collect(&self.config.topics.outcomes, true, expected, timeout)
+    }
+
+    /// Counts the records arriving on `topic`, without decoding them.
+    pub fn count_records(&self, topic: &str, expected: usize, timeout: Duration) -> Collector {
+        self.collect(topic, false, expected, timeout)
+    }
+
+    fn collect(
+        &self,
+        topic: &str,
+        outcomes: bool,
+        expected: usize,
+        timeout: Duration,
+    ) -> Collector {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .set(
+                "group.id",
+                format!("bench-reader-{}", uuid::Uuid::new_v4().simple()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let codec = self.codec.clone();
+        let calls = self.calls.clone();
+        let (done, result) = oneshot::channel();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut read = Outcomes::default();
+            while read.count < expected {
+                match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                    Ok(Ok(message)) => {
+                        // When the record was produced, not when this reader got to it.
+                        let at = match message.timestamp().to_millis() {
+                            Some(ms) => calls.elapsed_at_ms(ms),
+                            None => calls.elapsed(Instant::now()),
+                        };
+                        if outcomes {
+                            let bytes = message.payload().unwrap_or_default();
+                            let outcome: SyncOutcome = match codec.decode_cached(bytes) {
+                                Ok(outcome) => outcome,
+                                Err(_) => codec.decode(bytes).await.expect("an outcome decodes"),
+                            };
+                            read.add(&outcome);
+                        }
+                        read.arrived(at);
+                    }
+                    Ok(Err(error)) => panic!("consumer of the bench: {error}"),
+                    Err(_) => break,
+                }
+            }
+            let _ = done.send(read);
+        });
+        Collector { result }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.hubspot_server.shutdown().await;
+        let _ = self.registry.shutdown().await;
+        drop(self.producer);
+        self.broker.shutdown().await;
+    }
+}
+
+/// Records read so far, and for outcomes their statuses.
+#[derive(Debug, Default, Clone)]
+pub struct Outcomes {
+    pub count: usize,
+    pub by_status: BTreeMap<&'static str, usize>,
+    /// Reason codes of outcomes other than created, updated and unchanged.
+    pub other_reasons: BTreeMap<String, usize>,
+    /// When the first and the last record read were produced (with several partitions, the
+    /// earliest and the latest).
+    pub first_at: Option<Duration>,
+    pub last_at: Option<Duration>,
+}
+
+impl Outcomes {
+    fn add(&mut self, outcome: &SyncOutcome) {
+        *self.by_status.entry(outcome.status.as_str()).or_default() += 1;
+        if !matches!(
+            outcome.status,
+            OutcomeStatus::Created | OutcomeStatus::Updated | OutcomeStatus::Unchanged
+        ) {
+            *self
+                .other_reasons
+                .entry(format!(
+                    "{} {}",
+                    outcome.status.as_str(),
+                    outcome.reason_code
+                ))
+                .or_default() += 1;
+        }
+    }
+
+    fn arrived(&mut self, at: Duration) {
+        self.count += 1;
+        self.first_at = Some(self.first_at.map_or(at, |first| first.min(at)));
+        self.last_at = Some(self.last_at.map_or(at, |last| last.max(at)));
+    }
+
+    pub fn status(&self, status: OutcomeStatus) -> usize {
+        self.by_status.get(status.as_str()).copied().unwrap_or(0)
+    }
+
+    pub fn written(&self) -> usize {
+        self.status(OutcomeStatus::Created) + self.status(OutcomeStatus::Updated)
+    }
+}
+
+pub struct Collector {
+    result: oneshot::Receiver<Outcomes>,
+}
+
+impl Collector {
+    pub async fn finish(self) -> Outcomes {
+        self.result.await.expect("the bench's reader ends")
+    }
+}
+
+/// Calls per endpoint and status, in a stable order.
+pub fn by_endpoint(calls: &[Call]) -> BTreeMap<(String, u16), (usize, usize)> {
+    let mut counts: BTreeMap<(String, u16), (usize, usize)> = BTreeMap::new();
+    for call in calls {
+        let entry = counts
+            .entry((call.endpoint.clone(), call.status))
+            .or_default();
+        entry.0 += 1;
+        entry.1 += call.inputs;
+    }
+    counts
+}

@@ -1,0 +1,145 @@
+//! The admin endpoint of a running pipeline: `/metrics` in Prometheus' text format and
+//! `/healthz`, which answers 200 while every stage runs and 503 when one is paused (HubSpot
+//! refusing the token) or stopped, with the reason in the body.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use hubsync_sandbox::server::RunningServer;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+
+/// How one stage is doing, as `/healthz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "reason")]
+pub enum StageHealth {
+    Starting,
+    Running,
+    /// Not consuming until the cause clears (e.g. HubSpot refuses the token).
+    Paused(String),
+    Stopped(String),
+}
+
+/// Shared by the stages (which report) and the admin endpoint (which answers).
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    stages: Arc<Mutex<BTreeMap<String, StageHealth>>>,
+}
+
+impl Health {
+    pub fn set(&self, stage: &str, health: StageHealth) {
+        self.stages
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(stage.to_string(), health);
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, StageHealth> {
+        self.stages
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn healthy(&self) -> bool {
+        let stages = self.snapshot();
+        !stages.is_empty() && stages.values().all(|h| *h == StageHealth::Running)
+    }
+}
+
+/// Installs the process-wide Prometheus recorder; the `metrics` macros report to it from then on.
+/// Returns `None` when a recorder is already installed (several pipelines in one process).
+pub fn install_metrics() -> Option<PrometheusHandle> {
+    PrometheusBuilder::new().install_recorder().ok()
+}
+
+#[derive(Clone)]
+struct AdminState {
+    health: Health,
+    metrics: Option<PrometheusHandle>,
+}
+
+pub fn router(health: Health, metrics: Option<PrometheusHandle>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
+        .with_state(AdminState { health, metrics })
+}
+
+pub async fn serve(
+    addr: SocketAddr,
+    health: Health,
+    metrics: Option<PrometheusHandle>,
+) -> std::io::Result<RunningServer> {
+    RunningServer::spawn(router(health, metrics), addr).await
+}
+
+async fn healthz(State(admin): State<AdminState>) -> impl IntoResponse {
+    let stages = admin.health.snapshot();
+    let status = if admin.health.healthy() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({ "healthy": status == StatusCode::OK, "stages": stages })),
+    )
+}
+
+async fn render_metrics(State(admin): State<AdminState>) -> impl IntoResponse {
+    match &admin.metrics {
+        Some(handle) => (StatusCode::OK, handle.render()),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are recorded by another pipeline in this process\n".to_string(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthy_only_when_every_stage_runs() {
+        let health = Health::default();
+        assert!(!health.healthy(), "nothing reported yet");
+        health.set("process", StageHealth::Running);
+        health.set("sink", StageHealth::Running);
+        assert!(health.healthy());
+        health.set(
+            "sink",
+            StageHealth::Paused("hubspot refuses the token".into()),
+        );
+        assert!(!health.healthy());
+    }
+
+    #[tokio::test]
+    async fn healthz_answers_503_with_the_reason_when_paused() {
+        let health = Health::default();
+        health.set("sink", StageHealth::Paused("token revoked".into()));
+        let server = serve(hubsync_sandbox::server::loopback(0), health.clone(), None)
+            .await
+            .expect("serve");
+        let answer = reqwest::get(format!("{}/healthz", server.url()))
+            .await
+            .expect("get");
+        assert_eq!(answer.status(), 503);
+        let body: serde_json::Value = answer.json().await.expect("json");
+        assert_eq!(body["stages"]["sink"]["state"], "paused");
+        assert_eq!(body["stages"]["sink"]["reason"], "token revoked");
+        health.set("sink", StageHealth::Running);
+        let answer = reqwest::get(format!("{}/healthz", server.url()))
+            .await
+            .expect("get");
+        assert_eq!(answer.status(), 200);
+    }
+}

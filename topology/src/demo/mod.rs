@@ -1,0 +1,578 @@
+//! `hubsync demo`: the whole pipeline on the sandbox with a generated team, and what happened.
+//!
+//! The broker, schema registry and HubSpot sandbox start in this process (as `hubsync sandbox`
+//! starts them), the pipeline runs on a configuration rendered for them, and a generated team
+//! ([`generate`]) is published as fast as the broker takes it, in two waves: the team's history
+//! (a backfill), then, once every event of it has its outcome, the live changes that follow
+//! (so that these meet records HubSpot already holds, as live changes do). The run lasts until
+//! every event has its outcome (undecodable messages have none: they are counted through their
+//! dead letters) or the deadline passes; then the [`Report`] says what became of everything, what
+//! it cost in HubSpot calls, and how long it took.
+
+pub mod collect;
+pub mod generate;
+pub mod names;
+pub mod summary;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use hubsync_sandbox::hubspot::DEFAULT_TOKEN;
+use hubsync_sandbox::hubspot::model::ObjectType;
+use hubsync_sandbox::hubspot::ratelimit::Tier;
+use hubsync_sandbox::server::loopback;
+use hubsync_schemas::{SchemaKind, default_subject};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tracing::info;
+
+use crate::admin::{self, Health, StageHealth};
+use crate::cli::sandbox::{Sandbox, SandboxArgs};
+use crate::codec::{AvroCodec, RegistryClient, Writer};
+use crate::config::{Config, Secrets, Topics};
+use crate::kafka::producer_config;
+use crate::pipeline::{Pipeline, Stages};
+use collect::Collector;
+use generate::{Garble, Payload, Team, TeamOptions, Upstream};
+pub use summary::Report;
+
+/// The environment variable the demo's configuration names for the HubSpot token.
+const TOKEN_ENV: &str = "HUBSYNC_HUBSPOT_TOKEN";
+
+/// A schema id the sandbox's registry never issues.
+const UNKNOWN_SCHEMA_ID: u32 = 999_999;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub contacts: usize,
+    pub companies: usize,
+    pub seed: u64,
+    pub tier: Tier,
+    /// How long to wait for every outcome, from the first message published.
+    pub timeout: Duration,
+}
+
+/// Runs the demo; progress goes to standard error, the report is returned.
+pub async fn run(options: &DemoOptions) -> anyhow::Result<Report> {
+    let begun = Instant::now();
+    let team = generate::generate(&TeamOptions {
+        contacts: options.contacts,
+        companies: options.companies,
+        seed: options.seed,
+        end_ms: crate::outcomes::now_ms(),
+    });
+    eprintln!(
+        "hubsync demo: {} messages generated for {} contacts at {} companies (seed {})",
+        team.messages.len(),
+        options.contacts,
+        options.companies,
+        options.seed
+    );
+
+    let sandbox = Sandbox::start(&SandboxArgs {
+        hubspot_tier: options.tier,
+        hubspot_port: 0,
+        registry_port: 0,
+        broker_control_port: 0,
+        brokers: 1,
+        partitions: 3,
+        portal_id: hubsync_sandbox::hubspot::DEFAULT_PORTAL_ID,
+        token: DEFAULT_TOKEN.to_string(),
+        search_lag: Duration::from_secs(5),
+        write_config: None,
+    })
+    .await?;
+    let state_dir = StateDir::create()?;
+    let result = run_on(options, &sandbox, &state_dir, team, begun).await;
+    sandbox.shutdown().await;
+    drop(state_dir);
+    result
+}
+
+async fn run_on(
+    options: &DemoOptions,
+    sandbox: &Sandbox,
+    state_dir: &StateDir,
+    team: Team,
+    begun: Instant,
+) -> anyhow::Result<Report> {
+    let text = demo_config(&sandbox.config(), &state_dir.0, options.tier)?;
+    let config = Config::from_toml_str(&text)
+        .map_err(|problems| anyhow::anyhow!("the demo configuration is invalid: {problems}"))?;
+    let secrets = config
+        .resolve_secrets_with(&|name| (name == TOKEN_ENV).then(|| sandbox.token.clone()))
+        .map_err(|problems| anyhow::anyhow!("the demo configuration's secrets: {problems}"))?;
+
+    let health = Health::default();
+    let metrics = admin::install_metrics();
+    let admin_server = admin::serve(loopback(0), health.clone(), metrics.clone())
+        .await
+        .context("starting the admin endpoint")?;
+    eprintln!(
+        "  sandbox: kafka {}, schema registry {}, HubSpot {} (admin API {}/__admin/requests)",
+        sandbox.broker.bootstrap_servers(),
+        sandbox.registry.url(),
+        sandbox.hubspot_server.url(),
+        sandbox.hubspot_server.url()
+    );
+    eprintln!(
+        "  pipeline admin endpoint: {}/healthz and {}/metrics",
+        admin_server.url(),
+        admin_server.url()
+    );
+    let pipeline = Pipeline::start(&config, &secrets, Stages::All, health.clone())
+        .await
+        .context("starting the pipeline")?;
+    let driven = drive(options, &config, &secrets, sandbox, &health, &team, begun).await;
+    info!("stopping the pipeline");
+    let stop_error = pipeline.stop().await.err().map(|e| format!("{e:#}"));
+    let _ = admin_server.shutdown().await;
+    let driven = driven?;
+    let tally = driven.collector.finish().await?;
+    let batches = metrics
+        .as_ref()
+        .and_then(|handle| batch_stats(&handle.render()));
+
+    let mut report = summary::Report::new(options, &team, &tally);
+    report.startup = driven.startup;
+    report.waves = driven.waves;
+    report.wall = driven.wall;
+    report.timed_out = driven.finished_at.is_none() && driven.stopped_stage.is_none();
+    report.problems.extend(driven.stopped_stage);
+    report
+        .problems
+        .extend(stop_error.map(|e| format!("the pipeline did not stop cleanly: {e}")));
+    report.batches = batches;
+    report.hubspot_calls = calls_by_endpoint(&sandbox.hubspot.request_counts());
+    report.contacts_in_hubspot = sandbox.hubspot.count(ObjectType::Contacts);
+    report.companies_in_hubspot = sandbox.hubspot.count(ObjectType::Companies);
+    report.finish();
+    Ok(report)
+}
+
+/// What publishing and waiting left behind.
+struct Driven {
+    collector: Collector,
+    startup: Duration,
+    waves: Vec<summary::Wave>,
+    /// When the last outcome arrived; `None` when the deadline passed or a stage stopped.
+    finished_at: Option<Instant>,
+    stopped_stage: Option<String>,
+    /// From the first message published to the last outcome (or to giving up).
+    wall: Duration,
+}
+
+/// Publishes the team, history first and then the live changes, each once the outcomes of what
+/// came before are in, and waits for the outcomes.
+async fn drive(
+    options: &DemoOptions,
+    config: &Config,
+    secrets: &Secrets,
+    sandbox: &Sandbox,
+    health: &Health,
+    team: &Team,
+    begun: Instant,
+) -> anyhow::Result<Driven> {
+    let codec = AvroCodec::new(
+        RegistryClient::new(&config.registry, None).context("the registry client")?,
+        100,
+    )
+    .context("the Avro codec")?;
+    let wanted: HashSet<String> = team
+        .messages
+        .iter()
+        .filter_map(|m| m.event_id().map(str::to_string))
+        .collect();
+    let collector = Collector::start(
+        &config.kafka.brokers,
+        codec.clone(),
+        &config.topics.outcomes,
+        &config.topics.dlq,
+        wanted,
+    )?;
+    // The upstream producer: hubsync's producer settings, without the consumer-only properties
+    // the demo adds for the pipeline's consumers.
+    let producer: FutureProducer = producer_config(config, secrets)
+        .remove("session.timeout.ms")
+        .remove("heartbeat.interval.ms")
+        .create()
+        .context("creating the producer")?;
+
+    let started = Instant::now();
+    let startup = begun.elapsed();
+    let deadline = started + options.timeout;
+    // The team's history first (a backfill), then the live changes once the history is in
+    // HubSpot: those mostly update records that exist.
+    let split = team
+        .messages
+        .iter()
+        .position(|m| m.live)
+        .unwrap_or(team.messages.len());
+    let (history, live) = team.messages.split_at(split);
+    let mut waves = Vec::new();
+    let mut garbled = 0;
+    let mut finished_at = None;
+    let mut stopped_stage = None;
+    for (name, messages) in [("history (backfill)", history), ("live changes", live)] {
+        let wave_started = Instant::now();
+        let published = publish(&producer, &codec, &config.topics, messages).await?;
+        let publish_time = wave_started.elapsed();
+        eprintln!(
+            "  {name}: published {published} messages in {:.1} s; waiting for their outcomes",
+            publish_time.as_secs_f64(),
+        );
+        let ids: Vec<&str> = messages.iter().filter_map(Upstream::event_id).collect();
+        garbled += messages
+            .iter()
+            .filter(|m| matches!(m.payload, Payload::Garbled { .. }))
+            .count();
+        let waited = wait_for_outcomes(
+            &collector, &ids, garbled, deadline, health, sandbox, started,
+        )
+        .await;
+        waves.push(summary::Wave {
+            name,
+            messages: messages.len(),
+            publish: publish_time,
+            outcomes: wave_started.elapsed(),
+        });
+        match waited {
+            Waited::Done(at) => finished_at = Some(at),
+            Waited::Deadline => {
+                finished_at = None;
+                break;
+            }
+            Waited::Stopped(reason) => {
+                finished_at = None;
+                stopped_stage = Some(reason);
+                break;
+            }
+        }
+    }
+    let wall = finished_at.unwrap_or_else(Instant::now) - started;
+    Ok(Driven {
+        collector,
+        startup,
+        waves,
+        finished_at,
+        stopped_stage,
+        wall,
+    })
+}
+
+enum Waited {
+    /// Every event has its outcome, since this moment.
+    Done(Instant),
+    Deadline,
+    /// A stage stopped on its own, for this reason.
+    Stopped(String),
+}
+
+/// Waits until each of `ids` has an outcome and `garbled` undecodable messages have their dead
+/// letters, reporting progress every few seconds.
+async fn wait_for_outcomes(
+    collector: &Collector,
+    ids: &[&str],
+    garbled: usize,
+    deadline: Instant,
+    health: &Health,
+    sandbox: &Sandbox,
+    started: Instant,
+) -> Waited {
+    let mut next_progress = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (missing, answered_total, undecodable) = {
+            let tally = collector.tally();
+            let missing = ids.iter().filter(|id| tally.missing.contains(**id)).count();
+            (missing, tally.outcomes.len(), tally.undecodable)
+        };
+        let now = Instant::now();
+        if missing == 0 && undecodable >= garbled {
+            return Waited::Done(now);
+        }
+        if now >= deadline {
+            return Waited::Deadline;
+        }
+        let stopped = health
+            .snapshot()
+            .into_iter()
+            .find_map(|(stage, h)| match h {
+                StageHealth::Stopped(reason) => {
+                    Some(format!("the {stage} stage stopped: {reason}"))
+                }
+                _ => None,
+            });
+        if let Some(reason) = stopped {
+            return Waited::Stopped(reason);
+        }
+        if now >= next_progress {
+            let calls: u64 = sandbox.hubspot.request_counts().values().sum();
+            eprintln!(
+                "  {:>5.1} s: {} of these {} events have an outcome ({} events answered in all), {} undecodable messages dead-lettered, {} HubSpot calls",
+                started.elapsed().as_secs_f64(),
+                ids.len() - missing,
+                ids.len(),
+                answered_total,
+                undecodable,
+                calls
+            );
+            next_progress = now + Duration::from_secs(5);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The sandbox's configuration with the demo's rules: state in `state_dir`, a short session
+/// timeout (the development broker holds a departed member's partitions for that long), the last
+/// name mandatory too, lead status mapped to HubSpot's enumeration, the sales reps mapped to the
+/// sandbox's owners, and one campaign kept out of HubSpot.
+pub fn demo_config(sandbox_config: &str, state_dir: &Path, tier: Tier) -> anyhow::Result<String> {
+    let mut text = sandbox_config.to_string();
+    let mut replace = |from: &str, to: String| -> anyhow::Result<()> {
+        anyhow::ensure!(
+            text.matches(from).count() == 1,
+            "the sandbox configuration no longer holds `{}` exactly once; the demo's edits need updating",
+            from.trim()
+        );
+        text = text.replacen(from, &to, 1);
+        Ok(())
+    };
+    replace(
+        "dir = \"hubsync-state\"",
+        format!("dir = {}", toml_string(&state_dir.display().to_string())),
+    )?;
+    replace(
+        "group_id_prefix = \"hubsync-sandbox\"\n",
+        "group_id_prefix = \"hubsync-demo\"\n\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n".to_string(),
+    )?;
+    replace(
+        "tier = \"professional\"",
+        format!("tier = {}", toml_string(tier.as_str())),
+    )?;
+    replace(
+        "mandatory = [\"email\"]",
+        "mandatory = [\"email\", \"last_name\"]".to_string(),
+    )?;
+    replace(
+        "[[sync.companies.mapping]]\nsource = \"name\"",
+        "[[sync.contacts.mapping]]\nsource = \"lead_status\"\nproperty = \"hs_lead_status\"\n\n[[sync.companies.mapping]]\nsource = \"name\"".to_string(),
+    )?;
+    replace(
+        "\n[state]\n",
+        "\n[stages.sink]\nlinger = \"250ms\"\n\n[state]\n".to_string(),
+    )?;
+    text.push_str("\n[users]\n");
+    for (user, owner) in names::SALES_REPS {
+        text.push_str(&format!(
+            "\n[[users.mapping]]\nuser = {}\nowner = {}\n",
+            toml_string(user),
+            toml_string(owner)
+        ));
+    }
+    text.push_str(&format!(
+        "\n[campaigns.{}]\npush_to_crm = false\n",
+        toml_string(names::PRIVATE_CAMPAIGN)
+    ));
+    Ok(text)
+}
+
+fn toml_string(value: &str) -> String {
+    toml::Value::String(value.to_string()).to_string()
+}
+
+/// Publishes every message in order, as fast as the producer's queue takes them; returns how
+/// many were delivered.
+async fn publish(
+    producer: &FutureProducer,
+    codec: &AvroCodec,
+    topics: &Topics,
+    messages: &[Upstream],
+) -> anyhow::Result<usize> {
+    let contacts = codec
+        .writer(
+            SchemaKind::ContactChanged,
+            &default_subject(&topics.contact_changes),
+        )
+        .await
+        .context("the ContactChanged writer schema")?;
+    let companies = codec
+        .writer(
+            SchemaKind::CompanyChanged,
+            &default_subject(&topics.company_changes),
+        )
+        .await
+        .context("the CompanyChanged writer schema")?;
+    let mut deliveries = FuturesUnordered::new();
+    for message in messages {
+        let (topic, payload) = match &message.payload {
+            Payload::Contact(event) => (&topics.contact_changes, Some(contacts.encode(event)?)),
+            Payload::Company(event) => (&topics.company_changes, Some(companies.encode(event)?)),
+            Payload::Garbled { garble, contact } => (
+                &topics.contact_changes,
+                garbled(*garble, contact, &contacts)?,
+            ),
+        };
+        let mut record: FutureRecord<'_, String, Vec<u8>> =
+            FutureRecord::to(topic).key(&message.key);
+        if let Some(payload) = &payload {
+            record = record.payload(payload);
+        }
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((error, _)) => return Err(error).context("publishing an upstream event"),
+            }
+        }
+    }
+    let mut delivered = 0;
+    while let Some(result) = deliveries.next().await {
+        match result {
+            Ok(Ok(_)) => delivered += 1,
+            Ok(Err((error, _))) => anyhow::bail!("the broker refused an upstream event: {error}"),
+            Err(_) => anyhow::bail!("the producer went away before an event was delivered"),
+        }
+    }
+    Ok(delivered)
+}
+
+/// The bytes of a message that cannot be decoded, made from `contact`.
+fn garbled(
+    garble: Garble,
+    contact: &hubsync_schemas::ContactChanged,
+    writer: &Writer,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(match garble {
+        Garble::Json => Some(
+            serde_json::to_vec(&serde_json::json!({
+                "event_id": contact.event_id,
+                "contact_id": contact.contact_id,
+                "email": contact.email,
+                "change": "UPDATED",
+            }))
+            .context("encoding JSON")?,
+        ),
+        Garble::Empty => None,
+        Garble::UnknownSchemaId => {
+            let mut bytes = writer.encode(contact)?;
+            bytes[1..5].copy_from_slice(&UNKNOWN_SCHEMA_ID.to_be_bytes());
+            Some(bytes)
+        }
+        Garble::Truncated => {
+            let mut bytes = writer.encode(contact)?;
+            bytes.truncate(5 + (bytes.len() - 5) / 3);
+            Some(bytes)
+        }
+    })
+}
+
+/// HubSpot calls per endpoint: (answered, of which 429, of which other errors).
+fn calls_by_endpoint(counts: &BTreeMap<(String, u16), u64>) -> BTreeMap<String, (u64, u64, u64)> {
+    let mut calls: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for ((endpoint, status), count) in counts {
+        let entry = calls.entry(endpoint.clone()).or_default();
+        entry.0 += count;
+        if *status == 429 {
+            entry.1 += count;
+        } else if *status >= 400 {
+            entry.2 += count;
+        }
+    }
+    calls
+}
+
+/// The sink's batches and their mean size, from the Prometheus text of the metrics.
+fn batch_stats(rendered: &str) -> Option<(u64, f64)> {
+    let value = |name: &str| {
+        rendered.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let rest = rest.strip_prefix(' ').or_else(|| {
+                // A labelled series: `name{...} value`.
+                rest.starts_with('{')
+                    .then(|| rest.split_once("} ").map(|(_, v)| v))
+                    .flatten()
+            })?;
+            rest.trim().parse::<f64>().ok()
+        })
+    };
+    let count = value("hubsync_sink_batch_records_count")?;
+    let sum = value("hubsync_sink_batch_records_sum")?;
+    (count > 0.0).then(|| (count as u64, sum / count))
+}
+
+/// A state directory of its own, removed at the end.
+struct StateDir(PathBuf);
+
+impl StateDir {
+    fn create() -> anyhow::Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "hubsync-demo-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("creating the state directory {}", path.display()))?;
+        Ok(StateDir(path))
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::render_sandbox_config;
+
+    #[test]
+    fn the_demo_configuration_is_valid_and_has_the_demo_rules() {
+        let sandbox = render_sandbox_config(
+            "127.0.0.1:39092",
+            "http://127.0.0.1:38081",
+            "http://127.0.0.1:38080",
+            48_151_623,
+            TOKEN_ENV,
+        );
+        let text =
+            demo_config(&sandbox, Path::new("/tmp/demo state"), Tier::Free).expect("edits apply");
+        let config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(config.state.dir, Path::new("/tmp/demo state"));
+        assert_eq!(config.hubspot.tier, Tier::Free);
+        assert_eq!(config.stages.sink.linger, Duration::from_millis(250));
+        assert_eq!(
+            config.rules.sync.contacts.mandatory,
+            ["email".to_string(), "last_name".to_string()]
+        );
+        assert!(
+            config
+                .rules
+                .sync
+                .contacts
+                .mapping
+                .iter()
+                .any(|m| m.property == "hs_lead_status")
+        );
+        assert!(!config.rules.campaign(names::PRIVATE_CAMPAIGN).push_to_crm);
+        assert_eq!(config.rules.users.owner_for("usr_grace"), Some("70000002"));
+    }
+
+    #[test]
+    fn batch_statistics_come_from_the_rendered_metrics() {
+        let text = "# TYPE hubsync_sink_batch_records summary\nhubsync_sink_batch_records{quantile=\"0.5\"} 100\nhubsync_sink_batch_records_sum 950\nhubsync_sink_batch_records_count 10\n";
+        assert_eq!(batch_stats(text), Some((10, 95.0)));
+        assert_eq!(batch_stats("nothing here\n"), None);
+    }
+}

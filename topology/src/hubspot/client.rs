@@ -1,0 +1,736 @@
+//! The only module that does HTTP. One [`HubSpotClient`] holds one `reqwest::Client` (its
+//! connection pool), one [`RequestBudget`] and the retry policy; clones share them, so every
+//! stage of a process spends the same budget.
+//!
+//! Each call: build the body (pure), then per attempt take a budget slot, send, classify the
+//! answer (pure), hand the slot back with what the answer said, and either return or decide
+//! (pure) whether to wait and send again.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, Url};
+use serde_json::Value;
+
+use super::budget::{BudgetLimits, BudgetStats, Observation, RequestBudget};
+use super::events::{BudgetWaited, CallFailed, RequestCompleted, RetryScheduled};
+use super::request::{
+    self, AssociationInput, CreateInput, SearchRequest, UpdateInput, UpsertInput,
+};
+use super::response::{self, Expected, IdMatch, RateLimitHeaders, Transport};
+use super::retry::{self, Decision, RetryParams, Sleeper, TokioSleeper};
+use super::{
+    AccountDetails, AssociationResult, Endpoint, Error, ErrorClass, Failure, InputResult,
+    ObjectType, Owner, OwnersPage, PropertyDefinition, SearchPage,
+};
+use crate::config::{HubSpotConfig, Secret};
+
+/// The owners listing stops after this many pages, far beyond any real portal, so that a
+/// server that always answers with a next page cannot keep the client paging forever.
+const MAX_OWNER_PAGES: usize = 1_000;
+
+/// How the client is set up; [`ClientSettings::from_config`] reads the `[hubspot]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientSettings {
+    pub base_url: String,
+    pub request_timeout: Duration,
+    pub limits: BudgetLimits,
+    pub retry: RetryParams,
+}
+
+impl ClientSettings {
+    pub fn from_config(config: &HubSpotConfig) -> Self {
+        ClientSettings {
+            base_url: config.base_url.clone(),
+            request_timeout: config.request_timeout,
+            limits: BudgetLimits::from_config(config),
+            retry: RetryParams::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("hubspot.base_url {url:?} is not a URL ({reason}): use e.g. https://api.hubapi.com")]
+    BaseUrl { url: String, reason: String },
+    #[error("cannot set up the http client: {0}")]
+    Http(String),
+}
+
+/// The HubSpot API client. Cheap to clone; clones share the connection pool and the budget.
+#[derive(Clone)]
+pub struct HubSpotClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: Url,
+    token: Secret,
+    budget: Arc<RequestBudget>,
+    retry: RetryParams,
+    sleeper: Arc<dyn Sleeper>,
+}
+
+impl fmt::Debug for HubSpotClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubSpotClient")
+            .field("base_url", &self.inner.base_url.as_str())
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An answer: status, headers, body.
+type Answer = (u16, HeaderMap, Vec<u8>);
+
+impl HubSpotClient {
+    /// A client on the system clock, waiting with tokio.
+    pub fn new(settings: ClientSettings, token: Secret) -> Result<Self, BuildError> {
+        let budget = Arc::new(RequestBudget::new(settings.limits));
+        Self::with_parts(settings, token, budget, Arc::new(TokioSleeper))
+    }
+
+    /// A client with its budget and the sleeper between retries given, for tests and for
+    /// sharing one budget between clients.
+    pub fn with_parts(
+        settings: ClientSettings,
+        token: Secret,
+        budget: Arc<RequestBudget>,
+        sleeper: Arc<dyn Sleeper>,
+    ) -> Result<Self, BuildError> {
+        let trimmed = settings.base_url.trim_end_matches('/');
+        let base_url = Url::parse(trimmed).map_err(|error| BuildError::BaseUrl {
+            url: settings.base_url.clone(),
+            reason: error.to_string(),
+        })?;
+        if base_url.cannot_be_a_base() {
+            return Err(BuildError::BaseUrl {
+                url: settings.base_url.clone(),
+                reason: "it cannot hold paths".to_owned(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("hubsync/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout)
+            .pool_max_idle_per_host(settings.limits.max_in_flight)
+            .build()
+            .map_err(|error| BuildError::Http(error.to_string()))?;
+        Ok(HubSpotClient {
+            inner: Arc::new(Inner {
+                http,
+                base_url,
+                token,
+                budget,
+                retry: settings.retry,
+                sleeper,
+            }),
+        })
+    }
+
+    pub fn budget(&self) -> &RequestBudget {
+        &self.inner.budget
+    }
+
+    /// Requests sent and 429s received so far, per endpoint.
+    pub fn stats(&self) -> BudgetStats {
+        self.inner.budget.stats()
+    }
+
+    // ----- objects -----
+
+    /// Creates or updates records by a unique property (`email` for contacts). Results come
+    /// back per input, matched by trace id; a batch HubSpot refuses as a whole (a validation
+    /// error when partial upserts are off) is an [`Error::Failed`] to split and retry.
+    pub async fn batch_upsert(
+        &self,
+        object: ObjectType,
+        id_property: &str,
+        inputs: &[UpsertInput],
+    ) -> Result<Vec<InputResult>, Error> {
+        let body = request::upsert_body(id_property, inputs)?;
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expected: Vec<Expected<'_>> = inputs
+            .iter()
+            .map(|i| Expected {
+                trace_id: Some(&i.trace_id),
+                id: Some(&i.id),
+            })
+            .collect();
+        let outcomes = self
+            .call(
+                Call::post(
+                    Endpoint::BatchUpsert,
+                    object.path_name(),
+                    request::batch_path(object, "upsert"),
+                    body,
+                ),
+                |status, headers, bytes, now| {
+                    response::batch_outcomes(
+                        status,
+                        headers,
+                        bytes,
+                        now,
+                        &expected,
+                        IdMatch::Property(id_property),
+                    )
+                },
+            )
+            .await?;
+        Ok(keyed(inputs.iter().map(|i| &i.trace_id), outcomes))
+    }
+
+    /// Updates records by HubSpot id.
+    pub async fn batch_update(
+        &self,
+        object: ObjectType,
+        inputs: &[UpdateInput],
+    ) -> Result<Vec<InputResult>, Error> {
+        let body = request::update_body(inputs)?;
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expected: Vec<Expected<'_>> = inputs
+            .iter()
+            .map(|i| Expected {
+                trace_id: Some(&i.trace_id),
+                id: Some(&i.id),
+            })
+            .collect();
+        let outcomes = self
+            .call(
+                Call::post(
+                    Endpoint::BatchUpdate,
+                    object.path_name(),
+                    request::batch_path(object, "update"),
+                    body,
+                ),
+                |status, headers, bytes, now| {
+                    response::batch_outcomes(
+                        status,
+                        headers,
+                        bytes,
+                        now,
+                        &expected,
+                        IdMatch::RecordId,
+                    )
+                },
+            )
+            .await?;
+        Ok(keyed(inputs.iter().map(|i| &i.trace_id), outcomes))
+    }
+
+    /// Creates records, each with optional associations. Not idempotent: a failure after which
+    /// the records may exist (a timeout, a 5xx) is returned, never sent again, with
+    /// [`Failure::may_have_applied`] set.
+    pub async fn batch_create(
+        &self,
+        object: ObjectType,
+        inputs: &[CreateInput],
+    ) -> Result<Vec<InputResult>, Error> {
+        let body = request::create_body(inputs)?;
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expected: Vec<Expected<'_>> = inputs
+            .iter()
+            .map(|i| Expected {
+                trace_id: Some(&i.trace_id),
+                id: None,
+            })
+            .collect();
+        let outcomes = self
+            .call(
+                Call::post(
+                    Endpoint::BatchCreate,
+                    object.path_name(),
+                    request::batch_path(object, "create"),
+                    body,
+                ),
+                |status, headers, bytes, now| {
+                    response::batch_outcomes(status, headers, bytes, now, &expected, IdMatch::None)
+                },
+            )
+            .await?;
+        Ok(keyed(inputs.iter().map(|i| &i.trace_id), outcomes))
+    }
+
+    /// Reads records by id, or by the value of a unique property. A missing record is an
+    /// input error of class [`ErrorClass::NotFound`]; results are keyed by the requested id.
+    pub async fn batch_read(
+        &self,
+        object: ObjectType,
+        ids: &[String],
+        id_property: Option<&str>,
+        properties: &[String],
+    ) -> Result<Vec<InputResult>, Error> {
+        let body = request::read_body(ids, id_property, properties)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expected: Vec<Expected<'_>> = ids
+            .iter()
+            .map(|id| Expected {
+                trace_id: None,
+                id: Some(id),
+            })
+            .collect();
+        let by = id_property.map_or(IdMatch::RecordId, IdMatch::Property);
+        let outcomes = self
+            .call(
+                Call::post(
+                    Endpoint::BatchRead,
+                    object.path_name(),
+                    request::batch_path(object, "read"),
+                    body,
+                ),
+                |status, headers, bytes, now| {
+                    response::batch_outcomes(status, headers, bytes, now, &expected, by)
+                },
+            )
+            .await?;
+        Ok(keyed(ids.iter(), outcomes))
+    }
+
+    /// One page of search results. Search is eventually consistent: a miss does not prove a
+    /// record absent.
+    pub async fn search(
+        &self,
+        object: ObjectType,
+        search: &SearchRequest,
+    ) -> Result<SearchPage, Error> {
+        let body = request::search_body(search)?;
+        let page = self
+            .call(
+                Call::post(
+                    Endpoint::Search,
+                    object.path_name(),
+                    request::search_path(object),
+                    body,
+                ),
+                |status, headers, bytes, now| {
+                    response::search_page(&response::success_json(status, headers, bytes, now)?)
+                },
+            )
+            .await?;
+        Ok(page)
+    }
+
+    // ----- schema and account -----
+
+    /// Every property definition of an object type.
+    pub async fn properties(&self, object: ObjectType) -> Result<Vec<PropertyDefinition>, Error> {
+        let definitions = self
+            .call(
+                Call::get(
+                    Endpoint::Properties,
+                    object.path_name(),
+                    request::properties_path(object),
+                ),
+                |status, headers, bytes, now| {
+                    response::property_definitions(&response::success_json(
+                        status, headers, bytes, now,
+                    )?)
+                },
+            )
+            .await?;
+        Ok(definitions)
+    }
+
+    /// One page of active owners, optionally only the one with `email`.
+    pub async fn owners_page(
+        &self,
+        email: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<OwnersPage, Error> {
+        let query = request::owners_query(email, after);
+        let page = self
+            .call(
+                Call::get(Endpoint::Owners, "owners", request::OWNERS_PATH.to_owned())
+                    .with_query(query),
+                |status, headers, bytes, now| {
+                    response::owners_page(&response::success_json(status, headers, bytes, now)?)
+                },
+            )
+            .await?;
+        Ok(page)
+    }
+
+    /// Every active owner (all pages), optionally only the one with `email`.
+    pub async fn owners(&self, email: Option<&str>) -> Result<Vec<Owner>, Error> {
+        let mut owners = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_OWNER_PAGES {
+            let page = self.owners_page(email, after.as_deref()).await?;
+            owners.extend(page.results);
+            match page.next_after {
+                Some(next) if Some(&next) != after.as_ref() => after = Some(next),
+                _ => return Ok(owners),
+            }
+        }
+        Ok(owners)
+    }
+
+    /// The account the token belongs to. Its time zone's offset also sets when the budget
+    /// expects the daily quota to reset.
+    pub async fn account_details(&self) -> Result<AccountDetails, Error> {
+        let details = self
+            .call(
+                Call::get(
+                    Endpoint::AccountDetails,
+                    "account",
+                    request::ACCOUNT_DETAILS_PATH.to_owned(),
+                ),
+                |status, headers, bytes, now| {
+                    response::account_details(&response::success_json(status, headers, bytes, now)?)
+                },
+            )
+            .await?;
+        if let Some(offset) = details.utc_offset_ms {
+            self.inner.budget.set_utc_offset(offset);
+        }
+        Ok(details)
+    }
+
+    // ----- associations -----
+
+    /// Creates labelled or default-typed associations (v4), up to 100 per call. Creating an
+    /// association that exists changes nothing, so failures are retried like reads.
+    pub async fn create_associations(
+        &self,
+        from: ObjectType,
+        to: ObjectType,
+        inputs: &[AssociationInput],
+    ) -> Result<Vec<AssociationResult>, Error> {
+        let body = request::associations_body(inputs)?;
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcomes = self
+            .call(
+                Call::post(
+                    Endpoint::AssociationsCreate,
+                    from.path_name(),
+                    request::associations_create_path(from, to),
+                    body,
+                ),
+                |status, headers, bytes, now| {
+                    response::association_outcomes(status, headers, bytes, now, inputs)
+                },
+            )
+            .await?;
+        Ok(inputs
+            .iter()
+            .zip(outcomes)
+            .map(|(input, result)| AssociationResult {
+                key: input.trace_id.clone(),
+                result,
+            })
+            .collect())
+    }
+
+    // ----- the request loop -----
+
+    /// Sends one request until it succeeds, fails in a way retrying cannot mend, or runs out
+    /// of attempts. `parse` turns an answer into the result or a classified failure.
+    async fn call<T>(
+        &self,
+        call: Call,
+        parse: impl Fn(u16, &HeaderMap, &[u8], i64) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let Call {
+            endpoint,
+            object,
+            method,
+            path,
+            query,
+            body,
+        } = call;
+        let url = self.url(&path, &query);
+        let body = body.map(|b| serde_json::to_vec(&b).expect("a JSON value always serializes"));
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let slot = self.inner.budget.acquire(endpoint).await;
+            if !slot.waited().is_zero() {
+                BudgetWaited {
+                    endpoint,
+                    waited: slot.waited(),
+                }
+                .emit();
+            }
+            let started = Instant::now();
+            let answer = self.send(method.clone(), url.clone(), body.clone()).await;
+            let now = self.inner.budget.now_ms();
+            let (observation, result) = match answer {
+                Ok((status, headers, bytes)) => {
+                    let result = parse(status, &headers, &bytes, now);
+                    let rate_limited = match &result {
+                        Err(Failure {
+                            class:
+                                ErrorClass::RateLimited {
+                                    policy,
+                                    retry_after,
+                                },
+                            ..
+                        }) => Some((*policy, *retry_after)),
+                        _ => None,
+                    };
+                    let observation = Observation {
+                        status: Some(status),
+                        headers: RateLimitHeaders::parse(&headers),
+                        rate_limited,
+                    };
+                    (observation, result)
+                }
+                Err(failure) => (Observation::default(), Err(failure)),
+            };
+            RequestCompleted {
+                endpoint,
+                object,
+                status: observation.status,
+                elapsed: started.elapsed(),
+                attempt: attempts,
+            }
+            .emit();
+            self.inner.budget.complete(slot, &observation);
+            let mut failure = match result {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            failure.attempts = attempts;
+            let decision = retry::decide(
+                &self.inner.retry,
+                attempts,
+                &failure,
+                endpoint.is_idempotent(),
+                self.inner.budget.until_daily_reset(),
+                rand::random::<f64>(),
+            );
+            match decision {
+                Decision::Retry(delay) => {
+                    RetryScheduled {
+                        endpoint,
+                        failure: &failure,
+                        delay,
+                    }
+                    .emit();
+                    self.inner.sleeper.sleep(delay).await;
+                }
+                Decision::GiveUp => {
+                    CallFailed {
+                        endpoint,
+                        failure: &failure,
+                    }
+                    .emit();
+                    return Err(failure);
+                }
+            }
+        }
+    }
+
+    fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
+        let mut url = self.inner.base_url.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{path}"));
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in query {
+                pairs.append_pair(name, value);
+            }
+        }
+        url
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, Failure> {
+        let mut request = self
+            .inner
+            .http
+            .request(method, url)
+            .bearer_auth(self.inner.token.expose())
+            .header(ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(transport)?;
+        Ok((status, headers, bytes.to_vec()))
+    }
+}
+
+/// One request to make, before the budget and retries.
+struct Call {
+    endpoint: Endpoint,
+    /// The `object` metric label: an object type's path name, or what the call is about.
+    object: &'static str,
+    method: Method,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: Option<Value>,
+}
+
+impl Call {
+    fn post(endpoint: Endpoint, object: &'static str, path: String, body: Value) -> Self {
+        Call {
+            endpoint,
+            object,
+            method: Method::POST,
+            path,
+            query: Vec::new(),
+            body: Some(body),
+        }
+    }
+
+    fn get(endpoint: Endpoint, object: &'static str, path: String) -> Self {
+        Call {
+            endpoint,
+            object,
+            method: Method::GET,
+            path,
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn with_query(self, query: Vec<(&'static str, String)>) -> Self {
+        Call { query, ..self }
+    }
+}
+
+fn transport(error: reqwest::Error) -> Failure {
+    let kind = if error.is_connect() {
+        Transport::Connect
+    } else if error.is_timeout() {
+        Transport::Timeout
+    } else {
+        Transport::Other
+    };
+    // The error's source chain says why (refused, reset, timed out); its URL is ours.
+    let error = error.without_url();
+    let mut detail = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    response::transport_failure(kind, &detail)
+}
+
+/// Pairs outcomes (in input order) with their keys.
+fn keyed<'a>(
+    keys: impl Iterator<Item = &'a String>,
+    outcomes: Vec<Result<super::Record, super::InputError>>,
+) -> Vec<InputResult> {
+    keys.zip(outcomes)
+        .map(|(key, result)| InputResult {
+            key: key.clone(),
+            result,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(base_url: &str) -> ClientSettings {
+        ClientSettings {
+            base_url: base_url.to_owned(),
+            ..ClientSettings::from_config(&HubSpotConfig::default())
+        }
+    }
+
+    #[test]
+    fn urls_join_the_base_path_and_query() {
+        let client = HubSpotClient::new(settings("http://127.0.0.1:9/"), Secret::new("t")).unwrap();
+        assert_eq!(
+            client
+                .url("/crm/v3/owners", &[("email", "a+b@x.io".to_owned())])
+                .as_str(),
+            "http://127.0.0.1:9/crm/v3/owners?email=a%2Bb%40x.io"
+        );
+        let proxied =
+            HubSpotClient::new(settings("https://proxy.example/hubspot"), Secret::new("t"))
+                .unwrap();
+        assert_eq!(
+            proxied.url("/account-info/v3/details", &[]).as_str(),
+            "https://proxy.example/hubspot/account-info/v3/details"
+        );
+    }
+
+    #[test]
+    fn a_bad_base_url_is_refused_naming_the_setting() {
+        let error = HubSpotClient::new(settings("api.hubapi.com"), Secret::new("t")).unwrap_err();
+        assert!(error.to_string().contains("hubspot.base_url"), "{error}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let client =
+            HubSpotClient::new(settings("http://127.0.0.1:9"), Secret::new("pat-secret")).unwrap();
+        assert!(!format!("{client:?}").contains("pat-secret"));
+    }
+
+    #[tokio::test]
+    async fn oversized_batches_are_refused_without_sending() {
+        let client = HubSpotClient::new(settings("http://127.0.0.1:9"), Secret::new("t")).unwrap();
+        let inputs: Vec<UpsertInput> = (0..101)
+            .map(|i| UpsertInput {
+                trace_id: i.to_string(),
+                id: format!("c{i}@example.org"),
+                properties: Default::default(),
+            })
+            .collect();
+        let error = client
+            .batch_upsert(ObjectType::Contacts, "email", &inputs)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Request(_)), "{error}");
+        assert_eq!(client.stats().sent, 0);
+        assert!(
+            client
+                .batch_upsert(ObjectType::Contacts, "email", &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retryable_and_retried() {
+        // A port that was free a moment ago: nothing listens there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let sleeper = Arc::new(super::super::retry::InstantSleeper::new());
+        let mut settings = settings(&format!("http://127.0.0.1:{port}"));
+        settings.retry = RetryParams {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+            max_attempts: 3,
+        };
+        let budget = Arc::new(RequestBudget::new(settings.limits));
+        let client =
+            HubSpotClient::with_parts(settings, Secret::new("t"), budget, sleeper.clone()).unwrap();
+        let error = client.account_details().await.unwrap_err();
+        let failure = error.failure().expect("sent");
+        assert_eq!(failure.class, ErrorClass::Retryable { retry_after: None });
+        assert!(!failure.may_have_applied);
+        assert_eq!(failure.attempts, 3);
+        assert_eq!(sleeper.slept().len(), 2);
+        assert_eq!(client.stats().failed, 3);
+    }
+}

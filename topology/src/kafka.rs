@@ -1,0 +1,314 @@
+//! Kafka clients as hubsync uses them, and the bookkeeping of at-least-once delivery.
+//!
+//! Consumers never commit by themselves what they have merely read: `enable.auto.offset.store` is
+//! off, and an offset is stored only once everything its message produced (command, outcome or
+//! dead letter) has been delivered; the auto-commit then writes stored offsets on its interval.
+//! [`OffsetTracker`] turns completions, which arrive out of order, into the offset that is safe
+//! to store for each partition.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+
+use crate::outcomes::Original;
+
+use crate::config::{Config, KafkaProperty, Secrets};
+
+/// Which kind of client a setting is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Consumer,
+    Producer,
+}
+
+/// librdkafka settings only one kind of client understands (the other warns about them).
+const CONSUMER_ONLY: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "auto.offset.reset",
+    "isolation.level",
+    "partition.assignment.strategy",
+    "group.instance.id",
+    "group.protocol",
+    "fetch.",
+    "queued.",
+    "check.crcs",
+];
+const PRODUCER_ONLY: &[&str] = &[
+    "acks",
+    "linger.ms",
+    "compression.",
+    "enable.idempotence",
+    "message.timeout.ms",
+    "batch.",
+    "queue.buffering.",
+    "delivery.timeout.ms",
+    "retries",
+    "transactional.id",
+];
+
+fn applies(name: &str, kind: Kind) -> bool {
+    let other = match kind {
+        Kind::Consumer => PRODUCER_ONLY,
+        Kind::Producer => CONSUMER_ONLY,
+    };
+    !other.iter().any(|p| {
+        if p.ends_with('.') {
+            name.starts_with(p)
+        } else {
+            name == *p
+        }
+    })
+}
+
+/// Settings every hubsync client of `kind` shares: brokers, client id, the file's extra
+/// properties that apply to it.
+fn base_config(config: &Config, secrets: &Secrets, kind: Kind) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("client.id", &config.kafka.client_id);
+    for (name, value) in &config.kafka.properties {
+        if let KafkaProperty::Value(value) = value
+            && applies(name, kind)
+        {
+            client.set(name, value);
+        }
+    }
+    for (name, secret) in &secrets.kafka_properties {
+        if applies(name, kind) {
+            client.set(name, secret.expose());
+        }
+    }
+    client
+}
+
+/// A consumer of `stage`'s group that stores offsets only when told to.
+pub fn consumer_config(config: &Config, secrets: &Secrets, stage: &str) -> ClientConfig {
+    let mut client = base_config(config, secrets, Kind::Consumer);
+    client
+        .set("group.id", config.group_id(stage))
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", "1000");
+    for (name, default) in [
+        ("auto.offset.reset", "earliest"),
+        ("session.timeout.ms", "10000"),
+        ("isolation.level", "read_committed"),
+    ] {
+        if !config.kafka.properties.contains_key(name) {
+            client.set(name, default);
+        }
+    }
+    client
+}
+
+/// A producer that never duplicates on its own retries and waits for every in-sync replica.
+pub fn producer_config(config: &Config, secrets: &Secrets) -> ClientConfig {
+    let mut client = base_config(config, secrets, Kind::Producer);
+    for (name, default) in [
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("linger.ms", "5"),
+        ("compression.type", "lz4"),
+        ("message.timeout.ms", "300000"),
+    ] {
+        if !config.kafka.properties.contains_key(name) {
+            client.set(name, default);
+        }
+    }
+    client
+}
+
+/// Which offsets of each partition are still in flight, and how far it is safe to commit.
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: BTreeMap<(String, i32), PartitionOffsets>,
+}
+
+#[derive(Debug, Default)]
+struct PartitionOffsets {
+    pending: BTreeSet<i64>,
+    highest_done: Option<i64>,
+    /// The last offset handed out for storing; the first tracked offset less one at the start.
+    stored: Option<i64>,
+}
+
+impl OffsetTracker {
+    /// A message was read and its work has started.
+    pub fn track(&mut self, topic: &str, partition: i32, offset: i64) {
+        let entry = self
+            .partitions
+            .entry((topic.to_string(), partition))
+            .or_default();
+        if entry.stored.is_none() && entry.pending.is_empty() {
+            entry.stored = Some(offset - 1);
+        }
+        entry.pending.insert(offset);
+    }
+
+    /// A message's work is delivered. Returns the last offset of the partition below which
+    /// everything is done, when that moved: the offset to store (librdkafka commits it + 1).
+    pub fn complete(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+        let entry = self.partitions.get_mut(&(topic.to_string(), partition))?;
+        if !entry.pending.remove(&offset) {
+            return None;
+        }
+        entry.highest_done = Some(entry.highest_done.map_or(offset, |h| h.max(offset)));
+        let safe = match entry.pending.first() {
+            Some(lowest_pending) => lowest_pending - 1,
+            None => entry.highest_done?,
+        };
+        if entry.stored.is_some_and(|stored| stored >= safe) {
+            return None;
+        }
+        entry.stored = Some(safe);
+        Some(safe)
+    }
+
+    /// Forgets partitions this consumer no longer owns (after a rebalance).
+    pub fn forget(&mut self, topic: &str, partition: i32) {
+        self.partitions.remove(&(topic.to_string(), partition));
+    }
+
+    /// Messages read whose work is not delivered yet.
+    pub fn in_flight(&self) -> usize {
+        self.partitions.values().map(|p| p.pending.len()).sum()
+    }
+}
+
+/// A message as read, kept whole so a dead letter can carry it.
+pub fn original(message: &BorrowedMessage<'_>) -> Original {
+    Original {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp: message.timestamp().to_millis(),
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers: message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Kafka Connect's dead-letter headers, so existing tooling can read hubsync's dead letters.
+pub struct ConnectErrorHeaders<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub exception_class: &'a str,
+    pub message: &'a str,
+    pub stage: &'a str,
+}
+
+impl ConnectErrorHeaders<'_> {
+    pub fn to_headers(&self) -> OwnedHeaders {
+        let partition = self.partition.to_string();
+        let offset = self.offset.to_string();
+        OwnedHeaders::new()
+            .insert(header("__connect.errors.topic", self.topic))
+            .insert(header("__connect.errors.partition", &partition))
+            .insert(header("__connect.errors.offset", &offset))
+            .insert(header(
+                "__connect.errors.exception.class.name",
+                self.exception_class,
+            ))
+            .insert(header("__connect.errors.exception.message", self.message))
+            .insert(header("__connect.errors.stage", self.stage))
+            .insert(header("__connect.errors.connector.name", "hubsync"))
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_advance_only_over_contiguous_completions() {
+        let mut tracker = OffsetTracker::default();
+        for offset in 10..15 {
+            tracker.track("t", 0, offset);
+        }
+        assert_eq!(
+            tracker.complete("t", 0, 12),
+            None,
+            "10 and 11 are still pending"
+        );
+        assert_eq!(tracker.complete("t", 0, 10), Some(10));
+        assert_eq!(tracker.complete("t", 0, 11), Some(12));
+        assert_eq!(tracker.complete("t", 0, 14), None);
+        assert_eq!(tracker.complete("t", 0, 13), Some(14));
+        assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[test]
+    fn partitions_are_independent_and_unknown_completions_ignored() {
+        let mut tracker = OffsetTracker::default();
+        tracker.track("t", 0, 0);
+        tracker.track("t", 1, 0);
+        assert_eq!(tracker.complete("t", 1, 0), Some(0));
+        assert_eq!(
+            tracker.complete("t", 1, 0),
+            None,
+            "a second completion is ignored"
+        );
+        assert_eq!(tracker.complete("u", 0, 0), None);
+        tracker.forget("t", 0);
+        assert_eq!(tracker.complete("t", 0, 0), None);
+    }
+
+    #[test]
+    fn client_specific_settings_go_only_to_their_kind_of_client() {
+        assert!(applies("session.timeout.ms", Kind::Consumer));
+        assert!(!applies("session.timeout.ms", Kind::Producer));
+        assert!(!applies("fetch.max.bytes", Kind::Producer));
+        assert!(!applies("linger.ms", Kind::Consumer));
+        assert!(applies("security.protocol", Kind::Consumer));
+        assert!(applies("security.protocol", Kind::Producer));
+    }
+
+    #[test]
+    fn connect_headers_name_the_source() {
+        use rdkafka::message::Headers;
+        let headers = ConnectErrorHeaders {
+            topic: "crm.contact.changes",
+            partition: 2,
+            offset: 41,
+            exception_class: "DATA",
+            message: "bad",
+            stage: "process",
+        }
+        .to_headers();
+        let found: Vec<(String, String)> = headers
+            .iter()
+            .map(|h| {
+                (
+                    h.key.to_string(),
+                    String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                )
+            })
+            .collect();
+        assert!(found.contains(&("__connect.errors.offset".into(), "41".into())));
+        assert!(found.contains(&(
+            "__connect.errors.topic".into(),
+            "crm.contact.changes".into()
+        )));
+    }
+}

@@ -1,0 +1,406 @@
+//! Coalescing: commands for one record that arrive within the linger window become one write,
+//! and up to `batch_size` records of one object type become one batch request.
+//!
+//! For each property the value with the newest event time wins (arrival order breaks ties).
+//! A record whose previous batch is still in flight is held back until that batch is done, so
+//! writes to one record never overtake each other.
+//!
+//! ```text
+//! in:  {ada@acme.io firstname=Ada t=1}, {ada@acme.io jobtitle=CTO t=3}, {ada@acme.io firstname=Ada L. t=2}
+//! out: one record ada@acme.io {firstname: "Ada L.", jobtitle: "CTO"} with three members
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use hubsync_schemas::HubSpotCommand;
+
+use crate::outcomes::Original;
+
+/// One command as read from Kafka, with what is needed to acknowledge and dead-letter it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub command: HubSpotCommand,
+    /// The command's message on the commands topic, kept whole for a dead letter.
+    pub message: Original,
+}
+
+/// The merged write for one record.
+#[derive(Debug, Clone)]
+pub struct PendingRecord {
+    /// `object:KIND:value`, see [`crate::state::record_key`].
+    pub key: String,
+    pub properties: BTreeMap<String, Option<String>>,
+    /// Event time of each property's current value.
+    pub property_times: BTreeMap<String, i64>,
+    pub create_only: BTreeMap<String, String>,
+    pub fill_if_empty: BTreeSet<String>,
+    pub may_create: bool,
+    pub members: Vec<Member>,
+    pub first_seen: Instant,
+    /// Not to be written before this (a record waiting for HubSpot's search to catch up).
+    pub not_before: Option<Instant>,
+}
+
+impl PendingRecord {
+    fn new(key: String, now: Instant) -> Self {
+        PendingRecord {
+            key,
+            properties: BTreeMap::new(),
+            property_times: BTreeMap::new(),
+            create_only: BTreeMap::new(),
+            fill_if_empty: BTreeSet::new(),
+            may_create: false,
+            members: Vec::new(),
+            first_seen: now,
+            not_before: None,
+        }
+    }
+
+    fn absorb(&mut self, member: Member) {
+        let command = &member.command;
+        let time = command.event_time;
+        for (name, value) in &command.properties {
+            let newer = self.property_times.get(name).is_none_or(|t| time >= *t);
+            if newer {
+                self.properties.insert(name.clone(), value.clone());
+                self.property_times.insert(name.clone(), time);
+                // A value some member sends unconditionally is no longer fill-if-empty.
+                if !command.fill_if_empty.contains(name) {
+                    self.fill_if_empty.remove(name);
+                }
+            }
+        }
+        for name in &command.fill_if_empty {
+            let sent_unconditionally = self.members.iter().any(|m| {
+                m.command.properties.contains_key(name) && !m.command.fill_if_empty.contains(name)
+            });
+            if !sent_unconditionally {
+                self.fill_if_empty.insert(name.clone());
+            }
+        }
+        for (name, value) in &command.create_only_properties {
+            self.create_only
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+        // One event that may create the record is enough: the write carries every member's values.
+        self.may_create |= command.may_create;
+        self.members.push(member);
+    }
+
+    /// The member whose command is newest by event time: it speaks for the record.
+    pub fn newest(&self) -> Option<&Member> {
+        self.members.iter().max_by_key(|m| m.command.event_time)
+    }
+}
+
+/// Pending records of one object type, in first-seen order.
+#[derive(Debug)]
+pub struct Coalescer {
+    linger: Duration,
+    batch_size: usize,
+    records: HashMap<String, PendingRecord>,
+    order: VecDeque<String>,
+    in_flight: HashSet<String>,
+}
+
+impl Coalescer {
+    pub fn new(linger: Duration, batch_size: usize) -> Self {
+        Coalescer {
+            linger,
+            batch_size: batch_size.max(1),
+            records: HashMap::new(),
+            order: VecDeque::new(),
+            in_flight: HashSet::new(),
+        }
+    }
+
+    pub fn add(&mut self, key: String, member: Member, now: Instant) {
+        let record = self.records.entry(key.clone()).or_insert_with(|| {
+            self.order.push_back(key.clone());
+            PendingRecord::new(key, now)
+        });
+        record.absorb(member);
+    }
+
+    /// Puts a record back (a batch that must be tried again), keeping its place at the front.
+    pub fn requeue(&mut self, record: PendingRecord) {
+        self.in_flight.remove(&record.key);
+        match self.records.get_mut(&record.key) {
+            // Newer commands arrived meanwhile: merge the older members in first.
+            Some(newer) => {
+                let newer_members = std::mem::take(&mut newer.members);
+                let mut merged = record;
+                merged.first_seen = merged.first_seen.min(newer.first_seen);
+                for member in newer_members {
+                    merged.absorb(member);
+                }
+                *newer = merged;
+            }
+            None => {
+                self.order.push_front(record.key.clone());
+                self.records.insert(record.key.clone(), record);
+            }
+        }
+    }
+
+    /// Puts a record back to be written again no earlier than `at`, behind the others.
+    pub fn requeue_at(&mut self, mut record: PendingRecord, at: Instant) {
+        record.not_before = Some(at);
+        self.in_flight.remove(&record.key);
+        match self.records.get_mut(&record.key) {
+            Some(newer) => {
+                let newer_members = std::mem::take(&mut newer.members);
+                for member in newer_members {
+                    record.absorb(member);
+                }
+                *newer = record;
+            }
+            None => {
+                self.order.push_back(record.key.clone());
+                self.records.insert(record.key.clone(), record);
+            }
+        }
+    }
+
+    /// Records not yet handed out.
+    pub fn pending_records(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Commands not yet handed out.
+    pub fn pending_commands(&self) -> usize {
+        self.records.values().map(|r| r.members.len()).sum()
+    }
+
+    /// Takes the next batch if one is due: a full batch of records not in flight, or the oldest
+    /// of them has waited `linger`, or `flush` asks for whatever there is.
+    pub fn take_batch(&mut self, now: Instant, flush: bool) -> Option<Vec<PendingRecord>> {
+        let waiting = |key: &String| {
+            self.records
+                .get(key)
+                .and_then(|r| r.not_before)
+                .is_some_and(|at| at > now)
+        };
+        let eligible: Vec<&String> = self
+            .order
+            .iter()
+            .filter(|k| !self.in_flight.contains(*k) && !waiting(k))
+            .take(self.batch_size)
+            .collect();
+        let oldest = eligible.first().and_then(|k| self.records.get(*k))?;
+        let due = eligible.len() >= self.batch_size
+            || now.duration_since(oldest.first_seen) >= self.linger
+            || flush;
+        if !due {
+            return None;
+        }
+        let keys: Vec<String> = eligible.into_iter().cloned().collect();
+        self.order.retain(|k| !keys.contains(k));
+        let batch = keys
+            .into_iter()
+            .filter_map(|key| {
+                self.in_flight.insert(key.clone());
+                self.records.remove(&key)
+            })
+            .collect();
+        Some(batch)
+    }
+
+    /// When the oldest eligible record's linger runs out.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.order
+            .iter()
+            .filter(|k| !self.in_flight.contains(*k))
+            .filter_map(|k| self.records.get(k))
+            .map(|r| {
+                let lingered = r.first_seen + self.linger;
+                r.not_before.map_or(lingered, |at| at.max(lingered))
+            })
+            .min()
+    }
+
+    /// A batch is done with these records: they may be written again.
+    pub fn release(&mut self, keys: impl IntoIterator<Item = String>) {
+        for key in keys {
+            self.in_flight.remove(&key);
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubsync_schemas::examples;
+
+    fn member(email: &str, time: i64, props: &[(&str, Option<&str>)]) -> Member {
+        let mut command = examples::hubspot_command();
+        command.event_time = time;
+        command.event_id = format!("e-{time}");
+        command.identity.value = email.to_string();
+        command.properties = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        command.fill_if_empty.clear();
+        command.create_only_properties.clear();
+        command.may_create = false;
+        Member {
+            command,
+            message: Original::default(),
+        }
+    }
+
+    #[test]
+    fn newest_value_per_property_wins_whatever_the_arrival_order() {
+        let now = Instant::now();
+        let mut c = Coalescer::new(Duration::from_millis(100), 100);
+        c.add(
+            "k".into(),
+            member("a@x.io", 1, &[("firstname", Some("Ada"))]),
+            now,
+        );
+        c.add(
+            "k".into(),
+            member("a@x.io", 3, &[("jobtitle", Some("CTO"))]),
+            now,
+        );
+        c.add(
+            "k".into(),
+            member(
+                "a@x.io",
+                2,
+                &[("firstname", Some("Ada L.")), ("jobtitle", Some("CEO"))],
+            ),
+            now,
+        );
+        let batch = c.take_batch(now, true).expect("batch");
+        assert_eq!(batch.len(), 1);
+        let record = &batch[0];
+        assert_eq!(record.members.len(), 3);
+        assert_eq!(record.properties["firstname"].as_deref(), Some("Ada L."));
+        assert_eq!(record.properties["jobtitle"].as_deref(), Some("CTO"));
+        assert_eq!(record.newest().map(|m| m.command.event_time), Some(3));
+    }
+
+    #[test]
+    fn batches_are_due_when_full_or_when_the_oldest_lingered() {
+        let start = Instant::now();
+        let mut c = Coalescer::new(Duration::from_millis(100), 2);
+        c.add("a".into(), member("a@x.io", 1, &[]), start);
+        assert!(c.take_batch(start, false).is_none());
+        assert_eq!(c.next_due(), Some(start + Duration::from_millis(100)));
+        assert!(
+            c.take_batch(start + Duration::from_millis(100), false)
+                .is_some()
+        );
+        c.add("b".into(), member("b@x.io", 1, &[]), start);
+        c.add("c".into(), member("c@x.io", 1, &[]), start);
+        c.add("d".into(), member("d@x.io", 1, &[]), start);
+        let full = c.take_batch(start, false).expect("full batch");
+        assert_eq!(
+            full.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+    }
+
+    #[test]
+    fn a_record_in_flight_waits_for_its_batch() {
+        let now = Instant::now();
+        let mut c = Coalescer::new(Duration::ZERO, 10);
+        c.add(
+            "a".into(),
+            member("a@x.io", 1, &[("firstname", Some("A"))]),
+            now,
+        );
+        let first = c.take_batch(now, true).expect("batch");
+        c.add(
+            "a".into(),
+            member("a@x.io", 2, &[("firstname", Some("B"))]),
+            now,
+        );
+        assert!(
+            c.take_batch(now, true).is_none(),
+            "held back while in flight"
+        );
+        c.release(first.into_iter().map(|r| r.key));
+        let second = c.take_batch(now, true).expect("released");
+        assert_eq!(second[0].properties["firstname"].as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn a_record_requeued_for_later_waits_without_holding_others_back() {
+        let now = Instant::now();
+        let mut c = Coalescer::new(Duration::ZERO, 10);
+        c.add("a".into(), member("a@x.io", 1, &[]), now);
+        let batch = c.take_batch(now, true).expect("batch");
+        for record in batch {
+            c.requeue_at(record, now + Duration::from_secs(30));
+        }
+        c.add("b".into(), member("b@x.io", 1, &[]), now);
+        let next = c.take_batch(now, true).expect("b is due");
+        assert_eq!(next[0].key, "b");
+        assert!(c.take_batch(now, true).is_none(), "a waits");
+        assert_eq!(c.next_due(), Some(now + Duration::from_secs(30)));
+        assert!(c.take_batch(now + Duration::from_secs(30), false).is_some());
+    }
+
+    #[test]
+    fn a_requeued_record_merges_with_newer_commands() {
+        let now = Instant::now();
+        let mut c = Coalescer::new(Duration::ZERO, 10);
+        c.add(
+            "a".into(),
+            member(
+                "a@x.io",
+                1,
+                &[("firstname", Some("Old")), ("city", Some("Paris"))],
+            ),
+            now,
+        );
+        let batch = c.take_batch(now, true).expect("batch");
+        c.add(
+            "a".into(),
+            member("a@x.io", 5, &[("firstname", Some("New"))]),
+            now,
+        );
+        for record in batch {
+            c.requeue(record);
+        }
+        let retried = c.take_batch(now, true).expect("batch");
+        assert_eq!(retried[0].members.len(), 2);
+        assert_eq!(retried[0].properties["firstname"].as_deref(), Some("New"));
+        assert_eq!(retried[0].properties["city"].as_deref(), Some("Paris"));
+    }
+
+    #[test]
+    fn fill_if_empty_holds_only_while_no_member_sends_the_value_outright() {
+        let now = Instant::now();
+        let mut c = Coalescer::new(Duration::ZERO, 10);
+        let mut first = member("a@x.io", 1, &[("phone", Some("1"))]);
+        first.command.fill_if_empty = vec!["phone".into()];
+        first.command.may_create = true;
+        c.add("a".into(), first, now);
+        let record = c.take_batch(now, true).expect("batch").remove(0);
+        assert!(record.fill_if_empty.contains("phone"));
+        assert!(record.may_create);
+
+        let mut c = Coalescer::new(Duration::ZERO, 10);
+        let mut first = member("a@x.io", 1, &[("phone", Some("1"))]);
+        first.command.fill_if_empty = vec!["phone".into()];
+        c.add("a".into(), first, now);
+        c.add(
+            "a".into(),
+            member("a@x.io", 2, &[("phone", Some("2"))]),
+            now,
+        );
+        let record = c.take_batch(now, true).expect("batch").remove(0);
+        assert!(!record.fill_if_empty.contains("phone"));
+        assert_eq!(record.properties["phone"].as_deref(), Some("2"));
+    }
+}

@@ -1,0 +1,11 @@
+//! The sink stage: commands -> dedupe -> coalesce per record -> batch -> HubSpot -> outcomes and
+//! dead letters.
+//!
+//! # Layout
+//! - [`coalesce`]: merging commands per record within the linger window, and batching (pure).
+//! - [`writer`]: a batch of records to HubSpot calls and a resolution per record.
+//! - [`stage`]: the loop: read, dedupe, coalesce, dispatch batches, emit, store offsets.
+
+pub mod coalesce;
+pub mod stage;
+pub mod writer;

@@ -1,0 +1,494 @@
+//! The sink stage's loop: read commands, recognise events already processed, coalesce, dispatch
+//! batches to the [`Writer`] with bounded concurrency, record and emit every event's outcome, and
+//! store each offset once everything its message produced is delivered.
+//!
+//! When HubSpot refuses the token the stage pauses: partitions stop being fetched (the consumer
+//! stays in its group), the batch waits, `/healthz` says why, and the token is probed with
+//! backoff; once it works the stage resumes where it stopped. Nothing is dead-lettered for it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use hubsync_schemas::{HubSpotCommand, HubSpotObjectType, IdentityKind};
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::coalesce::{Coalescer, Member, PendingRecord};
+use super::writer::{Resolution, Writer};
+use crate::admin::{Health, StageHealth};
+use crate::codec::{AvroCodec, DecodeError};
+use crate::emit::{Delivery, Emitter};
+use crate::hubspot::HubSpotClient;
+use crate::kafka::{OffsetTracker, original};
+use crate::outcomes::{self, Failure, Original, Verdict, now_ms};
+use crate::state::{StateError, record_key};
+
+pub const STAGE: &str = "sink";
+
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub linger: Duration,
+    pub batch_size: usize,
+    /// Batches written at once.
+    pub max_in_flight: usize,
+    /// Commands held in memory (read, not yet written); reading pauses beyond it.
+    pub max_pending: usize,
+}
+
+pub struct SinkStage {
+    pub consumer: StreamConsumer,
+    pub codec: AvroCodec,
+    pub writer: Writer,
+    pub emitter: Emitter,
+    pub client: HubSpotClient,
+    pub health: Health,
+    pub settings: SinkSettings,
+}
+
+/// A message's position, to be completed once its records are delivered.
+type Position = (String, i32, i64);
+
+/// What a finished batch hands back to the loop.
+struct BatchDone {
+    keys: Vec<(HubSpotObjectType, String)>,
+    retry: Vec<(HubSpotObjectType, PendingRecord, Option<Duration>)>,
+    paused: Option<String>,
+    delivered: Vec<Position>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("subscribing to the commands topic: {0}")]
+    Subscribe(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl SinkStage {
+    pub async fn run(
+        self,
+        topic: &str,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), SinkError> {
+        self.consumer.subscribe(&[topic])?;
+        self.health.set(STAGE, StageHealth::Running);
+        info!(topic, "sink stage started");
+        let (acks, mut acked) = mpsc::channel::<Position>(self.settings.max_pending.max(64) * 2);
+        let mut coalescers: HashMap<HubSpotObjectType, Coalescer> = HashMap::new();
+        let mut tracker = OffsetTracker::default();
+        let mut batches: JoinSet<BatchDone> = JoinSet::new();
+        let mut paused: Option<String> = None;
+        let mut probe_delay = Duration::from_secs(2);
+        let mut probe_at = Instant::now();
+        let mut draining = false;
+
+        loop {
+            let now = Instant::now();
+            if paused.is_none() {
+                while batches.len() < self.settings.max_in_flight {
+                    let Some((object, records)) = coalescers.iter_mut().find_map(|(object, c)| {
+                        c.take_batch(now.into_std(), draining).map(|b| (*object, b))
+                    }) else {
+                        break;
+                    };
+                    batches.spawn(write_batch(
+                        self.writer.clone(),
+                        self.emitter.clone(),
+                        object,
+                        records,
+                    ));
+                }
+            }
+            let pending: usize = coalescers.values().map(Coalescer::pending_commands).sum();
+            if draining
+                && (paused.is_some()
+                    || (pending == 0 && batches.is_empty() && tracker.in_flight() == 0))
+            {
+                break;
+            }
+            let next_due = coalescers
+                .values()
+                .filter_map(Coalescer::next_due)
+                .min()
+                .map(Instant::from_std);
+            let can_read = !draining && pending < self.settings.max_pending;
+            tokio::select! {
+                biased;
+                changed = shutdown.changed(), if !draining => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        info!(pending, in_flight = batches.len(), "sink stage stopping: writing what it holds");
+                        draining = true;
+                    }
+                }
+                Some((topic, partition, offset)) = acked.recv() => {
+                    if let Some(safe) = tracker.complete(&topic, partition, offset)
+                        && let Err(error) = self.consumer.store_offset(&topic, partition, safe)
+                    {
+                        debug!(%error, topic, partition, "offset not stored (partition reassigned?)");
+                    }
+                }
+                Some(joined) = batches.join_next() => {
+                    let done = match joined {
+                        Ok(done) => done,
+                        Err(panic) => {
+                            // The batch's offsets stay unstored: its commands are read again.
+                            error!(%panic, "a batch task failed; its commands will be read again after a restart");
+                            continue;
+                        }
+                    };
+                    for position in done.delivered {
+                        let _ = acks.send(position).await;
+                    }
+                    for (object, key) in done.keys {
+                        if let Some(c) = coalescers.get_mut(&object) {
+                            c.release([key]);
+                        }
+                    }
+                    for (object, record, later) in done.retry {
+                        let c = coalescer(&mut coalescers, object, &self.settings);
+                        match later {
+                            Some(delay) => c.requeue_at(record, (Instant::now() + delay).into_std()),
+                            None => c.requeue(record),
+                        }
+                    }
+                    if let Some(reason) = done.paused && paused.is_none() {
+                        warn!(%reason, "hubspot refuses the token: pausing the sink until it works again");
+                        metrics::counter!("hubsync_sink_pauses_total").increment(1);
+                        self.pause_partitions(true);
+                        self.health.set(STAGE, StageHealth::Paused(reason.clone()));
+                        paused = Some(reason);
+                        probe_delay = Duration::from_secs(2);
+                        probe_at = Instant::now() + probe_delay;
+                    }
+                }
+                message = self.consumer.recv(), if can_read => {
+                    match message {
+                        Ok(message) => self.accept(&message, &mut tracker, &mut coalescers, &acks).await?,
+                        Err(error) => warn!(%error, "kafka consumer error; continuing"),
+                    }
+                }
+                _ = tokio::time::sleep_until(next_due.unwrap_or(now + Duration::from_secs(3600))), if next_due.is_some() && paused.is_none() => {}
+                _ = tokio::time::sleep_until(probe_at), if paused.is_some() => {
+                    match self.client.account_details().await {
+                        Ok(_) => {
+                            info!("hubspot accepts the token again: resuming the sink");
+                            self.pause_partitions(false);
+                            self.health.set(STAGE, StageHealth::Running);
+                            paused = None;
+                        }
+                        Err(error) => {
+                            debug!(%error, "token still refused");
+                            probe_delay = (probe_delay * 2).min(Duration::from_secs(60));
+                            probe_at = Instant::now() + probe_delay;
+                        }
+                    }
+                }
+            }
+        }
+        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            debug!(%error, "final offset commit failed; the last commands will be read again");
+        }
+        self.health
+            .set(STAGE, StageHealth::Stopped("shut down".into()));
+        info!("sink stage stopped");
+        Ok(())
+    }
+
+    fn pause_partitions(&self, pause: bool) {
+        let result = self.consumer.assignment().and_then(|assignment| {
+            if pause {
+                self.consumer.pause(&assignment)
+            } else {
+                self.consumer.resume(&assignment)
+            }
+        });
+        if let Err(error) = result {
+            warn!(%error, pause, "could not change the fetching of assigned partitions");
+        }
+    }
+
+    /// One command read: dead-letter it if it does not decode, answer it from state if its event
+    /// was processed before, otherwise hold it for its record's next batch.
+    async fn accept(
+        &self,
+        message: &BorrowedMessage<'_>,
+        tracker: &mut OffsetTracker,
+        coalescers: &mut HashMap<HubSpotObjectType, Coalescer>,
+        acks: &mpsc::Sender<Position>,
+    ) -> Result<(), SinkError> {
+        let position: Position = (
+            message.topic().to_string(),
+            message.partition(),
+            message.offset(),
+        );
+        tracker.track(&position.0, position.1, position.2);
+        let original = original(message);
+        metrics::counter!("hubsync_sink_commands_total").increment(1);
+        let command = match self.decode(message.payload().unwrap_or_default()).await {
+            Ok(command) => command,
+            Err(error) => {
+                let failure = Failure::new(error.class(), error.code(), error.to_string());
+                let deliveries = dead_letter_only(&self.emitter, &original, None, &failure).await;
+                spawn_ack(deliveries, position, acks.clone());
+                return Ok(());
+            }
+        };
+        if let Some(remembered) = self.writer.state().processed(&command.event_id)? {
+            // Redelivered or replayed: the event keeps the outcome it already has.
+            metrics::counter!("hubsync_sink_redelivered_total").increment(1);
+            let outcome = outcomes::for_command(
+                &command,
+                &Verdict::from_remembered(&remembered),
+                STAGE,
+                now_ms(),
+            );
+            let deliveries = match self.emitter.outcome(&outcome).await {
+                Ok(delivery) => vec![delivery],
+                Err(error) => {
+                    error!(%error, "cannot encode an outcome; its event is read again after a restart");
+                    return Ok(());
+                }
+            };
+            spawn_ack(deliveries, position, acks.clone());
+            return Ok(());
+        }
+        let key = command_key(&command);
+        let object = command.object_type;
+        coalescer(coalescers, object, &self.settings).add(
+            key,
+            Member {
+                command,
+                message: original,
+            },
+            Instant::now().into_std(),
+        );
+        Ok(())
+    }
+
+    /// Decodes a command; a registry outage is waited out rather than dead-lettered.
+    async fn decode(&self, bytes: &[u8]) -> Result<HubSpotCommand, DecodeError> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.codec.decode_cached::<HubSpotCommand>(bytes) {
+                Err(DecodeError::NotCached(_)) => {}
+                other => return other,
+            }
+            match self.codec.decode::<HubSpotCommand>(bytes).await {
+                Err(error) if error.is_retryable() => {
+                    warn!(%error, "schema registry unavailable; waiting");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn coalescer<'a>(
+    coalescers: &'a mut HashMap<HubSpotObjectType, Coalescer>,
+    object: HubSpotObjectType,
+    settings: &SinkSettings,
+) -> &'a mut Coalescer {
+    coalescers
+        .entry(object)
+        .or_insert_with(|| Coalescer::new(settings.linger, settings.batch_size))
+}
+
+/// The key a command's record is coalesced and known by.
+pub fn command_key(command: &HubSpotCommand) -> String {
+    let value = match command.identity.kind {
+        IdentityKind::Email | IdentityKind::Domain => {
+            command.identity.value.trim().to_ascii_lowercase()
+        }
+        _ => command.identity.value.clone(),
+    };
+    let object =
+        super::writer::object_type(command.object_type).map_or("unknown", |o| o.path_name());
+    record_key(object, command.identity.kind.as_str(), &value)
+}
+
+fn spawn_ack(deliveries: Vec<Delivery>, position: Position, acks: mpsc::Sender<Position>) {
+    tokio::spawn(async move {
+        join_all(deliveries).await;
+        let _ = acks.send(position).await;
+    });
+}
+
+async fn dead_letter_only(
+    emitter: &Emitter,
+    original: &Original,
+    event_id: Option<String>,
+    failure: &Failure,
+) -> Vec<Delivery> {
+    match emitter
+        .dead_letter(original, event_id, failure, STAGE)
+        .await
+    {
+        Ok(delivery) => vec![delivery],
+        Err(error) => {
+            error!(%error, "cannot encode a dead letter");
+            Vec::new()
+        }
+    }
+}
+
+/// Writes one batch, remembers every event's outcome durably, then emits outcomes and dead
+/// letters and waits for their delivery.
+async fn write_batch(
+    writer: Writer,
+    emitter: Emitter,
+    object: HubSpotObjectType,
+    records: Vec<PendingRecord>,
+) -> BatchDone {
+    let keys: Vec<(HubSpotObjectType, String)> =
+        records.iter().map(|r| (object, r.key.clone())).collect();
+    let mut done = BatchDone {
+        keys,
+        retry: Vec::new(),
+        paused: None,
+        delivered: Vec::new(),
+    };
+    // A command read again while its first copy was in flight passed the check on reading:
+    // check again now, so an event processed meanwhile keeps its outcome and is not written twice.
+    let mut records = records;
+    let mut answered: Vec<(Member, Verdict)> = Vec::new();
+    for record in &mut records {
+        let mut keep = Vec::with_capacity(record.members.len());
+        for member in record.members.drain(..) {
+            match writer.state().processed(&member.command.event_id) {
+                Ok(Some(remembered)) => {
+                    answered.push((member, Verdict::from_remembered(&remembered)))
+                }
+                _ => keep.push(member),
+            }
+        }
+        record.members = keep;
+    }
+    records.retain(|r| !r.members.is_empty());
+    let started = std::time::Instant::now();
+    let results = match writer.write(object, records.clone(), now_ms()).await {
+        Ok(results) => results,
+        Err(error) => {
+            // Local state failed: nothing is acknowledged, the records wait and are tried again.
+            error!(%error, "state database error; the batch will be tried again");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            done.retry = records.into_iter().map(|r| (object, r, None)).collect();
+            return done;
+        }
+    };
+    metrics::histogram!("hubsync_sink_batch_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("hubsync_sink_batch_records").record(results.len() as f64);
+    let now = now_ms();
+    let mut emits: Vec<(Position, Vec<Delivery>)> = Vec::new();
+    let mut finished = Vec::new();
+    for (record, resolution) in results {
+        match resolution {
+            Resolution::Later(delay) => done.retry.push((object, record, Some(delay))),
+            Resolution::Paused(reason) => {
+                done.paused.get_or_insert(reason);
+                done.retry.push((object, record, None));
+            }
+            Resolution::Done(verdict) => finished.push((record, verdict, None)),
+            Resolution::DeadLetter(failure) => {
+                let verdict = Verdict::dead_lettered(
+                    &failure.code,
+                    format!(
+                        "dead-lettered ({}): {}",
+                        failure.class.as_str(),
+                        failure.message
+                    ),
+                )
+                .with_attempts(failure.attempts);
+                finished.push((record, verdict, Some(failure)));
+            }
+        }
+    }
+    // Outcomes are remembered before they are emitted: a crash in between re-emits the same ones.
+    for (record, verdict, _) in &finished {
+        for member in &record.members {
+            if let Err(error) = writer
+                .state()
+                .remember(&member.command.event_id, &verdict.remember(now))
+            {
+                error!(%error, "cannot remember an outcome");
+            }
+        }
+    }
+    if let Err(error) = writer.state().flush().await {
+        error!(%error, "state flush failed; outcomes are emitted anyway and may be written again after a crash");
+    }
+    for (record, verdict, failure) in &finished {
+        metrics::counter!("hubsync_outcomes_total", "stage" => STAGE, "status" => verdict.status.as_str()).increment(record.members.len() as u64);
+        for member in &record.members {
+            let mut deliveries = Vec::new();
+            if let Some(failure) = failure {
+                let dead = dead_letter_only(
+                    &emitter,
+                    &member.message,
+                    Some(member.command.event_id.clone()),
+                    failure,
+                )
+                .await;
+                deliveries.extend(dead);
+            }
+            let outcome = outcomes::for_command(&member.command, verdict, STAGE, now);
+            match emitter.outcome(&outcome).await {
+                Ok(delivery) => deliveries.push(delivery),
+                Err(error) => error!(%error, "cannot encode an outcome"),
+            }
+            let position = (
+                member.message.topic.clone(),
+                member.message.partition,
+                member.message.offset,
+            );
+            emits.push((position, deliveries));
+        }
+    }
+    for (member, verdict) in &answered {
+        let outcome = outcomes::for_command(&member.command, verdict, STAGE, now);
+        let deliveries = match emitter.outcome(&outcome).await {
+            Ok(delivery) => vec![delivery],
+            Err(error) => {
+                error!(%error, "cannot encode an outcome");
+                Vec::new()
+            }
+        };
+        let position = (
+            member.message.topic.clone(),
+            member.message.partition,
+            member.message.offset,
+        );
+        emits.push((position, deliveries));
+    }
+    let waits = emits.into_iter().map(|(position, deliveries)| async move {
+        join_all(deliveries).await;
+        position
+    });
+    done.delivered = join_all(waits).await;
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubsync_schemas::examples;
+
+    #[test]
+    fn command_keys_fold_case_of_emails_and_domains_only() {
+        let mut command = examples::hubspot_command();
+        command.object_type = HubSpotObjectType::Contact;
+        command.identity.kind = IdentityKind::Email;
+        command.identity.value = " Ada@Acme.IO".into();
+        assert_eq!(command_key(&command), "contacts:EMAIL:ada@acme.io");
+        command.identity.kind = IdentityKind::SourceId;
+        command.identity.value = "Lead-7".into();
+        assert_eq!(command_key(&command), "contacts:SOURCE_ID:Lead-7");
+    }
+}

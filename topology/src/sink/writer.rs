@@ -1,0 +1,920 @@
+//! How a batch of coalesced records becomes HubSpot calls, and what each record's events are told.
+//!
+//! Two ways to find a record:
+//! - **by a unique property HubSpot enforces** (contacts by email): one batch upsert writes every
+//!   record that may be created; records that may not be created are read by that property and
+//!   updated only when found. HubSpot itself guarantees no duplicate.
+//! - **by lookup** (companies by domain, records known only by their upstream id): the identity
+//!   map first, then one search for every domain it does not know (and, when configured, one by
+//!   name for those still unfound, matching only companies that have no domain), then a batch update of what
+//!   was found and a batch create of what may be created. Search lags writes, so a create is
+//!   preceded by a durable intent; an intent found without an identity (a crash between the create
+//!   and the identity map write) makes the record wait until search has caught up, and only then
+//!   is it searched again and created if still absent. A record HubSpot cannot search for at all
+//!   is dead-lettered in that case rather than risk a duplicate.
+//!
+//! Defaults (`create_only`) go with creates; after an upsert that created a record, they follow
+//! in one batch update. A record whose values all equal what hubsync last wrote there is not
+//! written at all.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use hubsync_schemas::{CommandAction, ErrorClass as FailureClass, HubSpotObjectType, IdentityKind};
+use tracing::{info, warn};
+
+use super::coalesce::PendingRecord;
+use crate::hubspot::{
+    CreateInput, ErrorClass, Filter, FilterGroup, HubSpotClient, InputResult, ObjectType,
+    SearchRequest, UpdateInput, UpsertInput,
+};
+use crate::hubspot::{Error as ClientError, Failure as ClientFailure};
+use crate::outcomes::{Failure, Verdict};
+use crate::state::{CreateIntent, State, StateError, hubspot_key};
+
+/// What becomes of one record's events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    /// Every member gets this verdict.
+    Done(Verdict),
+    /// Every member is dead-lettered for this failure.
+    DeadLetter(Failure),
+    /// Try again at the earliest after this long (search has not caught up yet).
+    Later(Duration),
+    /// HubSpot refuses the token: keep the record, pause, retry when the token works again.
+    Paused(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    /// The unique contact property records are upserted by (`email`).
+    pub contact_id_property: String,
+    /// Look for a company by name when its domain finds nothing.
+    pub match_companies_on_name: bool,
+    /// How long HubSpot's search may take to show a write.
+    pub search_lag: Duration,
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    client: HubSpotClient,
+    state: State,
+    settings: WriterSettings,
+}
+
+type Results = Vec<(PendingRecord, Resolution)>;
+
+impl Writer {
+    pub fn new(client: HubSpotClient, state: State, settings: WriterSettings) -> Self {
+        Writer {
+            client,
+            state,
+            settings,
+        }
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Writes one batch of records of one object type; every record comes back with its
+    /// resolution. State (identity map, last written values) is updated but not flushed.
+    pub async fn write(
+        &self,
+        object: HubSpotObjectType,
+        records: Vec<PendingRecord>,
+        now_ms: i64,
+    ) -> Result<Results, StateError> {
+        let Some(target) = object_type(object) else {
+            let failure = Failure::new(
+                FailureClass::Internal,
+                "UNSUPPORTED_OBJECT_TYPE",
+                format!("the sink does not write {} records", object.as_str()),
+            );
+            return Ok(records
+                .into_iter()
+                .map(|r| (r, Resolution::DeadLetter(failure.clone())))
+                .collect());
+        };
+        let (by_property, by_lookup): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| {
+            target == ObjectType::Contacts && identity_kind(r) == Some(IdentityKind::Email)
+        });
+        let mut results = Vec::new();
+        let (by_property, unchanged) = self.split_unchanged(target, by_property)?;
+        results.extend(unchanged);
+        let (by_lookup, unchanged) = self.split_unchanged(target, by_lookup)?;
+        results.extend(unchanged);
+        if !by_property.is_empty() {
+            results.extend(self.write_by_property(target, by_property, now_ms).await?);
+        }
+        if !by_lookup.is_empty() {
+            results.extend(self.write_by_lookup(target, by_lookup, now_ms).await?);
+        }
+        Ok(results)
+    }
+
+    /// Records already known whose every value equals what hubsync last wrote: nothing to send.
+    fn split_unchanged(
+        &self,
+        target: ObjectType,
+        records: Vec<PendingRecord>,
+    ) -> Result<(Vec<PendingRecord>, Results), StateError> {
+        let mut changed = Vec::new();
+        let mut unchanged = Vec::new();
+        for record in records {
+            let Some(id) = self.state.identity(&record.key)? else {
+                changed.push(record);
+                continue;
+            };
+            let last = self
+                .state
+                .last_written(&hubspot_key(target.path_name(), &id))?;
+            // A fill-if-empty value hubsync wrote before has filled the property already.
+            let mut record = record;
+            let filled: Vec<String> = record
+                .fill_if_empty
+                .iter()
+                .filter(|name| last.get(*name).is_some_and(|v| !v.is_empty()))
+                .cloned()
+                .collect();
+            for name in filled {
+                record.fill_if_empty.remove(&name);
+                record.properties.remove(&name);
+            }
+            let same = record.fill_if_empty.is_empty()
+                && record.properties.iter().all(|(name, value)| {
+                    last.get(name).map(String::as_str) == Some(value.as_deref().unwrap_or(""))
+                });
+            if same {
+                unchanged.push((record, Resolution::Done(Verdict::unchanged(&id))));
+            } else {
+                changed.push(record);
+            }
+        }
+        Ok((changed, unchanged))
+    }
+
+    // ----- by a unique property -----
+
+    async fn write_by_property(
+        &self,
+        target: ObjectType,
+        records: Vec<PendingRecord>,
+        now_ms: i64,
+    ) -> Result<Results, StateError> {
+        let id_property = self.settings.contact_id_property.clone();
+        let mut records = records;
+        let mut results = Vec::new();
+        // One read serves two needs: the current values of fill-if-empty properties, and
+        // whether records that may not be created exist.
+        let wanted: BTreeSet<String> = records
+            .iter()
+            .flat_map(|r| r.fill_if_empty.iter().cloned())
+            .collect();
+        let ids: Vec<String> = records
+            .iter()
+            .filter(|r| !r.fill_if_empty.is_empty() || !r.may_create)
+            .map(identity_value)
+            .collect();
+        let mut read_failure = None;
+        let current = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            let properties: Vec<String> = wanted.into_iter().collect();
+            match self
+                .client
+                .batch_read(target, &ids, Some(&id_property), &properties)
+                .await
+            {
+                Ok(answers) => by_key(answers),
+                Err(error) => {
+                    if let Err(paused) = keep_or_pause(&error) {
+                        return Ok(pause_all(records, &paused));
+                    }
+                    read_failure = Some(error);
+                    HashMap::new()
+                }
+            }
+        };
+        for record in records.iter_mut() {
+            if let Some(Ok(existing)) = current.get(&identity_value(record)) {
+                drop_present(record, existing);
+            }
+        }
+        let (creatable, update_only): (Vec<_>, Vec<_>) =
+            records.into_iter().partition(|r| r.may_create);
+
+        // Records that may not be created: update them where HubSpot has them.
+        if let Some(error) = read_failure {
+            results.extend(fail_all(update_only, &error));
+        } else {
+            let mut updates = Vec::new();
+            for record in update_only {
+                match current
+                    .get(&identity_value(&record))
+                    .and_then(|r| r.as_ref().ok())
+                {
+                    Some(existing) => {
+                        self.state.set_identity(&record.key, &existing.id)?;
+                        updates.push((existing.id.clone(), record));
+                    }
+                    None => results.push(not_created(record)),
+                }
+            }
+            results.extend(self.update_known(target, updates).await?);
+        }
+
+        // Records that may be created: one upsert, split when HubSpot refuses it as a whole.
+        let mut queue = vec![creatable];
+        let mut created = Vec::new();
+        while let Some(chunk) = queue.pop() {
+            if chunk.is_empty() {
+                continue;
+            }
+            let inputs: Vec<UpsertInput> = chunk
+                .iter()
+                .map(|r| UpsertInput {
+                    trace_id: trace_id(r),
+                    id: identity_value(r),
+                    properties: sendable(&r.properties),
+                })
+                .collect();
+            match self
+                .client
+                .batch_upsert(target, &id_property, &inputs)
+                .await
+            {
+                Ok(answers) => {
+                    let answers = by_key(answers);
+                    for record in chunk {
+                        match answers.get(&trace_id(&record)) {
+                            Some(Ok(written)) => {
+                                self.remember_write(target, &record, &written.id, None)?;
+                                if written.new == Some(true) {
+                                    created.push((written.id.clone(), record));
+                                } else {
+                                    results.push((
+                                        record,
+                                        Resolution::Done(Verdict::updated(&written.id)),
+                                    ));
+                                }
+                            }
+                            Some(Err(error)) => {
+                                let resolution = input_failure(error);
+                                results.push((record, resolution));
+                            }
+                            None => {
+                                results.push((record, Resolution::DeadLetter(missing_answer())))
+                            }
+                        }
+                    }
+                }
+                Err(ClientError::Failed(failure))
+                    if matches!(failure.class, ErrorClass::Data { .. }) && chunk.len() > 1 =>
+                {
+                    // One bad input fails the whole upsert: halve until it stands alone.
+                    let mut chunk = chunk;
+                    let second = chunk.split_off(chunk.len() / 2);
+                    queue.push(second);
+                    queue.push(chunk);
+                }
+                Err(error) => results.extend(fail_all(chunk, &error)),
+            }
+        }
+
+        // Defaults belong to creation: send them to the records the upsert just created.
+        results.extend(self.apply_defaults(target, created, now_ms).await?);
+        Ok(results)
+    }
+
+    async fn apply_defaults(
+        &self,
+        target: ObjectType,
+        created: Vec<(String, PendingRecord)>,
+        _now_ms: i64,
+    ) -> Result<Results, StateError> {
+        let (with_defaults, plain): (Vec<_>, Vec<_>) = created
+            .into_iter()
+            .partition(|(_, r)| !r.create_only.is_empty());
+        let mut results: Results = plain
+            .into_iter()
+            .map(|(id, r)| (r, Resolution::Done(Verdict::created(&id))))
+            .collect();
+        if with_defaults.is_empty() {
+            return Ok(results);
+        }
+        let inputs: Vec<UpdateInput> = with_defaults
+            .iter()
+            .map(|(id, r)| UpdateInput {
+                trace_id: trace_id(r),
+                id: id.clone(),
+                properties: defaults_to_send(r),
+            })
+            .collect();
+        let answers = match self.client.batch_update(target, &inputs).await {
+            Ok(answers) => by_key(answers),
+            Err(error) => {
+                warn!(%error, records = inputs.len(), "defaults of newly created records were not written");
+                HashMap::new()
+            }
+        };
+        for (id, record) in with_defaults {
+            let mut verdict = Verdict::created(&id);
+            match answers.get(&trace_id(&record)) {
+                Some(Ok(_)) => {
+                    self.state.merge_last_written(
+                        &hubspot_key(target.path_name(), &id),
+                        &defaults_to_send(&record),
+                    )?;
+                }
+                Some(Err(error)) => {
+                    verdict.reason =
+                        format!("created in HubSpot; its default values were refused: {error}");
+                }
+                None => {
+                    verdict.reason =
+                        "created in HubSpot; its default values could not be written".to_string();
+                }
+            }
+            results.push((record, Resolution::Done(verdict)));
+        }
+        Ok(results)
+    }
+
+    // ----- by lookup -----
+
+    async fn write_by_lookup(
+        &self,
+        target: ObjectType,
+        records: Vec<PendingRecord>,
+        now_ms: i64,
+    ) -> Result<Results, StateError> {
+        let mut results = Vec::new();
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for record in records {
+            match self.state.identity(&record.key)? {
+                Some(id) => known.push((id, record)),
+                None => unknown.push(record),
+            }
+        }
+
+        // A create may have happened without its identity being recorded: wait for search.
+        let mut searchable = Vec::new();
+        for record in unknown {
+            let intent = self.state.intent(&record.key)?;
+            let kind = identity_kind(&record);
+            match (intent, kind) {
+                (Some(_), Some(IdentityKind::SourceId)) => {
+                    results.push((record, Resolution::DeadLetter(Failure::new(
+                        FailureClass::Data,
+                        "UNCERTAIN_CREATE",
+                        "a create of this record was interrupted and HubSpot offers no way to look it up by its upstream id; check HubSpot for it, then re-drive",
+                    ))));
+                }
+                (Some(intent), _) => {
+                    let age =
+                        Duration::from_millis(u64::try_from(now_ms - intent.at_ms).unwrap_or(0));
+                    if age < self.settings.search_lag {
+                        results.push((record, Resolution::Later(self.settings.search_lag - age)));
+                    } else {
+                        searchable.push(record);
+                    }
+                }
+                (None, _) => searchable.push(record),
+            }
+        }
+
+        // One search for every domain the identity map does not know.
+        let (to_search, not_searchable): (Vec<_>, Vec<_>) = searchable
+            .into_iter()
+            .partition(|r| identity_kind(r) == Some(IdentityKind::Domain));
+        let mut absent = not_searchable;
+        if !to_search.is_empty() {
+            match self.search_existing(target, &to_search).await {
+                Ok(found) => {
+                    for record in to_search {
+                        match found.get(&identity_value(&record).to_ascii_lowercase()) {
+                            Some(id) => {
+                                self.state.set_identity(&record.key, id)?;
+                                self.state.clear_intent(&record.key)?;
+                                known.push((id.clone(), record));
+                            }
+                            None => absent.push(record),
+                        }
+                    }
+                }
+                Err(error) => results.extend(fail_all(to_search, &error)),
+            }
+        }
+
+        results.extend(self.update_known(target, known).await?);
+
+        // Create what may be created; the rest waits for its mandatory fields or a trigger.
+        let (creatable, blocked): (Vec<_>, Vec<_>) = absent.into_iter().partition(|r| r.may_create);
+        results.extend(blocked.into_iter().map(not_created));
+        results.extend(self.create(target, creatable, now_ms).await?);
+        Ok(results)
+    }
+
+    /// Finds existing records by domain (and name when configured), oldest first when HubSpot
+    /// holds duplicates. Returns lower-cased identity value -> HubSpot id.
+    async fn search_existing(
+        &self,
+        target: ObjectType,
+        records: &[PendingRecord],
+    ) -> Result<HashMap<String, String>, ClientError> {
+        let mut found: HashMap<String, String> = HashMap::new();
+        let domains: Vec<String> = records
+            .iter()
+            .map(|r| identity_value(r).to_ascii_lowercase())
+            .collect();
+        for record in self.search_in(target, "domain", &domains).await? {
+            if let Some(domain) = record.property("domain") {
+                keep_oldest(&mut found, domain.to_ascii_lowercase(), record.id.clone());
+            }
+        }
+        if self.settings.match_companies_on_name {
+            let by_name: Vec<(&PendingRecord, String)> = records
+                .iter()
+                .filter(|r| !found.contains_key(&identity_value(r).to_ascii_lowercase()))
+                .filter_map(|r| {
+                    r.properties
+                        .get("name")
+                        .cloned()
+                        .flatten()
+                        .map(|name| (r, name))
+                })
+                .filter(|(_, name)| !name.is_empty())
+                .collect();
+            if !by_name.is_empty() {
+                let names: Vec<String> = by_name.iter().map(|(_, n)| n.clone()).collect();
+                let mut ids_by_name: HashMap<String, String> = HashMap::new();
+                for record in self.search_in(target, "name", &names).await? {
+                    // A company with another domain is another company, whatever its name.
+                    if record.property("domain").is_some() {
+                        continue;
+                    }
+                    if let Some(name) = record.property("name") {
+                        keep_oldest(&mut ids_by_name, name.to_lowercase(), record.id.clone());
+                    }
+                }
+                for (record, name) in by_name {
+                    if let Some(id) = ids_by_name.get(&name.to_lowercase()) {
+                        found.insert(identity_value(record).to_ascii_lowercase(), id.clone());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn search_in(
+        &self,
+        target: ObjectType,
+        property: &str,
+        values: &[String],
+    ) -> Result<Vec<crate::hubspot::Record>, ClientError> {
+        let mut records = Vec::new();
+        for chunk in values.chunks(100) {
+            let mut after = None;
+            loop {
+                let request = SearchRequest {
+                    filter_groups: vec![FilterGroup {
+                        filters: vec![Filter::in_values(property, chunk.to_vec(), false)],
+                    }],
+                    sorts: Vec::new(),
+                    query: None,
+                    properties: vec![
+                        "domain".to_string(),
+                        "name".to_string(),
+                        "hs_object_id".to_string(),
+                    ],
+                    limit: Some(200),
+                    after: after.clone(),
+                };
+                let page = self.client.search(target, &request).await?;
+                records.extend(page.results);
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    async fn update_known(
+        &self,
+        target: ObjectType,
+        known: Vec<(String, PendingRecord)>,
+    ) -> Result<Results, StateError> {
+        let mut known = known;
+        let mut results = Vec::new();
+        if known.is_empty() {
+            return Ok(results);
+        }
+        if let Err(paused) = self.drop_filled_known(target, &mut known).await {
+            return Ok(pause_all(
+                known.into_iter().map(|(_, r)| r).collect(),
+                &paused,
+            ));
+        }
+        let inputs: Vec<UpdateInput> = known
+            .iter()
+            .map(|(id, r)| UpdateInput {
+                trace_id: trace_id(r),
+                id: id.clone(),
+                properties: sendable(&r.properties),
+            })
+            .collect();
+        match self.client.batch_update(target, &inputs).await {
+            Ok(answers) => {
+                let answers = by_key(answers);
+                for (id, record) in known {
+                    match answers.get(&trace_id(&record)) {
+                        Some(Ok(_)) => {
+                            self.remember_write(target, &record, &id, None)?;
+                            results.push((record, Resolution::Done(Verdict::updated(&id))));
+                        }
+                        Some(Err(error)) if error.class == ErrorClass::NotFound => {
+                            // Deleted or merged away in HubSpot: forget it and find it again.
+                            self.state.clear_identity(&record.key)?;
+                            results.push((record, Resolution::Later(Duration::ZERO)));
+                        }
+                        Some(Err(error)) => results.push((record, input_failure(error))),
+                        None => results.push((record, Resolution::DeadLetter(missing_answer()))),
+                    }
+                }
+            }
+            Err(error) => results.extend(fail_all(
+                known.into_iter().map(|(_, r)| r).collect(),
+                &error,
+            )),
+        }
+        Ok(results)
+    }
+
+    async fn create(
+        &self,
+        target: ObjectType,
+        records: Vec<PendingRecord>,
+        now_ms: i64,
+    ) -> Result<Results, StateError> {
+        let mut results = Vec::new();
+        if records.is_empty() {
+            return Ok(results);
+        }
+        for record in &records {
+            self.state.set_intent(
+                &record.key,
+                &CreateIntent {
+                    trace_id: trace_id(record),
+                    at_ms: now_ms,
+                },
+            )?;
+        }
+        // The intents must be durable before HubSpot may hold records the identity map lacks.
+        self.state.flush().await?;
+        let inputs: Vec<CreateInput> = records
+            .iter()
+            .map(|r| {
+                let mut properties = defaults_to_send(r);
+                properties.extend(sendable(&r.properties));
+                CreateInput {
+                    trace_id: trace_id(r),
+                    properties,
+                    associations: Vec::new(),
+                }
+            })
+            .collect();
+        match self.client.batch_create(target, &inputs).await {
+            Ok(answers) => {
+                let answers = by_key(answers);
+                for record in records {
+                    match answers.get(&trace_id(&record)) {
+                        Some(Ok(written)) => {
+                            self.remember_write(
+                                target,
+                                &record,
+                                &written.id,
+                                Some(defaults_to_send(&record)),
+                            )?;
+                            self.state.clear_intent(&record.key)?;
+                            results.push((record, Resolution::Done(Verdict::created(&written.id))));
+                        }
+                        Some(Err(error)) => {
+                            self.state.clear_intent(&record.key)?;
+                            results.push((record, input_failure(error)));
+                        }
+                        None => results.push((record, Resolution::DeadLetter(missing_answer()))),
+                    }
+                }
+            }
+            Err(ClientError::Failed(failure)) if failure.may_have_applied => {
+                // The records may exist now: keep the intents and look again once search shows them.
+                info!(records = records.len(), %failure, "create may have been applied; checking again after the search lag");
+                results.extend(
+                    records
+                        .into_iter()
+                        .map(|r| (r, Resolution::Later(self.settings.search_lag))),
+                );
+            }
+            Err(error) => {
+                for record in &records {
+                    self.state.clear_intent(&record.key)?;
+                }
+                results.extend(fail_all(records, &error));
+            }
+        }
+        Ok(results)
+    }
+
+    // ----- fill if empty -----
+
+    async fn drop_filled_known(
+        &self,
+        target: ObjectType,
+        known: &mut [(String, PendingRecord)],
+    ) -> Result<(), String> {
+        let wanted: BTreeSet<String> = known
+            .iter()
+            .flat_map(|(_, r)| r.fill_if_empty.iter().cloned())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = known
+            .iter()
+            .filter(|(_, r)| !r.fill_if_empty.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let properties: Vec<String> = wanted.into_iter().collect();
+        let current = match self
+            .client
+            .batch_read(target, &ids, None, &properties)
+            .await
+        {
+            Ok(answers) => by_key(answers),
+            Err(error) => return keep_or_pause(&error),
+        };
+        for (id, record) in known.iter_mut() {
+            if let Some(Ok(existing)) = current.get(id.as_str()) {
+                drop_present(record, existing);
+            }
+        }
+        Ok(())
+    }
+
+    fn remember_write(
+        &self,
+        target: ObjectType,
+        record: &PendingRecord,
+        id: &str,
+        extra: Option<BTreeMap<String, String>>,
+    ) -> Result<(), StateError> {
+        self.state.set_identity(&record.key, id)?;
+        let mut written = sendable(&record.properties);
+        if let Some(extra) = extra {
+            written.extend(extra);
+        }
+        self.state
+            .merge_last_written(&hubspot_key(target.path_name(), id), &written)
+    }
+}
+
+fn drop_present(record: &mut PendingRecord, existing: &crate::hubspot::Record) {
+    let filled: Vec<String> = record
+        .fill_if_empty
+        .iter()
+        .filter(|name| existing.property(name).is_some())
+        .cloned()
+        .collect();
+    for name in filled {
+        record.properties.remove(&name);
+        record.fill_if_empty.remove(&name);
+    }
+}
+
+/// A failed read of current values: without them, fill-if-empty values are not sent. Auth
+/// failures pause the batch instead.
+fn keep_or_pause(error: &ClientError) -> Result<(), String> {
+    match error.failure() {
+        Some(
+            failure @ ClientFailure {
+                class: ErrorClass::Auth { .. },
+                ..
+            },
+        ) => Err(format!("hubspot refuses the token ({})", failure.category)),
+        _ => {
+            warn!(%error, "could not read current values; fill-if-empty values are written as if empty");
+            Ok(())
+        }
+    }
+}
+
+fn keep_oldest(found: &mut HashMap<String, String>, key: String, id: String) {
+    let older = |a: &str, b: &str| {
+        a.parse::<u64>()
+            .ok()
+            .zip(b.parse::<u64>().ok())
+            .map(|(a, b)| a < b)
+    };
+    match found.get(&key) {
+        Some(current) if older(current, &id) != Some(false) => {}
+        _ => {
+            found.insert(key, id);
+        }
+    }
+}
+
+pub fn object_type(object: HubSpotObjectType) -> Option<ObjectType> {
+    Some(match object {
+        HubSpotObjectType::Contact => ObjectType::Contacts,
+        HubSpotObjectType::Company => ObjectType::Companies,
+        HubSpotObjectType::Deal => ObjectType::Deals,
+        HubSpotObjectType::Note => ObjectType::Notes,
+        HubSpotObjectType::Email => ObjectType::Emails,
+        HubSpotObjectType::Call => ObjectType::Calls,
+        HubSpotObjectType::Task => ObjectType::Tasks,
+        HubSpotObjectType::Meeting => ObjectType::Meetings,
+        HubSpotObjectType::Unknown => return None,
+    })
+}
+
+fn identity_kind(record: &PendingRecord) -> Option<IdentityKind> {
+    record.members.first().map(|m| m.command.identity.kind)
+}
+
+fn identity_value(record: &PendingRecord) -> String {
+    record
+        .members
+        .first()
+        .map(|m| m.command.identity.value.clone())
+        .unwrap_or_default()
+}
+
+/// Names a record's input in a batch: its oldest event id, unique within the batch.
+fn trace_id(record: &PendingRecord) -> String {
+    record
+        .members
+        .first()
+        .map(|m| m.command.event_id.clone())
+        .unwrap_or_else(|| record.key.clone())
+}
+
+/// Values as HubSpot takes them: a cleared value is `""`.
+fn sendable(properties: &BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
+    properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// Defaults not overridden by a mapped value.
+fn defaults_to_send(record: &PendingRecord) -> BTreeMap<String, String> {
+    record
+        .create_only
+        .iter()
+        .filter(|(name, _)| !record.properties.contains_key(*name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn by_key(
+    results: Vec<InputResult>,
+) -> HashMap<String, Result<crate::hubspot::Record, crate::hubspot::InputError>> {
+    results.into_iter().map(|r| (r.key, r.result)).collect()
+}
+
+/// A record HubSpot lacks and that may not be created: parked when mandatory fields are missing,
+/// skipped when the rules do not create it.
+fn not_created(record: PendingRecord) -> (PendingRecord, Resolution) {
+    let verdict = match record.newest().map(|m| &m.command) {
+        Some(command)
+            if command.action == CommandAction::Upsert
+                && !command.missing_for_create.is_empty() =>
+        {
+            Verdict::parked(command.missing_for_create.clone())
+        }
+        _ => Verdict::skipped(
+            "NOT_CREATED",
+            "not in HubSpot, and the create trigger does not create it from this change",
+        ),
+    };
+    (record, Resolution::Done(verdict))
+}
+
+fn input_failure(error: &crate::hubspot::InputError) -> Resolution {
+    match &error.class {
+        ErrorClass::Auth { .. } => {
+            Resolution::Paused(format!("hubspot refuses the token ({})", error.category))
+        }
+        ErrorClass::RateLimited { retry_after, .. } => {
+            Resolution::Later(retry_after.unwrap_or(Duration::from_secs(10)))
+        }
+        ErrorClass::Retryable { .. } => {
+            let mut failure = Failure::new(
+                FailureClass::RetriesExhausted,
+                "HUBSPOT_UNAVAILABLE",
+                error.message.clone(),
+            );
+            failure.hubspot_category = Some(error.category.clone());
+            Resolution::DeadLetter(failure)
+        }
+        ErrorClass::Data {
+            property_errors, ..
+        } => {
+            let code = property_errors
+                .first()
+                .map(|p| p.code.clone())
+                .unwrap_or_else(|| error.category.clone());
+            let mut failure = Failure::new(FailureClass::Data, &code, error.message.clone());
+            failure.hubspot_category = Some(error.category.clone());
+            Resolution::DeadLetter(failure)
+        }
+        ErrorClass::Conflict { existing_id } => {
+            let mut failure = Failure::new(
+                FailureClass::Data,
+                "CONFLICT",
+                format!(
+                    "{}; the unique value belongs to HubSpot record {existing_id}",
+                    error.message
+                ),
+            );
+            failure.hubspot_category = Some(error.category.clone());
+            Resolution::DeadLetter(failure)
+        }
+        ErrorClass::NotFound => {
+            let mut failure = Failure::new(
+                FailureClass::Data,
+                "OBJECT_NOT_FOUND",
+                error.message.clone(),
+            );
+            failure.hubspot_category = Some(error.category.clone());
+            Resolution::DeadLetter(failure)
+        }
+    }
+}
+
+fn missing_answer() -> Failure {
+    Failure::new(
+        FailureClass::Internal,
+        "NO_ANSWER_FOR_INPUT",
+        "hubspot answered the batch without a result or error for this input",
+    )
+}
+
+/// What a call's failure as a whole means for each of its records.
+fn fail_all(records: Vec<PendingRecord>, error: &ClientError) -> Results {
+    let resolution = match error {
+        ClientError::Request(request) => Resolution::DeadLetter(Failure::new(
+            FailureClass::Internal,
+            "INVALID_REQUEST",
+            format!("hubsync built a request HubSpot would refuse: {request}"),
+        )),
+        ClientError::Failed(failure) => call_failure(failure),
+    };
+    records
+        .into_iter()
+        .map(|r| (r, resolution.clone()))
+        .collect()
+}
+
+fn call_failure(failure: &ClientFailure) -> Resolution {
+    let dead = |class: FailureClass, code: &str| {
+        let mut f = Failure::new(class, code, failure.to_string());
+        f.hubspot_correlation_id = failure.correlation_id.clone();
+        f.attempts = i32::try_from(failure.attempts).unwrap_or(i32::MAX);
+        Resolution::DeadLetter(f)
+    };
+    match &failure.class {
+        ErrorClass::Auth { .. } => {
+            Resolution::Paused(format!("hubspot refuses the token ({})", failure.category))
+        }
+        // The budget is spent, not broken: wait for it, however long, and never dead-letter.
+        ErrorClass::RateLimited { retry_after, .. } => {
+            Resolution::Later(retry_after.unwrap_or(Duration::from_secs(10)))
+        }
+        ErrorClass::Retryable { .. } => dead(FailureClass::RetriesExhausted, "RETRIES_EXHAUSTED"),
+        ErrorClass::Data { property_errors } => {
+            let code = property_errors
+                .first()
+                .map_or_else(|| failure.category.clone(), |p| p.code.clone());
+            let mut resolution = dead(FailureClass::Data, &code);
+            if let Resolution::DeadLetter(f) = &mut resolution {
+                f.hubspot_category = Some(failure.category.clone());
+            }
+            resolution
+        }
+        ErrorClass::Conflict { .. } => dead(FailureClass::Data, "CONFLICT"),
+        ErrorClass::NotFound => dead(FailureClass::Config, "HUBSPOT_ROUTE_NOT_FOUND"),
+    }
+}
+
+fn pause_all(records: Vec<PendingRecord>, reason: &str) -> Results {
+    records
+        .into_iter()
+        .map(|r| (r, Resolution::Paused(reason.to_string())))
+        .collect()
+}

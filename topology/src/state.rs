@@ -1,0 +1,339 @@
+//! Local state in sled, kept by the sink stage:
+//!
+//! - the identity map: how a record is known upstream (email, domain, source id) -> its HubSpot id,
+//!   so a record hubsync created is found again before HubSpot's search has indexed it;
+//! - processed events: event id -> the outcome recorded for it, so a redelivered or replayed event
+//!   gets the same outcome again and causes no second write; bounded, oldest forgotten first;
+//! - last written values: HubSpot id -> what hubsync last wrote there, to skip writes that change
+//!   nothing and, later, to recognise its own changes coming back;
+//! - create intents: a record about to be created without a unique key HubSpot enforces; an intent
+//!   still present after a crash means "this record may exist although the identity map does not
+//!   know it", and the sink must look before creating.
+//!
+//! Writes are buffered by sled and made durable by [`State::flush`], which the sink calls once per
+//! batch, after the HubSpot call and before the batch's outcomes are produced.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "cannot open the state database at {path}: {source}; check the directory exists and is writable, and that no other hubsync process uses it"
+    )]
+    Open {
+        path: String,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("state database error: {0}")]
+    Db(#[from] sled::Error),
+    #[error("corrupt state entry in {tree}: {source}")]
+    Corrupt {
+        tree: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The outcome remembered for a processed event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RememberedOutcome {
+    pub status: String,
+    pub reason_code: String,
+    pub reason: String,
+    pub hubspot_id: Option<String>,
+    pub attempts: i32,
+    #[serde(default)]
+    pub missing_fields: Vec<String>,
+    pub at_ms: i64,
+}
+
+/// A create about to be sent for a record HubSpot cannot find by a unique key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateIntent {
+    pub trace_id: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    db: sled::Db,
+    identity: sled::Tree,
+    processed: sled::Tree,
+    /// `at_ms (big-endian) ++ event id` -> (), the order processed events are forgotten in.
+    processed_order: sled::Tree,
+    last_written: sled::Tree,
+    intents: sled::Tree,
+    max_processed: u64,
+    /// Entries of `processed_order`, counted here: sled's `len` walks the whole tree.
+    processed_len: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl State {
+    pub fn open(dir: &Path, cache_bytes: u64, max_processed: u64) -> Result<Self, StateError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|source| StateError::Open {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        let processed_order = db.open_tree("processed_order")?;
+        let processed_len = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+            processed_order.len() as u64,
+        ));
+        Ok(State {
+            identity: db.open_tree("identity")?,
+            processed: db.open_tree("processed")?,
+            processed_order,
+            processed_len,
+            last_written: db.open_tree("last_written")?,
+            intents: db.open_tree("intents")?,
+            db,
+            max_processed,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), StateError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    // ----- identity map -----
+
+    /// `key` is [`record_key`]`(object, kind, value)`.
+    pub fn identity(&self, key: &str) -> Result<Option<String>, StateError> {
+        Ok(self
+            .identity
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn set_identity(&self, key: &str, hubspot_id: &str) -> Result<(), StateError> {
+        self.identity.insert(key, hubspot_id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Forgets a record's HubSpot id (it was deleted or merged away there).
+    pub fn clear_identity(&self, key: &str) -> Result<(), StateError> {
+        self.identity.remove(key)?;
+        Ok(())
+    }
+
+    // ----- processed events -----
+
+    pub fn processed(&self, event_id: &str) -> Result<Option<RememberedOutcome>, StateError> {
+        self.processed
+            .get(event_id)?
+            .map(|v| decode(&v, "processed"))
+            .transpose()
+    }
+
+    /// Remembers an event's outcome, forgetting the oldest events beyond the bound.
+    pub fn remember(&self, event_id: &str, outcome: &RememberedOutcome) -> Result<(), StateError> {
+        use std::sync::atomic::Ordering;
+        let previous = self.processed.insert(event_id, encode(outcome))?;
+        if let Some(previous) = previous {
+            let previous: RememberedOutcome = decode(&previous, "processed")?;
+            if self
+                .processed_order
+                .remove(order_key(previous.at_ms, event_id))?
+                .is_some()
+            {
+                self.processed_len.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if self
+            .processed_order
+            .insert(order_key(outcome.at_ms, event_id), &[])?
+            .is_none()
+        {
+            self.processed_len.fetch_add(1, Ordering::Relaxed);
+        }
+        while self.processed_len.load(Ordering::Relaxed) > self.max_processed {
+            let Some((key, _)) = self.processed_order.pop_min()? else {
+                break;
+            };
+            self.processed_len.fetch_sub(1, Ordering::Relaxed);
+            if let Some(event_id) = key.get(8..) {
+                self.processed.remove(event_id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Events remembered (counted, not walked).
+    pub fn processed_count(&self) -> u64 {
+        self.processed_len
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    // ----- last written values -----
+
+    pub fn last_written(&self, key: &str) -> Result<BTreeMap<String, String>, StateError> {
+        Ok(self
+            .last_written
+            .get(key)?
+            .map(|v| decode(&v, "last_written"))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Records values just written; an empty value (a clear) is remembered as empty.
+    pub fn merge_last_written(
+        &self,
+        key: &str,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), StateError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let mut current = self.last_written(key)?;
+        current.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.last_written.insert(key, encode(&current))?;
+        Ok(())
+    }
+
+    // ----- create intents -----
+
+    pub fn intent(&self, key: &str) -> Result<Option<CreateIntent>, StateError> {
+        self.intents
+            .get(key)?
+            .map(|v| decode(&v, "intents"))
+            .transpose()
+    }
+
+    pub fn set_intent(&self, key: &str, intent: &CreateIntent) -> Result<(), StateError> {
+        self.intents.insert(key, encode(intent))?;
+        Ok(())
+    }
+
+    pub fn clear_intent(&self, key: &str) -> Result<(), StateError> {
+        self.intents.remove(key)?;
+        Ok(())
+    }
+}
+
+/// The key a record is known by in the identity map and intents: `contacts:EMAIL:ada@acme.io`.
+pub fn record_key(object: &str, kind: &str, value: &str) -> String {
+    format!("{object}:{kind}:{value}")
+}
+
+/// The key of a HubSpot record in the last-written tree: `contacts:12345`.
+pub fn hubspot_key(object: &str, hubspot_id: &str) -> String {
+    format!("{object}:{hubspot_id}")
+}
+
+fn order_key(at_ms: i64, event_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + event_id.len());
+    key.extend_from_slice(&at_ms.to_be_bytes());
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs and maps to JSON cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], tree: &'static str) -> Result<T, StateError> {
+    serde_json::from_slice(bytes).map_err(|source| StateError::Corrupt { tree, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(max: u64) -> (tempfile::TempDir, State) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = State::open(dir.path(), 1 << 20, max).expect("open");
+        (dir, state)
+    }
+
+    fn outcome(at_ms: i64) -> RememberedOutcome {
+        RememberedOutcome {
+            status: "CREATED".into(),
+            reason_code: "CREATED".into(),
+            reason: "created".into(),
+            hubspot_id: Some("101".into()),
+            attempts: 1,
+            missing_fields: vec![],
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn identity_map_round_trips() {
+        let (_dir, state) = open(10);
+        let key = record_key("contacts", "EMAIL", "ada@acme.io");
+        assert_eq!(state.identity(&key).expect("read"), None);
+        state.set_identity(&key, "101").expect("write");
+        assert_eq!(state.identity(&key).expect("read").as_deref(), Some("101"));
+    }
+
+    #[test]
+    fn processed_events_are_bounded_oldest_first() {
+        let (_dir, state) = open(3);
+        for i in 0..5 {
+            state
+                .remember(&format!("e{i}"), &outcome(i))
+                .expect("remember");
+        }
+        assert_eq!(state.processed_count(), 3);
+        assert_eq!(state.processed("e0").expect("read"), None);
+        assert_eq!(state.processed("e1").expect("read"), None);
+        assert_eq!(state.processed("e4").expect("read"), Some(outcome(4)));
+        // Remembering an event again moves it, it does not count twice.
+        state.remember("e2", &outcome(9)).expect("remember");
+        assert_eq!(state.processed_count(), 3);
+        state.remember("e5", &outcome(10)).expect("remember");
+        assert!(state.processed("e2").expect("read").is_some());
+        assert!(state.processed("e3").expect("read").is_none());
+    }
+
+    #[test]
+    fn last_written_merges_and_intents_clear() {
+        let (_dir, state) = open(10);
+        let key = hubspot_key("contacts", "101");
+        let first = BTreeMap::from([("firstname".to_string(), "Ada".to_string())]);
+        let second = BTreeMap::from([("jobtitle".to_string(), "CTO".to_string())]);
+        state.merge_last_written(&key, &first).expect("merge");
+        state.merge_last_written(&key, &second).expect("merge");
+        assert_eq!(state.last_written(&key).expect("read").len(), 2);
+        let intent = CreateIntent {
+            trace_id: "t".into(),
+            at_ms: 5,
+        };
+        state
+            .set_intent("companies:DOMAIN:acme.io", &intent)
+            .expect("intent");
+        assert_eq!(
+            state.intent("companies:DOMAIN:acme.io").expect("read"),
+            Some(intent)
+        );
+        state
+            .clear_intent("companies:DOMAIN:acme.io")
+            .expect("clear");
+        assert_eq!(
+            state.intent("companies:DOMAIN:acme.io").expect("read"),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn state_survives_a_reopen_after_flush() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let state = State::open(dir.path(), 1 << 20, 10).expect("open");
+            state.set_identity("k", "7").expect("write");
+            state.flush().await.expect("flush");
+        }
+        let state = State::open(dir.path(), 1 << 20, 10).expect("reopen");
+        assert_eq!(state.identity("k").expect("read").as_deref(), Some("7"));
+    }
+}
