@@ -295,7 +295,7 @@ impl Writer {
     ) -> Result<Results, StateError> {
         let (with_defaults, plain): (Vec<_>, Vec<_>) = created
             .into_iter()
-            .partition(|(_, r)| !r.create_only.is_empty());
+            .partition(|(_, r)| !defaults_to_send(r).is_empty());
         let mut results: Results = plain
             .into_iter()
             .map(|(id, r)| (r, Resolution::Done(Verdict::created(&id))))
@@ -917,4 +917,64 @@ fn pause_all(records: Vec<PendingRecord>, reason: &str) -> Results {
         .into_iter()
         .map(|r| (r, Resolution::Paused(reason.to_string())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::outcomes::Original;
+    use crate::sink::coalesce::{Coalescer, Member};
+
+    fn record(properties: &[(&str, &str)], create_only: &[(&str, &str)]) -> PendingRecord {
+        let mut command = hubsync_schemas::examples::hubspot_command();
+        command.properties = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect();
+        command.create_only_properties = create_only
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        command.fill_if_empty.clear();
+        let mut coalescer = Coalescer::new(Duration::ZERO, 10);
+        coalescer.add(
+            "k".into(),
+            Member {
+                command,
+                message: Original::default(),
+            },
+            Instant::now(),
+        );
+        coalescer
+            .take_batch(Instant::now(), true)
+            .and_then(|mut batch| batch.pop())
+            .expect("one record")
+    }
+
+    #[test]
+    fn defaults_never_override_values_the_write_carries() {
+        let both = record(
+            &[("jobtitle", "CTO")],
+            &[("jobtitle", "old"), ("lifecyclestage", "lead")],
+        );
+        assert_eq!(
+            defaults_to_send(&both),
+            BTreeMap::from([("lifecyclestage".to_string(), "lead".to_string())])
+        );
+        // A record whose create-only values all travelled with the write needs no follow-up.
+        let covered = record(&[("jobtitle", "CTO")], &[("jobtitle", "old")]);
+        assert!(defaults_to_send(&covered).is_empty());
+    }
+
+    #[test]
+    fn cleared_values_are_sent_as_empty_strings() {
+        let mut properties = BTreeMap::new();
+        properties.insert("phone".to_string(), None);
+        properties.insert("city".to_string(), Some("Paris".to_string()));
+        let sent = sendable(&properties);
+        assert_eq!(sent["phone"], "");
+        assert_eq!(sent["city"], "Paris");
+    }
 }
