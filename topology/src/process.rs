@@ -4,7 +4,6 @@
 //! Each event's offset is stored once what it produced is delivered.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::join_all;
 use hubsync_processors::Decision;
@@ -23,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::admin::{Health, StageHealth};
-use crate::codec::{AvroCodec, DecodeError};
+use crate::codec::AvroCodec;
 use crate::config::Topics;
 use crate::emit::{Delivery, Emitter};
 use crate::kafka::{OffsetTracker, original};
@@ -118,11 +117,13 @@ impl ProcessStage {
         metrics::counter!("hubsync_process_events_total").increment(1);
         let bytes = message.payload().unwrap_or_default();
         let event = if message.topic() == self.topics.contact_changes {
-            self.decode::<ContactChanged>(bytes)
+            self.codec
+                .decode_waiting::<ContactChanged>(bytes)
                 .await
                 .map(Event::Contact)
         } else if message.topic() == self.topics.company_changes {
-            self.decode::<CompanyChanged>(bytes)
+            self.codec
+                .decode_waiting::<CompanyChanged>(bytes)
                 .await
                 .map(Event::Company)
         } else {
@@ -258,24 +259,6 @@ impl ProcessStage {
                     &failure,
                 )
                 .await
-            }
-        }
-    }
-
-    async fn decode<T: hubsync_schemas::AvroRecord>(&self, bytes: &[u8]) -> Result<T, DecodeError> {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.codec.decode_cached::<T>(bytes) {
-                Err(DecodeError::NotCached(_)) => {}
-                other => return other,
-            }
-            match self.codec.decode::<T>(bytes).await {
-                Err(error) if error.is_retryable() => {
-                    warn!(%error, "schema registry unavailable; waiting");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-                other => return other,
             }
         }
     }

@@ -178,6 +178,27 @@ impl AvroCodec {
         self.read(&writer, datum)
     }
 
+    /// Decodes a record as a pipeline stage must: from the cache when it can, and when the
+    /// registry is unreachable, waiting with capped backoff until it answers rather than failing
+    /// the record. Every other error (the bytes or the schema are wrong) returns at once.
+    pub async fn decode_waiting<T: AvroRecord>(&self, bytes: &[u8]) -> Result<T, DecodeError> {
+        match self.decode_cached::<T>(bytes) {
+            Err(DecodeError::NotCached(_)) => {}
+            other => return other,
+        }
+        let mut backoff = std::time::Duration::from_millis(200);
+        loop {
+            match self.decode::<T>(bytes).await {
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(%error, "schema registry unavailable; waiting");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Decodes a record of any type as a generic value of its writer schema, for tools that show
     /// a payload without knowing what it is. Returns the schema id too.
     pub async fn decode_value(&self, bytes: &[u8]) -> Result<(u32, Value), DecodeError> {

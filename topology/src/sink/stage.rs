@@ -22,7 +22,7 @@ use tracing::{debug, error, info, warn};
 use super::coalesce::{Coalescer, Member, PendingRecord};
 use super::writer::{Resolution, Writer};
 use crate::admin::{Health, StageHealth};
-use crate::codec::{AvroCodec, DecodeError};
+use crate::codec::AvroCodec;
 use crate::emit::{Delivery, Emitter};
 use crate::hubspot::HubSpotClient;
 use crate::kafka::{OffsetTracker, original};
@@ -230,7 +230,11 @@ impl SinkStage {
         tracker.track(&position.0, position.1, position.2);
         let original = original(message);
         metrics::counter!("hubsync_sink_commands_total").increment(1);
-        let command = match self.decode(message.payload().unwrap_or_default()).await {
+        let command = match self
+            .codec
+            .decode_waiting::<HubSpotCommand>(message.payload().unwrap_or_default())
+            .await
+        {
             Ok(command) => command,
             Err(error) => {
                 let failure = Failure::new(error.class(), error.code(), error.to_string());
@@ -269,25 +273,6 @@ impl SinkStage {
             Instant::now().into_std(),
         );
         Ok(())
-    }
-
-    /// Decodes a command; a registry outage is waited out rather than dead-lettered.
-    async fn decode(&self, bytes: &[u8]) -> Result<HubSpotCommand, DecodeError> {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.codec.decode_cached::<HubSpotCommand>(bytes) {
-                Err(DecodeError::NotCached(_)) => {}
-                other => return other,
-            }
-            match self.codec.decode::<HubSpotCommand>(bytes).await {
-                Err(error) if error.is_retryable() => {
-                    warn!(%error, "schema registry unavailable; waiting");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-                other => return other,
-            }
-        }
     }
 }
 
