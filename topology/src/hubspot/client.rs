@@ -152,37 +152,19 @@ impl HubSpotClient {
         inputs: &[UpsertInput],
     ) -> Result<Vec<InputResult>, Error> {
         let body = request::upsert_body(id_property, inputs)?;
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let expected: Vec<Expected<'_>> = inputs
-            .iter()
-            .map(|i| Expected {
-                trace_id: Some(&i.trace_id),
-                id: Some(&i.id),
-            })
-            .collect();
-        let outcomes = self
-            .call(
-                Call::post(
-                    Endpoint::BatchUpsert,
-                    object.path_name(),
-                    request::batch_path(object, "upsert"),
-                    body,
-                ),
-                |status, headers, bytes, now| {
-                    response::batch_outcomes(
-                        status,
-                        headers,
-                        bytes,
-                        now,
-                        &expected,
-                        IdMatch::Property(id_property),
-                    )
-                },
-            )
-            .await?;
-        Ok(keyed(inputs.iter().map(|i| &i.trace_id), outcomes))
+        let expected = inputs.iter().map(|i| Expected {
+            trace_id: Some(&i.trace_id),
+            id: Some(&i.id),
+        });
+        self.batch_write(
+            object,
+            Endpoint::BatchUpsert,
+            "upsert",
+            body,
+            expected,
+            IdMatch::Property(id_property),
+        )
+        .await
     }
 
     /// Updates records by HubSpot id.
@@ -192,37 +174,19 @@ impl HubSpotClient {
         inputs: &[UpdateInput],
     ) -> Result<Vec<InputResult>, Error> {
         let body = request::update_body(inputs)?;
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let expected: Vec<Expected<'_>> = inputs
-            .iter()
-            .map(|i| Expected {
-                trace_id: Some(&i.trace_id),
-                id: Some(&i.id),
-            })
-            .collect();
-        let outcomes = self
-            .call(
-                Call::post(
-                    Endpoint::BatchUpdate,
-                    object.path_name(),
-                    request::batch_path(object, "update"),
-                    body,
-                ),
-                |status, headers, bytes, now| {
-                    response::batch_outcomes(
-                        status,
-                        headers,
-                        bytes,
-                        now,
-                        &expected,
-                        IdMatch::RecordId,
-                    )
-                },
-            )
-            .await?;
-        Ok(keyed(inputs.iter().map(|i| &i.trace_id), outcomes))
+        let expected = inputs.iter().map(|i| Expected {
+            trace_id: Some(&i.trace_id),
+            id: Some(&i.id),
+        });
+        self.batch_write(
+            object,
+            Endpoint::BatchUpdate,
+            "update",
+            body,
+            expected,
+            IdMatch::RecordId,
+        )
+        .await
     }
 
     /// Creates records, each with optional associations. Not idempotent: a failure after which
@@ -234,30 +198,52 @@ impl HubSpotClient {
         inputs: &[CreateInput],
     ) -> Result<Vec<InputResult>, Error> {
         let body = request::create_body(inputs)?;
-        if inputs.is_empty() {
+        let expected = inputs.iter().map(|i| Expected {
+            trace_id: Some(&i.trace_id),
+            id: None,
+        });
+        self.batch_write(
+            object,
+            Endpoint::BatchCreate,
+            "create",
+            body,
+            expected,
+            IdMatch::None,
+        )
+        .await
+    }
+
+    /// One batch write: posts `body`, then matches the answer to the inputs `expected` names
+    /// and keys each result by its input's trace id.
+    async fn batch_write<'a>(
+        &self,
+        object: ObjectType,
+        endpoint: Endpoint,
+        operation: &str,
+        body: Value,
+        expected: impl Iterator<Item = Expected<'a>>,
+        by: IdMatch<'_>,
+    ) -> Result<Vec<InputResult>, Error> {
+        let expected: Vec<Expected<'a>> = expected.collect();
+        if expected.is_empty() {
             return Ok(Vec::new());
         }
-        let expected: Vec<Expected<'_>> = inputs
-            .iter()
-            .map(|i| Expected {
-                trace_id: Some(&i.trace_id),
-                id: None,
-            })
-            .collect();
         let outcomes = self
             .call(
                 Call::post(
-                    Endpoint::BatchCreate,
+                    endpoint,
                     object.path_name(),
-                    request::batch_path(object, "create"),
+                    request::batch_path(object, operation),
                     body,
                 ),
                 |status, headers, bytes, now| {
-                    response::batch_outcomes(status, headers, bytes, now, &expected, IdMatch::None)
+                    response::batch_outcomes(status, headers, bytes, now, &expected, by)
                 },
             )
             .await?;
-        Ok(keyed(inputs.iter().map(|i| &i.trace_id), outcomes))
+        // Every write input carries a trace id; keys stay aligned with the inputs regardless.
+        let keys = expected.iter().map(|e| e.trace_id.unwrap_or_default());
+        Ok(keyed(keys, outcomes))
     }
 
     /// Reads records by id, or by the value of a unique property. A missing record is an
@@ -294,7 +280,7 @@ impl HubSpotClient {
                 },
             )
             .await?;
-        Ok(keyed(ids.iter(), outcomes))
+        Ok(keyed(ids.iter().map(String::as_str), outcomes))
     }
 
     /// One page of search results. Search is eventually consistent: a miss does not prove a
@@ -631,12 +617,12 @@ fn transport(error: reqwest::Error) -> Failure {
 
 /// Pairs outcomes (in input order) with their keys.
 fn keyed<'a>(
-    keys: impl Iterator<Item = &'a String>,
+    keys: impl Iterator<Item = &'a str>,
     outcomes: Vec<Result<super::Record, super::InputError>>,
 ) -> Vec<InputResult> {
     keys.zip(outcomes)
         .map(|(key, result)| InputResult {
-            key: key.clone(),
+            key: key.to_owned(),
             result,
         })
         .collect()
