@@ -105,7 +105,7 @@ impl Writer {
         let (by_lookup, unchanged) = self.split_unchanged(target, by_lookup)?;
         results.extend(unchanged);
         if !by_property.is_empty() {
-            results.extend(self.write_by_property(target, by_property, now_ms).await?);
+            results.extend(self.write_by_property(target, by_property).await?);
         }
         if !by_lookup.is_empty() {
             results.extend(self.write_by_lookup(target, by_lookup, now_ms).await?);
@@ -160,7 +160,6 @@ impl Writer {
         &self,
         target: ObjectType,
         records: Vec<PendingRecord>,
-        now_ms: i64,
     ) -> Result<Results, StateError> {
         let id_property = self.settings.contact_id_property.clone();
         let mut records = records;
@@ -283,7 +282,7 @@ impl Writer {
         }
 
         // Defaults belong to creation: send them to the records the upsert just created.
-        results.extend(self.apply_defaults(target, created, now_ms).await?);
+        results.extend(self.apply_defaults(target, created).await?);
         Ok(results)
     }
 
@@ -291,7 +290,6 @@ impl Writer {
         &self,
         target: ObjectType,
         created: Vec<(String, PendingRecord)>,
-        _now_ms: i64,
     ) -> Result<Results, StateError> {
         let (with_defaults, plain): (Vec<_>, Vec<_>) = created
             .into_iter()
