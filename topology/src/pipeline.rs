@@ -125,7 +125,6 @@ impl Pipeline {
 
         if stages.sink() {
             health.set(sink::STAGE, StageHealth::Starting);
-            let sink_config = &config.stages.sink;
             let state = State::open(
                 &config.state.stage_dir(sink::STAGE),
                 config.state.cache_capacity.bytes(),
@@ -149,14 +148,7 @@ impl Pipeline {
                 emitter: emitter.clone(),
                 client: client.clone(),
                 health: health.clone(),
-                settings: SinkSettings {
-                    linger: sink_config.linger,
-                    batch_size: sink_config.batch_size,
-                    max_in_flight,
-                    max_pending: sink_config
-                        .channel_capacity
-                        .max(sink_config.batch_size * max_in_flight * 2),
-                },
+                settings: sink_settings(config, max_in_flight),
             };
             let topic = config.topics.commands.clone();
             let stopping = stopping.clone();
@@ -218,4 +210,27 @@ pub fn hubspot_client(
         max_attempts: sink.max_attempts.max(1),
     };
     HubSpotClient::new(settings, secrets.hubspot_token.clone())
+}
+
+/// Most commands the sink holds in memory, whatever the budget (about 1.5 KiB each).
+const MAX_PENDING_COMMANDS: usize = 100_000;
+
+/// The sink's batching: records wait up to `linger`, and as many are held as the tier's budget
+/// could write in one linger; past that, full batches go at once.
+pub fn sink_settings(config: &Config, max_in_flight: usize) -> SinkSettings {
+    let sink = &config.stages.sink;
+    let calls_per_second = f64::from(config.hubspot.budget().requests_per_10s) / 10.0;
+    let writable = calls_per_second * sink.linger.as_secs_f64() * sink.batch_size as f64;
+    let hold = (writable as usize).clamp(sink.batch_size, MAX_PENDING_COMMANDS / 2);
+    SinkSettings {
+        linger: sink.linger,
+        batch_size: sink.batch_size,
+        hold,
+        max_in_flight,
+        max_pending: sink
+            .channel_capacity
+            .max(sink.batch_size * max_in_flight * 2)
+            .max(hold * 2)
+            .min(MAX_PENDING_COMMANDS),
+    }
 }

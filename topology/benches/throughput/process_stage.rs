@@ -41,6 +41,7 @@ pub async fn measure(params: Params) -> Figures {
         contact_defaults: true,
         kafka: params.kafka.clone(),
         unlimited: false,
+        linger: None,
     })
     .await;
     let topic = world.config.topics.contact_changes.clone();

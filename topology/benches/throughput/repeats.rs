@@ -5,7 +5,8 @@
 //! repeat meets its earlier event inside the sink's linger window depends on real timing. The
 //! first contacts are spread evenly over the publishing span; each repeat changes the job title
 //! of a contact created earlier, half of them within 10-250 ms of that contact's creation (a
-//! burst of edits, inside the default 250 ms linger) and half 1-6 s later (outside it).
+//! burst of edits) and half 1-6 s later. With the default 10 s linger both kinds fall inside
+//! the window; a run with a 250 ms linger shows what the shorter wait costs.
 //!
 //! One warm-up event goes first and is waited for, so the consumer groups have joined and the
 //! process stage has read the portal's properties before counting starts.
@@ -30,6 +31,8 @@ pub struct Params {
     pub contact_defaults: bool,
     /// Extra `[kafka.properties]` for the pipeline.
     pub kafka: Vec<(String, String)>,
+    /// The sink's linger instead of the default.
+    pub linger: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -38,6 +41,10 @@ pub struct Figures {
     pub contacts: usize,
     pub near_repeats: usize,
     pub far_repeats: usize,
+    /// Each repeat's distance from its contact's first event.
+    pub gaps: Vec<Duration>,
+    /// The sink's linger in the run.
+    pub linger: Duration,
     /// From the first event published to the last outcome read.
     pub took: Duration,
     pub outcomes: Outcomes,
@@ -67,10 +74,53 @@ impl Figures {
     }
 
     /// The fewest write calls this schedule allows if every repeat inside the linger window
-    /// coalesced and every write carried 100 records: per 1,000 events.
+    /// coalesced, every repeat outside it took a write of its own, and every write carried 100
+    /// records: per 1,000 events.
     pub fn floor_per_1000(&self) -> f64 {
-        let writes = (self.contacts + self.far_repeats).div_ceil(100);
+        let outside = self.gaps.iter().filter(|gap| **gap >= self.linger).count();
+        let writes = (self.contacts + outside).div_ceil(100);
         writes as f64 * 1_000.0 / self.params.events as f64
+    }
+}
+
+impl Figures {
+    /// From an event's time to its outcome's, in milliseconds, at the given quantiles.
+    pub fn latency_ms(&self, quantiles: &[f64]) -> Vec<i64> {
+        let mut latencies: Vec<i64> = self
+            .outcomes
+            .each
+            .iter()
+            .map(|o| o.processed_ms - o.event_ms)
+            .collect();
+        latencies.sort_unstable();
+        quantiles
+            .iter()
+            .map(|q| {
+                let at = ((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1);
+                latencies.get(at).copied().unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// For each repeat written apart from its contact's creation: how long after the creation's
+    /// event it came, and how long after that the creation was written, in milliseconds.
+    pub fn separate_repeats(&self) -> Vec<(i64, i64)> {
+        let created: std::collections::HashMap<&str, (i64, i64)> = self
+            .outcomes
+            .each
+            .iter()
+            .filter(|o| o.status == hubsync_schemas::OutcomeStatus::Created)
+            .map(|o| (o.record.as_str(), (o.event_ms, o.processed_ms)))
+            .collect();
+        self.outcomes
+            .each
+            .iter()
+            .filter(|o| o.status != hubsync_schemas::OutcomeStatus::Created)
+            .filter_map(|o| {
+                let (event, written) = created.get(o.record.as_str())?;
+                Some((o.event_ms - event, written - event))
+            })
+            .collect()
     }
 }
 
@@ -87,6 +137,7 @@ pub async fn measure(params: Params) -> Figures {
         contact_defaults: params.contact_defaults,
         kafka: params.kafka.clone(),
         unlimited: false,
+        linger: params.linger,
     })
     .await;
     let topic = world.config.topics.contact_changes.clone();
@@ -105,9 +156,9 @@ pub async fn measure(params: Params) -> Figures {
     .expect("the pipeline starts");
 
     let mut rng = Rng::new(0x5eed_0003);
-    let start_ms = hubsync::outcomes::now_ms();
+    let warm_up_ms = hubsync::outcomes::now_ms();
     let warm_up = Contact::generate(u64::MAX >> 1, params.shape, &mut rng);
-    let event = warm_up.created(start_ms, &mut rng);
+    let event = warm_up.created(warm_up_ms, &mut rng);
     let warming = world.collect_outcomes(1, Duration::from_secs(60));
     world
         .publish_all(
@@ -125,7 +176,10 @@ pub async fn measure(params: Params) -> Figures {
     );
     let first_call = world.calls.len();
 
-    let (plan, near_repeats, far_repeats) = schedule(&params, &mut rng);
+    let linger = world.config.stages.sink.linger;
+    let (plan, gaps) = schedule(&params, &mut rng);
+    let near_repeats = gaps.iter().filter(|g| **g < NEAR).count();
+    let far_repeats = gaps.len() - near_repeats;
     let contacts = plan.iter().filter(|p| p.first).count();
     let mut people: Vec<Contact> = (0..contacts)
         .map(|index| Contact::generate(index as u64, params.shape, &mut rng))
@@ -133,6 +187,8 @@ pub async fn measure(params: Params) -> Figures {
     let collector = world.collect_outcomes(params.events + 1, Duration::from_secs(180));
     let began = std::time::Instant::now();
     let origin = tokio::time::Instant::now();
+    // Event times follow the schedule from here, so event-to-outcome times are latencies.
+    let start_ms = hubsync::outcomes::now_ms();
     let mut deliveries = Vec::with_capacity(plan.len());
     for planned in &plan {
         tokio::time::sleep_until(origin + Duration::from_millis(planned.at_ms)).await;
@@ -168,14 +224,19 @@ pub async fn measure(params: Params) -> Figures {
         contacts,
         near_repeats,
         far_repeats,
+        gaps,
+        linger,
         took,
         outcomes,
         calls,
     }
 }
 
-/// The events in publishing order, and how many repeats fall inside and outside the window.
-fn schedule(params: &Params, rng: &mut Rng) -> (Vec<Planned>, usize, usize) {
+/// Repeats closer than this to their contact's first event are a burst of edits.
+const NEAR: Duration = Duration::from_millis(251);
+
+/// The events in publishing order, and each repeat's gap after its contact's first event.
+fn schedule(params: &Params, rng: &mut Rng) -> (Vec<Planned>, Vec<Duration>) {
     let repeats = (params.events as f64 * params.repeat_share).round() as usize;
     let contacts = params.events - repeats;
     let span_ms = params.span.as_millis() as u64;
@@ -186,16 +247,15 @@ fn schedule(params: &Params, rng: &mut Rng) -> (Vec<Planned>, usize, usize) {
             first: true,
         })
         .collect();
-    let (mut near, mut far) = (0, 0);
+    let mut gaps = Vec::with_capacity(repeats);
     for _ in 0..repeats {
         let contact = rng.below(contacts as u64) as usize;
         let gap = if rng.chance(0.5) {
-            near += 1;
             10 + rng.below(241)
         } else {
-            far += 1;
             1_000 + rng.below(5_001)
         };
+        gaps.push(Duration::from_millis(gap));
         plan.push(Planned {
             at_ms: plan[contact].at_ms + gap,
             contact,
@@ -204,5 +264,5 @@ fn schedule(params: &Params, rng: &mut Rng) -> (Vec<Planned>, usize, usize) {
     }
     // Stable: a contact's first event stays ahead of a repeat planned for the same moment.
     plan.sort_by_key(|p| (p.at_ms, !p.first));
-    (plan, near, far)
+    (plan, gaps)
 }

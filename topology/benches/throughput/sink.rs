@@ -85,6 +85,7 @@ pub async fn measure(params: Params) -> Figures {
         contact_defaults: params.contact_defaults,
         kafka: params.kafka.clone(),
         unlimited: params.unlimited,
+        linger: None,
     })
     .await;
     let topic = world.config.topics.commands.clone();

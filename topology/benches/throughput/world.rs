@@ -150,6 +150,8 @@ pub struct Setup {
     /// Lift HubSpot's rate limits in the sandbox and in hubsync's budget, to see how fast
     /// hubsync itself goes. The budget is set past what the config allows, on purpose.
     pub unlimited: bool,
+    /// The sink's linger instead of the default.
+    pub linger: Option<Duration>,
 }
 
 pub struct World {
@@ -233,6 +235,9 @@ impl World {
             text.replacen("\n[registry]\n", &format!("\n{section}\n[registry]\n"), 1)
         };
         let mut config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        if let Some(linger) = setup.linger {
+            config.stages.sink.linger = linger;
+        }
         if setup.unlimited {
             config.hubspot.requests_per_10s = Some(UNLIMITED_PER_10S);
             config.hubspot.daily_limit = Some(u64::from(UNLIMITED_PER_10S) * 100);
@@ -391,11 +396,27 @@ pub struct Outcomes {
     /// earliest and the latest).
     pub first_at: Option<Duration>,
     pub last_at: Option<Duration>,
+    /// Every outcome's record, status, event time and processed time.
+    pub each: Vec<OutcomeSeen>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutcomeSeen {
+    pub record: String,
+    pub status: OutcomeStatus,
+    pub event_ms: i64,
+    pub processed_ms: i64,
 }
 
 impl Outcomes {
     fn add(&mut self, outcome: &SyncOutcome) {
         *self.by_status.entry(outcome.status.as_str()).or_default() += 1;
+        self.each.push(OutcomeSeen {
+            record: outcome.record.clone().unwrap_or_default(),
+            status: outcome.status,
+            event_ms: outcome.event_time,
+            processed_ms: outcome.processed_time,
+        });
         if !matches!(
             outcome.status,
             OutcomeStatus::Created | OutcomeStatus::Updated | OutcomeStatus::Unchanged

@@ -104,7 +104,7 @@ impl Default for ProcessStage {
 impl Default for SinkStage {
     fn default() -> Self {
         Self {
-            linger: Duration::from_millis(250),
+            linger: Duration::from_secs(10),
             batch_size: 100,
             max_attempts: 8,
             backoff_base: Duration::from_millis(500),

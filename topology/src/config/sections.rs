@@ -215,7 +215,8 @@ pub struct ProcessStage {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkStage {
-    /// How long a command may wait for others to fill its batch.
+    /// The longest a record waits before it is written: its later changes inside this window,
+    /// and other records, ride along in the same batch. Longer costs fewer HubSpot calls.
     #[serde(with = "humantime_serde")]
     pub linger: Duration,
     /// Inputs per batch request, 1 to 100 (HubSpot's maximum).

@@ -66,7 +66,7 @@ fn a_minimal_config_takes_every_default() {
     assert_eq!(config.topics.outcomes, "hubsync.outcomes");
     assert_eq!(config.topics.dlq, "hubsync.dlq");
     assert_eq!(config.topics.hubspot_changes, "crm.hubspot.changes");
-    assert_eq!(config.stages.sink.linger, Duration::from_millis(250));
+    assert_eq!(config.stages.sink.linger, Duration::from_secs(10));
     assert_eq!(config.stages.sink.batch_size, 100);
     assert_eq!(config.state.cache_capacity, ByteSize::mib(64));
     assert_eq!(

@@ -1,6 +1,13 @@
 //! Coalescing: commands for one record that arrive within the linger window become one write,
 //! and up to `batch_size` records of one object type become one batch request.
 //!
+//! Each record is held until its oldest command has waited `linger`: that is the latest it may be
+//! written, and the longer it waits the more of its later changes ride along in the same write.
+//! When the oldest record is due, the batch takes it and the next oldest records, up to
+//! `batch_size`, so writes stay full at any rate. Holding only pays while HubSpot's budget could
+//! still write everything held on time: once more than `hold` records wait (a backlog, a replay),
+//! full batches go out at once, oldest first, and the budget paces them.
+//!
 //! For each property the value with the newest event time wins (arrival order breaks ties).
 //! A record whose previous batch is still in flight is held back until that batch is done, so
 //! writes to one record never overtake each other.
@@ -100,16 +107,20 @@ impl PendingRecord {
 pub struct Coalescer {
     linger: Duration,
     batch_size: usize,
+    /// Records held for their linger at most; beyond it full batches are due at once.
+    hold: usize,
     records: HashMap<String, PendingRecord>,
     order: VecDeque<String>,
     in_flight: HashSet<String>,
 }
 
 impl Coalescer {
-    pub fn new(linger: Duration, batch_size: usize) -> Self {
+    pub fn new(linger: Duration, batch_size: usize, hold: usize) -> Self {
+        let batch_size = batch_size.max(1);
         Coalescer {
             linger,
-            batch_size: batch_size.max(1),
+            batch_size,
+            hold: hold.max(batch_size),
             records: HashMap::new(),
             order: VecDeque::new(),
             in_flight: HashSet::new(),
@@ -174,8 +185,9 @@ impl Coalescer {
         self.records.values().map(|r| r.members.len()).sum()
     }
 
-    /// Takes the next batch if one is due: a full batch of records not in flight, or the oldest
-    /// of them has waited `linger`, or `flush` asks for whatever there is.
+    /// Takes the next batch if one is due: the oldest record not in flight has waited `linger`,
+    /// or more than `hold` records wait and a full batch is there, or `flush` asks for whatever
+    /// there is. The batch is the oldest records, up to `batch_size`.
     pub fn take_batch(&mut self, now: Instant, flush: bool) -> Option<Vec<PendingRecord>> {
         let waiting = |key: &String| {
             self.records
@@ -190,9 +202,8 @@ impl Coalescer {
             .take(self.batch_size)
             .collect();
         let oldest = eligible.first().and_then(|k| self.records.get(*k))?;
-        let due = eligible.len() >= self.batch_size
-            || now.duration_since(oldest.first_seen) >= self.linger
-            || flush;
+        let backlog = self.records.len() > self.hold && eligible.len() >= self.batch_size;
+        let due = flush || backlog || now.duration_since(oldest.first_seen) >= self.linger;
         if !due {
             return None;
         }
@@ -259,7 +270,7 @@ mod tests {
     #[test]
     fn newest_value_per_property_wins_whatever_the_arrival_order() {
         let now = Instant::now();
-        let mut c = Coalescer::new(Duration::from_millis(100), 100);
+        let mut c = Coalescer::new(Duration::from_millis(100), 100, 1_000);
         c.add(
             "k".into(),
             member("a@x.io", 1, &[("firstname", Some("Ada"))]),
@@ -288,31 +299,62 @@ mod tests {
         assert_eq!(record.newest().map(|m| m.command.event_time), Some(3));
     }
 
+    fn keys(batch: &[PendingRecord]) -> Vec<&str> {
+        batch.iter().map(|r| r.key.as_str()).collect()
+    }
+
     #[test]
-    fn batches_are_due_when_full_or_when_the_oldest_lingered() {
+    fn a_full_batch_still_waits_for_the_oldest_records_linger() {
         let start = Instant::now();
-        let mut c = Coalescer::new(Duration::from_millis(100), 2);
+        let linger = Duration::from_millis(100);
+        let mut c = Coalescer::new(linger, 2, 10);
         c.add("a".into(), member("a@x.io", 1, &[]), start);
-        assert!(c.take_batch(start, false).is_none());
-        assert_eq!(c.next_due(), Some(start + Duration::from_millis(100)));
+        let later = start + Duration::from_millis(60);
+        for key in ["b", "c"] {
+            c.add(key.into(), member(&format!("{key}@x.io"), 1, &[]), later);
+        }
         assert!(
-            c.take_batch(start + Duration::from_millis(100), false)
-                .is_some()
+            c.take_batch(later, false).is_none(),
+            "three records, none lingered: nothing is due"
         );
-        c.add("b".into(), member("b@x.io", 1, &[]), start);
-        c.add("c".into(), member("c@x.io", 1, &[]), start);
-        c.add("d".into(), member("d@x.io", 1, &[]), start);
-        let full = c.take_batch(start, false).expect("full batch");
+        assert_eq!(c.next_due(), Some(start + linger));
+        // A repeat inside the window joins its record instead of costing a write of its own.
+        c.add("a".into(), member("a@x.io", 2, &[]), later);
+        let due = c.take_batch(start + linger, false).expect("a has lingered");
         assert_eq!(
-            full.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
-            ["b", "c"]
+            keys(&due),
+            ["a", "b"],
+            "the oldest record and the next oldest"
         );
+        assert_eq!(due[0].members.len(), 2);
+        assert!(
+            c.take_batch(start + linger, false).is_none(),
+            "c is younger"
+        );
+        assert!(c.take_batch(later + linger, false).is_some());
+    }
+
+    #[test]
+    fn beyond_the_hold_full_batches_go_at_once_and_partial_ones_wait() {
+        let now = Instant::now();
+        let mut c = Coalescer::new(Duration::from_secs(10), 2, 2);
+        for key in ["a", "b", "c"] {
+            c.add(key.into(), member(&format!("{key}@x.io"), 1, &[]), now);
+        }
+        let first = c.take_batch(now, false).expect("three held, hold is two");
+        assert_eq!(keys(&first), ["a", "b"]);
+        assert!(
+            c.take_batch(now, false).is_none(),
+            "one record left: within the hold, it lingers"
+        );
+        let flushed = c.take_batch(now, true).expect("flush takes what there is");
+        assert_eq!(keys(&flushed), ["c"]);
     }
 
     #[test]
     fn a_record_in_flight_waits_for_its_batch() {
         let now = Instant::now();
-        let mut c = Coalescer::new(Duration::ZERO, 10);
+        let mut c = Coalescer::new(Duration::ZERO, 10, 1_000);
         c.add(
             "a".into(),
             member("a@x.io", 1, &[("firstname", Some("A"))]),
@@ -336,7 +378,7 @@ mod tests {
     #[test]
     fn a_record_requeued_for_later_waits_without_holding_others_back() {
         let now = Instant::now();
-        let mut c = Coalescer::new(Duration::ZERO, 10);
+        let mut c = Coalescer::new(Duration::ZERO, 10, 1_000);
         c.add("a".into(), member("a@x.io", 1, &[]), now);
         let batch = c.take_batch(now, true).expect("batch");
         for record in batch {
@@ -353,7 +395,7 @@ mod tests {
     #[test]
     fn a_requeued_record_merges_with_newer_commands() {
         let now = Instant::now();
-        let mut c = Coalescer::new(Duration::ZERO, 10);
+        let mut c = Coalescer::new(Duration::ZERO, 10, 1_000);
         c.add(
             "a".into(),
             member(
@@ -381,7 +423,7 @@ mod tests {
     #[test]
     fn fill_if_empty_holds_only_while_no_member_sends_the_value_outright() {
         let now = Instant::now();
-        let mut c = Coalescer::new(Duration::ZERO, 10);
+        let mut c = Coalescer::new(Duration::ZERO, 10, 1_000);
         let mut first = member("a@x.io", 1, &[("phone", Some("1"))]);
         first.command.fill_if_empty = vec!["phone".into()];
         first.command.may_create = true;
@@ -390,7 +432,7 @@ mod tests {
         assert!(record.fill_if_empty.contains("phone"));
         assert!(record.may_create);
 
-        let mut c = Coalescer::new(Duration::ZERO, 10);
+        let mut c = Coalescer::new(Duration::ZERO, 10, 1_000);
         let mut first = member("a@x.io", 1, &[("phone", Some("1"))]);
         first.command.fill_if_empty = vec!["phone".into()];
         c.add("a".into(), first, now);

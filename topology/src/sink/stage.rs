@@ -35,6 +35,8 @@ pub const STAGE: &str = "sink";
 pub struct SinkSettings {
     pub linger: Duration,
     pub batch_size: usize,
+    /// Records held for their linger at most (see [`Coalescer`]).
+    pub hold: usize,
     /// Batches written at once.
     pub max_in_flight: usize,
     /// Commands held in memory (read, not yet written); reading pauses beyond it.
@@ -283,7 +285,7 @@ fn coalescer<'a>(
 ) -> &'a mut Coalescer {
     coalescers
         .entry(object)
-        .or_insert_with(|| Coalescer::new(settings.linger, settings.batch_size))
+        .or_insert_with(|| Coalescer::new(settings.linger, settings.batch_size, settings.hold))
 }
 
 /// The key a command's record is coalesced and known by.

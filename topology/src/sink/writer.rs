@@ -936,7 +936,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         command.fill_if_empty.clear();
-        let mut coalescer = Coalescer::new(Duration::ZERO, 10);
+        let mut coalescer = Coalescer::new(Duration::ZERO, 10, 100);
         coalescer.add(
             "k".into(),
             Member {
