@@ -16,6 +16,8 @@
 //! - [`sink`]: the sink stage, from commands to HubSpot writes and outcomes.
 //! - [`state`]: the sink's local state in sled (identity map, processed events, last written values).
 //! - [`demo`]: `hubsync demo`, the pipeline on the sandbox with a generated team, and its report.
+//! - [`preflight`]: `hubsync check`, the configuration against the real HubSpot portal, broker and
+//!   schema registry before a deploy.
 
 pub mod admin;
 pub mod catalog;
@@ -28,6 +30,7 @@ pub mod hubspot;
 pub mod kafka;
 pub mod outcomes;
 pub mod pipeline;
+pub mod preflight;
 pub mod process;
 pub mod sink;
 pub mod state;

@@ -24,6 +24,11 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Run the whole pipeline on the sandbox with a generated team and report what happened.
     Demo(cli::demo::DemoArgs),
+    /// Check the configuration against HubSpot, Kafka and the schema registry before a deploy.
+    Check(cli::check::CheckArgs),
+    /// Work with HubSpot owners and the [users] mapping.
+    #[command(subcommand)]
+    Owners(cli::owners::OwnersCommand),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => block_on(cli::sandbox::run(args)),
         Command::Run(args) => block_on(cli::run::run(args)),
         Command::Demo(args) => block_on(cli::demo::run(args)),
+        Command::Check(args) => block_on(cli::check::run(args)),
+        Command::Owners(command) => block_on(cli::owners::run(command)),
     };
     match result {
         Ok(code) => code,

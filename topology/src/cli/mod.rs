@@ -1,8 +1,10 @@
 //! The `hubsync` subcommands, one module each.
 
+pub mod check;
 pub mod config;
 pub mod demo;
 pub mod dev_broker;
+pub mod owners;
 pub mod run;
 pub mod sandbox;
 

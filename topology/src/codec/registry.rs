@@ -1,5 +1,6 @@
 //! A small client for the part of Confluent's Schema Registry REST API a codec needs: a schema by
-//! id, register, look up, and a subject's latest version.
+//! id, register, look up, and a subject's latest version; and the compatibility check
+//! `hubsync check` asks before a deploy.
 //!
 //! Building requests and classifying answers are plain functions ([`classify`]); only
 //! [`RegistryClient::call`] does HTTP. Failures say whose fault they are:
@@ -196,6 +197,15 @@ pub struct RegisteredSchema {
     pub schema: String,
 }
 
+/// The registry's answer to a compatibility check.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Compatibility {
+    pub is_compatible: bool,
+    /// Why not, when the registry says (asked for with `verbose=true`).
+    #[serde(default)]
+    pub messages: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct SchemaText {
     schema: String,
@@ -326,6 +336,23 @@ impl RegistryClient {
             None,
         )
         .await
+    }
+
+    /// `POST /compatibility/subjects/{subject}/versions[/{version}]?verbose=true`: whether the
+    /// registry would accept this Avro schema after `version` of `subject` (`"latest"` for the
+    /// newest), or, without a version, after every version the subject's compatibility level
+    /// compares it with. Nothing is registered.
+    pub async fn compatibility(
+        &self,
+        subject: &str,
+        version: Option<&str>,
+        schema: &str,
+    ) -> Result<Compatibility, RegistryError> {
+        let body = json!({ "schema": schema, "schemaType": "AVRO" });
+        let mut segments = vec!["compatibility", "subjects", subject, "versions"];
+        segments.extend(version);
+        self.call(Method::POST, &segments, &[("verbose", "true")], Some(body))
+            .await
     }
 
     /// The URL of `segments` below the base URL, each segment percent-encoded.
