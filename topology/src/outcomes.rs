@@ -68,6 +68,21 @@ impl Verdict {
         verdict
     }
 
+    /// An activity or deal whose contact never reached HubSpot within the wait.
+    pub fn contact_missing(contact: &str, waited: std::time::Duration) -> Self {
+        let mut verdict = Self::new(
+            OutcomeStatus::Parked,
+            "PARKED_CONTACT_MISSING",
+            format!(
+                "its contact {contact} is not in HubSpot after waiting {}; it is written when \
+                 replayed once the contact exists",
+                humantime::format_duration(std::time::Duration::from_secs(waited.as_secs()))
+            ),
+        );
+        verdict.missing_fields = vec![contact.to_string()];
+        verdict
+    }
+
     pub fn skipped(code: &str, reason: impl Into<String>) -> Self {
         Self::new(OutcomeStatus::Skipped, code, reason)
     }

@@ -49,6 +49,10 @@ pub enum StartError {
     WrongPortal { expected: u64, actual: u64 },
     #[error("cannot reach HubSpot to check the token's portal: {0}")]
     HubSpot(#[from] crate::hubspot::Error),
+    #[error(
+        "cannot create hubsync's own properties in HubSpot (the token needs the schema write scopes): {0}"
+    )]
+    OwnedProperties(crate::hubspot::Error),
     #[error("hubspot.base_url: {0}")]
     Client(#[from] crate::hubspot::BuildError),
     #[error("registry: {0}")]
@@ -125,6 +129,9 @@ impl Pipeline {
 
         if stages.sink() {
             health.set(sink::STAGE, StageHealth::Starting);
+            crate::sink::owned::ensure(&client)
+                .await
+                .map_err(StartError::OwnedProperties)?;
             let state = State::open(
                 &config.state.stage_dir(sink::STAGE),
                 config.state.cache_capacity.bytes(),
@@ -137,6 +144,7 @@ impl Pipeline {
                     contact_id_property: config.rules.sync.contacts.id_property.clone(),
                     match_companies_on_name: config.rules.sync.companies.match_on_name,
                     search_lag: config.stages.inbound.search_lag,
+                    contact_wait: config.stages.sink.contact_wait,
                 },
             );
             let max_in_flight = config.hubspot.max_in_flight.max(1);

@@ -110,6 +110,7 @@ impl Default for SinkStage {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             channel_capacity: 1_024,
+            contact_wait: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -229,6 +229,10 @@ pub struct SinkStage {
     pub backoff_max: Duration,
     /// Bound of the queue between the consumer and the batcher.
     pub channel_capacity: usize,
+    /// How long an activity or a deal waits for its contact to be in HubSpot before it is
+    /// parked (`PARKED_CONTACT_MISSING`).
+    #[serde(with = "humantime_serde")]
+    pub contact_wait: Duration,
 }
 
 /// `[stages.inbound]`: HubSpot changes back to upstream.

@@ -23,7 +23,7 @@ use super::response::{self, Expected, IdMatch, RateLimitHeaders, Transport};
 use super::retry::{self, Decision, RetryParams, Sleeper, TokioSleeper};
 use super::{
     AccountDetails, AssociationResult, Endpoint, Error, ErrorClass, Failure, InputResult,
-    ObjectType, Owner, OwnersPage, PropertyDefinition, SearchPage,
+    NewProperty, ObjectType, Owner, OwnersPage, PropertyDefinition, SearchPage,
 };
 use crate::config::{HubSpotConfig, Secret};
 
@@ -308,6 +308,49 @@ impl HubSpotClient {
     }
 
     // ----- schema and account -----
+
+    /// Creates a text property (`string`, `text`) on an object type. HubSpot answers 409 when a
+    /// property of that name exists: the caller reads the properties first.
+    pub async fn create_property(
+        &self,
+        object: ObjectType,
+        property: &NewProperty,
+    ) -> Result<PropertyDefinition, Error> {
+        let body = serde_json::json!({
+            "name": property.name,
+            "label": property.label,
+            "description": property.description,
+            "type": "string",
+            "fieldType": "text",
+            "groupName": property.group_name,
+            "hasUniqueValue": property.unique,
+        });
+        let name = property.name.clone();
+        let created = self
+            .call(
+                Call::post(
+                    Endpoint::PropertyCreate,
+                    object.path_name(),
+                    request::properties_path(object),
+                    body,
+                ),
+                move |status, headers, bytes, now| {
+                    let json = response::success_json(status, headers, bytes, now)?;
+                    let wrapped = serde_json::json!({ "results": [json] });
+                    response::property_definitions(&wrapped)?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| {
+                            response::malformed(
+                                status,
+                                &format!("a created property {name} without its definition"),
+                            )
+                        })
+                },
+            )
+            .await?;
+        Ok(created)
+    }
 
     /// Every property definition of an object type.
     pub async fn properties(&self, object: ObjectType) -> Result<Vec<PropertyDefinition>, Error> {

@@ -346,6 +346,16 @@ pub struct PropertyDefinition {
     pub archived: bool,
 }
 
+/// A text property hubsync creates for its own bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProperty {
+    pub name: String,
+    pub label: String,
+    pub description: String,
+    pub group_name: String,
+    pub unique: bool,
+}
+
 /// An enumeration option; writes must use `value`, matched exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PropertyOption {
@@ -427,6 +437,7 @@ pub enum Endpoint {
     BatchRead,
     Search,
     Properties,
+    PropertyCreate,
     Owners,
     AccountDetails,
     AssociationsCreate,
@@ -442,6 +453,7 @@ impl Endpoint {
             Endpoint::BatchRead => "POST /crm/v3/objects/{objectType}/batch/read",
             Endpoint::Search => "POST /crm/v3/objects/{objectType}/search",
             Endpoint::Properties => "GET /crm/v3/properties/{objectType}",
+            Endpoint::PropertyCreate => "POST /crm/v3/properties/{objectType}",
             Endpoint::Owners => "GET /crm/v3/owners",
             Endpoint::AccountDetails => "GET /account-info/v3/details",
             Endpoint::AssociationsCreate => "POST /crm/v4/associations/{from}/{to}/batch/create",

@@ -259,7 +259,7 @@ pub fn success_json(
 }
 
 /// A 2xx answer that cannot be trusted; HubSpot may have applied the request.
-fn malformed(status: u16, what: &str) -> Failure {
+pub(crate) fn malformed(status: u16, what: &str) -> Failure {
     Failure {
         may_have_applied: true,
         ..Failure::new(

@@ -7,5 +7,7 @@
 //! - [`stage`]: the loop: read, dedupe, coalesce, dispatch batches, emit, store offsets.
 
 pub mod coalesce;
+pub mod links;
+pub mod owned;
 pub mod stage;
 pub mod writer;

@@ -24,9 +24,10 @@ use hubsync_schemas::{CommandAction, ErrorClass as FailureClass, HubSpotObjectTy
 use tracing::{info, warn};
 
 use super::coalesce::PendingRecord;
+use super::links::{self, LinkError, Resolved};
 use crate::hubspot::{
-    CreateInput, ErrorClass, Filter, FilterGroup, HubSpotClient, InputResult, ObjectType,
-    SearchRequest, UpdateInput, UpsertInput,
+    CreateInput, ErrorClass, Filter, FilterGroup, HubSpotClient, InlineAssociation, InputResult,
+    ObjectType, SearchRequest, UpdateInput, UpsertInput,
 };
 use crate::hubspot::{Error as ClientError, Failure as ClientFailure};
 use crate::outcomes::{Failure, Verdict};
@@ -53,7 +54,12 @@ pub struct WriterSettings {
     pub match_companies_on_name: bool,
     /// How long HubSpot's search may take to show a write.
     pub search_lag: Duration,
+    /// How long an activity or deal waits for its contact to be in HubSpot before it is parked.
+    pub contact_wait: Duration,
 }
+
+/// How often a record waiting for its contact looks again.
+const CONTACT_RETRY: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Writer {
@@ -96,6 +102,9 @@ impl Writer {
                 .map(|r| (r, Resolution::DeadLetter(failure.clone())))
                 .collect());
         };
+        if target.is_activity() {
+            return self.write_activities(target, records, now_ms).await;
+        }
         let (by_property, by_lookup): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| {
             target == ObjectType::Contacts && identity_kind(r) == Some(IdentityKind::Email)
         });
@@ -363,7 +372,7 @@ impl Writer {
             let intent = self.state.intent(&record.key)?;
             let kind = identity_kind(&record);
             match (intent, kind) {
-                (Some(_), Some(IdentityKind::SourceId)) => {
+                (Some(_), Some(IdentityKind::SourceId)) if !searchable_property(&record) => {
                     results.push((record, Resolution::DeadLetter(Failure::new(
                         FailureClass::Data,
                         "UNCERTAIN_CREATE",
@@ -383,11 +392,18 @@ impl Writer {
             }
         }
 
-        // One search for every domain the identity map does not know.
+        // One search for every domain the identity map does not know, and one by the identity
+        // property for records an interrupted create may have written.
         let (to_search, not_searchable): (Vec<_>, Vec<_>) = searchable
             .into_iter()
             .partition(|r| identity_kind(r) == Some(IdentityKind::Domain));
-        let mut absent = not_searchable;
+        let (uncertain, mut absent): (Vec<_>, Vec<_>) = not_searchable
+            .into_iter()
+            .partition(|r| matches!(self.state.intent(&r.key), Ok(Some(_))));
+        let (found, rest) = self.find_by_identity_property(target, uncertain).await?;
+        known.extend(found.known);
+        results.extend(found.results);
+        absent.extend(rest);
         if !to_search.is_empty() {
             match self.search_existing(target, &to_search).await {
                 Ok(found) => {
@@ -411,7 +427,148 @@ impl Writer {
         // Create what may be created; the rest waits for its mandatory fields or a trigger.
         let (creatable, blocked): (Vec<_>, Vec<_>) = absent.into_iter().partition(|r| r.may_create);
         results.extend(blocked.into_iter().map(not_created));
-        results.extend(self.create(target, creatable, now_ms).await?);
+        results.extend(self.create_linked(target, creatable, now_ms).await?);
+        Ok(results)
+    }
+
+    // ----- activities -----
+
+    /// Activities are created once per upstream activity: the identity map remembers each one
+    /// created, and a create interrupted before it was remembered is looked up by the activity
+    /// id property (once search has caught up) before it is made again.
+    async fn write_activities(
+        &self,
+        target: ObjectType,
+        records: Vec<PendingRecord>,
+        now_ms: i64,
+    ) -> Result<Results, StateError> {
+        let mut results = Vec::new();
+        let mut fresh = Vec::new();
+        let mut uncertain = Vec::new();
+        for record in records {
+            if let Some(id) = self.state.identity(&record.key)? {
+                results.push((record, Resolution::Done(Verdict::unchanged(&id))));
+                continue;
+            }
+            match self.state.intent(&record.key)? {
+                Some(intent) => {
+                    let age =
+                        Duration::from_millis(u64::try_from(now_ms - intent.at_ms).unwrap_or(0));
+                    if age < self.settings.search_lag {
+                        results.push((record, Resolution::Later(self.settings.search_lag - age)));
+                    } else {
+                        uncertain.push(record);
+                    }
+                }
+                None => fresh.push(record),
+            }
+        }
+        let (found, absent) = self.find_by_identity_property(target, uncertain).await?;
+        results.extend(found.results);
+        for (id, record) in found.known {
+            // Created before the interruption: that create answers for these events.
+            results.push((record, Resolution::Done(Verdict::created(&id))));
+        }
+        fresh.extend(absent);
+        results.extend(self.create_linked(target, fresh, now_ms).await?);
+        Ok(results)
+    }
+
+    /// Looks records up by their identity property (`hubsync_activity_id`, `hubsync_deal_key`)
+    /// in one search; found ones enter the identity map and lose their intent.
+    async fn find_by_identity_property(
+        &self,
+        target: ObjectType,
+        records: Vec<PendingRecord>,
+    ) -> Result<(Found, Vec<PendingRecord>), StateError> {
+        let mut found = Found::default();
+        let mut absent = Vec::new();
+        let mut by_property: BTreeMap<String, Vec<PendingRecord>> = BTreeMap::new();
+        for record in records {
+            match identity_property(&record) {
+                Some(property) if searchable_property(&record) => {
+                    by_property.entry(property).or_default().push(record);
+                }
+                _ => absent.push(record),
+            }
+        }
+        for (property, records) in by_property {
+            let values: Vec<String> = records.iter().map(identity_value).collect();
+            match self.search_in(target, &property, &values).await {
+                Ok(hits) => {
+                    let mut ids: HashMap<String, String> = HashMap::new();
+                    for hit in hits {
+                        if let Some(value) = hit.property(&property) {
+                            keep_oldest(&mut ids, value.to_string(), hit.id.clone());
+                        }
+                    }
+                    for record in records {
+                        match ids.get(&identity_value(&record)) {
+                            Some(id) => {
+                                self.state.set_identity(&record.key, id)?;
+                                self.state.clear_intent(&record.key)?;
+                                found.known.push((id.clone(), record));
+                            }
+                            None => absent.push(record),
+                        }
+                    }
+                }
+                Err(error) => found.results.extend(fail_all(records, &error)),
+            }
+        }
+        Ok((found, absent))
+    }
+
+    /// Resolves the links of records about to be created, then creates those whose contact is
+    /// in HubSpot; the others wait for it, and are parked once they have waited long enough.
+    async fn create_linked(
+        &self,
+        target: ObjectType,
+        records: Vec<PendingRecord>,
+        now_ms: i64,
+    ) -> Result<Results, StateError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inherits_owner = |r: &PendingRecord| r.fill_if_empty.contains(links::OWNER_PROPERTY);
+        let mut resolved =
+            match links::resolve(&self.client, &self.state, &records, inherits_owner).await {
+                Ok(resolved) => resolved,
+                Err(LinkError::State(error)) => return Err(error),
+                Err(LinkError::Client(error)) => {
+                    if let Err(paused) = keep_or_pause(&error) {
+                        return Ok(pause_all(records, &paused));
+                    }
+                    return Ok(fail_all(records, &error));
+                }
+            };
+        let mut results = Vec::new();
+        let mut ready = Vec::new();
+        for mut record in records {
+            match resolved.remove(&record.key) {
+                Some(Resolved::Ready(found)) => {
+                    if record.fill_if_empty.remove(links::OWNER_PROPERTY)
+                        && let Some(owner) = found.contact_owner
+                    {
+                        record
+                            .properties
+                            .insert(links::OWNER_PROPERTY.to_string(), Some(owner));
+                    }
+                    ready.push((record, found.inline));
+                }
+                Some(Resolved::ContactMissing(contact)) => {
+                    let waited = record.first_seen.elapsed();
+                    let resolution = if waited >= self.settings.contact_wait {
+                        Resolution::Done(Verdict::contact_missing(&contact, waited))
+                    } else {
+                        Resolution::Later(CONTACT_RETRY)
+                    };
+                    results.push((record, resolution));
+                }
+                None => ready.push((record, Vec::new())),
+            }
+        }
+        results.extend(self.create(target, ready, now_ms).await?);
         Ok(results)
     }
 
@@ -487,6 +644,7 @@ impl Writer {
                         "domain".to_string(),
                         "name".to_string(),
                         "hs_object_id".to_string(),
+                        property.to_string(),
                     ],
                     limit: Some(200),
                     after: after.clone(),
@@ -556,13 +714,15 @@ impl Writer {
     async fn create(
         &self,
         target: ObjectType,
-        records: Vec<PendingRecord>,
+        linked: Vec<(PendingRecord, Vec<InlineAssociation>)>,
         now_ms: i64,
     ) -> Result<Results, StateError> {
         let mut results = Vec::new();
-        if records.is_empty() {
+        if linked.is_empty() {
             return Ok(results);
         }
+        let (records, links): (Vec<PendingRecord>, Vec<Vec<InlineAssociation>>) =
+            linked.into_iter().unzip();
         for record in &records {
             self.state.set_intent(
                 &record.key,
@@ -576,13 +736,18 @@ impl Writer {
         self.state.flush().await?;
         let inputs: Vec<CreateInput> = records
             .iter()
-            .map(|r| {
+            .zip(links)
+            .map(|(r, associations)| {
                 let mut properties = defaults_to_send(r);
                 properties.extend(sendable(&r.properties));
+                // The upstream id travels on the record, so it can be found by it again.
+                if let Some(property) = identity_property(r).filter(|_| searchable_property(r)) {
+                    properties.insert(property, identity_value(r));
+                }
                 CreateInput {
                     trace_id: trace_id(r),
                     properties,
-                    associations: Vec::new(),
+                    associations,
                 }
             })
             .collect();
@@ -592,12 +757,17 @@ impl Writer {
                 for record in records {
                     match answers.get(&trace_id(&record)) {
                         Some(Ok(written)) => {
-                            self.remember_write(
-                                target,
-                                &record,
-                                &written.id,
-                                Some(defaults_to_send(&record)),
-                            )?;
+                            if target.is_activity() {
+                                // Activities are never updated: their id is all there is to keep.
+                                self.state.set_identity(&record.key, &written.id)?;
+                            } else {
+                                self.remember_write(
+                                    target,
+                                    &record,
+                                    &written.id,
+                                    Some(defaults_to_send(&record)),
+                                )?;
+                            }
                             self.state.clear_intent(&record.key)?;
                             results.push((record, Resolution::Done(Verdict::created(&written.id))));
                         }
@@ -742,6 +912,28 @@ pub fn object_type(object: HubSpotObjectType) -> Option<ObjectType> {
 
 fn identity_kind(record: &PendingRecord) -> Option<IdentityKind> {
     record.members.first().map(|m| m.command.identity.kind)
+}
+
+/// The HubSpot property a record's identity value is matched on.
+fn identity_property(record: &PendingRecord) -> Option<String> {
+    record
+        .members
+        .first()
+        .map(|m| m.command.identity.property.clone())
+        .filter(|p| !p.is_empty())
+}
+
+/// An upstream id held in a property of hubsync's own (not `hs_object_id`), which search finds.
+fn searchable_property(record: &PendingRecord) -> bool {
+    identity_kind(record) == Some(IdentityKind::SourceId)
+        && identity_property(record).is_some_and(|p| p != "hs_object_id")
+}
+
+/// Records found in HubSpot by a lookup, and the results of lookups that failed.
+#[derive(Default)]
+struct Found {
+    known: Vec<(String, PendingRecord)>,
+    results: Results,
 }
 
 fn identity_value(record: &PendingRecord) -> String {

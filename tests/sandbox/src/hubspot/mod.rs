@@ -235,6 +235,18 @@ impl HubSpotSandbox {
             .collect()
     }
 
+    /// Associations of one record towards `to_type`: (to id, type ids).
+    pub fn associations_of(
+        &self,
+        from_type: model::ObjectType,
+        from_id: u64,
+        to_type: model::ObjectType,
+    ) -> Vec<(u64, Vec<u32>)> {
+        self.lock()
+            .store
+            .associations_of(from_type, from_id, to_type)
+    }
+
     /// Number of live records of a type.
     pub fn count(&self, object_type: model::ObjectType) -> usize {
         self.lock().store.count(object_type)

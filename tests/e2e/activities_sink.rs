@@ -1,0 +1,276 @@
+//! End-to-end: activity and deal commands through the sink stage into the HubSpot sandbox.
+//! Activities are created once per upstream activity, linked inline to their contact (and deal),
+//! take their contact's owner when they have none of their own, and wait for a contact HubSpot
+//! does not hold yet.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hubsync::admin::Health;
+use hubsync::pipeline::{Pipeline, Stages};
+use hubsync::sink::owned::{ACTIVITY_ID_PROPERTY, DEAL_KEY_PROPERTY};
+use hubsync_sandbox::hubspot::SandboxOptions;
+use hubsync_sandbox::hubspot::model::ObjectType;
+use hubsync_schemas::{
+    Association, CommandAction, HubSpotCommand, HubSpotObjectType, Identity, IdentityKind,
+    OutcomeStatus, SchemaKind, SyncOutcome, examples,
+};
+
+mod support;
+use support::world::World;
+
+const WAIT: Duration = Duration::from_secs(60);
+const OWNER: &str = "70000002";
+
+fn contact_link(email: &str, type_id: i32) -> Association {
+    Association {
+        to_object_type: HubSpotObjectType::Contact,
+        to_hubspot_id: None,
+        to_identity: Some(Identity {
+            kind: IdentityKind::Email,
+            property: "email".into(),
+            value: email.into(),
+        }),
+        association_category: "HUBSPOT_DEFINED".into(),
+        association_type_id: type_id,
+    }
+}
+
+fn deal_link(key: &str, type_id: i32) -> Association {
+    Association {
+        to_object_type: HubSpotObjectType::Deal,
+        to_hubspot_id: None,
+        to_identity: Some(Identity {
+            kind: IdentityKind::SourceId,
+            property: DEAL_KEY_PROPERTY.into(),
+            value: key.into(),
+        }),
+        association_category: "HUBSPOT_DEFINED".into(),
+        association_type_id: type_id,
+    }
+}
+
+fn base(object: HubSpotObjectType, action: CommandAction, identity: Identity) -> HubSpotCommand {
+    let mut command = examples::hubspot_command();
+    command.event_id = uuid::Uuid::new_v4().to_string();
+    command.command_id = uuid::Uuid::new_v4().to_string();
+    command.event_time = chrono::Utc::now().timestamp_millis();
+    command.object_type = object;
+    command.action = action;
+    command.identity = identity;
+    command.properties.clear();
+    command.create_only_properties.clear();
+    command.fill_if_empty.clear();
+    command.associations.clear();
+    command.may_create = true;
+    command
+}
+
+/// A note for `activity` on the contact `email`, inheriting the contact's owner.
+fn note(activity: &str, email: &str, deal: Option<&str>) -> HubSpotCommand {
+    let mut command = base(
+        HubSpotObjectType::Note,
+        CommandAction::CreateActivity,
+        Identity {
+            kind: IdentityKind::SourceId,
+            property: ACTIVITY_ID_PROPERTY.into(),
+            value: activity.into(),
+        },
+    );
+    command.properties = BTreeMap::from([
+        (
+            "hs_timestamp".to_string(),
+            Some("2026-11-20T09:30:00.000Z".to_string()),
+        ),
+        (
+            "hs_note_body".to_string(),
+            Some(format!("Email opened: {activity}")),
+        ),
+    ]);
+    command.fill_if_empty = vec!["hubspot_owner_id".into()];
+    command.associations.push(contact_link(email, 202));
+    if let Some(deal) = deal {
+        command.associations.push(deal_link(deal, 214));
+    }
+    command
+}
+
+fn deal(key: &str, email: &str) -> HubSpotCommand {
+    let mut command = base(
+        HubSpotObjectType::Deal,
+        CommandAction::Upsert,
+        Identity {
+            kind: IdentityKind::SourceId,
+            property: DEAL_KEY_PROPERTY.into(),
+            value: key.into(),
+        },
+    );
+    command.create_only_properties = BTreeMap::from([
+        ("dealname".to_string(), format!("Deal {key}")),
+        ("pipeline".to_string(), "default".to_string()),
+        ("dealstage".to_string(), "appointmentscheduled".to_string()),
+    ]);
+    command.associations.push(contact_link(email, 3));
+    command
+}
+
+async fn publish(world: &World, key: &str, command: &HubSpotCommand) {
+    world
+        .publish(
+            SchemaKind::HubSpotCommand,
+            &world.config.topics.commands,
+            key,
+            command,
+        )
+        .await;
+}
+
+async fn outcome(world: &World, command: &HubSpotCommand) -> SyncOutcome {
+    let id = command.event_id.clone();
+    let mut found = world.outcomes_for(std::slice::from_ref(&id), WAIT).await;
+    let outcomes = found.remove(&id).unwrap_or_default();
+    assert_eq!(outcomes.len(), 1, "one outcome for {id}: {outcomes:?}");
+    outcomes[0].clone()
+}
+
+fn id_of(outcome: &SyncOutcome) -> u64 {
+    outcome
+        .hubspot_id
+        .as_deref()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("a HubSpot id in {outcome:?}"))
+}
+
+async fn sink_only(world: &World) -> Pipeline {
+    Pipeline::start(
+        &world.config,
+        &world.secrets,
+        Stages::Sink,
+        Health::default(),
+    )
+    .await
+    .expect("the sink starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activities_and_deals_are_created_once_with_their_links_and_owner() {
+    let world = World::start(SandboxOptions::default(), 1, |c| c).await;
+    let contact: u64 = world
+        .http_admin_create(
+            "contacts",
+            serde_json::json!({"email": "ada@acme.io", "hubspot_owner_id": OWNER}),
+        )
+        .await
+        .parse()
+        .expect("contact id");
+    let pipeline = sink_only(&world).await;
+
+    let first_deal = deal("ct_1:camp_1", "ada@acme.io");
+    publish(&world, "ada@acme.io", &first_deal).await;
+    let created = outcome(&world, &first_deal).await;
+    assert_eq!(created.status, OutcomeStatus::Created, "{created:?}");
+    let deal_id = id_of(&created);
+    assert_eq!(
+        world
+            .hubspot
+            .associations_of(ObjectType::Deals, deal_id, ObjectType::Contacts),
+        vec![(contact, vec![3])],
+        "the deal is linked to its contact by the create itself"
+    );
+
+    let first_note = note("act-1", "ada@acme.io", Some("ct_1:camp_1"));
+    publish(&world, "ada@acme.io", &first_note).await;
+    let created = outcome(&world, &first_note).await;
+    assert_eq!(created.status, OutcomeStatus::Created, "{created:?}");
+    let note_id = id_of(&created);
+    let notes = world.records(ObjectType::Notes);
+    assert_eq!(notes.len(), 1);
+    let properties = &notes[0]["properties"];
+    assert_eq!(properties[ACTIVITY_ID_PROPERTY], "act-1");
+    assert_eq!(
+        properties["hubspot_owner_id"], OWNER,
+        "the note takes its contact's owner"
+    );
+    assert_eq!(
+        world
+            .hubspot
+            .associations_of(ObjectType::Notes, note_id, ObjectType::Contacts),
+        vec![(contact, vec![202])]
+    );
+    assert_eq!(
+        world
+            .hubspot
+            .associations_of(ObjectType::Notes, note_id, ObjectType::Deals),
+        vec![(deal_id, vec![214])]
+    );
+
+    // The same activity and deal again, as a replay re-processes them under new event ids.
+    let replayed_note = note("act-1", "ada@acme.io", Some("ct_1:camp_1"));
+    let replayed_deal = deal("ct_1:camp_1", "ada@acme.io");
+    publish(&world, "ada@acme.io", &replayed_note).await;
+    publish(&world, "ada@acme.io", &replayed_deal).await;
+    let again = outcome(&world, &replayed_note).await;
+    assert_eq!(again.status, OutcomeStatus::Unchanged, "{again:?}");
+    assert_eq!(id_of(&again), note_id);
+    let again = outcome(&world, &replayed_deal).await;
+    assert_eq!(again.status, OutcomeStatus::Unchanged, "{again:?}");
+    assert_eq!(id_of(&again), deal_id);
+    assert_eq!(world.hubspot.count(ObjectType::Notes), 1, "no second note");
+    assert_eq!(world.hubspot.count(ObjectType::Deals), 1, "no second deal");
+
+    pipeline.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activity_waits_for_its_contact_and_is_parked_when_it_never_comes() {
+    let world = World::start(SandboxOptions::default(), 1, |c| {
+        c.replace(
+            "[state]\n",
+            "[stages.sink]\nlinger = \"100ms\"\ncontact_wait = \"12s\"\n[state]\n",
+        )
+    })
+    .await;
+    let pipeline = sink_only(&world).await;
+
+    let waits = note("act-2", "bob@acme.io", None);
+    let never = note("act-3", "carol@acme.io", None);
+    publish(&world, "bob@acme.io", &waits).await;
+    publish(&world, "carol@acme.io", &never).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        world.hubspot.count(ObjectType::Notes),
+        0,
+        "no note before its contact exists"
+    );
+    // Bob's contact arrives in HubSpot: his note follows, linked to him, without an owner.
+    let bob: u64 = world
+        .http_admin_create("contacts", serde_json::json!({"email": "bob@acme.io"}))
+        .await
+        .parse()
+        .expect("contact id");
+    let created = outcome(&world, &waits).await;
+    assert_eq!(created.status, OutcomeStatus::Created, "{created:?}");
+    let note_id = id_of(&created);
+    assert_eq!(
+        world
+            .hubspot
+            .associations_of(ObjectType::Notes, note_id, ObjectType::Contacts),
+        vec![(bob, vec![202])]
+    );
+    let notes = world.records(ObjectType::Notes);
+    assert!(
+        notes[0]["properties"]["hubspot_owner_id"].is_null(),
+        "no owner to inherit and none given: {notes:?}"
+    );
+
+    let parked = outcome(&world, &never).await;
+    assert_eq!(parked.status, OutcomeStatus::Parked, "{parked:?}");
+    assert_eq!(parked.reason_code, "PARKED_CONTACT_MISSING");
+    assert_eq!(
+        parked.missing_fields,
+        vec!["email:carol@acme.io".to_string()]
+    );
+    assert_eq!(world.hubspot.count(ObjectType::Notes), 1);
+
+    pipeline.stop().await.expect("stops");
+}
