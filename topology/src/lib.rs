@@ -16,6 +16,7 @@
 //! - [`sink`]: the sink stage, from commands to HubSpot writes and outcomes.
 //! - [`state`]: the sink's local state in sled (identity map, processed events, last written values).
 //! - [`demo`]: `hubsync demo`, the pipeline on the sandbox with a generated team, and its report.
+//! - [`ops`]: operator tooling: the outcomes log queried, dead letters listed, shown and redriven.
 
 pub mod admin;
 pub mod catalog;
@@ -26,6 +27,7 @@ pub mod demo;
 pub mod emit;
 pub mod hubspot;
 pub mod kafka;
+pub mod ops;
 pub mod outcomes;
 pub mod pipeline;
 pub mod process;

@@ -24,6 +24,11 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Run the whole pipeline on the sandbox with a generated team and report what happened.
     Demo(cli::demo::DemoArgs),
+    /// Query the outcomes log by time range, status, reason code and record.
+    Logs(cli::logs::LogsArgs),
+    /// List, inspect and redrive dead letters.
+    #[command(subcommand)]
+    Dlq(cli::dlq::DlqCommand),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
         Command::Sandbox(args) => block_on(cli::sandbox::run(args)),
         Command::Run(args) => block_on(cli::run::run(args)),
         Command::Demo(args) => block_on(cli::demo::run(args)),
+        Command::Logs(args) => block_on(cli::logs::run(args)),
+        Command::Dlq(command) => block_on(cli::dlq::run(command)),
     };
     match result {
         Ok(code) => code,
