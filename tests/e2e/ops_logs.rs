@@ -12,7 +12,9 @@ use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::faults::Faults;
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
-use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome, examples};
+use hubsync_schemas::{
+    ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome, examples,
+};
 use serde_json::Value;
 
 mod support;
@@ -67,15 +69,12 @@ impl Run {
     fn lines(&self) -> Vec<Value> {
         self.stdout
             .lines()
-            .map(|line| {
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
-            })
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
             .collect()
     }
 
     fn document(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {:?}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {:?}", self.stdout))
     }
 }
 
@@ -106,7 +105,11 @@ impl Cli {
 
     /// Outcomes on the log, by `logs --counts --json`.
     async fn total(&self) -> u64 {
-        let counts = self.run(&["logs", "--counts", "--json"]).await.ok().document();
+        let counts = self
+            .run(&["logs", "--counts", "--json"])
+            .await
+            .ok()
+            .document();
         counts["total"].as_u64().expect("total")
     }
 }
@@ -124,9 +127,11 @@ async fn outcome_where(
     until: impl Fn(&SyncOutcome) -> bool,
 ) -> SyncOutcome {
     let read = world
-        .read_until(&world.config.topics.outcomes, WAIT, |read: &[SyncOutcome]| {
-            read.iter().any(|o| o.event_id == event_id && until(o))
-        })
+        .read_until(
+            &world.config.topics.outcomes,
+            WAIT,
+            |read: &[SyncOutcome]| read.iter().any(|o| o.event_id == event_id && until(o)),
+        )
         .await;
     read.into_iter()
         .find(|o| o.event_id == event_id && until(o))
@@ -145,7 +150,10 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
     let world = World::start(SandboxOptions::default(), 1, |config| {
         config
             .replace("[state]\n", "[stages.sink]\nlinger = \"100ms\"\n[state]\n")
-            .replace("mandatory = [\"email\"]", "mandatory = [\"email\", \"last_name\"]")
+            .replace(
+                "mandatory = [\"email\"]",
+                "mandatory = [\"email\", \"last_name\"]",
+            )
             .replacen(
                 "[[sync.companies.mapping]]",
                 &format!("{STAGE_MAPPING}[[sync.companies.mapping]]"),
@@ -204,7 +212,10 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
     assert_eq!(written[1]["event_id"], update.event_id.as_str());
     assert_eq!(written[0]["record_label"], "email:ada@example.org");
     assert_eq!(written[0]["hubspot_id"], written[1]["hubspot_id"]);
-    assert_eq!(written[0]["log"]["topic"], world.config.topics.outcomes.as_str());
+    assert_eq!(
+        written[0]["log"]["topic"],
+        world.config.topics.outcomes.as_str()
+    );
 
     // Record filters: a bare email, a label, a domain.
     let pat = cli
@@ -226,7 +237,11 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
         .await
         .ok()
         .lines();
-    assert_eq!(by_domain.len(), 4, "every outcome about an @example.org email: {by_domain:#?}");
+    assert_eq!(
+        by_domain.len(),
+        4,
+        "every outcome about an @example.org email: {by_domain:#?}"
+    );
 
     // Time windows: nothing after a future instant; everything in the last ten minutes (the
     // development broker cannot look offsets up by time, so this reads from the start).
@@ -236,13 +251,25 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
         .await
         .ok();
     assert_eq!(none.stdout, "", "{}", none.stderr);
-    let recent = cli.run(&["logs", "--json", "--since", "10m"]).await.ok().lines();
+    let recent = cli
+        .run(&["logs", "--json", "--since", "10m"])
+        .await
+        .ok()
+        .lines();
     assert_eq!(recent.len(), 5, "{recent:#?}");
-    let old = cli.run(&["logs", "--json", "--until", "1h"]).await.ok().lines();
+    let old = cli
+        .run(&["logs", "--json", "--until", "1h"])
+        .await
+        .ok()
+        .lines();
     assert!(old.is_empty(), "{old:#?}");
 
     // Counts.
-    let counts = cli.run(&["logs", "--counts", "--json"]).await.ok().document();
+    let counts = cli
+        .run(&["logs", "--counts", "--json"])
+        .await
+        .ok()
+        .document();
     assert_eq!(counts["total"], 5, "{counts:#}");
     for (status, count) in [
         ("CREATED", 1),
@@ -272,18 +299,31 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
     assert_eq!(letter["record"], "email:ivy@example.org");
     assert_eq!(letter["source"]["topic"], topic.as_str());
     let id = letter["id"].as_str().expect("id").to_string();
-    assert!(id.starts_with(&format!("{}/0/", world.config.topics.dlq)), "{id}");
+    assert!(
+        id.starts_with(&format!("{}/0/", world.config.topics.dlq)),
+        "{id}"
+    );
     let none = cli
         .run(&["dlq", "list", "--json", "--class", "retries-exhausted"])
         .await
         .ok();
     assert_eq!(none.stdout, "");
 
-    let shown = cli.run(&["dlq", "show", &id, "--json"]).await.ok().document();
+    let shown = cli
+        .run(&["dlq", "show", &id, "--json"])
+        .await
+        .ok()
+        .document();
     assert_eq!(shown["id"], id.as_str());
     assert_eq!(shown["detail"]["payload"]["state"], "decoded");
-    assert_eq!(shown["detail"]["payload"]["value"]["email"], "ivy@example.org");
-    assert_eq!(shown["detail"]["payload"]["value"]["fields"]["stage"], "new");
+    assert_eq!(
+        shown["detail"]["payload"]["value"]["email"],
+        "ivy@example.org"
+    );
+    assert_eq!(
+        shown["detail"]["payload"]["value"]["fields"]["stage"],
+        "new"
+    );
     assert_eq!(
         shown["detail"]["connect_headers"]["__connect.errors.topic"],
         topic.as_str()
@@ -299,7 +339,11 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
         .run(&["dlq", "show", &format!("{}/0/999", world.config.topics.dlq)])
         .await;
     assert_eq!(missing.code, 1, "{}", missing.stderr);
-    assert!(missing.stderr.contains("no record at"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no record at"),
+        "{}",
+        missing.stderr
+    );
 
     // A dry run publishes nothing.
     let before = cli.total().await;
@@ -323,7 +367,11 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
     assert_ne!(fixed_text, world.config_text());
     let fixed = Config::from_toml_str(&fixed_text).expect("fixed config");
     let pipeline = start(&fixed, &world).await;
-    let redriven = cli.run(&["dlq", "redrive", &id, "--json"]).await.ok().document();
+    let redriven = cli
+        .run(&["dlq", "redrive", &id, "--json"])
+        .await
+        .ok()
+        .document();
     assert_eq!(redriven["report"]["redriven"], 1, "{redriven:#}");
     assert_eq!(redriven["report"]["ids"], serde_json::json!([id]));
     let again = outcome_where(&world, &invalid.event_id, |o| o.redrive_of.is_some()).await;
@@ -334,7 +382,11 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
         .await
         .ok()
         .lines();
-    assert_eq!(statuses(&history), ["DEAD_LETTERED", "CREATED"], "{history:#?}");
+    assert_eq!(
+        statuses(&history),
+        ["DEAD_LETTERED", "CREATED"],
+        "{history:#?}"
+    );
     assert_eq!(history[1]["redrive_of"], id.as_str());
     pipeline.stop().await.expect("pipeline stops cleanly");
     let contacts = world.records(ObjectType::Contacts);
@@ -380,19 +432,26 @@ async fn a_redriven_event_the_sink_dead_lettered_is_written_again_while_dedupe_s
     assert_eq!(failed.stage, "sink");
 
     // The same event delivered again is answered from memory: still dead-lettered, no call.
-    world.hubspot.set_faults(Faults::default()).expect("faults cleared");
+    world
+        .hubspot
+        .set_faults(Faults::default())
+        .expect("faults cleared");
     let calls = || world.hubspot.request_counts().values().sum::<u64>();
     let calls_before = calls();
     world
         .publish(SchemaKind::ContactChanged, &topic, "ct_rex", &rex)
         .await;
     let repeated = world
-        .read_until(&world.config.topics.outcomes, WAIT, |read: &[SyncOutcome]| {
-            read.iter().filter(|o| o.event_id == rex.event_id).count() >= 2
-        })
+        .read_until(
+            &world.config.topics.outcomes,
+            WAIT,
+            |read: &[SyncOutcome]| read.iter().filter(|o| o.event_id == rex.event_id).count() >= 2,
+        )
         .await;
-    let rex_outcomes: Vec<&SyncOutcome> =
-        repeated.iter().filter(|o| o.event_id == rex.event_id).collect();
+    let rex_outcomes: Vec<&SyncOutcome> = repeated
+        .iter()
+        .filter(|o| o.event_id == rex.event_id)
+        .collect();
     assert_eq!(rex_outcomes.len(), 2);
     assert_eq!(rex_outcomes[1].status, OutcomeStatus::DeadLettered);
     assert_eq!(rex_outcomes[1].redrive_of, None);
@@ -406,7 +465,10 @@ async fn a_redriven_event_the_sink_dead_lettered_is_written_again_while_dedupe_s
         .ok()
         .lines();
     assert_eq!(letters.len(), 1, "{letters:#?}");
-    assert_eq!(letters[0]["source"]["topic"], world.config.topics.commands.as_str());
+    assert_eq!(
+        letters[0]["source"]["topic"],
+        world.config.topics.commands.as_str()
+    );
     assert_eq!(letters[0]["record"], "email:rex@example.org");
     let id = letters[0]["id"].as_str().expect("id").to_string();
     let report = cli
@@ -436,12 +498,16 @@ async fn a_redriven_event_the_sink_dead_lettered_is_written_again_while_dedupe_s
         summary.stdout
     );
     let outcomes = world
-        .read_until(&world.config.topics.outcomes, WAIT, |read: &[SyncOutcome]| {
-            read.iter()
-                .filter(|o| o.event_id == rex.event_id && o.redrive_of.is_some())
-                .count()
-                >= 2
-        })
+        .read_until(
+            &world.config.topics.outcomes,
+            WAIT,
+            |read: &[SyncOutcome]| {
+                read.iter()
+                    .filter(|o| o.event_id == rex.event_id && o.redrive_of.is_some())
+                    .count()
+                    >= 2
+            },
+        )
         .await;
     let redriven: Vec<&SyncOutcome> = outcomes
         .iter()
@@ -452,17 +518,19 @@ async fn a_redriven_event_the_sink_dead_lettered_is_written_again_while_dedupe_s
     assert_eq!(redriven[1].hubspot_id, written.hubspot_id);
     assert_eq!(calls(), calls_before, "a remembered outcome costs no call");
     pipeline.stop().await.expect("pipeline stops cleanly");
-    let by_status: HashMap<OutcomeStatus, usize> =
-        outcomes
-            .iter()
-            .filter(|o| o.event_id == rex.event_id)
-            .fold(HashMap::new(), |mut counts, o| {
-                *counts.entry(o.status).or_insert(0) += 1;
-                counts
-            });
+    let by_status: HashMap<OutcomeStatus, usize> = outcomes
+        .iter()
+        .filter(|o| o.event_id == rex.event_id)
+        .fold(HashMap::new(), |mut counts, o| {
+            *counts.entry(o.status).or_insert(0) += 1;
+            counts
+        });
     assert_eq!(
         by_status,
-        HashMap::from([(OutcomeStatus::DeadLettered, 2), (OutcomeStatus::Created, 2)])
+        HashMap::from([
+            (OutcomeStatus::DeadLettered, 2),
+            (OutcomeStatus::Created, 2)
+        ])
     );
     assert_eq!(world.records(ObjectType::Contacts).len(), 1);
 }

@@ -322,7 +322,9 @@ mod tests {
         state.forget("e1").expect("forget");
         assert_eq!(state.processed("e1").expect("read"), None);
         assert_eq!(state.processed_count(), 1);
-        state.forget("never-seen").expect("forgetting nothing is fine");
+        state
+            .forget("never-seen")
+            .expect("forgetting nothing is fine");
         state.remember("e1", &outcome(3)).expect("remember again");
         assert_eq!(state.processed_count(), 2);
     }

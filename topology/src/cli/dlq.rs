@@ -19,8 +19,7 @@ use tracing::debug;
 use super::logs::{Output, report_scan, time_arg, window};
 use crate::ops::Ops;
 use crate::ops::dlq::{
-    DeadLetterId, Letter, LetterFilter, RedriveReport, describe, letter_table, parse_class,
-    redrive,
+    DeadLetterId, Letter, LetterFilter, RedriveReport, describe, letter_table, parse_class, redrive,
 };
 use crate::ops::logs::Newest;
 use crate::ops::range::Window;
@@ -151,8 +150,7 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let reader = ops.reader(!args.json && std::io::stderr().is_terminal())?;
     let topic = ops.config.topics.dlq.clone();
     let cap = args.limit.or((!args.json).then_some(DEFAULT_ROWS));
-    let (letters, seen) =
-        select(&reader, &topic, window, &args.selection.filter(), cap).await?;
+    let (letters, seen) = select(&reader, &topic, window, &args.selection.filter(), cap).await?;
     let mut output = Output::default();
     if args.json {
         for letter in &letters {
@@ -297,7 +295,8 @@ async fn select(
         record: None,
         ..filter.clone()
     };
-    let mut raw: Newest<(Original, DeadLetter)> = Newest::new(cap.filter(|_| filter.record.is_none()));
+    let mut raw: Newest<(Original, DeadLetter)> =
+        Newest::new(cap.filter(|_| filter.record.is_none()));
     let mut undecodable = 0u64;
     let stats = reader
         .scan::<DeadLetter>(topic, window, |scanned| {

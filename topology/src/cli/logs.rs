@@ -189,7 +189,9 @@ pub fn report_scan(topic: &str, stats: &ScanStats, undecodable: u64) {
         );
     }
     if undecodable > 0 {
-        eprintln!("warning: {undecodable} records on {topic} could not be decoded and were left out");
+        eprintln!(
+            "warning: {undecodable} records on {topic} could not be decoded and were left out"
+        );
     }
 }
 
@@ -207,7 +209,10 @@ impl Output {
             return;
         }
         let mut stdout = std::io::stdout().lock();
-        if let Err(error) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        if let Err(error) = stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
             self.closed = true;
             if error.kind() != std::io::ErrorKind::BrokenPipe {
                 self.failed = Some(anyhow::Error::new(error).context("writing to stdout"));
@@ -224,7 +229,11 @@ impl Output {
                 self.closed = true;
             }
         }
-        if self.closed { Flow::Stop } else { Flow::Continue }
+        if self.closed {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
     }
 
     pub fn finish(self) -> anyhow::Result<ExitCode> {

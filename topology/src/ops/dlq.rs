@@ -16,8 +16,8 @@ use rdkafka::producer::FutureProducer;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::record::{RecordLabel, RecordQuery};
 use super::range::{format_ms, format_short};
+use super::record::{RecordLabel, RecordQuery};
 use super::redrive;
 use super::table::{Table, fields};
 use crate::codec::AvroCodec;
@@ -345,7 +345,10 @@ pub fn describe(letter: &Letter) -> String {
             "source time",
             d.original_timestamp.map_or_else(|| "-".into(), format_ms),
         ),
-        ("source key", or_none(d.original_key.as_deref().map(|k| text(Some(k))).as_deref())),
+        (
+            "source key",
+            or_none(d.original_key.as_deref().map(|k| text(Some(k))).as_deref()),
+        ),
         (
             "record",
             letter
@@ -536,7 +539,13 @@ mod tests {
             }
         );
         assert_eq!(id.to_string(), "team.a.dlq/2/41");
-        for bad in ["hubsync.dlq/0", "hubsync.dlq/x/1", "/0/1", "hubsync.dlq/0/-1", ""] {
+        for bad in [
+            "hubsync.dlq/0",
+            "hubsync.dlq/x/1",
+            "/0/1",
+            "hubsync.dlq/0/-1",
+            "",
+        ] {
             let error = bad.parse::<DeadLetterId>().unwrap_err();
             assert!(error.contains("topic/partition/offset"), "{bad}: {error}");
         }
@@ -598,7 +607,10 @@ mod tests {
             hex: hex(b"oops"),
         };
         let text = describe(&undecodable);
-        assert!(text.contains("cannot be decoded (NOT_CONFLUENT_FRAMED): too short"), "{text}");
+        assert!(
+            text.contains("cannot be decoded (NOT_CONFLUENT_FRAMED): too short"),
+            "{text}"
+        );
         assert!(text.contains("6f6f7073"), "{text}");
     }
 

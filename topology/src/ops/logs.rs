@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use hubsync_schemas::{OutcomeStatus, SyncOutcome};
 use serde::Serialize;
 
+use super::range::{format_ms, format_short};
 use super::record::{RecordLabel, RecordQuery};
 use super::table::Table;
 use crate::outcomes::Original;
-use super::range::{format_ms, format_short};
 
 /// Which outcomes to show; an empty list or `None` lets everything through.
 #[derive(Debug, Clone, Default)]
@@ -138,7 +138,10 @@ pub fn outcome_table(outcomes: &[LoggedOutcome]) -> Table {
             o.reason_code.clone(),
             logged.record_label.clone().unwrap_or_default(),
             o.hubspot_id.clone().unwrap_or_default(),
-            format!("{}/{}/{}", o.source_topic, o.source_partition, o.source_offset),
+            format!(
+                "{}/{}/{}",
+                o.source_topic, o.source_partition, o.source_offset
+            ),
             match &o.redrive_of {
                 Some(id) => format!("(redrive of {id}) {}", o.reason),
                 None => o.reason.clone(),
@@ -308,7 +311,10 @@ mod tests {
         assert_eq!(counts.by_status["CREATED"], 2);
         assert_eq!(counts.by_reason["NO_IDENTIFIER"], 1);
         let (by_status, _) = counts.tables();
-        assert_eq!(by_status.render(), "STATUS   COUNT\nCREATED  2\nSKIPPED  1\n");
+        assert_eq!(
+            by_status.render(),
+            "STATUS   COUNT\nCREATED  2\nSKIPPED  1\n"
+        );
     }
 
     #[test]

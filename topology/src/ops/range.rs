@@ -29,11 +29,7 @@ pub struct Window {
 
 impl Window {
     /// Parses `--since` and `--until` relative to `now_ms`.
-    pub fn parse(
-        since: Option<&str>,
-        until: Option<&str>,
-        now_ms: i64,
-    ) -> Result<Self, TimeError> {
+    pub fn parse(since: Option<&str>, until: Option<&str>, now_ms: i64) -> Result<Self, TimeError> {
         Ok(Window {
             since: since.map(|s| parse_time(s, now_ms)).transpose()?,
             until: until.map(|s| parse_time(s, now_ms)).transpose()?,

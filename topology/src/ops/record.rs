@@ -189,9 +189,8 @@ mod tests {
     #[test]
     fn queries_match_labels_ids_and_domains_without_regard_to_case() {
         let ada = RecordLabel::new("email", "Ada@Acme.io");
-        let matches = |query: &str| {
-            RecordQuery::parse(query).matches(Some(&ada), Some("901"), Some("evt-1"))
-        };
+        let matches =
+            |query: &str| RecordQuery::parse(query).matches(Some(&ada), Some("901"), Some("evt-1"));
         assert!(matches("email:ada@acme.io"));
         assert!(matches("ADA@acme.io"));
         assert!(matches("acme.io"));

@@ -184,7 +184,10 @@ mod tests {
             vec![
                 ("trace".to_string(), "abc".to_string()),
                 (REDRIVE_OF.to_string(), "hubsync.dlq/0/9".to_string()),
-                (REDRIVE_AT.to_string(), "2026-11-22T12:00:00.000Z".to_string()),
+                (
+                    REDRIVE_AT.to_string(),
+                    "2026-11-22T12:00:00.000Z".to_string()
+                ),
             ]
         );
     }

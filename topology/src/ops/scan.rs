@@ -126,7 +126,11 @@ impl TopicReader {
         client
             .set(
                 "group.id",
-                format!("{}-{}", config.group_id("ops"), uuid::Uuid::new_v4().simple()),
+                format!(
+                    "{}-{}",
+                    config.group_id("ops"),
+                    uuid::Uuid::new_v4().simple()
+                ),
             )
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
@@ -303,7 +307,13 @@ impl TopicReader {
         for partition in &partitions {
             let (low, high) = self.watermarks(topic, *partition)?;
             if high > low {
-                spans.insert(*partition, Span { start: low, end: high });
+                spans.insert(
+                    *partition,
+                    Span {
+                        start: low,
+                        end: high,
+                    },
+                );
             }
         }
         let Some(since) = window.since else {
@@ -325,7 +335,13 @@ impl TopicReader {
                 (Ok(()), Offset::Offset(offset)) => Some(offset),
                 (Ok(()), Offset::End) => None,
                 (result, offset) => {
-                    debug!(topic, partition = element.partition(), ?result, ?offset, "no offset for the time; reading the partition from its start");
+                    debug!(
+                        topic,
+                        partition = element.partition(),
+                        ?result,
+                        ?offset,
+                        "no offset for the time; reading the partition from its start"
+                    );
                     Some(i64::MIN)
                 }
             };
