@@ -290,11 +290,7 @@ async fn select(
     cap: Option<usize>,
 ) -> anyhow::Result<(Vec<Letter>, usize)> {
     // What can be decided without the payload is decided while reading; the record filter
-    // needs the payload decoded, so the cap applies only after it.
-    let early = LetterFilter {
-        record: None,
-        ..filter.clone()
-    };
+    // needs the payload decoded, so with one the cap applies only after it.
     let mut raw: Newest<(Original, DeadLetter)> =
         Newest::new(cap.filter(|_| filter.record.is_none()));
     let mut undecodable = 0u64;
@@ -302,7 +298,7 @@ async fn select(
         .scan::<DeadLetter>(topic, window, |scanned| {
             match scanned.record {
                 Ok(dead_letter) => {
-                    if early.matches_letter(&dead_letter) {
+                    if filter.matches_letter(&dead_letter) {
                         raw.push(dead_letter.failed_at, (scanned.message, dead_letter));
                     }
                 }
@@ -315,6 +311,8 @@ async fn select(
         })
         .await?;
     report_scan(topic, &stats, undecodable);
+    // Without a record filter everything read early matched; with one, only what passes it.
+    let matched_early = raw.seen();
     let mut letters = Newest::new(cap);
     for (message, dead_letter) in raw.into_sorted() {
         let letter = Letter::read(reader.codec(), message, dead_letter).await;
@@ -322,7 +320,12 @@ async fn select(
             letters.push(letter.dead_letter.failed_at, letter);
         }
     }
-    let seen = usize::try_from(letters.seen()).unwrap_or(usize::MAX);
+    let matched = if filter.record.is_none() {
+        matched_early
+    } else {
+        letters.seen()
+    };
+    let seen = usize::try_from(matched).unwrap_or(usize::MAX);
     Ok((letters.into_sorted(), seen))
 }
 
