@@ -70,6 +70,15 @@ impl Emitter {
 
     /// A command, keyed by its target identity so one record's commands share a partition.
     pub async fn command(&self, command: &HubSpotCommand) -> Result<Delivery, EncodeError> {
+        self.command_with_headers(command, None).await
+    }
+
+    /// [`Emitter::command`] carrying Kafka headers (a redrive's reference).
+    pub async fn command_with_headers(
+        &self,
+        command: &HubSpotCommand,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<Delivery, EncodeError> {
         let key = format!(
             "{}:{}",
             command.object_type.as_str(),
@@ -80,7 +89,7 @@ impl Emitter {
             &self.topics.commands,
             Some(key.into_bytes()),
             command,
-            None,
+            headers,
         )
         .await
     }

@@ -18,6 +18,7 @@
 //! - [`demo`]: `hubsync demo`, the pipeline on the sandbox with a generated team, and its report.
 //! - [`preflight`]: `hubsync check`, the configuration against the real HubSpot portal, broker and
 //!   schema registry before a deploy.
+//! - [`ops`]: operator tooling: the outcomes log queried, dead letters listed, shown and redriven.
 
 pub mod admin;
 pub mod catalog;
@@ -28,6 +29,7 @@ pub mod demo;
 pub mod emit;
 pub mod hubspot;
 pub mod kafka;
+pub mod ops;
 pub mod outcomes;
 pub mod pipeline;
 pub mod preflight;

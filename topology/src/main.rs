@@ -29,6 +29,11 @@ enum Command {
     /// Work with HubSpot owners and the [users] mapping.
     #[command(subcommand)]
     Owners(cli::owners::OwnersCommand),
+    /// Query the outcomes log by time range, status, reason code and record.
+    Logs(cli::logs::LogsArgs),
+    /// List, inspect and redrive dead letters.
+    #[command(subcommand)]
+    Dlq(cli::dlq::DlqCommand),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => block_on(cli::demo::run(args)),
         Command::Check(args) => block_on(cli::check::run(args)),
         Command::Owners(command) => block_on(cli::owners::run(command)),
+        Command::Logs(args) => block_on(cli::logs::run(args)),
+        Command::Dlq(command) => block_on(cli::dlq::run(command)),
     };
     match result {
         Ok(code) => code,

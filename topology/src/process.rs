@@ -26,6 +26,7 @@ use crate::codec::AvroCodec;
 use crate::config::Topics;
 use crate::emit::{Delivery, Emitter};
 use crate::kafka::{OffsetTracker, original};
+use crate::ops::redrive;
 use crate::outcomes::{self, EventRef, Failure, Verdict, now_ms};
 
 pub const STAGE: &str = "process";
@@ -215,7 +216,8 @@ impl ProcessStage {
             Decision::Write(draft) => {
                 let command = to_command(draft, envelope);
                 metrics::counter!("hubsync_process_commands_total").increment(1);
-                match self.emitter.command(&command).await {
+                let carried = redrive::carried(redrive::redrive_of(message).as_deref());
+                match self.emitter.command_with_headers(&command, carried).await {
                     Ok(delivery) => vec![delivery],
                     Err(error) => {
                         let failure =
@@ -231,11 +233,14 @@ impl ProcessStage {
                 }
             }
             Decision::Skip { code, reason } => {
-                let outcome = outcomes::for_event(
-                    &event_ref,
-                    &Verdict::skipped(code.as_str(), reason),
-                    STAGE,
-                    now,
+                let outcome = redrive::with_redrive(
+                    outcomes::for_event(
+                        &event_ref,
+                        &Verdict::skipped(code.as_str(), reason),
+                        STAGE,
+                        now,
+                    ),
+                    redrive::redrive_of(message),
                 );
                 metrics::counter!("hubsync_outcomes_total", "stage" => STAGE, "status" => "SKIPPED").increment(1);
                 self.emitter
@@ -281,7 +286,10 @@ impl ProcessStage {
                 failure.message
             ),
         );
-        let outcome = outcomes::for_event(event, &verdict, STAGE, now_ms());
+        let outcome = redrive::with_redrive(
+            outcomes::for_event(event, &verdict, STAGE, now_ms()),
+            redrive::redrive_of(message),
+        );
         metrics::counter!("hubsync_outcomes_total", "stage" => STAGE, "status" => "DEAD_LETTERED")
             .increment(1);
         match self.emitter.outcome(&outcome).await {

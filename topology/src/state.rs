@@ -167,6 +167,24 @@ impl State {
         Ok(())
     }
 
+    /// Forgets an event's outcome, so the event is processed again when it next arrives (a
+    /// redriven event that was dead-lettered).
+    pub fn forget(&self, event_id: &str) -> Result<(), StateError> {
+        use std::sync::atomic::Ordering;
+        let Some(previous) = self.processed.remove(event_id)? else {
+            return Ok(());
+        };
+        let previous: RememberedOutcome = decode(&previous, "processed")?;
+        if self
+            .processed_order
+            .remove(order_key(previous.at_ms, event_id))?
+            .is_some()
+        {
+            self.processed_len.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// Events remembered (counted, not walked).
     pub fn processed_count(&self) -> u64 {
         self.processed_len
@@ -294,6 +312,21 @@ mod tests {
         state.remember("e5", &outcome(10)).expect("remember");
         assert!(state.processed("e2").expect("read").is_some());
         assert!(state.processed("e3").expect("read").is_none());
+    }
+
+    #[test]
+    fn a_forgotten_event_is_processed_again_and_no_longer_counted() {
+        let (_dir, state) = open(10);
+        state.remember("e1", &outcome(1)).expect("remember");
+        state.remember("e2", &outcome(2)).expect("remember");
+        state.forget("e1").expect("forget");
+        assert_eq!(state.processed("e1").expect("read"), None);
+        assert_eq!(state.processed_count(), 1);
+        state
+            .forget("never-seen")
+            .expect("forgetting nothing is fine");
+        state.remember("e1", &outcome(3)).expect("remember again");
+        assert_eq!(state.processed_count(), 2);
     }
 
     #[test]

@@ -4,6 +4,8 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod dev_broker;
+pub mod dlq;
+pub mod logs;
 pub mod owners;
 pub mod run;
 pub mod sandbox;
@@ -24,4 +26,18 @@ pub async fn shutdown_signal() -> std::io::Result<&'static str> {
     {
         tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
     }
+}
+
+/// Loads a configuration and its secrets as `run` does; on a problem prints it, naming the file,
+/// and hands back exit status 2.
+pub fn load_config(
+    path: &std::path::Path,
+) -> Result<(crate::config::Config, crate::config::Secrets), std::process::ExitCode> {
+    let problem = |problems: &dyn std::fmt::Display| {
+        eprintln!("{}: {problems}", path.display());
+        std::process::ExitCode::from(2)
+    };
+    let config = crate::config::Config::load(path).map_err(|p| problem(&p))?;
+    let secrets = config.resolve_secrets().map_err(|p| problem(&p))?;
+    Ok((config, secrets))
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::join_all;
-use hubsync_schemas::{HubSpotCommand, HubSpotObjectType, IdentityKind};
+use hubsync_schemas::{HubSpotCommand, HubSpotObjectType, IdentityKind, OutcomeStatus};
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
@@ -26,6 +26,7 @@ use crate::codec::AvroCodec;
 use crate::emit::{Delivery, Emitter};
 use crate::hubspot::HubSpotClient;
 use crate::kafka::{OffsetTracker, original};
+use crate::ops::redrive;
 use crate::outcomes::{self, Failure, Original, Verdict, now_ms};
 use crate::state::{StateError, record_key};
 
@@ -245,14 +246,25 @@ impl SinkStage {
                 return Ok(());
             }
         };
-        if let Some(remembered) = self.writer.state().processed(&command.event_id)? {
+        let redrive_of = redrive::redrive_of_original(&original);
+        let remembered = self.writer.state().processed(&command.event_id)?;
+        if let Some(remembered) = &remembered
+            && redrive_of.is_some()
+            && OutcomeStatus::from_symbol(&remembered.status) == OutcomeStatus::DeadLettered
+        {
+            // Redriven after it was dead-lettered here: it is written again, not answered.
+            self.writer.state().forget(&command.event_id)?;
+        } else if let Some(remembered) = remembered {
             // Redelivered or replayed: the event keeps the outcome it already has.
             metrics::counter!("hubsync_sink_redelivered_total").increment(1);
-            let outcome = outcomes::for_command(
-                &command,
-                &Verdict::from_remembered(&remembered),
-                STAGE,
-                now_ms(),
+            let outcome = redrive::with_redrive(
+                outcomes::for_command(
+                    &command,
+                    &Verdict::from_remembered(&remembered),
+                    STAGE,
+                    now_ms(),
+                ),
+                redrive_of,
             );
             let deliveries = match self.emitter.outcome(&outcome).await {
                 Ok(delivery) => vec![delivery],
@@ -425,7 +437,10 @@ async fn write_batch(
                 .await;
                 deliveries.extend(dead);
             }
-            let outcome = outcomes::for_command(&member.command, verdict, STAGE, now);
+            let outcome = redrive::with_redrive(
+                outcomes::for_command(&member.command, verdict, STAGE, now),
+                redrive::redrive_of_original(&member.message),
+            );
             match emitter.outcome(&outcome).await {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(error) => error!(%error, "cannot encode an outcome"),
@@ -439,7 +454,10 @@ async fn write_batch(
         }
     }
     for (member, verdict) in &answered {
-        let outcome = outcomes::for_command(&member.command, verdict, STAGE, now);
+        let outcome = redrive::with_redrive(
+            outcomes::for_command(&member.command, verdict, STAGE, now),
+            redrive::redrive_of_original(&member.message),
+        );
         let deliveries = match emitter.outcome(&outcome).await {
             Ok(delivery) => vec![delivery],
             Err(error) => {

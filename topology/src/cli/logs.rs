@@ -1,0 +1,245 @@
+//! `hubsync logs --config FILE [filters] [--counts] [--json]`: the outcomes log, queried by time
+//! range, status, reason code, record and source topic.
+//!
+//! Reads the outcomes topic from `--since` (every partition positioned by time) up to what it held
+//! when the command started, so it always ends. Exit status: 0 (also when nothing matches), 1 when
+//! the brokers or the registry cannot be used, 2 for a bad configuration or arguments.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use hubsync_schemas::{OutcomeStatus, SyncOutcome};
+use tracing::debug;
+
+use crate::ops::Ops;
+use crate::ops::logs::{Counts, LoggedOutcome, Newest, OutcomeFilter, outcome_table, parse_status};
+use crate::ops::range::{Window, format_ms, parse_time};
+use crate::ops::record::RecordQuery;
+use crate::ops::scan::{Flow, ScanStats};
+use crate::outcomes::now_ms;
+
+/// Rows a table shows when `--limit` is not given.
+const DEFAULT_ROWS: usize = 500;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Output: a table for people; with --counts, counts by status and by reason code instead.
+--json prints JSON lines, one outcome per line (its SyncOutcome fields plus record_label,
+processed_at and log {topic, partition, offset, timestamp}); with --counts one JSON document
+{\"total\", \"by_status\", \"by_reason\"}.
+
+Order: oldest first. --limit N keeps the newest N. A table shows at most 500 rows unless --limit
+says otherwise; --json without --limit prints every match as it is read (each partition in order).")]
+pub struct LogsArgs {
+    /// The configuration file (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Only outcomes recorded at or after this time: RFC 3339 (2026-11-22T10:00:00Z), a date
+    /// (2026-11-22), `now`, or a duration ago (90m, 2h, 3d).
+    #[arg(long, value_parser = time_arg)]
+    pub since: Option<i64>,
+    /// Only outcomes recorded at or before this time (same forms as --since).
+    #[arg(long, value_parser = time_arg)]
+    pub until: Option<i64>,
+    /// Only these statuses (repeat or separate with commas): created, updated, unchanged, skipped,
+    /// parked, failed, dead-lettered.
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    pub status: Vec<OutcomeStatus>,
+    /// Only these reason codes (repeat or separate with commas), e.g. INVALID_OPTION.
+    #[arg(long, value_delimiter = ',')]
+    pub reason: Vec<String>,
+    /// Only outcomes about this record: a label (email:ada@acme.io, domain:acme.io, id:ct_1), a
+    /// bare email, domain (also matching emails at it) or upstream id, a HubSpot id, or an event id.
+    #[arg(long)]
+    pub record: Option<String>,
+    /// Only outcomes of events read from this source topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Show at most N outcomes, the newest.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print counts by status and by reason code instead of the outcomes.
+    #[arg(long)]
+    pub counts: bool,
+    /// JSON for scripts (see below).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--since` / `--until` relative to the moment the arguments are read.
+pub fn time_arg(input: &str) -> Result<i64, String> {
+    parse_time(input, now_ms()).map_err(|e| e.to_string())
+}
+
+/// A window whose start is after its end is a usage mistake.
+pub fn window(since: Option<i64>, until: Option<i64>) -> Result<Window, String> {
+    match (since, until) {
+        (Some(since), Some(until)) if since > until => Err(format!(
+            "--since ({}) is after --until ({})",
+            format_ms(since),
+            format_ms(until)
+        )),
+        _ => Ok(Window { since, until }),
+    }
+}
+
+pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let window = match window(args.since, args.until) {
+        Ok(window) => window,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (config, secrets) = match super::load_config(&args.config) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let topic = config.topics.outcomes.clone();
+    let ops = Ops::new(config, secrets)?;
+    let reader = ops.reader(!args.json && std::io::stderr().is_terminal())?;
+    let filter = OutcomeFilter {
+        statuses: args.status.clone(),
+        reasons: args.reason.clone(),
+        record: args.record.as_deref().map(RecordQuery::parse),
+        topic: args.topic.clone(),
+    };
+    let stream = args.json && !args.counts && args.limit.is_none();
+    let cap = args.limit.or((!args.json).then_some(DEFAULT_ROWS));
+    let mut counts = Counts::default();
+    let mut kept = Newest::new(cap);
+    let mut undecodable = 0u64;
+    let mut output = Output::default();
+    let stats = reader
+        .scan::<SyncOutcome>(&topic, window, |scanned| {
+            let outcome = match scanned.record {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    debug!(%error, offset = scanned.message.offset, "undecodable outcome record");
+                    undecodable += 1;
+                    return Flow::Continue;
+                }
+            };
+            if !filter.matches(&outcome) {
+                return Flow::Continue;
+            }
+            if args.counts {
+                counts.add(&outcome);
+                return Flow::Continue;
+            }
+            let logged = LoggedOutcome::new(outcome, &scanned.message);
+            if stream {
+                return output.json_line(&logged);
+            }
+            kept.push(logged.time(), logged);
+            Flow::Continue
+        })
+        .await?;
+    if args.counts {
+        print_counts(&counts, args.json, &mut output);
+    } else if !stream {
+        let seen = kept.seen();
+        let shown = kept.into_sorted();
+        if args.json {
+            for logged in &shown {
+                if output.json_line(logged) == Flow::Stop {
+                    break;
+                }
+            }
+        } else if shown.is_empty() {
+            output.text(&format!("no outcomes match on {topic}\n"));
+        } else {
+            output.text(&outcome_table(&shown).render());
+            if seen > shown.len() as u64 {
+                eprintln!(
+                    "showing the newest {} of {seen} matching outcomes; --limit N shows more",
+                    shown.len()
+                );
+            }
+        }
+    }
+    report_scan(&topic, &stats, undecodable);
+    output.finish()
+}
+
+fn print_counts(counts: &Counts, json: bool, output: &mut Output) {
+    if json {
+        match serde_json::to_string(counts) {
+            Ok(line) => output.text(&format!("{line}\n")),
+            Err(error) => output.failed = Some(error.into()),
+        }
+        return;
+    }
+    let (by_status, by_reason) = counts.tables();
+    output.text(&format!(
+        "{} outcomes\n\n{}\n{}",
+        counts.total,
+        by_status.render(),
+        by_reason.render()
+    ));
+}
+
+/// Notes for people about how the topic was read, on stderr.
+pub fn report_scan(topic: &str, stats: &ScanStats, undecodable: u64) {
+    if !stats.read_from_start.is_empty() {
+        eprintln!(
+            "note: the brokers cannot look {topic} up by time; partitions {:?} were read from their start",
+            stats.read_from_start
+        );
+    }
+    if undecodable > 0 {
+        eprintln!(
+            "warning: {undecodable} records on {topic} could not be decoded and were left out"
+        );
+    }
+}
+
+/// Stdout for results: a closed pipe (`| head`) ends the output quietly, other write errors
+/// are reported.
+#[derive(Debug, Default)]
+pub struct Output {
+    closed: bool,
+    failed: Option<anyhow::Error>,
+}
+
+impl Output {
+    pub fn text(&mut self, text: &str) {
+        if self.closed {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        if let Err(error) = stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            self.closed = true;
+            if error.kind() != std::io::ErrorKind::BrokenPipe {
+                self.failed = Some(anyhow::Error::new(error).context("writing to stdout"));
+            }
+        }
+    }
+
+    /// One JSON line; [`Flow::Stop`] once stdout is closed.
+    pub fn json_line<T: serde::Serialize>(&mut self, value: &T) -> Flow {
+        match serde_json::to_string(value) {
+            Ok(line) => self.text(&format!("{line}\n")),
+            Err(error) => {
+                self.failed = Some(error.into());
+                self.closed = true;
+            }
+        }
+        if self.closed {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    pub fn finish(self) -> anyhow::Result<ExitCode> {
+        match self.failed {
+            Some(error) => Err(error),
+            None => Ok(ExitCode::SUCCESS),
+        }
+    }
+}
