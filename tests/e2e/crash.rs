@@ -1,6 +1,6 @@
 //! End-to-end: `hubsync run` as a child process, killed with SIGKILL at random moments while it
 //! works through tens of thousands of events. Afterwards HubSpot holds exactly the expected
-//! records, none twice, and every event has one final outcome.
+//! records and activities, none twice, and every event has one final outcome.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use hubsync_sandbox::hubspot::DEFAULT_TOKEN;
 use hubsync_sandbox::hubspot::SandboxOptions;
 use hubsync_sandbox::hubspot::model::ObjectType;
-use hubsync_schemas::{ChangeKind, SchemaKind, SyncOutcome, examples};
+use hubsync_schemas::{ActivityType, ChangeKind, SchemaKind, SyncOutcome, examples};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -20,6 +20,9 @@ const CONTACT_EVENTS: usize = 16_000;
 const DISTINCT_CONTACTS: usize = 6_000;
 const COMPANY_EVENTS: usize = 4_000;
 const DISTINCT_COMPANIES: usize = 500;
+/// Activity events, some sent again under a new event id as a producer retry would.
+const ACTIVITY_EVENTS: usize = 4_000;
+const DISTINCT_ACTIVITIES: usize = 3_000;
 const KILLS: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -100,6 +103,37 @@ async fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
         event_ids.push(event.event_id);
     }
 
+    let activity_topic = world.config.topics.activity_events.clone();
+    for i in 0..ACTIVITY_EVENTS {
+        let n = if i < DISTINCT_ACTIVITIES {
+            i
+        } else {
+            rng.random_range(0..DISTINCT_ACTIVITIES)
+        };
+        let contact = n % DISTINCT_CONTACTS;
+        let mut event = examples::activity_recorded();
+        event.event_id = uuid::Uuid::new_v4().to_string();
+        event.event_time = 1_767_225_600_000 + i as i64;
+        event.activity_id = format!("act_{n}");
+        event.contact_id = format!("ct_{contact}");
+        event.contact_email = Some(format!("person{contact}@crash.example"));
+        event.company_id = None;
+        event.activity_type = ActivityType::EmailOpened;
+        event.activity_type_name = "email_opened".to_string();
+        event.campaign = None;
+        event.sender = None;
+        event.url = None;
+        world
+            .publish(
+                SchemaKind::ActivityRecorded,
+                &activity_topic,
+                &event.contact_id,
+                &event,
+            )
+            .await;
+        event_ids.push(event.event_id);
+    }
+
     let args = ["run", "--config", config_path.to_str().expect("utf-8 path")];
     let env = [("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN)];
     for kill in 0..KILLS {
@@ -171,4 +205,33 @@ async fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
         "no company missing or created twice"
     );
     assert_eq!(domains.len(), DISTINCT_COMPANIES);
+
+    // Each activity once, as a note linked to its contact.
+    let notes = world.records(ObjectType::Notes);
+    let activities: BTreeSet<String> = notes
+        .iter()
+        .map(|r| {
+            r["properties"]["hubsync_activity_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        notes.len(),
+        DISTINCT_ACTIVITIES,
+        "no activity missing or created twice"
+    );
+    assert_eq!(activities.len(), DISTINCT_ACTIVITIES);
+    let unlinked = notes
+        .iter()
+        .filter(|r| {
+            let id = r["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or(0);
+            world
+                .hubspot
+                .associations_of(ObjectType::Notes, id, ObjectType::Contacts)
+                .is_empty()
+        })
+        .count();
+    assert_eq!(unlinked, 0, "every note is linked to its contact");
 }

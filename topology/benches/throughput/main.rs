@@ -3,7 +3,7 @@
 //! ```text
 //! make bench                     # = cargo bench --locked -p hubsync --bench throughput
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
-//! cargo bench -p hubsync --bench throughput -- --only sink      # processors | sink | repeats
+//! cargo bench -p hubsync --bench throughput -- --only sink      # processors | sink | repeats | activities
 //! cargo bench -p hubsync --bench throughput -- --sink-records 100000
 //! cargo bench -p hubsync --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
 //! ```
@@ -15,17 +15,21 @@
 //!    sandbox config as printed with typical contacts (2b), and the limits lifted (2c), which
 //!    shows how fast the sink itself goes.
 //! 3. **Repeats**: HubSpot calls per 1,000 contact events when 30% repeat an earlier key, with
-//!    the contact defaults off (the headline) and on, and the sandbox config as printed.
+//!    the contact defaults off (the headline) and on, the sandbox config as printed, and a
+//!    250 ms linger instead of the default 10 s.
+//! 4. **Activities**: HubSpot calls per 1,000 activity events of a sales team's mix, created with
+//!    their contact links inline.
 //!
 //! # Layout
 //! - `events`: generated contacts and their events; the sandbox config's rules and catalog.
 //! - `world`: broker, schema registry and HubSpot sandbox in this process, recording every
 //!   HubSpot request; reading outcomes back.
-//! - `processors`, `sink`, `repeats`: one figure each; `process_stage`: the process stage with
+//! - `processors`, `sink`, `repeats`, `activities`: one figure each; `process_stage`: the process stage with
 //!   Kafka, for comparison with the sink.
 //! - `cpu`: CPU time and load from `/proc`.
 //! - `report`: medians and the table.
 
+mod activities;
 mod cpu;
 mod events;
 mod process_stage;
@@ -50,6 +54,7 @@ struct Options {
     processors: bool,
     sink: bool,
     repeats: bool,
+    activities: bool,
 }
 
 impl Options {
@@ -61,9 +66,9 @@ impl Options {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str);
         if let Some(only) = only
-            && !["processors", "sink", "repeats"].contains(&only)
+            && !["processors", "sink", "repeats", "activities"].contains(&only)
         {
-            eprintln!("--only takes processors, sink or repeats, not {only:?}");
+            eprintln!("--only takes processors, sink, repeats or activities, not {only:?}");
             std::process::exit(2);
         }
         let wanted = |name: &str| only.is_none_or(|o| o == name);
@@ -97,6 +102,7 @@ impl Options {
             processors: wanted("processors"),
             sink: wanted("sink"),
             repeats: wanted("repeats"),
+            activities: wanted("activities"),
         }
     }
 }
@@ -236,6 +242,31 @@ fn main() {
             print_repeats(label, &figures);
             rows.extend(repeat_rows(label, index == 0, &figures));
         }
+    }
+
+    if options.activities {
+        let params = activities::Params {
+            contacts: if options.quick { 300 } else { 2_000 },
+            activities: if options.quick { 1_000 } else { 10_000 },
+            span: Duration::from_secs(if options.quick { 2 } else { 10 }),
+            kafka: options.kafka.clone(),
+        };
+        eprintln!(
+            "[4] activities: {} contacts, then {} activities ...",
+            params.contacts, params.activities
+        );
+        let figures = runtime.block_on(activities::measure(params));
+        print_activities(&figures);
+        rows.push(Row::new(
+            "4 HubSpot calls per 1,000 activities (inline associations)",
+            format!(
+                "{:.2} ({} calls)",
+                figures.calls_per_1000(),
+                figures.calls.len()
+            ),
+            "<= 11",
+            Verdict::at_most(figures.calls_per_1000(), 11.0),
+        ));
     }
 
     println!();
@@ -509,6 +540,31 @@ fn sink_rows(label: &str, index: usize, f: &sink::Figures) -> Vec<Row> {
             Verdict::at_most(f.rate_limited_share(), 0.01),
         ),
     ]
+}
+
+fn print_activities(f: &activities::Figures) {
+    println!("### 4. calls per 1,000 activities");
+    println!(
+        "{} activities over {} contacts already in HubSpot, published over {:.1} s, answered in \
+         {:.1} s; outcomes: {:?}",
+        thousands(f.params.activities as f64),
+        thousands(f.params.contacts as f64),
+        f.params.span.as_secs_f64(),
+        f.took.as_secs_f64(),
+        f.outcomes.by_status
+    );
+    if !f.outcomes.other_reasons.is_empty() {
+        println!("  other outcomes: {:?}", f.outcomes.other_reasons);
+    }
+    println!(
+        "HubSpot calls: {} = {:.2} per 1,000 activities",
+        f.calls.len(),
+        f.calls_per_1000()
+    );
+    for line in sink::endpoint_lines(&f.calls) {
+        println!("  {line}");
+    }
+    println!();
 }
 
 fn print_repeats(label: &str, f: &repeats::Figures) {
