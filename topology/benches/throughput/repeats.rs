@@ -105,13 +105,20 @@ impl Figures {
     /// For each repeat written apart from its contact's creation: how long after the creation's
     /// event it came, and how long after that the creation was written, in milliseconds.
     pub fn separate_repeats(&self) -> Vec<(i64, i64)> {
-        let created: std::collections::HashMap<&str, (i64, i64)> = self
-            .outcomes
-            .each
-            .iter()
-            .filter(|o| o.status == hubsync_schemas::OutcomeStatus::Created)
-            .map(|o| (o.record.as_str(), (o.event_ms, o.processed_ms)))
-            .collect();
+        // A creation that merged repeats answers each of them CREATED: the earliest is the
+        // contact's first event.
+        let mut created: std::collections::HashMap<&str, (i64, i64)> =
+            std::collections::HashMap::new();
+        for o in &self.outcomes.each {
+            if o.status == hubsync_schemas::OutcomeStatus::Created {
+                let entry = created
+                    .entry(o.record.as_str())
+                    .or_insert((o.event_ms, o.processed_ms));
+                if o.event_ms < entry.0 {
+                    *entry = (o.event_ms, o.processed_ms);
+                }
+            }
+        }
         self.outcomes
             .each
             .iter()
