@@ -11,7 +11,7 @@ use hubsync::admin::Health;
 use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_processors::rules::users::UserMapping;
 use hubsync_schemas::{
-    ActivityRecorded, ActivityType, ChangeKind, ContactChanged, Sender, SchemaKind,
+    ActivityRecorded, ActivityType, ChangeKind, ContactChanged, SchemaKind, Sender,
     default_subject, examples,
 };
 use rdkafka::producer::FutureRecord;
@@ -47,7 +47,11 @@ const MIX: [(ActivityType, &str, u64); 6] = [
     (ActivityType::EmailSent, "email_sent", 40),
     (ActivityType::EmailClicked, "email_clicked", 15),
     (ActivityType::EmailReplied, "email_replied", 10),
-    (ActivityType::LinkedinMessageSent, "linkedin_message_sent", 20),
+    (
+        ActivityType::LinkedinMessageSent,
+        "linkedin_message_sent",
+        20,
+    ),
     (ActivityType::Call, "call", 10),
     (ActivityType::MeetingBooked, "meeting_booked", 5),
 ];
@@ -129,7 +133,12 @@ pub async fn measure(params: Params) -> Figures {
     for index in 0..params.activities {
         let at = params.span.mul_f64(index as f64 / params.activities as f64);
         tokio::time::sleep_until(origin + at).await;
-        let event = activity(index, params.contacts, now + at.as_millis() as i64, &mut rng);
+        let event = activity(
+            index,
+            params.contacts,
+            now + at.as_millis() as i64,
+            &mut rng,
+        );
         let payload = activities.encode(&event).expect("encodes");
         let record = FutureRecord::to(&activity_topic)
             .key(&event.contact_id)

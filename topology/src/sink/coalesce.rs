@@ -103,6 +103,10 @@ impl PendingRecord {
 }
 
 /// Pending records of one object type, in first-seen order.
+///
+/// Every operation costs in proportion to the records it touches, not to all records held: the
+/// oldest records are at the front of `order`, so the next batch and the next deadline are found
+/// there. Thousands of records may wait at once.
 #[derive(Debug)]
 pub struct Coalescer {
     linger: Duration,
@@ -110,8 +114,13 @@ pub struct Coalescer {
     /// Records held for their linger at most; beyond it full batches are due at once.
     hold: usize,
     records: HashMap<String, PendingRecord>,
+    /// Keys of `records`, oldest first; a record put back to wait goes to the back.
     order: VecDeque<String>,
     in_flight: HashSet<String>,
+    /// Commands held in `records`.
+    commands: usize,
+    /// Records in `records` with a `not_before`.
+    waiting: usize,
 }
 
 impl Coalescer {
@@ -124,52 +133,62 @@ impl Coalescer {
             records: HashMap::new(),
             order: VecDeque::new(),
             in_flight: HashSet::new(),
+            commands: 0,
+            waiting: 0,
         }
     }
 
-    pub fn add(&mut self, key: String, member: Member, now: Instant) {
+    /// Holds a command for its record; `since` is when it started waiting.
+    pub fn add(&mut self, key: String, member: Member, since: Instant) {
         let record = self.records.entry(key.clone()).or_insert_with(|| {
             self.order.push_back(key.clone());
-            PendingRecord::new(key, now)
+            PendingRecord::new(key, since)
         });
         record.absorb(member);
+        self.commands += 1;
     }
 
     /// Puts a record back (a batch that must be tried again), keeping its place at the front.
-    pub fn requeue(&mut self, record: PendingRecord) {
+    pub fn requeue(&mut self, mut record: PendingRecord) {
         self.in_flight.remove(&record.key);
-        match self.records.get_mut(&record.key) {
-            // Newer commands arrived meanwhile: merge the older members in first.
-            Some(newer) => {
-                let newer_members = std::mem::take(&mut newer.members);
-                let mut merged = record;
-                merged.first_seen = merged.first_seen.min(newer.first_seen);
-                for member in newer_members {
-                    merged.absorb(member);
-                }
-                *newer = merged;
-            }
-            None => {
-                self.order.push_front(record.key.clone());
-                self.records.insert(record.key.clone(), record);
-            }
-        }
+        record.not_before = None;
+        self.put_back(record, true);
     }
 
     /// Puts a record back to be written again no earlier than `at`, behind the others.
     pub fn requeue_at(&mut self, mut record: PendingRecord, at: Instant) {
-        record.not_before = Some(at);
         self.in_flight.remove(&record.key);
+        record.not_before = Some(at);
+        self.put_back(record, false);
+    }
+
+    fn put_back(&mut self, mut record: PendingRecord, front: bool) {
+        self.commands += record.members.len();
         match self.records.get_mut(&record.key) {
+            // Newer commands arrived meanwhile: merge the older members in first.
             Some(newer) => {
+                if newer.not_before.is_some() {
+                    self.waiting -= 1;
+                }
                 let newer_members = std::mem::take(&mut newer.members);
+                record.first_seen = record.first_seen.min(newer.first_seen);
                 for member in newer_members {
                     record.absorb(member);
+                }
+                if record.not_before.is_some() {
+                    self.waiting += 1;
                 }
                 *newer = record;
             }
             None => {
-                self.order.push_back(record.key.clone());
+                if record.not_before.is_some() {
+                    self.waiting += 1;
+                }
+                if front {
+                    self.order.push_front(record.key.clone());
+                } else {
+                    self.order.push_back(record.key.clone());
+                }
                 self.records.insert(record.key.clone(), record);
             }
         }
@@ -182,54 +201,87 @@ impl Coalescer {
 
     /// Commands not yet handed out.
     pub fn pending_commands(&self) -> usize {
-        self.records.values().map(|r| r.members.len()).sum()
+        self.commands
+    }
+
+    /// May this record go into a batch now?
+    fn eligible(&self, key: &str, now: Instant) -> bool {
+        !self.in_flight.contains(key)
+            && self
+                .records
+                .get(key)
+                .is_some_and(|r| r.not_before.is_none_or(|at| at <= now))
     }
 
     /// Takes the next batch if one is due: the oldest record not in flight has waited `linger`,
     /// or more than `hold` records wait and a full batch is there, or `flush` asks for whatever
     /// there is. The batch is the oldest records, up to `batch_size`.
     pub fn take_batch(&mut self, now: Instant, flush: bool) -> Option<Vec<PendingRecord>> {
-        let waiting = |key: &String| {
-            self.records
-                .get(key)
-                .and_then(|r| r.not_before)
-                .is_some_and(|at| at > now)
-        };
-        let eligible: Vec<&String> = self
-            .order
-            .iter()
-            .filter(|k| !self.in_flight.contains(*k) && !waiting(k))
-            .take(self.batch_size)
-            .collect();
-        let oldest = eligible.first().and_then(|k| self.records.get(*k))?;
-        let backlog = self.records.len() > self.hold && eligible.len() >= self.batch_size;
+        // The eligible records among the oldest, by their place in `order`.
+        let mut picked: Vec<usize> = Vec::with_capacity(self.batch_size);
+        for (index, key) in self.order.iter().enumerate() {
+            if self.eligible(key, now) {
+                picked.push(index);
+                if picked.len() == self.batch_size {
+                    break;
+                }
+            }
+        }
+        let oldest = self.records.get(&self.order[*picked.first()?])?;
+        let backlog = self.records.len() > self.hold && picked.len() >= self.batch_size;
         let due = flush || backlog || now.duration_since(oldest.first_seen) >= self.linger;
         if !due {
             return None;
         }
-        let keys: Vec<String> = eligible.into_iter().cloned().collect();
-        self.order.retain(|k| !keys.contains(k));
-        let batch = keys
-            .into_iter()
-            .filter_map(|key| {
-                self.in_flight.insert(key.clone());
-                self.records.remove(&key)
-            })
-            .collect();
+        let last = picked[picked.len() - 1];
+        let mut prefix: Vec<String> = self.order.drain(..=last).collect();
+        let mut batch = Vec::with_capacity(picked.len());
+        for index in picked.iter().rev() {
+            let key = prefix.remove(*index);
+            if let Some(record) = self.records.remove(&key) {
+                self.commands -= record.members.len();
+                if record.not_before.is_some() {
+                    self.waiting -= 1;
+                }
+                self.in_flight.insert(key);
+                batch.push(record);
+            }
+        }
+        batch.reverse();
+        // The records passed over keep their places at the front.
+        for key in prefix.into_iter().rev() {
+            self.order.push_front(key);
+        }
         Some(batch)
     }
 
-    /// When the oldest eligible record's linger runs out.
+    /// When the next batch is due: the oldest eligible record's linger runs out, or a record
+    /// waiting for later may go again.
     pub fn next_due(&self) -> Option<Instant> {
-        self.order
+        let due_at = |r: &PendingRecord| {
+            let lingered = r.first_seen + self.linger;
+            r.not_before.map_or(lingered, |at| at.max(lingered))
+        };
+        let oldest = self
+            .order
             .iter()
             .filter(|k| !self.in_flight.contains(*k))
             .filter_map(|k| self.records.get(k))
-            .map(|r| {
-                let lingered = r.first_seen + self.linger;
-                r.not_before.map_or(lingered, |at| at.max(lingered))
+            .find(|r| r.not_before.is_none())
+            .map(due_at);
+        let waiting = (self.waiting > 0)
+            .then(|| {
+                self.records
+                    .values()
+                    .filter(|r| r.not_before.is_some() && !self.in_flight.contains(&r.key))
+                    .map(due_at)
+                    .min()
             })
-            .min()
+            .flatten();
+        match (oldest, waiting) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// A batch is done with these records: they may be written again.
@@ -349,6 +401,39 @@ mod tests {
         );
         let flushed = c.take_batch(now, true).expect("flush takes what there is");
         assert_eq!(keys(&flushed), ["c"]);
+    }
+
+    #[test]
+    fn counts_follow_records_through_batches_and_requeues() {
+        let now = Instant::now();
+        let mut c = Coalescer::new(Duration::ZERO, 2, 100);
+        c.add("a".into(), member("a@x.io", 1, &[]), now);
+        c.add("a".into(), member("a@x.io", 2, &[]), now);
+        c.add("b".into(), member("b@x.io", 1, &[]), now);
+        c.add("c".into(), member("c@x.io", 1, &[]), now);
+        assert_eq!((c.pending_records(), c.pending_commands()), (3, 4));
+        let batch = c.take_batch(now, false).expect("due");
+        assert_eq!(keys(&batch), ["a", "b"]);
+        assert_eq!((c.pending_records(), c.pending_commands()), (1, 1));
+        c.add("a".into(), member("a@x.io", 3, &[]), now);
+        let mut batch = batch.into_iter();
+        let a = batch.next().expect("a");
+        c.requeue_at(a, now + Duration::from_secs(5));
+        c.release(batch.map(|r| r.key));
+        assert_eq!((c.pending_records(), c.pending_commands()), (2, 4));
+        assert_eq!(c.next_due(), Some(now), "c is due; a waits");
+        let next = c.take_batch(now, false).expect("c");
+        assert_eq!(keys(&next), ["c"]);
+        assert_eq!(c.next_due(), Some(now + Duration::from_secs(5)));
+        let later = c
+            .take_batch(now + Duration::from_secs(5), false)
+            .expect("a again");
+        assert_eq!(
+            later[0].members.len(),
+            3,
+            "the requeued and the newer commands"
+        );
+        assert_eq!((c.pending_records(), c.pending_commands()), (0, 0));
     }
 
     #[test]

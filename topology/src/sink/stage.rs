@@ -278,16 +278,27 @@ impl SinkStage {
         }
         let key = command_key(&command);
         let object = command.object_type;
+        let since = waiting_since(command.processed_time, now_ms(), self.settings.linger);
         coalescer(coalescers, object, &self.settings).add(
             key,
             Member {
                 command,
                 message: original,
             },
-            Instant::now().into_std(),
+            since,
         );
         Ok(())
     }
+}
+
+/// When a command started waiting: when the process stage made it, so a command read from a
+/// backlog (after a restart, behind a replay) has waited already and is not held again. Never
+/// earlier than one linger ago, nor later than now when the clocks disagree.
+fn waiting_since(processed_ms: i64, now_ms: i64, linger: Duration) -> std::time::Instant {
+    let linger_ms = i64::try_from(linger.as_millis()).unwrap_or(i64::MAX);
+    let age = u64::try_from((now_ms - processed_ms).clamp(0, linger_ms)).unwrap_or(0);
+    let now = std::time::Instant::now();
+    now.checked_sub(Duration::from_millis(age)).unwrap_or(now)
 }
 
 fn coalescer<'a>(
@@ -484,6 +495,26 @@ async fn write_batch(
 mod tests {
     use super::*;
     use hubsync_schemas::examples;
+
+    #[test]
+    fn a_command_waits_from_when_it_was_made_within_one_linger() {
+        let linger = Duration::from_secs(10);
+        let now_ms = 1_000_000;
+        let before = std::time::Instant::now();
+        let fresh = waiting_since(now_ms, now_ms, linger);
+        assert!(fresh >= before, "made now: waits from now");
+        let made_3s_ago = waiting_since(now_ms - 3_000, now_ms, linger);
+        let waited = std::time::Instant::now().duration_since(made_3s_ago);
+        assert!(waited >= Duration::from_secs(3) && waited < Duration::from_secs(4));
+        let backlog = waiting_since(now_ms - 3_600_000, now_ms, linger);
+        let waited = std::time::Instant::now().duration_since(backlog);
+        assert!(waited >= linger && waited < linger + Duration::from_secs(1));
+        let future = waiting_since(now_ms + 5_000, now_ms, linger);
+        assert!(
+            future >= before,
+            "a clock ahead of ours does not make it wait longer"
+        );
+    }
 
     #[test]
     fn command_keys_fold_case_of_emails_and_domains_only() {

@@ -547,12 +547,25 @@ impl Writer {
         for mut record in records {
             match resolved.remove(&record.key) {
                 Some(Resolved::Ready(found)) => {
-                    if record.fill_if_empty.remove(links::OWNER_PROPERTY)
-                        && let Some(owner) = found.contact_owner
-                    {
-                        record
-                            .properties
-                            .insert(links::OWNER_PROPERTY.to_string(), Some(owner));
+                    // The contact's owner, else the one the command carries (the default
+                    // owner), else none at all rather than an empty value.
+                    if record.fill_if_empty.remove(links::OWNER_PROPERTY) {
+                        match found.contact_owner {
+                            Some(owner) => {
+                                record
+                                    .properties
+                                    .insert(links::OWNER_PROPERTY.to_string(), Some(owner));
+                            }
+                            None => {
+                                if record
+                                    .properties
+                                    .get(links::OWNER_PROPERTY)
+                                    .is_some_and(|v| v.as_deref().unwrap_or("").is_empty())
+                                {
+                                    record.properties.remove(links::OWNER_PROPERTY);
+                                }
+                            }
+                        }
                     }
                     ready.push((record, found.inline));
                 }
