@@ -75,16 +75,26 @@ pub fn stored_as(event: &ActivityRecorded, rules: &ActivityRules) -> Result<Stor
     if activity == ActivityType::Unsubscribed && event.unsubscribe_self_initiated != Some(true) {
         return Err(not_self_initiated(event));
     }
-    let store_as = if policy.store_as == StoreAs::Email && !activity.can_be_email() {
-        StoreAs::Note
-    } else {
-        policy.store_as
-    };
+    let store_as = store_as(activity, rules);
     Ok(Stored {
         activity,
         store_as,
         object: object_type(store_as),
     })
+}
+
+/// The HubSpot object an activity of this event's type is stored as, whether or not its type
+/// is synced (for the outcome of a skipped activity).
+pub fn planned_object(event: &ActivityRecorded, rules: &ActivityRules) -> HubSpotObjectType {
+    object_type(store_as(activity_type(event.activity_type), rules))
+}
+
+/// The configured store-as choice, a note for a type that cannot be an email.
+fn store_as(activity: ActivityType, rules: &ActivityRules) -> StoreAs {
+    match rules.policy(activity).store_as {
+        StoreAs::Email if !activity.can_be_email() => StoreAs::Note,
+        store_as => store_as,
+    }
 }
 
 /// `activity act_1 (email_opened)`, with the producer's own name for a type hubsync does not
@@ -286,6 +296,12 @@ pub(crate) mod tests {
         let decided = stored_as(&event, &on).expect("unknown types synced");
         assert_eq!(decided.object, HubSpotObjectType::Task);
         assert_eq!(decided.activity, ActivityType::Unknown);
+        assert_eq!(planned_object(&event, &on), HubSpotObjectType::Task);
+        assert_eq!(
+            planned_object(&event, &ActivityRules::default()),
+            HubSpotObjectType::Note,
+            "a type that is off still has the object it would be stored as"
+        );
     }
 
     #[test]

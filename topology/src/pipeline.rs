@@ -104,6 +104,7 @@ impl Pipeline {
             if !problems.is_empty() {
                 return Err(StartError::Rules(problems));
             }
+            let owners = process::owner_directory(&client, &config.rules.users).await?;
             let stage = ProcessStage {
                 consumer: consumer_config(config, secrets, process::STAGE)
                     .create::<StreamConsumer>()?,
@@ -111,6 +112,7 @@ impl Pipeline {
                 emitter: emitter.clone(),
                 rules: Arc::new(config.rules.clone()),
                 catalog: Arc::new(catalog),
+                owners: Arc::new(owners),
                 topics: config.topics.clone(),
                 team_id: config.team.id.clone(),
                 health: health.clone(),
