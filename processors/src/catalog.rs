@@ -294,6 +294,7 @@ pub fn check_rules(rules: &Rules, catalog: &PropertyCatalog) -> Vec<RuleError> {
             }
         }
     }
+    check_deal_start(rules, catalog, &mut errors);
     let owners = [
         (
             "sync.contacts",
@@ -322,6 +323,32 @@ pub fn check_rules(rules: &Rules, catalog: &PropertyCatalog) -> Vec<RuleError> {
         }
     }
     errors
+}
+
+/// When anything creates deals, the pipeline and stage they start in must be options of the
+/// portal's `pipeline` and `dealstage` properties.
+fn check_deal_start(rules: &Rules, catalog: &PropertyCatalog, errors: &mut Vec<RuleError>) {
+    if rules.deal_trigger_sources().is_empty() {
+        return;
+    }
+    let deals = &rules.sync.deals;
+    let object = HubSpotObjectType::Deal;
+    for (path, property, value) in [
+        ("sync.deals.pipeline", "pipeline", &deals.pipeline),
+        ("sync.deals.stage", "dealstage", &deals.stage),
+    ] {
+        let Some(value) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        match coerce::writable(object, property, catalog) {
+            Err(error) => errors.push(RuleError::new(path, error.message(object, property))),
+            Ok(spec) => {
+                if let Err(error) = coerce::coerce(value, spec) {
+                    errors.push(RuleError::new(path, error.message(property, value)));
+                }
+            }
+        }
+    }
 }
 
 fn check_id_property(
@@ -442,6 +469,16 @@ mod tests {
             .with(Company, "domain", PropertySpec::new(PropertyKind::String))
             .with(Company, "name", PropertySpec::new(PropertyKind::String))
             .with(Deal, "amount", PropertySpec::new(PropertyKind::Number))
+            .with(
+                Deal,
+                "pipeline",
+                PropertySpec::new(PropertyKind::enumeration(["default"])),
+            )
+            .with(
+                Deal,
+                "dealstage",
+                PropertySpec::new(PropertyKind::enumeration(["appointmentscheduled"])),
+            )
     }
 
     #[test]
@@ -551,5 +588,38 @@ mod tests {
         assert!(errors[3].message.contains("read-only"), "{}", errors[3]);
         assert!(errors[5].message.contains("\"lead\""), "{}", errors[5]);
         assert!(errors[6].message.contains("not a number"), "{}", errors[6]);
+    }
+
+    #[test]
+    fn deals_start_in_a_pipeline_and_stage_the_portal_has() {
+        let fits = rules(
+            r#"
+            [sync.deals]
+            pipeline = "default"
+            stage = "appointmentscheduled"
+            [campaigns.cmp_q3]
+            deal_triggers = ["email_replied"]
+            "#,
+        );
+        assert_eq!(check_rules(&fits, &portal()), []);
+
+        let mut misfit = fits.clone();
+        misfit.sync.deals.pipeline = Some("sales".to_owned());
+        misfit.sync.deals.stage = Some("Appointment scheduled".to_owned());
+        let errors = check_rules(&misfit, &portal());
+        let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["sync.deals.pipeline", "sync.deals.stage"]);
+        assert!(
+            errors[1].message.contains("appointmentscheduled"),
+            "{}",
+            errors[1]
+        );
+
+        misfit.campaigns.clear();
+        assert_eq!(
+            check_rules(&misfit, &portal()),
+            [],
+            "nothing creates deals, so their start is not checked"
+        );
     }
 }

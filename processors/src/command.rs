@@ -14,13 +14,26 @@
 //! A company's `match_name` travels as its `name` property written only if empty, so the sink
 //! has the name to search by and a company it creates gets one. `missing_for_create` travels
 //! with the command, so the sink can name the empty fields when it parks a record.
+//!
+//! An activity event that triggers a deal makes two commands. The activity's carries the event's
+//! id and answers for the event (its outcome is the event's outcome); the deal's carries the
+//! derived id `{event_id}:deal` ([`Envelope::for_deal`]), so its outcome is recorded under that
+//! id and never counts as a second outcome of the event.
+//!
+//! [`message_key`] keys every command by the record it is about, `OBJECT:identity value`; an
+//! activity's and a deal's by their contact (`CONTACT:ada@acme.io`, `CONTACT:ct_1`), the key of
+//! the contact's own commands, so one contact's commands stay in one partition, in order.
 
 use hubsync_schemas::{
-    CompanyChanged, ContactChanged, HubSpotCommand, HubSpotObjectType, SourcePosition,
+    ActivityRecorded, CommandAction, CompanyChanged, ContactChanged, HubSpotCommand,
+    HubSpotObjectType, SourcePosition,
 };
 use uuid::Uuid;
 
 use crate::decision::CommandDraft;
+
+/// Appended to an activity event's id to make the event id of the deal command it triggers.
+pub const DEAL_EVENT_SUFFIX: &str = ":deal";
 
 /// The namespace of command ids. Changing it would give replayed events new command ids.
 const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c2e_8d4a_4f0b_9e57_2c81_d3a4_f690);
@@ -61,6 +74,29 @@ impl Envelope {
         )
     }
 
+    pub fn of_activity(
+        event: &ActivityRecorded,
+        source: SourcePosition,
+        processed_time: i64,
+    ) -> Self {
+        Self::new(
+            &event.event_id,
+            &event.team_id,
+            event.event_time,
+            source,
+            processed_time,
+        )
+    }
+
+    /// The envelope of the deal command an activity triggers: the same source, times and
+    /// correlation id, and the event id `{event_id}:deal`.
+    pub fn for_deal(&self) -> Self {
+        Self {
+            event_id: format!("{}{DEAL_EVENT_SUFFIX}", self.event_id),
+            ..self.clone()
+        }
+    }
+
     fn new(
         event_id: &str,
         team_id: &str,
@@ -93,6 +129,31 @@ pub fn command_id(event_id: &str, object_type: HubSpotObjectType) -> String {
     let id = Uuid::new_v5(&COMMAND_NAMESPACE, name.as_bytes());
     let mut text = Uuid::encode_buffer();
     id.hyphenated().encode_lower(&mut text).to_owned()
+}
+
+/// The Kafka key of a command on `hubsync.commands`: `OBJECT:identity value`, or for an activity
+/// and a deal the key of their contact's commands, `CONTACT:<email or contact id>`.
+pub fn message_key(command: &HubSpotCommand) -> String {
+    let about_contact = command.action == CommandAction::CreateActivity
+        || command.object_type == HubSpotObjectType::Deal;
+    let contact = command
+        .associations
+        .iter()
+        .filter(|a| a.to_object_type == HubSpotObjectType::Contact)
+        .find_map(|a| a.to_identity.as_ref());
+    match contact {
+        Some(contact) if about_contact => record_key(HubSpotObjectType::Contact, &contact.value),
+        _ => record_key(command.object_type, &command.identity.value),
+    }
+}
+
+fn record_key(object: HubSpotObjectType, value: &str) -> String {
+    let object = object.as_str();
+    let mut key = String::with_capacity(object.len() + 1 + value.len());
+    key.push_str(object);
+    key.push(':');
+    key.push_str(value);
+    key
 }
 
 /// The `HubSpotCommand` record for a draft.
@@ -221,6 +282,70 @@ mod tests {
                 HubSpotObjectType::Contact
             )
         );
+    }
+
+    #[test]
+    fn a_deal_answers_for_its_own_derived_event() {
+        let event = examples::activity_recorded();
+        let envelope = Envelope::of_activity(&event, source(), 7);
+        assert_eq!(envelope.event_id, event.event_id);
+        assert_eq!(envelope.event_time, event.event_time);
+        let deal = envelope.for_deal();
+        assert_eq!(deal.event_id, format!("{}:deal", event.event_id));
+        assert_eq!(deal.correlation_id, envelope.correlation_id);
+        assert_eq!(deal.source, envelope.source);
+        assert_ne!(
+            command_id(&deal.event_id, HubSpotObjectType::Deal),
+            command_id(&envelope.event_id, HubSpotObjectType::Deal)
+        );
+    }
+
+    #[test]
+    fn activities_and_deals_are_keyed_by_their_contact() {
+        let event = examples::contact_changed();
+        let contact = to_command(draft(), Envelope::of_contact(&event, source(), 0));
+        assert_eq!(
+            message_key(&contact),
+            "CONTACT:jordan.lee@northwind.example"
+        );
+
+        let link = |object| hubsync_schemas::Association {
+            to_object_type: object,
+            to_hubspot_id: None,
+            to_identity: Some(Identity {
+                kind: IdentityKind::Email,
+                property: "email".to_owned(),
+                value: "jordan.lee@northwind.example".to_owned(),
+            }),
+            association_category: "HUBSPOT_DEFINED".to_owned(),
+            association_type_id: 202,
+        };
+        let mut note = CommandDraft::new(
+            HubSpotObjectType::Note,
+            CommandAction::CreateActivity,
+            Identity {
+                kind: IdentityKind::SourceId,
+                property: "hubsync_activity_id".to_owned(),
+                value: "act_1".to_owned(),
+            },
+        );
+        note.associations = vec![
+            link(HubSpotObjectType::Company),
+            link(HubSpotObjectType::Contact),
+        ];
+        let note = to_command(note, Envelope::of_contact(&event, source(), 0));
+        assert_eq!(message_key(&note), message_key(&contact));
+
+        let mut deal = note.clone();
+        deal.object_type = HubSpotObjectType::Deal;
+        deal.action = CommandAction::Upsert;
+        assert_eq!(message_key(&deal), message_key(&contact));
+
+        let mut company = contact.clone();
+        company.object_type = HubSpotObjectType::Company;
+        company.identity.value = "northwind.example".to_owned();
+        company.associations = note.associations.clone();
+        assert_eq!(message_key(&company), "COMPANY:northwind.example");
     }
 
     #[test]

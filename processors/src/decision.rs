@@ -1,15 +1,46 @@
-//! What the process stage decides for one contact or company event: write a command, skip the
-//! event with a reason, or refuse it as a bad record naming every problem.
+//! What the process stage decides for one event: write a command (for an activity, possibly two),
+//! skip the event with a reason, or refuse it as a bad record naming every problem.
 //!
 //! ```text
 //! ContactChanged { change: DELETED, .. }
 //!   -> Decision::Skip { code: DELETE_NOT_SYNCED, reason: "contact ct_1 was deleted upstream: ..." }
 //! ContactChanged { fields: { lead_score: "high" }, .. } with lead_score -> hs_lead_score (number)
 //!   -> Decision::Invalid { problems: [INVALID_NUMBER lead_score -> hs_lead_score: ...] }
+//! ActivityRecorded { activity_type: EMAIL_REPLIED, campaign: cmp_q3 (deal_triggers: email_replied) }
+//!   -> ActivityDecision::Write { activity: EMAIL draft, deal: Some(DEAL draft) }
 //! ```
 //!
 //! Reason codes are stable, upper-case and go into `SyncOutcome.reason_code` and the dead
 //! letter's error code; reasons and messages are for people and may change.
+//!
+//! # Activity commands
+//!
+//! An activity draft has the action `CREATE_ACTIVITY`, the object type it is stored as (`NOTE`,
+//! `EMAIL`, `CALL`, `TASK`, `MEETING`) and the identity `SOURCE_ID` /
+//! [`ACTIVITY_ID_PROPERTY`] / the upstream `activity_id`: HubSpot gets at most one activity per
+//! upstream activity id. Every value is in `properties` (an activity is only ever created);
+//! `create_only_properties` is empty and `may_create` is true. Its associations name the contact
+//! (always, by `EMAIL` or by `SOURCE_ID` `contact_id`), the company (`SOURCE_ID` `company_id`) and
+//! the deal hubsync keeps for the contact in the activity's campaign (`SOURCE_ID`
+//! [`DEAL_KEY_PROPERTY`]), each with HubSpot's default association type for that pair.
+//!
+//! Its owner ([`ActivityOwner`]) is encoded in `hubspot_owner_id` and `fill_if_empty`:
+//!
+//! | owner                               | `properties["hubspot_owner_id"]` | in `fill_if_empty` |
+//! |-------------------------------------|----------------------------------|--------------------|
+//! | the sender's owner                  | `Some(id)`                       | no                 |
+//! | the contact's owner, else a default | `Some(default id)`               | yes                |
+//! | the contact's owner, else nobody    | `None`                           | yes                |
+//!
+//! For an activity, "written only if empty" therefore reads: *the owner of the associated contact
+//! in HubSpot when it has one, otherwise this value* (`None`: no owner). The process stage cannot
+//! know the contact's HubSpot owner; the sink can. [`ActivityOwner::of_properties`] reads the
+//! encoding back; a sink should treat a listed key missing from `properties` like `None`.
+//!
+//! A deal draft (rule 11) has the action `UPSERT` with `may_create`, the identity `SOURCE_ID` /
+//! [`DEAL_KEY_PROPERTY`] / `{contact_id}:{campaign_id}` (one deal per contact and campaign), no
+//! `properties` and everything it starts with in `create_only_properties`; it answers for no
+//! event of its own (see [`crate::command::Envelope::for_deal`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +48,8 @@ use std::fmt;
 use hubsync_schemas::{
     Association, CommandAction, ErrorClass, HubSpotObjectType, Identity, IdentityKind,
 };
+
+use crate::rules::OWNER_PROPERTY;
 
 /// The decision for one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +70,96 @@ impl Decision {
             Self::Skip { code, .. } => Some(code.as_str()),
             Self::Invalid { problems } => problems.first().map(|p| p.code.as_str()),
         }
+    }
+}
+
+/// The decision for one activity event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivityDecision {
+    /// Create the activity; with `deal`, also create (or find) the contact's deal in the
+    /// activity's campaign. The activity's command is the one that answers for the event.
+    Write {
+        activity: CommandDraft,
+        /// Boxed: most activities trigger no deal.
+        deal: Option<Box<CommandDraft>>,
+    },
+    /// A rule says not to sync the activity; nothing is wrong with it.
+    Skip { code: SkipCode, reason: String },
+    /// The activity cannot be written as it is: it becomes a dead letter naming every problem.
+    Invalid { problems: Vec<Problem> },
+}
+
+impl ActivityDecision {
+    /// The stable code of a skip or a refusal (the first problem's); `None` for a write.
+    pub fn reason_code(&self) -> Option<&'static str> {
+        match self {
+            Self::Write { .. } => None,
+            Self::Skip { code, .. } => Some(code.as_str()),
+            Self::Invalid { problems } => problems.first().map(|p| p.code.as_str()),
+        }
+    }
+}
+
+impl From<Skip> for ActivityDecision {
+    fn from(skip: Skip) -> Self {
+        ActivityDecision::Skip {
+            code: skip.code,
+            reason: skip.reason,
+        }
+    }
+}
+
+/// The identity property of activities: the upstream `activity_id`. hubsync's own name, kept by
+/// the sink to create each activity once; not a property HubSpot needs to have.
+pub const ACTIVITY_ID_PROPERTY: &str = "hubsync_activity_id";
+
+/// The identity property of deals hubsync creates: `{contact_id}:{campaign_id}`.
+pub const DEAL_KEY_PROPERTY: &str = "hubsync_deal_key";
+
+/// Who owns an activity (rule 8), as far as the process stage can tell; see the module docs for
+/// how it travels in a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivityOwner {
+    /// The HubSpot owner of the activity's sender (mapped explicitly or by identical email).
+    Sender(String),
+    /// The contact's HubSpot owner when it has one, else `fallback` (the default owner), else
+    /// nobody.
+    ContactOwner { fallback: Option<String> },
+}
+
+impl ActivityOwner {
+    /// Writes this owner into a draft's `properties` and `fill_if_empty`.
+    pub fn write_to(
+        &self,
+        properties: &mut BTreeMap<String, Option<String>>,
+        fill_if_empty: &mut Vec<String>,
+    ) {
+        fill_if_empty.retain(|name| name != OWNER_PROPERTY);
+        match self {
+            Self::Sender(id) => {
+                properties.insert(OWNER_PROPERTY.to_owned(), Some(id.clone()));
+            }
+            Self::ContactOwner { fallback } => {
+                properties.insert(OWNER_PROPERTY.to_owned(), fallback.clone());
+                fill_if_empty.push(OWNER_PROPERTY.to_owned());
+            }
+        }
+    }
+
+    /// The owner an activity command carries; `None` when it says nothing about its owner.
+    pub fn of_properties(
+        properties: &BTreeMap<String, Option<String>>,
+        fill_if_empty: &[String],
+    ) -> Option<Self> {
+        let value = properties
+            .get(OWNER_PROPERTY)
+            .cloned()
+            .flatten()
+            .filter(|id| !id.is_empty());
+        if fill_if_empty.iter().any(|name| name == OWNER_PROPERTY) {
+            return Some(Self::ContactOwner { fallback: value });
+        }
+        value.map(Self::Sender)
     }
 }
 
@@ -68,6 +191,12 @@ pub enum SkipCode {
     NoIdentifier,
     /// The record may not be created by this event and none of its changes is mapped to HubSpot.
     NoMappedChange,
+    /// The activity's type is switched off in `[activities]`.
+    ActivityTypeDisabled,
+    /// An unsubscribe the lead did not make themself (an operator's block list, or unknown).
+    UnsubscribeNotSelfInitiated,
+    /// An activity naming no contact: neither a contact id nor an email address.
+    NoContactIdentity,
 }
 
 impl SkipCode {
@@ -77,6 +206,9 @@ impl SkipCode {
             Self::CampaignPushDisabled => "CAMPAIGN_PUSH_DISABLED",
             Self::NoIdentifier => "NO_IDENTIFIER",
             Self::NoMappedChange => "NO_MAPPED_CHANGE",
+            Self::ActivityTypeDisabled => "ACTIVITY_TYPE_DISABLED",
+            Self::UnsubscribeNotSelfInitiated => "UNSUBSCRIBE_NOT_SELF_INITIATED",
+            Self::NoContactIdentity => "NO_CONTACT_IDENTITY",
         }
     }
 }
@@ -102,6 +234,8 @@ pub enum ProblemCode {
     InvalidDatetime,
     InvalidEmail,
     InvalidDomain,
+    /// A value the record must carry is empty (an activity's id or event time).
+    MissingValue,
 }
 
 impl ProblemCode {
@@ -116,6 +250,7 @@ impl ProblemCode {
             Self::InvalidDatetime => "INVALID_DATETIME",
             Self::InvalidEmail => "INVALID_EMAIL",
             Self::InvalidDomain => "INVALID_DOMAIN",
+            Self::MissingValue => "MISSING_VALUE",
         }
     }
 
@@ -285,6 +420,56 @@ mod tests {
             problems: mixed.to_vec(),
         };
         assert_eq!(invalid.reason_code(), Some("INVALID_NUMBER"));
+    }
+
+    #[test]
+    fn activity_codes_are_stable() {
+        assert_eq!(
+            SkipCode::ActivityTypeDisabled.as_str(),
+            "ACTIVITY_TYPE_DISABLED"
+        );
+        assert_eq!(
+            SkipCode::UnsubscribeNotSelfInitiated.as_str(),
+            "UNSUBSCRIBE_NOT_SELF_INITIATED"
+        );
+        assert_eq!(SkipCode::NoContactIdentity.as_str(), "NO_CONTACT_IDENTITY");
+        assert_eq!(ProblemCode::MissingValue.as_str(), "MISSING_VALUE");
+        assert_eq!(ProblemCode::MissingValue.class(), ErrorClass::Data);
+        let skip = ActivityDecision::from(Skip {
+            code: SkipCode::NoContactIdentity,
+            reason: "r".to_owned(),
+        });
+        assert_eq!(skip.reason_code(), Some("NO_CONTACT_IDENTITY"));
+    }
+
+    #[test]
+    fn an_activity_owner_reads_back_as_written() {
+        let owners = [
+            ActivityOwner::Sender("90012".to_owned()),
+            ActivityOwner::ContactOwner {
+                fallback: Some("90011".to_owned()),
+            },
+            ActivityOwner::ContactOwner { fallback: None },
+        ];
+        for owner in owners {
+            let mut properties = BTreeMap::new();
+            let mut fill = vec!["hubspot_owner_id".to_owned()];
+            owner.write_to(&mut properties, &mut fill);
+            let listed = fill.iter().filter(|p| *p == OWNER_PROPERTY).count();
+            let expected = usize::from(matches!(owner, ActivityOwner::ContactOwner { .. }));
+            assert_eq!(listed, expected, "{owner:?}");
+            assert!(properties.contains_key(OWNER_PROPERTY), "{owner:?}");
+            assert_eq!(
+                ActivityOwner::of_properties(&properties, &fill),
+                Some(owner)
+            );
+        }
+        let listed_only = ActivityOwner::of_properties(&BTreeMap::new(), &[OWNER_PROPERTY.into()]);
+        assert_eq!(
+            listed_only,
+            Some(ActivityOwner::ContactOwner { fallback: None })
+        );
+        assert_eq!(ActivityOwner::of_properties(&BTreeMap::new(), &[]), None);
     }
 
     #[test]

@@ -68,7 +68,8 @@ impl Emitter {
         &self.producer
     }
 
-    /// A command, keyed by its target identity so one record's commands share a partition.
+    /// A command, keyed by its target identity so one record's commands share a partition (an
+    /// activity's and a deal's by their contact: `hubsync_processors::message_key`).
     pub async fn command(&self, command: &HubSpotCommand) -> Result<Delivery, EncodeError> {
         self.command_with_headers(command, None).await
     }
@@ -79,11 +80,7 @@ impl Emitter {
         command: &HubSpotCommand,
         headers: Option<OwnedHeaders>,
     ) -> Result<Delivery, EncodeError> {
-        let key = format!(
-            "{}:{}",
-            command.object_type.as_str(),
-            command.identity.value
-        );
+        let key = hubsync_processors::message_key(command);
         self.send(
             &self.commands,
             &self.topics.commands,

@@ -108,6 +108,7 @@ impl Pipeline {
             if !problems.is_empty() {
                 return Err(StartError::Rules(problems));
             }
+            let owners = process::owner_directory(&client, &config.rules.users).await?;
             let stage = ProcessStage {
                 consumer: consumer_config(config, secrets, process::STAGE)
                     .create::<StreamConsumer>()?,
@@ -115,6 +116,7 @@ impl Pipeline {
                 emitter: emitter.clone(),
                 rules: Arc::new(config.rules.clone()),
                 catalog: Arc::new(catalog),
+                owners: Arc::new(owners),
                 topics: config.topics.clone(),
                 team_id: config.team.id.clone(),
                 health: health.clone(),

@@ -1,19 +1,28 @@
-//! The process stage: decode upstream contact and company changes, apply the team's rules (pure,
-//! in `hubsync-processors`), and emit for each event a command for the sink, or its outcome when
-//! a rule decides it (skipped), or a dead letter when the record cannot be written as it is.
-//! Each event's offset is stored once what it produced is delivered.
+//! The process stage: decode upstream contact and company changes and activities, apply the
+//! team's rules (pure, in `hubsync-processors`), and emit for each event a command for the sink,
+//! or its outcome when a rule decides it (skipped), or a dead letter when the record cannot be
+//! written as it is. Each event's offset is stored once what it produced is delivered.
+//!
+//! An activity that triggers a deal makes two commands, the deal's first (so the sink knows the
+//! deal before the activity that links to it) and then the activity's, which answers for the
+//! event; the deal's carries the derived event id `{event_id}:deal`
+//! (`hubsync_processors::command::Envelope::for_deal`). Both are keyed by the activity's contact,
+//! like the contact's own commands. The owner directory for `users.auto_map_by_email` is read
+//! from HubSpot once at start ([`owner_directory`]).
 
 use std::sync::Arc;
 
 use futures::future::join_all;
-use hubsync_processors::Decision;
+use hubsync_processors::activity::planned_object;
 use hubsync_processors::catalog::PropertyCatalog;
 use hubsync_processors::command::{Envelope, correlation_id, to_command};
 use hubsync_processors::decide::{decide_company, decide_contact};
-use hubsync_processors::decision::{error_class, summary};
-use hubsync_processors::rules::Rules;
+use hubsync_processors::decision::{ACTIVITY_ID_PROPERTY, Problem, SkipCode, error_class, summary};
+use hubsync_processors::rules::{Rules, UserRules};
+use hubsync_processors::{ActivityDecision, Decision, OwnerDirectory, decide_activity};
 use hubsync_schemas::{
-    CompanyChanged, ContactChanged, ErrorClass, HubSpotObjectType, SourcePosition,
+    ActivityRecorded, CompanyChanged, ContactChanged, ErrorClass, HubSpotCommand,
+    HubSpotObjectType, SourcePosition,
 };
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -25,6 +34,7 @@ use crate::admin::{Health, StageHealth};
 use crate::codec::AvroCodec;
 use crate::config::Topics;
 use crate::emit::{Delivery, Emitter};
+use crate::hubspot::HubSpotClient;
 use crate::kafka::{OffsetTracker, original};
 use crate::ops::redrive;
 use crate::outcomes::{self, EventRef, Failure, Verdict, now_ms};
@@ -37,6 +47,8 @@ pub struct ProcessStage {
     pub emitter: Emitter,
     pub rules: Arc<Rules>,
     pub catalog: Arc<PropertyCatalog>,
+    /// HubSpot owners by email, for `users.auto_map_by_email` (empty when it is off).
+    pub owners: Arc<OwnerDirectory>,
     pub topics: Topics,
     /// `team.id`, for the outcomes of messages too broken to name their team.
     pub team_id: String,
@@ -51,6 +63,43 @@ type Position = (String, i32, i64);
 enum Event {
     Contact(ContactChanged),
     Company(CompanyChanged),
+    Activity(ActivityRecorded),
+}
+
+/// What the rules decided for one event, whatever its kind.
+enum Decided {
+    /// Commands to emit in this order; the last answers for the event.
+    Write(Vec<HubSpotCommand>),
+    Skip {
+        code: SkipCode,
+        reason: String,
+    },
+    Invalid {
+        problems: Vec<Problem>,
+    },
+}
+
+/// The owners `users.auto_map_by_email` matches senders against: every active owner with an
+/// email address, read once (`GET /crm/v3/owners`); empty without a call when auto-mapping is
+/// off.
+pub async fn owner_directory(
+    client: &HubSpotClient,
+    users: &UserRules,
+) -> Result<OwnerDirectory, crate::hubspot::Error> {
+    if !users.auto_map_by_email {
+        return Ok(OwnerDirectory::new());
+    }
+    let owners = client.owners(None).await?;
+    let directory: OwnerDirectory = owners
+        .iter()
+        .filter(|owner| !owner.archived)
+        .filter_map(|owner| Some((owner.email.as_deref()?, owner.id.as_str())))
+        .collect();
+    info!(
+        owners = directory.len(),
+        "owners read for auto-mapping by email"
+    );
+    Ok(directory)
 }
 
 impl ProcessStage {
@@ -61,6 +110,7 @@ impl ProcessStage {
         let topics = [
             self.topics.contact_changes.as_str(),
             self.topics.company_changes.as_str(),
+            self.topics.activity_events.as_str(),
         ];
         self.consumer.subscribe(&topics)?;
         self.health.set(STAGE, StageHealth::Running);
@@ -127,6 +177,11 @@ impl ProcessStage {
                 .decode_waiting::<CompanyChanged>(bytes)
                 .await
                 .map(Event::Company)
+        } else if message.topic() == self.topics.activity_events {
+            self.codec
+                .decode_waiting::<ActivityRecorded>(bytes)
+                .await
+                .map(Event::Activity)
         } else {
             let failure = Failure::new(
                 ErrorClass::Config,
@@ -148,9 +203,12 @@ impl ProcessStage {
                     message.offset()
                 );
                 let object = if message.topic() == self.topics.company_changes {
-                    HubSpotObjectType::Company
+                    Some(HubSpotObjectType::Company)
+                } else if message.topic() == self.topics.activity_events {
+                    // The activity's type, and so its object, is in the bytes that did not decode.
+                    None
                 } else {
-                    HubSpotObjectType::Contact
+                    Some(HubSpotObjectType::Contact)
                 };
                 let undecoded = EventRef {
                     event_id: position.clone(),
@@ -163,7 +221,7 @@ impl ProcessStage {
                         .key()
                         .map(|k| String::from_utf8_lossy(k).into_owned()),
                     event_time: message.timestamp().to_millis().unwrap_or_else(now_ms),
-                    object_type: Some(object),
+                    object_type: object,
                     record: None,
                 };
                 return self
@@ -180,10 +238,12 @@ impl ProcessStage {
                 .map(|k| String::from_utf8_lossy(k).into_owned()),
         };
         let now = now_ms();
-        let (decision, envelope, event_ref) = match &event {
+        let (decided, event_ref) = match &event {
             Event::Contact(contact) => (
-                decide_contact(contact, &self.rules, &self.catalog),
-                Envelope::of_contact(contact, source.clone(), now),
+                written(
+                    decide_contact(contact, &self.rules, &self.catalog),
+                    Envelope::of_contact(contact, source.clone(), now),
+                ),
                 event_ref(
                     &contact.event_id,
                     &contact.team_id,
@@ -197,8 +257,10 @@ impl ProcessStage {
                 ),
             ),
             Event::Company(company) => (
-                decide_company(company, &self.rules, &self.catalog),
-                Envelope::of_company(company, source.clone(), now),
+                written(
+                    decide_company(company, &self.rules, &self.catalog),
+                    Envelope::of_company(company, source.clone(), now),
+                ),
                 event_ref(
                     &company.event_id,
                     &company.team_id,
@@ -211,28 +273,55 @@ impl ProcessStage {
                         .or_else(|| Some(company.company_id.clone())),
                 ),
             ),
+            Event::Activity(activity) => (
+                activity_written(
+                    decide_activity(activity, &self.rules, &self.catalog, &self.owners),
+                    Envelope::of_activity(activity, source.clone(), now),
+                ),
+                event_ref(
+                    &activity.event_id,
+                    &activity.team_id,
+                    activity.event_time,
+                    &source,
+                    planned_object(activity, &self.rules.activities),
+                    Some(format!("{ACTIVITY_ID_PROPERTY}:{}", activity.activity_id)),
+                ),
+            ),
         };
-        match decision {
-            Decision::Write(draft) => {
-                let command = to_command(draft, envelope);
-                metrics::counter!("hubsync_process_commands_total").increment(1);
-                let carried = redrive::carried(redrive::redrive_of(message).as_deref());
-                match self.emitter.command_with_headers(&command, carried).await {
-                    Ok(delivery) => vec![delivery],
-                    Err(error) => {
-                        let failure =
-                            Failure::new(ErrorClass::Internal, "ENCODE_FAILED", error.to_string());
-                        self.dead_letter_with_outcome(
-                            message,
-                            &event_ref,
-                            Some(event_ref.event_id.clone()),
-                            &failure,
-                        )
+        match decided {
+            Decided::Write(commands) => {
+                let mut deliveries = Vec::with_capacity(commands.len());
+                let redriven = redrive::redrive_of(message);
+                for command in &commands {
+                    metrics::counter!("hubsync_process_commands_total").increment(1);
+                    match self
+                        .emitter
+                        .command_with_headers(command, redrive::carried(redriven.as_deref()))
                         .await
+                    {
+                        Ok(delivery) => deliveries.push(delivery),
+                        Err(error) => {
+                            let failure = Failure::new(
+                                ErrorClass::Internal,
+                                "ENCODE_FAILED",
+                                error.to_string(),
+                            );
+                            let letter = self
+                                .dead_letter_with_outcome(
+                                    message,
+                                    &event_ref,
+                                    Some(event_ref.event_id.clone()),
+                                    &failure,
+                                )
+                                .await;
+                            deliveries.extend(letter);
+                            break;
+                        }
                     }
                 }
+                deliveries
             }
-            Decision::Skip { code, reason } => {
+            Decided::Skip { code, reason } => {
                 let outcome = redrive::with_redrive(
                     outcomes::for_event(
                         &event_ref,
@@ -252,7 +341,7 @@ impl ProcessStage {
                         Vec::new()
                     })
             }
-            Decision::Invalid { problems } => {
+            Decided::Invalid { problems } => {
                 let code = problems
                     .first()
                     .map_or("INVALID_RECORD", |p| p.code.as_str());
@@ -316,6 +405,31 @@ impl ProcessStage {
                 Vec::new()
             }
         }
+    }
+}
+
+/// A contact's or company's decision, with its command made.
+fn written(decision: Decision, envelope: Envelope) -> Decided {
+    match decision {
+        Decision::Write(draft) => Decided::Write(vec![to_command(draft, envelope)]),
+        Decision::Skip { code, reason } => Decided::Skip { code, reason },
+        Decision::Invalid { problems } => Decided::Invalid { problems },
+    }
+}
+
+/// An activity's decision, with its commands made: the deal's (if any), then the activity's.
+fn activity_written(decision: ActivityDecision, envelope: Envelope) -> Decided {
+    match decision {
+        ActivityDecision::Write { activity, deal } => {
+            let mut commands = Vec::with_capacity(2);
+            if let Some(deal) = deal {
+                commands.push(to_command(*deal, envelope.for_deal()));
+            }
+            commands.push(to_command(activity, envelope));
+            Decided::Write(commands)
+        }
+        ActivityDecision::Skip { code, reason } => Decided::Skip { code, reason },
+        ActivityDecision::Invalid { problems } => Decided::Invalid { problems },
     }
 }
 
