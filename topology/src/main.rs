@@ -34,6 +34,11 @@ enum Command {
     /// List, inspect and redrive dead letters.
     #[command(subcommand)]
     Dlq(cli::dlq::DlqCommand),
+    /// Tell one record's story: its events, today's rules' decisions, commands, outcomes, dead
+    /// letters and HubSpot's record now.
+    Trace(cli::trace::TraceArgs),
+    /// Dry-run the current rules over a range of events against HubSpot, writing nothing.
+    Plan(cli::plan::PlanArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +54,8 @@ fn main() -> ExitCode {
         Command::Owners(command) => block_on(cli::owners::run(command)),
         Command::Logs(args) => block_on(cli::logs::run(args)),
         Command::Dlq(command) => block_on(cli::dlq::run(command)),
+        Command::Trace(args) => block_on(cli::trace::run(args)),
+        Command::Plan(args) => block_on(cli::plan::run(args)),
     };
     match result {
         Ok(code) => code,

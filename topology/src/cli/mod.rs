@@ -7,8 +7,10 @@ pub mod dev_broker;
 pub mod dlq;
 pub mod logs;
 pub mod owners;
+pub mod plan;
 pub mod run;
 pub mod sandbox;
+pub mod trace;
 
 /// Waits for Ctrl-C or, on Unix, SIGTERM; returns which one came. Long-running subcommands stop
 /// cleanly on either.

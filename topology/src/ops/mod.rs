@@ -1,6 +1,8 @@
 //! Operator tooling over hubsync's own topics: the outcomes log queried by time, status, reason
 //! and record (`hubsync logs`), and the dead-letter topic listed, inspected and redriven
 //! (`hubsync dlq`).
+//! `hubsync trace` (one record's story) and `hubsync plan` (a dry run of the current rules over a
+//! range of events) also read the upstream topics, and HubSpot read-only.
 //!
 //! # Layout
 //! - [`scan`]: reading a topic between two times, decoded, without joining a consumer group.
@@ -10,14 +12,24 @@
 //! - [`redrive`]: the redrive headers, and how the pipeline recognises a redriven record.
 //! - [`record`]: record labels (`email:ada@acme.io`) and what `--record` matches.
 //! - [`table`]: plain-text tables.
+//! - [`subject`]: what `hubsync trace` is asked about, and which records belong to it.
+//! - [`decision`]: the current rules applied to one upstream event, in words.
+//! - [`lookup`]: read-only HubSpot lookups (by unique property, by search, by id).
+//! - [`trace`]: one record's story in time order (`hubsync trace`).
+//! - [`plan`]: the current rules over a range of events against HubSpot now (`hubsync plan`).
 
+pub mod decision;
 pub mod dlq;
 pub mod logs;
+pub mod lookup;
+pub mod plan;
 pub mod range;
 pub mod record;
 pub mod redrive;
 pub mod scan;
+pub mod subject;
 pub mod table;
+pub mod trace;
 
 use rdkafka::producer::FutureProducer;
 

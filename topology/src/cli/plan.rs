@@ -1,0 +1,322 @@
+//! `hubsync plan --config FILE --topic T [--since ..] [--until ..] [--diff N] [--config-from OLD]
+//! [--json]`: the dry run of a replay or a rules change.
+//!
+//! Reads the topic's events in the range, decides each with the current rules, coalesces the
+//! commands per record as the sink does, reads those records from HubSpot (contacts by email in
+//! batch reads, companies by domain in searches, at most 100 per call) and prints what would be
+//! created, updated, skipped, parked or dead-lettered, per rule, with per-record property diffs.
+//! Nothing is written: not to Kafka, not to HubSpot, not to local state.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use hubsync_schemas::{CompanyChanged, ContactChanged};
+use serde_json::json;
+
+use super::logs::{Output, report_scan, time_arg, window};
+use crate::codec::DecodeError;
+use crate::hubspot::HubSpotClient;
+use crate::ops::Ops;
+use crate::ops::lookup::{self, LookupError};
+use crate::ops::plan::{
+    Current, How, Lookups, Plan, Planner, render_comparison, render_counts, render_diffs,
+};
+use crate::ops::range::{Window, format_ms};
+use crate::ops::scan::{Flow, ScanStats};
+use crate::{catalog, pipeline};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+What it does: decides every event of the topic in the range with the current rules, coalesces
+the commands per record as the sink does (newest value per property by event time), reads the
+records from HubSpot (contacts: batch read by email; companies: search by domain, then by name
+among companies without a domain when match_on_name is set; 100 per call) and compares. Only read calls reach HubSpot; nothing is published or written.
+
+Statuses, per event (as the outcomes would record them) and per record:
+  CREATED, UPDATED (HubSpot's values differ), UNCHANGED (HubSpot already holds every value; the
+  pipeline records UPDATED unless its local state remembers writing them), SKIPPED (by a rule,
+  or NOT_CREATED), PARKED (mandatory fields missing), DEAD_LETTERED (refused values, undecodable
+  messages), UNRESOLVED (records known only by upstream id: the sink's identity map finds them).
+
+Output: tables for people, then up to --diff records with `property: HubSpot value -> planned
+value`. --json prints one JSON document {topic, since, until, read, events, records, by_status,
+records_by_status, skipped, parked, dead_lettered, problems, diffs {total, shown, records},
+compare (with --config-from)}.
+
+Exit status: 0 the plan was made; 1 the brokers, the registry or HubSpot could not be used; 2 a
+bad configuration, topic or arguments.")]
+pub struct PlanArgs {
+    /// The configuration file (TOML); its rules are the ones planned.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The source topic to plan: the contact or company changes topic of the configuration.
+    #[arg(long)]
+    pub topic: String,
+    /// Only events at or after this time: RFC 3339 (2026-11-22T10:00:00Z), a date (2026-11-22),
+    /// `now`, or a duration ago (90m, 2h, 3d). Default: the topic's start.
+    #[arg(long, value_parser = time_arg)]
+    pub since: Option<i64>,
+    /// Only events at or before this time (same forms as --since).
+    #[arg(long, value_parser = time_arg)]
+    pub until: Option<i64>,
+    /// Show the property changes of at most N records (0: none).
+    #[arg(long, default_value_t = 20)]
+    pub diff: usize,
+    /// Also plan with the rules of this older configuration and show both counts side by side.
+    #[arg(long)]
+    pub config_from: Option<PathBuf>,
+    /// One JSON document (see below).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which events the topic holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Contacts,
+    Companies,
+}
+
+pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let window = match window(args.since, args.until) {
+        Ok(window) => window,
+        Err(problem) => return Ok(usage(&problem)),
+    };
+    let (config, secrets) = match super::load_config(&args.config) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let old_rules = match &args.config_from {
+        Some(path) => match super::load_config(path) {
+            Ok((old, _)) => Some(old.rules),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
+    let source = if args.topic == config.topics.contact_changes {
+        Source::Contacts
+    } else if args.topic == config.topics.company_changes {
+        Source::Companies
+    } else {
+        return Ok(usage(&format!(
+            "--topic {}: plan decides contact and company events; give {} or {} (activities are not decided by the rules plan runs)",
+            args.topic, config.topics.contact_changes, config.topics.company_changes
+        )));
+    };
+    let client = match pipeline::hubspot_client(&config, &secrets) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("{}: hubspot.base_url: {error}", args.config.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let catalog = catalog::load(&client)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the portal's properties from HubSpot: {e}"))?;
+    let ops = Ops::new(config, secrets)?;
+    let rules = &ops.config.rules;
+    let mut planners = Planners {
+        current: Planner::new(rules, &catalog),
+        old: old_rules.as_ref().map(|r| Planner::new(r, &catalog)),
+    };
+    let reader = ops.reader(!args.json && std::io::stderr().is_terminal())?;
+    let stats = scan(&reader, &args.topic, window, source, &mut planners).await?;
+    report_scan(&args.topic, &stats, 0);
+
+    let mut lookups = Lookups::default();
+    planners.current.lookups(&mut lookups);
+    if let Some(old) = &planners.old {
+        old.lookups(&mut lookups);
+    }
+    let mut current = look_up(&client, &lookups).await?;
+    let mut by_name = Lookups::default();
+    planners.current.name_lookups(&current, &mut by_name);
+    if let Some(old) = &planners.old {
+        old.name_lookups(&current, &mut by_name);
+    }
+    if !by_name.wanted.is_empty() {
+        current
+            .found
+            .extend(look_up(&client, &by_name).await?.found);
+    }
+    let plan = planners.current.finish(&current);
+    let old_plan = planners.old.map(|p| p.finish(&current));
+
+    let mut output = Output::default();
+    if args.json {
+        let document = document(&args, window, &stats, &plan, old_plan.as_ref());
+        output.text(&format!("{}\n", serde_json::to_string_pretty(&document)?));
+    } else {
+        output.text(&render(&args, window, &stats, &plan, old_plan.as_ref()));
+    }
+    output.finish()
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("error: {problem}");
+    ExitCode::from(2)
+}
+
+/// The current rules' planner, and the old rules' when comparing.
+struct Planners<'r> {
+    current: Planner<'r>,
+    old: Option<Planner<'r>>,
+}
+
+impl<'r> Planners<'r> {
+    fn each(&mut self, mut apply: impl FnMut(&mut Planner<'r>)) {
+        apply(&mut self.current);
+        if let Some(old) = self.old.as_mut() {
+            apply(old);
+        }
+    }
+
+    fn scanned<T>(&mut self, record: &Result<T, DecodeError>, add: impl Fn(&mut Planner<'r>, &T)) {
+        match record {
+            Ok(event) => self.each(|planner| add(planner, event)),
+            Err(error) => self.each(|planner| planner.undecodable(error.code())),
+        }
+    }
+}
+
+async fn scan(
+    reader: &crate::ops::scan::TopicReader,
+    topic: &str,
+    window: Window,
+    source: Source,
+    planners: &mut Planners<'_>,
+) -> anyhow::Result<ScanStats> {
+    let stats = match source {
+        Source::Contacts => {
+            reader
+                .scan::<ContactChanged>(topic, window, |scanned| {
+                    planners.scanned(&scanned.record, Planner::contact);
+                    Flow::Continue
+                })
+                .await?
+        }
+        Source::Companies => {
+            reader
+                .scan::<CompanyChanged>(topic, window, |scanned| {
+                    planners.scanned(&scanned.record, Planner::company);
+                    Flow::Continue
+                })
+                .await?
+        }
+    };
+    Ok(stats)
+}
+
+/// Every lookup the plans need, read-only.
+async fn look_up(client: &HubSpotClient, lookups: &Lookups) -> Result<Current, LookupError> {
+    let mut current = Current::default();
+    for (key, (values, properties)) in &lookups.wanted {
+        let found = match key.how {
+            How::Read => {
+                lookup::read_by_property(client, key.object, &key.property, values, properties)
+                    .await?
+            }
+            How::Search => {
+                lookup::search_by(client, key.object, &key.property, values, properties).await?
+            }
+            How::Id => lookup::read_by_id(client, key.object, values, properties).await?,
+            How::Name => lookup::search_by_name(client, values, properties).await?,
+        };
+        current.found.insert(key.clone(), found);
+    }
+    Ok(current)
+}
+
+fn window_text(window: Window) -> String {
+    match (window.since, window.until) {
+        (None, None) => "the whole topic".to_string(),
+        (Some(since), None) => format!("{} to now", format_ms(since)),
+        (None, Some(until)) => format!("the start to {}", format_ms(until)),
+        (Some(since), Some(until)) => format!("{} to {}", format_ms(since), format_ms(until)),
+    }
+}
+
+fn render(
+    args: &PlanArgs,
+    window: Window,
+    stats: &ScanStats,
+    plan: &Plan,
+    old: Option<&Plan>,
+) -> String {
+    let mut out = format!(
+        "plan for {}, {}: {} events, {} records to write\n",
+        args.topic,
+        window_text(window),
+        plan.events,
+        plan.records
+    );
+    out.push_str(&format!(
+        "the rules of {} against HubSpot as it is now ({} records read); nothing was written\n\n",
+        args.config.display(),
+        stats.read
+    ));
+    out.push_str(&render_counts(plan));
+    if let (Some(old), Some(path)) = (old, &args.config_from) {
+        out.push_str(&format!(
+            "\nthe rules of {} (old) and {} (current):\n",
+            path.display(),
+            args.config.display()
+        ));
+        out.push_str(&render_comparison(old, plan));
+    }
+    let diffs = render_diffs(plan, args.diff);
+    if !diffs.is_empty() {
+        out.push('\n');
+        out.push_str(&diffs);
+    }
+    out
+}
+
+fn document(
+    args: &PlanArgs,
+    window: Window,
+    stats: &ScanStats,
+    plan: &Plan,
+    old: Option<&Plan>,
+) -> serde_json::Value {
+    let changed: Vec<_> = plan.changed().collect();
+    let shown: Vec<_> = changed.iter().take(args.diff).collect();
+    let mut document = json!({
+        "topic": args.topic,
+        "since": window.since.map(format_ms),
+        "until": window.until.map(format_ms),
+        "read": stats.read,
+        "events": plan.events,
+        "records": plan.records,
+        "by_status": plan.by_status,
+        "records_by_status": plan.records_by_status,
+        "skipped": plan.skipped,
+        "parked": plan.parked,
+        "dead_lettered": plan.dead_lettered,
+        "problems": plan.problems,
+        "diffs": {
+            "total": changed.len(),
+            "shown": shown.len(),
+            "records": shown,
+        },
+    });
+    if let (Some(old), Some(path)) = (old, &args.config_from) {
+        document["compare"] = json!({
+            "config_from": path.display().to_string(),
+            "old": counts(old),
+            "current": counts(plan),
+        });
+    }
+    document
+}
+
+fn counts(plan: &Plan) -> serde_json::Value {
+    json!({
+        "events": plan.events,
+        "by_status": plan.by_status,
+        "skipped": plan.skipped,
+        "parked": plan.parked,
+        "dead_lettered": plan.dead_lettered,
+    })
+}

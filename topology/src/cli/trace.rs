@@ -1,0 +1,688 @@
+//! `hubsync trace RECORD --config FILE [--since ..] [--until ..] [--json]`: "why didn't this
+//! record sync?" in one command.
+//!
+//! Reads the source topics for the record's events (a second time when the first reading taught
+//! new identifiers, such as the contact id of an email), decides each again with the current
+//! rules, reads the commands, outcomes and dead letters of those events, and reads the record
+//! from HubSpot (read-only calls only: the portal's properties, batch reads and searches).
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use hubsync_processors::catalog::PropertyCatalog;
+use hubsync_processors::normalize;
+use hubsync_processors::rules::{OWNER_PROPERTY, Rules};
+use hubsync_processors::{CommandDraft, Decision, decide_company, decide_contact};
+use hubsync_schemas::{
+    ActivityRecorded, AvroRecord, CompanyChanged, ContactChanged, DeadLetter, HubSpotCommand,
+    HubSpotObjectType, IdentityKind, SyncOutcome,
+};
+
+use super::logs::{Output, time_arg, window};
+use crate::hubspot::{HubSpotClient, ObjectType};
+use crate::ops::Ops;
+use crate::ops::decision::DecisionView;
+use crate::ops::dlq::Letter;
+use crate::ops::lookup::{self, Found};
+use crate::ops::plan::PlannedRecord;
+use crate::ops::range::{Window, format_ms};
+use crate::ops::scan::{Flow, Scanned};
+use crate::ops::subject::{Asked, Identifiers, hubspot_label};
+use crate::ops::trace::{
+    HubSpotView, RULES_NOTE, RulesNow, Step, TopicSearch, TraceReport, activity_step, command_step,
+    company_step, contact_step, dead_letter_step, outcome_step, undecodable_step,
+};
+use crate::outcomes::Original;
+use crate::{catalog, pipeline};
+
+/// HubSpot records read by email, domain or id at most; more identifiers than this are a sign
+/// of a too-broad argument.
+const MAX_READS: usize = 20;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+What it reads: the contact, company and activity topics for the record's events (by email,
+domain, contact or company id, event id), a second time when the first reading found new
+identifiers; the commands, outcomes and dead letters of those events; the portal's properties
+and the record itself from HubSpot (read-only calls). Nothing is written anywhere.
+
+Each event is decided again with the current configuration's rules (\"rules now\"), and, for a
+write, what the sink would do given the record HubSpot holds now.
+
+Output: a timeline for people; --json prints one JSON document {asked, found, since, until,
+searched, hubspot_reads, identifiers, rules_note, timeline, latest_outcome, hubspot,
+hubspot_error}, each timeline step carrying its event, rules_now, command, outcome or
+dead_letter.
+
+Exit status: 0 something about the record was found; 1 nothing was found (what was searched is
+printed; with --json the document says \"found\": false) or the brokers or the registry could not
+be used (nothing on stdout then); 2 a bad configuration or arguments.")]
+pub struct TraceArgs {
+    /// The record: an email, a company domain, an event id, an upstream contact or company id, or
+    /// a HubSpot id (digits). Prefix email:, domain:, id: or hubspot: to say which.
+    pub record: String,
+    /// The configuration file (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Only records at or after this time: RFC 3339 (2026-11-22T10:00:00Z), a date (2026-11-22),
+    /// `now`, or a duration ago (90m, 2h, 3d). Default: the topics' start.
+    #[arg(long, value_parser = time_arg)]
+    pub since: Option<i64>,
+    /// Only records at or before this time (same forms as --since).
+    #[arg(long, value_parser = time_arg)]
+    pub until: Option<i64>,
+    /// One JSON document (see below).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let Some(asked) = Asked::parse(&args.record) else {
+        eprintln!(
+            "error: {:?} is not a record to trace: give an email, a domain, an event id, an upstream id or a HubSpot id (digits), optionally as email:, domain:, id: or hubspot:",
+            args.record
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let window = match window(args.since, args.until) {
+        Ok(window) => window,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let (config, secrets) = match super::load_config(&args.config) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let client = match pipeline::hubspot_client(&config, &secrets) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("{}: hubspot.base_url: {error}", args.config.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let ops = Ops::new(config, secrets)?;
+    let progress = !args.json && std::io::stderr().is_terminal();
+    let mut tracer = Tracer {
+        ops: &ops,
+        client: &client,
+        window,
+        progress,
+        ids: Identifiers::of(&asked),
+        searched: Vec::new(),
+        hubspot: HubSpotNow::default(),
+    };
+    let report = tracer.trace(&asked).await?;
+    let mut output = Output::default();
+    if args.json {
+        output.text(&format!("{}\n", serde_json::to_string_pretty(&report)?));
+    } else {
+        output.text(&report.render());
+    }
+    let code = output.finish()?;
+    Ok(if report.found {
+        code
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The record's source events, as read.
+#[derive(Default)]
+struct Sources {
+    contacts: Vec<(Original, ContactChanged)>,
+    companies: Vec<(Original, CompanyChanged)>,
+    activities: Vec<(Original, ActivityRecorded)>,
+    undecodable: Vec<(Original, String, String)>,
+}
+
+/// What HubSpot holds for the record, and what was asked.
+#[derive(Default)]
+struct HubSpotNow {
+    catalog: Option<PropertyCatalog>,
+    error: Option<String>,
+    reads: Vec<String>,
+    contacts_by_email: Found,
+    companies_by_domain: Found,
+    companies_by_name: Found,
+    records: Vec<HubSpotView>,
+    /// Records already read by id.
+    tried: BTreeSet<(ObjectType, String)>,
+}
+
+struct Tracer<'a> {
+    ops: &'a Ops,
+    client: &'a HubSpotClient,
+    window: Window,
+    progress: bool,
+    ids: Identifiers,
+    searched: Vec<TopicSearch>,
+    hubspot: HubSpotNow,
+}
+
+impl Tracer<'_> {
+    async fn trace(&mut self, asked: &Asked) -> anyhow::Result<TraceReport> {
+        match catalog::load(self.client).await {
+            Ok(catalog) => self.hubspot.catalog = Some(catalog),
+            Err(error) => self.hubspot.error = Some(error.to_string()),
+        }
+        if let Asked::HubspotId(id) = asked
+            && self.hubspot.error.is_none()
+        {
+            self.read_ids(&BTreeSet::from([id.clone()])).await;
+        }
+        let sources = self.read_sources().await?;
+        let commands = self.read_commands().await?;
+        let outcomes = self.read_outcomes().await?;
+        let letters = self.read_dead_letters().await?;
+        if self.hubspot.error.is_none() {
+            self.read_hubspot(&company_names(&sources)).await;
+        }
+
+        let mut timeline = Vec::new();
+        for (message, event) in &sources.contacts {
+            let rules = self.rules_now(
+                |rules, catalog| decide_contact(event, rules, catalog),
+                event.event_time,
+            );
+            timeline.push(contact_step(message, event, rules));
+        }
+        for (message, event) in &sources.companies {
+            let rules = self.rules_now(
+                |rules, catalog| decide_company(event, rules, catalog),
+                event.event_time,
+            );
+            timeline.push(company_step(message, event, rules));
+        }
+        for (message, event) in &sources.activities {
+            let rules = RulesNow {
+                note: Some(
+                    "not decided again: the process stage reads contact and company events only"
+                        .to_string(),
+                ),
+                ..RulesNow::default()
+            };
+            timeline.push(activity_step(message, event, rules));
+        }
+        for (message, code, reason) in &sources.undecodable {
+            timeline.push(undecodable_step(message, code, reason));
+        }
+        timeline.extend(commands);
+        timeline.extend(outcomes);
+        for letter in &letters {
+            timeline.push(dead_letter_step(letter));
+        }
+        let hubspot = std::mem::take(&mut self.hubspot);
+        let mut report = TraceReport {
+            asked: asked.label(),
+            found: !timeline.is_empty() || !hubspot.records.is_empty(),
+            since: self.window.since.map(format_ms),
+            until: self.window.until.map(format_ms),
+            searched: std::mem::take(&mut self.searched),
+            hubspot_reads: hubspot.reads,
+            identifiers: self.ids.clone(),
+            rules_note: RULES_NOTE,
+            timeline,
+            latest_outcome: None,
+            hubspot: hubspot.records,
+            hubspot_error: hubspot.error,
+        };
+        report.sort();
+        Ok(report)
+    }
+
+    /// The current rules' decision for one event, and the sink's verdict against HubSpot now.
+    fn rules_now(
+        &self,
+        decide: impl Fn(&Rules, &PropertyCatalog) -> Decision,
+        time: i64,
+    ) -> RulesNow {
+        let Some(catalog) = &self.hubspot.catalog else {
+            return RulesNow {
+                note: Some(format!(
+                    "not decided again: the portal's properties cannot be read ({})",
+                    self.hubspot.error.as_deref().unwrap_or("unknown error")
+                )),
+                ..RulesNow::default()
+            };
+        };
+        let decision = decide(&self.ops.config.rules, catalog);
+        let sink = match &decision {
+            Decision::Write(draft) => self
+                .current(draft)
+                .map(|current| PlannedRecord::of(draft, time).judge(current).0),
+            _ => None,
+        };
+        let note = match &decision {
+            Decision::Write(_) if sink.is_none() && self.hubspot.error.is_some() => Some(
+                "what the sink would do is not known here: HubSpot could not be read".to_string(),
+            ),
+            Decision::Write(draft) if sink.is_none() => Some(format!(
+                "what the sink would do is not known here: trace looks up contacts by email and \
+                 companies by domain, and the sink finds {} by its own means (identity map, \
+                 unique property)",
+                hubsync_processors::decision::identity_label(&draft.identity)
+            )),
+            _ => None,
+        };
+        RulesNow {
+            decision: Some(DecisionView::of(&decision)),
+            sink,
+            note,
+        }
+    }
+
+    /// HubSpot's record for a command's identity: `Some(None)` when HubSpot has none, `None`
+    /// when it was not looked up (found by upstream id, or HubSpot unreadable).
+    fn current(&self, draft: &CommandDraft) -> Option<Option<&crate::hubspot::Record>> {
+        if self.hubspot.error.is_some() {
+            return None;
+        }
+        let value = draft.identity.value.to_lowercase();
+        match (draft.object_type, draft.identity.kind) {
+            (HubSpotObjectType::Contact, IdentityKind::Email) => {
+                Some(self.hubspot.contacts_by_email.get(&value))
+            }
+            (HubSpotObjectType::Company, IdentityKind::Domain) => {
+                let by_name = || {
+                    let name = draft.properties.get("name")?.as_deref()?;
+                    self.hubspot.companies_by_name.get(&name.to_lowercase())
+                };
+                Some(
+                    self.hubspot
+                        .companies_by_domain
+                        .get(&value)
+                        .or_else(by_name),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    /// The source topics, twice when the first reading found new identifiers (earlier events
+    /// carrying only those are read the second time).
+    async fn read_sources(&mut self) -> anyhow::Result<Sources> {
+        let mut sources = Sources::default();
+        for pass in 0..2 {
+            let before = self.ids.len();
+            sources = Sources::default();
+            let topics = self.ops.config.topics.clone();
+            let mut searched = Vec::new();
+            let (found, read) = self
+                .scan::<ContactChanged>(&topics.contact_changes, |ids, event| {
+                    ids.take_contact(event)
+                })
+                .await?;
+            searched.push(search(&topics.contact_changes, read, &found));
+            split(found, &mut sources.contacts, &mut sources.undecodable);
+            let (found, read) = self
+                .scan::<CompanyChanged>(&topics.company_changes, |ids, event| {
+                    ids.take_company(event)
+                })
+                .await?;
+            searched.push(search(&topics.company_changes, read, &found));
+            split(found, &mut sources.companies, &mut sources.undecodable);
+            let (found, read) = self
+                .scan::<ActivityRecorded>(&topics.activity_events, |ids, event| {
+                    ids.take_activity(event)
+                })
+                .await?;
+            searched.push(search(&topics.activity_events, read, &found));
+            split(found, &mut sources.activities, &mut sources.undecodable);
+            if pass == 0 {
+                self.searched = searched;
+            } else {
+                for (total, again) in self.searched.iter_mut().zip(searched) {
+                    total.read += again.read;
+                    total.matched = again.matched;
+                }
+            }
+            if self.ids.len() == before {
+                break;
+            }
+        }
+        Ok(sources)
+    }
+
+    /// One source topic: the events `take` accepts, and undecodable messages keyed by the
+    /// record's id. Returns them and how many records were read.
+    async fn scan<T: AvroRecord>(
+        &mut self,
+        topic: &str,
+        take: impl Fn(&mut Identifiers, &T) -> bool,
+    ) -> anyhow::Result<(Vec<Matched<T>>, u64)> {
+        let reader = self.ops.reader(self.progress)?;
+        let ids = &mut self.ids;
+        let mut found = Vec::new();
+        let stats = reader
+            .scan::<T>(topic, self.window, |scanned: Scanned<T>| {
+                match scanned.record {
+                    Ok(event) => {
+                        if take(ids, &event) {
+                            found.push(Matched::Event(scanned.message, event));
+                        }
+                    }
+                    Err(error) => {
+                        let keyed = scanned
+                            .message
+                            .key
+                            .as_deref()
+                            .and_then(|k| std::str::from_utf8(k).ok())
+                            .is_some_and(|key| ids.matches_key(key));
+                        let position = format!(
+                            "{}/{}/{}",
+                            scanned.message.topic,
+                            scanned.message.partition,
+                            scanned.message.offset
+                        );
+                        if keyed || ids.ids.contains(&position) {
+                            found.push(Matched::Undecodable(
+                                scanned.message,
+                                error.code().to_string(),
+                                error.to_string(),
+                            ));
+                        }
+                    }
+                }
+                Flow::Continue
+            })
+            .await?;
+        Ok((found, stats.read))
+    }
+
+    async fn read_commands(&mut self) -> anyhow::Result<Vec<Step>> {
+        let topic = self.ops.config.topics.commands.clone();
+        let reader = self.ops.reader(self.progress)?;
+        let ids = &self.ids;
+        let mut steps = Vec::new();
+        let stats = reader
+            .scan::<HubSpotCommand>(&topic, self.window, |scanned| {
+                if let Ok(command) = scanned.record
+                    && ids.matches_command(&command)
+                {
+                    steps.push(command_step(&scanned.message, command));
+                }
+                Flow::Continue
+            })
+            .await?;
+        self.searched.push(TopicSearch {
+            topic,
+            read: stats.read,
+            matched: steps.len() as u64,
+        });
+        Ok(steps)
+    }
+
+    async fn read_outcomes(&mut self) -> anyhow::Result<Vec<Step>> {
+        let topic = self.ops.config.topics.outcomes.clone();
+        let reader = self.ops.reader(self.progress)?;
+        let ids = &mut self.ids;
+        let mut steps = Vec::new();
+        let stats = reader
+            .scan::<SyncOutcome>(&topic, self.window, |scanned| {
+                if let Ok(outcome) = scanned.record
+                    && ids.matches_outcome(&outcome)
+                {
+                    ids.take_outcome(&outcome);
+                    steps.push(outcome_step(&scanned.message, outcome));
+                }
+                Flow::Continue
+            })
+            .await?;
+        self.searched.push(TopicSearch {
+            topic,
+            read: stats.read,
+            matched: steps.len() as u64,
+        });
+        Ok(steps)
+    }
+
+    async fn read_dead_letters(&mut self) -> anyhow::Result<Vec<Letter>> {
+        let topic = self.ops.config.topics.dlq.clone();
+        let reader = self.ops.reader(self.progress)?;
+        let ids = &self.ids;
+        let mut raw = Vec::new();
+        let stats = reader
+            .scan::<DeadLetter>(&topic, self.window, |scanned| {
+                if let Ok(letter) = scanned.record
+                    && ids.matches_dead_letter(&letter)
+                {
+                    raw.push((scanned.message, letter));
+                }
+                Flow::Continue
+            })
+            .await?;
+        self.searched.push(TopicSearch {
+            topic,
+            read: stats.read,
+            matched: raw.len() as u64,
+        });
+        let mut letters = Vec::new();
+        for (message, letter) in raw {
+            letters.push(Letter::read(reader.codec(), message, letter).await);
+        }
+        Ok(letters)
+    }
+
+    /// The record in HubSpot now: contacts by email, companies by domain (then by name among
+    /// companies without a domain, as the sink matches them), and what the outcomes named by
+    /// HubSpot id. `names` are the company events' (domain, name).
+    async fn read_hubspot(&mut self, names: &[(Option<String>, String)]) {
+        let emails: Vec<String> = self.ids.emails.iter().take(MAX_READS).cloned().collect();
+        if !emails.is_empty() {
+            let properties = properties(&self.ops.config.rules, HubSpotObjectType::Contact);
+            self.hubspot
+                .reads
+                .push(format!("contacts by email {}", emails.join(", ")));
+            match lookup::read_by_property(
+                self.client,
+                ObjectType::Contacts,
+                "email",
+                &emails,
+                &properties,
+            )
+            .await
+            {
+                Ok(found) => {
+                    for (email, record) in &found {
+                        self.keep(ObjectType::Contacts, format!("email {email}"), record);
+                    }
+                    self.hubspot.contacts_by_email = found;
+                }
+                Err(error) => self.hubspot.error = Some(error.to_string()),
+            }
+        }
+        let domains: Vec<String> = self.ids.domains.iter().take(MAX_READS).cloned().collect();
+        if !domains.is_empty() {
+            let properties = properties(&self.ops.config.rules, HubSpotObjectType::Company);
+            self.hubspot
+                .reads
+                .push(format!("companies by domain {}", domains.join(", ")));
+            match lookup::search_by(
+                self.client,
+                ObjectType::Companies,
+                "domain",
+                &domains,
+                &properties,
+            )
+            .await
+            {
+                Ok(found) => {
+                    for (domain, record) in &found {
+                        self.keep(ObjectType::Companies, format!("domain {domain}"), record);
+                    }
+                    self.hubspot.companies_by_domain = found;
+                }
+                Err(error) => self.hubspot.error = Some(error.to_string()),
+            }
+        }
+        let unfound: BTreeSet<String> = names
+            .iter()
+            .filter(|(domain, _)| {
+                domain
+                    .as_ref()
+                    .is_some_and(|d| !self.hubspot.companies_by_domain.contains_key(d))
+            })
+            .map(|(_, name)| name.clone())
+            .take(MAX_READS)
+            .collect();
+        if self.ops.config.rules.sync.companies.match_on_name && !unfound.is_empty() {
+            let names: Vec<String> = unfound.into_iter().collect();
+            let properties = properties(&self.ops.config.rules, HubSpotObjectType::Company);
+            self.hubspot.reads.push(format!(
+                "companies without a domain by name {}",
+                names.join(", ")
+            ));
+            match lookup::search_by_name(self.client, &names, &properties).await {
+                Ok(found) => {
+                    for (name, record) in &found {
+                        self.keep(ObjectType::Companies, format!("name {name}"), record);
+                    }
+                    self.hubspot.companies_by_name = found;
+                }
+                Err(error) => self.hubspot.error = Some(error.to_string()),
+            }
+        }
+        let ids = self.ids.hubspot_ids.clone();
+        self.read_ids(&ids).await;
+    }
+
+    /// Records by HubSpot id (`contact:901`, `company:77`, or a bare id: both), except those
+    /// already read; each found one teaches its email or domain.
+    async fn read_ids(&mut self, ids: &BTreeSet<String>) {
+        for (object, kind) in [
+            (ObjectType::Contacts, HubSpotObjectType::Contact),
+            (ObjectType::Companies, HubSpotObjectType::Company),
+        ] {
+            let prefix = kind.as_str().to_ascii_lowercase();
+            let wanted: Vec<String> = ids
+                .iter()
+                .filter_map(|label| match label.split_once(':') {
+                    Some((of, id)) => (of == prefix).then(|| id.to_string()),
+                    None => Some(label.clone()),
+                })
+                .filter(|id| !self.hubspot.tried.contains(&(object, id.clone())))
+                .take(MAX_READS)
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            self.hubspot
+                .tried
+                .extend(wanted.iter().map(|id| (object, id.clone())));
+            let properties = properties(&self.ops.config.rules, kind);
+            self.hubspot.reads.push(format!(
+                "{} by id {}",
+                object.path_name(),
+                wanted.join(", ")
+            ));
+            match lookup::read_by_id(self.client, object, &wanted, &properties).await {
+                Ok(found) => {
+                    for (id, record) in &found {
+                        self.ids.hubspot_ids.insert(hubspot_label(kind, id));
+                        if let Some(email) = record.property("email") {
+                            self.ids.emails.insert(email.to_lowercase());
+                        }
+                        if let Some(domain) = record.property("domain") {
+                            self.ids.domains.insert(domain.to_lowercase());
+                        }
+                        self.keep(object, format!("id {id}"), record);
+                    }
+                }
+                Err(error) => self.hubspot.error = Some(error.to_string()),
+            }
+        }
+    }
+
+    fn keep(&mut self, object: ObjectType, found_by: String, record: &crate::hubspot::Record) {
+        self.hubspot.tried.insert((object, record.id.clone()));
+        let known = self
+            .hubspot
+            .records
+            .iter()
+            .any(|r| r.object == object.path_name() && r.id == record.id);
+        if !known {
+            self.hubspot
+                .records
+                .push(HubSpotView::of(object.path_name(), found_by, record));
+        }
+    }
+}
+
+/// Each company event's domain (from its website when it has none) and name: what the sink
+/// searches by.
+fn company_names(sources: &Sources) -> Vec<(Option<String>, String)> {
+    sources
+        .companies
+        .iter()
+        .filter_map(|(_, event)| {
+            let domain = match event.domain.as_deref() {
+                Some(domain) => normalize::domain(domain),
+                None => event
+                    .website
+                    .as_deref()
+                    .and_then(normalize::domain_from_url),
+            }
+            .map(|d| d.into_owned());
+            let name = event.name.clone().filter(|n| !n.trim().is_empty())?;
+            Some((domain, name))
+        })
+        .collect()
+}
+
+/// One matching message of a source topic.
+enum Matched<T> {
+    Event(Original, T),
+    Undecodable(Original, String, String),
+}
+
+fn search<T>(topic: &str, read: u64, found: &[Matched<T>]) -> TopicSearch {
+    TopicSearch {
+        topic: topic.to_string(),
+        read,
+        matched: found.len() as u64,
+    }
+}
+
+fn split<T>(
+    found: Vec<Matched<T>>,
+    events: &mut Vec<(Original, T)>,
+    undecodable: &mut Vec<(Original, String, String)>,
+) {
+    for matched in found {
+        match matched {
+            Matched::Event(message, event) => events.push((message, event)),
+            Matched::Undecodable(message, code, reason) => {
+                undecodable.push((message, code, reason));
+            }
+        }
+    }
+}
+
+/// The properties worth reading for a record: every mapped and default property, the owner,
+/// and the identity properties.
+fn properties(rules: &Rules, object: HubSpotObjectType) -> Vec<String> {
+    let (sync_mapping, defaults, identity): (_, _, &[&str]) = match object {
+        HubSpotObjectType::Company => (
+            &rules.sync.companies.mapping,
+            &rules.sync.companies.defaults,
+            &["domain", "name"],
+        ),
+        _ => (
+            &rules.sync.contacts.mapping,
+            &rules.sync.contacts.defaults,
+            &["email", "firstname", "lastname"],
+        ),
+    };
+    let mut names: BTreeSet<String> = sync_mapping.iter().map(|m| m.property.clone()).collect();
+    names.extend(defaults.keys().cloned());
+    names.insert(OWNER_PROPERTY.to_string());
+    names.extend(identity.iter().map(|s| s.to_string()));
+    if object == HubSpotObjectType::Contact {
+        names.insert(rules.sync.contacts.id_property.clone());
+    }
+    names.into_iter().collect()
+}

@@ -1,0 +1,1070 @@
+//! The dry run of a replay or a rules change: the current rules over a range of upstream events,
+//! and what the sink would then do against HubSpot as it is now. Pure; reading the topic and
+//! HubSpot is `cli::plan`'s.
+//!
+//! Each event is decided as the process stage would (skip, dead letter, or a command); commands
+//! are coalesced per record as the sink does (the newest value of each property by event time
+//! wins, any command that may create the record lets it be created, the newest command speaks
+//! for a record that may not), then each record is judged against what HubSpot holds:
+//!
+//! ```text
+//! absent,  may be created             -> CREATED     every property: (none) -> value
+//!          (a company its domain does not find is looked for by name first, when
+//!           `match_on_name` is set, among companies without a domain)
+//! absent,  upsert missing mandatory   -> PARKED      PARKED_MISSING_FIELDS, the fields named
+//! absent,  update only                -> SKIPPED     NOT_CREATED
+//! present, some value differs         -> UPDATED     jobtitle: Engineer -> CTO
+//! present, every value already there  -> UNCHANGED   (the pipeline records UPDATED unless its
+//!                                                     state remembers writing these values)
+//! found by upstream id only           -> UNRESOLVED  the sink's identity map knows; not looked up
+//! ```
+//!
+//! Every event of a record gets the record's status, as the sink's outcomes do when the
+//! record's commands are written together.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use hubsync_processors::catalog::PropertyCatalog;
+use hubsync_processors::decision::identity_label;
+use hubsync_processors::rules::Rules;
+use hubsync_processors::{CommandDraft, Decision, decide_company, decide_contact};
+use hubsync_schemas::{
+    CommandAction, CompanyChanged, ContactChanged, HubSpotObjectType, Identity, IdentityKind,
+};
+use serde::Serialize;
+
+use super::decision::SinkVerdict;
+use super::lookup::Found;
+use super::table::Table;
+use crate::hubspot::{ObjectType, Record};
+
+/// The status of records hubsync can only find through the sink's identity map.
+pub const UNRESOLVED: &str = "UNRESOLVED";
+
+/// The order statuses are shown in.
+pub const STATUSES: [&str; 7] = [
+    "CREATED",
+    "UPDATED",
+    "UNCHANGED",
+    "SKIPPED",
+    "PARKED",
+    "DEAD_LETTERED",
+    UNRESOLVED,
+];
+
+/// The commands of one record, coalesced as the sink coalesces them.
+#[derive(Debug, Clone)]
+pub struct PlannedRecord {
+    pub object: HubSpotObjectType,
+    pub identity: Identity,
+    pub properties: BTreeMap<String, Option<String>>,
+    property_times: BTreeMap<String, i64>,
+    pub create_only: BTreeMap<String, String>,
+    pub fill_if_empty: BTreeSet<String>,
+    /// Properties some command sends whatever HubSpot holds.
+    unconditional: BTreeSet<String>,
+    pub may_create: bool,
+    /// The newest command's time, action and missing mandatory fields.
+    newest: (i64, CommandAction, Vec<String>),
+    pub events: u64,
+}
+
+impl PlannedRecord {
+    fn new(draft: &CommandDraft, time: i64) -> Self {
+        PlannedRecord {
+            object: draft.object_type,
+            identity: draft.identity.clone(),
+            properties: BTreeMap::new(),
+            property_times: BTreeMap::new(),
+            create_only: BTreeMap::new(),
+            fill_if_empty: BTreeSet::new(),
+            unconditional: BTreeSet::new(),
+            may_create: false,
+            newest: (time, draft.action, draft.missing_for_create.clone()),
+            events: 0,
+        }
+    }
+
+    /// The record one command alone would write.
+    pub fn of(draft: &CommandDraft, time: i64) -> Self {
+        let mut record = Self::new(draft, time);
+        record.absorb(draft, time);
+        record
+    }
+
+    /// One more command, as `sink::coalesce` absorbs it.
+    fn absorb(&mut self, draft: &CommandDraft, time: i64) {
+        for (name, value) in &draft.properties {
+            if self.property_times.get(name).is_none_or(|t| time >= *t) {
+                self.properties.insert(name.clone(), value.clone());
+                self.property_times.insert(name.clone(), time);
+                if !draft.fill_if_empty.contains(name) {
+                    self.fill_if_empty.remove(name);
+                }
+            }
+        }
+        for name in &draft.fill_if_empty {
+            if !self.unconditional.contains(name) {
+                self.fill_if_empty.insert(name.clone());
+            }
+        }
+        for name in draft.properties.keys() {
+            if !draft.fill_if_empty.contains(name) {
+                self.unconditional.insert(name.clone());
+            }
+        }
+        for (name, value) in &draft.create_only_properties {
+            self.create_only
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+        self.may_create |= draft.may_create;
+        if time >= self.newest.0 {
+            self.newest = (time, draft.action, draft.missing_for_create.clone());
+        }
+        self.events += 1;
+    }
+
+    /// `email:ada@acme.io`.
+    pub fn label(&self) -> String {
+        identity_label(&self.identity)
+    }
+
+    /// The name the sink searches a company by when its domain finds nothing.
+    fn name_to_match(&self, match_on_name: bool) -> Option<&str> {
+        if !match_on_name
+            || self.object != HubSpotObjectType::Company
+            || self.identity.kind != IdentityKind::Domain
+        {
+            return None;
+        }
+        self.properties
+            .get("name")
+            .and_then(|name| name.as_deref())
+            .filter(|name| !name.is_empty())
+    }
+
+    /// How HubSpot is asked for this record: by which property, and whether by search.
+    pub fn lookup(&self) -> Option<LookupKey> {
+        let object = match self.object {
+            HubSpotObjectType::Contact => ObjectType::Contacts,
+            HubSpotObjectType::Company => ObjectType::Companies,
+            _ => return None,
+        };
+        let how = match self.identity.kind {
+            IdentityKind::Email | IdentityKind::UniqueProperty => How::Read,
+            IdentityKind::Domain => How::Search,
+            IdentityKind::HubspotId => How::Id,
+            IdentityKind::SourceId | IdentityKind::Unknown => return None,
+        };
+        let property = match how {
+            How::Id => "hs_object_id".to_string(),
+            _ => self.identity.property.clone(),
+        };
+        Some(LookupKey {
+            object,
+            how,
+            property,
+        })
+    }
+
+    /// The verdict against HubSpot's record (`None`: HubSpot has none), and the changes.
+    pub fn judge(&self, current: Option<&Record>) -> (SinkVerdict, Vec<Change>) {
+        let Some(current) = current else {
+            let (_, action, missing) = &self.newest;
+            let verdict = SinkVerdict::absent(self.may_create, *action, missing);
+            let changes = if verdict == SinkVerdict::Created {
+                self.creation()
+            } else {
+                Vec::new()
+            };
+            return (verdict, changes);
+        };
+        let mut changes = Vec::new();
+        for (name, planned) in &self.properties {
+            let held = current.property(name).map(str::trim);
+            if self.fill_if_empty.contains(name) && held.is_some() {
+                continue;
+            }
+            let planned = planned.as_deref().map(str::trim).filter(|v| !v.is_empty());
+            if held != planned {
+                changes.push(Change {
+                    property: name.clone(),
+                    hubspot: held.map(str::to_string),
+                    planned: planned.map(str::to_string),
+                    create_only: false,
+                });
+            }
+        }
+        let verdict = if changes.is_empty() {
+            SinkVerdict::Unchanged
+        } else {
+            SinkVerdict::Updated
+        };
+        (verdict, changes)
+    }
+
+    /// Everything a create writes: the values, and the create-only values under them.
+    fn creation(&self) -> Vec<Change> {
+        let mut changes: Vec<Change> = self
+            .properties
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = value.as_deref().filter(|v| !v.is_empty())?;
+                Some(Change {
+                    property: name.clone(),
+                    hubspot: None,
+                    planned: Some(value.to_string()),
+                    create_only: false,
+                })
+            })
+            .collect();
+        for (name, value) in &self.create_only {
+            let written = changes.iter().any(|c| &c.property == name);
+            if !written && !value.is_empty() {
+                changes.push(Change {
+                    property: name.clone(),
+                    hubspot: None,
+                    planned: Some(value.clone()),
+                    create_only: true,
+                });
+            }
+        }
+        changes.sort_by(|a, b| a.property.cmp(&b.property));
+        changes
+    }
+}
+
+/// How a record is looked up in HubSpot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum How {
+    /// Batch read by a unique property.
+    Read,
+    /// Search (companies by domain).
+    Search,
+    /// Batch read by HubSpot id.
+    Id,
+    /// Search of companies without a domain by name, for companies their domain did not find.
+    Name,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LookupKey {
+    pub object: ObjectType,
+    pub how: How,
+    pub property: String,
+}
+
+/// The lookups a plan needs: per key, the values and the properties to read.
+#[derive(Debug, Clone, Default)]
+pub struct Lookups {
+    pub wanted: BTreeMap<LookupKey, (Vec<String>, Vec<String>)>,
+}
+
+/// What HubSpot answered, by lookup key.
+#[derive(Debug, Clone, Default)]
+pub struct Current {
+    pub found: BTreeMap<LookupKey, Found>,
+}
+
+impl Current {
+    /// HubSpot's record: `Some(None)` when looked up and absent, `None` when not looked up.
+    /// A company its domain does not find is found by name when `match_on_name` is set and
+    /// the name was searched, as the sink does.
+    fn record(&self, record: &PlannedRecord, match_on_name: bool) -> Option<Option<&Record>> {
+        let key = record.lookup()?;
+        let found = self.found.get(&key)?;
+        if let Some(held) = found.get(&record.identity.value.to_lowercase()) {
+            return Some(Some(held));
+        }
+        let by_name = record
+            .name_to_match(match_on_name)
+            .and_then(|name| self.found.get(&name_key())?.get(&name.to_lowercase()));
+        Some(by_name)
+    }
+}
+
+/// The lookup of companies by name.
+fn name_key() -> LookupKey {
+    LookupKey {
+        object: ObjectType::Companies,
+        how: How::Name,
+        property: "name".to_string(),
+    }
+}
+
+/// One property a record would change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub property: String,
+    /// What HubSpot holds now; `None` when empty or absent.
+    pub hubspot: Option<String>,
+    /// What the rules would write; `None` clears it.
+    pub planned: Option<String>,
+    /// Written only because the record is created (a default value).
+    pub create_only: bool,
+}
+
+/// The plan for one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordPlan {
+    pub record: String,
+    pub object: &'static str,
+    pub status: &'static str,
+    pub reason_code: &'static str,
+    pub hubspot_id: Option<String>,
+    pub events: u64,
+    pub missing_fields: Vec<String>,
+    pub changes: Vec<Change>,
+}
+
+/// One kind of problem, counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProblemCount {
+    pub code: String,
+    pub field: String,
+    pub property: Option<String>,
+    pub events: u64,
+}
+
+/// What the current rules would do with the events read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub events: u64,
+    pub records: u64,
+    /// Events by the outcome status they would get.
+    pub by_status: BTreeMap<String, u64>,
+    /// Records (written ones) by status.
+    pub records_by_status: BTreeMap<String, u64>,
+    /// Skipped events by reason code: the rules' skips and the sink's `NOT_CREATED`.
+    pub skipped: BTreeMap<String, u64>,
+    /// Parked events by missing mandatory field.
+    pub parked: BTreeMap<String, u64>,
+    /// Dead-lettered events by reason code (a refused record's first problem, or why the
+    /// message could not be decoded).
+    pub dead_lettered: BTreeMap<String, u64>,
+    /// Every problem of the refused records, by code, field and property.
+    pub problems: Vec<ProblemCount>,
+    /// Every written record, in the order first seen.
+    pub plans: Vec<RecordPlan>,
+}
+
+impl Plan {
+    /// Records that would be created or updated: the ones with changes to show.
+    pub fn changed(&self) -> impl Iterator<Item = &RecordPlan> {
+        self.plans
+            .iter()
+            .filter(|p| p.status == "CREATED" || p.status == "UPDATED")
+    }
+}
+
+/// Decides events one by one and gathers the commands per record.
+pub struct Planner<'r> {
+    rules: &'r Rules,
+    catalog: &'r PropertyCatalog,
+    events: u64,
+    skipped: BTreeMap<String, u64>,
+    dead_lettered: BTreeMap<String, u64>,
+    problems: BTreeMap<(String, String, Option<String>), u64>,
+    records: HashMap<(HubSpotObjectType, IdentityKind, String), PlannedRecord>,
+    order: Vec<(HubSpotObjectType, IdentityKind, String)>,
+    /// Companies their domain does not find are looked for by name.
+    match_on_name: bool,
+}
+
+impl<'r> Planner<'r> {
+    pub fn new(rules: &'r Rules, catalog: &'r PropertyCatalog) -> Self {
+        Planner {
+            rules,
+            catalog,
+            events: 0,
+            skipped: BTreeMap::new(),
+            dead_lettered: BTreeMap::new(),
+            problems: BTreeMap::new(),
+            records: HashMap::new(),
+            order: Vec::new(),
+            match_on_name: rules.sync.companies.match_on_name,
+        }
+    }
+
+    pub fn contact(&mut self, event: &ContactChanged) {
+        let decision = decide_contact(event, self.rules, self.catalog);
+        self.decided(decision, event.event_time);
+    }
+
+    pub fn company(&mut self, event: &CompanyChanged) {
+        let decision = decide_company(event, self.rules, self.catalog);
+        self.decided(decision, event.event_time);
+    }
+
+    /// A message the process stage could not decode: it dead-letters it with this code.
+    pub fn undecodable(&mut self, code: &str) {
+        self.events += 1;
+        *self.dead_lettered.entry(code.to_string()).or_insert(0) += 1;
+    }
+
+    fn decided(&mut self, decision: Decision, time: i64) {
+        self.events += 1;
+        match decision {
+            Decision::Skip { code, .. } => {
+                *self.skipped.entry(code.as_str().to_string()).or_insert(0) += 1;
+            }
+            Decision::Invalid { problems } => {
+                let code = problems
+                    .first()
+                    .map_or("INVALID_RECORD", |p| p.code.as_str());
+                *self.dead_lettered.entry(code.to_string()).or_insert(0) += 1;
+                for p in problems {
+                    *self
+                        .problems
+                        .entry((p.code.as_str().to_string(), p.field, p.property))
+                        .or_insert(0) += 1;
+                }
+            }
+            Decision::Write(draft) => {
+                let key = (
+                    draft.object_type,
+                    draft.identity.kind,
+                    draft.identity.value.clone(),
+                );
+                let record = self.records.entry(key.clone()).or_insert_with(|| {
+                    self.order.push(key);
+                    PlannedRecord::new(&draft, time)
+                });
+                record.absorb(&draft, time);
+            }
+        }
+    }
+
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The HubSpot reads the records need, with every property they would write.
+    pub fn lookups(&self, lookups: &mut Lookups) {
+        for record in self.records.values() {
+            let Some(key) = record.lookup() else {
+                continue;
+            };
+            let (values, properties) = lookups.wanted.entry(key).or_default();
+            values.push(record.identity.value.clone());
+            properties.extend(record.properties.keys().cloned());
+            properties.extend(record.create_only.keys().cloned());
+        }
+        for (values, properties) in lookups.wanted.values_mut() {
+            values.sort();
+            values.dedup();
+            properties.sort();
+            properties.dedup();
+        }
+    }
+
+    /// The second round of lookups: companies their domain did not find, by name.
+    pub fn name_lookups(&self, current: &Current, lookups: &mut Lookups) {
+        for record in self.records.values() {
+            let Some(name) = record.name_to_match(self.match_on_name) else {
+                continue;
+            };
+            if current.record(record, false) != Some(None) {
+                continue;
+            }
+            let (values, properties) = lookups.wanted.entry(name_key()).or_default();
+            values.push(name.to_string());
+            properties.extend(record.properties.keys().cloned());
+        }
+        for (values, properties) in lookups.wanted.values_mut() {
+            values.sort();
+            values.dedup();
+            properties.sort();
+            properties.dedup();
+        }
+    }
+
+    /// The plan, given what HubSpot answered.
+    pub fn finish(self, current: &Current) -> Plan {
+        let mut plan = Plan {
+            events: self.events,
+            records: self.order.len() as u64,
+            skipped: self.skipped,
+            dead_lettered: self.dead_lettered,
+            ..Plan::default()
+        };
+        for (status, count) in [
+            ("SKIPPED", plan.skipped.values().sum::<u64>()),
+            ("DEAD_LETTERED", plan.dead_lettered.values().sum()),
+        ] {
+            if count > 0 {
+                plan.by_status.insert(status.to_string(), count);
+            }
+        }
+        plan.problems = self
+            .problems
+            .into_iter()
+            .map(|((code, field, property), events)| ProblemCount {
+                code,
+                field,
+                property,
+                events,
+            })
+            .collect();
+        for key in &self.order {
+            let Some(record) = self.records.get(key) else {
+                continue;
+            };
+            let planned = match current.record(record, self.match_on_name) {
+                Some(found) => {
+                    let (verdict, changes) = record.judge(found);
+                    let missing = match &verdict {
+                        SinkVerdict::Parked { missing } => missing.clone(),
+                        _ => Vec::new(),
+                    };
+                    RecordPlan {
+                        record: record.label(),
+                        object: record.object.as_str(),
+                        status: verdict.status(),
+                        reason_code: verdict.reason_code(),
+                        hubspot_id: found.map(|r| r.id.clone()),
+                        events: record.events,
+                        missing_fields: missing,
+                        changes,
+                    }
+                }
+                None => RecordPlan {
+                    record: record.label(),
+                    object: record.object.as_str(),
+                    status: UNRESOLVED,
+                    reason_code: UNRESOLVED,
+                    hubspot_id: None,
+                    events: record.events,
+                    missing_fields: Vec::new(),
+                    changes: Vec::new(),
+                },
+            };
+            *plan
+                .by_status
+                .entry(planned.status.to_string())
+                .or_insert(0) += planned.events;
+            *plan
+                .records_by_status
+                .entry(planned.status.to_string())
+                .or_insert(0) += 1;
+            match planned.status {
+                "SKIPPED" => {
+                    *plan
+                        .skipped
+                        .entry(planned.reason_code.to_string())
+                        .or_insert(0) += planned.events;
+                }
+                "PARKED" => {
+                    for field in &planned.missing_fields {
+                        *plan.parked.entry(field.clone()).or_insert(0) += planned.events;
+                    }
+                }
+                _ => {}
+            }
+            plan.plans.push(planned);
+        }
+        plan
+    }
+}
+
+/// Two counts side by side, for comparing rules: every key of either.
+pub fn side_by_side(
+    old: &BTreeMap<String, u64>,
+    new: &BTreeMap<String, u64>,
+) -> Vec<(String, u64, u64)> {
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .map(|k| {
+            (
+                k.clone(),
+                old.get(k).copied().unwrap_or(0),
+                new.get(k).copied().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Statuses in the order people read them, then any other.
+fn ordered(counts: &BTreeMap<String, u64>) -> Vec<(&str, u64)> {
+    let mut rows: Vec<(&str, u64)> = STATUSES
+        .iter()
+        .filter_map(|s| counts.get(*s).map(|c| (*s, *c)))
+        .collect();
+    rows.extend(
+        counts
+            .iter()
+            .filter(|(k, _)| !STATUSES.contains(&k.as_str()))
+            .map(|(k, c)| (k.as_str(), *c)),
+    );
+    rows
+}
+
+/// The counts as people read them: by status, then per rule.
+pub fn render_counts(plan: &Plan) -> String {
+    let mut out = String::new();
+    let mut table = Table::new(&["WOULD BE", "EVENTS", "RECORDS"]);
+    for (status, events) in ordered(&plan.by_status) {
+        let records = plan
+            .records_by_status
+            .get(status)
+            .map_or_else(|| "-".to_string(), u64::to_string);
+        table.row(vec![status.to_string(), events.to_string(), records]);
+    }
+    if table.is_empty() {
+        out.push_str("no events in the range\n");
+    } else {
+        out.push_str(&table.render());
+    }
+    section(&mut out, &["SKIPPED BY", "EVENTS"], &plan.skipped);
+    section(&mut out, &["PARKED, MISSING", "EVENTS"], &plan.parked);
+    section(
+        &mut out,
+        &["DEAD-LETTERED BY", "EVENTS"],
+        &plan.dead_lettered,
+    );
+    if !plan.problems.is_empty() {
+        let mut table = Table::new(&["PROBLEM", "FIELD", "PROPERTY", "EVENTS"]);
+        for p in &plan.problems {
+            table.row(vec![
+                p.code.clone(),
+                p.field.clone(),
+                p.property.clone().unwrap_or_else(|| "-".into()),
+                p.events.to_string(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table.render());
+    }
+    out
+}
+
+fn section(out: &mut String, headers: &[&str], counts: &BTreeMap<String, u64>) {
+    if counts.is_empty() {
+        return;
+    }
+    let mut rows: Vec<(&String, &u64)> = counts.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut table = Table::new(headers);
+    for (key, count) in rows {
+        table.row(vec![key.clone(), count.to_string()]);
+    }
+    out.push('\n');
+    out.push_str(&table.render());
+}
+
+/// Up to `limit` records with their changes: `property: HubSpot value -> planned value`.
+pub fn render_diffs(plan: &Plan, limit: usize) -> String {
+    let changed: Vec<&RecordPlan> = plan.changed().collect();
+    let mut out = String::new();
+    if changed.is_empty() || limit == 0 {
+        return out;
+    }
+    let shown = changed.len().min(limit);
+    let _ = writeln!(
+        out,
+        "changes ({shown} of {} records that would be created or updated):",
+        changed.len()
+    );
+    for record in changed.iter().take(limit) {
+        let what = match (record.status, &record.hubspot_id) {
+            ("CREATED", _) => "would create".to_string(),
+            (_, Some(id)) => format!("would update HubSpot {} {id}", record.object.to_lowercase()),
+            _ => "would update".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{}  {what} ({} event{})",
+            record.record,
+            record.events,
+            if record.events == 1 { "" } else { "s" }
+        );
+        for change in &record.changes {
+            let _ = writeln!(
+                out,
+                "    {}: {} -> {}{}",
+                change.property,
+                shown_value(change.hubspot.as_deref()),
+                shown_value(change.planned.as_deref()),
+                if change.create_only {
+                    "  (create only)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    out
+}
+
+fn shown_value(value: Option<&str>) -> String {
+    value.map_or_else(|| "(none)".to_string(), |v| format!("{v:?}"))
+}
+
+/// Old and new rules' counts side by side.
+pub fn render_comparison(old: &Plan, new: &Plan) -> String {
+    let mut out = String::new();
+    for (title, old_counts, new_counts) in [
+        ("WOULD BE", &old.by_status, &new.by_status),
+        ("SKIPPED BY", &old.skipped, &new.skipped),
+        ("PARKED, MISSING", &old.parked, &new.parked),
+        ("DEAD-LETTERED BY", &old.dead_lettered, &new.dead_lettered),
+    ] {
+        let rows = side_by_side(old_counts, new_counts);
+        if rows.is_empty() {
+            continue;
+        }
+        let mut table = Table::new(&[title, "OLD RULES", "CURRENT RULES", "CHANGE"]);
+        for (key, before, after) in rows {
+            let change = i128::from(after) - i128::from(before);
+            table.row(vec![
+                key,
+                before.to_string(),
+                after.to_string(),
+                if change > 0 {
+                    format!("+{change}")
+                } else {
+                    change.to_string()
+                },
+            ]);
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&table.render());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubsync_processors::catalog::{PropertyKind, PropertySpec};
+    use hubsync_schemas::{ChangeKind, examples};
+
+    fn rules() -> Rules {
+        let rules: Rules = toml::from_str(
+            r#"
+            [sync.contacts]
+            mandatory = ["email", "last_name"]
+            defaults = { lifecyclestage = "lead" }
+            [[sync.contacts.mapping]]
+            source = "first_name"
+            property = "firstname"
+            [[sync.contacts.mapping]]
+            source = "last_name"
+            property = "lastname"
+            [[sync.contacts.mapping]]
+            source = "job_title"
+            property = "jobtitle"
+            [[sync.contacts.mapping]]
+            source = "phone"
+            property = "phone"
+            fill_if_empty = true
+            [[sync.contacts.mapping]]
+            source = "stage"
+            property = "hs_lead_status"
+            [campaigns.cmp_off]
+            push_to_crm = false
+            "#,
+        )
+        .expect("rules parse");
+        assert_eq!(rules.validate(), []);
+        rules
+    }
+
+    fn catalog() -> PropertyCatalog {
+        let string = || PropertySpec::new(PropertyKind::String);
+        let c = HubSpotObjectType::Contact;
+        PropertyCatalog::new()
+            .with(c, "email", string())
+            .with(c, "firstname", string())
+            .with(c, "lastname", string())
+            .with(c, "jobtitle", string())
+            .with(c, "phone", string())
+            .with(c, "hubspot_owner_id", string())
+            .with(
+                c,
+                "hs_lead_status",
+                PropertySpec::new(PropertyKind::enumeration(["NEW", "OPEN"])),
+            )
+            .with(
+                c,
+                "lifecyclestage",
+                PropertySpec::new(PropertyKind::enumeration(["lead", "customer"])),
+            )
+    }
+
+    fn contact(id: &str, email: Option<&str>, time: i64) -> ContactChanged {
+        let mut event = examples::contact_changed();
+        event.event_id = format!("{id}-{time}");
+        event.event_time = time;
+        event.contact_id = id.into();
+        event.change = ChangeKind::Created;
+        event.email = email.map(Into::into);
+        event.first_name = None;
+        event.last_name = Some("Last".into());
+        event.job_title = None;
+        event.phone = None;
+        event.linkedin_url = None;
+        event.company_domain = None;
+        event.owner_user_id = None;
+        event.campaign_id = None;
+        event.fields.clear();
+        event.changed_fields.clear();
+        event
+    }
+
+    fn record(id: &str, properties: &[(&str, &str)]) -> Record {
+        Record {
+            id: id.into(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+                .collect(),
+            ..Record::default()
+        }
+    }
+
+    fn answered(planner: &Planner<'_>, found: &[(&str, Record)]) -> Current {
+        let mut lookups = Lookups::default();
+        planner.lookups(&mut lookups);
+        let mut current = Current::default();
+        for key in lookups.wanted.keys() {
+            let records = found
+                .iter()
+                .map(|(value, r)| (value.to_string(), r.clone()))
+                .collect();
+            current.found.insert(key.clone(), records);
+        }
+        current
+    }
+
+    #[test]
+    fn every_status_is_counted_per_event_and_per_rule() {
+        let rules = rules();
+        let catalog = catalog();
+        let mut planner = Planner::new(&rules, &catalog);
+        // Created: two events of one new contact, coalesced.
+        let mut new = contact("ct_new", Some("new@acme.io"), 10);
+        new.first_name = Some("Nia".into());
+        planner.contact(&new);
+        let mut later = contact("ct_new", Some("new@acme.io"), 20);
+        later.change = ChangeKind::Updated;
+        later.job_title = Some("CTO".into());
+        later.changed_fields = vec!["job_title".into()];
+        planner.contact(&later);
+        // Updated: an existing contact's job title changes.
+        let mut known = contact("ct_known", Some("known@acme.io"), 30);
+        known.change = ChangeKind::Updated;
+        known.job_title = Some("CTO".into());
+        known.changed_fields = vec!["job_title".into()];
+        planner.contact(&known);
+        // Unchanged: HubSpot already holds the value.
+        let mut same = contact("ct_same", Some("same@acme.io"), 31);
+        same.change = ChangeKind::Updated;
+        same.job_title = Some("CFO".into());
+        same.changed_fields = vec!["job_title".into()];
+        planner.contact(&same);
+        // Parked: no last name, not in HubSpot.
+        let mut parked = contact("ct_parked", Some("parked@acme.io"), 40);
+        parked.last_name = None;
+        planner.contact(&parked);
+        // Skipped by rules.
+        planner.contact(&contact("ct_none", None, 50));
+        let mut campaign = contact("ct_cmp", Some("cmp@acme.io"), 60);
+        campaign.campaign_id = Some("cmp_off".into());
+        planner.contact(&campaign);
+        // Dead-lettered: not an option.
+        let mut invalid = contact("ct_bad", Some("bad@acme.io"), 70);
+        invalid.fields.insert("stage".into(), Some("new".into()));
+        planner.contact(&invalid);
+        planner.undecodable("UNKNOWN_SCHEMA_ID");
+        assert_eq!(planner.events(), 9);
+
+        let current = answered(
+            &planner,
+            &[
+                ("known@acme.io", record("901", &[("jobtitle", "Engineer")])),
+                ("same@acme.io", record("902", &[("jobtitle", "CFO")])),
+            ],
+        );
+        let plan = planner.finish(&current);
+        let count = |s: &str| plan.by_status.get(s).copied().unwrap_or(0);
+        assert_eq!(count("CREATED"), 2, "{:?}", plan.by_status);
+        assert_eq!(count("UPDATED"), 1);
+        assert_eq!(count("UNCHANGED"), 1);
+        assert_eq!(count("PARKED"), 1);
+        assert_eq!(count("SKIPPED"), 2);
+        assert_eq!(count("DEAD_LETTERED"), 2);
+        assert_eq!(plan.records, 4);
+        assert_eq!(plan.records_by_status["CREATED"], 1);
+        assert_eq!(plan.skipped["NO_IDENTIFIER"], 1);
+        assert_eq!(plan.skipped["CAMPAIGN_PUSH_DISABLED"], 1);
+        assert_eq!(plan.parked["last_name"], 1);
+        assert_eq!(plan.dead_lettered["INVALID_OPTION"], 1);
+        assert_eq!(plan.dead_lettered["UNKNOWN_SCHEMA_ID"], 1);
+        assert_eq!(plan.problems[0].property.as_deref(), Some("hs_lead_status"));
+
+        let created = &plan.plans[0];
+        assert_eq!(created.record, "email:new@acme.io");
+        let names: Vec<(&str, bool)> = created
+            .changes
+            .iter()
+            .map(|c| (c.property.as_str(), c.create_only))
+            .collect();
+        assert!(names.contains(&("firstname", false)), "{names:?}");
+        assert!(names.contains(&("jobtitle", false)), "{names:?}");
+        assert!(names.contains(&("lifecyclestage", true)), "{names:?}");
+        let updated = &plan.plans[1];
+        assert_eq!(updated.hubspot_id.as_deref(), Some("901"));
+        assert_eq!(
+            updated.changes,
+            [Change {
+                property: "jobtitle".into(),
+                hubspot: Some("Engineer".into()),
+                planned: Some("CTO".into()),
+                create_only: false,
+            }]
+        );
+        let diffs = render_diffs(&plan, 20);
+        assert!(
+            diffs.contains("jobtitle: \"Engineer\" -> \"CTO\""),
+            "{diffs}"
+        );
+        assert!(
+            diffs.contains("email:new@acme.io  would create (2 events)"),
+            "{diffs}"
+        );
+        let counts = render_counts(&plan);
+        assert!(counts.contains("PARKED, MISSING"), "{counts}");
+    }
+
+    #[test]
+    fn the_newest_value_wins_and_fill_if_empty_keeps_what_hubspot_has() {
+        let rules = rules();
+        let catalog = catalog();
+        let mut planner = Planner::new(&rules, &catalog);
+        let mut newer = contact("ct_1", Some("ada@acme.io"), 20);
+        newer.job_title = Some("CTO".into());
+        newer.phone = Some("+1 555 0100".into());
+        let mut older = contact("ct_1", Some("ada@acme.io"), 10);
+        older.job_title = Some("Engineer".into());
+        planner.contact(&newer);
+        planner.contact(&older);
+        let current = answered(
+            &planner,
+            &[(
+                "ada@acme.io",
+                record("7", &[("phone", "+1 555 0199"), ("lastname", "Last")]),
+            )],
+        );
+        let plan = planner.finish(&current);
+        let record = &plan.plans[0];
+        assert_eq!(record.status, "UPDATED");
+        assert_eq!(record.events, 2);
+        let jobtitle = record
+            .changes
+            .iter()
+            .find(|c| c.property == "jobtitle")
+            .expect("jobtitle changes");
+        assert_eq!(
+            jobtitle.planned.as_deref(),
+            Some("CTO"),
+            "newest by event time"
+        );
+        assert!(
+            record.changes.iter().all(|c| c.property != "phone"),
+            "a fill-if-empty value never overwrites: {:?}",
+            record.changes
+        );
+    }
+
+    #[test]
+    fn a_company_its_domain_does_not_find_is_matched_by_name() {
+        let rules: Rules = toml::from_str(
+            r#"
+            [[sync.companies.mapping]]
+            source = "name"
+            property = "name"
+            [[sync.companies.mapping]]
+            source = "domain"
+            property = "domain"
+            "#,
+        )
+        .expect("rules parse");
+        assert!(rules.sync.companies.match_on_name);
+        let catalog = PropertyCatalog::new()
+            .with(
+                HubSpotObjectType::Company,
+                "name",
+                PropertySpec::new(PropertyKind::String),
+            )
+            .with(
+                HubSpotObjectType::Company,
+                "domain",
+                PropertySpec::new(PropertyKind::String),
+            );
+        let mut planner = Planner::new(&rules, &catalog);
+        let mut event = examples::company_changed();
+        event.change = ChangeKind::Created;
+        event.domain = Some("globex.example".into());
+        event.name = Some("Globex".into());
+        event.changed_fields.clear();
+        event.fields.clear();
+        planner.company(&event);
+        let mut first = Lookups::default();
+        planner.lookups(&mut first);
+        let mut current = Current::default();
+        for key in first.wanted.keys() {
+            assert_eq!(key.how, How::Search);
+            current.found.insert(key.clone(), Found::new());
+        }
+        let mut second = Lookups::default();
+        planner.name_lookups(&current, &mut second);
+        let (names, _) = &second.wanted[&name_key()];
+        assert_eq!(names, &["Globex".to_string()]);
+        current.found.insert(
+            name_key(),
+            Found::from([("globex".into(), record("55", &[("name", "Globex")]))]),
+        );
+        let plan = planner.finish(&current);
+        assert_eq!(plan.plans[0].status, "UPDATED", "{:?}", plan.plans[0]);
+        assert_eq!(plan.plans[0].hubspot_id.as_deref(), Some("55"));
+        assert_eq!(
+            plan.plans[0].changes,
+            [Change {
+                property: "domain".into(),
+                hubspot: None,
+                planned: Some("globex.example".into()),
+                create_only: false,
+            }]
+        );
+    }
+
+    #[test]
+    fn records_known_only_by_upstream_id_are_unresolved() {
+        let rules = rules();
+        let catalog = catalog();
+        let mut planner = Planner::new(&rules, &catalog);
+        let mut linkedin = contact("ct_li", None, 10);
+        linkedin.linkedin_url = Some("https://linkedin.com/in/x".into());
+        planner.contact(&linkedin);
+        let mut lookups = Lookups::default();
+        planner.lookups(&mut lookups);
+        assert!(lookups.wanted.is_empty());
+        let plan = planner.finish(&Current::default());
+        assert_eq!(plan.by_status[UNRESOLVED], 1);
+    }
+
+    #[test]
+    fn comparisons_list_every_key_of_either_side() {
+        let old = BTreeMap::from([("CREATED".to_string(), 3), ("PARKED".to_string(), 2)]);
+        let new = BTreeMap::from([("CREATED".to_string(), 5)]);
+        assert_eq!(
+            side_by_side(&old, &new),
+            [("CREATED".to_string(), 3, 5), ("PARKED".to_string(), 2, 0)]
+        );
+    }
+}

@@ -1,0 +1,462 @@
+//! What `hubsync trace` is asked about, and which records on each topic belong to it.
+//!
+//! The argument is an email, a company domain, a HubSpot id (digits) or any other id (an event
+//! id, or an upstream contact or company id); `email:`, `domain:`, `hubspot:` and `id:` say which
+//! when the shape is ambiguous. The identifiers grow as records are found: an event found by its
+//! email adds its contact id and event id, so the events that carry only the contact id, and the
+//! commands, outcomes and dead letters of those events, belong to the story too.
+//!
+//! ```text
+//! trace ada@acme.io
+//!   ContactChanged { event_id: "e1", contact_id: "ct_1", email: "Ada@Acme.io" }  -> matches; adds ct_1, e1
+//!   ContactChanged { event_id: "e2", contact_id: "ct_1", email: null }          -> matches by ct_1
+//!   SyncOutcome { event_id: "e2", hubspot_id: "901" }                           -> matches; adds 901
+//! ```
+
+use std::collections::BTreeSet;
+
+use hubsync_processors::normalize;
+use hubsync_schemas::{
+    ActivityRecorded, CompanyChanged, ContactChanged, DeadLetter, HubSpotCommand,
+    HubSpotObjectType, IdentityKind, SyncOutcome,
+};
+use serde::Serialize;
+
+/// The argument of `hubsync trace`, by what it looks like.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Asked {
+    /// A contact's email, normalised.
+    Email(String),
+    /// A company's domain, normalised.
+    Domain(String),
+    /// A HubSpot record id.
+    HubspotId(String),
+    /// An event id, or an upstream contact or company id.
+    Id(String),
+}
+
+impl Asked {
+    /// Reads the argument: `kind:value` when given, otherwise by its shape. `None` for an empty
+    /// argument or a value that is not what its kind says.
+    pub fn parse(input: &str) -> Option<Self> {
+        let input = input.trim();
+        if input.is_empty() {
+            return None;
+        }
+        if let Some((kind, value)) = input.split_once(':') {
+            let value = value.trim();
+            let asked = match kind.to_ascii_lowercase().as_str() {
+                "email" => normalize::email(value)
+                    .ok()
+                    .map(|e| Asked::Email(e.into_owned())),
+                "domain" => normalize::domain(value).map(|d| Asked::Domain(d.into_owned())),
+                "hubspot" | "hubspot_id" => (!value.is_empty()
+                    && value.chars().all(|c| c.is_ascii_digit()))
+                .then(|| Asked::HubspotId(value.to_string())),
+                "id" | "event" => (!value.is_empty()).then(|| Asked::Id(value.to_string())),
+                _ => None,
+            };
+            // `kind:value` with a kind of its own; anything else with a colon is an id.
+            if asked.is_some()
+                || ["email", "domain", "hubspot", "hubspot_id", "id", "event"]
+                    .contains(&kind.to_ascii_lowercase().as_str())
+            {
+                return asked;
+            }
+            return Some(Asked::Id(input.to_string()));
+        }
+        if input.contains('@') {
+            return normalize::email(input)
+                .ok()
+                .map(|e| Asked::Email(e.into_owned()));
+        }
+        if input.chars().all(|c| c.is_ascii_digit()) {
+            return Some(Asked::HubspotId(input.to_string()));
+        }
+        if looks_like_domain(input)
+            && let Some(domain) = normalize::domain(input)
+        {
+            return Some(Asked::Domain(domain.into_owned()));
+        }
+        Some(Asked::Id(input.to_string()))
+    }
+
+    /// `email:ada@acme.io`, `domain:acme.io`, `hubspot:901`, `id:ct_1`.
+    pub fn label(&self) -> String {
+        match self {
+            Asked::Email(v) => format!("email:{v}"),
+            Asked::Domain(v) => format!("domain:{v}"),
+            Asked::HubspotId(v) => format!("hubspot:{v}"),
+            Asked::Id(v) => format!("id:{v}"),
+        }
+    }
+}
+
+/// A dotted name whose last label is letters only (`acme.io`), not an id with dots in it.
+fn looks_like_domain(input: &str) -> bool {
+    !input.contains(char::is_whitespace)
+        && input.rsplit_once('.').is_some_and(|(head, tld)| {
+            !head.is_empty() && tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())
+        })
+}
+
+/// Everything known to identify the record being traced; grows as its records are found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Identifiers {
+    pub emails: BTreeSet<String>,
+    pub domains: BTreeSet<String>,
+    pub contact_ids: BTreeSet<String>,
+    pub company_ids: BTreeSet<String>,
+    pub event_ids: BTreeSet<String>,
+    /// HubSpot ids, with the object type when known (`contact:901`, `company:77`, or `901`).
+    pub hubspot_ids: BTreeSet<String>,
+    /// Ids of unknown kind as asked: an event id, or an upstream contact or company id.
+    pub ids: BTreeSet<String>,
+}
+
+impl Identifiers {
+    pub fn of(asked: &Asked) -> Self {
+        let mut ids = Identifiers::default();
+        match asked {
+            Asked::Email(v) => {
+                ids.emails.insert(v.clone());
+            }
+            Asked::Domain(v) => {
+                ids.domains.insert(v.clone());
+            }
+            Asked::HubspotId(v) => {
+                ids.hubspot_ids.insert(v.clone());
+            }
+            Asked::Id(v) => {
+                ids.ids.insert(v.clone());
+            }
+        }
+        ids
+    }
+
+    /// How many identifiers are known, to tell whether a pass found new ones.
+    pub fn len(&self) -> usize {
+        self.emails.len()
+            + self.domains.len()
+            + self.contact_ids.len()
+            + self.company_ids.len()
+            + self.event_ids.len()
+            + self.hubspot_ids.len()
+            + self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn event(&self, event_id: &str) -> bool {
+        self.event_ids.contains(event_id) || self.ids.contains(event_id)
+    }
+
+    fn contact_id(&self, id: &str) -> bool {
+        self.contact_ids.contains(id) || self.ids.contains(id)
+    }
+
+    fn company_id(&self, id: &str) -> bool {
+        self.company_ids.contains(id) || self.ids.contains(id)
+    }
+
+    fn email(&self, raw: Option<&str>) -> bool {
+        raw.and_then(|e| normalize::email(e).ok())
+            .is_some_and(|e| self.emails.contains(e.as_ref()))
+    }
+
+    fn domain(&self, raw: Option<&str>) -> bool {
+        raw.and_then(normalize::domain)
+            .is_some_and(|d| self.domains.contains(d.as_ref()))
+    }
+
+    /// Whether a HubSpot id of `object` is one being traced.
+    pub fn hubspot_id(&self, object: Option<HubSpotObjectType>, id: &str) -> bool {
+        self.hubspot_ids.contains(id)
+            || object.is_some_and(|o| self.hubspot_ids.contains(&hubspot_label(o, id)))
+    }
+
+    /// A contact event about the record; a match adds its event id, contact id and email.
+    pub fn take_contact(&mut self, event: &ContactChanged) -> bool {
+        let found = self.event(&event.event_id)
+            || self.contact_id(&event.contact_id)
+            || self.email(event.email.as_deref());
+        if found {
+            self.event_ids.insert(event.event_id.clone());
+            self.contact_ids.insert(event.contact_id.clone());
+            if let Some(Ok(email)) = event.email.as_deref().map(normalize::email) {
+                self.emails.insert(email.into_owned());
+            }
+        }
+        found
+    }
+
+    /// A company event about the record; a match adds its event id, company id and domain.
+    pub fn take_company(&mut self, event: &CompanyChanged) -> bool {
+        let found = self.event(&event.event_id)
+            || self.company_id(&event.company_id)
+            || self.domain(event.domain.as_deref())
+            || (event.domain.is_none() && self.domain(event.website.as_deref()));
+        if found {
+            self.event_ids.insert(event.event_id.clone());
+            self.company_ids.insert(event.company_id.clone());
+            let domain = event
+                .domain
+                .as_deref()
+                .and_then(normalize::domain)
+                .or_else(|| {
+                    event
+                        .website
+                        .as_deref()
+                        .and_then(normalize::domain_from_url)
+                });
+            if let Some(domain) = domain {
+                self.domains.insert(domain.into_owned());
+            }
+        }
+        found
+    }
+
+    /// An activity of the record (its contact, its company, or asked for by its event id).
+    /// Only an activity asked for by its event id adds its contact: an activity of a company
+    /// being traced does not make its contact part of the story.
+    pub fn take_activity(&mut self, event: &ActivityRecorded) -> bool {
+        let asked = self.event(&event.event_id);
+        let found = asked
+            || self.contact_id(&event.contact_id)
+            || self.email(event.contact_email.as_deref())
+            || event
+                .company_id
+                .as_deref()
+                .is_some_and(|id| self.company_id(id));
+        if found {
+            self.event_ids.insert(event.event_id.clone());
+        }
+        if asked {
+            self.contact_ids.insert(event.contact_id.clone());
+            if let Some(Ok(email)) = event.contact_email.as_deref().map(normalize::email) {
+                self.emails.insert(email.into_owned());
+            }
+        }
+        found
+    }
+
+    /// A command for one of the record's events or for its identity.
+    pub fn matches_command(&self, command: &HubSpotCommand) -> bool {
+        if self.event(&command.event_id) {
+            return true;
+        }
+        let value = command.identity.value.as_str();
+        match command.identity.kind {
+            IdentityKind::Email => self.email(Some(value)),
+            IdentityKind::Domain => self.domain(Some(value)),
+            IdentityKind::HubspotId => self.hubspot_id(Some(command.object_type), value),
+            IdentityKind::SourceId => match command.object_type {
+                HubSpotObjectType::Company => self.company_id(value),
+                _ => self.contact_id(value),
+            },
+            IdentityKind::UniqueProperty | IdentityKind::Unknown => false,
+        }
+    }
+
+    /// An outcome of one of the record's events, or naming its HubSpot id or its record.
+    pub fn matches_outcome(&self, outcome: &SyncOutcome) -> bool {
+        if self.event(&outcome.event_id) {
+            return true;
+        }
+        if let Some(id) = outcome.hubspot_id.as_deref()
+            && self.hubspot_id(outcome.hubspot_object_type, id)
+        {
+            return true;
+        }
+        let Some(record) = outcome.record.as_deref() else {
+            return false;
+        };
+        match outcome.hubspot_object_type {
+            Some(HubSpotObjectType::Company) => {
+                self.company_id(record) || (record.contains('.') && self.domain(Some(record)))
+            }
+            Some(HubSpotObjectType::Contact) => {
+                self.contact_id(record) || (record.contains('@') && self.email(Some(record)))
+            }
+            _ => false,
+        }
+    }
+
+    /// Adds the HubSpot id of an outcome about the record's contact or company.
+    pub fn take_outcome(&mut self, outcome: &SyncOutcome) {
+        if let (
+            Some(id),
+            Some(object @ (HubSpotObjectType::Contact | HubSpotObjectType::Company)),
+        ) = (outcome.hubspot_id.as_deref(), outcome.hubspot_object_type)
+        {
+            self.hubspot_ids.insert(hubspot_label(object, id));
+        }
+    }
+
+    /// Whether a source message's key (the upstream id) is the record's: how an undecodable
+    /// message is still placed in the story.
+    pub fn matches_key(&self, key: &str) -> bool {
+        self.contact_id(key) || self.company_id(key)
+    }
+
+    /// A dead letter of one of the record's events, or of a message keyed by its upstream id.
+    /// Its payload is not decoded here; the key is the source key (the upstream id).
+    pub fn matches_dead_letter(&self, letter: &DeadLetter) -> bool {
+        if letter.event_id.as_deref().is_some_and(|id| self.event(id)) {
+            return true;
+        }
+        letter
+            .original_key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .is_some_and(|key| self.matches_key(key))
+    }
+}
+
+/// `contact:901`: a HubSpot id with its object type.
+pub fn hubspot_label(object: HubSpotObjectType, id: &str) -> String {
+    format!("{}:{id}", object.as_str().to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubsync_schemas::{OutcomeStatus, examples};
+
+    #[test]
+    fn arguments_are_read_by_their_shape_or_their_kind() {
+        assert_eq!(
+            Asked::parse(" Ada@Acme.io "),
+            Some(Asked::Email("ada@acme.io".into()))
+        );
+        assert_eq!(
+            Asked::parse("www.Acme.io"),
+            Some(Asked::Domain("acme.io".into()))
+        );
+        assert_eq!(Asked::parse("901"), Some(Asked::HubspotId("901".into())));
+        assert_eq!(Asked::parse("ct_1"), Some(Asked::Id("ct_1".into())));
+        assert_eq!(
+            Asked::parse("6f1c2a4e-9b1d-4c52-8f0e-2a7d9c1e5b33"),
+            Some(Asked::Id("6f1c2a4e-9b1d-4c52-8f0e-2a7d9c1e5b33".into()))
+        );
+        assert_eq!(Asked::parse("id:901"), Some(Asked::Id("901".into())));
+        assert_eq!(
+            Asked::parse("hubspot:901"),
+            Some(Asked::HubspotId("901".into()))
+        );
+        assert_eq!(
+            Asked::parse("domain:ACME.io"),
+            Some(Asked::Domain("acme.io".into()))
+        );
+        assert_eq!(
+            Asked::parse("crm.contact.changes/0/41"),
+            Some(Asked::Id("crm.contact.changes/0/41".into())),
+            "a position stands in for the event id of an undecodable message"
+        );
+        assert_eq!(Asked::parse("hubspot:abc"), None);
+        assert_eq!(Asked::parse("email:nobody"), None);
+        assert_eq!(Asked::parse("  "), None);
+    }
+
+    fn contact(event_id: &str, contact_id: &str, email: Option<&str>) -> ContactChanged {
+        let mut event = examples::contact_changed();
+        event.event_id = event_id.into();
+        event.contact_id = contact_id.into();
+        event.email = email.map(Into::into);
+        event
+    }
+
+    #[test]
+    fn a_contact_found_by_email_brings_its_events_without_email() {
+        let mut ids = Identifiers::of(&Asked::Email("ada@acme.io".into()));
+        assert!(ids.take_contact(&contact("e1", "ct_1", Some(" Ada@Acme.io"))));
+        assert!(ids.take_contact(&contact("e2", "ct_1", None)));
+        assert!(!ids.take_contact(&contact("e3", "ct_2", Some("bob@acme.io"))));
+        assert_eq!(
+            ids.event_ids,
+            BTreeSet::from(["e1".to_string(), "e2".to_string()])
+        );
+        assert!(ids.contact_ids.contains("ct_1") && !ids.contact_ids.contains("ct_2"));
+    }
+
+    #[test]
+    fn an_event_id_brings_the_whole_record() {
+        let mut ids = Identifiers::of(&Asked::Id("e2".into()));
+        assert!(!ids.take_contact(&contact("e1", "ct_1", Some("ada@acme.io"))));
+        assert!(ids.take_contact(&contact("e2", "ct_1", Some("ada@acme.io"))));
+        // A second pass finds the earlier event by the contact id the first one taught.
+        assert!(ids.take_contact(&contact("e1", "ct_1", Some("ada@acme.io"))));
+    }
+
+    #[test]
+    fn companies_match_by_domain_or_website() {
+        let mut ids = Identifiers::of(&Asked::Domain("acme.io".into()));
+        let mut event = examples::company_changed();
+        event.domain = None;
+        event.website = Some("https://www.acme.io/about".into());
+        assert!(ids.take_company(&event));
+        assert!(ids.company_ids.contains(&event.company_id));
+        event.website = Some("https://globex.com".into());
+        event.company_id = "co_other".into();
+        event.event_id = "another event".into();
+        assert!(!ids.take_company(&event));
+    }
+
+    #[test]
+    fn commands_outcomes_and_dead_letters_match_by_event_identity_or_key() {
+        let mut ids = Identifiers::of(&Asked::Email("ada@acme.io".into()));
+        ids.take_contact(&contact("e1", "ct_1", Some("ada@acme.io")));
+
+        let mut command = examples::hubspot_command();
+        command.event_id = "other".into();
+        command.identity.kind = IdentityKind::Email;
+        command.identity.value = "ADA@acme.io".into();
+        assert!(ids.matches_command(&command));
+        command.identity.value = "bob@acme.io".into();
+        assert!(!ids.matches_command(&command));
+        command.event_id = "e1".into();
+        assert!(ids.matches_command(&command));
+
+        let mut outcome = examples::sync_outcome();
+        outcome.event_id = "e9".into();
+        outcome.status = OutcomeStatus::Created;
+        outcome.hubspot_object_type = Some(HubSpotObjectType::Contact);
+        outcome.record = Some("ada@acme.io".into());
+        outcome.hubspot_id = Some("901".into());
+        assert!(ids.matches_outcome(&outcome));
+        ids.take_outcome(&outcome);
+        assert!(ids.hubspot_id(Some(HubSpotObjectType::Contact), "901"));
+        assert!(!ids.hubspot_id(Some(HubSpotObjectType::Company), "901"));
+        outcome.record = Some("bob@acme.io".into());
+        assert!(ids.matches_outcome(&outcome), "by its HubSpot id");
+        outcome.hubspot_id = None;
+        assert!(!ids.matches_outcome(&outcome));
+
+        let mut letter = examples::dead_letter();
+        letter.event_id = None;
+        letter.original_key = Some(b"ct_1".to_vec());
+        assert!(ids.matches_dead_letter(&letter));
+        letter.original_key = Some(b"ct_2".to_vec());
+        assert!(!ids.matches_dead_letter(&letter));
+        letter.event_id = Some("e1".into());
+        assert!(ids.matches_dead_letter(&letter));
+    }
+
+    #[test]
+    fn an_activity_asked_for_brings_its_contact_and_no_other() {
+        let mut activity = examples::activity_recorded();
+        activity.event_id = "a1".into();
+        activity.contact_id = "ct_1".into();
+        let mut by_company = Identifiers::default();
+        by_company.company_ids.insert("co_1".into());
+        activity.company_id = Some("co_1".into());
+        assert!(by_company.take_activity(&activity));
+        assert!(by_company.contact_ids.is_empty());
+        let mut by_event = Identifiers::of(&Asked::Id("a1".into()));
+        assert!(by_event.take_activity(&activity));
+        assert!(by_event.contact_ids.contains("ct_1"));
+    }
+}
