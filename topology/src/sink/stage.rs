@@ -291,12 +291,18 @@ impl SinkStage {
     }
 }
 
+/// What a record spends in the sink at least (its whole linger when that is shorter), however
+/// long its first command took to arrive: time for the next records to join its batch.
+const MIN_HOLD: Duration = Duration::from_millis(250);
+
 /// When a command started waiting: when the process stage made it, so a command read from a
-/// backlog (after a restart, behind a replay) has waited already and is not held again. Never
-/// earlier than one linger ago, nor later than now when the clocks disagree.
+/// backlog (after a restart, behind a replay) has mostly waited already and is not held a whole
+/// linger again. It still gets [`MIN_HOLD`] here, and never more than its linger in all; a clock
+/// ahead of ours counts as now.
 fn waiting_since(processed_ms: i64, now_ms: i64, linger: Duration) -> std::time::Instant {
-    let linger_ms = i64::try_from(linger.as_millis()).unwrap_or(i64::MAX);
-    let age = u64::try_from((now_ms - processed_ms).clamp(0, linger_ms)).unwrap_or(0);
+    let credit = linger.saturating_sub(MIN_HOLD.min(linger));
+    let credit_ms = i64::try_from(credit.as_millis()).unwrap_or(i64::MAX);
+    let age = u64::try_from((now_ms - processed_ms).clamp(0, credit_ms)).unwrap_or(0);
     let now = std::time::Instant::now();
     now.checked_sub(Duration::from_millis(age)).unwrap_or(now)
 }
@@ -508,7 +514,16 @@ mod tests {
         assert!(waited >= Duration::from_secs(3) && waited < Duration::from_secs(4));
         let backlog = waiting_since(now_ms - 3_600_000, now_ms, linger);
         let waited = std::time::Instant::now().duration_since(backlog);
-        assert!(waited >= linger && waited < linger + Duration::from_secs(1));
+        assert!(
+            waited >= linger - MIN_HOLD && waited < linger,
+            "a backlog still gets its minimum hold: {waited:?}"
+        );
+        let short = Duration::from_millis(200);
+        let held = waiting_since(now_ms - 3_600_000, now_ms, short);
+        assert!(
+            held >= before,
+            "a linger shorter than the minimum hold is kept whole"
+        );
         let future = waiting_since(now_ms + 5_000, now_ms, linger);
         assert!(
             future >= before,
