@@ -34,6 +34,8 @@ enum Command {
     /// List, inspect and redrive dead letters.
     #[command(subcommand)]
     Dlq(cli::dlq::DlqCommand),
+    /// Process source records again with the current rules (a backfill), or the parked events.
+    Replay(cli::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Owners(command) => block_on(cli::owners::run(command)),
         Command::Logs(args) => block_on(cli::logs::run(args)),
         Command::Dlq(command) => block_on(cli::dlq::run(command)),
+        Command::Replay(args) => block_on(cli::replay::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,10 @@
 //! in `hubsync-processors`), and emit for each event a command for the sink, or its outcome when
 //! a rule decides it (skipped), or a dead letter when the record cannot be written as it is.
 //! Each event's offset is stored once what it produced is delivered.
+//!
+//! Records on the replay topic are handled as records of the topic they were copied from
+//! ([`crate::ops::replay`]): their commands go to the replay commands topic carrying the run, and
+//! their outcomes name the origin's position and say the run in `stage`.
 
 use std::sync::Arc;
 
@@ -27,6 +31,7 @@ use crate::config::Topics;
 use crate::emit::{Delivery, Emitter};
 use crate::kafka::{OffsetTracker, original};
 use crate::ops::redrive;
+use crate::ops::replay::{self, Mark, REPLAY_OF, REPLAY_RUN};
 use crate::outcomes::{self, EventRef, Failure, Verdict, now_ms};
 
 pub const STAGE: &str = "process";
@@ -61,6 +66,7 @@ impl ProcessStage {
         let topics = [
             self.topics.contact_changes.as_str(),
             self.topics.company_changes.as_str(),
+            self.topics.replay.as_str(),
         ];
         self.consumer.subscribe(&topics)?;
         self.health.set(STAGE, StageHealth::Running);
@@ -117,12 +123,34 @@ impl ProcessStage {
     async fn handle(&self, message: &BorrowedMessage<'_>) -> Vec<Delivery> {
         metrics::counter!("hubsync_process_events_total").increment(1);
         let bytes = message.payload().unwrap_or_default();
-        let event = if message.topic() == self.topics.contact_changes {
+        let replay = if message.topic() == self.topics.replay {
+            match replay::mark_of(message) {
+                Some(mark) => Some(mark),
+                None => {
+                    let failure = Failure::new(
+                        ErrorClass::Data,
+                        "REPLAY_UNMARKED",
+                        format!(
+                            "a record on {} without the {REPLAY_RUN} and {REPLAY_OF} headers; \
+                             records reach it through `hubsync replay`",
+                            message.topic()
+                        ),
+                    );
+                    return self.dead_letter(message, None, &failure).await;
+                }
+            }
+        } else {
+            None
+        };
+        // A replayed record is read as a record of the topic it was copied from.
+        let topic = replay.as_ref().map_or(message.topic(), |m| m.of.topic.as_str());
+        let source = origin(message, replay.as_ref());
+        let event = if topic == self.topics.contact_changes {
             self.codec
                 .decode_waiting::<ContactChanged>(bytes)
                 .await
                 .map(Event::Contact)
-        } else if message.topic() == self.topics.company_changes {
+        } else if topic == self.topics.company_changes {
             self.codec
                 .decode_waiting::<CompanyChanged>(bytes)
                 .await
@@ -131,7 +159,7 @@ impl ProcessStage {
             let failure = Failure::new(
                 ErrorClass::Config,
                 "UNEXPECTED_TOPIC",
-                format!("no rules read topic {}", message.topic()),
+                format!("no rules read topic {topic}"),
             );
             return self.dead_letter(message, None, &failure).await;
         };
@@ -141,13 +169,8 @@ impl ProcessStage {
                 // No event id can be read: the message's position stands in for it, so this
                 // input too ends in an outcome.
                 let failure = Failure::new(error.class(), error.code(), error.to_string());
-                let position = format!(
-                    "{}/{}/{}",
-                    message.topic(),
-                    message.partition(),
-                    message.offset()
-                );
-                let object = if message.topic() == self.topics.company_changes {
+                let position = format!("{}/{}/{}", source.topic, source.partition, source.offset);
+                let object = if topic == self.topics.company_changes {
                     HubSpotObjectType::Company
                 } else {
                     HubSpotObjectType::Contact
@@ -156,12 +179,10 @@ impl ProcessStage {
                     event_id: position.clone(),
                     correlation_id: position,
                     team_id: self.team_id.clone(),
-                    topic: message.topic().to_string(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    topic: source.topic.clone(),
+                    partition: source.partition,
+                    offset: source.offset,
+                    key: source.key.clone(),
                     event_time: message.timestamp().to_millis().unwrap_or_else(now_ms),
                     object_type: Some(object),
                     record: None,
@@ -170,14 +191,6 @@ impl ProcessStage {
                     .dead_letter_with_outcome(message, &undecoded, None, &failure)
                     .await;
             }
-        };
-        let source = SourcePosition {
-            topic: message.topic().to_string(),
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
         };
         let now = now_ms();
         let (decision, envelope, event_ref) = match &event {
@@ -216,8 +229,18 @@ impl ProcessStage {
             Decision::Write(draft) => {
                 let command = to_command(draft, envelope);
                 metrics::counter!("hubsync_process_commands_total").increment(1);
-                let carried = redrive::carried(redrive::redrive_of(message).as_deref());
-                match self.emitter.command_with_headers(&command, carried).await {
+                let redrive_of = redrive::redrive_of(message);
+                let sent = match &replay {
+                    Some(mark) => {
+                        let carried = replay::carried(redrive_of.as_deref(), mark);
+                        self.emitter.replay_command(&command, Some(carried)).await
+                    }
+                    None => {
+                        let carried = redrive::carried(redrive_of.as_deref());
+                        self.emitter.command_with_headers(&command, carried).await
+                    }
+                };
+                match sent {
                     Ok(delivery) => vec![delivery],
                     Err(error) => {
                         let failure =
@@ -237,7 +260,7 @@ impl ProcessStage {
                     outcomes::for_event(
                         &event_ref,
                         &Verdict::skipped(code.as_str(), reason),
-                        STAGE,
+                        &outcome_stage(message),
                         now,
                     ),
                     redrive::redrive_of(message),
@@ -287,7 +310,7 @@ impl ProcessStage {
             ),
         );
         let outcome = redrive::with_redrive(
-            outcomes::for_event(event, &verdict, STAGE, now_ms()),
+            outcomes::for_event(event, &verdict, &outcome_stage(message), now_ms()),
             redrive::redrive_of(message),
         );
         metrics::counter!("hubsync_outcomes_total", "stage" => STAGE, "status" => "DEAD_LETTERED")
@@ -317,6 +340,34 @@ impl ProcessStage {
             }
         }
     }
+}
+
+/// Where an event was first published: the message's own position, or for a replayed record
+/// its origin's.
+fn origin(message: &BorrowedMessage<'_>, replay: Option<&Mark>) -> SourcePosition {
+    let key = message
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned());
+    match replay {
+        Some(mark) => SourcePosition {
+            topic: mark.of.topic.clone(),
+            partition: mark.of.partition,
+            offset: mark.of.offset,
+            key,
+        },
+        None => SourcePosition {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key,
+        },
+    }
+}
+
+/// The `stage` of an outcome this stage records: `process`, or `process replay:{run}`.
+fn outcome_stage(message: &BorrowedMessage<'_>) -> String {
+    let run = replay::mark_of(message).map(|mark| mark.run);
+    replay::stage_label(STAGE, run.as_deref())
 }
 
 fn event_ref(

@@ -7,6 +7,7 @@ pub mod dev_broker;
 pub mod dlq;
 pub mod logs;
 pub mod owners;
+pub mod replay;
 pub mod run;
 pub mod sandbox;
 
