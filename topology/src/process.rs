@@ -143,7 +143,9 @@ impl ProcessStage {
             None
         };
         // A replayed record is read as a record of the topic it was copied from.
-        let topic = replay.as_ref().map_or(message.topic(), |m| m.of.topic.as_str());
+        let topic = replay
+            .as_ref()
+            .map_or(message.topic(), |m| m.of.topic.as_str());
         let source = origin(message, replay.as_ref());
         let event = if topic == self.topics.contact_changes {
             self.codec

@@ -255,9 +255,9 @@ fn requested(args: &ReplayArgs) -> Result<Option<Selection>, String> {
     };
     match (by_time, by_offsets) {
         (true, true) => Err("give --since/--until or --from-offsets/--to-offsets, not both".into()),
-        (false, false) => {
-            Err(format!("say which records of {topic} to replay: --since TIME or --from-offsets P:O,..."))
-        }
+        (false, false) => Err(format!(
+            "say which records of {topic} to replay: --since TIME or --from-offsets P:O,..."
+        )),
         (true, false) => match args.since {
             Some(since) => Ok(Some(Selection::Time {
                 topic,
@@ -535,7 +535,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -565,10 +565,7 @@ mod tests {
     #[test]
     fn a_selection_is_one_of_time_offsets_or_parked() {
         let time = parse("--topic t --since 2026-11-01 --until 2026-11-02").expect("valid");
-        assert!(matches!(
-            time,
-            Some(Selection::Time { until: Some(_), .. })
-        ));
+        assert!(matches!(time, Some(Selection::Time { until: Some(_), .. })));
         let offsets = parse("--topic t --from-offsets 0:5,1:7 --to-offsets 0:9").expect("valid");
         assert_eq!(
             offsets,
@@ -580,7 +577,11 @@ mod tests {
         );
         assert!(matches!(
             parse("--parked --since 7d").expect("valid"),
-            Some(Selection::Parked { topic: None, since: Some(_), .. })
+            Some(Selection::Parked {
+                topic: None,
+                since: Some(_),
+                ..
+            })
         ));
         assert_eq!(parse("--name mapping-v2").expect("a resume"), None);
     }
@@ -594,7 +595,10 @@ mod tests {
             ("--topic t --since 2h --from-offsets 0:1", "not both"),
             ("--topic t --until 2h", "--until needs --since"),
             ("--topic t --to-offsets 0:5", "needs --from-offsets"),
-            ("--topic t --from-offsets 0:5 --to-offsets 1:9", "partition 1"),
+            (
+                "--topic t --from-offsets 0:5 --to-offsets 1:9",
+                "partition 1",
+            ),
             ("--topic t --from-offsets 0:5 --to-offsets 0:4", "before"),
             ("--parked --from-offsets 0:1", "--parked"),
             ("--topic t --since 1h --until 2h", "after --until"),

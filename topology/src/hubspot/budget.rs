@@ -1196,10 +1196,12 @@ mod tests {
         });
         let held = backfill(budget.acquire(Endpoint::BatchUpsert)).await;
         assert_eq!(held.ticket().lane, Lane::Backfill);
-        let live =
-            tokio::time::timeout(Duration::from_secs(5), budget.acquire(Endpoint::BatchUpsert))
-                .await
-                .expect("a live request goes while a backfill one is in flight");
+        let live = tokio::time::timeout(
+            Duration::from_secs(5),
+            budget.acquire(Endpoint::BatchUpsert),
+        )
+        .await
+        .expect("a live request goes while a backfill one is in flight");
         let second = tokio::time::timeout(
             Duration::from_millis(50),
             backfill(budget.acquire(Endpoint::BatchUpsert)),

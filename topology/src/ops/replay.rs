@@ -94,7 +94,7 @@ pub enum ReplayError {
         of: String,
         topic: String,
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     #[error(transparent)]
     Scan(#[from] super::scan::ScanError),
@@ -353,7 +353,10 @@ mod tests {
                 ("trace".to_string(), "abc".to_string()),
                 ("empty".to_string(), String::new()),
                 (REPLAY_RUN.to_string(), "mapping-v2".to_string()),
-                (REPLAY_OF.to_string(), "crm.contact.changes/2/812".to_string()),
+                (
+                    REPLAY_OF.to_string(),
+                    "crm.contact.changes/2/812".to_string()
+                ),
             ]
         );
     }
@@ -369,7 +372,10 @@ mod tests {
             pairs(&headers),
             vec![
                 (REPLAY_RUN.to_string(), "mapping-v2".to_string()),
-                (REPLAY_OF.to_string(), "crm.contact.changes/2/812".to_string()),
+                (
+                    REPLAY_OF.to_string(),
+                    "crm.contact.changes/2/812".to_string()
+                ),
                 (REDRIVE_OF.to_string(), "hubsync.dlq/0/3".to_string()),
             ]
         );

@@ -7,8 +7,9 @@
 //! backoff; once it works the stage resumes where it stopped. Nothing is dead-lettered for it.
 //!
 //! Replayed commands ([`crate::ops::replay`]) arrive on their own topic and form a backfill
-//! lane: coalescers of their own (holding up to [`REPLAY_MAX_PENDING`] commands, so more of a
-//! record's history merges into one write, while live records keep their linger), batches of
+//! lane: coalescers of their own (holding up to [`REPLAY_MAX_PENDING`] commands for at least
+//! [`REPLAY_MIN_LINGER`], so more of a record's history merges into one write, while live
+//! records keep their linger), batches of
 //! their own (up to `max_in_flight`, beside the live ones), HubSpot calls in the budget's
 //! backfill lane, and processed-event keys `{run}:{event_id}`. When the lane holds its most, its
 //! topic's partitions are paused: live commands never queue behind replayed ones. A record is
@@ -44,6 +45,11 @@ pub const STAGE: &str = "sink";
 /// Replayed commands held at most (about 1.5 KiB each): the replay commands topic is paused
 /// beyond it and resumed below three quarters of it.
 pub const REPLAY_MAX_PENDING: usize = 100_000;
+
+/// The least a replayed record waits for more of its history before it is written (or the
+/// sink's linger, if longer): a replay has no one waiting on it, and every event of the record
+/// that arrives meanwhile rides along in the same write.
+pub const REPLAY_MIN_LINGER: Duration = Duration::from_secs(10);
 
 /// Live commands, or replayed ones (the backfill lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +97,11 @@ impl Pending {
         settings: &SinkSettings,
     ) -> &mut Coalescer {
         self.lane_mut(lane).entry(object).or_insert_with(|| {
-            let hold = match lane {
-                Lane::Live => settings.hold,
-                Lane::Replay => REPLAY_MAX_PENDING,
+            let (linger, hold) = match lane {
+                Lane::Live => (settings.linger, settings.hold),
+                Lane::Replay => (settings.linger.max(REPLAY_MIN_LINGER), REPLAY_MAX_PENDING),
             };
-            Coalescer::new(settings.linger, settings.batch_size, hold)
+            Coalescer::new(linger, settings.batch_size, hold)
         })
     }
 
@@ -241,7 +247,11 @@ impl SinkStage {
                 let room = replay_pending < REPLAY_MAX_PENDING / 4 * 3;
                 if (full && !replay_paused) || (room && replay_paused) {
                     replay_paused = full;
-                    debug!(replay_pending, paused = full, "replay commands topic paused or resumed");
+                    debug!(
+                        replay_pending,
+                        paused = full,
+                        "replay commands topic paused or resumed"
+                    );
                     self.pause_topic(replay_topic, full);
                 }
             }

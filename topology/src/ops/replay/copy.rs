@@ -322,7 +322,7 @@ impl Copier<'_> {
                     return Err(ReplayError::Publish {
                         of: of.to_string(),
                         topic: topic.to_string(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }
@@ -342,7 +342,7 @@ impl Copier<'_> {
             return Err(ReplayError::Publish {
                 of: of.to_string(),
                 topic,
-                source: failed,
+                source: Box::new(failed),
             });
         }
         for (index, next) in chunk.next {
@@ -430,7 +430,10 @@ impl<'a> SpanReader<'a> {
                 continue;
             }
             let stamped = message.timestamp().to_millis();
-            if stamped.zip(self.until).is_some_and(|(at, until)| at > until) {
+            if stamped
+                .zip(self.until)
+                .is_some_and(|(at, until)| at > until)
+            {
                 self.close(&key, index, true);
                 continue;
             }

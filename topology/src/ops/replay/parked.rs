@@ -106,7 +106,12 @@ mod tests {
         latest.add(&outcome("e-2", OutcomeStatus::Created, contacts, 9));
         latest.add(&outcome("e-3", OutcomeStatus::Created, contacts, 11));
         latest.add(&outcome("e-3", OutcomeStatus::Parked, contacts, 11));
-        latest.add(&outcome("e-4", OutcomeStatus::Parked, "crm.company.changes", 2));
+        latest.add(&outcome(
+            "e-4",
+            OutcomeStatus::Parked,
+            "crm.company.changes",
+            2,
+        ));
         assert_eq!((latest.read, latest.events()), (6, 4));
         let offsets: Vec<i64> = latest
             .parked(&[contacts])
@@ -114,9 +119,6 @@ mod tests {
             .map(|p| p.offset)
             .collect();
         assert_eq!(offsets, [7, 11]);
-        assert_eq!(
-            latest.parked(&[contacts, "crm.company.changes"]).len(),
-            3
-        );
+        assert_eq!(latest.parked(&[contacts, "crm.company.changes"]).len(), 3);
     }
 }

@@ -279,8 +279,13 @@ pub async fn by_time(
             (Ok(()), Offset::Offset(offset)) => Some(offset),
             (Ok(()), Offset::End) => None,
             (result, offset) => {
-                debug!(topic, partition = element.partition(), ?result, ?offset,
-                    "no offset for the time; reading the partition from its start");
+                debug!(
+                    topic,
+                    partition = element.partition(),
+                    ?result,
+                    ?offset,
+                    "no offset for the time; reading the partition from its start"
+                );
                 Some(i64::MIN)
             }
         };
