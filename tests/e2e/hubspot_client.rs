@@ -48,6 +48,7 @@ fn settings(setup: &Setup) -> ClientSettings {
             max_in_flight: 8,
             margin: BudgetLimits::DEFAULT_MARGIN,
             utc_offset_ms: 0,
+            backfill_share: 0.3,
         },
         retry: RetryParams {
             base: Duration::from_millis(10),

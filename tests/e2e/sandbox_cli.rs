@@ -76,7 +76,7 @@ async fn sandbox_answers_on_the_printed_endpoints_and_stops_on_sigterm() {
         .json()
         .await
         .expect("subject list");
-    for topic in hubsync_sandbox::broker::DEFAULT_TOPICS {
+    for topic in hubsync_schemas::SchemaKind::ALL.map(|kind| kind.default_topic()) {
         assert!(
             subjects.contains(&format!("{topic}-value")),
             "{topic}-value missing from {subjects:?}"

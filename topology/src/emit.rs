@@ -91,6 +91,28 @@ impl Emitter {
         .await
     }
 
+    /// A command made from a replayed record, to the replay commands topic (the sink's backfill
+    /// lane), keyed and encoded like [`Emitter::command`].
+    pub async fn replay_command(
+        &self,
+        command: &HubSpotCommand,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<Delivery, EncodeError> {
+        let key = format!(
+            "{}:{}",
+            command.object_type.as_str(),
+            command.identity.value
+        );
+        self.send(
+            &self.commands,
+            &self.topics.replay_commands,
+            Some(key.into_bytes()),
+            command,
+            headers,
+        )
+        .await
+    }
+
     /// An outcome, keyed by the source event's key.
     pub async fn outcome(&self, outcome: &SyncOutcome) -> Result<Delivery, EncodeError> {
         let key = outcome.source_key.clone().map(String::into_bytes);

@@ -39,6 +39,8 @@ enum Command {
     Trace(cli::trace::TraceArgs),
     /// Dry-run the current rules over a range of events against HubSpot, writing nothing.
     Plan(cli::plan::PlanArgs),
+    /// Process source records again with the current rules (a backfill), or the parked events.
+    Replay(cli::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Dlq(command) => block_on(cli::dlq::run(command)),
         Command::Trace(args) => block_on(cli::trace::run(args)),
         Command::Plan(args) => block_on(cli::plan::run(args)),
+        Command::Replay(args) => block_on(cli::replay::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -161,10 +161,11 @@ impl Pipeline {
                 settings: sink_settings(config, max_in_flight),
             };
             let topic = config.topics.commands.clone();
+            let replay_topic = config.topics.replay_commands.clone();
             let stopping = stopping.clone();
             tasks.push((
                 sink::STAGE,
-                tokio::spawn(async move { Ok(stage.run(&topic, stopping).await?) }),
+                tokio::spawn(async move { Ok(stage.run(&topic, &replay_topic, stopping).await?) }),
             ));
         }
         info!(portal = account.portal_id, ?stages, "pipeline started");

@@ -9,6 +9,10 @@
 //! (`hubsync_processors::command::Envelope::for_deal`). Both are keyed by the activity's contact,
 //! like the contact's own commands. The owner directory for `users.auto_map_by_email` is read
 //! from HubSpot once at start ([`owner_directory`]).
+//!
+//! Records on the replay topic are handled as records of the topic they were copied from
+//! ([`crate::ops::replay`]): their commands go to the replay commands topic carrying the run, and
+//! their outcomes name the origin's position and say the run in `stage`.
 
 use std::sync::Arc;
 
@@ -37,6 +41,7 @@ use crate::emit::{Delivery, Emitter};
 use crate::hubspot::HubSpotClient;
 use crate::kafka::{OffsetTracker, original};
 use crate::ops::redrive;
+use crate::ops::replay::{self, Mark, REPLAY_OF, REPLAY_RUN};
 use crate::outcomes::{self, EventRef, Failure, Verdict, now_ms};
 
 pub const STAGE: &str = "process";
@@ -111,6 +116,7 @@ impl ProcessStage {
             self.topics.contact_changes.as_str(),
             self.topics.company_changes.as_str(),
             self.topics.activity_events.as_str(),
+            self.topics.replay.as_str(),
         ];
         self.consumer.subscribe(&topics)?;
         self.health.set(STAGE, StageHealth::Running);
@@ -167,17 +173,41 @@ impl ProcessStage {
     async fn handle(&self, message: &BorrowedMessage<'_>) -> Vec<Delivery> {
         metrics::counter!("hubsync_process_events_total").increment(1);
         let bytes = message.payload().unwrap_or_default();
-        let event = if message.topic() == self.topics.contact_changes {
+        let replay = if message.topic() == self.topics.replay {
+            match replay::mark_of(message) {
+                Some(mark) => Some(mark),
+                None => {
+                    let failure = Failure::new(
+                        ErrorClass::Data,
+                        "REPLAY_UNMARKED",
+                        format!(
+                            "a record on {} without the {REPLAY_RUN} and {REPLAY_OF} headers; \
+                             records reach it through `hubsync replay`",
+                            message.topic()
+                        ),
+                    );
+                    return self.dead_letter(message, None, &failure).await;
+                }
+            }
+        } else {
+            None
+        };
+        // A replayed record is read as a record of the topic it was copied from.
+        let topic = replay
+            .as_ref()
+            .map_or(message.topic(), |m| m.of.topic.as_str());
+        let source = origin(message, replay.as_ref());
+        let event = if topic == self.topics.contact_changes {
             self.codec
                 .decode_waiting::<ContactChanged>(bytes)
                 .await
                 .map(Event::Contact)
-        } else if message.topic() == self.topics.company_changes {
+        } else if topic == self.topics.company_changes {
             self.codec
                 .decode_waiting::<CompanyChanged>(bytes)
                 .await
                 .map(Event::Company)
-        } else if message.topic() == self.topics.activity_events {
+        } else if topic == self.topics.activity_events {
             self.codec
                 .decode_waiting::<ActivityRecorded>(bytes)
                 .await
@@ -186,7 +216,7 @@ impl ProcessStage {
             let failure = Failure::new(
                 ErrorClass::Config,
                 "UNEXPECTED_TOPIC",
-                format!("no rules read topic {}", message.topic()),
+                format!("no rules read topic {topic}"),
             );
             return self.dead_letter(message, None, &failure).await;
         };
@@ -196,15 +226,10 @@ impl ProcessStage {
                 // No event id can be read: the message's position stands in for it, so this
                 // input too ends in an outcome.
                 let failure = Failure::new(error.class(), error.code(), error.to_string());
-                let position = format!(
-                    "{}/{}/{}",
-                    message.topic(),
-                    message.partition(),
-                    message.offset()
-                );
-                let object = if message.topic() == self.topics.company_changes {
+                let position = format!("{}/{}/{}", source.topic, source.partition, source.offset);
+                let object = if topic == self.topics.company_changes {
                     Some(HubSpotObjectType::Company)
-                } else if message.topic() == self.topics.activity_events {
+                } else if topic == self.topics.activity_events {
                     // The activity's type, and so its object, is in the bytes that did not decode.
                     None
                 } else {
@@ -214,12 +239,10 @@ impl ProcessStage {
                     event_id: position.clone(),
                     correlation_id: position,
                     team_id: self.team_id.clone(),
-                    topic: message.topic().to_string(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    topic: source.topic.clone(),
+                    partition: source.partition,
+                    offset: source.offset,
+                    key: source.key.clone(),
                     event_time: message.timestamp().to_millis().unwrap_or_else(now_ms),
                     object_type: object,
                     record: None,
@@ -228,14 +251,6 @@ impl ProcessStage {
                     .dead_letter_with_outcome(message, &undecoded, None, &failure)
                     .await;
             }
-        };
-        let source = SourcePosition {
-            topic: message.topic().to_string(),
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
         };
         let now = now_ms();
         let (decided, event_ref) = match &event {
@@ -294,11 +309,17 @@ impl ProcessStage {
                 let redriven = redrive::redrive_of(message);
                 for command in &commands {
                     metrics::counter!("hubsync_process_commands_total").increment(1);
-                    match self
-                        .emitter
-                        .command_with_headers(command, redrive::carried(redriven.as_deref()))
-                        .await
-                    {
+                    let sent = match &replay {
+                        Some(mark) => {
+                            let carried = replay::carried(redriven.as_deref(), mark);
+                            self.emitter.replay_command(command, Some(carried)).await
+                        }
+                        None => {
+                            let carried = redrive::carried(redriven.as_deref());
+                            self.emitter.command_with_headers(command, carried).await
+                        }
+                    };
+                    match sent {
                         Ok(delivery) => deliveries.push(delivery),
                         Err(error) => {
                             let failure = Failure::new(
@@ -326,7 +347,7 @@ impl ProcessStage {
                     outcomes::for_event(
                         &event_ref,
                         &Verdict::skipped(code.as_str(), reason),
-                        STAGE,
+                        &outcome_stage(message),
                         now,
                     ),
                     redrive::redrive_of(message),
@@ -376,7 +397,7 @@ impl ProcessStage {
             ),
         );
         let outcome = redrive::with_redrive(
-            outcomes::for_event(event, &verdict, STAGE, now_ms()),
+            outcomes::for_event(event, &verdict, &outcome_stage(message), now_ms()),
             redrive::redrive_of(message),
         );
         metrics::counter!("hubsync_outcomes_total", "stage" => STAGE, "status" => "DEAD_LETTERED")
@@ -431,6 +452,34 @@ fn activity_written(decision: ActivityDecision, envelope: Envelope) -> Decided {
         ActivityDecision::Skip { code, reason } => Decided::Skip { code, reason },
         ActivityDecision::Invalid { problems } => Decided::Invalid { problems },
     }
+}
+
+/// Where an event was first published: the message's own position, or for a replayed record
+/// its origin's.
+fn origin(message: &BorrowedMessage<'_>, replay: Option<&Mark>) -> SourcePosition {
+    let key = message
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned());
+    match replay {
+        Some(mark) => SourcePosition {
+            topic: mark.of.topic.clone(),
+            partition: mark.of.partition,
+            offset: mark.of.offset,
+            key,
+        },
+        None => SourcePosition {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key,
+        },
+    }
+}
+
+/// The `stage` of an outcome this stage records: `process`, or `process replay:{run}`.
+fn outcome_stage(message: &BorrowedMessage<'_>) -> String {
+    let run = replay::mark_of(message).map(|mark| mark.run);
+    replay::stage_label(STAGE, run.as_deref())
 }
 
 fn event_ref(

@@ -51,7 +51,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 /// hubsync's default topic names; every deployment can rename them.
-pub const DEFAULT_TOPICS: [&str; 7] = [
+pub const DEFAULT_TOPICS: [&str; 9] = [
     "crm.contact.changes",
     "crm.company.changes",
     "crm.activity.events",
@@ -59,6 +59,8 @@ pub const DEFAULT_TOPICS: [&str; 7] = [
     "hubsync.outcomes",
     "hubsync.dlq",
     "crm.hubspot.changes",
+    "hubsync.replay",
+    "hubsync.replay.commands",
 ];
 
 /// Partitions of a topic created without saying how many.

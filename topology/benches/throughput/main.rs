@@ -3,7 +3,7 @@
 //! ```text
 //! make bench                     # = cargo bench --locked -p hubsync --bench throughput
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
-//! cargo bench -p hubsync --bench throughput -- --only sink      # processors | sink | repeats | activities
+//! cargo bench -p hubsync --bench throughput -- --only sink      # processors | sink | repeats | activities | replay
 //! cargo bench -p hubsync --bench throughput -- --sink-records 100000
 //! cargo bench -p hubsync --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
 //! ```
@@ -19,13 +19,17 @@
 //!    250 ms linger instead of the default 10 s.
 //! 4. **Activities**: HubSpot calls per 1,000 activity events of a sales team's mix, created with
 //!    their contact links inline.
+//! 5. **Replay beside live traffic**: a history of 100,000 contact events over 10,000 contacts
+//!    (10,000 over 1,000 with `--quick`) replayed while 200 new contacts a second arrive live:
+//!    the replay's write calls, records and wall time, each lane's share of the budget, and the
+//!    live events' latency with and without the replay.
 //!
 //! # Layout
 //! - `events`: generated contacts and their events; the sandbox config's rules and catalog.
 //! - `world`: broker, schema registry and HubSpot sandbox in this process, recording every
 //!   HubSpot request; reading outcomes back.
-//! - `processors`, `sink`, `repeats`, `activities`: one figure each; `process_stage`: the process stage with
-//!   Kafka, for comparison with the sink.
+//! - `processors`, `sink`, `repeats`, `activities`, `replay`: one figure each; `process_stage`:
+//!   the process stage with Kafka, for comparison with the sink.
 //! - `cpu`: CPU time and load from `/proc`.
 //! - `report`: medians and the table.
 
@@ -35,6 +39,7 @@ mod events;
 mod process_stage;
 mod processors;
 mod repeats;
+mod replay;
 mod report;
 mod sink;
 mod world;
@@ -55,6 +60,7 @@ struct Options {
     sink: bool,
     repeats: bool,
     activities: bool,
+    replay: bool,
 }
 
 impl Options {
@@ -66,9 +72,9 @@ impl Options {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str);
         if let Some(only) = only
-            && !["processors", "sink", "repeats", "activities"].contains(&only)
+            && !["processors", "sink", "repeats", "activities", "replay"].contains(&only)
         {
-            eprintln!("--only takes processors, sink, repeats or activities, not {only:?}");
+            eprintln!("--only takes processors, sink, repeats, activities or replay, not {only:?}");
             std::process::exit(2);
         }
         let wanted = |name: &str| only.is_none_or(|o| o == name);
@@ -103,6 +109,7 @@ impl Options {
             sink: wanted("sink"),
             repeats: wanted("repeats"),
             activities: wanted("activities"),
+            replay: wanted("replay"),
         }
     }
 }
@@ -267,6 +274,24 @@ fn main() {
             "<= 11",
             Verdict::at_most(figures.calls_per_1000(), 11.0),
         ));
+    }
+
+    if options.replay {
+        let params = replay::Params {
+            events: if options.quick { 10_000 } else { 100_000 },
+            live_rate: 200,
+            live_alone: Duration::from_secs(if options.quick { 10 } else { 20 }),
+            live_with_replay: Duration::from_secs(if options.quick { 30 } else { 45 }),
+            linger: Duration::from_secs(1),
+            kafka: options.kafka.clone(),
+        };
+        eprintln!(
+            "[5] replay of {} events beside {} live events/s ...",
+            params.events, params.live_rate
+        );
+        let figures = runtime.block_on(replay::measure(params));
+        print_replay(&figures);
+        rows.extend(replay_rows(&figures));
     }
 
     println!();
@@ -656,4 +681,120 @@ fn repeat_rows(label: &str, headline: bool, f: &repeats::Figures) -> Vec<Row> {
     } else {
         vec![Row::info(name, value)]
     }
+}
+
+fn print_replay(f: &replay::Figures) {
+    println!("### 4. replay beside live traffic");
+    println!(
+        "history: {} contact events over {} contacts in random order on crm.contact.changes (16 \
+         partitions), never seen live; live: {} new contacts/s; both stages run; HubSpot \
+         Professional (190 requests/10 s); sink linger {} ms (replayed records wait at least \
+         {} s); backfill_share 0.3",
+        thousands(f.params.events as f64),
+        thousands(f.contacts as f64),
+        f.params.live_rate,
+        f.params.linger.as_millis(),
+        hubsync::sink::stage::REPLAY_MIN_LINGER.as_secs()
+    );
+    println!(
+        "copy to hubsync.replay: {} records ({} distinct keys) in {:.1} s",
+        thousands(f.copy.copied as f64),
+        thousands(f.copy.distinct_keys as f64),
+        f.copy_took.as_secs_f64()
+    );
+    println!(
+        "replay: wall time {:.1} s from its start to its last outcome; outcomes: {}; contacts \
+         of the history in HubSpot: {}",
+        f.replay_wall.as_secs_f64(),
+        replay::statuses(&f.replay_outcomes),
+        thousands(f.replay_records as f64)
+    );
+    println!(
+        "HubSpot calls while it ran: replay lane {} ({:.1} per 1,000 replayed events; floor {}), \
+         live lane {}; write calls {} carrying {} inputs ({:.1} per call); 429s {}",
+        f.replay_calls,
+        f.replay_calls_per_1000(),
+        f.floor_calls(),
+        f.live_calls,
+        f.write_calls,
+        f.write_inputs,
+        f.write_inputs as f64 / f.write_calls.max(1) as f64,
+        f.rate_limited
+    );
+    println!(
+        "share of the 10 s budget over {:.1} s: replay {:.3}, live {:.3}; waited for the budget: \
+         replay {:.1} s, live {:.1} s in all",
+        f.budget_window.as_secs_f64(),
+        f.share(f.replay_calls),
+        f.share(f.live_calls),
+        f.replay_waited.as_secs_f64(),
+        f.live_waited.as_secs_f64()
+    );
+    for (label, latency) in [
+        ("live alone", &f.alone),
+        ("live beside the replay", &f.beside_replay),
+    ] {
+        println!(
+            "{label}: {} events, event to outcome p50 {} ms, p99 {} ms, max {} ms",
+            latency.events, latency.p50, latency.p99, latency.max
+        );
+    }
+    println!();
+}
+
+fn replay_rows(f: &replay::Figures) -> Vec<Row> {
+    vec![
+        Row::new(
+            "5 replay HubSpot calls per 1,000 events, 10 events per contact",
+            format!(
+                "{:.2} ({} calls for {} events over {} contacts; floor {})",
+                f.replay_calls_per_1000(),
+                f.replay_calls,
+                thousands(f.params.events as f64),
+                thousands(f.contacts as f64),
+                f.floor_calls()
+            ),
+            "<= 2 (floor 1)",
+            Verdict::at_most(f.replay_calls_per_1000(), 2.0),
+        ),
+        Row::new(
+            "5 replayed events written / all replayed",
+            format!(
+                "{} / {} ({} contacts in HubSpot)",
+                thousands(
+                    f.replay_outcomes
+                        .iter()
+                        .filter(|(s, _)| ["CREATED", "UPDATED"].contains(s))
+                        .map(|(_, n)| *n as f64)
+                        .sum()
+                ),
+                thousands(f.params.events as f64),
+                thousands(f.replay_records as f64)
+            ),
+            "all",
+            if replay::all_written(f) && f.replay_records == f.contacts {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+        ),
+        Row::info(
+            "5   replay wall time, share of the budget replay / live",
+            format!(
+                "{:.1} s, {:.3} / {:.3}",
+                f.replay_wall.as_secs_f64(),
+                f.share(f.replay_calls),
+                f.share(f.live_calls)
+            ),
+        ),
+        Row::new(
+            "5 live p99 latency beside the replay / alone",
+            format!(
+                "{} / {} ms (p50 {} / {} ms)",
+                f.beside_replay.p99, f.alone.p99, f.beside_replay.p50, f.alone.p50
+            ),
+            "<= 1.5 x",
+            Verdict::at_most(f.beside_replay.p99 as f64, 1.5 * f.alone.p99.max(1) as f64),
+        ),
+    ]
 }

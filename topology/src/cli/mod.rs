@@ -8,6 +8,7 @@ pub mod dlq;
 pub mod logs;
 pub mod owners;
 pub mod plan;
+pub mod replay;
 pub mod run;
 pub mod sandbox;
 pub mod trace;

@@ -89,7 +89,8 @@ impl Sandbox {
     /// topic's value subject.
     pub async fn start(args: &SandboxArgs) -> anyhow::Result<Self> {
         let mut broker_config = BrokerConfig::new(args.brokers);
-        for (topic, _) in TOPIC_SCHEMAS {
+        // Every topic; the replay topics carry no schema of their own.
+        for topic in hubsync_sandbox::broker::DEFAULT_TOPICS {
             broker_config = broker_config.with_topic(TopicSpec::new(topic, args.partitions));
         }
         let broker = DevBroker::start(broker_config)
@@ -223,7 +224,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     ));
     guide.push_str(&format!("  hubspot token        {}\n", sandbox.token));
     guide.push_str("topics: ");
-    guide.push_str(&TOPIC_SCHEMAS.map(|(t, _)| t).join(", "));
+    guide.push_str(&hubsync_sandbox::broker::DEFAULT_TOPICS.join(", "));
     guide.push('\n');
     match &args.write_config {
         Some(path) => guide.push_str(&format!("configuration written to {}\n", path.display())),

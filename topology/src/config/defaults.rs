@@ -86,6 +86,8 @@ impl Default for Topics {
             outcomes: "hubsync.outcomes".to_owned(),
             dlq: "hubsync.dlq".to_owned(),
             hubspot_changes: "crm.hubspot.changes".to_owned(),
+            replay: "hubsync.replay".to_owned(),
+            replay_commands: "hubsync.replay.commands".to_owned(),
         }
     }
 }

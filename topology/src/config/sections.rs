@@ -170,11 +170,16 @@ pub struct Topics {
     pub outcomes: String,
     pub dlq: String,
     pub hubspot_changes: String,
+    /// Source records copied by `hubsync replay`, each marked with its run and origin; read by
+    /// the process stage like the source topics.
+    pub replay: String,
+    /// Commands made from replayed records: the sink's backfill lane, apart from live commands.
+    pub replay_commands: String,
 }
 
 impl Topics {
     /// Each topic with its key in `[topics]`.
-    pub fn all(&self) -> [(&'static str, &str); 7] {
+    pub fn all(&self) -> [(&'static str, &str); 9] {
         [
             ("contact_changes", &self.contact_changes),
             ("company_changes", &self.company_changes),
@@ -183,6 +188,8 @@ impl Topics {
             ("outcomes", &self.outcomes),
             ("dlq", &self.dlq),
             ("hubspot_changes", &self.hubspot_changes),
+            ("replay", &self.replay),
+            ("replay_commands", &self.replay_commands),
         ]
     }
 }

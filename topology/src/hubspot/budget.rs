@@ -13,6 +13,12 @@
 //! - Search: its own per-second window; its answers carry no headers.
 //! - At most `max_in_flight` requests at once (a semaphore, taken before a window slot so that
 //!   a send follows its slot at once).
+//! - The backfill lane: requests made inside [`backfill`] (the sink writing replayed events)
+//!   share the ten-second window with live requests but give way to them. Within
+//!   `backfill_share` of the window they are granted whatever live work waits; beyond it only
+//!   while no live request waits and the window keeps room for live work to send as much again
+//!   as it did in the last window (plus a twentieth of the limit). Live requests never queue
+//!   behind backfill ones, and the backfill lane has its own `max_in_flight` places.
 //!
 //! The accounting ([`Ledger`]) is pure, taking the time as an argument; [`RequestBudget`] wraps
 //! it with a [`Clock`] and a [`Sleeper`] that tests replace.
@@ -20,10 +26,15 @@
 //! ```text
 //! limit 3 per 10 s, margin 100 ms; sends at 0, 1000, 2000 ms
 //! try_acquire(at 5000 ms) -> wait 5100 ms    (the send at 0 leaves the window at 10100 ms)
+//!
+//! limit 20, backfill_share 0.3, 4 live sends in the window, none waiting:
+//! backfill may send while the window holds fewer than 20 - (4 + 1) = 15 entries;
+//! with a live request waiting, only while it holds fewer than 6 backfill sends
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,6 +48,8 @@ use super::{Endpoint, RateLimitPolicy};
 const DEFAULT_WINDOW_MS: i64 = 10_000;
 const SEARCH_WINDOW_MS: i64 = 1_000;
 const DAY_MS: i64 = 86_400_000;
+/// The longest a backfill request refused for live work sleeps before it asks again.
+const BACKFILL_RECHECK_MS: i64 = 500;
 /// The longest window an `Interval-Milliseconds` header may set; anything longer is ignored.
 const MAX_WINDOW_MS: u64 = 60_000;
 
@@ -99,7 +112,7 @@ impl Clock for ManualClock {
 }
 
 /// The limits the budget keeps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BudgetLimits {
     pub requests_per_10s: u32,
     pub daily_limit: u64,
@@ -109,6 +122,8 @@ pub struct BudgetLimits {
     pub margin: Duration,
     /// The account's offset from UTC, for the daily reset.
     pub utc_offset_ms: i64,
+    /// Share of the ten-second window the backfill lane may take while live requests wait.
+    pub backfill_share: f64,
 }
 
 impl BudgetLimits {
@@ -125,6 +140,7 @@ impl BudgetLimits {
             max_in_flight: config.max_in_flight.max(1),
             margin: Self::DEFAULT_MARGIN,
             utc_offset_ms: utc_offset_ms(&config.timezone).unwrap_or(0),
+            backfill_share: config.backfill_share.clamp(0.0, 1.0),
         }
     }
 }
@@ -147,20 +163,38 @@ pub fn utc_offset_ms(zone: &str) -> Option<i64> {
     (hours <= 14 && minutes < 60).then_some(sign * (hours * 3_600_000 + minutes * 60_000))
 }
 
-/// The two queues requests wait in.
+/// The queues requests wait in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
+    /// Live work: the ten-second window.
     Standard,
+    /// Search's own per-second window.
     Search,
+    /// Replayed work: the ten-second window too, giving way to live work.
+    Backfill,
+}
+
+tokio::task_local! {
+    static BACKFILL: ();
+}
+
+/// Runs `work` with its HubSpot requests (other than searches) in the backfill lane.
+pub async fn backfill<F: Future>(work: F) -> F::Output {
+    BACKFILL.scope((), work).await
+}
+
+/// Whether the current task runs inside [`backfill`].
+pub fn in_backfill() -> bool {
+    BACKFILL.try_with(|_| ()).is_ok()
 }
 
 /// A granted send, remembered until its answer corrects the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     pub lane: Lane,
-    /// Order of grant, over both lanes.
+    /// Order of grant, over every lane.
     pub seq: u64,
-    /// Order of grant within the lane.
+    /// Order of grant within the window (standard and backfill share one).
     pub lane_seq: u64,
     pub sent_ms: i64,
     /// Entries in the lane's window right after this send, this one included.
@@ -188,6 +222,11 @@ pub struct Ledger {
     window_ms: i64,
     margin_ms: i64,
     window: VecDeque<i64>,
+    /// The backfill lane's sends, also in `window`.
+    backfill_window: VecDeque<i64>,
+    backfill_share: f64,
+    /// Live requests waiting for a slot now.
+    live_waiting: usize,
     search_limit: u32,
     search_window: VecDeque<i64>,
     paused_until: i64,
@@ -215,6 +254,9 @@ impl Ledger {
             window_ms: DEFAULT_WINDOW_MS,
             margin_ms: i64::try_from(limits.margin.as_millis()).unwrap_or(0),
             window: VecDeque::new(),
+            backfill_window: VecDeque::new(),
+            backfill_share: limits.backfill_share.clamp(0.0, 1.0),
+            live_waiting: 0,
             search_limit: limits.search_per_second.max(1),
             search_window: VecDeque::new(),
             paused_until: i64::MIN,
@@ -257,6 +299,51 @@ impl Ledger {
         self.window.len()
     }
 
+    /// The backfill lane's entries in the ten-second window at `now_ms`.
+    pub fn backfill_len(&mut self, now_ms: i64) -> usize {
+        self.roll(now_ms);
+        self.backfill_window.len()
+    }
+
+    /// Backfill sends the window holds whatever live work waits: `backfill_share` of it.
+    pub fn backfill_cap(&self) -> usize {
+        (f64::from(self.window_limit()) * self.backfill_share).floor() as usize
+    }
+
+    /// A live request started waiting for a slot; backfill beyond its share holds back until
+    /// [`Ledger::live_stopped_waiting`].
+    pub fn live_waits(&mut self) {
+        self.live_waiting += 1;
+    }
+
+    pub fn live_stopped_waiting(&mut self) {
+        self.live_waiting = self.live_waiting.saturating_sub(1);
+    }
+
+    /// When a backfill send may be asked for again, if live work comes first now. Within its
+    /// share it goes; beyond it, only while no live request waits and the window keeps room
+    /// for live work to send as much again as it did in the last window, plus a twentieth of
+    /// the limit.
+    fn backfill_gives_way(&self, now_ms: i64) -> Option<i64> {
+        let used = self.backfill_window.len();
+        if used < self.backfill_cap() {
+            return None;
+        }
+        let limit = self.window_limit() as usize;
+        let live_used = self.window.len().saturating_sub(used);
+        let reserve = live_used + (limit / 20).max(1);
+        if self.live_waiting == 0 && self.window.len() + reserve < limit {
+            return None;
+        }
+        // The next entry to leave the window changes the picture; a live request done waiting
+        // may change it sooner.
+        let leaves = self
+            .window
+            .front()
+            .map_or(now_ms, |sent| sent + self.window_ms + self.margin_ms);
+        Some(leaves.min(now_ms + BACKFILL_RECHECK_MS).max(now_ms + 1))
+    }
+
     pub fn set_utc_offset(&mut self, offset_ms: i64) {
         self.utc_offset_ms = offset_ms;
     }
@@ -274,7 +361,7 @@ impl Ledger {
             until = until.max(now_ms + self.ms_to_next_day(now_ms));
         }
         let (window, limit, length, paused) = match lane {
-            Lane::Standard => (
+            Lane::Standard | Lane::Backfill => (
                 &self.window,
                 self.window_limit(),
                 self.window_ms,
@@ -294,13 +381,22 @@ impl Ledger {
             let freeing = window[window.len() - limit];
             until = until.max(freeing + length + self.margin_ms);
         }
+        if lane == Lane::Backfill
+            && until <= now_ms
+            && let Some(at) = self.backfill_gives_way(now_ms)
+        {
+            until = at;
+        }
         if until > now_ms {
             return Err(Duration::from_millis(
                 u64::try_from(until - now_ms).unwrap_or(1),
             ));
         }
+        if lane == Lane::Backfill {
+            self.backfill_window.push_back(now_ms);
+        }
         let (window, lane_seq) = match lane {
-            Lane::Standard => (&mut self.window, &mut self.standard_seq),
+            Lane::Standard | Lane::Backfill => (&mut self.window, &mut self.standard_seq),
             Lane::Search => (&mut self.search_window, &mut self.search_seq),
         };
         *lane_seq += 1;
@@ -361,7 +457,7 @@ impl Ledger {
                 self.server_daily_seq = self.seq;
             }
             None => {
-                if ticket.lane == Lane::Standard
+                if ticket.lane != Lane::Search
                     && ticket.seq > self.corrected_seq
                     && let Some(remaining) = headers.remaining
                 {
@@ -409,6 +505,13 @@ impl Ledger {
         {
             self.window.pop_front();
         }
+        while self
+            .backfill_window
+            .front()
+            .is_some_and(|sent| sent + standard <= now_ms)
+        {
+            self.backfill_window.pop_front();
+        }
         let search = SEARCH_WINDOW_MS + self.margin_ms;
         while self
             .search_window
@@ -451,6 +554,9 @@ pub struct BudgetStats {
     /// Sends that had to wait for a slot, and how long they waited in all.
     pub waits: u64,
     pub waited: Duration,
+    /// Of `sent`, the backfill lane's, and how long they waited in all.
+    pub backfill_sent: u64,
+    pub backfill_waited: Duration,
     pub by_endpoint: BTreeMap<&'static str, EndpointStats>,
 }
 
@@ -492,9 +598,27 @@ impl Slot {
 pub struct RequestBudget {
     ledger: Mutex<Ledger>,
     in_flight: Arc<Semaphore>,
+    /// The backfill lane's own places in flight, so live requests never wait for them.
+    backfill_in_flight: Arc<Semaphore>,
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
     stats: Mutex<BudgetStats>,
+}
+
+/// A live request waiting for a slot, counted in the ledger until it is granted or given up.
+struct LiveWaiting<'a>(&'a Mutex<Ledger>);
+
+impl<'a> LiveWaiting<'a> {
+    fn start(ledger: &'a Mutex<Ledger>) -> Self {
+        lock(ledger).live_waits();
+        LiveWaiting(ledger)
+    }
+}
+
+impl Drop for LiveWaiting<'_> {
+    fn drop(&mut self) {
+        lock(self.0).live_stopped_waiting();
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -518,6 +642,7 @@ impl RequestBudget {
         RequestBudget {
             ledger: Mutex::new(Ledger::new(&limits)),
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+            backfill_in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             clock,
             sleeper,
             stats: Mutex::new(BudgetStats::default()),
@@ -528,25 +653,40 @@ impl RequestBudget {
         self.clock.now_ms()
     }
 
-    /// Waits for a place in flight, then for a slot in the endpoint's window.
+    /// Waits for a place in flight, then for a slot in the endpoint's window; inside
+    /// [`backfill`], in the backfill lane.
     pub async fn acquire(&self, endpoint: Endpoint) -> Slot {
-        let permit = Arc::clone(&self.in_flight)
+        let backfill = in_backfill();
+        let places = if backfill {
+            &self.backfill_in_flight
+        } else {
+            &self.in_flight
+        };
+        let permit = Arc::clone(places)
             .acquire_owned()
             .await
-            .expect("the in-flight semaphore is never closed");
+            .expect("the in-flight semaphores are never closed");
         let lane = if endpoint.is_search() {
             Lane::Search
+        } else if backfill {
+            Lane::Backfill
         } else {
             Lane::Standard
         };
         let mut waited = Duration::ZERO;
+        let mut live_waiting: Option<LiveWaiting<'_>> = None;
         loop {
             let now = self.clock.now_ms();
             let granted = lock(&self.ledger).try_acquire(lane, now);
             match granted {
                 Ok(ticket) => {
+                    drop(live_waiting);
                     let mut stats = lock(&self.stats);
                     stats.sent += 1;
+                    if lane == Lane::Backfill {
+                        stats.backfill_sent += 1;
+                        stats.backfill_waited += waited;
+                    }
                     stats
                         .by_endpoint
                         .entry(endpoint.template())
@@ -564,6 +704,9 @@ impl RequestBudget {
                     };
                 }
                 Err(wait) => {
+                    if lane == Lane::Standard && live_waiting.is_none() {
+                        live_waiting = Some(LiveWaiting::start(&self.ledger));
+                    }
                     waited += wait;
                     self.sleeper.sleep(wait).await;
                 }
@@ -627,6 +770,7 @@ mod tests {
             max_in_flight: 4,
             margin: Duration::from_millis(100),
             utc_offset_ms: 0,
+            backfill_share: 0.3,
         }
     }
 
@@ -849,6 +993,116 @@ mod tests {
         );
     }
 
+    fn shared(share: f64, per_window: u32) -> Ledger {
+        Ledger::new(&BudgetLimits {
+            backfill_share: share,
+            ..limits(per_window, 1_000_000)
+        })
+    }
+
+    #[test]
+    fn backfill_keeps_its_share_while_live_work_waits_and_live_goes_first() {
+        let mut ledger = shared(0.3, 10);
+        for _ in 0..10 {
+            ledger.try_acquire(Lane::Standard, T0).unwrap();
+        }
+        // The window is full: a live request waits, and so does backfill.
+        assert_eq!(
+            ledger.try_acquire(Lane::Standard, T0 + 1),
+            Err(Duration::from_millis(10_099))
+        );
+        ledger.live_waits();
+        assert!(ledger.try_acquire(Lane::Backfill, T0 + 1).is_err());
+        // The window empties: backfill takes its three slots even though live work waits...
+        let freed = T0 + 10_100;
+        for used in 1..=3 {
+            let ticket = ledger.try_acquire(Lane::Backfill, freed).unwrap();
+            assert_eq!(ticket.lane, Lane::Backfill);
+            assert_eq!(ticket.used, used);
+        }
+        // ...and not one more: the rest is live work's, which is granted at once.
+        assert_eq!(
+            ledger.try_acquire(Lane::Backfill, freed),
+            Err(Duration::from_millis(500))
+        );
+        for _ in 0..7 {
+            ledger.try_acquire(Lane::Standard, freed).unwrap();
+        }
+        ledger.live_stopped_waiting();
+        assert_eq!(ledger.window_len(freed), 10);
+        assert_eq!(ledger.backfill_len(freed), 3);
+    }
+
+    #[test]
+    fn without_waiting_live_work_backfill_uses_what_live_leaves_with_room_to_spare() {
+        let mut ledger = shared(0.3, 20);
+        for _ in 0..4 {
+            ledger.try_acquire(Lane::Standard, T0).unwrap();
+        }
+        let mut granted = 0;
+        while ledger.try_acquire(Lane::Backfill, T0 + 100).is_ok() {
+            granted += 1;
+        }
+        // 20 - (4 live + 1 spare) = 15 entries: 11 of them backfill, beyond its share of 6.
+        assert_eq!(granted, 11);
+        assert_eq!(ledger.backfill_cap(), 6);
+        // Live work can still send as much again as it did in the last window, at once.
+        for _ in 0..5 {
+            ledger.try_acquire(Lane::Standard, T0 + 200).unwrap();
+        }
+        assert!(ledger.try_acquire(Lane::Standard, T0 + 200).is_err());
+        // A full window: backfill waits for the first live sends to leave it.
+        assert_eq!(
+            ledger.try_acquire(Lane::Backfill, T0 + 300),
+            Err(Duration::from_millis(9_800))
+        );
+    }
+
+    #[test]
+    fn a_backfill_share_of_zero_waits_for_live_work_and_one_takes_everything() {
+        let mut none = shared(0.0, 10);
+        none.live_waits();
+        assert!(none.try_acquire(Lane::Backfill, T0).is_err());
+        assert!(none.try_acquire(Lane::Standard, T0).is_ok());
+        none.live_stopped_waiting();
+        assert!(none.try_acquire(Lane::Backfill, T0).is_ok());
+
+        let mut all = shared(1.0, 10);
+        all.live_waits();
+        for _ in 0..10 {
+            all.try_acquire(Lane::Backfill, T0).unwrap();
+        }
+        assert_eq!(all.backfill_len(T0), 10);
+        assert!(all.try_acquire(Lane::Standard, T0).is_err());
+        // Backfill sends leave the window like any other.
+        assert_eq!(all.backfill_len(T0 + 10_100), 0);
+        assert_eq!(all.window_len(T0 + 10_100), 0);
+    }
+
+    #[test]
+    fn backfill_sends_count_in_the_window_and_are_corrected_like_live_ones() {
+        let mut ledger = shared(0.5, 10);
+        let ticket = ledger.try_acquire(Lane::Backfill, T0).unwrap();
+        // HubSpot says 5 remain where the model believes 9: another app used 4.
+        assert_eq!(ledger.observe(&ticket, T0 + 10, &ok_with(5, 10)), 4);
+        assert_eq!(ledger.window_len(T0 + 10), 5);
+        assert_eq!(ledger.backfill_len(T0 + 10), 1);
+        // A 429 answers a backfill send as it would a live one.
+        let ticket = ledger.try_acquire(Lane::Backfill, T0 + 20).unwrap();
+        ledger.observe(
+            &ticket,
+            T0 + 30,
+            &limited(
+                RateLimitPolicy::TenSecondlyRolling,
+                Some(Duration::from_secs(1)),
+            ),
+        );
+        assert_eq!(
+            ledger.try_acquire(Lane::Standard, T0 + 30),
+            Err(Duration::from_secs(1))
+        );
+    }
+
     #[test]
     fn utc_offsets_from_config_time_zones() {
         assert_eq!(utc_offset_ms("UTC"), Some(0));
@@ -893,6 +1147,69 @@ mod tests {
         let stats = budget.stats();
         assert_eq!(stats.rate_limited, 1);
         assert!((stats.rate_limited_share() - 1.0 / 6.0).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn requests_inside_backfill_take_the_backfill_lane_and_live_ones_go_first() {
+        let clock = ManualClock::new(T0);
+        let sleeper = InstantSleeper::advancing(clock.clone());
+        let budget = RequestBudget::with_clock(
+            BudgetLimits {
+                backfill_share: 0.3,
+                ..limits(10, 1_000)
+            },
+            Arc::new(clock.clone()),
+            Arc::new(sleeper.clone()),
+        );
+        assert!(!in_backfill());
+        let lanes = backfill(async {
+            assert!(in_backfill());
+            let mut lanes = Vec::new();
+            for _ in 0..3 {
+                let slot = budget.acquire(Endpoint::BatchUpsert).await;
+                lanes.push(slot.ticket().lane);
+                budget.complete(slot, &ok_with(9, 10));
+            }
+            // Searches keep their own lane.
+            let slot = budget.acquire(Endpoint::Search).await;
+            lanes.push(slot.ticket().lane);
+            lanes
+        })
+        .await;
+        assert_eq!(
+            lanes,
+            [Lane::Backfill, Lane::Backfill, Lane::Backfill, Lane::Search]
+        );
+        let live = budget.acquire(Endpoint::BatchUpsert).await;
+        assert_eq!(live.ticket().lane, Lane::Standard);
+        assert_eq!(live.waited(), Duration::ZERO);
+        let stats = budget.stats();
+        assert_eq!((stats.sent, stats.backfill_sent), (5, 3));
+    }
+
+    #[tokio::test]
+    async fn live_requests_never_wait_for_backfill_places_in_flight() {
+        let budget = RequestBudget::new(BudgetLimits {
+            max_in_flight: 1,
+            backfill_share: 1.0,
+            ..limits(100, 1_000)
+        });
+        let held = backfill(budget.acquire(Endpoint::BatchUpsert)).await;
+        assert_eq!(held.ticket().lane, Lane::Backfill);
+        let live = tokio::time::timeout(
+            Duration::from_secs(5),
+            budget.acquire(Endpoint::BatchUpsert),
+        )
+        .await
+        .expect("a live request goes while a backfill one is in flight");
+        let second = tokio::time::timeout(
+            Duration::from_millis(50),
+            backfill(budget.acquire(Endpoint::BatchUpsert)),
+        )
+        .await;
+        assert!(second.is_err(), "a second backfill request went in flight");
+        budget.complete(held, &Observation::default());
+        budget.complete(live, &Observation::default());
     }
 
     #[tokio::test]

@@ -10,6 +10,8 @@
 //! - [`logs`]: outcome filters, counts and rows.
 //! - [`dlq`]: dead-letter ids, filters, decoded payloads, and redriving a selection.
 //! - [`redrive`]: the redrive headers, and how the pipeline recognises a redriven record.
+//! - [`replay`]: source records copied to the replay topic for the current rules, resumably;
+//!   the replay headers, and how the pipeline recognises a replayed record.
 //! - [`record`]: record labels (`email:ada@acme.io`) and what `--record` matches.
 //! - [`table`]: plain-text tables.
 //! - [`subject`]: what `hubsync trace` is asked about, and which records belong to it.
@@ -26,6 +28,7 @@ pub mod plan;
 pub mod range;
 pub mod record;
 pub mod redrive;
+pub mod replay;
 pub mod scan;
 pub mod subject;
 pub mod table;

@@ -10,7 +10,9 @@
 //!
 //! For each property the value with the newest event time wins (arrival order breaks ties).
 //! A record whose previous batch is still in flight is held back until that batch is done, so
-//! writes to one record never overtake each other.
+//! writes to one record never overtake each other. The sink keeps replayed commands in
+//! coalescers of their own, apart from live ones; each side leaves out the records the other has
+//! in flight ([`Coalescer::take_batch_avoiding`]), so the two never write one record at once.
 //!
 //! ```text
 //! in:  {ada@acme.io firstname=Ada t=1}, {ada@acme.io jobtitle=CTO t=3}, {ada@acme.io firstname=Ada L. t=2}
@@ -217,10 +219,21 @@ impl Coalescer {
     /// or more than `hold` records wait and a full batch is there, or `flush` asks for whatever
     /// there is. The batch is the oldest records, up to `batch_size`.
     pub fn take_batch(&mut self, now: Instant, flush: bool) -> Option<Vec<PendingRecord>> {
+        self.take_batch_avoiding(now, flush, |_| false)
+    }
+
+    /// [`Coalescer::take_batch`] leaving out the records `busy` names (in flight elsewhere):
+    /// they keep their place and wait.
+    pub fn take_batch_avoiding(
+        &mut self,
+        now: Instant,
+        flush: bool,
+        busy: impl Fn(&str) -> bool,
+    ) -> Option<Vec<PendingRecord>> {
         // The eligible records among the oldest, by their place in `order`.
         let mut picked: Vec<usize> = Vec::with_capacity(self.batch_size);
         for (index, key) in self.order.iter().enumerate() {
-            if self.eligible(key, now) {
+            if self.eligible(key, now) && !busy(key) {
                 picked.push(index);
                 if picked.len() == self.batch_size {
                     break;
@@ -258,6 +271,11 @@ impl Coalescer {
     /// When the next batch is due: the oldest eligible record's linger runs out, or a record
     /// waiting for later may go again.
     pub fn next_due(&self) -> Option<Instant> {
+        self.next_due_avoiding(|_| false)
+    }
+
+    /// [`Coalescer::next_due`] of the records `busy` does not name.
+    pub fn next_due_avoiding(&self, busy: impl Fn(&str) -> bool) -> Option<Instant> {
         let due_at = |r: &PendingRecord| {
             let lingered = r.first_seen + self.linger;
             r.not_before.map_or(lingered, |at| at.max(lingered))
@@ -265,7 +283,7 @@ impl Coalescer {
         let oldest = self
             .order
             .iter()
-            .filter(|k| !self.in_flight.contains(*k))
+            .filter(|k| !self.in_flight.contains(*k) && !busy(k))
             .filter_map(|k| self.records.get(k))
             .find(|r| r.not_before.is_none())
             .map(due_at);
@@ -273,7 +291,9 @@ impl Coalescer {
             .then(|| {
                 self.records
                     .values()
-                    .filter(|r| r.not_before.is_some() && !self.in_flight.contains(&r.key))
+                    .filter(|r| {
+                        r.not_before.is_some() && !self.in_flight.contains(&r.key) && !busy(&r.key)
+                    })
                     .map(due_at)
                     .min()
             })
@@ -293,6 +313,11 @@ impl Coalescer {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Whether a batch holding this record is being written.
+    pub fn is_in_flight(&self, key: &str) -> bool {
+        self.in_flight.contains(key)
     }
 }
 
@@ -503,6 +528,33 @@ mod tests {
         assert_eq!(retried[0].members.len(), 2);
         assert_eq!(retried[0].properties["firstname"].as_deref(), Some("New"));
         assert_eq!(retried[0].properties["city"].as_deref(), Some("Paris"));
+    }
+
+    #[test]
+    fn records_busy_elsewhere_keep_their_place_and_wait() {
+        let now = Instant::now();
+        let linger = Duration::from_millis(100);
+        let mut live = Coalescer::new(linger, 10, 1_000);
+        let mut replay = Coalescer::new(linger, 10, 1_000);
+        live.add("a".into(), member("a@x.io", 5, &[]), now);
+        let in_flight = live.take_batch(now, true).expect("live batch");
+        replay.add("a".into(), member("a@x.io", 1, &[]), now);
+        replay.add("b".into(), member("b@x.io", 1, &[]), now);
+        let due = now + linger;
+        let busy = |key: &str| live.is_in_flight(key);
+        assert_eq!(replay.next_due_avoiding(busy), Some(due));
+        let batch = replay
+            .take_batch_avoiding(due, false, busy)
+            .expect("b is due");
+        assert_eq!(keys(&batch), ["b"], "a is being written by the live side");
+        assert_eq!(replay.next_due_avoiding(busy), None);
+        assert_eq!(replay.pending_records(), 1);
+        live.release(in_flight.into_iter().map(|r| r.key));
+        let busy = |key: &str| live.is_in_flight(key);
+        let batch = replay
+            .take_batch_avoiding(due, false, busy)
+            .expect("a is free now");
+        assert_eq!(keys(&batch), ["a"]);
     }
 
     #[test]

@@ -5,15 +5,24 @@
 //! When HubSpot refuses the token the stage pauses: partitions stop being fetched (the consumer
 //! stays in its group), the batch waits, `/healthz` says why, and the token is probed with
 //! backoff; once it works the stage resumes where it stopped. Nothing is dead-lettered for it.
+//!
+//! Replayed commands ([`crate::ops::replay`]) arrive on their own topic and form a backfill
+//! lane: coalescers of their own (holding up to [`REPLAY_MAX_PENDING`] commands for at least
+//! [`REPLAY_MIN_LINGER`], so more of a record's history merges into one write, while live
+//! records keep their linger), batches of
+//! their own (up to `max_in_flight`, beside the live ones), HubSpot calls in the budget's
+//! backfill lane, and processed-event keys `{run}:{event_id}`. When the lane holds its most, its
+//! topic's partitions are paused: live commands never queue behind replayed ones. A record is
+//! written by one lane at a time.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::join_all;
 use hubsync_schemas::{HubSpotCommand, HubSpotObjectType, IdentityKind, OutcomeStatus};
-use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -25,12 +34,120 @@ use crate::admin::{Health, StageHealth};
 use crate::codec::AvroCodec;
 use crate::emit::{Delivery, Emitter};
 use crate::hubspot::HubSpotClient;
+use crate::hubspot::budget::backfill;
 use crate::kafka::{OffsetTracker, original};
-use crate::ops::redrive;
+use crate::ops::{redrive, replay};
 use crate::outcomes::{self, Failure, Original, Verdict, now_ms};
 use crate::state::{StateError, record_key};
 
 pub const STAGE: &str = "sink";
+
+/// Replayed commands held at most (about 1.5 KiB each): the replay commands topic is paused
+/// beyond it and resumed below three quarters of it.
+pub const REPLAY_MAX_PENDING: usize = 100_000;
+
+/// The least a replayed record waits for more of its history before it is written (or the
+/// sink's linger, if longer): a replay has no one waiting on it, and every event of the record
+/// that arrives meanwhile rides along in the same write.
+pub const REPLAY_MIN_LINGER: Duration = Duration::from_secs(10);
+
+/// Live commands, or replayed ones (the backfill lane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Live,
+    Replay,
+}
+
+impl Lane {
+    fn of(member: &Member) -> Lane {
+        if replay::run_of_original(&member.message).is_some() {
+            Lane::Replay
+        } else {
+            Lane::Live
+        }
+    }
+}
+
+/// The records waiting to be written, per lane and object type.
+#[derive(Debug, Default)]
+struct Pending {
+    live: HashMap<HubSpotObjectType, Coalescer>,
+    replay: HashMap<HubSpotObjectType, Coalescer>,
+}
+
+impl Pending {
+    fn lane_mut(&mut self, lane: Lane) -> &mut HashMap<HubSpotObjectType, Coalescer> {
+        match lane {
+            Lane::Live => &mut self.live,
+            Lane::Replay => &mut self.replay,
+        }
+    }
+
+    fn lane(&self, lane: Lane) -> &HashMap<HubSpotObjectType, Coalescer> {
+        match lane {
+            Lane::Live => &self.live,
+            Lane::Replay => &self.replay,
+        }
+    }
+
+    fn coalescer(
+        &mut self,
+        lane: Lane,
+        object: HubSpotObjectType,
+        settings: &SinkSettings,
+    ) -> &mut Coalescer {
+        self.lane_mut(lane).entry(object).or_insert_with(|| {
+            let (linger, hold) = match lane {
+                Lane::Live => (settings.linger, settings.hold),
+                Lane::Replay => (settings.linger.max(REPLAY_MIN_LINGER), REPLAY_MAX_PENDING),
+            };
+            Coalescer::new(linger, settings.batch_size, hold)
+        })
+    }
+
+    /// The lane's next due batch, leaving out records the other lane is writing.
+    fn take_batch(
+        &mut self,
+        lane: Lane,
+        now: std::time::Instant,
+        flush: bool,
+    ) -> Option<(HubSpotObjectType, Vec<PendingRecord>)> {
+        let (mine, other) = match lane {
+            Lane::Live => (&mut self.live, &self.replay),
+            Lane::Replay => (&mut self.replay, &self.live),
+        };
+        mine.iter_mut().find_map(|(object, c)| {
+            let busy = |key: &str| other.get(object).is_some_and(|o| o.is_in_flight(key));
+            c.take_batch_avoiding(now, flush, busy)
+                .map(|batch| (*object, batch))
+        })
+    }
+
+    fn pending_commands(&self, lane: Lane) -> usize {
+        self.lane(lane)
+            .values()
+            .map(Coalescer::pending_commands)
+            .sum()
+    }
+
+    /// When the next record of either lane is due.
+    fn next_due(&self) -> Option<std::time::Instant> {
+        let due = |mine: &HashMap<HubSpotObjectType, Coalescer>,
+                   other: &HashMap<HubSpotObjectType, Coalescer>| {
+            mine.iter()
+                .filter_map(|(object, c)| {
+                    c.next_due_avoiding(|key| {
+                        other.get(object).is_some_and(|o| o.is_in_flight(key))
+                    })
+                })
+                .min()
+        };
+        due(&self.live, &self.replay)
+            .into_iter()
+            .chain(due(&self.replay, &self.live))
+            .min()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SinkSettings {
@@ -59,6 +176,7 @@ type Position = (String, i32, i64);
 
 /// What a finished batch hands back to the loop.
 struct BatchDone {
+    lane: Lane,
     keys: Vec<(HubSpotObjectType, String)>,
     retry: Vec<(HubSpotObjectType, PendingRecord, Option<Duration>)>,
     paused: Option<String>,
@@ -74,16 +192,20 @@ pub enum SinkError {
 }
 
 impl SinkStage {
+    /// Reads commands from `topic` and replayed ones from `replay_topic` until `shutdown`.
     pub async fn run(
         self,
         topic: &str,
+        replay_topic: &str,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), SinkError> {
-        self.consumer.subscribe(&[topic])?;
+        self.consumer.subscribe(&[topic, replay_topic])?;
         self.health.set(STAGE, StageHealth::Running);
-        info!(topic, "sink stage started");
+        info!(topic, replay_topic, "sink stage started");
         let (acks, mut acked) = mpsc::channel::<Position>(self.settings.max_pending.max(64) * 2);
-        let mut coalescers: HashMap<HubSpotObjectType, Coalescer> = HashMap::new();
+        let mut coalescers = Pending::default();
+        let mut writing = [0usize; 2];
+        let mut replay_paused = false;
         let mut tracker = OffsetTracker::default();
         let mut batches: JoinSet<BatchDone> = JoinSet::new();
         let mut paused: Option<String> = None;
@@ -94,33 +216,53 @@ impl SinkStage {
         loop {
             let now = Instant::now();
             if paused.is_none() {
-                while batches.len() < self.settings.max_in_flight {
-                    let Some((object, records)) = coalescers.iter_mut().find_map(|(object, c)| {
-                        c.take_batch(now.into_std(), draining).map(|b| (*object, b))
-                    }) else {
-                        break;
-                    };
-                    batches.spawn(write_batch(
-                        self.writer.clone(),
-                        self.emitter.clone(),
-                        object,
-                        records,
-                    ));
+                for lane in [Lane::Live, Lane::Replay] {
+                    while writing[lane as usize] < self.settings.max_in_flight {
+                        let Some((object, records)) =
+                            coalescers.take_batch(lane, now.into_std(), draining)
+                        else {
+                            break;
+                        };
+                        writing[lane as usize] += 1;
+                        let batch = write_batch(
+                            self.writer.clone(),
+                            self.emitter.clone(),
+                            lane,
+                            object,
+                            records,
+                        );
+                        match lane {
+                            Lane::Live => batches.spawn(batch),
+                            // Its HubSpot calls give way to live ones.
+                            Lane::Replay => batches.spawn(backfill(batch)),
+                        };
+                    }
                 }
             }
-            let pending: usize = coalescers.values().map(Coalescer::pending_commands).sum();
+            let live_pending = coalescers.pending_commands(Lane::Live);
+            let replay_pending = coalescers.pending_commands(Lane::Replay);
+            let pending = live_pending + replay_pending;
+            if paused.is_none() {
+                let full = replay_pending >= REPLAY_MAX_PENDING;
+                let room = replay_pending < REPLAY_MAX_PENDING / 4 * 3;
+                if (full && !replay_paused) || (room && replay_paused) {
+                    replay_paused = full;
+                    debug!(
+                        replay_pending,
+                        paused = full,
+                        "replay commands topic paused or resumed"
+                    );
+                    self.pause_topic(replay_topic, full);
+                }
+            }
             if draining
                 && (paused.is_some()
                     || (pending == 0 && batches.is_empty() && tracker.in_flight() == 0))
             {
                 break;
             }
-            let next_due = coalescers
-                .values()
-                .filter_map(Coalescer::next_due)
-                .min()
-                .map(Instant::from_std);
-            let can_read = !draining && pending < self.settings.max_pending;
+            let next_due = coalescers.next_due().map(Instant::from_std);
+            let can_read = !draining && live_pending < self.settings.max_pending;
             tokio::select! {
                 biased;
                 changed = shutdown.changed(), if !draining => {
@@ -148,13 +290,14 @@ impl SinkStage {
                     for position in done.delivered {
                         let _ = acks.send(position).await;
                     }
+                    writing[done.lane as usize] = writing[done.lane as usize].saturating_sub(1);
                     for (object, key) in done.keys {
-                        if let Some(c) = coalescers.get_mut(&object) {
+                        if let Some(c) = coalescers.lane_mut(done.lane).get_mut(&object) {
                             c.release([key]);
                         }
                     }
                     for (object, record, later) in done.retry {
-                        let c = coalescer(&mut coalescers, object, &self.settings);
+                        let c = coalescers.coalescer(done.lane, object, &self.settings);
                         match later {
                             Some(delay) => c.requeue_at(record, (Instant::now() + delay).into_std()),
                             None => c.requeue(record),
@@ -172,7 +315,13 @@ impl SinkStage {
                 }
                 message = self.consumer.recv(), if can_read => {
                     match message {
-                        Ok(message) => self.accept(&message, &mut tracker, &mut coalescers, &acks).await?,
+                        Ok(message) => {
+                            if replay_paused && message.topic() == replay_topic {
+                                // A partition assigned since the pause: it holds back too.
+                                self.pause_topic(replay_topic, true);
+                            }
+                            self.accept(&message, &mut tracker, &mut coalescers, &acks).await?
+                        }
                         Err(error) => warn!(%error, "kafka consumer error; continuing"),
                     }
                 }
@@ -184,6 +333,8 @@ impl SinkStage {
                             self.pause_partitions(false);
                             self.health.set(STAGE, StageHealth::Running);
                             paused = None;
+                            // Every partition fetches again; the replay lane pauses anew if full.
+                            replay_paused = false;
                         }
                         Err(error) => {
                             debug!(%error, "token still refused");
@@ -216,13 +367,32 @@ impl SinkStage {
         }
     }
 
+    /// Pauses or resumes fetching the partitions of `topic` this consumer is assigned.
+    fn pause_topic(&self, topic: &str, pause: bool) {
+        let result = self.consumer.assignment().and_then(|assignment| {
+            let mut partitions = TopicPartitionList::new();
+            for element in assignment.elements_for_topic(topic) {
+                partitions.add_partition(topic, element.partition());
+            }
+            if pause {
+                self.consumer.pause(&partitions)
+            } else {
+                self.consumer.resume(&partitions)
+            }
+        });
+        if let Err(error) = result {
+            warn!(%error, topic, pause, "could not change the fetching of the topic's partitions");
+        }
+    }
+
     /// One command read: dead-letter it if it does not decode, answer it from state if its event
-    /// was processed before, otherwise hold it for its record's next batch.
+    /// was processed before (by its run, for a replayed one), otherwise hold it for its record's
+    /// next batch.
     async fn accept(
         &self,
         message: &BorrowedMessage<'_>,
         tracker: &mut OffsetTracker,
-        coalescers: &mut HashMap<HubSpotObjectType, Coalescer>,
+        coalescers: &mut Pending,
         acks: &mpsc::Sender<Position>,
     ) -> Result<(), SinkError> {
         let position: Position = (
@@ -247,21 +417,23 @@ impl SinkStage {
             }
         };
         let redrive_of = redrive::redrive_of_original(&original);
-        let remembered = self.writer.state().processed(&command.event_id)?;
+        let run = replay::run_of_original(&original);
+        let processed = replay::processed_key(run.as_deref(), &command.event_id);
+        let remembered = self.writer.state().processed(&processed)?;
         if let Some(remembered) = &remembered
             && redrive_of.is_some()
             && OutcomeStatus::from_symbol(&remembered.status) == OutcomeStatus::DeadLettered
         {
             // Redriven after it was dead-lettered here: it is written again, not answered.
-            self.writer.state().forget(&command.event_id)?;
+            self.writer.state().forget(&processed)?;
         } else if let Some(remembered) = remembered {
-            // Redelivered or replayed: the event keeps the outcome it already has.
+            // Redelivered, or copied again by its run: the event keeps the outcome it has.
             metrics::counter!("hubsync_sink_redelivered_total").increment(1);
             let outcome = redrive::with_redrive(
                 outcomes::for_command(
                     &command,
                     &Verdict::from_remembered(&remembered),
-                    STAGE,
+                    &replay::stage_label(STAGE, run.as_deref()),
                     now_ms(),
                 ),
                 redrive_of,
@@ -279,14 +451,13 @@ impl SinkStage {
         let key = command_key(&command);
         let object = command.object_type;
         let since = waiting_since(command.processed_time, now_ms(), self.settings.linger);
-        coalescer(coalescers, object, &self.settings).add(
-            key,
-            Member {
-                command,
-                message: original,
-            },
-            since,
-        );
+        let member = Member {
+            command,
+            message: original,
+        };
+        coalescers
+            .coalescer(Lane::of(&member), object, &self.settings)
+            .add(key, member, since);
         Ok(())
     }
 }
@@ -307,14 +478,16 @@ fn waiting_since(processed_ms: i64, now_ms: i64, linger: Duration) -> std::time:
     now.checked_sub(Duration::from_millis(age)).unwrap_or(now)
 }
 
-fn coalescer<'a>(
-    coalescers: &'a mut HashMap<HubSpotObjectType, Coalescer>,
-    object: HubSpotObjectType,
-    settings: &SinkSettings,
-) -> &'a mut Coalescer {
-    coalescers
-        .entry(object)
-        .or_insert_with(|| Coalescer::new(settings.linger, settings.batch_size, settings.hold))
+/// The key a member's event is remembered under: `{run}:{event_id}` when it was replayed.
+fn processed_key(member: &Member) -> String {
+    let run = replay::run_of_original(&member.message);
+    replay::processed_key(run.as_deref(), &member.command.event_id).into_owned()
+}
+
+/// The `stage` of a member's outcome: `sink`, or `sink replay:{run}`.
+fn outcome_stage(member: &Member) -> String {
+    let run = replay::run_of_original(&member.message);
+    replay::stage_label(STAGE, run.as_deref())
 }
 
 /// The key a command's record is coalesced and known by.
@@ -360,12 +533,14 @@ async fn dead_letter_only(
 async fn write_batch(
     writer: Writer,
     emitter: Emitter,
+    lane: Lane,
     object: HubSpotObjectType,
     records: Vec<PendingRecord>,
 ) -> BatchDone {
     let keys: Vec<(HubSpotObjectType, String)> =
         records.iter().map(|r| (object, r.key.clone())).collect();
     let mut done = BatchDone {
+        lane,
         keys,
         retry: Vec::new(),
         paused: None,
@@ -378,7 +553,7 @@ async fn write_batch(
     for record in &mut records {
         let mut keep = Vec::with_capacity(record.members.len());
         for member in record.members.drain(..) {
-            match writer.state().processed(&member.command.event_id) {
+            match writer.state().processed(&processed_key(&member)) {
                 Ok(Some(remembered)) => {
                     answered.push((member, Verdict::from_remembered(&remembered)))
                 }
@@ -431,7 +606,7 @@ async fn write_batch(
         for member in &record.members {
             if let Err(error) = writer
                 .state()
-                .remember(&member.command.event_id, &verdict.remember(now))
+                .remember(&processed_key(member), &verdict.remember(now))
             {
                 error!(%error, "cannot remember an outcome");
             }
@@ -455,7 +630,7 @@ async fn write_batch(
                 deliveries.extend(dead);
             }
             let outcome = redrive::with_redrive(
-                outcomes::for_command(&member.command, verdict, STAGE, now),
+                outcomes::for_command(&member.command, verdict, &outcome_stage(member), now),
                 redrive::redrive_of_original(&member.message),
             );
             match emitter.outcome(&outcome).await {
@@ -472,7 +647,7 @@ async fn write_batch(
     }
     for (member, verdict) in &answered {
         let outcome = redrive::with_redrive(
-            outcomes::for_command(&member.command, verdict, STAGE, now),
+            outcomes::for_command(&member.command, verdict, &outcome_stage(member), now),
             redrive::redrive_of_original(&member.message),
         );
         let deliveries = match emitter.outcome(&outcome).await {
