@@ -4,26 +4,34 @@
 //! Reads the source topics for the record's events (a second time when the first reading taught
 //! new identifiers, such as the contact id of an email), decides each again with the current
 //! rules, reads the commands, outcomes and dead letters of those events, and reads the record
-//! from HubSpot (read-only calls only: the portal's properties, batch reads and searches).
+//! from HubSpot (read-only calls only: the portal's properties and owners, batch reads and
+//! searches). Its activities are looked up by `hubsync_activity_id` and the deals they trigger
+//! by `hubsync_deal_key`, as the sink finds them, and an activity an outcome names by HubSpot id
+//! is read by that id (search lags writes by seconds).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use hubsync_processors::activity::planned_object;
 use hubsync_processors::catalog::PropertyCatalog;
+use hubsync_processors::decision::{ACTIVITY_ID_PROPERTY, DEAL_KEY_PROPERTY, identity_label};
 use hubsync_processors::normalize;
 use hubsync_processors::rules::{OWNER_PROPERTY, Rules};
-use hubsync_processors::{CommandDraft, Decision, decide_company, decide_contact};
+use hubsync_processors::{
+    ActivityDecision, CommandDraft, Decision, OwnerDirectory, decide_activity, decide_company,
+    decide_contact,
+};
 use hubsync_schemas::{
     ActivityRecorded, AvroRecord, CompanyChanged, ContactChanged, DeadLetter, HubSpotCommand,
-    HubSpotObjectType, IdentityKind, SyncOutcome,
+    HubSpotObjectType, Identity, IdentityKind, SyncOutcome,
 };
 
 use super::logs::{Output, time_arg, window};
 use crate::hubspot::{HubSpotClient, ObjectType};
 use crate::ops::Ops;
-use crate::ops::decision::DecisionView;
+use crate::ops::decision::{ContactNow, DecisionView, SinkVerdict, contact_link};
 use crate::ops::dlq::Letter;
 use crate::ops::lookup::{self, Found};
 use crate::ops::plan::PlannedRecord;
@@ -35,7 +43,8 @@ use crate::ops::trace::{
     company_step, contact_step, dead_letter_step, outcome_step, undecodable_step,
 };
 use crate::outcomes::Original;
-use crate::{catalog, pipeline};
+use crate::sink::writer::object_type;
+use crate::{catalog, pipeline, process};
 
 /// HubSpot records read by email, domain or id at most; more identifiers than this are a sign
 /// of a too-broad argument.
@@ -44,12 +53,17 @@ const MAX_READS: usize = 20;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 What it reads: the contact, company and activity topics for the record's events (by email,
-domain, contact or company id, event id), a second time when the first reading found new
-identifiers; the commands, outcomes and dead letters of those events; the portal's properties
-and the record itself from HubSpot (read-only calls). Nothing is written anywhere.
+domain, contact, company or activity id, event id), a second time when the first reading found
+new identifiers; the commands, outcomes and dead letters of those events; the portal's
+properties and owners, the record itself, its activities (by hubsync_activity_id) and the deals
+they trigger (by hubsync_deal_key) from HubSpot (read-only calls). Nothing is written anywhere.
 
 Each event is decided again with the current configuration's rules (\"rules now\"), and, for a
-write, what the sink would do given the record HubSpot holds now.
+write, what the sink would do given the record HubSpot holds now. An activity shows the HubSpot
+object it becomes (note, email, call, task, meeting) or the rule that skips it, its owner
+(the sender's mapped owner, the contact's owner, the default owner), its links and the deal it
+triggers; the sink creates it once, and makes it wait while HubSpot lacks its contact
+(WAITS_FOR_CONTACT, then PARKED_CONTACT_MISSING after stages.sink.contact_wait).
 
 Output: a timeline for people; --json prints one JSON document {asked, found, since, until,
 searched, hubspot_reads, identifiers, rules_note, timeline, latest_outcome, hubspot,
@@ -60,8 +74,9 @@ Exit status: 0 something about the record was found; 1 nothing was found (what w
 printed; with --json the document says \"found\": false) or the brokers or the registry could not
 be used (nothing on stdout then); 2 a bad configuration or arguments.")]
 pub struct TraceArgs {
-    /// The record: an email, a company domain, an event id, an upstream contact or company id, or
-    /// a HubSpot id (digits). Prefix email:, domain:, id: or hubspot: to say which.
+    /// The record: an email, a company domain, an event id, an upstream contact, company or
+    /// activity id (act_...), or a HubSpot id (digits). Prefix email:, domain:, id: or hubspot: to
+    /// say which.
     pub record: String,
     /// The configuration file (TOML).
     #[arg(long)]
@@ -114,6 +129,8 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         ids: Identifiers::of(&asked),
         searched: Vec::new(),
         hubspot: HubSpotNow::default(),
+        owners: OwnerDirectory::new(),
+        owners_error: None,
     };
     let report = tracer.trace(&asked).await?;
     let mut output = Output::default();
@@ -148,6 +165,15 @@ struct HubSpotNow {
     contacts_by_email: Found,
     companies_by_domain: Found,
     companies_by_name: Found,
+    /// Emails of contacts looked up (found or not).
+    emails_read: BTreeSet<String>,
+    /// Contacts of the activities by email, beyond the record's own.
+    activity_contacts: Found,
+    /// Activities by object and lower-cased activity id, and the objects searched.
+    activities: BTreeMap<(ObjectType, String), crate::hubspot::Record>,
+    activity_objects: BTreeSet<ObjectType>,
+    /// Deals by lower-cased key, when searched.
+    deals: Option<Found>,
     records: Vec<HubSpotView>,
     /// Records already read by id.
     tried: BTreeSet<(ObjectType, String)>,
@@ -161,6 +187,9 @@ struct Tracer<'a> {
     ids: Identifiers,
     searched: Vec<TopicSearch>,
     hubspot: HubSpotNow,
+    /// HubSpot's owners by email, for `users.auto_map_by_email`.
+    owners: OwnerDirectory,
+    owners_error: Option<String>,
 }
 
 impl Tracer<'_> {
@@ -181,6 +210,21 @@ impl Tracer<'_> {
         if self.hubspot.error.is_none() {
             self.read_hubspot(&company_names(&sources)).await;
         }
+        if !sources.activities.is_empty() && self.hubspot.catalog.is_some() {
+            match process::owner_directory(self.client, &self.ops.config.rules.users).await {
+                Ok(owners) => self.owners = owners,
+                Err(error) => self.owners_error = Some(error.to_string()),
+            }
+        }
+        let decided: Vec<Option<ActivityDecision>> = sources
+            .activities
+            .iter()
+            .map(|(_, event)| self.decide_activity(event))
+            .collect();
+        if self.hubspot.error.is_none() {
+            self.read_activities(&sources.activities, &decided, &outcomes)
+                .await;
+        }
 
         let mut timeline = Vec::new();
         for (message, event) in &sources.contacts {
@@ -197,14 +241,8 @@ impl Tracer<'_> {
             );
             timeline.push(company_step(message, event, rules));
         }
-        for (message, event) in &sources.activities {
-            let rules = RulesNow {
-                note: Some(
-                    "not decided again: the process stage reads contact and company events only"
-                        .to_string(),
-                ),
-                ..RulesNow::default()
-            };
+        for ((message, event), decided) in sources.activities.iter().zip(&decided) {
+            let rules = self.activity_rules_now(event, decided.as_ref());
             timeline.push(activity_step(message, event, rules));
         }
         for (message, code, reason) in &sources.undecodable {
@@ -272,6 +310,321 @@ impl Tracer<'_> {
             decision: Some(DecisionView::of(&decision)),
             sink,
             note,
+        }
+    }
+
+    /// An activity decided with the current rules; `None` without the portal's properties.
+    fn decide_activity(&self, event: &ActivityRecorded) -> Option<ActivityDecision> {
+        let catalog = self.hubspot.catalog.as_ref()?;
+        Some(decide_activity(
+            event,
+            &self.ops.config.rules,
+            catalog,
+            &self.owners,
+        ))
+    }
+
+    /// The current rules' decision for one activity: the object, owner, links and deal, and
+    /// what the sink would do given HubSpot now (the activity there already, its contact
+    /// there or not).
+    fn activity_rules_now(
+        &self,
+        event: &ActivityRecorded,
+        decided: Option<&ActivityDecision>,
+    ) -> RulesNow {
+        let Some(decision) = decided else {
+            return RulesNow {
+                note: Some(format!(
+                    "not decided again: the portal's properties cannot be read ({})",
+                    self.hubspot.error.as_deref().unwrap_or("unknown error")
+                )),
+                ..RulesNow::default()
+            };
+        };
+        let users = &self.ops.config.rules.users;
+        let ActivityDecision::Write { activity, deal } = decision else {
+            return RulesNow {
+                decision: Some(DecisionView::of_activity(
+                    decision,
+                    event,
+                    users,
+                    ContactNow::Unknown,
+                )),
+                ..RulesNow::default()
+            };
+        };
+        let contact_identity = contact_link(activity);
+        let contact = self.contact_now(contact_identity);
+        let contact_label = contact_identity.map_or_else(|| "-".to_string(), identity_label);
+        let mut view = DecisionView::of_activity(decision, event, users, contact);
+        let sink = self
+            .found_activity(activity)
+            .and_then(|found| SinkVerdict::once(found.map(|r| r.id.as_str()), contact, &contact_label));
+        if let (Some(deal), Some(shown)) = (
+            deal,
+            view.activity.as_mut().and_then(|a| a.deal.as_mut()),
+        ) {
+            let deal_contact = self.contact_now(contact_link(deal));
+            shown.sink = self.found_deal(deal).and_then(|found| {
+                SinkVerdict::once(found.map(|r| r.id.as_str()), deal_contact, &contact_label)
+            });
+        }
+        let mut notes = Vec::new();
+        if sink.is_none() {
+            notes.push(if let Some(error) = &self.hubspot.error {
+                format!("what the sink would do is not known here: HubSpot could not be read ({error})")
+            } else {
+                format!(
+                    "what the sink would do is not known here: the sink finds the contact \
+                     {contact_label} through its identity map only"
+                )
+            });
+        }
+        if let Some(error) = &self.owners_error {
+            notes.push(format!(
+                "HubSpot's owners could not be read ({error}): senders are matched by \
+                 [[users.mapping]] only here"
+            ));
+        }
+        RulesNow {
+            decision: Some(view),
+            sink,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+        }
+    }
+
+    /// What HubSpot holds of the contact an activity or deal links to.
+    fn contact_now(&self, identity: Option<&Identity>) -> ContactNow<'_> {
+        let Some(identity) = identity.filter(|i| i.kind == IdentityKind::Email) else {
+            return ContactNow::Unknown;
+        };
+        if self.hubspot.error.is_some() {
+            return ContactNow::Unknown;
+        }
+        let email = identity.value.trim().to_lowercase();
+        let found = self
+            .hubspot
+            .contacts_by_email
+            .get(&email)
+            .or_else(|| self.hubspot.activity_contacts.get(&email));
+        match found {
+            Some(contact) => ContactNow::Present {
+                owner: contact.property(OWNER_PROPERTY),
+            },
+            None if self.hubspot.emails_read.contains(&email) => ContactNow::Absent,
+            None => ContactNow::Unknown,
+        }
+    }
+
+    /// HubSpot's record of an activity: `Some(None)` when searched and absent, `None` when its
+    /// object was not searched.
+    fn found_activity(&self, draft: &CommandDraft) -> Option<Option<&crate::hubspot::Record>> {
+        let object = object_type(draft.object_type)?;
+        if !self.hubspot.activity_objects.contains(&object) {
+            return None;
+        }
+        Some(
+            self.hubspot
+                .activities
+                .get(&(object, draft.identity.value.trim().to_lowercase())),
+        )
+    }
+
+    /// HubSpot's record of a deal by its key, as [`Self::found_activity`].
+    fn found_deal(&self, draft: &CommandDraft) -> Option<Option<&crate::hubspot::Record>> {
+        let deals = self.hubspot.deals.as_ref()?;
+        Some(deals.get(&draft.identity.value.trim().to_lowercase()))
+    }
+
+    /// The record's activities in HubSpot: each searched by `hubsync_activity_id` in the
+    /// object the rules store it as now (and in any object an outcome names), an activity an
+    /// outcome names by id read by that id when search does not show it yet, the deals they
+    /// trigger by `hubsync_deal_key`, and the contacts they link to by email.
+    async fn read_activities(
+        &mut self,
+        activities: &[(Original, ActivityRecorded)],
+        decided: &[Option<ActivityDecision>],
+        outcomes: &[Step],
+    ) {
+        let rules = &self.ops.config.rules;
+        let mut wanted: BTreeMap<ObjectType, (BTreeSet<String>, BTreeSet<String>)> =
+            BTreeMap::new();
+        let mut deals: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut emails = BTreeSet::new();
+        let mut event_ids = BTreeSet::new();
+        for ((_, event), decision) in activities.iter().zip(decided) {
+            event_ids.insert(event.event_id.as_str());
+            let id = event.activity_id.trim();
+            let (object, draft) = match decision {
+                Some(ActivityDecision::Write { activity, deal }) => {
+                    if let Some(deal) = deal {
+                        deals
+                            .entry(deal.identity.value.trim().to_string())
+                            .or_default()
+                            .extend(deal.create_only_properties.keys().cloned());
+                        emails.extend(email_of(contact_link(deal)));
+                    }
+                    emails.extend(email_of(contact_link(activity)));
+                    (activity.object_type, Some(activity))
+                }
+                _ => (planned_object(event, &rules.activities), None),
+            };
+            let Some(object) = object_type(object) else {
+                continue;
+            };
+            if id.is_empty() {
+                continue;
+            }
+            let (ids, properties) = wanted.entry(object).or_default();
+            ids.insert(id.to_string());
+            if let Some(draft) = draft {
+                properties.extend(draft.properties.keys().cloned());
+            }
+        }
+        // Objects an outcome of these activities names (stored as another object before), and
+        // the ids it names.
+        let mut named: BTreeMap<ObjectType, BTreeSet<String>> = BTreeMap::new();
+        for outcome in outcomes.iter().filter_map(|s| s.outcome.as_ref()) {
+            if !event_ids.contains(outcome.event_id.as_str()) {
+                continue;
+            }
+            let Some(object) = outcome
+                .hubspot_object_type
+                .and_then(object_type)
+                .filter(|o| o.is_activity())
+            else {
+                continue;
+            };
+            if let Some(id) = outcome
+                .record
+                .as_deref()
+                .and_then(|r| r.strip_prefix(ACTIVITY_ID_PROPERTY))
+                .and_then(|r| r.strip_prefix(':'))
+            {
+                wanted.entry(object).or_default().0.insert(id.to_string());
+            }
+            if let Some(id) = &outcome.hubspot_id {
+                named.entry(object).or_default().insert(id.clone());
+            }
+        }
+        for (object, (ids, extra)) in wanted {
+            let ids: Vec<String> = ids.into_iter().collect();
+            let mut properties: BTreeSet<String> = extra;
+            properties.extend(
+                ["hs_timestamp", OWNER_PROPERTY, ACTIVITY_ID_PROPERTY]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+            let properties: Vec<String> = properties.into_iter().collect();
+            self.hubspot.reads.push(format!(
+                "{} by {ACTIVITY_ID_PROPERTY} {}",
+                object.path_name(),
+                ids.join(", ")
+            ));
+            match lookup::search_owned(self.client, object, ACTIVITY_ID_PROPERTY, &ids, &properties)
+                .await
+            {
+                Ok(found) => {
+                    self.hubspot.activity_objects.insert(object);
+                    for (id, record) in found {
+                        self.keep(object, format!("{ACTIVITY_ID_PROPERTY} {id}"), &record);
+                        self.hubspot.activities.insert((object, id), record);
+                    }
+                }
+                Err(error) => {
+                    self.hubspot.error = Some(error.to_string());
+                    return;
+                }
+            }
+            let unseen: Vec<String> = named
+                .remove(&object)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|id| !self.hubspot.tried.contains(&(object, id.clone())))
+                .take(MAX_READS)
+                .collect();
+            if unseen.is_empty() {
+                continue;
+            }
+            self.hubspot.reads.push(format!(
+                "{} by id {} (named by outcomes)",
+                object.path_name(),
+                unseen.join(", ")
+            ));
+            match lookup::read_by_id(self.client, object, &unseen, &properties).await {
+                Ok(found) => {
+                    for (id, record) in found {
+                        self.keep(object, format!("id {id}"), &record);
+                        if let Some(activity) = record.property(ACTIVITY_ID_PROPERTY) {
+                            let key = (object, activity.to_lowercase());
+                            self.hubspot.activities.entry(key).or_insert(record);
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.hubspot.error = Some(error.to_string());
+                    return;
+                }
+            }
+        }
+        if !deals.is_empty() {
+            let keys: Vec<String> = deals.keys().cloned().collect();
+            let mut properties: BTreeSet<String> = deals.into_values().flatten().collect();
+            properties.extend(
+                ["dealname", "pipeline", "dealstage", OWNER_PROPERTY, DEAL_KEY_PROPERTY]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+            let properties: Vec<String> = properties.into_iter().collect();
+            self.hubspot.reads.push(format!(
+                "deals by {DEAL_KEY_PROPERTY} {}",
+                keys.join(", ")
+            ));
+            match lookup::search_owned(
+                self.client,
+                ObjectType::Deals,
+                DEAL_KEY_PROPERTY,
+                &keys,
+                &properties,
+            )
+            .await
+            {
+                Ok(found) => {
+                    for (key, record) in &found {
+                        self.keep(ObjectType::Deals, format!("{DEAL_KEY_PROPERTY} {key}"), record);
+                    }
+                    self.hubspot.deals = Some(found);
+                }
+                Err(error) => {
+                    self.hubspot.error = Some(error.to_string());
+                    return;
+                }
+            }
+        }
+        let unread: Vec<String> = emails
+            .into_iter()
+            .filter(|email| !self.hubspot.emails_read.contains(email))
+            .collect();
+        if !unread.is_empty() {
+            self.hubspot.reads.push(format!(
+                "the activities' contacts by email {}",
+                unread.join(", ")
+            ));
+            match lookup::read_by_property(
+                self.client,
+                ObjectType::Contacts,
+                "email",
+                &unread,
+                &[OWNER_PROPERTY.to_string()],
+            )
+            .await
+            {
+                Ok(found) => {
+                    self.hubspot.emails_read.extend(unread);
+                    self.hubspot.activity_contacts = found;
+                }
+                Err(error) => self.hubspot.error = Some(error.to_string()),
+            }
         }
     }
 
@@ -491,6 +844,7 @@ impl Tracer<'_> {
                         self.keep(ObjectType::Contacts, format!("email {email}"), record);
                     }
                     self.hubspot.contacts_by_email = found;
+                    self.hubspot.emails_read.extend(emails);
                 }
                 Err(error) => self.hubspot.error = Some(error.to_string()),
             }
@@ -631,6 +985,13 @@ fn company_names(sources: &Sources) -> Vec<(Option<String>, String)> {
             Some((domain, name))
         })
         .collect()
+}
+
+/// The email an activity's or deal's contact link names, normalised.
+fn email_of(identity: Option<&Identity>) -> Option<String> {
+    identity
+        .filter(|i| i.kind == IdentityKind::Email)
+        .map(|i| i.value.trim().to_lowercase())
 }
 
 /// One matching message of a source topic.
