@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use hubsync_processors::activity::planned_object;
 use hubsync_processors::catalog::PropertyCatalog;
+use hubsync_processors::command::DEAL_EVENT_SUFFIX;
 use hubsync_processors::decision::{ACTIVITY_ID_PROPERTY, DEAL_KEY_PROPERTY, identity_label};
 use hubsync_processors::normalize;
 use hubsync_processors::rules::{OWNER_PROPERTY, Rules};
@@ -357,13 +358,12 @@ impl Tracer<'_> {
         let contact = self.contact_now(contact_identity);
         let contact_label = contact_identity.map_or_else(|| "-".to_string(), identity_label);
         let mut view = DecisionView::of_activity(decision, event, users, contact);
-        let sink = self
-            .found_activity(activity)
-            .and_then(|found| SinkVerdict::once(found.map(|r| r.id.as_str()), contact, &contact_label));
-        if let (Some(deal), Some(shown)) = (
-            deal,
-            view.activity.as_mut().and_then(|a| a.deal.as_mut()),
-        ) {
+        let sink = self.found_activity(activity).and_then(|found| {
+            SinkVerdict::once(found.map(|r| r.id.as_str()), contact, &contact_label)
+        });
+        if let (Some(deal), Some(shown)) =
+            (deal, view.activity.as_mut().and_then(|a| a.deal.as_mut()))
+        {
             let deal_contact = self.contact_now(contact_link(deal));
             shown.sink = self.found_deal(deal).and_then(|found| {
                 SinkVerdict::once(found.map(|r| r.id.as_str()), deal_contact, &contact_label)
@@ -372,7 +372,9 @@ impl Tracer<'_> {
         let mut notes = Vec::new();
         if sink.is_none() {
             notes.push(if let Some(error) = &self.hubspot.error {
-                format!("what the sink would do is not known here: HubSpot could not be read ({error})")
+                format!(
+                    "what the sink would do is not known here: HubSpot could not be read ({error})"
+                )
             } else {
                 format!(
                     "what the sink would do is not known here: the sink finds the contact \
@@ -437,195 +439,194 @@ impl Tracer<'_> {
     }
 
     /// The record's activities in HubSpot: each searched by `hubsync_activity_id` in the
-    /// object the rules store it as now (and in any object an outcome names), an activity an
-    /// outcome names by id read by that id when search does not show it yet, the deals they
-    /// trigger by `hubsync_deal_key`, and the contacts they link to by email.
+    /// object the rules store it as now (and in any object an outcome names), the deals they
+    /// trigger by `hubsync_deal_key`, what outcomes name by id and search does not show yet
+    /// read by that id, and the contacts they link to by email.
     async fn read_activities(
         &mut self,
         activities: &[(Original, ActivityRecorded)],
         decided: &[Option<ActivityDecision>],
         outcomes: &[Step],
     ) {
+        let wanted = self.activity_lookups(activities, decided, outcomes);
+        if let Err(error) = self.read_owned(wanted).await {
+            self.hubspot.error = Some(error.to_string());
+            return;
+        }
+        let emails: BTreeSet<String> = decided
+            .iter()
+            .flatten()
+            .filter_map(|decision| match decision {
+                ActivityDecision::Write { activity, deal } => Some((activity, deal)),
+                _ => None,
+            })
+            .flat_map(|(activity, deal)| {
+                [
+                    email_of(contact_link(activity)),
+                    deal.as_deref().and_then(|d| email_of(contact_link(d))),
+                ]
+            })
+            .flatten()
+            .filter(|email| !self.hubspot.emails_read.contains(email))
+            .collect();
+        if emails.is_empty() {
+            return;
+        }
+        let emails: Vec<String> = emails.into_iter().collect();
+        self.hubspot.reads.push(format!(
+            "the activities' contacts by email {}",
+            emails.join(", ")
+        ));
+        match lookup::read_by_property(
+            self.client,
+            ObjectType::Contacts,
+            "email",
+            &emails,
+            &[OWNER_PROPERTY.to_string()],
+        )
+        .await
+        {
+            Ok(found) => {
+                self.hubspot.emails_read.extend(emails);
+                self.hubspot.activity_contacts = found;
+            }
+            Err(error) => self.hubspot.error = Some(error.to_string()),
+        }
+    }
+
+    /// What to look for by hubsync's own properties: per object, the values, the properties
+    /// to read, and the ids outcomes name.
+    fn activity_lookups(
+        &self,
+        activities: &[(Original, ActivityRecorded)],
+        decided: &[Option<ActivityDecision>],
+        outcomes: &[Step],
+    ) -> BTreeMap<ObjectType, OwnedLookup> {
         let rules = &self.ops.config.rules;
-        let mut wanted: BTreeMap<ObjectType, (BTreeSet<String>, BTreeSet<String>)> =
-            BTreeMap::new();
-        let mut deals: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let mut emails = BTreeSet::new();
+        let mut wanted: BTreeMap<ObjectType, OwnedLookup> = BTreeMap::new();
         let mut event_ids = BTreeSet::new();
         for ((_, event), decision) in activities.iter().zip(decided) {
             event_ids.insert(event.event_id.as_str());
-            let id = event.activity_id.trim();
-            let (object, draft) = match decision {
+            let drafts: Vec<&CommandDraft> = match decision {
                 Some(ActivityDecision::Write { activity, deal }) => {
-                    if let Some(deal) = deal {
-                        deals
-                            .entry(deal.identity.value.trim().to_string())
-                            .or_default()
-                            .extend(deal.create_only_properties.keys().cloned());
-                        emails.extend(email_of(contact_link(deal)));
-                    }
-                    emails.extend(email_of(contact_link(activity)));
-                    (activity.object_type, Some(activity))
+                    std::iter::once(activity).chain(deal.as_deref()).collect()
                 }
-                _ => (planned_object(event, &rules.activities), None),
+                _ => Vec::new(),
             };
-            let Some(object) = object_type(object) else {
-                continue;
-            };
-            if id.is_empty() {
-                continue;
+            if drafts.is_empty() {
+                // Skipped or refused now: it may have been written before, as it would be stored.
+                let object = planned_object(event, &rules.activities);
+                if let Some(object) = object_type(object)
+                    && !event.activity_id.trim().is_empty()
+                {
+                    wanted
+                        .entry(object)
+                        .or_insert_with(|| OwnedLookup::new(object))
+                        .values
+                        .insert(event.activity_id.trim().to_string());
+                }
             }
-            let (ids, properties) = wanted.entry(object).or_default();
-            ids.insert(id.to_string());
-            if let Some(draft) = draft {
-                properties.extend(draft.properties.keys().cloned());
+            for draft in drafts {
+                let Some(object) = object_type(draft.object_type) else {
+                    continue;
+                };
+                let lookup = wanted
+                    .entry(object)
+                    .or_insert_with(|| OwnedLookup::new(object));
+                lookup
+                    .values
+                    .insert(draft.identity.value.trim().to_string());
+                lookup.properties.extend(draft.properties.keys().cloned());
+                lookup
+                    .properties
+                    .extend(draft.create_only_properties.keys().cloned());
             }
         }
-        // Objects an outcome of these activities names (stored as another object before), and
-        // the ids it names.
-        let mut named: BTreeMap<ObjectType, BTreeSet<String>> = BTreeMap::new();
         for outcome in outcomes.iter().filter_map(|s| s.outcome.as_ref()) {
-            if !event_ids.contains(outcome.event_id.as_str()) {
+            let event_id = outcome
+                .event_id
+                .strip_suffix(DEAL_EVENT_SUFFIX)
+                .unwrap_or(&outcome.event_id);
+            if !event_ids.contains(event_id) {
                 continue;
             }
-            let Some(object) = outcome
-                .hubspot_object_type
-                .and_then(object_type)
-                .filter(|o| o.is_activity())
-            else {
+            let Some(object) = outcome.hubspot_object_type.and_then(object_type) else {
                 continue;
             };
-            if let Some(id) = outcome
+            if !(object.is_activity() || object == ObjectType::Deals) {
+                continue;
+            }
+            let lookup = wanted
+                .entry(object)
+                .or_insert_with(|| OwnedLookup::new(object));
+            if let Some(value) = outcome
                 .record
                 .as_deref()
-                .and_then(|r| r.strip_prefix(ACTIVITY_ID_PROPERTY))
+                .and_then(|r| r.strip_prefix(lookup.property))
                 .and_then(|r| r.strip_prefix(':'))
             {
-                wanted.entry(object).or_default().0.insert(id.to_string());
+                lookup.values.insert(value.to_string());
             }
             if let Some(id) = &outcome.hubspot_id {
-                named.entry(object).or_default().insert(id.clone());
+                lookup.named.insert(id.clone());
             }
         }
-        for (object, (ids, extra)) in wanted {
-            let ids: Vec<String> = ids.into_iter().collect();
-            let mut properties: BTreeSet<String> = extra;
-            properties.extend(
-                ["hs_timestamp", OWNER_PROPERTY, ACTIVITY_ID_PROPERTY]
-                    .iter()
-                    .map(|s| s.to_string()),
-            );
-            let properties: Vec<String> = properties.into_iter().collect();
-            self.hubspot.reads.push(format!(
-                "{} by {ACTIVITY_ID_PROPERTY} {}",
-                object.path_name(),
-                ids.join(", ")
-            ));
-            match lookup::search_owned(self.client, object, ACTIVITY_ID_PROPERTY, &ids, &properties)
-                .await
-            {
-                Ok(found) => {
-                    self.hubspot.activity_objects.insert(object);
-                    for (id, record) in found {
-                        self.keep(object, format!("{ACTIVITY_ID_PROPERTY} {id}"), &record);
-                        self.hubspot.activities.insert((object, id), record);
-                    }
-                }
-                Err(error) => {
-                    self.hubspot.error = Some(error.to_string());
-                    return;
+        wanted
+    }
+
+    /// Searches each object by hubsync's own property, then reads by id what outcomes name and
+    /// the search did not show (search lags writes by seconds).
+    async fn read_owned(
+        &mut self,
+        wanted: BTreeMap<ObjectType, OwnedLookup>,
+    ) -> Result<(), lookup::LookupError> {
+        for (object, lookup) in wanted {
+            let property = lookup.property;
+            let values: Vec<String> = lookup.values.into_iter().collect();
+            let properties: Vec<String> = lookup.properties.into_iter().collect();
+            let mut found = Found::new();
+            if !values.is_empty() {
+                self.hubspot.reads.push(format!(
+                    "{} by {property} {}",
+                    object.path_name(),
+                    values.join(", ")
+                ));
+                found = lookup::search_owned(self.client, object, property, &values, &properties)
+                    .await?;
+                for (value, record) in &found {
+                    self.keep(object, format!("{property} {value}"), record);
                 }
             }
-            let unseen: Vec<String> = named
-                .remove(&object)
-                .unwrap_or_default()
+            let unseen: Vec<String> = lookup
+                .named
                 .into_iter()
                 .filter(|id| !self.hubspot.tried.contains(&(object, id.clone())))
                 .take(MAX_READS)
                 .collect();
-            if unseen.is_empty() {
-                continue;
-            }
-            self.hubspot.reads.push(format!(
-                "{} by id {} (named by outcomes)",
-                object.path_name(),
-                unseen.join(", ")
-            ));
-            match lookup::read_by_id(self.client, object, &unseen, &properties).await {
-                Ok(found) => {
-                    for (id, record) in found {
-                        self.keep(object, format!("id {id}"), &record);
-                        if let Some(activity) = record.property(ACTIVITY_ID_PROPERTY) {
-                            let key = (object, activity.to_lowercase());
-                            self.hubspot.activities.entry(key).or_insert(record);
-                        }
+            if !unseen.is_empty() {
+                self.hubspot.reads.push(format!(
+                    "{} by id {} (named by outcomes)",
+                    object.path_name(),
+                    unseen.join(", ")
+                ));
+                let read = lookup::read_by_id(self.client, object, &unseen, &properties).await?;
+                for (id, record) in read {
+                    self.keep(object, format!("id {id}"), &record);
+                    if let Some(value) = record.property(property) {
+                        found.entry(value.to_lowercase()).or_insert(record);
                     }
                 }
-                Err(error) => {
-                    self.hubspot.error = Some(error.to_string());
-                    return;
+            }
+            if object == ObjectType::Deals {
+                self.hubspot.deals = Some(found);
+            } else {
+                self.hubspot.activity_objects.insert(object);
+                for (value, record) in found {
+                    self.hubspot.activities.insert((object, value), record);
                 }
             }
         }
-        if !deals.is_empty() {
-            let keys: Vec<String> = deals.keys().cloned().collect();
-            let mut properties: BTreeSet<String> = deals.into_values().flatten().collect();
-            properties.extend(
-                ["dealname", "pipeline", "dealstage", OWNER_PROPERTY, DEAL_KEY_PROPERTY]
-                    .iter()
-                    .map(|s| s.to_string()),
-            );
-            let properties: Vec<String> = properties.into_iter().collect();
-            self.hubspot.reads.push(format!(
-                "deals by {DEAL_KEY_PROPERTY} {}",
-                keys.join(", ")
-            ));
-            match lookup::search_owned(
-                self.client,
-                ObjectType::Deals,
-                DEAL_KEY_PROPERTY,
-                &keys,
-                &properties,
-            )
-            .await
-            {
-                Ok(found) => {
-                    for (key, record) in &found {
-                        self.keep(ObjectType::Deals, format!("{DEAL_KEY_PROPERTY} {key}"), record);
-                    }
-                    self.hubspot.deals = Some(found);
-                }
-                Err(error) => {
-                    self.hubspot.error = Some(error.to_string());
-                    return;
-                }
-            }
-        }
-        let unread: Vec<String> = emails
-            .into_iter()
-            .filter(|email| !self.hubspot.emails_read.contains(email))
-            .collect();
-        if !unread.is_empty() {
-            self.hubspot.reads.push(format!(
-                "the activities' contacts by email {}",
-                unread.join(", ")
-            ));
-            match lookup::read_by_property(
-                self.client,
-                ObjectType::Contacts,
-                "email",
-                &unread,
-                &[OWNER_PROPERTY.to_string()],
-            )
-            .await
-            {
-                Ok(found) => {
-                    self.hubspot.emails_read.extend(unread);
-                    self.hubspot.activity_contacts = found;
-                }
-                Err(error) => self.hubspot.error = Some(error.to_string()),
-            }
-        }
+        Ok(())
     }
 
     /// HubSpot's record for a command's identity: `Some(None)` when HubSpot has none, `None`
@@ -985,6 +986,38 @@ fn company_names(sources: &Sources) -> Vec<(Option<String>, String)> {
             Some((domain, name))
         })
         .collect()
+}
+
+/// Activities or deals of one object to find by hubsync's own property.
+struct OwnedLookup {
+    /// `hubsync_activity_id`, `hubsync_deal_key`.
+    property: &'static str,
+    values: BTreeSet<String>,
+    /// The properties to read.
+    properties: BTreeSet<String>,
+    /// HubSpot ids outcomes name.
+    named: BTreeSet<String>,
+}
+
+impl OwnedLookup {
+    fn new(object: ObjectType) -> Self {
+        let (property, shown): (&'static str, &[&str]) = if object == ObjectType::Deals {
+            (DEAL_KEY_PROPERTY, &["dealname", "pipeline", "dealstage"])
+        } else {
+            (ACTIVITY_ID_PROPERTY, &["hs_timestamp"])
+        };
+        let properties = shown
+            .iter()
+            .chain(&[OWNER_PROPERTY, property])
+            .map(|p| p.to_string())
+            .collect();
+        OwnedLookup {
+            property,
+            values: BTreeSet::new(),
+            properties,
+            named: BTreeSet::new(),
+        }
+    }
 }
 
 /// The email an activity's or deal's contact link names, normalised.

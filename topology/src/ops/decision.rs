@@ -350,7 +350,11 @@ impl OwnerView {
                 reason: format!("the contact's owner {id} (HubSpot now): {unmapped}"),
             },
             ContactNow::Present { owner: None } => OwnerView {
-                source: if fallback.is_some() { "default" } else { "none" },
+                source: if fallback.is_some() {
+                    "default"
+                } else {
+                    "none"
+                },
                 reason: format!("{otherwise}: {unmapped} and the contact has no owner in HubSpot"),
                 owner: fallback,
             },
@@ -438,7 +442,10 @@ impl ActivityView {
 
     /// Lines for people: the object and owner, the links, the deal.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = vec![format!("as {}, activity id {}", self.object, self.activity_id)];
+        let mut lines = vec![format!(
+            "as {}, activity id {}",
+            self.object, self.activity_id
+        )];
         if let Some(owner) = &self.owner {
             lines.push(format!("owner ({}): {}", owner.source, owner.reason));
         }
@@ -593,9 +600,7 @@ mod tests {
     use hubsync_processors::decide_activity;
     use hubsync_processors::decision::ProblemCode;
     use hubsync_processors::rules::Rules;
-    use hubsync_schemas::{
-        ActivityType, CampaignRef, Identity, IdentityKind, Sender, examples,
-    };
+    use hubsync_schemas::{ActivityType, CampaignRef, Identity, IdentityKind, Sender, examples};
 
     fn draft(action: CommandAction, missing: &[&str]) -> CommandDraft {
         CommandDraft {
@@ -760,13 +765,23 @@ mod tests {
             sequence_step: Some(1),
         });
         let decided = view(&event, ContactNow::Unknown);
-        assert_eq!((decided.verdict, decided.rule), (Verdict::Write, "activities"));
+        assert_eq!(
+            (decided.verdict, decided.rule),
+            (Verdict::Write, "activities")
+        );
         let activity = decided.activity.as_ref().expect("an activity view");
         assert_eq!(activity.object, "email");
         assert_eq!(activity.activity_id, "act_1");
         let owner = activity.owner.as_ref().expect("an owner");
-        assert_eq!((owner.source, owner.owner.as_deref()), ("sender", Some("70000003")));
-        assert!(owner.reason.contains("[[users.mapping]]"), "{}", owner.reason);
+        assert_eq!(
+            (owner.source, owner.owner.as_deref()),
+            ("sender", Some("70000003"))
+        );
+        assert!(
+            owner.reason.contains("[[users.mapping]]"),
+            "{}",
+            owner.reason
+        );
         let links: Vec<String> = activity.links.iter().map(LinkView::describe).collect();
         assert_eq!(
             links,
@@ -796,7 +811,10 @@ mod tests {
         );
         let lines = activity.lines().join("\n");
         assert!(lines.contains("as email, activity id act_1"), "{lines}");
-        assert!(lines.contains("deal hubsync_deal_key:ct_1:cmp_q3 (created with"), "{lines}");
+        assert!(
+            lines.contains("deal hubsync_deal_key:ct_1:cmp_q3 (created with"),
+            "{lines}"
+        );
         let json = serde_json::to_value(&decided).expect("json");
         assert_eq!(json["activity"]["owner"]["source"], "sender");
         assert_eq!(json["activity"]["links"][0]["type_id"], 198);
@@ -814,7 +832,10 @@ mod tests {
         let theirs = owner(ContactNow::Present {
             owner: Some("70000002"),
         });
-        assert_eq!((theirs.source, theirs.owner.as_deref()), ("contact", Some("70000002")));
+        assert_eq!(
+            (theirs.source, theirs.owner.as_deref()),
+            ("contact", Some("70000002"))
+        );
         assert!(theirs.reason.contains("has no sender"), "{}", theirs.reason);
         let default = owner(ContactNow::Present { owner: None });
         assert_eq!(
@@ -822,7 +843,9 @@ mod tests {
             ("default", Some("70000001"))
         );
         assert!(
-            default.reason.contains("the contact has no owner in HubSpot"),
+            default
+                .reason
+                .contains("the contact has no owner in HubSpot"),
             "{}",
             default.reason
         );
@@ -854,7 +877,10 @@ mod tests {
         let contact = "email:ada@acme.io";
         let present = ContactNow::Present { owner: None };
         let there = SinkVerdict::once(Some("55"), ContactNow::Absent, contact).expect("known");
-        assert_eq!((there.status(), there.reason_code()), ("UNCHANGED", "UNCHANGED"));
+        assert_eq!(
+            (there.status(), there.reason_code()),
+            ("UNCHANGED", "UNCHANGED")
+        );
         assert_eq!(
             serde_json::to_value(&there).expect("json"),
             serde_json::json!({"status": "UNCHANGED", "id": "55"})
@@ -868,7 +894,11 @@ mod tests {
             (waits.status(), waits.reason_code()),
             (WAITS_FOR_CONTACT, "PARKED_CONTACT_MISSING")
         );
-        assert!(waits.describe().contains("email:ada@acme.io"), "{}", waits.describe());
+        assert!(
+            waits.describe().contains("email:ada@acme.io"),
+            "{}",
+            waits.describe()
+        );
         assert_eq!(SinkVerdict::once(None, ContactNow::Unknown, contact), None);
     }
 }

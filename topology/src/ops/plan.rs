@@ -890,13 +890,25 @@ pub fn render_diffs(plan: &Plan, limit: usize) -> String {
             ("CREATED", _) if matches!(record.object, "CONTACT" | "COMPANY") => {
                 "would create".to_string()
             }
-            ("CREATED", _) => format!("would create a {}", record.object.to_lowercase()),
+            ("CREATED", _) => {
+                let object = record.object.to_lowercase();
+                let article = if object.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("would create {article} {object}")
+            }
             (_, Some(id)) => format!("would update HubSpot {} {id}", record.object.to_lowercase()),
             _ => "would update".to_string(),
         };
         let plural = if record.events == 1 { "" } else { "s" };
         let count = if record.object == "DEAL" {
-            format!("triggered by {} activit{}", record.events, if record.events == 1 { "y" } else { "ies" })
+            format!(
+                "triggered by {} activit{}",
+                record.events,
+                if record.events == 1 { "y" } else { "ies" }
+            )
         } else {
             format!("{} event{plural}", record.events)
         };
@@ -964,7 +976,6 @@ mod tests {
     use super::*;
     use hubsync_processors::catalog::{PropertyKind, PropertySpec};
     use hubsync_schemas::{ChangeKind, examples};
-
 
     fn rules() -> Rules {
         let rules: Rules = toml::from_str(
@@ -1434,8 +1445,14 @@ mod tests {
             BTreeMap::from([("CREATED".to_string(), 1)]),
             "deals answer for no event"
         );
-        assert_eq!(plan.deal_plans[0].record, "hubsync_deal_key:ct_known:cmp_q3");
-        let old = plan.plans.iter().find(|p| p.record == "hubsync_activity_id:act_old");
+        assert_eq!(
+            plan.deal_plans[0].record,
+            "hubsync_deal_key:ct_known:cmp_q3"
+        );
+        let old = plan
+            .plans
+            .iter()
+            .find(|p| p.record == "hubsync_activity_id:act_old");
         assert_eq!(old.and_then(|p| p.hubspot_id.as_deref()), Some("55"));
         let new = plan
             .plans
@@ -1473,6 +1490,10 @@ mod tests {
         let diffs = render_diffs(&plan, 20);
         assert!(
             diffs.contains("hubsync_activity_id:act_new  would create a note (2 events)"),
+            "{diffs}"
+        );
+        assert!(
+            diffs.contains("hubsync_activity_id:act_reply  would create an email (1 event)"),
             "{diffs}"
         );
         assert!(

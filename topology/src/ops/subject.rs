@@ -163,10 +163,7 @@ impl Identifiers {
     /// (`{event_id}:deal`).
     fn event(&self, event_id: &str) -> bool {
         let own = |id: &str| self.event_ids.contains(id) || self.ids.contains(id);
-        own(event_id)
-            || event_id
-                .strip_suffix(DEAL_EVENT_SUFFIX)
-                .is_some_and(|activity| own(activity))
+        own(event_id) || event_id.strip_suffix(DEAL_EVENT_SUFFIX).is_some_and(own)
     }
 
     fn activity_id(&self, id: &str) -> bool {
@@ -260,7 +257,8 @@ impl Identifiers {
         if found {
             self.event_ids.insert(event.event_id.clone());
             if !event.activity_id.trim().is_empty() {
-                self.activity_ids.insert(event.activity_id.trim().to_string());
+                self.activity_ids
+                    .insert(event.activity_id.trim().to_string());
             }
         }
         if asked {
@@ -331,7 +329,8 @@ impl Identifiers {
     /// Adds the HubSpot id of an outcome about the record: its contact or company, its
     /// activities and deals (`note:55`).
     pub fn take_outcome(&mut self, outcome: &SyncOutcome) {
-        if let (Some(id), Some(object)) = (outcome.hubspot_id.as_deref(), outcome.hubspot_object_type)
+        if let (Some(id), Some(object)) =
+            (outcome.hubspot_id.as_deref(), outcome.hubspot_object_type)
             && object != HubSpotObjectType::Unknown
         {
             self.hubspot_ids.insert(hubspot_label(object, id));

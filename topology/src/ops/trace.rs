@@ -585,7 +585,7 @@ impl TraceReport {
                 .filter_map(|(k, v)| {
                     v.as_deref()
                         .filter(|v| !v.is_empty())
-                        .map(|v| (k.as_str(), v.to_string()))
+                        .map(|v| (k.as_str(), v.replace('\n', "\\n")))
                 })
                 .collect();
             for line in fields(&values).lines() {
