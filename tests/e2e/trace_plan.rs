@@ -2,6 +2,10 @@
 //! wrote (development broker, schema registry and HubSpot sandbox). Trace tells a created, a
 //! parked and a dead-lettered contact's story and finds a record by event id and HubSpot id; plan
 //! predicts what the pipeline then does, shows a changed property, and makes no write call.
+//! With activities: trace decides a contact's activities again (a created note, a skipped
+//! disabled type, an email whose reply triggers a deal) and finds them in HubSpot, also when
+//! asked by activity id; plan over the activity topic counts what the pipeline then does, per
+//! object, skip code, problem and deal, again without a write call.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +17,8 @@ use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
 use hubsync_schemas::{
-    ChangeKind, CompanyChanged, ContactChanged, OutcomeStatus, SchemaKind, examples,
+    ActivityRecorded, ActivityType, CampaignRef, ChangeKind, CompanyChanged, ContactChanged,
+    OutcomeStatus, SchemaKind, Sender, SyncOutcome, examples,
 };
 use serde_json::{Value, json};
 
@@ -665,5 +670,548 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
         initech.last().and_then(|o| o.hubspot_id.as_deref()),
         Some(initech_id.as_str()),
         "the sink too found Initech by name"
+    );
+}
+
+/// Activity rules: opens are notes, clicks are off, one mapped user and a default owner, a
+/// campaign whose replies create deals and one that does not push to the CRM; activities wait
+/// two seconds for a missing contact.
+fn activity_team(config: String) -> String {
+    let config = config.replace(
+        "email_opened = { enabled = true, store_as = \"note\" }\n",
+        "email_opened = { enabled = true, store_as = \"note\" }\nemail_clicked = { enabled = false }\n",
+    );
+    assert!(
+        config.contains("email_clicked"),
+        "the [activities] section is there"
+    );
+    config
+        + r#"
+[users]
+default_owner = "70000001"
+
+[[users.mapping]]
+user = "usr_ada"
+owner = "70000003"
+
+[campaigns.cmp_q3]
+deal_triggers = ["email_replied"]
+
+[campaigns.cmp_quiet]
+push_to_crm = false
+
+[stages.sink]
+linger = "250ms"
+contact_wait = "2s"
+"#
+}
+
+fn activity(kind: ActivityType, contact_id: &str, email: &str) -> ActivityRecorded {
+    let mut event = examples::activity_recorded();
+    event.event_id = uuid::Uuid::new_v4().to_string();
+    event.event_time = chrono::Utc::now().timestamp_millis();
+    event.activity_id = format!("act_{}", uuid::Uuid::new_v4().simple());
+    event.activity_type = kind;
+    event.activity_type_name = kind.as_str().to_ascii_lowercase();
+    event.contact_id = contact_id.to_string();
+    event.contact_email = Some(email.to_string());
+    event.company_id = Some("co_1".to_string());
+    event.sender = None;
+    event.campaign = None;
+    event.url = None;
+    event
+}
+
+fn in_campaign(mut event: ActivityRecorded, campaign: &str) -> ActivityRecorded {
+    event.campaign = Some(CampaignRef {
+        campaign_id: campaign.to_string(),
+        name: Some("Q3 outbound".to_string()),
+        sequence_step: Some(2),
+    });
+    event
+}
+
+async fn publish_activities(world: &World, events: &[&ActivityRecorded]) -> Vec<String> {
+    let topic = world.config.topics.activity_events.clone();
+    for event in events {
+        world
+            .publish(
+                SchemaKind::ActivityRecorded,
+                &topic,
+                &event.contact_id,
+                *event,
+            )
+            .await;
+    }
+    events.iter().map(|e| e.event_id.clone()).collect()
+}
+
+/// The one outcome of an event.
+fn outcome_of<'a>(
+    outcomes: &'a std::collections::HashMap<String, Vec<SyncOutcome>>,
+    event_id: &str,
+) -> &'a SyncOutcome {
+    outcomes
+        .get(event_id)
+        .and_then(|o| o.last())
+        .unwrap_or_else(|| panic!("no outcome for {event_id}: {outcomes:#?}"))
+}
+
+/// The timeline's event step of one event.
+fn event_step<'a>(trace: &'a Value, event_id: &str) -> &'a Value {
+    steps(trace, "event")
+        .into_iter()
+        .find(|s| s["event_id"] == event_id)
+        .unwrap_or_else(|| panic!("no event {event_id} in {trace:#}"))
+}
+
+/// The HubSpot record of `object` the trace shows with this id.
+fn shown<'a>(trace: &'a Value, object: &str, id: &str) -> &'a Value {
+    trace["hubspot"]
+        .as_array()
+        .expect("hubspot")
+        .iter()
+        .find(|r| r["object"] == object && r["id"] == id)
+        .unwrap_or_else(|| panic!("no {object} {id} in {:#}", trace["hubspot"]))
+}
+
+/// Clears the sandbox's request log.
+async fn clear_requests(world: &World) {
+    reqwest::Client::new()
+        .delete(format!("{}/__admin/requests", world.hubspot_server.url()))
+        .send()
+        .await
+        .expect("requests cleared")
+        .error_for_status()
+        .expect("requests cleared");
+}
+
+/// Every call HubSpot answered since the log was cleared was a read.
+fn only_reads(world: &World) -> BTreeMap<(String, u16), u64> {
+    let calls = world.hubspot.request_counts();
+    for (endpoint, status) in calls.keys() {
+        assert!(
+            endpoint.starts_with("GET ")
+                || endpoint.ends_with("/batch/read")
+                || endpoint.ends_with("/search"),
+            "a write call: {endpoint} ({status}); all calls: {calls:?}"
+        );
+    }
+    calls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trace_decides_a_contacts_activities_and_finds_them_in_hubspot() {
+    // Search lags writes as HubSpot's does: what outcomes name is also read by id.
+    let world = World::start(SandboxOptions::default(), 1, activity_team).await;
+    let pipeline = start(&world.config, &world).await;
+    let cli = Cli::new(&world);
+
+    let ada = contact("ct_ada", Some("ada@example.org"), Some("Lovelace"));
+    let created = publish(&world, &[&ada]).await;
+    world.outcomes_for(&created, WAIT).await;
+    let mut opened = activity(ActivityType::EmailOpened, "ct_ada", "ada@example.org");
+    opened.sender = Some(Sender {
+        user_id: "usr_ada".into(),
+        email: None,
+    });
+    let clicked = activity(ActivityType::EmailClicked, "ct_ada", "ada@example.org");
+    let replied = in_campaign(
+        activity(ActivityType::EmailReplied, "ct_ada", "Ada@Example.org"),
+        "cmp_q3",
+    );
+    let mut events = publish_activities(&world, &[&opened, &clicked, &replied]).await;
+    let deal_event = format!("{}:deal", replied.event_id);
+    events.push(deal_event.clone());
+    let outcomes = world.outcomes_for(&events, WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    let note = outcome_of(&outcomes, &opened.event_id);
+    assert_eq!(note.status, OutcomeStatus::Created, "{note:?}");
+    let note_id = note.hubspot_id.clone().expect("the note's id");
+    assert_eq!(
+        outcome_of(&outcomes, &clicked.event_id).reason_code,
+        "ACTIVITY_TYPE_DISABLED"
+    );
+    let email_id = outcome_of(&outcomes, &replied.event_id)
+        .hubspot_id
+        .clone()
+        .expect("the email's id");
+    let deal_id = outcome_of(&outcomes, &deal_event)
+        .hubspot_id
+        .clone()
+        .expect("the deal's id");
+    let note_now = world
+        .records(ObjectType::Notes)
+        .into_iter()
+        .find(|n| n["id"] == note_id.as_str())
+        .expect("the note in HubSpot");
+    assert_eq!(note_now["properties"]["hubspot_owner_id"], "70000003");
+
+    let trace = cli
+        .run(&["trace", "ada@example.org", "--json"])
+        .await
+        .ok()
+        .document();
+    assert_eq!(steps(&trace, "event").len(), 4, "{trace:#}");
+
+    // The note: its object, the mapped sender's owner, its links, and HubSpot has it.
+    let now = &event_step(&trace, &opened.event_id)["rules_now"];
+    let decision = &now["decision"];
+    assert_eq!(decision["verdict"], "write", "{now:#}");
+    assert_eq!(decision["rule"], "activities");
+    assert_eq!(
+        decision["write"]["identity"],
+        format!("hubsync_activity_id:{}", opened.activity_id)
+    );
+    let activity = &decision["activity"];
+    assert_eq!(activity["object"], "note");
+    assert_eq!(activity["owner"]["source"], "sender");
+    assert_eq!(activity["owner"]["owner"], "70000003");
+    assert_eq!(
+        activity["links"],
+        json!([
+            {"object": "contact", "identity": "email:ada@example.org", "type_id": 202},
+            {"object": "company", "identity": "company_id:co_1", "type_id": 190},
+        ])
+    );
+    assert_eq!(activity["deal"], Value::Null);
+    assert_eq!(
+        now["sink"],
+        json!({"status": "UNCHANGED", "id": note_id}),
+        "HubSpot holds the note: {now:#}"
+    );
+
+    // The click: skipped by the activity rules, as the pipeline did.
+    let decision = &event_step(&trace, &clicked.event_id)["rules_now"]["decision"];
+    assert_eq!(decision["verdict"], "skip", "{decision:#}");
+    assert_eq!(decision["rule"], "activities");
+    assert_eq!(decision["code"], "ACTIVITY_TYPE_DISABLED");
+
+    // The reply: an email owned by the default owner (Ada has no owner), and its deal.
+    let now = &event_step(&trace, &replied.event_id)["rules_now"];
+    let activity = &now["decision"]["activity"];
+    assert_eq!(activity["object"], "email", "{now:#}");
+    assert_eq!(activity["owner"]["source"], "default");
+    assert_eq!(activity["owner"]["owner"], "70000001");
+    assert_eq!(activity["deal"]["key"], "hubsync_deal_key:ct_ada:cmp_q3");
+    assert_eq!(activity["deal"]["properties"]["pipeline"], "default");
+    assert_eq!(
+        activity["deal"]["sink"],
+        json!({"status": "UNCHANGED", "id": deal_id})
+    );
+    assert_eq!(now["sink"], json!({"status": "UNCHANGED", "id": email_id}));
+
+    // Commands and outcomes of the activities and the deal.
+    let commands: Vec<(&Value, &Value)> = steps(&trace, "command")
+        .into_iter()
+        .map(|s| (&s["event_id"], &s["command"]["object_type"]))
+        .collect();
+    for (event, object) in [
+        (&ada.event_id, "CONTACT"),
+        (&opened.event_id, "NOTE"),
+        (&deal_event, "DEAL"),
+        (&replied.event_id, "EMAIL"),
+    ] {
+        assert!(
+            commands.contains(&(&json!(event), &json!(object))),
+            "{object} command of {event}: {commands:?}"
+        );
+    }
+    assert_eq!(commands.len(), 4, "{commands:?}");
+    let statuses: BTreeMap<String, String> = steps(&trace, "outcome")
+        .into_iter()
+        .map(|s| {
+            (
+                s["event_id"].as_str().expect("event id").to_string(),
+                s["outcome"]["status"].as_str().expect("status").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses.len(), 5, "{statuses:?}");
+    assert_eq!(statuses[&clicked.event_id], "SKIPPED");
+    assert_eq!(statuses[&deal_event], "CREATED");
+
+    // HubSpot now: the contact, the note, the email and the deal, as the sandbox holds them.
+    assert_eq!(
+        shown(&trace, "notes", &note_id)["properties"]["hubsync_activity_id"],
+        opened.activity_id.as_str()
+    );
+    assert_eq!(
+        shown(&trace, "notes", &note_id)["properties"]["hubspot_owner_id"],
+        "70000003"
+    );
+    assert_eq!(
+        shown(&trace, "emails", &email_id)["properties"]["hubspot_owner_id"],
+        "70000001"
+    );
+    assert_eq!(
+        shown(&trace, "deals", &deal_id)["properties"]["hubsync_deal_key"],
+        "ct_ada:cmp_q3"
+    );
+    assert!(
+        trace["hubspot"]
+            .as_array()
+            .expect("hubspot")
+            .iter()
+            .any(|r| r["object"] == "contacts"),
+        "{trace:#}"
+    );
+
+    let text = cli.run(&["trace", "ada@example.org"]).await.ok().stdout;
+    for expected in [
+        "rules now (activities): would create NOTE",
+        "as note, activity id",
+        "owner (sender): sender usr_ada is mapped to owner 70000003",
+        "skipped ACTIVITY_TYPE_DISABLED",
+        "deal hubsync_deal_key:ct_ada:cmp_q3",
+        "would not be created again",
+        "notes by hubsync_activity_id",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+
+    // By activity id: the activity, its contact's story, and the note in HubSpot.
+    let by_id = cli
+        .run(&["trace", &opened.activity_id, "--json"])
+        .await
+        .ok()
+        .document();
+    assert_eq!(by_id["asked"], format!("id:{}", opened.activity_id));
+    assert_eq!(
+        event_step(&by_id, &opened.event_id)["rules_now"]["decision"]["activity"]["object"],
+        "note"
+    );
+    event_step(&by_id, &ada.event_id);
+    assert!(
+        by_id["identifiers"]["activity_ids"]
+            .as_array()
+            .expect("activity ids")
+            .contains(&json!(opened.activity_id)),
+        "{by_id:#}"
+    );
+    shown(&by_id, "notes", &note_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plan_over_activities_predicts_what_the_pipeline_then_does_and_writes_nothing() {
+    let options = SandboxOptions {
+        search_index_lag: Duration::ZERO,
+        ..SandboxOptions::default()
+    };
+    let world = World::start(options, 1, activity_team).await;
+    let cli = Cli::new(&world);
+    world
+        .http_admin_create(
+            "contacts",
+            json!({"email": "known@example.org", "lastname": "Known", "hubspot_owner_id": "70000002"}),
+        )
+        .await;
+
+    // An earlier run created one note.
+    let old = activity(ActivityType::EmailOpened, "ct_known", "known@example.org");
+    let pipeline = start(&world.config, &world).await;
+    let first = publish_activities(&world, &[&old]).await;
+    let earlier = world.outcomes_for(&first, WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(
+        outcome_of(&earlier, &old.event_id).status,
+        OutcomeStatus::Created
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let since = chrono::Utc::now().to_rfc3339();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let mut old_again = old.clone();
+    old_again.event_id = uuid::Uuid::new_v4().to_string();
+    let opened = activity(ActivityType::EmailOpened, "ct_known", "known@example.org");
+    let replied = in_campaign(
+        activity(ActivityType::EmailReplied, "ct_known", "known@example.org"),
+        "cmp_q3",
+    );
+    let called = activity(ActivityType::Call, "ct_known", "known@example.org");
+    let ghost = activity(ActivityType::EmailOpened, "ct_ghost", "ghost@example.org");
+    let clicked = activity(ActivityType::EmailClicked, "ct_known", "known@example.org");
+    let mut blocked = activity(ActivityType::Unsubscribed, "ct_known", "known@example.org");
+    blocked.unsubscribe_self_initiated = Some(false);
+    let quiet = in_campaign(
+        activity(ActivityType::EmailSent, "ct_known", "known@example.org"),
+        "cmp_quiet",
+    );
+    let bad = activity(ActivityType::Call, "ct_bad", "not-an-email");
+    let events = publish_activities(
+        &world,
+        &[
+            &old_again, &opened, &replied, &called, &ghost, &clicked, &blocked, &quiet, &bad,
+        ],
+    )
+    .await;
+
+    clear_requests(&world).await;
+    let topic = world.config.topics.activity_events.clone();
+    let plan = cli
+        .run(&["plan", "--topic", &topic, "--since", &since, "--json"])
+        .await
+        .ok()
+        .document();
+    let text = cli
+        .run(&["plan", "--topic", &topic, "--since", &since])
+        .await
+        .ok()
+        .stdout;
+    let calls = only_reads(&world);
+    for read in [
+        "POST /crm/v3/objects/notes/search",
+        "POST /crm/v3/objects/deals/search",
+        "POST /crm/v3/objects/contacts/batch/read",
+    ] {
+        assert!(calls.keys().any(|(e, _)| e == read), "{read}: {calls:?}");
+    }
+    assert_eq!(
+        world.records(ObjectType::Notes).len(),
+        1,
+        "nothing was created"
+    );
+    assert!(world.records(ObjectType::Deals).is_empty());
+
+    assert_eq!(plan["events"], 9, "{plan:#}");
+    assert_eq!(
+        plan["by_status"],
+        json!({
+            "CREATED": 3, "UNCHANGED": 1, "WAITS_FOR_CONTACT": 1, "SKIPPED": 3, "DEAD_LETTERED": 1
+        }),
+        "{plan:#}"
+    );
+    assert_eq!(
+        plan["activities"],
+        json!({
+            "NOTE": {"CREATED": 1, "UNCHANGED": 1, "WAITS_FOR_CONTACT": 1},
+            "EMAIL": {"CREATED": 1},
+            "CALL": {"CREATED": 1},
+        })
+    );
+    assert_eq!(
+        plan["skipped"],
+        json!({
+            "ACTIVITY_TYPE_DISABLED": 1,
+            "UNSUBSCRIBE_NOT_SELF_INITIATED": 1,
+            "CAMPAIGN_PUSH_DISABLED": 1
+        })
+    );
+    assert_eq!(plan["dead_lettered"], json!({"INVALID_EMAIL": 1}));
+    assert_eq!(plan["problems"][0]["field"], "contact_email");
+    assert_eq!(plan["deals"]["by_status"], json!({"CREATED": 1}));
+    assert_eq!(
+        plan["deals"]["records"][0]["record"],
+        "hubsync_deal_key:ct_known:cmp_q3"
+    );
+    let diffs = plan["diffs"]["records"].as_array().expect("diffs");
+    let opened_plan = diffs
+        .iter()
+        .find(|r| r["record"] == format!("hubsync_activity_id:{}", opened.activity_id))
+        .expect("the new note's diff");
+    let owner = opened_plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["property"] == "hubspot_owner_id")
+        .expect("an owner");
+    assert_eq!(
+        owner["planned"], "70000002",
+        "the contact's owner: {opened_plan:#}"
+    );
+    for wanted in [
+        "ACTIVITIES AS",
+        "WAITS_FOR_CONTACT",
+        "DEALS WOULD BE",
+        "ACTIVITY_TYPE_DISABLED",
+        "after stages.sink.contact_wait (2s)",
+        "would create a deal (triggered by 1 activity)",
+        "nothing was written",
+    ] {
+        assert!(text.contains(wanted), "{wanted:?} in:\n{text}");
+    }
+
+    // The pipeline then does what the plan said; the waiting note is parked after 2 s.
+    let deal_event = format!("{}:deal", replied.event_id);
+    let everything: Vec<String> = events.iter().cloned().chain([deal_event.clone()]).collect();
+    let pipeline = start(&world.config, &world).await;
+    let outcomes = world.outcomes_for(&everything, WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    let mut done: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_object: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+    for id in &events {
+        let outcome = outcome_of(&outcomes, id);
+        let status = outcome.status.as_str().to_string();
+        *done.entry(status.clone()).or_insert(0) += 1;
+        match outcome.status {
+            OutcomeStatus::Skipped => *skipped.entry(outcome.reason_code.clone()).or_insert(0) += 1,
+            OutcomeStatus::DeadLettered => {}
+            _ => {
+                let object = outcome
+                    .hubspot_object_type
+                    .map(|o| o.as_str().to_string())
+                    .expect("an object");
+                *by_object
+                    .entry(object)
+                    .or_default()
+                    .entry(status)
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    // What waited for its contact the pipeline parked once it had waited contact_wait.
+    let as_done = |counts: &Value| -> BTreeMap<String, u64> {
+        let counts: BTreeMap<String, u64> = serde_json::from_value(counts.clone()).expect("counts");
+        let mut done = BTreeMap::new();
+        for (status, n) in counts {
+            let status = if status == "WAITS_FOR_CONTACT" {
+                "PARKED".to_string()
+            } else {
+                status
+            };
+            *done.entry(status).or_insert(0) += n;
+        }
+        done
+    };
+    assert_eq!(done, as_done(&plan["by_status"]), "{outcomes:#?}");
+    let planned_objects: BTreeMap<String, BTreeMap<String, u64>> = plan["activities"]
+        .as_object()
+        .expect("activities")
+        .iter()
+        .map(|(object, counts)| (object.clone(), as_done(counts)))
+        .collect();
+    assert_eq!(by_object, planned_objects);
+    assert_eq!(
+        skipped,
+        serde_json::from_value::<BTreeMap<String, u64>>(plan["skipped"].clone()).expect("counts")
+    );
+    assert_eq!(
+        outcome_of(&outcomes, &ghost.event_id).reason_code,
+        "PARKED_CONTACT_MISSING"
+    );
+    assert_eq!(
+        outcome_of(&outcomes, &old_again.event_id).hubspot_id,
+        outcome_of(&earlier, &old.event_id).hubspot_id,
+        "the note already there"
+    );
+    assert_eq!(
+        outcome_of(&outcomes, &deal_event).status,
+        OutcomeStatus::Created
+    );
+    let deals = world.records(ObjectType::Deals);
+    assert_eq!(deals.len(), 1);
+    assert_eq!(
+        deals[0]["properties"]["hubsync_deal_key"],
+        "ct_known:cmp_q3"
+    );
+    let note = world
+        .records(ObjectType::Notes)
+        .into_iter()
+        .find(|n| n["properties"]["hubsync_activity_id"] == opened.activity_id.as_str())
+        .expect("the new note");
+    assert_eq!(
+        note["properties"]["hubspot_owner_id"], "70000002",
+        "the owner the plan showed"
     );
 }

@@ -3,46 +3,58 @@
 //!
 //! Reads the topic's events in the range, decides each with the current rules, coalesces the
 //! commands per record as the sink does, reads those records from HubSpot (contacts by email in
-//! batch reads, companies by domain in searches, at most 100 per call) and prints what would be
-//! created, updated, skipped, parked or dead-lettered, per rule, with per-record property diffs.
-//! Nothing is written: not to Kafka, not to HubSpot, not to local state.
+//! batch reads, companies by domain in searches, activities by `hubsync_activity_id` and deals by
+//! `hubsync_deal_key` in searches, at most 100 per call) and prints what would be created,
+//! updated, skipped, parked, left waiting for a contact or dead-lettered, per rule, with
+//! per-record property diffs. Nothing is written: not to Kafka, not to HubSpot, not to local
+//! state.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hubsync_schemas::{CompanyChanged, ContactChanged};
+use hubsync_processors::OwnerDirectory;
+use hubsync_schemas::{ActivityRecorded, CompanyChanged, ContactChanged};
 use serde_json::json;
 
 use super::logs::{Output, report_scan, time_arg, window};
 use crate::codec::DecodeError;
 use crate::hubspot::HubSpotClient;
 use crate::ops::Ops;
+use crate::ops::decision::WAITS_FOR_CONTACT;
 use crate::ops::lookup::{self, LookupError};
 use crate::ops::plan::{
     Current, How, Lookups, Plan, Planner, render_comparison, render_counts, render_diffs,
 };
 use crate::ops::range::{Window, format_ms};
 use crate::ops::scan::{Flow, ScanStats};
-use crate::{catalog, pipeline};
+use crate::{catalog, pipeline, process};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 What it does: decides every event of the topic in the range with the current rules, coalesces
 the commands per record as the sink does (newest value per property by event time), reads the
 records from HubSpot (contacts: batch read by email; companies: search by domain, then by name
-among companies without a domain when match_on_name is set; 100 per call) and compares. Only read calls reach HubSpot; nothing is published or written.
+among companies without a domain when match_on_name is set; activities: search by
+hubsync_activity_id, their contacts by email; deals: search by hubsync_deal_key; 100 per call)
+and compares. Only read calls reach HubSpot; nothing is published or written.
 
 Statuses, per event (as the outcomes would record them) and per record:
-  CREATED, UPDATED (HubSpot's values differ), UNCHANGED (HubSpot already holds every value; the
-  pipeline records UPDATED unless its local state remembers writing them), SKIPPED (by a rule,
-  or NOT_CREATED), PARKED (mandatory fields missing), DEAD_LETTERED (refused values, undecodable
-  messages), UNRESOLVED (records known only by upstream id: the sink's identity map finds them).
+  CREATED, UPDATED (HubSpot's values differ), UNCHANGED (HubSpot already holds every value, or
+  the activity already; for contacts and companies the pipeline records UPDATED unless its local
+  state remembers writing them), SKIPPED (by a rule, or NOT_CREATED), PARKED (mandatory fields
+  missing), WAITS_FOR_CONTACT (an activity whose contact HubSpot lacks: created once the contact
+  is there, else PARKED PARKED_CONTACT_MISSING after stages.sink.contact_wait), DEAD_LETTERED
+  (refused values, undecodable messages), UNRESOLVED (records known only by upstream id: the
+  sink's identity map finds them).
+  Activities are also counted by the HubSpot object they become (note, email, call, task,
+  meeting), and the deals they trigger once each (deals answer for no event of their own).
 
 Output: tables for people, then up to --diff records with `property: HubSpot value -> planned
 value`. --json prints one JSON document {topic, since, until, read, events, records, by_status,
 records_by_status, skipped, parked, dead_lettered, problems, diffs {total, shown, records},
-compare (with --config-from)}.
+compare (with --config-from)}; for the activity topic also activities {object: {status:
+events}} and deals {by_status, records}.
 
 Exit status: 0 the plan was made; 1 the brokers, the registry or HubSpot could not be used; 2 a
 bad configuration, topic or arguments.")]
@@ -50,7 +62,8 @@ pub struct PlanArgs {
     /// The configuration file (TOML); its rules are the ones planned.
     #[arg(long)]
     pub config: PathBuf,
-    /// The source topic to plan: the contact or company changes topic of the configuration.
+    /// The source topic to plan: the contact changes, company changes or activity events topic
+    /// of the configuration.
     #[arg(long)]
     pub topic: String,
     /// Only events at or after this time: RFC 3339 (2026-11-22T10:00:00Z), a date (2026-11-22),
@@ -76,6 +89,7 @@ pub struct PlanArgs {
 enum Source {
     Contacts,
     Companies,
+    Activities,
 }
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -98,10 +112,15 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         Source::Contacts
     } else if args.topic == config.topics.company_changes {
         Source::Companies
+    } else if args.topic == config.topics.activity_events {
+        Source::Activities
     } else {
         return Ok(usage(&format!(
-            "--topic {}: plan decides contact and company events; give {} or {} (activities are not decided by the rules plan runs)",
-            args.topic, config.topics.contact_changes, config.topics.company_changes
+            "--topic {}: plan decides upstream events; give {}, {} or {}",
+            args.topic,
+            config.topics.contact_changes,
+            config.topics.company_changes,
+            config.topics.activity_events
         )));
     };
     let client = match pipeline::hubspot_client(&config, &secrets) {
@@ -114,11 +133,21 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let catalog = catalog::load(&client)
         .await
         .map_err(|e| anyhow::anyhow!("cannot read the portal's properties from HubSpot: {e}"))?;
+    // Activities' senders are matched against HubSpot's owners by email (one read).
+    let owners = if source == Source::Activities {
+        process::owner_directory(&client, &config.rules.users)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read HubSpot's owners: {e}"))?
+    } else {
+        OwnerDirectory::new()
+    };
     let ops = Ops::new(config, secrets)?;
     let rules = &ops.config.rules;
     let mut planners = Planners {
-        current: Planner::new(rules, &catalog),
-        old: old_rules.as_ref().map(|r| Planner::new(r, &catalog)),
+        current: Planner::new(rules, &catalog).with_owners(owners.clone()),
+        old: old_rules
+            .as_ref()
+            .map(|r| Planner::new(r, &catalog).with_owners(owners.clone())),
     };
     let reader = ops.reader(!args.json && std::io::stderr().is_terminal())?;
     let stats = scan(&reader, &args.topic, window, source, &mut planners).await?;
@@ -145,10 +174,26 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 
     let mut output = Output::default();
     if args.json {
-        let document = document(&args, window, &stats, &plan, old_plan.as_ref());
+        let mut document = document(&args, window, &stats, &plan, old_plan.as_ref());
+        if source == Source::Activities {
+            document["activities"] = json!(plan.activities);
+            document["deals"] = json!({
+                "by_status": plan.deals,
+                "records": plan.deal_plans,
+            });
+        }
         output.text(&format!("{}\n", serde_json::to_string_pretty(&document)?));
     } else {
-        output.text(&render(&args, window, &stats, &plan, old_plan.as_ref()));
+        let mut text = render(&args, window, &stats, &plan, old_plan.as_ref());
+        if plan.by_status.contains_key(WAITS_FOR_CONTACT) {
+            text.push_str(&format!(
+                "\n{WAITS_FOR_CONTACT}: activities whose contact HubSpot lacks now; the sink creates \
+                 each once its contact is there, or parks it PARKED_CONTACT_MISSING after \
+                 stages.sink.contact_wait ({})\n",
+                humantime::format_duration(ops.config.stages.sink.contact_wait)
+            ));
+        }
+        output.text(&text);
     }
     output.finish()
 }
@@ -204,6 +249,14 @@ async fn scan(
                 })
                 .await?
         }
+        Source::Activities => {
+            reader
+                .scan::<ActivityRecorded>(topic, window, |scanned| {
+                    planners.scanned(&scanned.record, Planner::activity);
+                    Flow::Continue
+                })
+                .await?
+        }
     };
     Ok(stats)
 }
@@ -222,6 +275,9 @@ async fn look_up(client: &HubSpotClient, lookups: &Lookups) -> Result<Current, L
             }
             How::Id => lookup::read_by_id(client, key.object, values, properties).await?,
             How::Name => lookup::search_by_name(client, values, properties).await?,
+            How::Owned => {
+                lookup::search_owned(client, key.object, &key.property, values, properties).await?
+            }
         };
         current.found.insert(key.clone(), found);
     }

@@ -4,26 +4,35 @@
 //! Reads the source topics for the record's events (a second time when the first reading taught
 //! new identifiers, such as the contact id of an email), decides each again with the current
 //! rules, reads the commands, outcomes and dead letters of those events, and reads the record
-//! from HubSpot (read-only calls only: the portal's properties, batch reads and searches).
+//! from HubSpot (read-only calls only: the portal's properties and owners, batch reads and
+//! searches). Its activities are looked up by `hubsync_activity_id` and the deals they trigger
+//! by `hubsync_deal_key`, as the sink finds them, and an activity an outcome names by HubSpot id
+//! is read by that id (search lags writes by seconds).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use hubsync_processors::activity::planned_object;
 use hubsync_processors::catalog::PropertyCatalog;
+use hubsync_processors::command::DEAL_EVENT_SUFFIX;
+use hubsync_processors::decision::{ACTIVITY_ID_PROPERTY, DEAL_KEY_PROPERTY, identity_label};
 use hubsync_processors::normalize;
 use hubsync_processors::rules::{OWNER_PROPERTY, Rules};
-use hubsync_processors::{CommandDraft, Decision, decide_company, decide_contact};
+use hubsync_processors::{
+    ActivityDecision, CommandDraft, Decision, OwnerDirectory, decide_activity, decide_company,
+    decide_contact,
+};
 use hubsync_schemas::{
     ActivityRecorded, AvroRecord, CompanyChanged, ContactChanged, DeadLetter, HubSpotCommand,
-    HubSpotObjectType, IdentityKind, SyncOutcome,
+    HubSpotObjectType, Identity, IdentityKind, SyncOutcome,
 };
 
 use super::logs::{Output, time_arg, window};
 use crate::hubspot::{HubSpotClient, ObjectType};
 use crate::ops::Ops;
-use crate::ops::decision::DecisionView;
+use crate::ops::decision::{ContactNow, DecisionView, SinkVerdict, contact_link};
 use crate::ops::dlq::Letter;
 use crate::ops::lookup::{self, Found};
 use crate::ops::plan::PlannedRecord;
@@ -35,7 +44,8 @@ use crate::ops::trace::{
     company_step, contact_step, dead_letter_step, outcome_step, undecodable_step,
 };
 use crate::outcomes::Original;
-use crate::{catalog, pipeline};
+use crate::sink::writer::object_type;
+use crate::{catalog, pipeline, process};
 
 /// HubSpot records read by email, domain or id at most; more identifiers than this are a sign
 /// of a too-broad argument.
@@ -44,12 +54,17 @@ const MAX_READS: usize = 20;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 What it reads: the contact, company and activity topics for the record's events (by email,
-domain, contact or company id, event id), a second time when the first reading found new
-identifiers; the commands, outcomes and dead letters of those events; the portal's properties
-and the record itself from HubSpot (read-only calls). Nothing is written anywhere.
+domain, contact, company or activity id, event id), a second time when the first reading found
+new identifiers; the commands, outcomes and dead letters of those events; the portal's
+properties and owners, the record itself, its activities (by hubsync_activity_id) and the deals
+they trigger (by hubsync_deal_key) from HubSpot (read-only calls). Nothing is written anywhere.
 
 Each event is decided again with the current configuration's rules (\"rules now\"), and, for a
-write, what the sink would do given the record HubSpot holds now.
+write, what the sink would do given the record HubSpot holds now. An activity shows the HubSpot
+object it becomes (note, email, call, task, meeting) or the rule that skips it, its owner
+(the sender's mapped owner, the contact's owner, the default owner), its links and the deal it
+triggers; the sink creates it once, and makes it wait while HubSpot lacks its contact
+(WAITS_FOR_CONTACT, then PARKED_CONTACT_MISSING after stages.sink.contact_wait).
 
 Output: a timeline for people; --json prints one JSON document {asked, found, since, until,
 searched, hubspot_reads, identifiers, rules_note, timeline, latest_outcome, hubspot,
@@ -60,8 +75,9 @@ Exit status: 0 something about the record was found; 1 nothing was found (what w
 printed; with --json the document says \"found\": false) or the brokers or the registry could not
 be used (nothing on stdout then); 2 a bad configuration or arguments.")]
 pub struct TraceArgs {
-    /// The record: an email, a company domain, an event id, an upstream contact or company id, or
-    /// a HubSpot id (digits). Prefix email:, domain:, id: or hubspot: to say which.
+    /// The record: an email, a company domain, an event id, an upstream contact, company or
+    /// activity id (act_...), or a HubSpot id (digits). Prefix email:, domain:, id: or hubspot: to
+    /// say which.
     pub record: String,
     /// The configuration file (TOML).
     #[arg(long)]
@@ -114,6 +130,8 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         ids: Identifiers::of(&asked),
         searched: Vec::new(),
         hubspot: HubSpotNow::default(),
+        owners: OwnerDirectory::new(),
+        owners_error: None,
     };
     let report = tracer.trace(&asked).await?;
     let mut output = Output::default();
@@ -148,6 +166,15 @@ struct HubSpotNow {
     contacts_by_email: Found,
     companies_by_domain: Found,
     companies_by_name: Found,
+    /// Emails of contacts looked up (found or not).
+    emails_read: BTreeSet<String>,
+    /// Contacts of the activities by email, beyond the record's own.
+    activity_contacts: Found,
+    /// Activities by object and lower-cased activity id, and the objects searched.
+    activities: BTreeMap<(ObjectType, String), crate::hubspot::Record>,
+    activity_objects: BTreeSet<ObjectType>,
+    /// Deals by lower-cased key, when searched.
+    deals: Option<Found>,
     records: Vec<HubSpotView>,
     /// Records already read by id.
     tried: BTreeSet<(ObjectType, String)>,
@@ -161,6 +188,9 @@ struct Tracer<'a> {
     ids: Identifiers,
     searched: Vec<TopicSearch>,
     hubspot: HubSpotNow,
+    /// HubSpot's owners by email, for `users.auto_map_by_email`.
+    owners: OwnerDirectory,
+    owners_error: Option<String>,
 }
 
 impl Tracer<'_> {
@@ -181,6 +211,21 @@ impl Tracer<'_> {
         if self.hubspot.error.is_none() {
             self.read_hubspot(&company_names(&sources)).await;
         }
+        if !sources.activities.is_empty() && self.hubspot.catalog.is_some() {
+            match process::owner_directory(self.client, &self.ops.config.rules.users).await {
+                Ok(owners) => self.owners = owners,
+                Err(error) => self.owners_error = Some(error.to_string()),
+            }
+        }
+        let decided: Vec<Option<ActivityDecision>> = sources
+            .activities
+            .iter()
+            .map(|(_, event)| self.decide_activity(event))
+            .collect();
+        if self.hubspot.error.is_none() {
+            self.read_activities(&sources.activities, &decided, &outcomes)
+                .await;
+        }
 
         let mut timeline = Vec::new();
         for (message, event) in &sources.contacts {
@@ -197,14 +242,8 @@ impl Tracer<'_> {
             );
             timeline.push(company_step(message, event, rules));
         }
-        for (message, event) in &sources.activities {
-            let rules = RulesNow {
-                note: Some(
-                    "not decided again: the process stage reads contact and company events only"
-                        .to_string(),
-                ),
-                ..RulesNow::default()
-            };
+        for ((message, event), decided) in sources.activities.iter().zip(&decided) {
+            let rules = self.activity_rules_now(event, decided.as_ref());
             timeline.push(activity_step(message, event, rules));
         }
         for (message, code, reason) in &sources.undecodable {
@@ -273,6 +312,321 @@ impl Tracer<'_> {
             sink,
             note,
         }
+    }
+
+    /// An activity decided with the current rules; `None` without the portal's properties.
+    fn decide_activity(&self, event: &ActivityRecorded) -> Option<ActivityDecision> {
+        let catalog = self.hubspot.catalog.as_ref()?;
+        Some(decide_activity(
+            event,
+            &self.ops.config.rules,
+            catalog,
+            &self.owners,
+        ))
+    }
+
+    /// The current rules' decision for one activity: the object, owner, links and deal, and
+    /// what the sink would do given HubSpot now (the activity there already, its contact
+    /// there or not).
+    fn activity_rules_now(
+        &self,
+        event: &ActivityRecorded,
+        decided: Option<&ActivityDecision>,
+    ) -> RulesNow {
+        let Some(decision) = decided else {
+            return RulesNow {
+                note: Some(format!(
+                    "not decided again: the portal's properties cannot be read ({})",
+                    self.hubspot.error.as_deref().unwrap_or("unknown error")
+                )),
+                ..RulesNow::default()
+            };
+        };
+        let users = &self.ops.config.rules.users;
+        let ActivityDecision::Write { activity, deal } = decision else {
+            return RulesNow {
+                decision: Some(DecisionView::of_activity(
+                    decision,
+                    event,
+                    users,
+                    ContactNow::Unknown,
+                )),
+                ..RulesNow::default()
+            };
+        };
+        let contact_identity = contact_link(activity);
+        let contact = self.contact_now(contact_identity);
+        let contact_label = contact_identity.map_or_else(|| "-".to_string(), identity_label);
+        let mut view = DecisionView::of_activity(decision, event, users, contact);
+        let sink = self.found_activity(activity).and_then(|found| {
+            SinkVerdict::once(found.map(|r| r.id.as_str()), contact, &contact_label)
+        });
+        if let (Some(deal), Some(shown)) =
+            (deal, view.activity.as_mut().and_then(|a| a.deal.as_mut()))
+        {
+            let deal_contact = self.contact_now(contact_link(deal));
+            shown.sink = self.found_deal(deal).and_then(|found| {
+                SinkVerdict::once(found.map(|r| r.id.as_str()), deal_contact, &contact_label)
+            });
+        }
+        let mut notes = Vec::new();
+        if sink.is_none() {
+            notes.push(if let Some(error) = &self.hubspot.error {
+                format!(
+                    "what the sink would do is not known here: HubSpot could not be read ({error})"
+                )
+            } else {
+                format!(
+                    "what the sink would do is not known here: the sink finds the contact \
+                     {contact_label} through its identity map only"
+                )
+            });
+        }
+        if let Some(error) = &self.owners_error {
+            notes.push(format!(
+                "HubSpot's owners could not be read ({error}): senders are matched by \
+                 [[users.mapping]] only here"
+            ));
+        }
+        RulesNow {
+            decision: Some(view),
+            sink,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+        }
+    }
+
+    /// What HubSpot holds of the contact an activity or deal links to.
+    fn contact_now(&self, identity: Option<&Identity>) -> ContactNow<'_> {
+        let Some(identity) = identity.filter(|i| i.kind == IdentityKind::Email) else {
+            return ContactNow::Unknown;
+        };
+        if self.hubspot.error.is_some() {
+            return ContactNow::Unknown;
+        }
+        let email = identity.value.trim().to_lowercase();
+        let found = self
+            .hubspot
+            .contacts_by_email
+            .get(&email)
+            .or_else(|| self.hubspot.activity_contacts.get(&email));
+        match found {
+            Some(contact) => ContactNow::Present {
+                owner: contact.property(OWNER_PROPERTY),
+            },
+            None if self.hubspot.emails_read.contains(&email) => ContactNow::Absent,
+            None => ContactNow::Unknown,
+        }
+    }
+
+    /// HubSpot's record of an activity: `Some(None)` when searched and absent, `None` when its
+    /// object was not searched.
+    fn found_activity(&self, draft: &CommandDraft) -> Option<Option<&crate::hubspot::Record>> {
+        let object = object_type(draft.object_type)?;
+        if !self.hubspot.activity_objects.contains(&object) {
+            return None;
+        }
+        Some(
+            self.hubspot
+                .activities
+                .get(&(object, draft.identity.value.trim().to_lowercase())),
+        )
+    }
+
+    /// HubSpot's record of a deal by its key, as [`Self::found_activity`].
+    fn found_deal(&self, draft: &CommandDraft) -> Option<Option<&crate::hubspot::Record>> {
+        let deals = self.hubspot.deals.as_ref()?;
+        Some(deals.get(&draft.identity.value.trim().to_lowercase()))
+    }
+
+    /// The record's activities in HubSpot: each searched by `hubsync_activity_id` in the
+    /// object the rules store it as now (and in any object an outcome names), the deals they
+    /// trigger by `hubsync_deal_key`, what outcomes name by id and search does not show yet
+    /// read by that id, and the contacts they link to by email.
+    async fn read_activities(
+        &mut self,
+        activities: &[(Original, ActivityRecorded)],
+        decided: &[Option<ActivityDecision>],
+        outcomes: &[Step],
+    ) {
+        let wanted = self.activity_lookups(activities, decided, outcomes);
+        if let Err(error) = self.read_owned(wanted).await {
+            self.hubspot.error = Some(error.to_string());
+            return;
+        }
+        let emails: BTreeSet<String> = decided
+            .iter()
+            .flatten()
+            .filter_map(|decision| match decision {
+                ActivityDecision::Write { activity, deal } => Some((activity, deal)),
+                _ => None,
+            })
+            .flat_map(|(activity, deal)| {
+                [
+                    email_of(contact_link(activity)),
+                    deal.as_deref().and_then(|d| email_of(contact_link(d))),
+                ]
+            })
+            .flatten()
+            .filter(|email| !self.hubspot.emails_read.contains(email))
+            .collect();
+        if emails.is_empty() {
+            return;
+        }
+        let emails: Vec<String> = emails.into_iter().collect();
+        self.hubspot.reads.push(format!(
+            "the activities' contacts by email {}",
+            emails.join(", ")
+        ));
+        match lookup::read_by_property(
+            self.client,
+            ObjectType::Contacts,
+            "email",
+            &emails,
+            &[OWNER_PROPERTY.to_string()],
+        )
+        .await
+        {
+            Ok(found) => {
+                self.hubspot.emails_read.extend(emails);
+                self.hubspot.activity_contacts = found;
+            }
+            Err(error) => self.hubspot.error = Some(error.to_string()),
+        }
+    }
+
+    /// What to look for by hubsync's own properties: per object, the values, the properties
+    /// to read, and the ids outcomes name.
+    fn activity_lookups(
+        &self,
+        activities: &[(Original, ActivityRecorded)],
+        decided: &[Option<ActivityDecision>],
+        outcomes: &[Step],
+    ) -> BTreeMap<ObjectType, OwnedLookup> {
+        let rules = &self.ops.config.rules;
+        let mut wanted: BTreeMap<ObjectType, OwnedLookup> = BTreeMap::new();
+        let mut event_ids = BTreeSet::new();
+        for ((_, event), decision) in activities.iter().zip(decided) {
+            event_ids.insert(event.event_id.as_str());
+            let drafts: Vec<&CommandDraft> = match decision {
+                Some(ActivityDecision::Write { activity, deal }) => {
+                    std::iter::once(activity).chain(deal.as_deref()).collect()
+                }
+                _ => Vec::new(),
+            };
+            if drafts.is_empty() {
+                // Skipped or refused now: it may have been written before, as it would be stored.
+                let object = planned_object(event, &rules.activities);
+                if let Some(object) = object_type(object)
+                    && !event.activity_id.trim().is_empty()
+                {
+                    wanted
+                        .entry(object)
+                        .or_insert_with(|| OwnedLookup::new(object))
+                        .values
+                        .insert(event.activity_id.trim().to_string());
+                }
+            }
+            for draft in drafts {
+                let Some(object) = object_type(draft.object_type) else {
+                    continue;
+                };
+                let lookup = wanted
+                    .entry(object)
+                    .or_insert_with(|| OwnedLookup::new(object));
+                lookup
+                    .values
+                    .insert(draft.identity.value.trim().to_string());
+                lookup.properties.extend(draft.properties.keys().cloned());
+                lookup
+                    .properties
+                    .extend(draft.create_only_properties.keys().cloned());
+            }
+        }
+        for outcome in outcomes.iter().filter_map(|s| s.outcome.as_ref()) {
+            let event_id = outcome
+                .event_id
+                .strip_suffix(DEAL_EVENT_SUFFIX)
+                .unwrap_or(&outcome.event_id);
+            if !event_ids.contains(event_id) {
+                continue;
+            }
+            let Some(object) = outcome.hubspot_object_type.and_then(object_type) else {
+                continue;
+            };
+            if !(object.is_activity() || object == ObjectType::Deals) {
+                continue;
+            }
+            let lookup = wanted
+                .entry(object)
+                .or_insert_with(|| OwnedLookup::new(object));
+            if let Some(value) = outcome
+                .record
+                .as_deref()
+                .and_then(|r| r.strip_prefix(lookup.property))
+                .and_then(|r| r.strip_prefix(':'))
+            {
+                lookup.values.insert(value.to_string());
+            }
+            if let Some(id) = &outcome.hubspot_id {
+                lookup.named.insert(id.clone());
+            }
+        }
+        wanted
+    }
+
+    /// Searches each object by hubsync's own property, then reads by id what outcomes name and
+    /// the search did not show (search lags writes by seconds).
+    async fn read_owned(
+        &mut self,
+        wanted: BTreeMap<ObjectType, OwnedLookup>,
+    ) -> Result<(), lookup::LookupError> {
+        for (object, lookup) in wanted {
+            let property = lookup.property;
+            let values: Vec<String> = lookup.values.into_iter().collect();
+            let properties: Vec<String> = lookup.properties.into_iter().collect();
+            let mut found = Found::new();
+            if !values.is_empty() {
+                self.hubspot.reads.push(format!(
+                    "{} by {property} {}",
+                    object.path_name(),
+                    values.join(", ")
+                ));
+                found = lookup::search_owned(self.client, object, property, &values, &properties)
+                    .await?;
+                for (value, record) in &found {
+                    self.keep(object, format!("{property} {value}"), record);
+                }
+            }
+            let unseen: Vec<String> = lookup
+                .named
+                .into_iter()
+                .filter(|id| !self.hubspot.tried.contains(&(object, id.clone())))
+                .take(MAX_READS)
+                .collect();
+            if !unseen.is_empty() {
+                self.hubspot.reads.push(format!(
+                    "{} by id {} (named by outcomes)",
+                    object.path_name(),
+                    unseen.join(", ")
+                ));
+                let read = lookup::read_by_id(self.client, object, &unseen, &properties).await?;
+                for (id, record) in read {
+                    self.keep(object, format!("id {id}"), &record);
+                    if let Some(value) = record.property(property) {
+                        found.entry(value.to_lowercase()).or_insert(record);
+                    }
+                }
+            }
+            if object == ObjectType::Deals {
+                self.hubspot.deals = Some(found);
+            } else {
+                self.hubspot.activity_objects.insert(object);
+                for (value, record) in found {
+                    self.hubspot.activities.insert((object, value), record);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// HubSpot's record for a command's identity: `Some(None)` when HubSpot has none, `None`
@@ -491,6 +845,7 @@ impl Tracer<'_> {
                         self.keep(ObjectType::Contacts, format!("email {email}"), record);
                     }
                     self.hubspot.contacts_by_email = found;
+                    self.hubspot.emails_read.extend(emails);
                 }
                 Err(error) => self.hubspot.error = Some(error.to_string()),
             }
@@ -631,6 +986,45 @@ fn company_names(sources: &Sources) -> Vec<(Option<String>, String)> {
             Some((domain, name))
         })
         .collect()
+}
+
+/// Activities or deals of one object to find by hubsync's own property.
+struct OwnedLookup {
+    /// `hubsync_activity_id`, `hubsync_deal_key`.
+    property: &'static str,
+    values: BTreeSet<String>,
+    /// The properties to read.
+    properties: BTreeSet<String>,
+    /// HubSpot ids outcomes name.
+    named: BTreeSet<String>,
+}
+
+impl OwnedLookup {
+    fn new(object: ObjectType) -> Self {
+        let (property, shown): (&'static str, &[&str]) = if object == ObjectType::Deals {
+            (DEAL_KEY_PROPERTY, &["dealname", "pipeline", "dealstage"])
+        } else {
+            (ACTIVITY_ID_PROPERTY, &["hs_timestamp"])
+        };
+        let properties = shown
+            .iter()
+            .chain(&[OWNER_PROPERTY, property])
+            .map(|p| p.to_string())
+            .collect();
+        OwnedLookup {
+            property,
+            values: BTreeSet::new(),
+            properties,
+            named: BTreeSet::new(),
+        }
+    }
+}
+
+/// The email an activity's or deal's contact link names, normalised.
+fn email_of(identity: Option<&Identity>) -> Option<String> {
+    identity
+        .filter(|i| i.kind == IdentityKind::Email)
+        .map(|i| i.value.trim().to_lowercase())
 }
 
 /// One matching message of a source topic.

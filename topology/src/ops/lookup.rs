@@ -1,7 +1,8 @@
 //! Read-only HubSpot lookups for `trace` and `plan`: records by a unique property (contacts by
 //! email: batch read, 100 per call), by a searchable property (companies by domain: search, 100
-//! values per call, every page; companies without a domain by name), and by HubSpot id. Nothing
-//! here writes.
+//! values per call, every page; companies without a domain by name; activities and deals by
+//! hubsync's own `hubsync_activity_id` and `hubsync_deal_key`), and by HubSpot id. Nothing here
+//! writes.
 //!
 //! ```text
 //! read_by_property(contacts, "email", [ada@acme.io, new@acme.io], [jobtitle])
@@ -114,6 +115,33 @@ pub async fn search_by(
     values: &[String],
     properties: &[String],
 ) -> Result<Found, LookupError> {
+    search(client, object, property, values, properties, None).await
+}
+
+/// Finds records by a property of hubsync's own (`hubsync_activity_id`, `hubsync_deal_key`), as
+/// [`search_by`] does. The object's properties are read first (one call): a portal without the
+/// property (hubsync has not written there yet) holds no record carrying it, and is not
+/// searched.
+pub async fn search_owned(
+    client: &HubSpotClient,
+    object: ObjectType,
+    property: &str,
+    values: &[String],
+    properties: &[String],
+) -> Result<Found, LookupError> {
+    if values.is_empty() {
+        return Ok(Found::new());
+    }
+    let defined = client
+        .properties(object)
+        .await
+        .map_err(|source| LookupError::HubSpot {
+            object: object.path_name(),
+            source,
+        })?;
+    if !defined.iter().any(|p| p.name == property && !p.archived) {
+        return Ok(Found::new());
+    }
     search(client, object, property, values, properties, None).await
 }
 

@@ -19,36 +19,56 @@
 //! found by upstream id only           -> UNRESOLVED  the sink's identity map knows; not looked up
 //! ```
 //!
+//! Activities (and the deals they trigger) are created once, by hubsync's own property
+//! (`hubsync_activity_id`, `hubsync_deal_key`), never updated, and linked to their contact:
+//!
+//! ```text
+//! found by its own property           -> UNCHANGED          not created again
+//! absent,  its contact in HubSpot     -> CREATED            every property: (none) -> value
+//! absent,  its contact not in HubSpot -> WAITS_FOR_CONTACT  created once the contact is there,
+//!                                                           else PARKED PARKED_CONTACT_MISSING
+//! absent,  contact by upstream id     -> UNRESOLVED         the sink's identity map knows
+//! ```
+//!
 //! Every event of a record gets the record's status, as the sink's outcomes do when the
-//! record's commands are written together.
+//! record's commands are written together. A deal answers for no event of its own: deals are
+//! counted apart, once each, however many activities trigger them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use hubsync_processors::catalog::PropertyCatalog;
-use hubsync_processors::decision::identity_label;
-use hubsync_processors::rules::Rules;
-use hubsync_processors::{CommandDraft, Decision, decide_company, decide_contact};
+use hubsync_processors::decision::{
+    ACTIVITY_ID_PROPERTY, DEAL_KEY_PROPERTY, Problem, identity_label,
+};
+use hubsync_processors::rules::{OWNER_PROPERTY, Rules};
+use hubsync_processors::{
+    ActivityDecision, CommandDraft, Decision, OwnerDirectory, decide_activity, decide_company,
+    decide_contact,
+};
 use hubsync_schemas::{
-    CommandAction, CompanyChanged, ContactChanged, HubSpotObjectType, Identity, IdentityKind,
+    ActivityRecorded, CommandAction, CompanyChanged, ContactChanged, HubSpotObjectType, Identity,
+    IdentityKind,
 };
 use serde::Serialize;
 
-use super::decision::SinkVerdict;
+use super::decision::{ContactNow, SinkVerdict, WAITS_FOR_CONTACT, contact_link};
 use super::lookup::Found;
 use super::table::Table;
 use crate::hubspot::{ObjectType, Record};
+use crate::sink::writer::object_type;
 
 /// The status of records hubsync can only find through the sink's identity map.
 pub const UNRESOLVED: &str = "UNRESOLVED";
 
 /// The order statuses are shown in.
-pub const STATUSES: [&str; 7] = [
+pub const STATUSES: [&str; 8] = [
     "CREATED",
     "UPDATED",
     "UNCHANGED",
     "SKIPPED",
     "PARKED",
+    WAITS_FOR_CONTACT,
     "DEAD_LETTERED",
     UNRESOLVED,
 ];
@@ -67,6 +87,8 @@ pub struct PlannedRecord {
     pub may_create: bool,
     /// The newest command's time, action and missing mandatory fields.
     newest: (i64, CommandAction, Vec<String>),
+    /// The contact an activity or deal links to.
+    pub contact: Option<Identity>,
     pub events: u64,
 }
 
@@ -82,6 +104,7 @@ impl PlannedRecord {
             unconditional: BTreeSet::new(),
             may_create: false,
             newest: (time, draft.action, draft.missing_for_create.clone()),
+            contact: contact_link(draft).cloned(),
             events: 0,
         }
     }
@@ -145,17 +168,19 @@ impl PlannedRecord {
             .filter(|name| !name.is_empty())
     }
 
+    /// An activity or deal: created once by hubsync's own property, never updated.
+    pub fn created_once(&self) -> bool {
+        self.identity.kind == IdentityKind::SourceId && owned(&self.identity.property)
+    }
+
     /// How HubSpot is asked for this record: by which property, and whether by search.
     pub fn lookup(&self) -> Option<LookupKey> {
-        let object = match self.object {
-            HubSpotObjectType::Contact => ObjectType::Contacts,
-            HubSpotObjectType::Company => ObjectType::Companies,
-            _ => return None,
-        };
+        let object = object_type(self.object)?;
         let how = match self.identity.kind {
             IdentityKind::Email | IdentityKind::UniqueProperty => How::Read,
             IdentityKind::Domain => How::Search,
             IdentityKind::HubspotId => How::Id,
+            IdentityKind::SourceId if self.created_once() => How::Owned,
             IdentityKind::SourceId | IdentityKind::Unknown => return None,
         };
         let property = match how {
@@ -236,6 +261,11 @@ impl PlannedRecord {
     }
 }
 
+/// `hubsync_activity_id`, `hubsync_deal_key`: properties of hubsync's own.
+fn owned(property: &str) -> bool {
+    property == ACTIVITY_ID_PROPERTY || property == DEAL_KEY_PROPERTY
+}
+
 /// How a record is looked up in HubSpot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum How {
@@ -247,6 +277,8 @@ pub enum How {
     Id,
     /// Search of companies without a domain by name, for companies their domain did not find.
     Name,
+    /// Search by a property of hubsync's own (activities, deals); none when the portal lacks it.
+    Owned,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -269,6 +301,23 @@ pub struct Current {
 }
 
 impl Current {
+    /// What HubSpot holds of the contact an activity or deal links to: read by email, as the
+    /// sink reads it; a contact named by its upstream id is only known to the sink.
+    pub fn contact(&self, identity: Option<&Identity>) -> ContactNow<'_> {
+        let Some(identity) = identity.filter(|i| i.kind == IdentityKind::Email) else {
+            return ContactNow::Unknown;
+        };
+        let Some(found) = self.found.get(&contact_key()) else {
+            return ContactNow::Unknown;
+        };
+        match found.get(&identity.value.trim().to_lowercase()) {
+            Some(contact) => ContactNow::Present {
+                owner: contact.property(OWNER_PROPERTY),
+            },
+            None => ContactNow::Absent,
+        }
+    }
+
     /// HubSpot's record: `Some(None)` when looked up and absent, `None` when not looked up.
     /// A company its domain does not find is found by name when `match_on_name` is set and
     /// the name was searched, as the sink does.
@@ -282,6 +331,15 @@ impl Current {
             .name_to_match(match_on_name)
             .and_then(|name| self.found.get(&name_key())?.get(&name.to_lowercase()));
         Some(by_name)
+    }
+}
+
+/// The lookup of activities' and deals' contacts, by email as the sink reads them.
+fn contact_key() -> LookupKey {
+    LookupKey {
+        object: ObjectType::Contacts,
+        how: How::Read,
+        property: "email".to_string(),
     }
 }
 
@@ -346,8 +404,15 @@ pub struct Plan {
     pub dead_lettered: BTreeMap<String, u64>,
     /// Every problem of the refused records, by code, field and property.
     pub problems: Vec<ProblemCount>,
+    /// Activity events the rules would write, by the HubSpot object they are stored as
+    /// (`NOTE`), then by status.
+    pub activities: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Deals the activities trigger, by status: one each, however many activities trigger it.
+    pub deals: BTreeMap<String, u64>,
     /// Every written record, in the order first seen.
     pub plans: Vec<RecordPlan>,
+    /// Every triggered deal, in the order first triggered; `events` counts its triggers.
+    pub deal_plans: Vec<RecordPlan>,
 }
 
 impl Plan {
@@ -355,6 +420,7 @@ impl Plan {
     pub fn changed(&self) -> impl Iterator<Item = &RecordPlan> {
         self.plans
             .iter()
+            .chain(&self.deal_plans)
             .filter(|p| p.status == "CREATED" || p.status == "UPDATED")
     }
 }
@@ -369,8 +435,13 @@ pub struct Planner<'r> {
     problems: BTreeMap<(String, String, Option<String>), u64>,
     records: HashMap<(HubSpotObjectType, IdentityKind, String), PlannedRecord>,
     order: Vec<(HubSpotObjectType, IdentityKind, String)>,
+    /// Deals triggered by activities, by key.
+    deals: HashMap<String, PlannedRecord>,
+    deal_order: Vec<String>,
     /// Companies their domain does not find are looked for by name.
     match_on_name: bool,
+    /// HubSpot's owners by email, for activities' senders (`users.auto_map_by_email`).
+    owners: OwnerDirectory,
 }
 
 impl<'r> Planner<'r> {
@@ -384,8 +455,17 @@ impl<'r> Planner<'r> {
             problems: BTreeMap::new(),
             records: HashMap::new(),
             order: Vec::new(),
+            deals: HashMap::new(),
+            deal_order: Vec::new(),
             match_on_name: rules.sync.companies.match_on_name,
+            owners: OwnerDirectory::new(),
         }
+    }
+
+    /// HubSpot's owners by email, which activities' senders are matched against.
+    pub fn with_owners(mut self, owners: OwnerDirectory) -> Self {
+        self.owners = owners;
+        self
     }
 
     pub fn contact(&mut self, event: &ContactChanged) {
@@ -396,6 +476,30 @@ impl<'r> Planner<'r> {
     pub fn company(&mut self, event: &CompanyChanged) {
         let decision = decide_company(event, self.rules, self.catalog);
         self.decided(decision, event.event_time);
+    }
+
+    /// An activity: skipped, refused, or an activity to create once (and a deal when it
+    /// triggers one).
+    pub fn activity(&mut self, event: &ActivityRecorded) {
+        let decision = decide_activity(event, self.rules, self.catalog, &self.owners);
+        self.events += 1;
+        match decision {
+            ActivityDecision::Skip { code, .. } => {
+                *self.skipped.entry(code.as_str().to_string()).or_insert(0) += 1;
+            }
+            ActivityDecision::Invalid { problems } => self.refused(problems),
+            ActivityDecision::Write { activity, deal } => {
+                if let Some(deal) = deal {
+                    let key = deal.identity.value.clone();
+                    let record = self.deals.entry(key.clone()).or_insert_with(|| {
+                        self.deal_order.push(key);
+                        PlannedRecord::new(&deal, event.event_time)
+                    });
+                    record.absorb(&deal, event.event_time);
+                }
+                self.write(&activity, event.event_time);
+            }
+        }
     }
 
     /// A message the process stage could not decode: it dead-letters it with this code.
@@ -410,40 +514,57 @@ impl<'r> Planner<'r> {
             Decision::Skip { code, .. } => {
                 *self.skipped.entry(code.as_str().to_string()).or_insert(0) += 1;
             }
-            Decision::Invalid { problems } => {
-                let code = problems
-                    .first()
-                    .map_or("INVALID_RECORD", |p| p.code.as_str());
-                *self.dead_lettered.entry(code.to_string()).or_insert(0) += 1;
-                for p in problems {
-                    *self
-                        .problems
-                        .entry((p.code.as_str().to_string(), p.field, p.property))
-                        .or_insert(0) += 1;
-                }
-            }
-            Decision::Write(draft) => {
-                let key = (
-                    draft.object_type,
-                    draft.identity.kind,
-                    draft.identity.value.clone(),
-                );
-                let record = self.records.entry(key.clone()).or_insert_with(|| {
-                    self.order.push(key);
-                    PlannedRecord::new(&draft, time)
-                });
-                record.absorb(&draft, time);
-            }
+            Decision::Invalid { problems } => self.refused(problems),
+            Decision::Write(draft) => self.write(&draft, time),
         }
+    }
+
+    /// A refused event: dead-lettered by its first problem, every problem counted.
+    fn refused(&mut self, problems: Vec<Problem>) {
+        let code = problems
+            .first()
+            .map_or("INVALID_RECORD", |p| p.code.as_str());
+        *self.dead_lettered.entry(code.to_string()).or_insert(0) += 1;
+        for p in problems {
+            *self
+                .problems
+                .entry((p.code.as_str().to_string(), p.field, p.property))
+                .or_insert(0) += 1;
+        }
+    }
+
+    /// A command, coalesced into its record.
+    fn write(&mut self, draft: &CommandDraft, time: i64) {
+        let key = (
+            draft.object_type,
+            draft.identity.kind,
+            draft.identity.value.clone(),
+        );
+        let record = self.records.entry(key.clone()).or_insert_with(|| {
+            self.order.push(key);
+            PlannedRecord::new(draft, time)
+        });
+        record.absorb(draft, time);
     }
 
     pub fn events(&self) -> u64 {
         self.events
     }
 
-    /// The HubSpot reads the records need, with every property they would write.
+    /// The HubSpot reads the records need, with every property they would write, and the
+    /// contacts activities and deals link to.
     pub fn lookups(&self, lookups: &mut Lookups) {
-        for record in self.records.values() {
+        for record in self.records.values().chain(self.deals.values()) {
+            if record.created_once()
+                && let Some(contact) = record
+                    .contact
+                    .as_ref()
+                    .filter(|c| c.kind == IdentityKind::Email)
+            {
+                let (values, properties) = lookups.wanted.entry(contact_key()).or_default();
+                values.push(contact.value.trim().to_lowercase());
+                properties.push(OWNER_PROPERTY.to_string());
+            }
             let Some(key) = record.lookup() else {
                 continue;
             };
@@ -512,34 +633,10 @@ impl<'r> Planner<'r> {
             let Some(record) = self.records.get(key) else {
                 continue;
             };
-            let planned = match current.record(record, self.match_on_name) {
-                Some(found) => {
-                    let (verdict, changes) = record.judge(found);
-                    let missing = match &verdict {
-                        SinkVerdict::Parked { missing } => missing.clone(),
-                        _ => Vec::new(),
-                    };
-                    RecordPlan {
-                        record: record.label(),
-                        object: record.object.as_str(),
-                        status: verdict.status(),
-                        reason_code: verdict.reason_code(),
-                        hubspot_id: found.map(|r| r.id.clone()),
-                        events: record.events,
-                        missing_fields: missing,
-                        changes,
-                    }
-                }
-                None => RecordPlan {
-                    record: record.label(),
-                    object: record.object.as_str(),
-                    status: UNRESOLVED,
-                    reason_code: UNRESOLVED,
-                    hubspot_id: None,
-                    events: record.events,
-                    missing_fields: Vec::new(),
-                    changes: Vec::new(),
-                },
+            let planned = if record.created_once() {
+                judge_once(record, current)
+            } else {
+                judge(record, current, self.match_on_name)
             };
             *plan
                 .by_status
@@ -563,9 +660,108 @@ impl<'r> Planner<'r> {
                 }
                 _ => {}
             }
+            if object_type(record.object).is_some_and(ObjectType::is_activity) {
+                *plan
+                    .activities
+                    .entry(planned.object.to_string())
+                    .or_default()
+                    .entry(planned.status.to_string())
+                    .or_insert(0) += planned.events;
+            }
             plan.plans.push(planned);
         }
+        for key in &self.deal_order {
+            let Some(deal) = self.deals.get(key) else {
+                continue;
+            };
+            let planned = judge_once(deal, current);
+            *plan.deals.entry(planned.status.to_string()).or_insert(0) += 1;
+            plan.deal_plans.push(planned);
+        }
         plan
+    }
+}
+
+/// A contact's or company's plan against HubSpot's record.
+fn judge(record: &PlannedRecord, current: &Current, match_on_name: bool) -> RecordPlan {
+    match current.record(record, match_on_name) {
+        Some(found) => {
+            let (verdict, changes) = record.judge(found);
+            let missing = match &verdict {
+                SinkVerdict::Parked { missing } => missing.clone(),
+                _ => Vec::new(),
+            };
+            RecordPlan {
+                record: record.label(),
+                object: record.object.as_str(),
+                status: verdict.status(),
+                reason_code: verdict.reason_code(),
+                hubspot_id: found.map(|r| r.id.clone()),
+                events: record.events,
+                missing_fields: missing,
+                changes,
+            }
+        }
+        None => unresolved(record),
+    }
+}
+
+/// An activity's or deal's plan: there already, created (its contact is there), waiting for
+/// its contact, or unresolved when the contact is known by upstream id only.
+fn judge_once(record: &PlannedRecord, current: &Current) -> RecordPlan {
+    let Some(found) = current.record(record, false) else {
+        return unresolved(record);
+    };
+    let contact = current.contact(record.contact.as_ref());
+    let label = record
+        .contact
+        .as_ref()
+        .map_or_else(|| "-".to_string(), identity_label);
+    let Some(verdict) = SinkVerdict::once(found.map(|r| r.id.as_str()), contact, &label) else {
+        return unresolved(record);
+    };
+    let changes = match verdict {
+        SinkVerdict::Created => {
+            let mut changes = record.creation();
+            // An inherited owner is the contact's when it has one, as the sink writes it.
+            if let ContactNow::Present { owner: Some(owner) } = contact
+                && record.fill_if_empty.contains(OWNER_PROPERTY)
+            {
+                changes.retain(|c| c.property != OWNER_PROPERTY);
+                changes.push(Change {
+                    property: OWNER_PROPERTY.to_string(),
+                    hubspot: None,
+                    planned: Some(owner.to_string()),
+                    create_only: false,
+                });
+                changes.sort_by(|a, b| a.property.cmp(&b.property));
+            }
+            changes
+        }
+        _ => Vec::new(),
+    };
+    RecordPlan {
+        record: record.label(),
+        object: record.object.as_str(),
+        status: verdict.status(),
+        reason_code: verdict.reason_code(),
+        hubspot_id: found.map(|r| r.id.clone()),
+        events: record.events,
+        missing_fields: Vec::new(),
+        changes,
+    }
+}
+
+fn unresolved(record: &PlannedRecord) -> RecordPlan {
+    RecordPlan {
+        record: record.label(),
+        object: record.object.as_str(),
+        status: UNRESOLVED,
+        reason_code: UNRESOLVED,
+        hubspot_id: None,
+        events: record.events,
+        missing_fields: Vec::new(),
+        changes: Vec::new(),
     }
 }
 
@@ -615,6 +811,28 @@ pub fn render_counts(plan: &Plan) -> String {
     if table.is_empty() {
         out.push_str("no events in the range\n");
     } else {
+        out.push_str(&table.render());
+    }
+    if !plan.activities.is_empty() {
+        let mut table = Table::new(&["ACTIVITIES AS", "WOULD BE", "EVENTS"]);
+        for (object, counts) in &plan.activities {
+            for (status, events) in ordered(counts) {
+                table.row(vec![
+                    object.to_lowercase(),
+                    status.to_string(),
+                    events.to_string(),
+                ]);
+            }
+        }
+        out.push('\n');
+        out.push_str(&table.render());
+    }
+    if !plan.deals.is_empty() {
+        let mut table = Table::new(&["DEALS WOULD BE", "DEALS"]);
+        for (status, deals) in ordered(&plan.deals) {
+            table.row(vec![status.to_string(), deals.to_string()]);
+        }
+        out.push('\n');
         out.push_str(&table.render());
     }
     section(&mut out, &["SKIPPED BY", "EVENTS"], &plan.skipped);
@@ -669,17 +887,32 @@ pub fn render_diffs(plan: &Plan, limit: usize) -> String {
     );
     for record in changed.iter().take(limit) {
         let what = match (record.status, &record.hubspot_id) {
-            ("CREATED", _) => "would create".to_string(),
+            ("CREATED", _) if matches!(record.object, "CONTACT" | "COMPANY") => {
+                "would create".to_string()
+            }
+            ("CREATED", _) => {
+                let object = record.object.to_lowercase();
+                let article = if object.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("would create {article} {object}")
+            }
             (_, Some(id)) => format!("would update HubSpot {} {id}", record.object.to_lowercase()),
             _ => "would update".to_string(),
         };
-        let _ = writeln!(
-            out,
-            "{}  {what} ({} event{})",
-            record.record,
-            record.events,
-            if record.events == 1 { "" } else { "s" }
-        );
+        let plural = if record.events == 1 { "" } else { "s" };
+        let count = if record.object == "DEAL" {
+            format!(
+                "triggered by {} activit{}",
+                record.events,
+                if record.events == 1 { "y" } else { "ies" }
+            )
+        } else {
+            format!("{} event{plural}", record.events)
+        };
+        let _ = writeln!(out, "{}  {what} ({count})", record.record);
         for change in &record.changes {
             let _ = writeln!(
                 out,
@@ -710,6 +943,7 @@ pub fn render_comparison(old: &Plan, new: &Plan) -> String {
         ("SKIPPED BY", &old.skipped, &new.skipped),
         ("PARKED, MISSING", &old.parked, &new.parked),
         ("DEAD-LETTERED BY", &old.dead_lettered, &new.dead_lettered),
+        ("DEALS WOULD BE", &old.deals, &new.deals),
     ] {
         let rows = side_by_side(old_counts, new_counts);
         if rows.is_empty() {
@@ -1065,6 +1299,208 @@ mod tests {
         assert_eq!(
             side_by_side(&old, &new),
             [("CREATED".to_string(), 3, 5), ("PARKED".to_string(), 2, 0)]
+        );
+    }
+
+    fn activity_rules() -> Rules {
+        let rules: Rules = toml::from_str(
+            r#"
+            [sync.deals]
+            pipeline = "default"
+            stage = "appointmentscheduled"
+            [users]
+            default_owner = "70000001"
+            [activities]
+            email_opened = { enabled = true, store_as = "note" }
+            email_clicked = { enabled = false }
+            [campaigns.cmp_q3]
+            deal_triggers = ["email_replied"]
+            "#,
+        )
+        .expect("rules parse");
+        assert_eq!(rules.validate(), []);
+        rules
+    }
+
+    fn deal_catalog() -> PropertyCatalog {
+        let deal = HubSpotObjectType::Deal;
+        PropertyCatalog::new()
+            .with(deal, "dealname", PropertySpec::new(PropertyKind::String))
+            .with(
+                deal,
+                "pipeline",
+                PropertySpec::new(PropertyKind::enumeration(["default"])),
+            )
+            .with(
+                deal,
+                "dealstage",
+                PropertySpec::new(PropertyKind::enumeration(["appointmentscheduled"])),
+            )
+    }
+
+    fn activity(
+        id: &str,
+        kind: hubsync_schemas::ActivityType,
+        email: Option<&str>,
+    ) -> ActivityRecorded {
+        let mut event = examples::activity_recorded();
+        event.event_id = format!("event-{id}");
+        event.activity_id = id.into();
+        event.activity_type = kind;
+        event.contact_id = format!("ct_{id}");
+        event.contact_email = email.map(Into::into);
+        event.sender = None;
+        event.campaign = None;
+        event
+    }
+
+    #[test]
+    fn activities_are_counted_by_object_rule_and_deal_against_hubspot() {
+        use hubsync_schemas::ActivityType::{EmailClicked, EmailOpened, EmailReplied};
+        let rules = activity_rules();
+        let catalog = deal_catalog();
+        let mut planner = Planner::new(&rules, &catalog);
+        // In HubSpot already: not created again.
+        planner.activity(&activity("act_old", EmailOpened, Some("known@acme.io")));
+        // New, twice (a repeated event): one note for both.
+        planner.activity(&activity("act_new", EmailOpened, Some("Known@Acme.io")));
+        let mut again = activity("act_new", EmailOpened, Some("known@acme.io"));
+        again.event_id = "event-act_new-again".into();
+        planner.activity(&again);
+        // A reply in a deal campaign: an email and the contact's deal.
+        let mut reply = activity("act_reply", EmailReplied, Some("known@acme.io"));
+        reply.contact_id = "ct_known".into();
+        reply.campaign = Some(hubsync_schemas::CampaignRef {
+            campaign_id: "cmp_q3".into(),
+            name: None,
+            sequence_step: None,
+        });
+        planner.activity(&reply);
+        // A contact HubSpot lacks, one known by upstream id only, a disabled type, a bad email.
+        planner.activity(&activity("act_ghost", EmailOpened, Some("ghost@acme.io")));
+        planner.activity(&activity("act_byid", EmailOpened, None));
+        planner.activity(&activity("act_click", EmailClicked, Some("known@acme.io")));
+        planner.activity(&activity("act_bad", EmailOpened, Some("not an email")));
+        assert_eq!(planner.events(), 8);
+
+        let mut lookups = Lookups::default();
+        planner.lookups(&mut lookups);
+        let owned = |object| LookupKey {
+            object,
+            how: How::Owned,
+            property: ACTIVITY_ID_PROPERTY.to_string(),
+        };
+        assert_eq!(
+            lookups.wanted[&owned(ObjectType::Notes)].0,
+            ["act_byid", "act_ghost", "act_new", "act_old"]
+        );
+        assert_eq!(lookups.wanted[&owned(ObjectType::Emails)].0, ["act_reply"]);
+        let deal_key = LookupKey {
+            object: ObjectType::Deals,
+            how: How::Owned,
+            property: DEAL_KEY_PROPERTY.to_string(),
+        };
+        assert_eq!(lookups.wanted[&deal_key].0, ["ct_known:cmp_q3"]);
+        assert_eq!(
+            lookups.wanted[&contact_key()].0,
+            ["ghost@acme.io", "known@acme.io"]
+        );
+
+        let mut current = Current::default();
+        for key in lookups.wanted.keys() {
+            current.found.insert(key.clone(), Found::new());
+        }
+        current.found.insert(
+            owned(ObjectType::Notes),
+            Found::from([("act_old".to_string(), record("55", &[]))]),
+        );
+        current.found.insert(
+            contact_key(),
+            Found::from([(
+                "known@acme.io".to_string(),
+                record("901", &[("hubspot_owner_id", "70000002")]),
+            )]),
+        );
+        let plan = planner.finish(&current);
+        let expected: BTreeMap<String, u64> = [
+            ("CREATED", 3),
+            ("UNCHANGED", 1),
+            (WAITS_FOR_CONTACT, 1),
+            (UNRESOLVED, 1),
+            ("SKIPPED", 1),
+            ("DEAD_LETTERED", 1),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(plan.by_status, expected);
+        assert_eq!(plan.skipped["ACTIVITY_TYPE_DISABLED"], 1);
+        assert_eq!(plan.dead_lettered["INVALID_EMAIL"], 1);
+        assert_eq!(plan.activities["NOTE"]["CREATED"], 2);
+        assert_eq!(plan.activities["NOTE"]["UNCHANGED"], 1);
+        assert_eq!(plan.activities["NOTE"][WAITS_FOR_CONTACT], 1);
+        assert_eq!(plan.activities["EMAIL"]["CREATED"], 1);
+        assert_eq!(
+            plan.deals,
+            BTreeMap::from([("CREATED".to_string(), 1)]),
+            "deals answer for no event"
+        );
+        assert_eq!(
+            plan.deal_plans[0].record,
+            "hubsync_deal_key:ct_known:cmp_q3"
+        );
+        let old = plan
+            .plans
+            .iter()
+            .find(|p| p.record == "hubsync_activity_id:act_old");
+        assert_eq!(old.and_then(|p| p.hubspot_id.as_deref()), Some("55"));
+        let new = plan
+            .plans
+            .iter()
+            .find(|p| p.record == "hubsync_activity_id:act_new")
+            .expect("the new note");
+        assert_eq!(new.events, 2);
+        let owner = new
+            .changes
+            .iter()
+            .find(|c| c.property == "hubspot_owner_id")
+            .expect("an owner");
+        assert_eq!(
+            owner.planned.as_deref(),
+            Some("70000002"),
+            "an inherited owner is the contact's"
+        );
+        let ghost = plan
+            .plans
+            .iter()
+            .find(|p| p.record == "hubsync_activity_id:act_ghost")
+            .expect("the waiting note");
+        assert_eq!(ghost.reason_code, "PARKED_CONTACT_MISSING");
+
+        let counts = render_counts(&plan);
+        for wanted in ["ACTIVITIES AS", "DEALS WOULD BE"] {
+            assert!(counts.contains(wanted), "{wanted:?} in:\n{counts}");
+        }
+        assert!(
+            counts
+                .lines()
+                .any(|l| l.starts_with("note ") && l.contains(WAITS_FOR_CONTACT)),
+            "{counts}"
+        );
+        let diffs = render_diffs(&plan, 20);
+        assert!(
+            diffs.contains("hubsync_activity_id:act_new  would create a note (2 events)"),
+            "{diffs}"
+        );
+        assert!(
+            diffs.contains("hubsync_activity_id:act_reply  would create an email (1 event)"),
+            "{diffs}"
+        );
+        assert!(
+            diffs.contains(
+                "hubsync_deal_key:ct_known:cmp_q3  would create a deal (triggered by 1 activity)"
+            ),
+            "{diffs}"
         );
     }
 }

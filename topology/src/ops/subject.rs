@@ -1,8 +1,8 @@
 //! What `hubsync trace` is asked about, and which records on each topic belong to it.
 //!
 //! The argument is an email, a company domain, a HubSpot id (digits) or any other id (an event
-//! id, or an upstream contact or company id); `email:`, `domain:`, `hubspot:` and `id:` say which
-//! when the shape is ambiguous. The identifiers grow as records are found: an event found by its
+//! id, an upstream contact, company or activity id); `email:`, `domain:`, `hubspot:` and `id:`
+//! say which when the shape is ambiguous. The identifiers grow as records are found: an event found by its
 //! email adds its contact id and event id, so the events that carry only the contact id, and the
 //! commands, outcomes and dead letters of those events, belong to the story too.
 //!
@@ -11,10 +11,14 @@
 //!   ContactChanged { event_id: "e1", contact_id: "ct_1", email: "Ada@Acme.io" }  -> matches; adds ct_1, e1
 //!   ContactChanged { event_id: "e2", contact_id: "ct_1", email: null }          -> matches by ct_1
 //!   SyncOutcome { event_id: "e2", hubspot_id: "901" }                           -> matches; adds 901
+//!   ActivityRecorded { event_id: "e3", activity_id: "act_7", contact_id: "ct_1" } -> matches; adds e3, act_7
+//!   HubSpotCommand { event_id: "e3:deal", .. }                                  -> the deal e3 triggered
 //! ```
 
 use std::collections::BTreeSet;
 
+use hubsync_processors::command::DEAL_EVENT_SUFFIX;
+use hubsync_processors::decision::{ACTIVITY_ID_PROPERTY, DEAL_KEY_PROPERTY};
 use hubsync_processors::normalize;
 use hubsync_schemas::{
     ActivityRecorded, CompanyChanged, ContactChanged, DeadLetter, HubSpotCommand,
@@ -32,7 +36,7 @@ pub enum Asked {
     Domain(String),
     /// A HubSpot record id.
     HubspotId(String),
-    /// An event id, or an upstream contact or company id.
+    /// An event id, or an upstream contact, company or activity id.
     Id(String),
 }
 
@@ -109,9 +113,13 @@ pub struct Identifiers {
     pub contact_ids: BTreeSet<String>,
     pub company_ids: BTreeSet<String>,
     pub event_ids: BTreeSet<String>,
-    /// HubSpot ids, with the object type when known (`contact:901`, `company:77`, or `901`).
+    /// Upstream activity ids of the record's activities.
+    pub activity_ids: BTreeSet<String>,
+    /// HubSpot ids, with the object type when known (`contact:901`, `company:77`, `note:55`,
+    /// or `901`).
     pub hubspot_ids: BTreeSet<String>,
-    /// Ids of unknown kind as asked: an event id, or an upstream contact or company id.
+    /// Ids of unknown kind as asked: an event id, or an upstream contact, company or activity
+    /// id.
     pub ids: BTreeSet<String>,
 }
 
@@ -142,6 +150,7 @@ impl Identifiers {
             + self.contact_ids.len()
             + self.company_ids.len()
             + self.event_ids.len()
+            + self.activity_ids.len()
             + self.hubspot_ids.len()
             + self.ids.len()
     }
@@ -150,8 +159,21 @@ impl Identifiers {
         self.len() == 0
     }
 
+    /// One of the record's events, or the deal one of its activities triggered
+    /// (`{event_id}:deal`).
     fn event(&self, event_id: &str) -> bool {
-        self.event_ids.contains(event_id) || self.ids.contains(event_id)
+        let own = |id: &str| self.event_ids.contains(id) || self.ids.contains(id);
+        own(event_id) || event_id.strip_suffix(DEAL_EVENT_SUFFIX).is_some_and(own)
+    }
+
+    fn activity_id(&self, id: &str) -> bool {
+        self.activity_ids.contains(id) || self.ids.contains(id)
+    }
+
+    /// A deal key, `{contact_id}:{campaign_id}`, of one of the record's contacts.
+    fn deal_key(&self, key: &str) -> bool {
+        key.split_once(':')
+            .is_some_and(|(contact, _)| self.contact_ids.contains(contact))
     }
 
     fn contact_id(&self, id: &str) -> bool {
@@ -219,11 +241,12 @@ impl Identifiers {
         found
     }
 
-    /// An activity of the record (its contact, its company, or asked for by its event id).
-    /// Only an activity asked for by its event id adds its contact: an activity of a company
-    /// being traced does not make its contact part of the story.
+    /// An activity of the record (its contact, its company, or asked for by its event id or
+    /// activity id); a match adds its event id and activity id. Only an activity asked for adds
+    /// its contact: an activity of a company being traced does not make its contact part of the
+    /// story.
     pub fn take_activity(&mut self, event: &ActivityRecorded) -> bool {
-        let asked = self.event(&event.event_id);
+        let asked = self.event(&event.event_id) || self.activity_id(&event.activity_id);
         let found = asked
             || self.contact_id(&event.contact_id)
             || self.email(event.contact_email.as_deref())
@@ -233,6 +256,10 @@ impl Identifiers {
                 .is_some_and(|id| self.company_id(id));
         if found {
             self.event_ids.insert(event.event_id.clone());
+            if !event.activity_id.trim().is_empty() {
+                self.activity_ids
+                    .insert(event.activity_id.trim().to_string());
+            }
         }
         if asked {
             self.contact_ids.insert(event.contact_id.clone());
@@ -253,9 +280,16 @@ impl Identifiers {
             IdentityKind::Email => self.email(Some(value)),
             IdentityKind::Domain => self.domain(Some(value)),
             IdentityKind::HubspotId => self.hubspot_id(Some(command.object_type), value),
+            IdentityKind::SourceId if command.identity.property == ACTIVITY_ID_PROPERTY => {
+                self.activity_id(value)
+            }
+            IdentityKind::SourceId if command.identity.property == DEAL_KEY_PROPERTY => {
+                self.deal_key(value)
+            }
             IdentityKind::SourceId => match command.object_type {
                 HubSpotObjectType::Company => self.company_id(value),
-                _ => self.contact_id(value),
+                HubSpotObjectType::Contact => self.contact_id(value),
+                _ => false,
             },
             IdentityKind::UniqueProperty | IdentityKind::Unknown => false,
         }
@@ -281,16 +315,23 @@ impl Identifiers {
             Some(HubSpotObjectType::Contact) => {
                 self.contact_id(record) || (record.contains('@') && self.email(Some(record)))
             }
-            _ => false,
+            Some(HubSpotObjectType::Deal) => record
+                .strip_prefix(DEAL_KEY_PROPERTY)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .is_some_and(|key| self.deal_key(key)),
+            _ => record
+                .strip_prefix(ACTIVITY_ID_PROPERTY)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .is_some_and(|id| self.activity_id(id)),
         }
     }
 
-    /// Adds the HubSpot id of an outcome about the record's contact or company.
+    /// Adds the HubSpot id of an outcome about the record: its contact or company, its
+    /// activities and deals (`note:55`).
     pub fn take_outcome(&mut self, outcome: &SyncOutcome) {
-        if let (
-            Some(id),
-            Some(object @ (HubSpotObjectType::Contact | HubSpotObjectType::Company)),
-        ) = (outcome.hubspot_id.as_deref(), outcome.hubspot_object_type)
+        if let (Some(id), Some(object)) =
+            (outcome.hubspot_id.as_deref(), outcome.hubspot_object_type)
+            && object != HubSpotObjectType::Unknown
         {
             self.hubspot_ids.insert(hubspot_label(object, id));
         }
@@ -458,5 +499,50 @@ mod tests {
         let mut by_event = Identifiers::of(&Asked::Id("a1".into()));
         assert!(by_event.take_activity(&activity));
         assert!(by_event.contact_ids.contains("ct_1"));
+    }
+
+    #[test]
+    fn an_activity_id_brings_its_activity_commands_outcomes_and_deal() {
+        let mut activity = examples::activity_recorded();
+        activity.event_id = "a1".into();
+        activity.activity_id = "act_9".into();
+        activity.contact_id = "ct_1".into();
+        activity.contact_email = Some("Ada@Acme.io".into());
+        let mut ids = Identifiers::of(&Asked::parse("act_9").expect("an id"));
+        assert!(ids.take_activity(&activity));
+        assert!(ids.contact_ids.contains("ct_1") && ids.emails.contains("ada@acme.io"));
+        assert!(ids.activity_ids.contains("act_9"));
+
+        let mut command = examples::hubspot_command();
+        command.event_id = "other".into();
+        command.object_type = HubSpotObjectType::Note;
+        command.identity.kind = IdentityKind::SourceId;
+        command.identity.property = ACTIVITY_ID_PROPERTY.into();
+        command.identity.value = "act_9".into();
+        assert!(ids.matches_command(&command));
+        command.identity.value = "act_10".into();
+        assert!(!ids.matches_command(&command));
+        command.event_id = format!("a1{DEAL_EVENT_SUFFIX}");
+        assert!(ids.matches_command(&command), "the deal a1 triggered");
+
+        let mut outcome = examples::sync_outcome();
+        outcome.event_id = "replayed".into();
+        outcome.hubspot_id = None;
+        outcome.hubspot_object_type = Some(HubSpotObjectType::Note);
+        outcome.record = Some("hubsync_activity_id:act_9".into());
+        assert!(ids.matches_outcome(&outcome));
+        outcome.record = Some("hubsync_activity_id:act_10".into());
+        assert!(!ids.matches_outcome(&outcome));
+        outcome.hubspot_object_type = Some(HubSpotObjectType::Deal);
+        outcome.record = Some("hubsync_deal_key:ct_1:cmp_q3".into());
+        assert!(ids.matches_outcome(&outcome), "a deal of the contact");
+        outcome.record = Some("hubsync_deal_key:ct_2:cmp_q3".into());
+        assert!(!ids.matches_outcome(&outcome));
+
+        outcome.hubspot_object_type = Some(HubSpotObjectType::Note);
+        outcome.event_id = "a1".into();
+        outcome.hubspot_id = Some("55".into());
+        ids.take_outcome(&outcome);
+        assert!(ids.hubspot_ids.contains("note:55"));
     }
 }

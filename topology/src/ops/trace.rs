@@ -9,6 +9,10 @@
 //!     then: would be parked PARKED_MISSING_FIELDS: not in HubSpot and last_name is empty
 //! 2026-11-22 10:00:00.300  COMMAND      hubsync.commands/0/12     UPSERT email:pat@globex.com
 //! 2026-11-22 10:00:01.000  OUTCOME      hubsync.outcomes/0/3      PARKED PARKED_MISSING_FIELDS: ...
+//! 2026-11-22 10:05:00.000  EVENT        crm.activity.events/0/7   activity email_opened act_9 of contact ct_1 (pat@globex.com)
+//!     rules now (activities): would create NOTE hubsync_activity_id:act_9 (...), linked to contact email:pat@globex.com (202)
+//!       owner (contact_or_default): the contact's owner when the sink links it, else the default owner 70000001: ...
+//!     then: would wait for its contact email:pat@globex.com, which HubSpot lacks: ...
 //! ```
 
 use std::collections::BTreeMap;
@@ -63,7 +67,7 @@ pub struct RulesNow {
     pub decision: Option<DecisionView>,
     /// For a write: what the sink would do given HubSpot's record now.
     pub sink: Option<SinkVerdict>,
-    /// Why there is no decision (activities, the portal's properties unreadable).
+    /// Why there is no decision (the portal's properties unreadable), or what is not known.
     pub note: Option<String>,
 }
 
@@ -128,6 +132,10 @@ impl Step {
                 "rules now ({}): {}",
                 decision.rule, decision.reason
             ));
+            if let Some(activity) = &decision.activity {
+                self.details
+                    .extend(activity.lines().into_iter().map(|line| format!("  {line}")));
+            }
         }
         if let Some(sink) = &rules.sink {
             self.details.push(format!("then: {}", sink.describe()));
@@ -194,10 +202,14 @@ pub fn activity_step(message: &Original, event: &ActivityRecorded, rules: RulesN
         event.event_time,
         message,
         format!(
-            "activity {} {} of contact {}",
-            event.activity_type.as_str(),
+            "activity {} {} of contact {}{}",
+            event.activity_type.as_str().to_ascii_lowercase(),
             event.activity_id,
-            event.contact_id
+            event.contact_id,
+            event
+                .contact_email
+                .as_deref()
+                .map_or_else(String::new, |email| format!(" ({email})"))
         ),
     );
     step.event_id = Some(event.event_id.clone());
@@ -403,10 +415,11 @@ fn optional_pairs(values: &BTreeMap<String, Option<String>>) -> String {
 /// A record as HubSpot holds it now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HubSpotView {
-    /// `contacts`, `companies`.
+    /// `contacts`, `companies`, `deals`, `notes`, `emails`, `calls`, `tasks`, `meetings`.
     pub object: &'static str,
     pub id: String,
-    /// How it was found: `email ada@acme.io`, `domain acme.io`, `id 901`.
+    /// How it was found: `email ada@acme.io`, `domain acme.io`, `id 901`,
+    /// `hubsync_activity_id act_9`.
     pub found_by: String,
     pub properties: BTreeMap<String, Option<String>>,
     pub created_at: Option<String>,
@@ -572,7 +585,7 @@ impl TraceReport {
                 .filter_map(|(k, v)| {
                     v.as_deref()
                         .filter(|v| !v.is_empty())
-                        .map(|v| (k.as_str(), v.to_string()))
+                        .map(|v| (k.as_str(), v.replace('\n', "\\n")))
                 })
                 .collect();
             for line in fields(&values).lines() {
@@ -597,6 +610,7 @@ fn describe_identifiers(ids: &Identifiers) -> String {
     add("domain", &ids.domains);
     add("contact", &ids.contact_ids);
     add("company", &ids.company_ids);
+    add("activity", &ids.activity_ids);
     add("HubSpot", &ids.hubspot_ids);
     add("id", &ids.ids);
     match ids.event_ids.len() {
@@ -708,5 +722,53 @@ mod tests {
             "{details}"
         );
         assert!(details.contains("missing last_name"), "{details}");
+    }
+
+    #[test]
+    fn an_activity_shows_its_object_owner_links_and_what_the_sink_would_do() {
+        use super::super::decision::ContactNow;
+        use hubsync_processors::rules::Rules;
+        use hubsync_processors::{OwnerDirectory, PropertyCatalog, decide_activity};
+
+        let rules: Rules = toml::from_str(
+            "[users]\ndefault_owner = \"70000001\"\n[activities]\nassociate_company = true\n",
+        )
+        .expect("rules parse");
+        let mut event = examples::activity_recorded();
+        event.sender = None;
+        event.campaign = None;
+        let decision = decide_activity(
+            &event,
+            &rules,
+            &PropertyCatalog::new(),
+            &OwnerDirectory::new(),
+        );
+        let rules_now = RulesNow {
+            decision: Some(DecisionView::of_activity(
+                &decision,
+                &event,
+                &rules.users,
+                ContactNow::Absent,
+            )),
+            sink: Some(SinkVerdict::WaitsForContact {
+                contact: "email:jordan.lee@northwind.example".into(),
+            }),
+            note: None,
+        };
+        let step = activity_step(&message("crm.activity.events", 4), &event, rules_now);
+        assert_eq!(
+            step.summary,
+            "activity email_clicked act_778812 of contact ct_90311 (jordan.lee@northwind.example)"
+        );
+        let details = step.details.join("\n");
+        for wanted in [
+            "rules now (activities): would create NOTE hubsync_activity_id:act_778812",
+            "  as note, activity id act_778812",
+            "  owner (contact_or_default): the contact's owner when the sink links it, else the default owner 70000001",
+            "  links: contact email:jordan.lee@northwind.example (202), company company_id:co_2207 (190)",
+            "then: would wait for its contact email:jordan.lee@northwind.example",
+        ] {
+            assert!(details.contains(wanted), "{wanted:?} in:\n{details}");
+        }
     }
 }
