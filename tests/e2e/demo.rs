@@ -1,6 +1,7 @@
 //! End-to-end: `hubsync demo` runs the whole pipeline on the in-process sandbox with a small
-//! generated team, gives every event its outcome, produces each kind of outcome, and leaves in
-//! HubSpot exactly the contacts and companies the team should have there.
+//! generated team, gives every event its outcome, produces each kind of outcome for contacts and
+//! for activities, and leaves in HubSpot exactly the contacts, companies, notes, emails, calls,
+//! tasks, meetings and deals the team should have there.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -65,18 +66,43 @@ fn labelled(stdout: &str, name: &str) -> usize {
         .unwrap_or_else(|| panic!("no `{name}: N` line in:\n{stdout}"))
 }
 
-/// The events with `status`, from the outcome table's `  status  total  contacts  companies`.
-fn status_count(stdout: &str, status: &str) -> usize {
+/// The events with `status` (all of them, and the activity events), from the outcome table's
+/// `  status  total  contacts  companies  activities`.
+fn status_count(stdout: &str, status: &str) -> (usize, usize) {
     stdout
         .lines()
         .find_map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                [name, total, _, _] if *name == status => total.parse().ok(),
+                [name, total, _, _, activities] if *name == status => {
+                    Some((total.parse().ok()?, activities.parse().ok()?))
+                }
                 _ => None,
             }
         })
         .unwrap_or_else(|| panic!("no outcome line for {status} in:\n{stdout}"))
+}
+
+/// The events and expected events of one activity reason, from the table of activity
+/// outcomes: `  status  CODE  events  expected`.
+fn activity_reason(stdout: &str, status: &str, code: &str) -> (usize, usize) {
+    let table = stdout
+        .split_once("\nactivities      reason code")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no table of activity outcomes in:\n{stdout}"));
+    table
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .find_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [s, c, got, want] if *s == status && *c == code => {
+                    Some((got.parse().ok()?, want.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .unwrap_or_else(|| panic!("no activity outcome {status} {code} in:\n{stdout}"))
 }
 
 #[test]
@@ -88,8 +114,37 @@ fn the_demo_gives_every_event_its_outcome_and_hubspot_the_right_records() {
 
     for status in ["created", "updated", "skipped", "parked", "dead_lettered"] {
         assert!(
-            status_count(out, status) > 0,
+            status_count(out, status).0 > 0,
             "no {status} outcome in:\n{out}"
+        );
+    }
+    // Activities of every fate: written once, found again when the producer retries, skipped
+    // by each rule, parked for want of their contact, refused for a malformed contact email.
+    for (status, code) in [
+        ("created", "CREATED"),
+        ("unchanged", "UNCHANGED"),
+        ("skipped", "ACTIVITY_TYPE_DISABLED"),
+        ("skipped", "CAMPAIGN_PUSH_DISABLED"),
+        ("skipped", "UNSUBSCRIBE_NOT_SELF_INITIATED"),
+        ("parked", "PARKED_CONTACT_MISSING"),
+        ("dead_lettered", "INVALID_EMAIL"),
+    ] {
+        let (got, want) = activity_reason(out, status, code);
+        assert!(want > 0, "the team has no activity {status} {code}:\n{out}");
+        assert_eq!(got, want, "activities {status} {code}:\n{out}");
+    }
+    assert_eq!(
+        status_count(out, "updated").1,
+        0,
+        "an activity is never updated:\n{out}"
+    );
+    for object in ["notes", "emails", "calls", "tasks", "meetings", "deals"] {
+        let expected = labelled(out, &format!("expected {object}"));
+        assert!(expected > 0, "the team makes no {object}:\n{out}");
+        assert_eq!(
+            labelled(out, &format!("hubspot {object}")),
+            expected,
+            "{object}:\n{out}"
         );
     }
     assert_eq!(

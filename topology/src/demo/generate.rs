@@ -1,20 +1,29 @@
 //! A generated sales team: companies and their people as an upstream platform would publish them,
 //! including the untidy parts (people updated again and again, records missing what HubSpot
-//! needs, values typed by hand, messages that are not Avro at all). Everything is drawn from one
-//! seeded random source, so a seed always gives the same team; only event times move with the
-//! moment the team is generated.
+//! needs, values typed by hand, messages that are not Avro at all), and what the team's reps do
+//! with those people: emails, LinkedIn steps, calls, tasks, meetings, unsubscribes
+//! ([`super::activities`]). Everything is drawn from seeded random sources, so a seed always
+//! gives the same team; only event times move with the moment the team is generated.
 //!
-//! The generator knows what should become of each contact ([`Profile`]), so a run can be checked
-//! against it: how many contacts and companies HubSpot must end up holding, and the outcomes the
-//! process stage decides on its own (skips and refused values), which are exact.
+//! The generator knows what should become of each contact ([`Profile`]) and of each activity
+//! ([`Fate`]), so a run can be checked against it: how many contacts, companies, notes, emails,
+//! calls, tasks, meetings and deals HubSpot must end up holding, the outcomes the process stage
+//! decides on its own (skips and refused values), and the outcome of every activity event, all
+//! exact.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use hubsync_schemas::{Actor, ActorKind, ChangeKind, CompanyChanged, ContactChanged};
+use hubsync_processors::command::DEAL_EVENT_SUFFIX;
+use hubsync_sandbox::hubspot::model::ObjectType;
+use hubsync_schemas::{
+    ActivityRecorded, ActivityType, Actor, ActorKind, CampaignRef, ChangeKind, CompanyChanged,
+    ContactChanged, Sender,
+};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
+use super::activities::{self, DealFate, Fate, SentBy, Step};
 use super::names::{self, slug};
 
 /// The upstream team every generated record belongs to.
@@ -22,6 +31,13 @@ pub const TEAM_ID: &str = "team_demo";
 
 /// How many upstream seconds separate consecutive contacts' creation.
 const TICKS_PER_CONTACT: u64 = 10;
+
+/// Mixed into the seed of the activities' own random source.
+const ACTIVITY_SEED: u64 = 0x00ac_7171_7e55;
+
+/// One activity in this many of the history is sent again by the producer, among the live
+/// changes.
+const RETRY_ONE_IN: usize = 80;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TeamOptions {
@@ -135,6 +151,7 @@ impl Garble {
 pub enum Payload {
     Contact(ContactChanged),
     Company(CompanyChanged),
+    Activity(ActivityRecorded),
     /// Not decodable: `garble` says how; `contact` is the event it was made from.
     Garbled {
         garble: Garble,
@@ -154,6 +171,8 @@ pub struct Upstream {
     /// What the process stage alone decides for it, when the generator knows:
     /// `(status, reason code)`, e.g. `("skipped", "NO_IDENTIFIER")`.
     pub decided: Option<(&'static str, &'static str)>,
+    /// For an activity event: everything that must become of it.
+    pub activity: Option<Fate>,
 }
 
 impl Upstream {
@@ -162,9 +181,30 @@ impl Upstream {
         match &self.payload {
             Payload::Contact(event) => Some(&event.event_id),
             Payload::Company(event) => Some(&event.event_id),
+            Payload::Activity(event) => Some(&event.event_id),
             Payload::Garbled { .. } => None,
         }
     }
+
+    /// The event id of the deal command this activity event makes, if it makes one.
+    pub fn deal_event_id(&self) -> Option<String> {
+        let id = self.event_id()?;
+        self.activity?.deal.map(|_| deal_event_id(id))
+    }
+
+    /// The ids whose outcomes a run waits for: the event's, and its deal command's.
+    pub fn awaited(&self) -> Vec<String> {
+        self.event_id()
+            .map(str::to_string)
+            .into_iter()
+            .chain(self.deal_event_id())
+            .collect()
+    }
+}
+
+/// The event id of the deal command an activity event makes: `{event id}:deal`.
+pub fn deal_event_id(event_id: &str) -> String {
+    format!("{event_id}{DEAL_EVENT_SUFFIX}")
 }
 
 /// What the generator knows must happen.
@@ -193,6 +233,18 @@ pub struct Expected {
     /// Dead letters per error code the generator can predict (one per message, so a redelivered
     /// bad event counts twice).
     pub dead_letters: BTreeMap<&'static str, usize>,
+    /// Activity events published (a producer's retry has an event id of its own).
+    pub activity_events: usize,
+    /// Of them, activities the producer sent again under a new event id.
+    pub activity_retries: usize,
+    /// Activity events per outcome: `(status, code)`.
+    pub activity_outcomes: BTreeMap<(&'static str, &'static str), usize>,
+    /// Activities that must be in HubSpot, per object type (notes, emails, calls...).
+    pub activities_in_hubspot: BTreeMap<ObjectType, usize>,
+    /// Deal commands (one per reply in the deal campaign the rules let through), by fate.
+    pub deal_commands: BTreeMap<DealFate, usize>,
+    /// Deals that must be in HubSpot: one per contact and campaign with a written deal command.
+    pub deals_in_hubspot: usize,
 }
 
 impl Expected {
@@ -246,6 +298,8 @@ enum Happening {
     CompanyIndustry(usize),
     ContactCreated(usize),
     ContactUpdated(usize, Update),
+    /// One of the person's activities.
+    Activity(usize, Step),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,15 +339,34 @@ pub fn generate(options: &TeamOptions) -> Team {
         }
     }
     let mut created_at = Vec::with_capacity(people.len());
+    // When each person's activities may start: once the contact can be in HubSpot (when it
+    // ever can), so that each activity's fate does not hang on which of the two comes first.
+    let mut activities_from = Vec::with_capacity(people.len());
     for (index, person) in people.iter().enumerate() {
         let created = index as u64 * TICKS_PER_CONTACT + rng.random_range(0..TICKS_PER_CONTACT);
         created_at.push(created);
         plan.push((created, Happening::ContactCreated(index)));
+        let mut complete_at = created;
         if person.profile == Profile::CompletedLater {
             let later = created + rng.random_range(span / 10..=span / 2).max(1);
             plan.push((
                 later,
                 Happening::ContactUpdated(index, Update::LastNameArrives),
+            ));
+            complete_at = later;
+        }
+        activities_from.push(complete_at);
+    }
+    // The activities draw from a random source of their own: the rest of the team is the same
+    // with or without them.
+    let mut activity_rng = StdRng::seed_from_u64(options.seed ^ ACTIVITY_SEED);
+    let spacing = (span / 40).max(2);
+    for (index, person) in people.iter().enumerate() {
+        let steps = activities::stream(&mut activity_rng, person.campaign.is_some(), spacing);
+        for step in steps {
+            plan.push((
+                activities_from[index] + step.after,
+                Happening::Activity(index, step),
             ));
         }
     }
@@ -347,6 +420,8 @@ pub fn generate(options: &TeamOptions) -> Team {
         end_ms: options.end_ms,
         last_tick,
         contact_known: HashSet::new(),
+        activity_rng,
+        activities_made: 0,
     };
     for (tick, _, happening) in plan {
         builder.happen(tick, happening);
@@ -589,6 +664,9 @@ struct Builder {
     contact_known: HashSet<usize>,
     /// Every company name given so far, lower-cased.
     names_used: HashSet<String>,
+    /// The activities' own random source.
+    activity_rng: StdRng,
+    activities_made: usize,
 }
 
 impl Builder {
@@ -675,6 +753,19 @@ impl Builder {
                 self.expected.contact_events += 1;
                 self.expected.contact_updates += 1;
                 self.push_contact(event, decided);
+            }
+            Happening::Activity(index, step) => {
+                let event = self.activity_event(index, tick, step);
+                let person = &self.people[index];
+                let fate = activities::fate(&activities::Facts {
+                    kind: step.kind,
+                    campaign: event.campaign.as_ref().map(|c| c.campaign_id.as_str()),
+                    self_initiated: step.self_initiated,
+                    email_valid: person.profile != Profile::BrokenEmail,
+                    contact_in_hubspot: person.profile.reaches_hubspot(),
+                });
+                let message = self.activity_message(event, fate);
+                self.messages.push(message);
             }
         }
     }
@@ -885,11 +976,257 @@ impl Builder {
             redelivery: false,
             live: false,
             decided,
+            activity: None,
         };
         self.push(message, redeliver);
         // Now and then a message that is not an event at all.
         if self.rng.random_bool(0.001) {
             self.garble();
+        }
+    }
+
+    /// One activity of person `index`, as the platform records it.
+    fn activity_event(&mut self, index: usize, tick: u64, step: Step) -> ActivityRecorded {
+        use ActivityType as Kind;
+        self.activities_made += 1;
+        let event_id = uuid::Builder::from_random_bytes(self.activity_rng.random())
+            .into_uuid()
+            .to_string();
+        let activity_id = format!("act_{}", 700_000 + self.activities_made);
+        let event_time = self.time(tick);
+        let person = &self.people[index];
+        let company = person.company.map(|c| &self.companies[c]);
+        let company_name = company.map_or("your team", |c| c.name.as_str());
+        let first = person.first.as_deref().unwrap_or("there");
+        let variant = step.variant as usize;
+        let pick = |list: &[&'static str]| list[variant % list.len()];
+        let rep = names::SALES_REPS[person.owner % names::SALES_REPS.len()].0;
+        let sender = match step.sent_by {
+            SentBy::Owner => Some(Sender {
+                user_id: rep.to_string(),
+                email: None,
+            }),
+            SentBy::Sdr(at) => names::SDRS.get(at).map(|(user, email)| Sender {
+                user_id: (*user).to_string(),
+                email: Some((*email).to_string()),
+            }),
+            SentBy::Nobody => None,
+        };
+        // What the lead did is recorded by the platform's tracking; the rest by the rep.
+        let tracked = match step.kind {
+            Kind::EmailOpened
+            | Kind::EmailClicked
+            | Kind::EmailReplied
+            | Kind::EmailBounced
+            | Kind::LinkedinInviteAccepted
+            | Kind::LinkedinReplied
+            | Kind::LinkedinProfileVisited => true,
+            Kind::Unsubscribed => step.self_initiated == Some(true),
+            _ => false,
+        };
+        let actor = if tracked {
+            Actor {
+                user_id: "engagement-tracker".to_string(),
+                email: None,
+                kind: ActorKind::System,
+            }
+        } else {
+            Actor {
+                user_id: sender
+                    .as_ref()
+                    .map_or(rep.to_string(), |s| s.user_id.clone()),
+                email: None,
+                kind: ActorKind::User,
+            }
+        };
+        let campaign = step.sequence_step.and_then(|n| {
+            person.campaign.as_ref().map(|id| CampaignRef {
+                campaign_id: id.clone(),
+                name: names::campaign_name(id).map(str::to_string),
+                sequence_step: Some(n),
+            })
+        });
+        let email_subject = {
+            let at = step
+                .sequence_step
+                .and_then(|n| usize::try_from(n - 1).ok())
+                .unwrap_or(0)
+                .min(names::EMAIL_SUBJECTS.len() - 1);
+            names::EMAIL_SUBJECTS[at].replace("{company}", company_name)
+        };
+        let linkedin = person.linkedin.clone();
+        let text = |s: &str| Some(s.to_string());
+        let (subject, body, url, duration_ms, outcome, channel) = match step.kind {
+            Kind::EmailSent | Kind::EmailOpened | Kind::EmailBounced => {
+                (Some(email_subject), None, None, None, None, "email")
+            }
+            Kind::EmailClicked => (
+                Some(email_subject),
+                None,
+                text(pick(names::CLICKED_LINKS)),
+                None,
+                None,
+                "email",
+            ),
+            Kind::EmailReplied => (
+                Some(format!("Re: {email_subject}")),
+                text(pick(names::REPLIES)),
+                None,
+                None,
+                None,
+                "email",
+            ),
+            Kind::LinkedinInviteSent => (
+                None,
+                Some(format!(
+                    "Hi {first}, I'd like to add you to my professional network."
+                )),
+                linkedin,
+                None,
+                None,
+                "linkedin",
+            ),
+            Kind::LinkedinMessageSent => (
+                None,
+                Some(format!(
+                    "Thanks for connecting, {first}! Worth a short call about {company_name}?"
+                )),
+                linkedin,
+                None,
+                None,
+                "linkedin",
+            ),
+            Kind::LinkedinReplied => (
+                None,
+                text("Sure, send me a few times for next week."),
+                linkedin,
+                None,
+                None,
+                "linkedin",
+            ),
+            Kind::LinkedinInviteAccepted | Kind::LinkedinProfileVisited => {
+                (None, None, linkedin, None, None, "linkedin")
+            }
+            Kind::Call => {
+                let outcome = pick(names::CALL_OUTCOMES);
+                let seconds = if outcome == "connected" {
+                    120 + variant % 900
+                } else {
+                    5 + variant % 40
+                };
+                (
+                    Some(format!("Call with {first}")),
+                    None,
+                    None,
+                    i64::try_from(seconds * 1_000).ok(),
+                    text(outcome),
+                    "phone",
+                )
+            }
+            Kind::Task => (
+                text(pick(names::TASK_SUBJECTS)),
+                Some(format!("For {first} at {company_name}")),
+                None,
+                None,
+                None,
+                "todo",
+            ),
+            Kind::MeetingBooked => (
+                Some(format!("{} – {company_name}", pick(names::MEETING_TITLES))),
+                None,
+                None,
+                Some(if variant.is_multiple_of(2) { 30 } else { 45 } * 60_000),
+                None,
+                "calendar",
+            ),
+            Kind::Unsubscribed => (
+                None,
+                text(if step.self_initiated == Some(true) {
+                    "Unsubscribed through the link in the email"
+                } else {
+                    "Put on the block list by an operator"
+                }),
+                None,
+                None,
+                None,
+                "email",
+            ),
+            Kind::Unknown => (None, None, None, None, None, "other"),
+        };
+        ActivityRecorded {
+            event_id,
+            event_time,
+            team_id: TEAM_ID.to_string(),
+            activity_id,
+            contact_id: person.id.clone(),
+            company_id: company.map(|c| c.id.clone()),
+            contact_email: person.email.clone(),
+            activity_type: step.kind,
+            activity_type_name: activities::type_name(step.kind).to_string(),
+            actor: Some(actor),
+            sender,
+            campaign,
+            unsubscribe_self_initiated: step.self_initiated,
+            subject,
+            body,
+            url,
+            duration_ms,
+            outcome,
+            details: BTreeMap::from([("channel".to_string(), channel.to_string())]),
+        }
+    }
+
+    /// The message of an activity event whose fate is `fate`, counted where the process stage
+    /// decides it.
+    fn activity_message(&mut self, event: ActivityRecorded, fate: Fate) -> Upstream {
+        let decided = fate.decided_by_process.then_some(fate.outcome);
+        if let Some(key) = decided {
+            *self.expected.decided.entry(key).or_default() += 1;
+        }
+        let message = Upstream {
+            key: event.contact_id.clone(),
+            payload: Payload::Activity(event),
+            redelivery: false,
+            live: false,
+            decided,
+            activity: Some(fate),
+        };
+        self.count_dead_letter(&message);
+        message
+    }
+
+    /// A few activities of the history sent again by the producer under new event ids, among
+    /// the live changes (`live_from` on): by then their first sending has its outcome.
+    fn retry_activities(&mut self, live_from: usize) {
+        let history: Vec<usize> = self.messages[..live_from]
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| matches!(m.payload, Payload::Activity(_)))
+            .map(|(at, _)| at)
+            .collect();
+        let retries = (history.len() / RETRY_ONE_IN).max(history.len().min(2));
+        for _ in 0..retries {
+            let Some(&original) = history.choose(&mut self.activity_rng) else {
+                break;
+            };
+            let mut again = self.messages[original].clone();
+            let Payload::Activity(event) = &mut again.payload else {
+                continue;
+            };
+            event.event_id = uuid::Builder::from_random_bytes(self.activity_rng.random())
+                .into_uuid()
+                .to_string();
+            let event = event.clone();
+            let Some(fate) = again.activity.map(Fate::again) else {
+                continue;
+            };
+            let mut message = self.activity_message(event, fate);
+            message.live = true;
+            self.expected.activity_retries += 1;
+            let at = self
+                .activity_rng
+                .random_range(live_from..=self.messages.len());
+            self.messages.insert(at, message);
         }
     }
 
@@ -901,6 +1238,7 @@ impl Builder {
             redelivery: false,
             live: false,
             decided: None,
+            activity: None,
         };
         self.push(message, redeliver);
     }
@@ -944,6 +1282,7 @@ impl Builder {
             redelivery: false,
             live: false,
             decided: None,
+            activity: None,
         };
         self.count_dead_letter(&message);
         self.messages.push(message);
@@ -965,6 +1304,8 @@ impl Builder {
         for message in &mut self.messages[live_from..] {
             message.live = true;
         }
+        self.retry_activities(live_from);
+        self.count_activities();
         let mut expected = self.expected;
         expected.contacts = self.people.len();
         expected.companies = self.companies.len();
@@ -985,6 +1326,39 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// The activity events' outcomes, and the activities and deals HubSpot must hold.
+    fn count_activities(&mut self) {
+        let expected = &mut self.expected;
+        // A deal per contact and campaign.
+        let mut deals: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let mut written: BTreeSet<&str> = BTreeSet::new();
+        for message in &self.messages {
+            let (Payload::Activity(event), Some(fate)) = (&message.payload, message.activity)
+            else {
+                continue;
+            };
+            expected.activity_events += 1;
+            *expected.activity_outcomes.entry(fate.outcome).or_default() += 1;
+            if let Some(deal) = fate.deal {
+                *expected.deal_commands.entry(deal).or_default() += 1;
+                if deal == DealFate::Written
+                    && let Some(campaign) = &event.campaign
+                {
+                    deals.insert((&event.contact_id, &campaign.campaign_id));
+                }
+            }
+            if fate.written()
+                && written.insert(&event.activity_id)
+                && let Some(object) = activities::stored_as(event.activity_type)
+            {
+                *expected.activities_in_hubspot.entry(object).or_default() += 1;
+            }
+        }
+        expected.deals_in_hubspot = deals.len();
+    }
+}
+
 /// `maria.garcia@acme.io` as `Maria.Garcia@Acme.io`.
 fn capitalise_email(email: &str) -> String {
     let mut out = String::with_capacity(email.len());
@@ -1002,6 +1376,8 @@ fn capitalise_email(email: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn team(contacts: usize, companies: usize, seed: u64) -> Team {
@@ -1098,6 +1474,134 @@ mod tests {
                         .or_insert(event.company_id.clone());
                     assert_eq!(*owner, event.company_id, "seed {seed}: {name}");
                 }
+            }
+        }
+    }
+
+    /// The activity events in order, with their messages.
+    fn activity_events(team: &Team) -> Vec<(&Upstream, &ActivityRecorded, Fate)> {
+        team.messages
+            .iter()
+            .filter_map(|m| match (&m.payload, m.activity) {
+                (Payload::Activity(event), Some(fate)) => Some((m, event, fate)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn activities_follow_the_change_that_lets_their_contact_into_hubspot() {
+        let team = team(500, 40, 3);
+        // Where each contact can first be found: its creation, or its last name's arrival.
+        let mut findable: HashMap<&str, usize> = HashMap::new();
+        for (at, message) in team.messages.iter().enumerate() {
+            match &message.payload {
+                Payload::Contact(event) if event.last_name.is_some() => {
+                    findable.entry(&event.contact_id).or_insert(at);
+                }
+                Payload::Activity(event) => {
+                    let fate = message.activity.expect("an activity's fate");
+                    if fate.outcome == ("created", "CREATED") {
+                        let from = findable.get(event.contact_id.as_str()).copied();
+                        assert!(
+                            from.is_some_and(|from| from < at),
+                            "{} comes before its contact {} can be in HubSpot",
+                            event.activity_id,
+                            event.contact_id
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_retry_repeats_a_history_activity_among_the_live_changes() {
+        let team = team(500, 40, 3);
+        let mut first: HashMap<&str, (&Upstream, &ActivityRecorded, Fate)> = HashMap::new();
+        let mut retries = 0;
+        for (message, event, fate) in activity_events(&team) {
+            match first.get(event.activity_id.as_str()) {
+                None => {
+                    first.insert(&event.activity_id, (message, event, fate));
+                }
+                Some((original, before, was)) => {
+                    retries += 1;
+                    assert!(!original.live && message.live, "{}", event.activity_id);
+                    assert_ne!(before.event_id, event.event_id);
+                    assert_eq!(
+                        (before.activity_type, before.event_time),
+                        (event.activity_type, event.event_time)
+                    );
+                    assert_eq!(fate, was.again());
+                }
+            }
+        }
+        assert!(retries > 0);
+        assert_eq!(retries, team.expected.activity_retries);
+    }
+
+    #[test]
+    fn the_prediction_counts_every_activity_once_and_each_deal_once() {
+        let team = team(300, 30, 7);
+        let expected = &team.expected;
+        let events = activity_events(&team);
+        assert_eq!(events.len(), expected.activity_events);
+        assert_eq!(
+            expected.activity_outcomes.values().sum::<usize>(),
+            events.len()
+        );
+        for (status, code) in [
+            ("created", "CREATED"),
+            ("unchanged", "UNCHANGED"),
+            ("skipped", "ACTIVITY_TYPE_DISABLED"),
+            ("skipped", "CAMPAIGN_PUSH_DISABLED"),
+            ("skipped", "UNSUBSCRIBE_NOT_SELF_INITIATED"),
+            ("parked", "PARKED_CONTACT_MISSING"),
+            ("dead_lettered", "INVALID_EMAIL"),
+        ] {
+            assert!(
+                expected.activity_outcomes.contains_key(&(status, code)),
+                "{status} {code}: {:?}",
+                expected.activity_outcomes
+            );
+        }
+        let written: HashSet<&str> = events
+            .iter()
+            .filter(|(_, _, fate)| fate.written())
+            .map(|(_, event, _)| event.activity_id.as_str())
+            .collect();
+        assert_eq!(
+            expected.activities_in_hubspot.values().sum::<usize>(),
+            written.len()
+        );
+        assert_eq!(expected.activities_in_hubspot.len(), 5, "every object type");
+        let deal_commands = events
+            .iter()
+            .filter(|(m, _, _)| m.deal_event_id().is_some());
+        assert_eq!(
+            deal_commands.count(),
+            expected.deal_commands.values().sum::<usize>()
+        );
+        assert!(expected.deals_in_hubspot > 0);
+        assert!(
+            expected.deals_in_hubspot <= expected.deal_commands[&DealFate::Written],
+            "one deal per contact and campaign, however many replies"
+        );
+        // Every reply in the deal campaign the rules let through makes a deal command.
+        for (message, event, fate) in &events {
+            let in_deal_campaign = event
+                .campaign
+                .as_ref()
+                .is_some_and(|c| c.campaign_id == names::DEAL_CAMPAIGN);
+            let triggers = event.activity_type == ActivityType::EmailReplied
+                && in_deal_campaign
+                && !fate.decided_by_process;
+            assert_eq!(message.deal_event_id().is_some(), triggers, "{event:?}");
+            if let Some(id) = message.deal_event_id() {
+                assert_eq!(id, format!("{}:deal", event.event_id));
+                assert_eq!(message.awaited(), [event.event_id.clone(), id]);
             }
         }
     }

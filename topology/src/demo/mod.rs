@@ -4,11 +4,17 @@
 //! starts them), the pipeline runs on a configuration rendered for them, and a generated team
 //! ([`generate`]) is published as fast as the broker takes it, in two waves: the team's history
 //! (a backfill), then, once every event of it has its outcome, the live changes that follow
-//! (so that these meet records HubSpot already holds, as live changes do). The run lasts until
-//! every event has its outcome (undecodable messages have none: they are counted through their
-//! dead letters) or the deadline passes; then the [`Report`] says what became of everything, what
-//! it cost in HubSpot calls, and how long it took.
+//! (so that these meet records HubSpot already holds, as live changes do). Each wave publishes
+//! its contact and company changes first and its activities ([`activities`]) once those have
+//! their outcomes, as an activity follows its contact in the team's time; an activity whose
+//! contact never reaches HubSpot waits the configuration's short `contact_wait` and is parked.
+//! The run lasts until every event has its outcome, and every deal command an activity made has
+//! its own (undecodable messages have none: they are counted through their dead letters), or the
+//! deadline passes; then the [`Report`] says what became of everything, what it cost in HubSpot
+//! calls, and how long it took, and compares HubSpot's records of every type with the
+//! prediction.
 
+pub mod activities;
 pub mod collect;
 pub mod generate;
 pub mod names;
@@ -45,6 +51,10 @@ const TOKEN_ENV: &str = "HUBSYNC_HUBSPOT_TOKEN";
 
 /// A schema id the sandbox's registry never issues.
 const UNKNOWN_SCHEMA_ID: u32 = 999_999;
+
+/// How long an activity waits for its contact in the demo: short, so the activities of contacts
+/// that never reach HubSpot are parked within the run.
+const CONTACT_WAIT: &str = "5s";
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -150,6 +160,12 @@ async fn run_on(
     report.hubspot_calls = calls_by_endpoint(&sandbox.hubspot.request_counts());
     report.contacts_in_hubspot = sandbox.hubspot.count(ObjectType::Contacts);
     report.companies_in_hubspot = sandbox.hubspot.count(ObjectType::Companies);
+    for object in activities::ACTIVITY_OBJECTS {
+        report
+            .activities_in_hubspot
+            .insert(object, sandbox.hubspot.count(object));
+    }
+    report.deals_in_hubspot = sandbox.hubspot.count(ObjectType::Deals);
     report.finish();
     Ok(report)
 }
@@ -166,8 +182,9 @@ struct Driven {
     wall: Duration,
 }
 
-/// Publishes the team, history first and then the live changes, each once the outcomes of what
-/// came before are in, and waits for the outcomes.
+/// Publishes the team, history first and then the live changes, contacts and companies before
+/// activities, each part once the outcomes of what came before are in, and waits for the
+/// outcomes.
 async fn drive(
     options: &DemoOptions,
     config: &Config,
@@ -182,11 +199,7 @@ async fn drive(
         100,
     )
     .context("the Avro codec")?;
-    let wanted: HashSet<String> = team
-        .messages
-        .iter()
-        .filter_map(|m| m.event_id().map(str::to_string))
-        .collect();
+    let wanted: HashSet<String> = team.messages.iter().flat_map(Upstream::awaited).collect();
     let collector = Collector::start(
         &config.kafka.brokers,
         codec.clone(),
@@ -206,26 +219,35 @@ async fn drive(
     let startup = begun.elapsed();
     let deadline = started + options.timeout;
     // The team's history first (a backfill), then the live changes once the history is in
-    // HubSpot: those mostly update records that exist.
-    let split = team
-        .messages
-        .iter()
-        .position(|m| m.live)
-        .unwrap_or(team.messages.len());
-    let (history, live) = team.messages.split_at(split);
+    // HubSpot: those mostly update records that exist. In each, the contacts and companies go
+    // first and the activities once those have their outcomes: in the team's time an activity
+    // comes minutes or days after its contact, and the compressed run keeps that order (an
+    // activity published with its contact would wait for it behind the whole backlog).
+    let part = |live: bool, activities: bool| -> Vec<&Upstream> {
+        team.messages
+            .iter()
+            .filter(|m| m.live == live && matches!(m.payload, Payload::Activity(_)) == activities)
+            .collect()
+    };
+    let parts = [
+        ("history: contacts and companies", part(false, false)),
+        ("history: activities", part(false, true)),
+        ("live: contact and company changes", part(true, false)),
+        ("live: activities", part(true, true)),
+    ];
     let mut waves = Vec::new();
     let mut garbled = 0;
     let mut finished_at = None;
     let mut stopped_stage = None;
-    for (name, messages) in [("history (backfill)", history), ("live changes", live)] {
+    for (name, messages) in parts {
         let wave_started = Instant::now();
-        let published = publish(&producer, &codec, &config.topics, messages).await?;
+        let published = publish(&producer, &codec, &config.topics, &messages).await?;
         let publish_time = wave_started.elapsed();
         eprintln!(
             "  {name}: published {published} messages in {:.1} s; waiting for their outcomes",
             publish_time.as_secs_f64(),
         );
-        let ids: Vec<&str> = messages.iter().filter_map(Upstream::event_id).collect();
+        let ids: Vec<String> = messages.iter().flat_map(|m| m.awaited()).collect();
         garbled += messages
             .iter()
             .filter(|m| matches!(m.payload, Payload::Garbled { .. }))
@@ -276,7 +298,7 @@ enum Waited {
 /// letters, reporting progress every few seconds.
 async fn wait_for_outcomes(
     collector: &Collector,
-    ids: &[&str],
+    ids: &[String],
     garbled: usize,
     deadline: Instant,
     health: &Health,
@@ -287,7 +309,7 @@ async fn wait_for_outcomes(
     loop {
         let (missing, answered_total, undecodable) = {
             let tally = collector.tally();
-            let missing = ids.iter().filter(|id| tally.missing.contains(**id)).count();
+            let missing = ids.iter().filter(|id| tally.missing.contains(*id)).count();
             (missing, tally.outcomes.len(), tally.undecodable)
         };
         let now = Instant::now();
@@ -312,7 +334,7 @@ async fn wait_for_outcomes(
         if now >= next_progress {
             let calls: u64 = sandbox.hubspot.request_counts().values().sum();
             eprintln!(
-                "  {:>5.1} s: {} of these {} events have an outcome ({} events answered in all), {} undecodable messages dead-lettered, {} HubSpot calls",
+                "  {:>5.1} s: {} of these {} events and deal commands have an outcome ({} answered in all), {} undecodable messages dead-lettered, {} HubSpot calls",
                 started.elapsed().as_secs_f64(),
                 ids.len() - missing,
                 ids.len(),
@@ -328,8 +350,10 @@ async fn wait_for_outcomes(
 
 /// The sandbox's configuration with the demo's rules: state in `state_dir`, a short session
 /// timeout (the development broker holds a departed member's partitions for that long), the last
-/// name mandatory too, lead status mapped to HubSpot's enumeration, the sales reps mapped to the
-/// sandbox's owners, and one campaign kept out of HubSpot.
+/// name mandatory too, lead status mapped to HubSpot's enumeration, every activity type with its
+/// default policy (opens and profile visits off), a short wait for an activity's contact, the
+/// sales reps mapped to the sandbox's owners (the SDRs are not), one campaign kept out of HubSpot
+/// and one whose replies open deals.
 pub fn demo_config(sandbox_config: &str, state_dir: &Path, tier: Tier) -> anyhow::Result<String> {
     let mut text = sandbox_config.to_string();
     let mut replace = |from: &str, to: String| -> anyhow::Result<()> {
@@ -362,8 +386,14 @@ pub fn demo_config(sandbox_config: &str, state_dir: &Path, tier: Tier) -> anyhow
         "[[sync.contacts.mapping]]\nsource = \"lead_status\"\nproperty = \"hs_lead_status\"\n\n[[sync.companies.mapping]]\nsource = \"name\"".to_string(),
     )?;
     replace(
+        "email_opened = { enabled = true, store_as = \"note\" }\n",
+        String::new(),
+    )?;
+    replace(
         "\n[state]\n",
-        "\n[stages.sink]\nlinger = \"250ms\"\n\n[state]\n".to_string(),
+        format!(
+            "\n[stages.sink]\nlinger = \"250ms\"\ncontact_wait = \"{CONTACT_WAIT}\"\n\n[state]\n"
+        ),
     )?;
     text.push_str("\n[users]\n");
     for (user, owner) in names::SALES_REPS {
@@ -376,6 +406,10 @@ pub fn demo_config(sandbox_config: &str, state_dir: &Path, tier: Tier) -> anyhow
     text.push_str(&format!(
         "\n[campaigns.{}]\npush_to_crm = false\n",
         toml_string(names::PRIVATE_CAMPAIGN)
+    ));
+    text.push_str(&format!(
+        "\n[campaigns.{}]\ndeal_triggers = [\"email_replied\"]\n",
+        toml_string(names::DEAL_CAMPAIGN)
     ));
     Ok(text)
 }
@@ -390,7 +424,7 @@ async fn publish(
     producer: &FutureProducer,
     codec: &AvroCodec,
     topics: &Topics,
-    messages: &[Upstream],
+    messages: &[&Upstream],
 ) -> anyhow::Result<usize> {
     let contacts = codec
         .writer(
@@ -406,11 +440,19 @@ async fn publish(
         )
         .await
         .context("the CompanyChanged writer schema")?;
+    let activities = codec
+        .writer(
+            SchemaKind::ActivityRecorded,
+            &default_subject(&topics.activity_events),
+        )
+        .await
+        .context("the ActivityRecorded writer schema")?;
     let mut deliveries = FuturesUnordered::new();
     for message in messages {
         let (topic, payload) = match &message.payload {
             Payload::Contact(event) => (&topics.contact_changes, Some(contacts.encode(event)?)),
             Payload::Company(event) => (&topics.company_changes, Some(companies.encode(event)?)),
+            Payload::Activity(event) => (&topics.activity_events, Some(activities.encode(event)?)),
             Payload::Garbled { garble, contact } => (
                 &topics.contact_changes,
                 garbled(*garble, contact, &contacts)?,
@@ -567,6 +609,24 @@ mod tests {
         );
         assert!(!config.rules.campaign(names::PRIVATE_CAMPAIGN).push_to_crm);
         assert_eq!(config.rules.users.owner_for("usr_grace"), Some("70000002"));
+        for (sdr, _) in names::SDRS {
+            assert_eq!(config.rules.users.owner_for(sdr), None, "{sdr}");
+        }
+        assert_eq!(config.stages.sink.contact_wait, Duration::from_secs(5));
+        let deals = config.rules.campaign(names::DEAL_CAMPAIGN);
+        assert!(deals.push_to_crm);
+        assert_eq!(
+            deals.deal_triggers,
+            [hubsync_processors::rules::ActivityType::EmailReplied]
+        );
+        // Every type keeps its default policy, which is what the generator predicts with.
+        assert_eq!(
+            config.rules.activities,
+            hubsync_processors::rules::ActivityRules {
+                associate_open_deal: true,
+                ..Default::default()
+            }
+        );
     }
 
     #[test]

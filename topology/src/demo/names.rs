@@ -449,6 +449,85 @@ pub const CAMPAIGNS: &[&str] = &[
 /// The campaign whose contacts stay out of HubSpot (`push_to_crm = false`).
 pub const PRIVATE_CAMPAIGN: &str = "cmp_partner_referrals";
 
+/// The campaign in which a reply opens a deal (`deal_triggers = ["email_replied"]`).
+pub const DEAL_CAMPAIGN: &str = "cmp_q3_outbound";
+
+/// Campaign names as the reps read them, by campaign id.
+pub const CAMPAIGN_NAMES: &[(&str, &str)] = &[
+    ("cmp_q3_outbound", "Q3 outbound – operations leaders"),
+    ("cmp_webinar_followup", "Webinar follow-up"),
+    ("cmp_enterprise_abm", "Enterprise ABM"),
+    ("cmp_partner_referrals", "Partner referrals"),
+];
+
+/// The name of campaign `id`, when it has one.
+pub fn campaign_name(id: &str) -> Option<&'static str> {
+    CAMPAIGN_NAMES
+        .iter()
+        .find(|(campaign, _)| *campaign == id)
+        .map(|(_, name)| *name)
+}
+
+/// Sales development reps who send steps for the team without a HubSpot seat: upstream users
+/// that no `[[users.mapping]]` names and whose addresses are no HubSpot owner's, so their
+/// activities take the contact's owner. (user id, email)
+pub const SDRS: &[(&str, &str)] = &[
+    ("usr_sdr_noah", "noah.berg@sdr.team-demo.example"),
+    ("usr_sdr_mia", "mia.costa@sdr.team-demo.example"),
+    ("usr_sdr_yusuf", "yusuf.demir@sdr.team-demo.example"),
+];
+
+/// Subjects of sequence emails, by step (the last one repeats).
+pub const EMAIL_SUBJECTS: &[&str] = &[
+    "Quick question about {company}",
+    "Following up: {company} and shorter onboarding",
+    "Case study: how teams like {company} cut ramp time",
+    "Should I close your file?",
+];
+
+/// Links people click in sequence emails.
+pub const CLICKED_LINKS: &[&str] = &[
+    "https://team-demo.example/case-studies/onboarding",
+    "https://team-demo.example/pricing",
+    "https://team-demo.example/webinars/q3-roadmap",
+    "https://team-demo.example/book-a-demo",
+];
+
+/// What a reply says, first line.
+pub const REPLIES: &[&str] = &[
+    "Thanks for reaching out, happy to talk next week.",
+    "Not the right time, try me again next quarter.",
+    "Can you send pricing for a team of 40?",
+    "Looping in our head of operations.",
+    "Please take me off this list.",
+];
+
+/// Call outcomes as the dialer names them.
+pub const CALL_OUTCOMES: &[&str] = &[
+    "connected",
+    "connected",
+    "no answer",
+    "left voicemail",
+    "busy",
+    "wrong number",
+];
+
+/// Titles of tasks reps set themselves.
+pub const TASK_SUBJECTS: &[&str] = &[
+    "Send the security questionnaire",
+    "Prepare a tailored demo",
+    "Follow up after the conference",
+    "Check in on the trial",
+];
+
+/// Titles of booked meetings.
+pub const MEETING_TITLES: &[&str] = &[
+    "Discovery call",
+    "Product demo",
+    "Pricing review",
+    "Technical deep dive",
+];
+
 /// Where upstream says a lead came from (an unmapped custom field).
 pub const LEAD_SOURCES: &[&str] = &["website", "webinar", "referral", "outbound", "event"];
 

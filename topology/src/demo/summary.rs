@@ -2,19 +2,25 @@
 //! calls, how long it took, and whether it matches what the generated team says must happen.
 //!
 //! Some lines are meant for scripts as well as people and keep their shape:
-//! `hubspot contacts: N`, `expected contacts: N` (and the same for companies), one
-//! `  <status>  <events>  <contact events>  <company events>` line per outcome status, and
-//! `result: complete` or `result: incomplete`.
+//! `hubspot contacts: N`, `expected contacts: N` (and the same for companies, notes, emails,
+//! calls, tasks, meetings and deals), one
+//! `  <status>  <events>  <contact events>  <company events>  <activity events>` line per outcome
+//! status, and `result: complete` (every event answered, every check passed), `result:
+//! incomplete` (events without an outcome) or `result: mismatch` (everything answered, but the
+//! run differs from the prediction).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use hubsync_schemas::OutcomeStatus;
+use hubsync_sandbox::hubspot::model::ObjectType;
+use hubsync_schemas::{ActivityType, OutcomeStatus};
 
 use super::DemoOptions;
-use super::collect::Tally;
-use super::generate::{Expected, Payload, Profile, Team};
+use super::activities::{self, ACTIVITY_OBJECTS, DealFate};
+use super::collect::{Seen, Tally};
+use super::generate::{Expected, Payload, Profile, Team, deal_event_id};
+use super::names;
 
 /// Outcome statuses in the order the report lists them.
 const STATUSES: [OutcomeStatus; 7] = [
@@ -26,6 +32,40 @@ const STATUSES: [OutcomeStatus; 7] = [
     OutcomeStatus::Failed,
     OutcomeStatus::DeadLettered,
 ];
+
+/// The statuses of the activity table's columns.
+const ACTIVITY_STATUSES: [OutcomeStatus; 5] = [
+    OutcomeStatus::Created,
+    OutcomeStatus::Unchanged,
+    OutcomeStatus::Skipped,
+    OutcomeStatus::Parked,
+    OutcomeStatus::DeadLettered,
+];
+
+/// Events per kind of upstream record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByObject {
+    pub contacts: usize,
+    pub companies: usize,
+    pub activities: usize,
+}
+
+impl ByObject {
+    pub fn total(&self) -> usize {
+        self.contacts + self.companies + self.activities
+    }
+}
+
+/// What kind of upstream record an event is about.
+#[derive(Debug, Clone, Copy)]
+enum About<'t> {
+    Contact,
+    Company,
+    Activity {
+        kind: ActivityType,
+        activity_id: &'t str,
+    },
+}
 
 /// One wave of published messages.
 #[derive(Debug, Clone)]
@@ -48,8 +88,8 @@ pub struct Report {
     pub events: usize,
     /// Distinct events with at least one outcome.
     pub answered: usize,
-    /// Per distinct event, its first outcome's status: (contact events, company events).
-    pub statuses: BTreeMap<OutcomeStatus, (usize, usize)>,
+    /// Per distinct event, its first outcome's status, by kind of record.
+    pub statuses: BTreeMap<OutcomeStatus, ByObject>,
     /// Per distinct event, its first outcome's status and reason code.
     pub reasons: BTreeMap<(OutcomeStatus, String), usize>,
     /// HubSpot records that outcomes tie to more than one upstream record: (object, HubSpot id,
@@ -71,8 +111,20 @@ pub struct Report {
     pub hubspot_calls: BTreeMap<String, (u64, u64, u64)>,
     /// The sink's batches and their mean number of records.
     pub batches: Option<(u64, f64)>,
+    /// Per activity type, its events' first outcomes by status.
+    pub activity_types: BTreeMap<ActivityType, BTreeMap<OutcomeStatus, usize>>,
+    /// Per activity event, its first outcome's status and reason code.
+    pub activity_reasons: BTreeMap<(OutcomeStatus, String), usize>,
+    /// Per deal command, its first outcome's status.
+    pub deal_outcomes: BTreeMap<OutcomeStatus, usize>,
+    /// Deal commands whose outcome differs from their fate: written ones not created or found,
+    /// parked ones not parked.
+    pub deal_surprises: Vec<(String, String, String)>,
     pub contacts_in_hubspot: usize,
     pub companies_in_hubspot: usize,
+    /// Activities in HubSpot per object type (notes, emails, calls, tasks, meetings).
+    pub activities_in_hubspot: BTreeMap<ObjectType, usize>,
+    pub deals_in_hubspot: usize,
     pub startup: Duration,
     /// Each wave of messages: its publishing and how long until its outcomes were in.
     pub waves: Vec<Wave>,
@@ -87,15 +139,27 @@ impl Report {
         let mut deliveries: HashMap<&str, usize> = HashMap::new();
         let mut keys: HashMap<&str, &str> = HashMap::new();
         let mut decided: HashMap<&str, (&str, &str)> = HashMap::new();
-        let mut companies: HashSet<&str> = HashSet::new();
+        let mut about: HashMap<&str, About<'_>> = HashMap::new();
         for message in &team.messages {
             if let Some(id) = message.event_id() {
                 *deliveries.entry(id).or_default() += 1;
                 keys.insert(id, &message.key);
-                if matches!(message.payload, Payload::Company(_)) {
-                    companies.insert(id);
-                }
-                if let Some(expected) = message.decided {
+                let record = match &message.payload {
+                    Payload::Company(_) => About::Company,
+                    Payload::Activity(event) => About::Activity {
+                        kind: event.activity_type,
+                        activity_id: &event.activity_id,
+                    },
+                    _ => About::Contact,
+                };
+                about.insert(id, record);
+                // An activity's whole fate is known; of other events, what the process stage
+                // decides.
+                let expected = message
+                    .activity
+                    .map(|fate| fate.outcome)
+                    .or(message.decided);
+                if let Some(expected) = expected {
                     decided.insert(id, expected);
                 }
             }
@@ -120,8 +184,14 @@ impl Report {
             missing_count: 0,
             hubspot_calls: BTreeMap::new(),
             batches: None,
+            activity_types: BTreeMap::new(),
+            activity_reasons: BTreeMap::new(),
+            deal_outcomes: BTreeMap::new(),
+            deal_surprises: Vec::new(),
             contacts_in_hubspot: 0,
             companies_in_hubspot: 0,
+            activities_in_hubspot: BTreeMap::new(),
+            deals_in_hubspot: 0,
             startup: Duration::ZERO,
             waves: Vec::new(),
             wall: Duration::ZERO,
@@ -141,23 +211,39 @@ impl Report {
             };
             report.answered += 1;
             let first = &seen[0];
-            let object = if companies.contains(id) {
-                "company"
-            } else {
-                "contact"
-            };
             let counts = report.statuses.entry(first.status).or_default();
-            if object == "company" {
-                counts.1 += 1;
-            } else {
-                counts.0 += 1;
-            }
+            // The HubSpot record each outcome names, and the upstream record it stands for.
+            let (object, upstream) = match about[id] {
+                About::Company => {
+                    counts.companies += 1;
+                    ("company", keys[id])
+                }
+                About::Contact => {
+                    counts.contacts += 1;
+                    ("contact", keys[id])
+                }
+                About::Activity { kind, activity_id } => {
+                    counts.activities += 1;
+                    *report
+                        .activity_types
+                        .entry(kind)
+                        .or_default()
+                        .entry(first.status)
+                        .or_default() += 1;
+                    *report
+                        .activity_reasons
+                        .entry((first.status, first.reason_code.clone()))
+                        .or_default() += 1;
+                    let object = activities::stored_as(kind).map_or("activity", |o| o.path_name());
+                    (object, activity_id)
+                }
+            };
             for outcome in seen {
                 if let Some(hubspot_id) = &outcome.hubspot_id {
                     written
                         .entry((object, hubspot_id.clone()))
                         .or_default()
-                        .insert(keys[id].to_string());
+                        .insert(upstream.to_string());
                 }
             }
             *report
@@ -181,6 +267,7 @@ impl Report {
                 }
             }
         }
+        report.deal_commands(team, tally, &mut written);
         report.shared_records = written
             .into_iter()
             .filter(|(_, upstream)| upstream.len() > 1)
@@ -192,9 +279,59 @@ impl Report {
         report
     }
 
-    /// Whether every event has its outcome and every undecodable message its dead letter.
-    pub fn complete(&self) -> bool {
+    /// The outcomes of the deal commands activities made, each against its fate; a deal's
+    /// HubSpot id goes into `written` with the contact and campaign it stands for.
+    fn deal_commands(
+        &mut self,
+        team: &Team,
+        tally: &Tally,
+        written: &mut BTreeMap<(&'static str, String), BTreeSet<String>>,
+    ) {
+        let mut seen_ids = BTreeSet::new();
+        for message in &team.messages {
+            let (Payload::Activity(event), Some(fate)) = (&message.payload, message.activity)
+            else {
+                continue;
+            };
+            let Some(deal) = fate.deal else { continue };
+            let id = deal_event_id(&event.event_id);
+            if !seen_ids.insert(id.clone()) {
+                continue;
+            }
+            let Some(first) = tally.outcomes.get(&id).and_then(|seen| seen.first()) else {
+                self.missing_count += 1;
+                if self.missing.len() < 5 {
+                    self.missing
+                        .push(format!("{id} (deal command, key {})", message.key));
+                }
+                continue;
+            };
+            *self.deal_outcomes.entry(first.status).or_default() += 1;
+            if !deal_as_foreseen(deal, first) {
+                self.deal_surprises.push((
+                    id.clone(),
+                    format!("{deal:?}").to_lowercase(),
+                    format!("{} {}", label(first.status), first.reason_code),
+                ));
+            }
+            if let (Some(hubspot_id), Some(campaign)) = (&first.hubspot_id, &event.campaign) {
+                written
+                    .entry(("deal", hubspot_id.clone()))
+                    .or_default()
+                    .insert(format!("{}:{}", event.contact_id, campaign.campaign_id));
+            }
+        }
+    }
+
+    /// Whether every event and deal command has its outcome and every undecodable message its
+    /// dead letter.
+    pub fn answered_all(&self) -> bool {
         self.missing_count == 0 && self.undecodable_dead_lettered >= self.expected.garbled_total()
+    }
+
+    /// Whether everything is answered and the run matches the prediction in every check.
+    pub fn complete(&self) -> bool {
+        self.answered_all() && self.problems.is_empty()
     }
 
     /// Compares the run with what the generated team says must happen; differences become
@@ -214,8 +351,37 @@ impl Report {
                 self.companies_in_hubspot, expected.companies_in_hubspot
             ));
         }
+        for object in ACTIVITY_OBJECTS {
+            let got = self
+                .activities_in_hubspot
+                .get(&object)
+                .copied()
+                .unwrap_or(0);
+            let want = expected
+                .activities_in_hubspot
+                .get(&object)
+                .copied()
+                .unwrap_or(0);
+            if got != want {
+                problems.push(format!(
+                    "HubSpot holds {got} {}, the team's activities make {want}",
+                    object.path_name()
+                ));
+            }
+        }
+        if self.deals_in_hubspot != expected.deals_in_hubspot {
+            problems.push(format!(
+                "HubSpot holds {} deals, the team's replies in {} make {}",
+                self.deals_in_hubspot,
+                names::DEAL_CAMPAIGN,
+                expected.deals_in_hubspot
+            ));
+        }
         // Counts only compare once every event has its outcome; before, the missing say it all.
-        let complete = self.complete();
+        let complete = self.answered_all();
+        if complete {
+            problems.extend(self.activity_count_problems());
+        }
         for ((status, code), want) in expected.decided.iter().filter(|_| complete) {
             let got = self
                 .reasons
@@ -249,6 +415,19 @@ impl Report {
             problems.push(format!(
                 "{} events ended otherwise than their record says they must, e.g. {}",
                 self.unexpected.len(),
+                examples.join("; ")
+            ));
+        }
+        if !self.deal_surprises.is_empty() {
+            let examples: Vec<String> = self
+                .deal_surprises
+                .iter()
+                .take(3)
+                .map(|(id, want, got)| format!("{id}: expected {want}, got {got}"))
+                .collect();
+            problems.push(format!(
+                "{} deal commands ended otherwise than foreseen, e.g. {}",
+                self.deal_surprises.len(),
                 examples.join("; ")
             ));
         }
@@ -306,6 +485,185 @@ impl Report {
         self.problems.extend(problems);
     }
 
+    /// Activity events per outcome and deal commands per fate, against the prediction.
+    fn activity_count_problems(&self) -> Vec<String> {
+        let expected = &self.expected;
+        let mut problems = Vec::new();
+        let mut codes: BTreeSet<(&str, &str)> =
+            expected.activity_outcomes.keys().copied().collect();
+        for (status, code) in self.activity_reasons.keys() {
+            codes.insert((label(*status), code.as_str()));
+        }
+        for (status, code) in codes {
+            let want = expected
+                .activity_outcomes
+                .get(&(status, code))
+                .copied()
+                .unwrap_or(0);
+            let got = self.activity_reason_count(status, code);
+            if got != want {
+                problems.push(format!(
+                    "{want} activity events should be {status} {code}, {got} are"
+                ));
+            }
+        }
+        let (written, parked) = self.deal_commands_by_fate();
+        for (fate, got) in [(DealFate::Written, written), (DealFate::Parked, parked)] {
+            let want = expected.deal_commands.get(&fate).copied().unwrap_or(0);
+            if got != want {
+                problems.push(format!(
+                    "{want} deal commands should be {}, {got} are",
+                    format!("{fate:?}").to_lowercase()
+                ));
+            }
+        }
+        problems
+    }
+
+    fn activity_reason_count(&self, status: &str, code: &str) -> usize {
+        self.activity_reasons
+            .iter()
+            .filter(|((s, c), _)| label(*s) == status && c == code)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Deal commands whose deal was created or found, and those parked.
+    fn deal_commands_by_fate(&self) -> (usize, usize) {
+        let count = |statuses: &[OutcomeStatus]| -> usize {
+            statuses
+                .iter()
+                .map(|s| self.deal_outcomes.get(s).copied().unwrap_or(0))
+                .sum()
+        };
+        (
+            count(&[
+                OutcomeStatus::Created,
+                OutcomeStatus::Unchanged,
+                OutcomeStatus::Updated,
+            ]),
+            count(&[OutcomeStatus::Parked]),
+        )
+    }
+
+    /// The activities by type and status, and their outcomes by reason against the prediction.
+    fn render_activities(&self, out: &mut String) {
+        let e = &self.expected;
+        let _ = writeln!(out);
+        let _ = write!(
+            out,
+            "{:<28}{:<10}{:>8}",
+            "activities by type", "as", "events"
+        );
+        for status in ACTIVITY_STATUSES {
+            let _ = write!(out, "{:>14}", label(status));
+        }
+        let _ = writeln!(out);
+        let mut totals: BTreeMap<OutcomeStatus, usize> = BTreeMap::new();
+        for &kind in ActivityType::ALL {
+            let Some(counts) = self.activity_types.get(&kind) else {
+                continue;
+            };
+            let stored = activities::stored_as(kind).map_or("off", |o| o.path_name());
+            let _ = write!(
+                out,
+                "  {:<26}{:<10}{:>8}",
+                activities::type_name(kind),
+                stored,
+                counts.values().sum::<usize>()
+            );
+            for status in ACTIVITY_STATUSES {
+                let n = counts.get(&status).copied().unwrap_or(0);
+                *totals.entry(status).or_default() += n;
+                let _ = write!(out, "{n:>14}");
+            }
+            let _ = writeln!(out);
+        }
+        let _ = write!(
+            out,
+            "  {:<36}{:>8}",
+            "total",
+            totals.values().sum::<usize>()
+        );
+        for status in ACTIVITY_STATUSES {
+            let _ = write!(out, "{:>14}", totals.get(&status).copied().unwrap_or(0));
+        }
+        let _ = writeln!(out);
+        let _ = write!(out, "  {:<36}{:>8}", "expected", e.activity_events);
+        for status in ACTIVITY_STATUSES {
+            let want: usize = e
+                .activity_outcomes
+                .iter()
+                .filter(|((s, _), _)| *s == label(status))
+                .map(|(_, n)| n)
+                .sum();
+            let _ = write!(out, "{want:>14}");
+        }
+        let _ = writeln!(out);
+
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<16}{:<30}{:>14}{:>10}",
+            "activities", "reason code", "events", "expected"
+        );
+        let mut codes: BTreeSet<(&str, &str)> = e.activity_outcomes.keys().copied().collect();
+        for (status, code) in self.activity_reasons.keys() {
+            codes.insert((label(*status), code.as_str()));
+        }
+        for (status, code) in codes {
+            let want = e
+                .activity_outcomes
+                .get(&(status, code))
+                .copied()
+                .unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "  {:<14}{:<30}{:>14}{:>10}",
+                status,
+                code,
+                self.activity_reason_count(status, code),
+                want
+            );
+        }
+    }
+
+    /// The deal commands replies made, against the prediction.
+    fn render_deals(&self, out: &mut String) {
+        let e = &self.expected;
+        let (written, parked) = self.deal_commands_by_fate();
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<60}{:>11}{:>10}",
+            format!("deal commands (replies in {})", names::DEAL_CAMPAIGN),
+            "commands",
+            "expected"
+        );
+        let created = self
+            .deal_outcomes
+            .get(&OutcomeStatus::Created)
+            .copied()
+            .unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  {:<58}{:>11}{:>10}",
+            format!("deal written: created ({created}) or found again, one per contact"),
+            written,
+            e.deal_commands
+                .get(&DealFate::Written)
+                .copied()
+                .unwrap_or(0)
+        );
+        let _ = writeln!(
+            out,
+            "  {:<58}{:>11}{:>10}",
+            "parked: the contact never reached HubSpot",
+            parked,
+            e.deal_commands.get(&DealFate::Parked).copied().unwrap_or(0)
+        );
+    }
+
     pub fn hubspot_total(&self) -> (u64, u64, u64) {
         self.hubspot_calls
             .values()
@@ -318,8 +676,8 @@ impl Report {
         let e = &self.expected;
         let _ = writeln!(
             out,
-            "hubsync demo: seed {}, {} contacts at {} companies, HubSpot tier {} ({} requests / 10 s)",
-            self.seed, e.contacts, e.companies, self.tier, self.requests_per_10s
+            "hubsync demo: seed {}, {} contacts at {} companies, {} activity events, HubSpot tier {} ({} requests / 10 s)",
+            self.seed, e.contacts, e.companies, e.activity_events, self.tier, self.requests_per_10s
         );
 
         section(&mut out, "generated team", "contacts");
@@ -347,6 +705,14 @@ impl Report {
         );
         row(
             &mut out,
+            &format!(
+                "activity events ({} sent again under a new event id)",
+                e.activity_retries
+            ),
+            e.activity_events,
+        );
+        row(
+            &mut out,
             "second deliveries of an event (producer retries)",
             e.redeliveries,
         );
@@ -361,19 +727,20 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<40}{:>11}{:>10}{:>10}",
-            "outcomes, one per event", "events", "contacts", "companies"
+            "{:<40}{:>11}{:>10}{:>10}{:>12}",
+            "outcomes, one per event", "events", "contacts", "companies", "activities"
         );
         for status in STATUSES {
-            let (contacts, companies) = self.statuses.get(&status).copied().unwrap_or((0, 0));
-            if contacts + companies > 0 || status != OutcomeStatus::Failed {
+            let counts = self.statuses.get(&status).copied().unwrap_or_default();
+            if counts.total() > 0 || status != OutcomeStatus::Failed {
                 let _ = writeln!(
                     out,
-                    "  {:<38}{:>11}{:>10}{:>10}",
+                    "  {:<38}{:>11}{:>10}{:>10}{:>12}",
                     label(status),
-                    contacts + companies,
-                    contacts,
-                    companies
+                    counts.total(),
+                    counts.contacts,
+                    counts.companies,
+                    counts.activities
                 );
             }
         }
@@ -404,6 +771,9 @@ impl Report {
                 expected
             );
         }
+
+        self.render_activities(&mut out);
+        self.render_deals(&mut out);
 
         let _ = writeln!(out);
         let _ = writeln!(
@@ -462,8 +832,24 @@ impl Report {
         let _ = writeln!(out, "expected contacts: {}", e.contacts_in_hubspot);
         let _ = writeln!(out, "hubspot companies: {}", self.companies_in_hubspot);
         let _ = writeln!(out, "expected companies: {}", e.companies_in_hubspot);
+        for object in ACTIVITY_OBJECTS {
+            let name = object.path_name();
+            let got = self
+                .activities_in_hubspot
+                .get(&object)
+                .copied()
+                .unwrap_or(0);
+            let want = e.activities_in_hubspot.get(&object).copied().unwrap_or(0);
+            let _ = writeln!(out, "hubspot {name}: {got}");
+            let _ = writeln!(out, "expected {name}: {want}");
+        }
+        let _ = writeln!(out, "hubspot deals: {}", self.deals_in_hubspot);
+        let _ = writeln!(out, "expected deals: {}", e.deals_in_hubspot);
 
-        let records = (self.contacts_in_hubspot + self.companies_in_hubspot) as f64;
+        let records = (self.contacts_in_hubspot
+            + self.companies_in_hubspot
+            + self.activities_in_hubspot.values().sum::<usize>()
+            + self.deals_in_hubspot) as f64;
         let _ = writeln!(out);
         let _ = writeln!(out, "time");
         let _ = writeln!(
@@ -510,15 +896,14 @@ impl Report {
                 let _ = writeln!(out, "  - {problem}");
             }
         }
-        let _ = writeln!(
-            out,
-            "result: {}",
-            if self.complete() {
-                "complete"
-            } else {
-                "incomplete"
-            }
-        );
+        let result = if !self.answered_all() {
+            "incomplete"
+        } else if self.complete() {
+            "complete"
+        } else {
+            "mismatch"
+        };
+        let _ = writeln!(out, "result: {result}");
 
         let _ = writeln!(out);
         let _ = writeln!(out, "next commands to try");
@@ -565,6 +950,20 @@ const NEXT_COMMANDS: [(&str, &str); 9] = [
     ("make test", "every unit, integration and end-to-end test"),
 ];
 
+/// Whether a deal command's outcome is what its fate says.
+fn deal_as_foreseen(deal: DealFate, outcome: &Seen) -> bool {
+    match deal {
+        DealFate::Written => matches!(
+            outcome.status,
+            OutcomeStatus::Created | OutcomeStatus::Unchanged | OutcomeStatus::Updated
+        ),
+        DealFate::Parked => {
+            outcome.status == OutcomeStatus::Parked
+                && outcome.reason_code == "PARKED_CONTACT_MISSING"
+        }
+    }
+}
+
 /// A status as the report and the generator spell it: `dead_lettered`.
 pub fn label(status: OutcomeStatus) -> &'static str {
     match status {
@@ -586,4 +985,185 @@ fn section(out: &mut String, title: &str, unit: &str) {
 
 fn row(out: &mut String, what: &str, count: usize) {
     let _ = writeln!(out, "  {what:<58}{count:>11}");
+}
+
+#[cfg(test)]
+mod tests {
+    use hubsync_sandbox::hubspot::ratelimit::Tier;
+
+    use super::*;
+    use crate::demo::collect::Letter;
+    use crate::demo::generate::{TeamOptions, generate};
+
+    fn team() -> Team {
+        generate(&TeamOptions {
+            contacts: 300,
+            companies: 30,
+            seed: 7,
+            end_ms: 1_750_000_000_000,
+        })
+    }
+
+    fn options() -> DemoOptions {
+        DemoOptions {
+            contacts: 300,
+            companies: 30,
+            seed: 7,
+            tier: Tier::Professional,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn seen(status: &str, code: &str, hubspot_id: Option<String>) -> Seen {
+        Seen {
+            status: OutcomeStatus::from_symbol(&status.to_ascii_uppercase()),
+            reason_code: code.to_string(),
+            hubspot_id,
+        }
+    }
+
+    /// What a run that goes exactly as the team foresees reads back: every event and deal
+    /// command answered as predicted (contacts and companies created), every dead letter.
+    fn foreseen(team: &Team) -> Tally {
+        let mut tally = Tally::default();
+        for message in &team.messages {
+            let Some(id) = message.event_id() else {
+                if let Payload::Garbled { garble, .. } = &message.payload {
+                    tally.undecodable += 1;
+                    tally.dead_letters.push(Letter {
+                        event_id: None,
+                        code: garble.code().to_string(),
+                        stage: "process".to_string(),
+                    });
+                }
+                continue;
+            };
+            let (status, code) = message
+                .activity
+                .map(|fate| fate.outcome)
+                .or(message.decided)
+                .unwrap_or(("created", "CREATED"));
+            let hubspot_id = match &message.payload {
+                Payload::Activity(event) => format!("hs-{}", event.activity_id),
+                _ => format!("hs-{}", message.key),
+            };
+            let written = matches!(status, "created" | "unchanged");
+            if status == "dead_lettered" {
+                tally.dead_letters.push(Letter {
+                    event_id: Some(id.to_string()),
+                    code: code.to_string(),
+                    stage: "process".to_string(),
+                });
+            }
+            tally.outcomes.entry(id.to_string()).or_default().push(seen(
+                status,
+                code,
+                written.then_some(hubspot_id),
+            ));
+            if let (Some(deal), Some(deal_id), Payload::Activity(event)) = (
+                message.activity.and_then(|fate| fate.deal),
+                message.deal_event_id(),
+                &message.payload,
+            ) {
+                let outcome = match deal {
+                    DealFate::Written => seen(
+                        "created",
+                        "CREATED",
+                        Some(format!("deal-{}", event.contact_id)),
+                    ),
+                    DealFate::Parked => seen("parked", "PARKED_CONTACT_MISSING", None),
+                };
+                tally.outcomes.entry(deal_id).or_default().push(outcome);
+            }
+        }
+        tally
+    }
+
+    /// The report of `tally`, with HubSpot holding what the team predicts.
+    fn report(team: &Team, tally: &Tally) -> Report {
+        let mut report = Report::new(&options(), team, tally);
+        let expected = &team.expected;
+        report.contacts_in_hubspot = expected.contacts_in_hubspot;
+        report.companies_in_hubspot = expected.companies_in_hubspot;
+        report.activities_in_hubspot = expected.activities_in_hubspot.clone();
+        report.deals_in_hubspot = expected.deals_in_hubspot;
+        report.finish();
+        report
+    }
+
+    #[test]
+    fn a_run_as_foreseen_is_complete() {
+        let team = team();
+        let report = report(&team, &foreseen(&team));
+        assert_eq!(report.problems, Vec::<String>::new());
+        assert!(report.complete());
+        let text = report.render();
+        assert!(text.contains("result: complete"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "expected notes: {}",
+                team.expected.activities_in_hubspot[&ObjectType::Notes]
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_activity_parked_instead_of_created_is_a_mismatch() {
+        let team = team();
+        let mut tally = foreseen(&team);
+        let created = team
+            .messages
+            .iter()
+            .find(|m| m.activity.is_some_and(|f| f.outcome.0 == "created"))
+            .and_then(|m| m.event_id())
+            .expect("an activity to be created");
+        tally.outcomes.insert(
+            created.to_string(),
+            vec![seen("parked", "PARKED_CONTACT_MISSING", None)],
+        );
+        let mut report = report(&team, &tally);
+        assert!(report.answered_all());
+        assert!(!report.complete());
+        let problems = report.problems.join("\n");
+        assert!(
+            problems.contains("activity events should be created CREATED"),
+            "{problems}"
+        );
+        assert!(problems.contains(created), "{problems}");
+        assert!(report.render().contains("result: mismatch"));
+
+        // HubSpot short of one note fails the run as a missing contact does.
+        report.problems.clear();
+        report
+            .activities_in_hubspot
+            .entry(ObjectType::Notes)
+            .and_modify(|n| *n -= 1);
+        report.finish();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.starts_with("HubSpot holds") && p.contains("notes")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn a_deal_command_without_its_outcome_leaves_the_run_incomplete() {
+        let team = team();
+        let mut tally = foreseen(&team);
+        let deal = team
+            .messages
+            .iter()
+            .find_map(|m| m.deal_event_id())
+            .expect("a reply that makes a deal");
+        tally.outcomes.remove(&deal);
+        let report = report(&team, &tally);
+        assert!(!report.answered_all());
+        assert_eq!(report.missing_count, 1);
+        assert!(report.missing[0].starts_with(&deal), "{:?}", report.missing);
+        assert!(report.render().contains("result: incomplete"));
+    }
 }
