@@ -70,6 +70,9 @@ pub struct State {
     max_processed: u64,
     /// Entries of `processed_order`, counted here: sled's `len` walks the whole tree.
     processed_len: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// One flush at a time: sled 0.34 can deadlock its I/O threads when several `flush_async`
+    /// calls overlap, and batches written at once each flush.
+    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl State {
@@ -95,11 +98,14 @@ impl State {
             intents: db.open_tree("intents")?,
             db,
             max_processed,
+            flushing: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable. Flushes wait for each other; a flush that waited
+    /// still covers the writes made before it was asked for.
     pub async fn flush(&self) -> Result<(), StateError> {
+        let _one_at_a_time = self.flushing.lock().await;
         self.db.flush_async().await?;
         Ok(())
     }

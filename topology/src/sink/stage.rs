@@ -130,8 +130,8 @@ impl Pending {
             .sum()
     }
 
-    /// When the next record of either lane is due.
-    fn next_due(&self) -> Option<std::time::Instant> {
+    /// When the next record of a lane that may start a batch (`open`: live, replay) is due.
+    fn next_due(&self, open: [bool; 2]) -> Option<std::time::Instant> {
         let due = |mine: &HashMap<HubSpotObjectType, Coalescer>,
                    other: &HashMap<HubSpotObjectType, Coalescer>| {
             mine.iter()
@@ -142,10 +142,9 @@ impl Pending {
                 })
                 .min()
         };
-        due(&self.live, &self.replay)
-            .into_iter()
-            .chain(due(&self.replay, &self.live))
-            .min()
+        let live = open[0].then(|| due(&self.live, &self.replay)).flatten();
+        let replay = open[1].then(|| due(&self.replay, &self.live)).flatten();
+        live.into_iter().chain(replay).min()
     }
 }
 
@@ -261,7 +260,10 @@ impl SinkStage {
             {
                 break;
             }
-            let next_due = coalescers.next_due().map(Instant::from_std);
+            // Only lanes that could start a batch: with every slot of a lane taken, its due
+            // records wait for a batch to finish instead of waking the loop again and again.
+            let open = writing.map(|w| w < self.settings.max_in_flight);
+            let next_due = coalescers.next_due(open).map(Instant::from_std);
             let can_read = !draining && live_pending < self.settings.max_pending;
             tokio::select! {
                 biased;
