@@ -14,7 +14,6 @@ use hubsync_schemas::{
     ActivityRecorded, ActivityType, ChangeKind, ContactChanged, SchemaKind, Sender,
     default_subject, examples,
 };
-use rdkafka::producer::FutureRecord;
 
 use crate::events::Rng;
 use crate::world::{Call, Outcomes, Setup, World};
@@ -140,20 +139,9 @@ pub async fn measure(params: Params) -> Figures {
             &mut rng,
         );
         let payload = activities.encode(&event).expect("encodes");
-        let record = FutureRecord::to(&activity_topic)
-            .key(&event.contact_id)
-            .payload(&payload);
-        match world.producer.send_result(record) {
-            Ok(delivery) => deliveries.push(delivery),
-            Err((error, _)) => panic!("the producer refused an event: {error}"),
-        }
+        deliveries.push(world.send_now(&activity_topic, &event.contact_id, &payload));
     }
-    for delivery in deliveries {
-        delivery
-            .await
-            .expect("delivery report")
-            .expect("the broker takes the event");
-    }
+    World::delivered(deliveries).await;
     let outcomes = collector.finish().await;
     let took = began.elapsed();
     pipeline.stop().await.expect("the pipeline stops cleanly");

@@ -16,7 +16,6 @@ use std::time::Duration;
 use hubsync::admin::Health;
 use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_schemas::{SchemaKind, default_subject};
-use rdkafka::producer::FutureRecord;
 
 use crate::events::{Contact, Rng, Shape};
 use crate::world::{Call, Outcomes, Setup, World};
@@ -207,20 +206,9 @@ pub async fn measure(params: Params) -> Figures {
             person.retitled(time, &mut rng)
         };
         let payload = writer.encode(&event).expect("encodes");
-        let record = FutureRecord::to(&topic)
-            .key(&event.contact_id)
-            .payload(&payload);
-        match world.producer.send_result(record) {
-            Ok(delivery) => deliveries.push(delivery),
-            Err((error, _)) => panic!("the producer refused an event: {error}"),
-        }
+        deliveries.push(world.send_now(&topic, &event.contact_id, &payload));
     }
-    for delivery in deliveries {
-        delivery
-            .await
-            .expect("delivery report")
-            .expect("the broker takes the event");
-    }
+    World::delivered(deliveries).await;
     let outcomes = collector.finish().await;
     let took = began.elapsed();
     pipeline.stop().await.expect("the pipeline stops cleanly");

@@ -28,7 +28,6 @@ use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_schemas::{OutcomeStatus, SchemaKind, default_subject};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
@@ -360,20 +359,9 @@ async fn live(
         emails.insert(person.email.to_ascii_lowercase());
         let event = person.created(now_ms(), rng);
         let payload = writer.encode(&event).expect("encodes");
-        let record = FutureRecord::to(topic)
-            .key(&event.contact_id)
-            .payload(&payload);
-        match world.producer.send_result(record) {
-            Ok(delivery) => deliveries.push(delivery),
-            Err((error, _)) => panic!("the producer refused a live event: {error}"),
-        }
+        deliveries.push(world.send_now(topic, &event.contact_id, &payload));
     }
-    for delivery in deliveries {
-        delivery
-            .await
-            .expect("delivery report")
-            .expect("the broker takes the event");
-    }
+    World::delivered(deliveries).await;
     emails
 }
 

@@ -22,7 +22,7 @@ use hubsync_sandbox::registry::SchemaRegistry;
 use hubsync_sandbox::server::{RunningServer, loopback};
 use hubsync_schemas::{OutcomeStatus, SyncOutcome};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use tokio::sync::oneshot;
 
@@ -276,6 +276,25 @@ impl World {
     }
 
     /// Sends framed records `(key, value)` and waits until the broker has all of them.
+    /// Hands one record to the producer now, for a caller that paces its own sending.
+    pub fn send_now(&self, topic: &str, key: &str, payload: &[u8]) -> DeliveryFuture {
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        match self.producer.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((error, _)) => panic!("the producer refused an event: {error}"),
+        }
+    }
+
+    /// Waits until the broker has taken every record [`World::send_now`] handed over.
+    pub async fn delivered(deliveries: Vec<DeliveryFuture>) {
+        for delivery in deliveries {
+            delivery
+                .await
+                .expect("delivery report")
+                .expect("the broker takes the event");
+        }
+    }
+
     pub async fn publish_all(&self, topic: &str, records: &[(String, Vec<u8>)]) {
         for chunk in records.chunks(5_000) {
             let sends = chunk.iter().map(|(key, value)| {
