@@ -739,6 +739,10 @@ fn print_replay(f: &replay::Figures) {
             latency.events, latency.p50, latency.p99, latency.max
         );
     }
+    println!(
+        "live p99 latency per 5 s, ms: alone {:?}; from the replay's start {:?}",
+        f.alone_by_5s, f.beside_by_5s
+    );
     println!();
 }
 

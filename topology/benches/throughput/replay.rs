@@ -91,6 +91,9 @@ pub struct Figures {
     pub contacts: usize,
     pub alone: Latency,
     pub beside_replay: Latency,
+    /// The live events' p99 latency per 5 s (by event time), alone and from the replay's start.
+    pub alone_by_5s: Vec<i64>,
+    pub beside_by_5s: Vec<i64>,
     /// What the copy to the replay topic did, and how long it took.
     pub copy: Tally,
     pub copy_took: Duration,
@@ -163,7 +166,7 @@ pub async fn measure(params: Params) -> Figures {
     world.publish_all(&topic, &records).await;
     world.assert_retained(&topic, records.len());
     drop(records);
-    skip_history(&world, &topic);
+    let history_end = skip_history(&world, &topic);
 
     let pipeline = Pipeline::start(
         &world.config,
@@ -187,6 +190,7 @@ pub async fn measure(params: Params) -> Figures {
     let timeout = params.live_alone + params.live_with_replay + Duration::from_secs(300);
     let collector = world.collect_outcomes(expected, timeout);
 
+    let alone_started_ms = now_ms();
     let alone_emails = live(
         &world,
         &writer,
@@ -208,7 +212,7 @@ pub async fn measure(params: Params) -> Figures {
             LIVE_FROM + live_alone as u64,
             &mut rng,
         ),
-        replay(&world)
+        replay(&world, &history_end)
     );
     let outcomes = collector.finish().await;
     let after: BudgetStats = pipeline.client.stats();
@@ -248,6 +252,8 @@ pub async fn measure(params: Params) -> Figures {
         contacts,
         alone: Latency::of(&alone),
         beside_replay: Latency::of(&beside),
+        alone_by_5s: by_5s(&alone, alone_started_ms),
+        beside_by_5s: by_5s(&beside, replay_started_ms),
         copy,
         copy_took,
         replay_wall,
@@ -275,6 +281,19 @@ pub async fn measure(params: Params) -> Figures {
     };
     world.stop().await;
     figures
+}
+
+/// p99 latency of the outcomes per 5 s of event time from `from_ms`.
+fn by_5s(outcomes: &[&OutcomeSeen], from_ms: i64) -> Vec<i64> {
+    let mut buckets: Vec<Vec<&OutcomeSeen>> = Vec::new();
+    for outcome in outcomes {
+        let bucket = usize::try_from((outcome.event_ms - from_ms).max(0) / 5_000).unwrap_or(0);
+        if buckets.len() <= bucket {
+            buckets.resize(bucket + 1, Vec::new());
+        }
+        buckets[bucket].push(outcome);
+    }
+    buckets.iter().map(|b| Latency::of(b).p99).collect()
 }
 
 /// History contact number `index`, the same every time it is asked for.
@@ -314,8 +333,8 @@ fn history(events: usize, contacts: usize, rng: &mut Rng) -> Vec<hubsync_schemas
 }
 
 /// Commits the process stage's group at the end of `topic`, so the pipeline starts after the
-/// history instead of reading it live.
-fn skip_history(world: &World, topic: &str) {
+/// history instead of reading it live; returns the last offset of the history per partition.
+fn skip_history(world: &World, topic: &str) -> BTreeMap<i32, i64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", world.broker.bootstrap_servers())
         .set("group.id", world.config.group_id(hubsync::process::STAGE))
@@ -326,16 +345,19 @@ fn skip_history(world: &World, topic: &str) {
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
     let mut ends = TopicPartitionList::new();
+    let mut last = BTreeMap::new();
     for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
         let (_, high) = consumer
             .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
             .expect("watermarks");
         ends.add_partition_offset(topic, partition.id(), Offset::Offset(high))
             .expect("an offset");
+        last.insert(partition.id(), high - 1);
     }
     consumer
         .commit(&ends, CommitMode::Sync)
         .expect("the process stage's group starts after the history");
+    last
 }
 
 /// Publishes `events` new contacts at `rate` per second, each stamped when it is sent; returns
@@ -365,22 +387,19 @@ async fn live(
     emails
 }
 
-/// The whole history replayed, as `hubsync replay --from-offsets 0:0,1:0,...` does.
-async fn replay(world: &World) -> (Tally, Duration) {
+/// The whole history replayed, as `hubsync replay --from-offsets 0:0,1:0,... --to-offsets
+/// 0:LAST,1:LAST,...` does (the live events that followed it are left out).
+async fn replay(world: &World, history_end: &BTreeMap<i32, i64>) -> (Tally, Duration) {
     let started = Instant::now();
     let ops = Ops::new(world.config.clone(), world.secrets.clone()).expect("operator context");
     let consumer = copy::consumer(&ops.config, &ops.secrets).expect("a consumer");
     let topic = ops.config.topics.contact_changes.clone();
-    let from: BTreeMap<i32, i64> = plan::partitions(&consumer, &topic)
-        .expect("partitions")
-        .into_iter()
-        .map(|p| (p, 0))
-        .collect();
-    let spans = plan::by_offsets(&consumer, &topic, &from, &BTreeMap::new()).expect("spans");
+    let from: BTreeMap<i32, i64> = history_end.keys().map(|p| (*p, 0)).collect();
+    let spans = plan::by_offsets(&consumer, &topic, &from, history_end).expect("spans");
     let selection = Selection::Offsets {
         topic,
         from,
-        to: BTreeMap::new(),
+        to: history_end.clone(),
     };
     let mut run = Checkpoint::new(
         "bench",

@@ -196,6 +196,17 @@ impl Coalescer {
         }
     }
 
+    /// Drops every record not handed out (records in flight stay known as such); returns how
+    /// many commands they held.
+    pub fn clear_pending(&mut self) -> usize {
+        let commands = self.commands;
+        self.records.clear();
+        self.order.clear();
+        self.commands = 0;
+        self.waiting = 0;
+        commands
+    }
+
     /// Records not yet handed out.
     pub fn pending_records(&self) -> usize {
         self.records.len()
@@ -217,7 +228,8 @@ impl Coalescer {
 
     /// Takes the next batch if one is due: the oldest record not in flight has waited `linger`,
     /// or more than `hold` records wait and a full batch is there, or `flush` asks for whatever
-    /// there is. The batch is the oldest records, up to `batch_size`.
+    /// there is. The batch is the records put back to wait whose time has come (they stand
+    /// behind younger records in `order`), then the oldest records, up to `batch_size`.
     pub fn take_batch(&mut self, now: Instant, flush: bool) -> Option<Vec<PendingRecord>> {
         self.take_batch_avoiding(now, flush, |_| false)
     }
@@ -230,42 +242,81 @@ impl Coalescer {
         flush: bool,
         busy: impl Fn(&str) -> bool,
     ) -> Option<Vec<PendingRecord>> {
-        // The eligible records among the oldest, by their place in `order`.
-        let mut picked: Vec<usize> = Vec::with_capacity(self.batch_size);
-        for (index, key) in self.order.iter().enumerate() {
-            if self.eligible(key, now) && !busy(key) {
-                picked.push(index);
-                if picked.len() == self.batch_size {
-                    break;
+        // Records put back to wait go once both their time and their linger have come (or at a
+        // flush, once their time has): `next_due` names that moment for them.
+        let mut put_back: Vec<String> = Vec::new();
+        if self.waiting > 0 {
+            put_back.extend(
+                self.records
+                    .values()
+                    .filter(|r| {
+                        r.not_before.is_some()
+                            && (flush || now.duration_since(r.first_seen) >= self.linger)
+                            && self.eligible(&r.key, now)
+                            && !busy(&r.key)
+                    })
+                    .take(self.batch_size)
+                    .map(|r| r.key.clone()),
+            );
+        }
+        // Then the oldest records that never waited, by their place in `order`.
+        let mut picked: Vec<usize> = Vec::with_capacity(self.batch_size - put_back.len());
+        if put_back.len() < self.batch_size {
+            for (index, key) in self.order.iter().enumerate() {
+                let fresh = self.records.get(key).is_some_and(|r| r.not_before.is_none());
+                if fresh && self.eligible(key, now) && !busy(key) {
+                    picked.push(index);
+                    if put_back.len() + picked.len() == self.batch_size {
+                        break;
+                    }
                 }
             }
         }
-        let oldest = self.records.get(&self.order[*picked.first()?])?;
-        let backlog = self.records.len() > self.hold && picked.len() >= self.batch_size;
-        let due = flush || backlog || now.duration_since(oldest.first_seen) >= self.linger;
-        if !due {
+        let oldest_lingered = picked
+            .first()
+            .and_then(|index| self.records.get(&self.order[*index]))
+            .is_some_and(|r| now.duration_since(r.first_seen) >= self.linger);
+        let size = put_back.len() + picked.len();
+        let backlog = self.records.len() > self.hold && size >= self.batch_size;
+        let due = flush || backlog || oldest_lingered || !put_back.is_empty();
+        if size == 0 || !due {
             return None;
         }
-        let last = picked[picked.len() - 1];
-        let mut prefix: Vec<String> = self.order.drain(..=last).collect();
-        let mut batch = Vec::with_capacity(picked.len());
-        for index in picked.iter().rev() {
-            let key = prefix.remove(*index);
-            if let Some(record) = self.records.remove(&key) {
-                self.commands -= record.members.len();
-                if record.not_before.is_some() {
-                    self.waiting -= 1;
-                }
-                self.in_flight.insert(key);
-                batch.push(record);
+        let mut batch = Vec::with_capacity(size);
+        for key in put_back {
+            // Put back at the end of `order`, so it is found from there.
+            if let Some(index) = self.order.iter().rposition(|k| *k == key) {
+                self.order.remove(index);
+            }
+            batch.extend(self.hand_out(key));
+        }
+        if let Some(&last) = picked.last() {
+            let mut prefix: Vec<String> = self.order.drain(..=last).collect();
+            let mut oldest = Vec::with_capacity(picked.len());
+            for index in picked.iter().rev() {
+                let key = prefix.remove(*index);
+                oldest.extend(self.hand_out(key));
+            }
+            oldest.reverse();
+            batch.extend(oldest);
+            // The records passed over keep their places at the front.
+            for key in prefix.into_iter().rev() {
+                self.order.push_front(key);
             }
         }
-        batch.reverse();
-        // The records passed over keep their places at the front.
-        for key in prefix.into_iter().rev() {
-            self.order.push_front(key);
-        }
         Some(batch)
+    }
+
+    /// Removes a record taken into a batch from `records` (its key is out of `order` already)
+    /// and marks it in flight.
+    fn hand_out(&mut self, key: String) -> Option<PendingRecord> {
+        let record = self.records.remove(&key)?;
+        self.commands -= record.members.len();
+        if record.not_before.is_some() {
+            self.waiting -= 1;
+        }
+        self.in_flight.insert(key);
+        Some(record)
     }
 
     /// When the next batch is due: the oldest eligible record's linger runs out, or a record
@@ -555,6 +606,75 @@ mod tests {
             .take_batch_avoiding(due, false, busy)
             .expect("a is free now");
         assert_eq!(keys(&batch), ["a"]);
+    }
+
+    #[test]
+    fn a_record_put_back_behind_younger_ones_is_taken_when_its_time_comes() {
+        let start = Instant::now();
+        let linger = Duration::from_secs(10);
+        let mut c = Coalescer::new(linger, 10, 1_000);
+        c.add("a".into(), member("a@x.io", 1, &[]), start);
+        c.add("a".into(), member("a@x.io", 2, &[]), start);
+        let batch = c.take_batch(start, true).expect("a goes");
+        assert_eq!(c.pending_commands(), 0);
+        c.add(
+            "b".into(),
+            member("b@x.io", 1, &[]),
+            start + Duration::from_secs(1),
+        );
+        for record in batch {
+            c.requeue_at(record, start + Duration::from_secs(2));
+        }
+        // a is behind b in order but lingered first: the loop wakes for it and finds it due.
+        assert_eq!(c.next_due(), Some(start + linger));
+        assert_eq!((c.pending_records(), c.pending_commands()), (2, 3));
+        assert!(c.take_batch(start + Duration::from_secs(5), false).is_none());
+        let due = c.take_batch(start + linger, false).expect("a is due");
+        assert_eq!(keys(&due), ["a", "b"], "b fills the batch a is due in");
+        assert_eq!(c.pending_commands(), 0);
+        assert_eq!(c.next_due(), None);
+        // Nothing is left in `order` for the records handed out.
+        c.release(["a".to_string(), "b".to_string()]);
+        c.add("c".into(), member("c@x.io", 1, &[]), start + linger);
+        let next = c.take_batch(start + linger * 2, false).expect("c lingered");
+        assert_eq!(keys(&next), ["c"]);
+    }
+
+    #[test]
+    fn many_younger_records_do_not_hide_one_put_back_that_is_due() {
+        let start = Instant::now();
+        let linger = Duration::from_secs(10);
+        let mut c = Coalescer::new(linger, 2, 1_000);
+        c.add("old".into(), member("old@x.io", 1, &[]), start);
+        let batch = c.take_batch(start, true).expect("old goes");
+        let later = start + Duration::from_secs(5);
+        for key in ["p", "q", "r", "s"] {
+            c.add(key.into(), member(&format!("{key}@x.io"), 1, &[]), later);
+        }
+        for record in batch {
+            c.requeue_at(record, start + Duration::from_secs(1));
+        }
+        assert_eq!(c.next_due(), Some(start + linger));
+        let due = c.take_batch(start + linger, false).expect("old is due");
+        assert_eq!(keys(&due), ["old", "p"]);
+        assert_eq!(c.next_due(), Some(later + linger));
+    }
+
+    #[test]
+    fn clearing_drops_what_waits_and_keeps_what_is_in_flight() {
+        let now = Instant::now();
+        let mut c = Coalescer::new(Duration::ZERO, 1, 1_000);
+        c.add("a".into(), member("a@x.io", 1, &[]), now);
+        let in_flight = c.take_batch(now, true).expect("a goes");
+        c.add("b".into(), member("b@x.io", 1, &[]), now);
+        c.add("b".into(), member("b@x.io", 2, &[]), now);
+        c.add("c".into(), member("c@x.io", 1, &[]), now);
+        assert_eq!(c.clear_pending(), 3);
+        assert_eq!((c.pending_records(), c.in_flight()), (0, 1));
+        assert!(c.take_batch(now, true).is_none());
+        assert_eq!(c.next_due(), None);
+        c.release(in_flight.into_iter().map(|r| r.key));
+        assert_eq!(c.in_flight(), 0);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! their own (up to `max_in_flight`, beside the live ones), HubSpot calls in the budget's
 //! backfill lane, and processed-event keys `{run}:{event_id}`. When the lane holds its most, its
 //! topic's partitions are paused: live commands never queue behind replayed ones. A record is
-//! written by one lane at a time.
+//! written by one lane at a time. Stopping, the stage writes the live commands it holds but
+//! leaves replayed ones not yet in a batch unacknowledged, to be read again at the next start.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -123,6 +124,14 @@ impl Pending {
         })
     }
 
+    /// Drops the lane's records not in a batch; returns how many commands they held.
+    fn abandon(&mut self, lane: Lane) -> usize {
+        self.lane_mut(lane)
+            .values_mut()
+            .map(Coalescer::clear_pending)
+            .sum()
+    }
+
     fn pending_commands(&self, lane: Lane) -> usize {
         self.lane(lane)
             .values()
@@ -203,8 +212,12 @@ impl SinkStage {
         info!(topic, replay_topic, "sink stage started");
         let (acks, mut acked) = mpsc::channel::<Position>(self.settings.max_pending.max(64) * 2);
         let mut coalescers = Pending::default();
+        // Batches being written per lane, and each batch task's lane.
         let mut writing = [0usize; 2];
+        let mut lanes: HashMap<tokio::task::Id, Lane> = HashMap::new();
         let mut replay_paused = false;
+        // Replayed commands dropped at shutdown: read again at the next start.
+        let mut abandoned = 0usize;
         let mut tracker = OffsetTracker::default();
         let mut batches: JoinSet<BatchDone> = JoinSet::new();
         let mut paused: Option<String> = None;
@@ -214,6 +227,11 @@ impl SinkStage {
 
         loop {
             let now = Instant::now();
+            if draining {
+                // Writing a replay's backlog could take minutes of budget: what is not in a
+                // batch yet stays unacknowledged, and is read again after the restart.
+                abandoned += coalescers.abandon(Lane::Replay);
+            }
             if paused.is_none() {
                 for lane in [Lane::Live, Lane::Replay] {
                     while writing[lane as usize] < self.settings.max_in_flight {
@@ -230,11 +248,12 @@ impl SinkStage {
                             object,
                             records,
                         );
-                        match lane {
+                        let task = match lane {
                             Lane::Live => batches.spawn(batch),
                             // Its HubSpot calls give way to live ones.
                             Lane::Replay => batches.spawn(backfill(batch)),
                         };
+                        lanes.insert(task.id(), lane);
                     }
                 }
             }
@@ -256,7 +275,7 @@ impl SinkStage {
             }
             if draining
                 && (paused.is_some()
-                    || (pending == 0 && batches.is_empty() && tracker.in_flight() == 0))
+                    || (pending == 0 && batches.is_empty() && tracker.in_flight() <= abandoned))
             {
                 break;
             }
@@ -269,7 +288,7 @@ impl SinkStage {
                 biased;
                 changed = shutdown.changed(), if !draining => {
                     if changed.is_err() || *shutdown.borrow() {
-                        info!(pending, in_flight = batches.len(), "sink stage stopping: writing what it holds");
+                        info!(pending, in_flight = batches.len(), "sink stage stopping: writing what it holds, but for replayed commands not in a batch yet (read again at the next start)");
                         draining = true;
                     }
                 }
@@ -280,15 +299,19 @@ impl SinkStage {
                         debug!(%error, topic, partition, "offset not stored (partition reassigned?)");
                     }
                 }
-                Some(joined) = batches.join_next() => {
-                    let done = match joined {
+                Some(joined) = batches.join_next_with_id() => {
+                    let (id, done) = match joined {
                         Ok(done) => done,
                         Err(panic) => {
+                            if let Some(lane) = lanes.remove(&panic.id()) {
+                                writing[lane as usize] = writing[lane as usize].saturating_sub(1);
+                            }
                             // The batch's offsets stay unstored: its commands are read again.
                             error!(%panic, "a batch task failed; its commands will be read again after a restart");
                             continue;
                         }
                     };
+                    lanes.remove(&id);
                     for position in done.delivered {
                         let _ = acks.send(position).await;
                     }
