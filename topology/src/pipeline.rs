@@ -112,6 +112,7 @@ impl Pipeline {
             let stage = ProcessStage {
                 consumer: consumer_config(config, secrets, process::STAGE)
                     .create::<StreamConsumer>()?,
+                replay_consumer: consumer_config(config, secrets, "process-replay").create()?,
                 codec: codec.clone(),
                 emitter: emitter.clone(),
                 rules: Arc::new(config.rules.clone()),
@@ -153,6 +154,7 @@ impl Pipeline {
             let stage = SinkStage {
                 consumer: consumer_config(config, secrets, sink::STAGE)
                     .create::<StreamConsumer>()?,
+                replay_consumer: consumer_config(config, secrets, "sink-replay").create()?,
                 codec: codec.clone(),
                 writer,
                 emitter: emitter.clone(),

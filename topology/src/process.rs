@@ -12,7 +12,9 @@
 //!
 //! Records on the replay topic are handled as records of the topic they were copied from
 //! ([`crate::ops::replay`]): their commands go to the replay commands topic carrying the run, and
-//! their outcomes name the origin's position and say the run in `stage`.
+//! their outcomes name the origin's position and say the run in `stage`. The replay topic is read
+//! by a consumer of its own, and only when no live event is waiting: live events never queue
+//! behind a replay.
 
 use std::sync::Arc;
 
@@ -48,6 +50,8 @@ pub const STAGE: &str = "process";
 
 pub struct ProcessStage {
     pub consumer: StreamConsumer,
+    /// Reads the replay topic (its own group, `…process-replay`).
+    pub replay_consumer: StreamConsumer,
     pub codec: AvroCodec,
     pub emitter: Emitter,
     pub rules: Arc<Rules>,
@@ -116,13 +120,19 @@ impl ProcessStage {
             self.topics.contact_changes.as_str(),
             self.topics.company_changes.as_str(),
             self.topics.activity_events.as_str(),
-            self.topics.replay.as_str(),
         ];
         self.consumer.subscribe(&topics)?;
+        self.replay_consumer.subscribe(&[&self.topics.replay])?;
         self.health.set(STAGE, StageHealth::Running);
-        info!(?topics, "process stage started");
+        info!(
+            ?topics,
+            replay = self.topics.replay,
+            "process stage started"
+        );
         let (acks, mut acked) = mpsc::channel::<Position>(self.max_in_flight.max(64) * 2);
         let mut tracker = OffsetTracker::default();
+        // Of the events in flight, those read from the replay topic: each side has its bound.
+        let mut replay_in_flight = 0usize;
         let mut draining = false;
         loop {
             if draining && tracker.in_flight() == 0 {
@@ -137,36 +147,67 @@ impl ProcessStage {
                     }
                 }
                 Some((topic, partition, offset)) = acked.recv() => {
+                    let consumer = if topic == self.topics.replay {
+                        replay_in_flight = replay_in_flight.saturating_sub(1);
+                        &self.replay_consumer
+                    } else {
+                        &self.consumer
+                    };
                     if let Some(safe) = tracker.complete(&topic, partition, offset)
-                        && let Err(error) = self.consumer.store_offset(&topic, partition, safe)
+                        && let Err(error) = consumer.store_offset(&topic, partition, safe)
                     {
                         debug!(%error, topic, partition, "offset not stored (partition reassigned?)");
                     }
                 }
-                message = self.consumer.recv(), if !draining && tracker.in_flight() < self.max_in_flight => {
-                    match message {
-                        Ok(message) => {
-                            let position = (message.topic().to_string(), message.partition(), message.offset());
-                            tracker.track(&position.0, position.1, position.2);
-                            let deliveries = self.handle(&message).await;
-                            let acks = acks.clone();
-                            tokio::spawn(async move {
-                                join_all(deliveries).await;
-                                let _ = acks.send(position).await;
-                            });
-                        }
-                        Err(error) => warn!(%error, "kafka consumer error; continuing"),
+                message = self.consumer.recv(), if !draining && tracker.in_flight().saturating_sub(replay_in_flight) < self.max_in_flight => {
+                    self.take(message, &mut tracker, &acks).await;
+                }
+                message = self.replay_consumer.recv(), if !draining && replay_in_flight < self.max_in_flight => {
+                    if self.take(message, &mut tracker, &acks).await {
+                        replay_in_flight += 1;
                     }
                 }
             }
         }
-        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            debug!(%error, "final offset commit failed; the last events will be read again");
+        for consumer in [&self.consumer, &self.replay_consumer] {
+            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                debug!(%error, "final offset commit failed; the last events will be read again");
+            }
         }
         self.health
             .set(STAGE, StageHealth::Stopped("shut down".into()));
         info!("process stage stopped");
         Ok(())
+    }
+
+    /// Handles a message read, tracking its offset until what it produced is delivered; returns
+    /// whether there was a message.
+    async fn take(
+        &self,
+        message: rdkafka::error::KafkaResult<BorrowedMessage<'_>>,
+        tracker: &mut OffsetTracker,
+        acks: &mpsc::Sender<Position>,
+    ) -> bool {
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                warn!(%error, "kafka consumer error; continuing");
+                return false;
+            }
+        };
+        let position = (
+            message.topic().to_string(),
+            message.partition(),
+            message.offset(),
+        );
+        tracker.track(&position.0, position.1, position.2);
+        let deliveries = self.handle(&message).await;
+        let acks = acks.clone();
+        tokio::spawn(async move {
+            join_all(deliveries).await;
+            let _ = acks.send(position).await;
+        });
+        true
     }
 
     /// Everything one message produces; its offset may be stored once these are delivered.

@@ -743,6 +743,10 @@ fn print_replay(f: &replay::Figures) {
         "live p99 latency per 5 s, ms: alone {:?}; from the replay's start {:?}",
         f.alone_by_5s, f.beside_by_5s
     );
+    println!(
+        "write calls per 5 s from the replay's start, and the longest answer in ms: {:?}",
+        f.writes_by_5s
+    );
     println!();
 }
 

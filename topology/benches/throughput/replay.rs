@@ -94,6 +94,9 @@ pub struct Figures {
     /// The live events' p99 latency per 5 s (by event time), alone and from the replay's start.
     pub alone_by_5s: Vec<i64>,
     pub beside_by_5s: Vec<i64>,
+    /// Write calls per 5 s from the replay's start: how many, and the longest the sandbox took
+    /// to answer one, in milliseconds.
+    pub writes_by_5s: Vec<(usize, u128)>,
     /// What the copy to the replay topic did, and how long it took.
     pub copy: Tally,
     pub copy_took: Duration,
@@ -248,12 +251,24 @@ pub async fn measure(params: Params) -> Figures {
     let calls = world.calls.since(first_call);
     let writes: Vec<&Call> = calls.iter().filter(|c| c.creates_or_upserts()).collect();
     let replay_calls = after.backfill_sent - before.backfill_sent;
+    let replay_started_at = world.calls.elapsed_at_ms(replay_started_ms);
+    let mut writes_by_5s: Vec<(usize, u128)> = Vec::new();
+    for call in &writes {
+        let bucket = (call.at.saturating_sub(replay_started_at).as_secs() / 5) as usize;
+        if writes_by_5s.len() <= bucket {
+            writes_by_5s.resize(bucket + 1, (0, 0));
+        }
+        let entry = &mut writes_by_5s[bucket];
+        entry.0 += 1;
+        entry.1 = entry.1.max(call.took.as_millis());
+    }
     let figures = Figures {
         contacts,
         alone: Latency::of(&alone),
         beside_replay: Latency::of(&beside),
         alone_by_5s: by_5s(&alone, alone_started_ms),
         beside_by_5s: by_5s(&beside, replay_started_ms),
+        writes_by_5s,
         copy,
         copy_took,
         replay_wall,

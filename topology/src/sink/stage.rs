@@ -9,21 +9,22 @@
 //! Replayed commands ([`crate::ops::replay`]) arrive on their own topic and form a backfill
 //! lane: coalescers of their own (holding up to [`REPLAY_MAX_PENDING`] commands for at least
 //! [`REPLAY_MIN_LINGER`], so more of a record's history merges into one write, while live
-//! records keep their linger), batches of
-//! their own (up to `max_in_flight`, beside the live ones), HubSpot calls in the budget's
-//! backfill lane, and processed-event keys `{run}:{event_id}`. When the lane holds its most, its
-//! topic's partitions are paused: live commands never queue behind replayed ones. A record is
-//! written by one lane at a time. Stopping, the stage writes the live commands it holds but
-//! leaves replayed ones not yet in a batch unacknowledged, to be read again at the next start.
+//! records keep their linger), batches of their own ([`REPLAY_BATCHES`] at once, beside the
+//! live ones), HubSpot calls in the budget's
+//! backfill lane, and processed-event keys `{run}:{event_id}`. Replayed commands are read by a
+//! consumer of their own, only when no live command waits, and it is paused while the lane holds
+//! its most: live commands never queue behind replayed ones. A record is written by one lane at
+//! a time. Stopping, the stage writes the live commands it holds but leaves replayed ones not yet
+//! in a batch unacknowledged, to be read again at the next start.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::join_all;
 use hubsync_schemas::{HubSpotCommand, HubSpotObjectType, IdentityKind, OutcomeStatus};
+use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::{Message, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -46,6 +47,10 @@ pub const STAGE: &str = "sink";
 /// Replayed commands held at most (about 1.5 KiB each): the replay commands topic is paused
 /// beyond it and resumed below three quarters of it.
 pub const REPLAY_MAX_PENDING: usize = 100_000;
+
+/// Replayed batches written at once (live batches have `max_in_flight` of their own): each ends
+/// in many outcomes and much state to remember, work the live lane shares the CPU with.
+pub const REPLAY_BATCHES: usize = 2;
 
 /// The least a replayed record waits for more of its history before it is written (or the
 /// sink's linger, if longer): a replay has no one waiting on it, and every event of the record
@@ -171,6 +176,8 @@ pub struct SinkSettings {
 
 pub struct SinkStage {
     pub consumer: StreamConsumer,
+    /// Reads the replay commands topic (its own group, `…sink-replay`).
+    pub replay_consumer: StreamConsumer,
     pub codec: AvroCodec,
     pub writer: Writer,
     pub emitter: Emitter,
@@ -207,7 +214,8 @@ impl SinkStage {
         replay_topic: &str,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), SinkError> {
-        self.consumer.subscribe(&[topic, replay_topic])?;
+        self.consumer.subscribe(&[topic])?;
+        self.replay_consumer.subscribe(&[replay_topic])?;
         self.health.set(STAGE, StageHealth::Running);
         info!(topic, replay_topic, "sink stage started");
         let (acks, mut acked) = mpsc::channel::<Position>(self.settings.max_pending.max(64) * 2);
@@ -233,8 +241,14 @@ impl SinkStage {
                 abandoned += coalescers.abandon(Lane::Replay);
             }
             if paused.is_none() {
-                for lane in [Lane::Live, Lane::Replay] {
-                    while writing[lane as usize] < self.settings.max_in_flight {
+                for (lane, most) in [
+                    (Lane::Live, self.settings.max_in_flight),
+                    (
+                        Lane::Replay,
+                        REPLAY_BATCHES.min(self.settings.max_in_flight),
+                    ),
+                ] {
+                    while writing[lane as usize] < most {
                         let Some((object, records)) =
                             coalescers.take_batch(lane, now.into_std(), draining)
                         else {
@@ -270,7 +284,7 @@ impl SinkStage {
                         paused = full,
                         "replay commands topic paused or resumed"
                     );
-                    self.pause_topic(replay_topic, full);
+                    self.pause_replay(full);
                 }
             }
             if draining
@@ -292,12 +306,8 @@ impl SinkStage {
                         draining = true;
                     }
                 }
-                Some((topic, partition, offset)) = acked.recv() => {
-                    if let Some(safe) = tracker.complete(&topic, partition, offset)
-                        && let Err(error) = self.consumer.store_offset(&topic, partition, safe)
-                    {
-                        debug!(%error, topic, partition, "offset not stored (partition reassigned?)");
-                    }
+                Some(position) = acked.recv() => {
+                    self.complete(&mut tracker, replay_topic, position);
                 }
                 Some(joined) = batches.join_next_with_id() => {
                     let (id, done) = match joined {
@@ -313,7 +323,7 @@ impl SinkStage {
                     };
                     lanes.remove(&id);
                     for position in done.delivered {
-                        let _ = acks.send(position).await;
+                        self.complete(&mut tracker, replay_topic, position);
                     }
                     writing[done.lane as usize] = writing[done.lane as usize].saturating_sub(1);
                     for (object, key) in done.keys {
@@ -340,14 +350,22 @@ impl SinkStage {
                 }
                 message = self.consumer.recv(), if can_read => {
                     match message {
+                        Ok(message) => self.accept(&message, &mut tracker, &mut coalescers, &acks).await?,
+                        Err(error) => warn!(%error, "kafka consumer error; continuing"),
+                    }
+                }
+                // Only when no live command waits; polled while paused too, so the consumer
+                // stays in its group.
+                message = self.replay_consumer.recv(), if !draining => {
+                    match message {
                         Ok(message) => {
-                            if replay_paused && message.topic() == replay_topic {
+                            if replay_paused {
                                 // A partition assigned since the pause: it holds back too.
-                                self.pause_topic(replay_topic, true);
+                                self.pause_replay(true);
                             }
                             self.accept(&message, &mut tracker, &mut coalescers, &acks).await?
                         }
-                        Err(error) => warn!(%error, "kafka consumer error; continuing"),
+                        Err(error) => warn!(%error, "kafka consumer error on the replay commands; continuing"),
                     }
                 }
                 _ = tokio::time::sleep_until(next_due.unwrap_or(now + Duration::from_secs(3600))), if next_due.is_some() && paused.is_none() => {}
@@ -370,8 +388,10 @@ impl SinkStage {
                 }
             }
         }
-        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            debug!(%error, "final offset commit failed; the last commands will be read again");
+        for consumer in [&self.consumer, &self.replay_consumer] {
+            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                debug!(%error, "final offset commit failed; the last commands will be read again");
+            }
         }
         self.health
             .set(STAGE, StageHealth::Stopped("shut down".into()));
@@ -379,35 +399,31 @@ impl SinkStage {
         Ok(())
     }
 
-    fn pause_partitions(&self, pause: bool) {
-        let result = self.consumer.assignment().and_then(|assignment| {
-            if pause {
-                self.consumer.pause(&assignment)
-            } else {
-                self.consumer.resume(&assignment)
-            }
-        });
-        if let Err(error) = result {
-            warn!(%error, pause, "could not change the fetching of assigned partitions");
+    /// A message's outputs are delivered: stores the offset below which all of its partition's
+    /// are.
+    fn complete(&self, tracker: &mut OffsetTracker, replay_topic: &str, position: Position) {
+        let (topic, partition, offset) = position;
+        let consumer = if topic == replay_topic {
+            &self.replay_consumer
+        } else {
+            &self.consumer
+        };
+        if let Some(safe) = tracker.complete(&topic, partition, offset)
+            && let Err(error) = consumer.store_offset(&topic, partition, safe)
+        {
+            debug!(%error, topic, partition, "offset not stored (partition reassigned?)");
         }
     }
 
-    /// Pauses or resumes fetching the partitions of `topic` this consumer is assigned.
-    fn pause_topic(&self, topic: &str, pause: bool) {
-        let result = self.consumer.assignment().and_then(|assignment| {
-            let mut partitions = TopicPartitionList::new();
-            for element in assignment.elements_for_topic(topic) {
-                partitions.add_partition(topic, element.partition());
-            }
-            if pause {
-                self.consumer.pause(&partitions)
-            } else {
-                self.consumer.resume(&partitions)
-            }
-        });
-        if let Err(error) = result {
-            warn!(%error, topic, pause, "could not change the fetching of the topic's partitions");
+    fn pause_partitions(&self, pause: bool) {
+        for consumer in [&self.consumer, &self.replay_consumer] {
+            pause_assigned(consumer, pause);
         }
+    }
+
+    /// Pauses or resumes fetching replayed commands.
+    fn pause_replay(&self, pause: bool) {
+        pause_assigned(&self.replay_consumer, pause);
     }
 
     /// One command read: dead-letter it if it does not decode, answer it from state if its event
@@ -501,6 +517,20 @@ fn waiting_since(processed_ms: i64, now_ms: i64, linger: Duration) -> std::time:
     let age = u64::try_from((now_ms - processed_ms).clamp(0, credit_ms)).unwrap_or(0);
     let now = std::time::Instant::now();
     now.checked_sub(Duration::from_millis(age)).unwrap_or(now)
+}
+
+/// Pauses or resumes fetching every partition `consumer` is assigned.
+fn pause_assigned(consumer: &StreamConsumer, pause: bool) {
+    let result = consumer.assignment().and_then(|assignment| {
+        if pause {
+            consumer.pause(&assignment)
+        } else {
+            consumer.resume(&assignment)
+        }
+    });
+    if let Err(error) = result {
+        warn!(%error, pause, "could not change the fetching of assigned partitions");
+    }
 }
 
 /// The key a member's event is remembered under: `{run}:{event_id}` when it was replayed.
