@@ -371,6 +371,15 @@ async fn a_mapping_change_reaches_history_through_a_replay() {
     assert_eq!(again["status"], "done");
     assert_eq!(again["this_invocation"]["copied"], 0);
     assert_eq!(again["run_total"]["copied"], 24);
+    let table = replay(&city.path, &["--name", "mapping-v2"]).await;
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table
+            .stdout
+            .contains("run mapping-v2 is done: 24 records copied in all"),
+        "{}",
+        table.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -54,7 +54,8 @@ events say `sink replay:RUN` (or `process replay:RUN`) in their stage.
 
 Output: a summary for people (a progress bar on a terminal); --json prints one JSON document at the
 end: {run, selection, replay_topic, status (done | stopped_at_limit | interrupted | dry_run),
-this_invocation {read, copied, distinct_keys, outside_window, already_copied}, run_total {size,
+resumed, this_invocation {read, copied, distinct_keys, outside_window, already_copied,
+interrupted, limited}, run_total {size,
 copied, remaining, outside_window, already_copied, missing}, partitions [{topic, partition, start,
 end, next}], seconds, checkpoint}.")]
 pub struct ReplayArgs {
@@ -609,6 +610,77 @@ mod tests {
         }
         let bad_name = parse("--name a/b").expect_err("a bad name");
         assert!(bad_name.contains("run name"), "{bad_name}");
+    }
+
+    #[test]
+    fn a_stopped_run_says_what_is_left_and_how_to_go_on() {
+        let spans = vec![
+            Span {
+                topic: "crm.contact.changes".into(),
+                partition: 0,
+                start: 0,
+                end: 3_000,
+                next: 2_500,
+                only: Vec::new(),
+            },
+            Span {
+                topic: "crm.contact.changes".into(),
+                partition: 1,
+                start: 10,
+                end: 20,
+                next: 20,
+                only: Vec::new(),
+            },
+        ];
+        let mut checkpoint = Checkpoint::new(
+            "mapping-v2",
+            Selection::Time {
+                topic: "crm.contact.changes".into(),
+                since: 0,
+                until: None,
+            },
+            "hubsync.replay",
+            spans,
+            0,
+        );
+        checkpoint.copied = 2_510;
+        let tally = Tally {
+            read: 2_510,
+            copied: 2_510,
+            distinct_keys: 1_204,
+            limited: true,
+            ..Tally::default()
+        };
+        let cli = Cli::try_parse_from(["replay", "--config", "team.toml", "--name", "mapping-v2"])
+            .expect("arguments");
+        let report = Report::new(
+            &checkpoint,
+            &tally,
+            &cli.args,
+            true,
+            Instant::now(),
+            Path::new("/state/replay/mapping-v2.json"),
+        );
+        assert_eq!(report.status, Status::StoppedAtLimit);
+        let text = report.render(Path::new("team.toml"));
+        assert!(
+            text.starts_with(
+                "run mapping-v2: crm.contact.changes since 1970-01-01T00:00:00.000Z\n\
+                 copied 2,510 records (1,204 distinct keys) to hubsync.replay"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("crm.contact.changes  0          0     2999  2500  500"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "stopped at --max-records: 500 records left; continue with: hubsync replay \
+                 --config team.toml --name mapping-v2\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

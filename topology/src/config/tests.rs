@@ -66,6 +66,8 @@ fn a_minimal_config_takes_every_default() {
     assert_eq!(config.topics.outcomes, "hubsync.outcomes");
     assert_eq!(config.topics.dlq, "hubsync.dlq");
     assert_eq!(config.topics.hubspot_changes, "crm.hubspot.changes");
+    assert_eq!(config.topics.replay, "hubsync.replay");
+    assert_eq!(config.topics.replay_commands, "hubsync.replay.commands");
     assert_eq!(config.stages.sink.linger, Duration::from_secs(10));
     assert_eq!(config.stages.sink.batch_size, 100);
     assert_eq!(config.state.cache_capacity, ByteSize::mib(64));
