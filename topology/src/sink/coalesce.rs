@@ -263,7 +263,10 @@ impl Coalescer {
         let mut picked: Vec<usize> = Vec::with_capacity(self.batch_size - put_back.len());
         if put_back.len() < self.batch_size {
             for (index, key) in self.order.iter().enumerate() {
-                let fresh = self.records.get(key).is_some_and(|r| r.not_before.is_none());
+                let fresh = self
+                    .records
+                    .get(key)
+                    .is_some_and(|r| r.not_before.is_none());
                 if fresh && self.eligible(key, now) && !busy(key) {
                     picked.push(index);
                     if put_back.len() + picked.len() == self.batch_size {
@@ -628,7 +631,10 @@ mod tests {
         // a is behind b in order but lingered first: the loop wakes for it and finds it due.
         assert_eq!(c.next_due(), Some(start + linger));
         assert_eq!((c.pending_records(), c.pending_commands()), (2, 3));
-        assert!(c.take_batch(start + Duration::from_secs(5), false).is_none());
+        assert!(
+            c.take_batch(start + Duration::from_secs(5), false)
+                .is_none()
+        );
         let due = c.take_batch(start + linger, false).expect("a is due");
         assert_eq!(keys(&due), ["a", "b"], "b fills the batch a is due in");
         assert_eq!(c.pending_commands(), 0);
