@@ -98,6 +98,12 @@ impl PendingRecord {
         self.members.push(member);
     }
 
+    /// When the record may go: its linger has run out, and its own time has come if it has one.
+    fn due(&self, linger: Duration) -> Instant {
+        let lingered = self.first_seen + linger;
+        self.not_before.map_or(lingered, |at| at.max(lingered))
+    }
+
     /// The member whose command is newest by event time: it speaks for the record.
     pub fn newest(&self) -> Option<&Member> {
         self.members.iter().max_by_key(|m| m.command.event_time)
@@ -121,8 +127,9 @@ pub struct Coalescer {
     in_flight: HashSet<String>,
     /// Commands held in `records`.
     commands: usize,
-    /// Records in `records` with a `not_before`.
-    waiting: usize,
+    /// Records in `records` with a `not_before`, by when they are due: that time, or the end of
+    /// their linger if later.
+    waiting: BTreeSet<(Instant, String)>,
 }
 
 impl Coalescer {
@@ -136,7 +143,7 @@ impl Coalescer {
             order: VecDeque::new(),
             in_flight: HashSet::new(),
             commands: 0,
-            waiting: 0,
+            waiting: BTreeSet::new(),
         }
     }
 
@@ -170,7 +177,8 @@ impl Coalescer {
             // Newer commands arrived meanwhile: merge the older members in first.
             Some(newer) => {
                 if newer.not_before.is_some() {
-                    self.waiting -= 1;
+                    let due = newer.due(self.linger);
+                    self.waiting.remove(&(due, newer.key.clone()));
                 }
                 let newer_members = std::mem::take(&mut newer.members);
                 record.first_seen = record.first_seen.min(newer.first_seen);
@@ -178,13 +186,15 @@ impl Coalescer {
                     record.absorb(member);
                 }
                 if record.not_before.is_some() {
-                    self.waiting += 1;
+                    self.waiting
+                        .insert((record.due(self.linger), record.key.clone()));
                 }
                 *newer = record;
             }
             None => {
                 if record.not_before.is_some() {
-                    self.waiting += 1;
+                    self.waiting
+                        .insert((record.due(self.linger), record.key.clone()));
                 }
                 if front {
                     self.order.push_front(record.key.clone());
@@ -203,7 +213,7 @@ impl Coalescer {
         self.records.clear();
         self.order.clear();
         self.commands = 0;
-        self.waiting = 0;
+        self.waiting.clear();
         commands
     }
 
@@ -245,33 +255,35 @@ impl Coalescer {
         // Records put back to wait go once both their time and their linger have come (or at a
         // flush, once their time has): `next_due` names that moment for them.
         let mut put_back: Vec<String> = Vec::new();
-        if self.waiting > 0 {
-            put_back.extend(
-                self.records
-                    .values()
-                    .filter(|r| {
-                        r.not_before.is_some()
-                            && (flush || now.duration_since(r.first_seen) >= self.linger)
-                            && self.eligible(&r.key, now)
-                            && !busy(&r.key)
-                    })
-                    .take(self.batch_size)
-                    .map(|r| r.key.clone()),
-            );
+        for (due, key) in &self.waiting {
+            if put_back.len() == self.batch_size || (!flush && *due > now) {
+                break;
+            }
+            if self.eligible(key, now) && !busy(key) {
+                put_back.push(key.clone());
+            }
         }
         // Then the oldest records that never waited, by their place in `order`.
         let mut picked: Vec<usize> = Vec::with_capacity(self.batch_size - put_back.len());
+        let hurry = flush || !put_back.is_empty() || self.records.len() > self.hold;
         if put_back.len() < self.batch_size {
             for (index, key) in self.order.iter().enumerate() {
-                let fresh = self
-                    .records
-                    .get(key)
-                    .is_some_and(|r| r.not_before.is_none());
-                if fresh && self.eligible(key, now) && !busy(key) {
-                    picked.push(index);
-                    if put_back.len() + picked.len() == self.batch_size {
-                        break;
-                    }
+                let Some(record) = self.records.get(key) else {
+                    continue;
+                };
+                if record.not_before.is_some() || !self.eligible(key, now) || busy(key) {
+                    continue;
+                }
+                // The oldest has not lingered and nothing else hurries: nothing is due yet.
+                if picked.is_empty()
+                    && !hurry
+                    && now.duration_since(record.first_seen) < self.linger
+                {
+                    return None;
+                }
+                picked.push(index);
+                if put_back.len() + picked.len() == self.batch_size {
+                    break;
                 }
             }
         }
@@ -316,7 +328,7 @@ impl Coalescer {
         let record = self.records.remove(&key)?;
         self.commands -= record.members.len();
         if record.not_before.is_some() {
-            self.waiting -= 1;
+            self.waiting.remove(&(record.due(self.linger), key.clone()));
         }
         self.in_flight.insert(key);
         Some(record)
@@ -330,28 +342,19 @@ impl Coalescer {
 
     /// [`Coalescer::next_due`] of the records `busy` does not name.
     pub fn next_due_avoiding(&self, busy: impl Fn(&str) -> bool) -> Option<Instant> {
-        let due_at = |r: &PendingRecord| {
-            let lingered = r.first_seen + self.linger;
-            r.not_before.map_or(lingered, |at| at.max(lingered))
-        };
+        let free = |key: &str| !self.in_flight.contains(key) && !busy(key);
         let oldest = self
             .order
             .iter()
-            .filter(|k| !self.in_flight.contains(*k) && !busy(k))
+            .filter(|k| free(k))
             .filter_map(|k| self.records.get(k))
             .find(|r| r.not_before.is_none())
-            .map(due_at);
-        let waiting = (self.waiting > 0)
-            .then(|| {
-                self.records
-                    .values()
-                    .filter(|r| {
-                        r.not_before.is_some() && !self.in_flight.contains(&r.key) && !busy(&r.key)
-                    })
-                    .map(due_at)
-                    .min()
-            })
-            .flatten();
+            .map(|r| r.due(self.linger));
+        let waiting = self
+            .waiting
+            .iter()
+            .find(|(_, key)| free(key))
+            .map(|(due, _)| *due);
         match (oldest, waiting) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -664,6 +667,32 @@ mod tests {
         let due = c.take_batch(start + linger, false).expect("old is due");
         assert_eq!(keys(&due), ["old", "p"]);
         assert_eq!(c.next_due(), Some(later + linger));
+    }
+
+    #[test]
+    fn a_waiting_record_that_takes_more_commands_leaves_no_trace_once_written() {
+        let start = Instant::now();
+        let linger = Duration::from_secs(1);
+        let mut c = Coalescer::new(linger, 10, 1_000);
+        c.add("a".into(), member("a@x.io", 1, &[]), start);
+        let batch = c.take_batch(start, true).expect("a goes");
+        // Written while put back: newer commands arrive, then the record comes back.
+        c.add("a".into(), member("a@x.io", 2, &[]), start);
+        for record in batch {
+            c.requeue_at(record, start + Duration::from_secs(3));
+        }
+        c.add("a".into(), member("a@x.io", 3, &[]), start);
+        assert_eq!(c.next_due(), Some(start + Duration::from_secs(3)));
+        assert!(
+            c.take_batch(start + Duration::from_secs(2), false)
+                .is_none()
+        );
+        let due = c
+            .take_batch(start + Duration::from_secs(3), false)
+            .expect("its time has come");
+        assert_eq!(due[0].members.len(), 3);
+        assert_eq!((c.pending_records(), c.pending_commands()), (0, 0));
+        assert_eq!(c.next_due(), None, "nothing left waiting");
     }
 
     #[test]

@@ -232,6 +232,11 @@ impl SinkStage {
         let mut probe_delay = Duration::from_secs(2);
         let mut probe_at = Instant::now();
         let mut draining = false;
+        // Batches each lane may write at once.
+        let most = [
+            self.settings.max_in_flight,
+            REPLAY_BATCHES.min(self.settings.max_in_flight),
+        ];
 
         loop {
             let now = Instant::now();
@@ -241,14 +246,8 @@ impl SinkStage {
                 abandoned += coalescers.abandon(Lane::Replay);
             }
             if paused.is_none() {
-                for (lane, most) in [
-                    (Lane::Live, self.settings.max_in_flight),
-                    (
-                        Lane::Replay,
-                        REPLAY_BATCHES.min(self.settings.max_in_flight),
-                    ),
-                ] {
-                    while writing[lane as usize] < most {
+                for lane in [Lane::Live, Lane::Replay] {
+                    while writing[lane as usize] < most[lane as usize] {
                         let Some((object, records)) =
                             coalescers.take_batch(lane, now.into_std(), draining)
                         else {
@@ -295,7 +294,7 @@ impl SinkStage {
             }
             // Only lanes that could start a batch: with every slot of a lane taken, its due
             // records wait for a batch to finish instead of waking the loop again and again.
-            let open = writing.map(|w| w < self.settings.max_in_flight);
+            let open = [0, 1].map(|lane| writing[lane] < most[lane]);
             let next_due = coalescers.next_due(open).map(Instant::from_std);
             let can_read = !draining && live_pending < self.settings.max_pending;
             tokio::select! {
