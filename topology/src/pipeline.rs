@@ -240,6 +240,7 @@ pub fn sink_settings(config: &Config, max_in_flight: usize) -> SinkSettings {
         batch_size: sink.batch_size,
         hold,
         max_in_flight,
+        replay_max_pending: sink.replay_max_pending,
         max_pending: sink
             .channel_capacity
             .max(sink.batch_size * max_in_flight * 2)

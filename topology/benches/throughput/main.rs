@@ -5,6 +5,7 @@
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
 //! cargo bench -p hubsync --bench throughput -- --only sink      # processors | sink | repeats | activities | replay
 //! cargo bench -p hubsync --bench throughput -- --sink-records 100000
+//! cargo bench -p hubsync --bench throughput -- --only replay --replay-events 1000000
 //! cargo bench -p hubsync --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
 //! ```
 //!
@@ -54,6 +55,8 @@ struct Options {
     quick: bool,
     /// Commands pre-filled for the headline sink run.
     sink_records: Option<usize>,
+    /// Events in the replay figure's history, from `--replay-events N`.
+    replay_events: Option<usize>,
     /// Extra `[kafka.properties]` for the pipelines, from `--kafka name=value`.
     kafka: Vec<(String, String)>,
     processors: bool,
@@ -100,8 +103,15 @@ impl Options {
                 std::process::exit(2);
             })
         });
+        let replay_events = values("--replay-events").first().map(|n| {
+            n.parse().unwrap_or_else(|_| {
+                eprintln!("--replay-events takes a number, not {n:?}");
+                std::process::exit(2);
+            })
+        });
         Options {
             sink_records,
+            replay_events,
             kafka,
             // `cargo bench` passes `--bench`; anything else unknown is ignored too.
             quick: args.iter().any(|a| a == "--quick"),
@@ -278,7 +288,9 @@ fn main() {
 
     if options.replay {
         let params = replay::Params {
-            events: if options.quick { 10_000 } else { 100_000 },
+            events: options
+                .replay_events
+                .unwrap_or(if options.quick { 10_000 } else { 100_000 }),
             live_rate: 200,
             live_alone: Duration::from_secs(if options.quick { 10 } else { 20 }),
             live_with_replay: Duration::from_secs(if options.quick { 30 } else { 45 }),
@@ -686,15 +698,17 @@ fn repeat_rows(label: &str, headline: bool, f: &repeats::Figures) -> Vec<Row> {
 fn print_replay(f: &replay::Figures) {
     println!("### 4. replay beside live traffic");
     println!(
-        "history: {} contact events over {} contacts in random order on crm.contact.changes (16 \
+        "history: {} contact events over {} contacts in random order on crm.contact.changes ({} \
          partitions), never seen live; live: {} new contacts/s; both stages run; HubSpot \
          Professional (190 requests/10 s); sink linger {} ms (replayed records wait at least \
-         {} s); backfill_share 0.3",
+         {} s, and until no replayed command came for {} s); backfill_share 0.3",
         thousands(f.params.events as f64),
         thousands(f.contacts as f64),
+        replay::partitions(f.params.events),
         f.params.live_rate,
         f.params.linger.as_millis(),
-        hubsync::sink::stage::REPLAY_MIN_LINGER.as_secs()
+        hubsync::sink::stage::REPLAY_MIN_LINGER.as_secs(),
+        hubsync::sink::stage::REPLAY_QUIET.as_secs()
     );
     println!(
         "copy to hubsync.replay: {} records ({} distinct keys) in {:.1} s",

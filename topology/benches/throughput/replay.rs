@@ -138,10 +138,15 @@ impl Figures {
     }
 }
 
+/// Partitions of every topic for a history of `events`: the development broker keeps 5 MiB per
+/// partition (about 40,000 of these records), so the history and its copies are spread wide.
+pub fn partitions(events: usize) -> i32 {
+    i32::try_from(events / 20_000).unwrap_or(i32::MAX).max(16)
+}
+
 pub async fn measure(params: Params) -> Figures {
     let world = World::start(Setup {
-        // The development broker keeps 5 MiB per partition: spread the copies wide.
-        partitions: 16,
+        partitions: partitions(params.events),
         contact_defaults: false,
         kafka: params.kafka.clone(),
         unlimited: false,

@@ -113,6 +113,7 @@ impl Default for SinkStage {
             backoff_max: Duration::from_secs(60),
             channel_capacity: 1_024,
             contact_wait: Duration::from_secs(15 * 60),
+            replay_max_pending: 1_000_000,
         }
     }
 }

@@ -240,6 +240,10 @@ pub struct SinkStage {
     /// parked (`PARKED_CONTACT_MISSING`).
     #[serde(with = "humantime_serde")]
     pub contact_wait: Duration,
+    /// Replayed commands held in memory at most (about 1.5 KiB each). A replay writes each
+    /// record once when its whole history fits; beyond this the oldest records are written and
+    /// their later events cost another write.
+    pub replay_max_pending: usize,
 }
 
 /// `[stages.inbound]`: HubSpot changes back to upstream.

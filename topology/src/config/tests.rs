@@ -70,6 +70,7 @@ fn a_minimal_config_takes_every_default() {
     assert_eq!(config.topics.replay_commands, "hubsync.replay.commands");
     assert_eq!(config.stages.sink.linger, Duration::from_secs(10));
     assert_eq!(config.stages.sink.batch_size, 100);
+    assert_eq!(config.stages.sink.replay_max_pending, 1_000_000);
     assert_eq!(config.state.cache_capacity, ByteSize::mib(64));
     assert_eq!(
         config.state.stage_dir("sink"),
@@ -299,6 +300,11 @@ fn messages_say_what_is_allowed() {
         "stages.sink.batch_size",
     );
     assert!(batch.contains("outside 1..=100"), "{batch}");
+    let replay = message_of(
+        &with("[stages.sink]\nreplay_max_pending = 10"),
+        "stages.sink.replay_max_pending",
+    );
+    assert!(replay.contains("10 is below 1000"), "{replay}");
     let share = message_of(
         &with("[hubspot]\nbackfill_share = -0.1"),
         "hubspot.backfill_share",

@@ -335,6 +335,9 @@ fn process(stage: &ProcessStage, p: &mut Vec<Problem>) {
     backoff("stages.process", stage.backoff_base, stage.backoff_max, p);
 }
 
+/// The fewest replayed commands the sink may be told to hold.
+const MIN_REPLAY_PENDING: usize = 1_000;
+
 fn sink(stage: &SinkStage, p: &mut Vec<Problem>) {
     if !(1..=MAX_BATCH_SIZE).contains(&stage.batch_size) {
         p.push(Problem::new(
@@ -359,6 +362,16 @@ fn sink(stage: &SinkStage, p: &mut Vec<Problem>) {
     attempts("stages.sink", stage.max_attempts, p);
     backoff("stages.sink", stage.backoff_base, stage.backoff_max, p);
     at_least_one("stages.sink.channel_capacity", stage.channel_capacity, p);
+    if stage.replay_max_pending < MIN_REPLAY_PENDING {
+        p.push(Problem::new(
+            "stages.sink.replay_max_pending",
+            format!(
+                "{} is below {MIN_REPLAY_PENDING}: a replay needs room for full batches of \
+                 several records' histories",
+                stage.replay_max_pending
+            ),
+        ));
+    }
 }
 
 fn inbound(stage: &InboundStage, p: &mut Vec<Problem>) {

@@ -7,9 +7,10 @@
 //! backoff; once it works the stage resumes where it stopped. Nothing is dead-lettered for it.
 //!
 //! Replayed commands ([`crate::ops::replay`]) arrive on their own topic and form a backfill
-//! lane: coalescers of their own (holding up to [`REPLAY_MAX_PENDING`] commands for at least
-//! [`REPLAY_MIN_LINGER`], so more of a record's history merges into one write, while live
-//! records keep their linger), batches of their own ([`REPLAY_BATCHES`] at once, beside the
+//! lane: coalescers of their own (holding up to `stages.sink.replay_max_pending` commands, each
+//! record for at least [`REPLAY_MIN_LINGER`] and until the topic has been quiet for
+//! [`REPLAY_QUIET`], so a record's whole history merges into one write, while live records keep
+//! their linger), batches of their own ([`REPLAY_BATCHES`] at once, beside the
 //! live ones), HubSpot calls in the budget's
 //! backfill lane, and processed-event keys `{run}:{event_id}`. Replayed commands are read by a
 //! consumer of their own, only when no live command waits, and it is paused while the lane holds
@@ -44,9 +45,10 @@ use crate::state::{StateError, record_key};
 
 pub const STAGE: &str = "sink";
 
-/// Replayed commands held at most (about 1.5 KiB each): the replay commands topic is paused
-/// beyond it and resumed below three quarters of it.
-pub const REPLAY_MAX_PENDING: usize = 100_000;
+/// How long the replay commands topic must have been quiet (nothing read, because nothing
+/// more came or because the lane is full and its topic paused) before replayed records are
+/// written: while a replay is read, each record's later events may still come.
+pub const REPLAY_QUIET: Duration = Duration::from_secs(2);
 
 /// Replayed batches written at once (live batches have `max_in_flight` of their own): each ends
 /// in many outcomes and much state to remember, work the live lane shares the CPU with.
@@ -105,7 +107,10 @@ impl Pending {
         self.lane_mut(lane).entry(object).or_insert_with(|| {
             let (linger, hold) = match lane {
                 Lane::Live => (settings.linger, settings.hold),
-                Lane::Replay => (settings.linger.max(REPLAY_MIN_LINGER), REPLAY_MAX_PENDING),
+                Lane::Replay => (
+                    settings.linger.max(REPLAY_MIN_LINGER),
+                    settings.replay_max_pending,
+                ),
             };
             Coalescer::new(linger, settings.batch_size, hold)
         })
@@ -144,8 +149,13 @@ impl Pending {
             .sum()
     }
 
-    /// When the next record of a lane that may start a batch (`open`: live, replay) is due.
-    fn next_due(&self, open: [bool; 2]) -> Option<std::time::Instant> {
+    /// When the next record of a lane that may start a batch (`open`: live, replay) is due;
+    /// replayed records not before `replay_from`.
+    fn next_due(
+        &self,
+        open: [bool; 2],
+        replay_from: std::time::Instant,
+    ) -> Option<std::time::Instant> {
         let due = |mine: &HashMap<HubSpotObjectType, Coalescer>,
                    other: &HashMap<HubSpotObjectType, Coalescer>| {
             mine.iter()
@@ -157,7 +167,10 @@ impl Pending {
                 .min()
         };
         let live = open[0].then(|| due(&self.live, &self.replay)).flatten();
-        let replay = open[1].then(|| due(&self.replay, &self.live)).flatten();
+        let replay = open[1]
+            .then(|| due(&self.replay, &self.live))
+            .flatten()
+            .map(|due| due.max(replay_from));
         live.into_iter().chain(replay).min()
     }
 }
@@ -170,6 +183,9 @@ pub struct SinkSettings {
     pub hold: usize,
     /// Batches written at once.
     pub max_in_flight: usize,
+    /// Replayed commands held at most: the replay commands topic is paused beyond it and
+    /// resumed below three quarters of it.
+    pub replay_max_pending: usize,
     /// Commands held in memory (read, not yet written); reading pauses beyond it.
     pub max_pending: usize,
 }
@@ -224,6 +240,8 @@ impl SinkStage {
         let mut writing = [0usize; 2];
         let mut lanes: HashMap<tokio::task::Id, Lane> = HashMap::new();
         let mut replay_paused = false;
+        // When the last replayed command was read.
+        let mut replay_read_at = Instant::now();
         // Replayed commands dropped at shutdown: read again at the next start.
         let mut abandoned = 0usize;
         let mut tracker = OffsetTracker::default();
@@ -246,7 +264,12 @@ impl SinkStage {
                 abandoned += coalescers.abandon(Lane::Replay);
             }
             if paused.is_none() {
+                // Replayed records wait for the replay to be read (or the lane to be full).
+                let replay_quiet = draining || now >= replay_read_at + REPLAY_QUIET;
                 for lane in [Lane::Live, Lane::Replay] {
+                    if lane == Lane::Replay && !replay_quiet {
+                        continue;
+                    }
                     while writing[lane as usize] < most[lane as usize] {
                         let Some((object, records)) =
                             coalescers.take_batch(lane, now.into_std(), draining)
@@ -274,8 +297,9 @@ impl SinkStage {
             let replay_pending = coalescers.pending_commands(Lane::Replay);
             let pending = live_pending + replay_pending;
             if paused.is_none() {
-                let full = replay_pending >= REPLAY_MAX_PENDING;
-                let room = replay_pending < REPLAY_MAX_PENDING / 4 * 3;
+                let most_replayed = self.settings.replay_max_pending;
+                let full = replay_pending >= most_replayed;
+                let room = replay_pending < most_replayed / 4 * 3;
                 if (full && !replay_paused) || (room && replay_paused) {
                     replay_paused = full;
                     debug!(
@@ -295,7 +319,9 @@ impl SinkStage {
             // Only lanes that could start a batch: with every slot of a lane taken, its due
             // records wait for a batch to finish instead of waking the loop again and again.
             let open = [0, 1].map(|lane| writing[lane] < most[lane]);
-            let next_due = coalescers.next_due(open).map(Instant::from_std);
+            let next_due = coalescers
+                .next_due(open, (replay_read_at + REPLAY_QUIET).into_std())
+                .map(Instant::from_std);
             let can_read = !draining && live_pending < self.settings.max_pending;
             tokio::select! {
                 biased;
@@ -362,6 +388,7 @@ impl SinkStage {
                                 // A partition assigned since the pause: it holds back too.
                                 self.pause_replay(true);
                             }
+                            replay_read_at = Instant::now();
                             self.accept(&message, &mut tracker, &mut coalescers, &acks).await?
                         }
                         Err(error) => warn!(%error, "kafka consumer error on the replay commands; continuing"),
