@@ -297,28 +297,29 @@ impl Coalescer {
         if size == 0 || !due {
             return None;
         }
-        let mut batch = Vec::with_capacity(size);
-        for key in put_back {
-            // Put back at the end of `order`, so it is found from there.
-            if let Some(index) = self.order.iter().rposition(|k| *k == key) {
-                self.order.remove(index);
-            }
-            batch.extend(self.hand_out(key));
-        }
+        // The oldest first, while the indices in `picked` still hold.
+        let mut oldest = Vec::with_capacity(picked.len());
         if let Some(&last) = picked.last() {
             let mut prefix: Vec<String> = self.order.drain(..=last).collect();
-            let mut oldest = Vec::with_capacity(picked.len());
             for index in picked.iter().rev() {
                 let key = prefix.remove(*index);
                 oldest.extend(self.hand_out(key));
             }
             oldest.reverse();
-            batch.extend(oldest);
             // The records passed over keep their places at the front.
             for key in prefix.into_iter().rev() {
                 self.order.push_front(key);
             }
         }
+        let mut batch = Vec::with_capacity(size);
+        for key in put_back {
+            // Put back at the end of `order` mostly, so it is looked for from there.
+            if let Some(index) = self.order.iter().rposition(|k| *k == key) {
+                self.order.remove(index);
+            }
+            batch.extend(self.hand_out(key));
+        }
+        batch.extend(oldest);
         Some(batch)
     }
 
@@ -693,6 +694,35 @@ mod tests {
         assert_eq!(due[0].members.len(), 3);
         assert_eq!((c.pending_records(), c.pending_commands()), (0, 0));
         assert_eq!(c.next_due(), None, "nothing left waiting");
+    }
+
+    #[test]
+    fn a_record_put_back_ahead_of_the_oldest_ones_leaves_their_places_intact() {
+        let start = Instant::now();
+        let linger = Duration::from_secs(1);
+        let mut c = Coalescer::new(linger, 10, 1_000);
+        c.add("a".into(), member("a@x.io", 1, &[]), start);
+        let batch = c.take_batch(start, true).expect("a goes");
+        // While a is written, a newer command for it takes the front of `order`.
+        c.add("a".into(), member("a@x.io", 2, &[]), start);
+        for key in ["b", "c"] {
+            c.add(key.into(), member(&format!("{key}@x.io"), 1, &[]), start);
+        }
+        for record in batch {
+            c.requeue_at(record, start + Duration::from_millis(500));
+        }
+        let due = c.take_batch(start + linger, false).expect("all are due");
+        assert_eq!(keys(&due), ["a", "b", "c"]);
+        assert_eq!(due[0].members.len(), 2);
+        assert_eq!((c.pending_records(), c.pending_commands()), (0, 0));
+        c.release(["a".to_string(), "b".to_string(), "c".to_string()]);
+        c.add("d".into(), member("d@x.io", 1, &[]), start + linger);
+        let next = c.take_batch(start + linger * 2, false).expect("d lingered");
+        assert_eq!(
+            keys(&next),
+            ["d"],
+            "no key of a handed-out record is left in `order`"
+        );
     }
 
     #[test]
