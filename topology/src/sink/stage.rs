@@ -59,6 +59,14 @@ pub const REPLAY_BATCHES: usize = 2;
 /// that arrives meanwhile rides along in the same write.
 pub const REPLAY_MIN_LINGER: Duration = Duration::from_secs(10);
 
+/// A batch task being written: what a failure of the task leaves to undo.
+struct Running {
+    lane: Lane,
+    /// Commands in the batch: their offsets stay unstored if the task fails.
+    commands: usize,
+    keys: Vec<(HubSpotObjectType, String)>,
+}
+
 /// Live commands, or replayed ones (the backfill lane).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lane {
@@ -236,13 +244,14 @@ impl SinkStage {
         info!(topic, replay_topic, "sink stage started");
         let (acks, mut acked) = mpsc::channel::<Position>(self.settings.max_pending.max(64) * 2);
         let mut coalescers = Pending::default();
-        // Batches being written per lane, and each batch task's lane.
+        // Batches being written per lane, and each batch task's lane and commands.
         let mut writing = [0usize; 2];
-        let mut lanes: HashMap<tokio::task::Id, Lane> = HashMap::new();
+        let mut running: HashMap<tokio::task::Id, Running> = HashMap::new();
         let mut replay_paused = false;
         // When the last replayed command was read.
         let mut replay_read_at = Instant::now();
-        // Replayed commands dropped at shutdown: read again at the next start.
+        // Commands whose offsets will not be stored (replayed ones dropped at shutdown, those of
+        // a failed batch task): read again at the next start.
         let mut abandoned = 0usize;
         let mut tracker = OffsetTracker::default();
         let mut batches: JoinSet<BatchDone> = JoinSet::new();
@@ -277,6 +286,11 @@ impl SinkStage {
                             break;
                         };
                         writing[lane as usize] += 1;
+                        let started = Running {
+                            lane,
+                            commands: records.iter().map(|r| r.members.len()).sum(),
+                            keys: records.iter().map(|r| (object, r.key.clone())).collect(),
+                        };
                         let batch = write_batch(
                             self.writer.clone(),
                             self.emitter.clone(),
@@ -289,7 +303,7 @@ impl SinkStage {
                             // Its HubSpot calls give way to live ones.
                             Lane::Replay => batches.spawn(backfill(batch)),
                         };
-                        lanes.insert(task.id(), lane);
+                        running.insert(task.id(), started);
                     }
                 }
             }
@@ -338,15 +352,24 @@ impl SinkStage {
                     let (id, done) = match joined {
                         Ok(done) => done,
                         Err(panic) => {
-                            if let Some(lane) = lanes.remove(&panic.id()) {
-                                writing[lane as usize] = writing[lane as usize].saturating_sub(1);
+                            if let Some(failed) = running.remove(&panic.id()) {
+                                let lane = failed.lane as usize;
+                                writing[lane] = writing[lane].saturating_sub(1);
+                                // Its records may be written again (their later commands), and
+                                // stopping need not wait for its commands.
+                                for (object, key) in failed.keys {
+                                    if let Some(c) = coalescers.lane_mut(failed.lane).get_mut(&object) {
+                                        c.release([key]);
+                                    }
+                                }
+                                abandoned += failed.commands;
                             }
                             // The batch's offsets stay unstored: its commands are read again.
                             error!(%panic, "a batch task failed; its commands will be read again after a restart");
                             continue;
                         }
                     };
-                    lanes.remove(&id);
+                    running.remove(&id);
                     for position in done.delivered {
                         self.complete(&mut tracker, replay_topic, position);
                     }
