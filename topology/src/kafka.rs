@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rdkafka::ClientConfig;
 use rdkafka::Message;
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 
 use crate::outcomes::Original;
@@ -167,6 +168,22 @@ impl OffsetTracker {
         }
         entry.stored = Some(safe);
         Some(safe)
+    }
+
+    /// [`OffsetTracker::complete`], then stores the safe offset with `consumer` (the one that
+    /// read the message) for its next commit.
+    pub fn complete_and_store(
+        &mut self,
+        consumer: &impl Consumer,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) {
+        if let Some(safe) = self.complete(topic, partition, offset)
+            && let Err(error) = consumer.store_offset(topic, partition, safe)
+        {
+            tracing::debug!(%error, topic, partition, "offset not stored (partition reassigned?)");
+        }
     }
 
     /// Forgets partitions this consumer no longer owns (after a rebalance).

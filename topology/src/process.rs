@@ -153,11 +153,7 @@ impl ProcessStage {
                     } else {
                         &self.consumer
                     };
-                    if let Some(safe) = tracker.complete(&topic, partition, offset)
-                        && let Err(error) = consumer.store_offset(&topic, partition, safe)
-                    {
-                        debug!(%error, topic, partition, "offset not stored (partition reassigned?)");
-                    }
+                    tracker.complete_and_store(consumer, &topic, partition, offset);
                 }
                 message = self.consumer.recv(), if !draining && tracker.in_flight().saturating_sub(replay_in_flight) < self.max_in_flight => {
                     self.take(message, &mut tracker, &acks).await;

@@ -1,7 +1,8 @@
 //! `hubsync demo`: the whole pipeline on the in-process sandbox with a generated team; prints
 //! what became of every event, the HubSpot calls it took and how long, then exits 0 when every
-//! event got its outcome and 1 otherwise. Progress goes to standard error, the report to
-//! standard output.
+//! event got its outcome and HubSpot and the outcomes match the generated team's prediction in
+//! every check, and 1 otherwise (the report lists each difference). Progress goes to standard
+//! error, the report to standard output.
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -457,11 +457,7 @@ impl SinkStage {
         } else {
             &self.consumer
         };
-        if let Some(safe) = tracker.complete(&topic, partition, offset)
-            && let Err(error) = consumer.store_offset(&topic, partition, safe)
-        {
-            debug!(%error, topic, partition, "offset not stored (partition reassigned?)");
-        }
+        tracker.complete_and_store(consumer, &topic, partition, offset);
     }
 
     fn pause_partitions(&self, pause: bool) {
