@@ -12,12 +12,11 @@ use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::faults::Faults;
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
-use hubsync_schemas::{
-    ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome, examples,
-};
+use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome};
 use serde_json::Value;
 
 mod support;
+use support::events;
 use support::world::World;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -28,18 +27,9 @@ const STAGE_MAPPING: &str =
     "[[sync.contacts.mapping]]\nsource = \"stage\"\nproperty = \"hs_lead_status\"\n\n";
 
 fn contact(id: &str, email: Option<&str>) -> ContactChanged {
-    let mut event = examples::contact_changed();
-    event.event_id = uuid::Uuid::new_v4().to_string();
-    event.event_time = chrono::Utc::now().timestamp_millis();
-    event.contact_id = id.to_string();
-    event.change = ChangeKind::Created;
-    event.email = email.map(str::to_string);
+    let mut event = events::contact(id, email, ChangeKind::Created);
     event.linkedin_url = None;
     event.company_domain = None;
-    event.owner_user_id = None;
-    event.campaign_id = None;
-    event.fields.clear();
-    event.changed_fields.clear();
     event
 }
 

@@ -7,10 +7,11 @@ use hubsync::admin::Health;
 use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::SandboxOptions;
 use hubsync_sandbox::hubspot::model::ObjectType;
-use hubsync_schemas::{ChangeKind, ContactChanged, SchemaKind, examples};
+use hubsync_schemas::{ChangeKind, ContactChanged, SchemaKind};
 use serde_json::Value;
 
 mod support;
+use support::events;
 use support::world::World;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -20,15 +21,8 @@ const THEIRS: &str = "70000001";
 const OURS: &str = "70000003";
 
 fn owner_changed(email: &str) -> ContactChanged {
-    let mut event = examples::contact_changed();
-    event.event_id = uuid::Uuid::new_v4().to_string();
-    event.event_time = chrono::Utc::now().timestamp_millis();
-    event.contact_id = format!("ct-{email}");
-    event.change = ChangeKind::Updated;
-    event.email = Some(email.to_string());
+    let mut event = events::contact(&format!("ct-{email}"), Some(email), ChangeKind::Updated);
     event.owner_user_id = Some("usr_alan".to_string());
-    event.campaign_id = None;
-    event.fields.clear();
     event.changed_fields = vec!["owner_user_id".to_string()];
     event
 }

@@ -8,41 +8,18 @@ use hubsync::admin::Health;
 use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::SandboxOptions;
 use hubsync_sandbox::hubspot::model::ObjectType;
-use hubsync_schemas::{
-    ChangeKind, CompanyChanged, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome, examples,
-};
+use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome};
 use serde_json::Value;
 
 mod support;
+use support::events;
+use support::events::company;
 use support::world::World;
 
 const WAIT: Duration = Duration::from_secs(90);
 
 fn contact(id: &str, email: &str, change: ChangeKind) -> ContactChanged {
-    let mut event = examples::contact_changed();
-    event.event_id = uuid::Uuid::new_v4().to_string();
-    event.event_time = chrono::Utc::now().timestamp_millis();
-    event.contact_id = id.to_string();
-    event.change = change;
-    event.email = Some(email.to_string());
-    event.owner_user_id = None;
-    event.campaign_id = None;
-    event.fields.clear();
-    event.changed_fields.clear();
-    event
-}
-
-fn company(id: &str, domain: &str, name: &str) -> CompanyChanged {
-    let mut event = examples::company_changed();
-    event.event_id = uuid::Uuid::new_v4().to_string();
-    event.event_time = chrono::Utc::now().timestamp_millis();
-    event.company_id = id.to_string();
-    event.domain = Some(domain.to_string());
-    event.name = Some(name.to_string());
-    event.owner_user_id = None;
-    event.fields.clear();
-    event.changed_fields.clear();
-    event
+    events::contact(id, Some(email), change)
 }
 
 fn fast(config: String) -> String {

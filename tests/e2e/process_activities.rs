@@ -9,14 +9,15 @@ use hubsync::admin::Health;
 use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
 use hubsync_schemas::{
-    ActivityRecorded, ActivityType, CampaignRef, ChangeKind, CommandAction, HubSpotCommand,
-    HubSpotObjectType, IdentityKind, OutcomeStatus, SchemaKind, Sender, examples,
+    ActivityRecorded, ActivityType, ChangeKind, CommandAction, HubSpotCommand, HubSpotObjectType,
+    IdentityKind, OutcomeStatus, SchemaKind, Sender, examples,
 };
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message};
 use serde_json::{Value, json};
 
 mod support;
+use support::events::{activity, in_campaign};
 use support::world::World;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -47,31 +48,6 @@ deal_triggers = ["email_replied"]
 [campaigns.cmp_quiet]
 push_to_crm = false
 "#
-}
-
-fn activity(kind: ActivityType, contact_id: &str, email: Option<&str>) -> ActivityRecorded {
-    let mut event = examples::activity_recorded();
-    event.event_id = uuid::Uuid::new_v4().to_string();
-    event.event_time = chrono::Utc::now().timestamp_millis();
-    event.activity_id = format!("act_{}", uuid::Uuid::new_v4().simple());
-    event.activity_type = kind;
-    event.activity_type_name = kind.as_str().to_ascii_lowercase();
-    event.contact_id = contact_id.to_owned();
-    event.contact_email = email.map(str::to_owned);
-    event.company_id = Some("co_1".to_owned());
-    event.sender = None;
-    event.campaign = None;
-    event.url = None;
-    event
-}
-
-fn in_campaign(mut event: ActivityRecorded, campaign: &str) -> ActivityRecorded {
-    event.campaign = Some(CampaignRef {
-        campaign_id: campaign.to_owned(),
-        name: Some("Q3 outbound".to_owned()),
-        sequence_step: Some(2),
-    });
-    event
 }
 
 /// Reads `hubsync.commands` from the start, with each message's key, until `until` holds.

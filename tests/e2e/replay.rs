@@ -14,15 +14,14 @@ use hubsync::ops::replay::{REPLAY_OF, REPLAY_RUN, run_of_stage};
 use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
-use hubsync_schemas::{
-    ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome, examples,
-};
+use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::{ClientConfig, Message};
 use serde_json::Value;
 
 mod support;
+use support::events;
 use support::world::World;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -31,18 +30,9 @@ const WAIT: Duration = Duration::from_secs(120);
 const CITY_MAPPING: &str = "[[sync.contacts.mapping]]\nsource = \"city\"\nproperty = \"city\"\n\n";
 
 fn contact(id: &str, email: &str, change: ChangeKind) -> ContactChanged {
-    let mut event = examples::contact_changed();
-    event.event_id = uuid::Uuid::new_v4().to_string();
-    event.event_time = chrono::Utc::now().timestamp_millis();
-    event.contact_id = id.to_string();
-    event.change = change;
-    event.email = Some(email.to_string());
+    let mut event = events::contact(id, Some(email), change);
     event.linkedin_url = None;
     event.phone = None;
-    event.owner_user_id = None;
-    event.campaign_id = None;
-    event.fields.clear();
-    event.changed_fields.clear();
     event
 }
 

@@ -17,12 +17,13 @@ use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
 use hubsync_schemas::{
-    ActivityRecorded, ActivityType, CampaignRef, ChangeKind, CompanyChanged, ContactChanged,
-    OutcomeStatus, SchemaKind, Sender, SyncOutcome, examples,
+    ActivityRecorded, ActivityType, ChangeKind, CompanyChanged, ContactChanged, OutcomeStatus,
+    SchemaKind, Sender, SyncOutcome,
 };
 use serde_json::{Value, json};
 
 mod support;
+use support::events::{self, in_campaign};
 use support::world::World;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -47,22 +48,13 @@ fn team(config: String) -> String {
 }
 
 fn contact(id: &str, email: Option<&str>, last_name: Option<&str>) -> ContactChanged {
-    let mut event = examples::contact_changed();
-    event.event_id = uuid::Uuid::new_v4().to_string();
-    event.event_time = chrono::Utc::now().timestamp_millis();
-    event.contact_id = id.to_string();
-    event.change = ChangeKind::Created;
-    event.email = email.map(str::to_string);
+    let mut event = events::contact(id, email, ChangeKind::Created);
     event.first_name = Some(format!("First {id}"));
     event.last_name = last_name.map(str::to_string);
     event.job_title = None;
     event.phone = None;
     event.linkedin_url = None;
     event.company_domain = None;
-    event.owner_user_id = None;
-    event.campaign_id = None;
-    event.fields.clear();
-    event.changed_fields.clear();
     event
 }
 
@@ -381,17 +373,9 @@ async fn trace_tells_a_created_a_parked_and_a_dead_lettered_contacts_story() {
 }
 
 fn company(id: &str, domain: &str, name: &str) -> CompanyChanged {
-    let mut event = examples::company_changed();
-    event.event_id = uuid::Uuid::new_v4().to_string();
-    event.event_time = chrono::Utc::now().timestamp_millis();
-    event.company_id = id.to_string();
-    event.domain = Some(domain.to_string());
-    event.name = Some(name.to_string());
+    let mut event = events::company(id, domain, name);
     event.website = None;
     event.industry = None;
-    event.owner_user_id = None;
-    event.fields.clear();
-    event.changed_fields.clear();
     event
 }
 
@@ -707,28 +691,7 @@ contact_wait = "2s"
 }
 
 fn activity(kind: ActivityType, contact_id: &str, email: &str) -> ActivityRecorded {
-    let mut event = examples::activity_recorded();
-    event.event_id = uuid::Uuid::new_v4().to_string();
-    event.event_time = chrono::Utc::now().timestamp_millis();
-    event.activity_id = format!("act_{}", uuid::Uuid::new_v4().simple());
-    event.activity_type = kind;
-    event.activity_type_name = kind.as_str().to_ascii_lowercase();
-    event.contact_id = contact_id.to_string();
-    event.contact_email = Some(email.to_string());
-    event.company_id = Some("co_1".to_string());
-    event.sender = None;
-    event.campaign = None;
-    event.url = None;
-    event
-}
-
-fn in_campaign(mut event: ActivityRecorded, campaign: &str) -> ActivityRecorded {
-    event.campaign = Some(CampaignRef {
-        campaign_id: campaign.to_string(),
-        name: Some("Q3 outbound".to_string()),
-        sequence_step: Some(2),
-    });
-    event
+    events::activity(kind, contact_id, Some(email))
 }
 
 async fn publish_activities(world: &World, events: &[&ActivityRecorded]) -> Vec<String> {
