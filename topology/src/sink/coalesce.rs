@@ -113,8 +113,9 @@ impl PendingRecord {
 /// Pending records of one object type, in first-seen order.
 ///
 /// Every operation costs in proportion to the records it touches, not to all records held: the
-/// oldest records are at the front of `order`, so the next batch and the next deadline are found
-/// there. Thousands of records may wait at once.
+/// oldest records are at the front of `order` and records put back to wait are kept by the time
+/// they are due, so the next batch and the next deadline are found at the front of either. A
+/// replay may hold a million commands at once.
 #[derive(Debug)]
 pub struct Coalescer {
     linger: Duration,
