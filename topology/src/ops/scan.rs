@@ -105,6 +105,16 @@ struct Span {
     end: i64,
 }
 
+/// Where reading a partition from a time starts ([`TopicReader::starts_since`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeStart {
+    pub partition: i32,
+    pub start: i64,
+    /// The broker found no offset that recent, but the partition's last record is: the
+    /// partition is read from its first offset.
+    pub last_record_only: bool,
+}
+
 /// A consumer that reads topics by time, for one operator command.
 pub struct TopicReader {
     consumer: StreamConsumer,
@@ -319,8 +329,44 @@ impl TopicReader {
         let Some(since) = window.since else {
             return Ok(spans);
         };
+        let bounds: Vec<(i32, i64, i64)> = spans
+            .iter()
+            .map(|(partition, span)| (*partition, span.start, span.end))
+            .collect();
+        let mut planned = BTreeMap::new();
+        for found in self.starts_since(topic, &bounds, since).await? {
+            if found.last_record_only {
+                stats.read_from_start.push(found.partition);
+            }
+            if let Some(span) = spans.get(&found.partition) {
+                planned.insert(
+                    found.partition,
+                    Span {
+                        start: found.start,
+                        ..*span
+                    },
+                );
+            }
+        }
+        Ok(planned)
+    }
+
+    /// Where reading each partition from `since` starts, for partitions given as `(partition,
+    /// first offset, high watermark)`: the first offset stamped at or after `since`, looked up
+    /// by time on the broker. A partition the broker finds nothing that recent in is read whole
+    /// if its last record is that recent after all (`last_record_only`), else left out; one the
+    /// broker cannot look up is read from its first offset.
+    pub(crate) async fn starts_since(
+        &self,
+        topic: &str,
+        partitions: &[(i32, i64, i64)],
+        since: i64,
+    ) -> Result<Vec<TimeStart>, ScanError> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut query = TopicPartitionList::new();
-        for partition in spans.keys() {
+        for (partition, _, _) in partitions {
             query
                 .add_partition_offset(topic, *partition, Offset::Offset(since))
                 .map_err(|source| kafka("offsets by time", topic, source))?;
@@ -347,26 +393,33 @@ impl TopicReader {
             };
             answers.insert(element.partition(), answer);
         }
-        let mut planned = BTreeMap::new();
-        for (partition, span) in spans {
+        let mut starts = Vec::new();
+        for &(partition, first, end) in partitions {
             match answers.get(&partition).copied().flatten() {
                 Some(offset) => {
-                    let start = offset.clamp(span.start, span.end);
-                    if start < span.end {
-                        planned.insert(partition, Span { start, ..span });
+                    let start = offset.clamp(first, end);
+                    if start < end {
+                        starts.push(TimeStart {
+                            partition,
+                            start,
+                            last_record_only: false,
+                        });
                     }
                 }
                 // "Nothing at or after since": true only if the last record is older.
                 None => {
-                    let last = self.read_at(topic, partition, span.end - 1).await?;
+                    let last = self.read_at(topic, partition, end - 1).await?;
                     if last.timestamp.is_some_and(|at| at >= since) {
-                        stats.read_from_start.push(partition);
-                        planned.insert(partition, span);
+                        starts.push(TimeStart {
+                            partition,
+                            start: first,
+                            last_record_only: true,
+                        });
                     }
                 }
             }
         }
-        Ok(planned)
+        Ok(starts)
     }
 
     fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), ScanError> {

@@ -19,9 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use tracing::debug;
 
 use super::{ReplayError, SourceRef, kafka};
 use crate::ops::range::{Window, format_ms};
@@ -261,53 +259,14 @@ pub async fn by_time(
             spans.push(Span::new(topic, partition, low, high));
         }
     }
-    if spans.is_empty() {
-        return Ok(spans);
-    }
-    let mut query = TopicPartitionList::new();
-    for span in &spans {
-        query
-            .add_partition_offset(topic, span.partition, Offset::Offset(since))
-            .map_err(|source| kafka("offsets by time", topic, source))?;
-    }
-    let found = consumer
-        .offsets_for_times(query, LOOKUP_TIMEOUT)
-        .map_err(|source| kafka("offsets by time", topic, source))?;
-    let mut answers = BTreeMap::new();
-    for element in found.elements() {
-        let answer = match (element.error(), element.offset()) {
-            (Ok(()), Offset::Offset(offset)) => Some(offset),
-            (Ok(()), Offset::End) => None,
-            (result, offset) => {
-                debug!(
-                    topic,
-                    partition = element.partition(),
-                    ?result,
-                    ?offset,
-                    "no offset for the time; reading the partition from its start"
-                );
-                Some(i64::MIN)
-            }
-        };
-        answers.insert(element.partition(), answer);
-    }
+    let bounds: Vec<(i32, i64, i64)> = spans
+        .iter()
+        .map(|span| (span.partition, span.start, span.end))
+        .collect();
     let mut planned = Vec::new();
-    for mut span in spans {
-        match answers.get(&span.partition).copied().flatten() {
-            Some(offset) => {
-                span.start = offset.clamp(span.start, span.end);
-                span.next = span.start;
-                if span.start < span.end {
-                    planned.push(span);
-                }
-            }
-            // "Nothing at or after since": true only if the last record is older.
-            None => {
-                let last = reader.read_at(topic, span.partition, span.end - 1).await?;
-                if last.timestamp.is_some_and(|at| at >= since) {
-                    planned.push(span);
-                }
-            }
+    for found in reader.starts_since(topic, &bounds, since).await? {
+        if let Some(span) = spans.iter().find(|s| s.partition == found.partition) {
+            planned.push(Span::new(topic, found.partition, found.start, span.end));
         }
     }
     Ok(planned)
