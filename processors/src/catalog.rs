@@ -442,9 +442,7 @@ pub(crate) fn object_label(object: HubSpotObjectType) -> &'static str {
 mod tests {
     use super::*;
 
-    fn rules(text: &str) -> Rules {
-        toml::from_str(text).expect("rules parse")
-    }
+    use crate::rules::tests::rules;
 
     fn portal() -> PropertyCatalog {
         use HubSpotObjectType::{Company, Contact, Deal};

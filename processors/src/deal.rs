@@ -276,11 +276,7 @@ mod tests {
     use crate::activity::tests::blank_activity;
     use crate::catalog::{PropertyKind, PropertySpec};
 
-    fn rules(text: &str) -> Rules {
-        let rules: Rules = toml::from_str(text).expect("rules parse");
-        assert_eq!(rules.validate(), [], "test rules are valid");
-        rules
-    }
+    use crate::rules::tests::valid_rules as rules;
 
     fn team() -> Rules {
         rules(

@@ -274,11 +274,7 @@ mod tests {
     use crate::decision::ProblemCode;
     use crate::fields::tests::{blank_company, blank_contact, some};
 
-    fn rules(text: &str) -> Rules {
-        let rules: Rules = toml::from_str(text).expect("rules parse");
-        assert_eq!(rules.validate(), [], "test rules are valid");
-        rules
-    }
+    use crate::rules::tests::valid_rules as rules;
 
     /// The team of the schema examples: contacts and companies mapped, owners mapped.
     fn team() -> Rules {

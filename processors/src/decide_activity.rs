@@ -183,11 +183,7 @@ mod tests {
     use crate::decision::{ActivityOwner, DEAL_KEY_PROPERTY};
     use crate::rules::OWNER_PROPERTY;
 
-    fn rules(text: &str) -> Rules {
-        let rules: Rules = toml::from_str(text).expect("rules parse");
-        assert_eq!(rules.validate(), [], "test rules are valid");
-        rules
-    }
+    use crate::rules::tests::valid_rules as rules;
 
     /// A team with a deal-triggering campaign, a quiet campaign and mapped users.
     fn team() -> Rules {

@@ -69,9 +69,7 @@ mod tests {
     use super::super::Rules;
     use super::*;
 
-    fn rules(text: &str) -> Rules {
-        toml::from_str(text).expect("rules parse")
-    }
+    use crate::rules::tests::rules;
 
     #[test]
     fn a_campaign_defaults_to_pushing_without_deal_triggers() {

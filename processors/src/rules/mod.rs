@@ -181,11 +181,19 @@ pub(crate) fn check_unique<T: PartialEq + fmt::Debug>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rules(text: &str) -> Rules {
+    /// Rules from TOML, as written.
+    pub(crate) fn rules(text: &str) -> Rules {
         toml::from_str(text).expect("rules parse")
+    }
+
+    /// Rules from TOML that must also pass validation.
+    pub(crate) fn valid_rules(text: &str) -> Rules {
+        let rules = rules(text);
+        assert_eq!(rules.validate(), [], "test rules are valid");
+        rules
     }
 
     fn paths(rules: &Rules) -> Vec<String> {

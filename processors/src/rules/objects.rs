@@ -453,9 +453,7 @@ mod tests {
     use super::super::Rules;
     use super::*;
 
-    fn rules(text: &str) -> Rules {
-        toml::from_str(text).expect("rules parse")
-    }
+    use crate::rules::tests::rules;
 
     fn errors(text: &str) -> Vec<RuleError> {
         rules(text).validate()
