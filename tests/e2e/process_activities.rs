@@ -17,38 +17,11 @@ use rdkafka::{ClientConfig, Message};
 use serde_json::{Value, json};
 
 mod support;
+use support::activity_rules as rules;
 use support::events::{activity, in_campaign};
 use support::world::World;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The sandbox config with activity, user and campaign rules: email clicks switched off, one
-/// campaign that creates deals on replies, one that does not push to the CRM.
-fn rules(config: String) -> String {
-    let config = config.replace(
-        "email_opened = { enabled = true, store_as = \"note\" }\n",
-        "email_opened = { enabled = true, store_as = \"note\" }\nemail_clicked = { enabled = false }\n",
-    );
-    assert!(
-        config.contains("email_clicked"),
-        "the [activities] section is there"
-    );
-    config
-        + r#"
-[users]
-default_owner = "70000001"
-
-[[users.mapping]]
-user = "usr_ada"
-owner = "70000003"
-
-[campaigns.cmp_q3]
-deal_triggers = ["email_replied"]
-
-[campaigns.cmp_quiet]
-push_to_crm = false
-"#
-}
 
 /// Reads `hubsync.commands` from the start, with each message's key, until `until` holds.
 async fn read_commands(

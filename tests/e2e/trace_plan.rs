@@ -661,29 +661,8 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
 /// campaign whose replies create deals and one that does not push to the CRM; activities wait
 /// two seconds for a missing contact.
 fn activity_team(config: String) -> String {
-    let config = config.replace(
-        "email_opened = { enabled = true, store_as = \"note\" }\n",
-        "email_opened = { enabled = true, store_as = \"note\" }\nemail_clicked = { enabled = false }\n",
-    );
-    assert!(
-        config.contains("email_clicked"),
-        "the [activities] section is there"
-    );
-    config
+    support::activity_rules(config)
         + r#"
-[users]
-default_owner = "70000001"
-
-[[users.mapping]]
-user = "usr_ada"
-owner = "70000003"
-
-[campaigns.cmp_q3]
-deal_triggers = ["email_replied"]
-
-[campaigns.cmp_quiet]
-push_to_crm = false
-
 [stages.sink]
 linger = "250ms"
 contact_wait = "2s"

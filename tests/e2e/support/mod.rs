@@ -125,3 +125,31 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// The sandbox config with activity, user and campaign rules: email clicks switched off, one
+/// campaign that creates deals on replies, one that does not push to the CRM.
+pub fn activity_rules(config: String) -> String {
+    let config = config.replace(
+        "email_opened = { enabled = true, store_as = \"note\" }\n",
+        "email_opened = { enabled = true, store_as = \"note\" }\nemail_clicked = { enabled = false }\n",
+    );
+    assert!(
+        config.contains("email_clicked"),
+        "the [activities] section is there"
+    );
+    config
+        + r#"
+[users]
+default_owner = "70000001"
+
+[[users.mapping]]
+user = "usr_ada"
+owner = "70000003"
+
+[campaigns.cmp_q3]
+deal_triggers = ["email_replied"]
+
+[campaigns.cmp_quiet]
+push_to_crm = false
+"#
+}
