@@ -59,7 +59,7 @@ pub const REPLAY_BATCHES: usize = 2;
 /// that arrives meanwhile rides along in the same write.
 pub const REPLAY_MIN_LINGER: Duration = Duration::from_secs(10);
 
-/// A batch task being written: what a failure of the task leaves to undo.
+/// A batch task being written: its lane, and its records to give back when it ends.
 struct Running {
     lane: Lane,
     /// Commands in the batch: their offsets stay unstored if the task fails.
@@ -215,8 +215,6 @@ type Position = (String, i32, i64);
 
 /// What a finished batch hands back to the loop.
 struct BatchDone {
-    lane: Lane,
-    keys: Vec<(HubSpotObjectType, String)>,
     retry: Vec<(HubSpotObjectType, PendingRecord, Option<Duration>)>,
     paused: Option<String>,
     delivered: Vec<Position>,
@@ -291,13 +289,8 @@ impl SinkStage {
                             commands: records.iter().map(|r| r.members.len()).sum(),
                             keys: records.iter().map(|r| (object, r.key.clone())).collect(),
                         };
-                        let batch = write_batch(
-                            self.writer.clone(),
-                            self.emitter.clone(),
-                            lane,
-                            object,
-                            records,
-                        );
+                        let batch =
+                            write_batch(self.writer.clone(), self.emitter.clone(), object, records);
                         let task = match lane {
                             Lane::Live => batches.spawn(batch),
                             // Its HubSpot calls give way to live ones.
@@ -349,38 +342,36 @@ impl SinkStage {
                     self.complete(&mut tracker, replay_topic, position);
                 }
                 Some(joined) = batches.join_next_with_id() => {
-                    let (id, done) = match joined {
+                    let (id, written) = match joined {
+                        Ok((id, done)) => (id, Ok(done)),
+                        Err(failure) => (failure.id(), Err(failure)),
+                    };
+                    // Every batch task spawned is in `running`.
+                    let Some(batch) = running.remove(&id) else {
+                        continue;
+                    };
+                    writing[batch.lane as usize] = writing[batch.lane as usize].saturating_sub(1);
+                    // Its records may be written again (their later commands, or themselves).
+                    for (object, key) in batch.keys {
+                        if let Some(c) = coalescers.lane_mut(batch.lane).get_mut(&object) {
+                            c.release([key]);
+                        }
+                    }
+                    let done = match written {
                         Ok(done) => done,
                         Err(panic) => {
-                            if let Some(failed) = running.remove(&panic.id()) {
-                                let lane = failed.lane as usize;
-                                writing[lane] = writing[lane].saturating_sub(1);
-                                // Its records may be written again (their later commands), and
-                                // stopping need not wait for its commands.
-                                for (object, key) in failed.keys {
-                                    if let Some(c) = coalescers.lane_mut(failed.lane).get_mut(&object) {
-                                        c.release([key]);
-                                    }
-                                }
-                                abandoned += failed.commands;
-                            }
-                            // The batch's offsets stay unstored: its commands are read again.
+                            // The batch's offsets stay unstored: its commands are read again after
+                            // a restart, and stopping need not wait for them.
+                            abandoned += batch.commands;
                             error!(%panic, "a batch task failed; its commands will be read again after a restart");
                             continue;
                         }
                     };
-                    running.remove(&id);
                     for position in done.delivered {
                         self.complete(&mut tracker, replay_topic, position);
                     }
-                    writing[done.lane as usize] = writing[done.lane as usize].saturating_sub(1);
-                    for (object, key) in done.keys {
-                        if let Some(c) = coalescers.lane_mut(done.lane).get_mut(&object) {
-                            c.release([key]);
-                        }
-                    }
                     for (object, record, later) in done.retry {
-                        let c = coalescers.coalescer(done.lane, object, &self.settings);
+                        let c = coalescers.coalescer(batch.lane, object, &self.settings);
                         match later {
                             Some(delay) => c.requeue_at(record, (Instant::now() + delay).into_std()),
                             None => c.requeue(record),
@@ -633,15 +624,10 @@ async fn dead_letter_only(
 async fn write_batch(
     writer: Writer,
     emitter: Emitter,
-    lane: Lane,
     object: HubSpotObjectType,
     records: Vec<PendingRecord>,
 ) -> BatchDone {
-    let keys: Vec<(HubSpotObjectType, String)> =
-        records.iter().map(|r| (object, r.key.clone())).collect();
     let mut done = BatchDone {
-        lane,
-        keys,
         retry: Vec::new(),
         paused: None,
         delivered: Vec::new(),
