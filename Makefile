@@ -41,17 +41,17 @@ fmt:
 	$(CARGO) fmt --all
 
 sandbox:
-	$(CARGO) run $(CARGO_FLAGS) --bin hubsync -- sandbox
+	$(CARGO) run $(CARGO_FLAGS) -p hubsync-dev --bin hubsync-dev -- sandbox
 
 dev-broker:
-	$(CARGO) run $(CARGO_FLAGS) --bin hubsync -- dev-broker
+	$(CARGO) run $(CARGO_FLAGS) -p hubsync-dev --bin hubsync-dev -- dev-broker
 
 demo:
-	$(CARGO) run $(CARGO_FLAGS) --release --bin hubsync -- demo
+	$(CARGO) run $(CARGO_FLAGS) --release -p hubsync-dev --bin hubsync-dev -- demo
 
 # One run prints every figure and a table with its target; BENCH_ARGS="--quick" for a smoke run.
 bench:
-	$(CARGO) bench $(CARGO_FLAGS) -p hubsync --bench throughput -- $(BENCH_ARGS)
+	$(CARGO) bench $(CARGO_FLAGS) -p hubsync-dev --bench throughput -- $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -1,4 +1,4 @@
-//! End-to-end: `hubsync demo` runs the whole pipeline on the in-process sandbox with a small
+//! End-to-end: `hubsync-dev demo` runs the whole pipeline on the in-process sandbox with a small
 //! generated team, gives every event its outcome, produces each kind of outcome for contacts and
 //! for activities, and leaves in HubSpot exactly the contacts, companies, notes, emails, calls,
 //! tasks, meetings and deals the team should have there.
@@ -17,7 +17,7 @@ struct Run {
 }
 
 fn demo(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hubsync-dev"))
         .arg("demo")
         .args(args)
         .args(["--timeout", DEMO_TIMEOUT])
@@ -48,7 +48,7 @@ fn demo(args: &[&str]) -> Run {
     let stdout = reader.join().expect("stdout reader");
     assert!(
         status.is_some(),
-        "hubsync demo still ran after {KILL_AFTER:?}:\n{stdout}"
+        "hubsync-dev demo still ran after {KILL_AFTER:?}:\n{stdout}"
     );
     Run {
         code: status.and_then(|s| s.code()),
@@ -109,7 +109,7 @@ fn activity_reason(stdout: &str, status: &str, code: &str) -> (usize, usize) {
 fn the_demo_gives_every_event_its_outcome_and_hubspot_the_right_records() {
     let run = demo(&["--contacts", "300", "--companies", "30", "--seed", "7"]);
     let out = &run.stdout;
-    assert_eq!(run.code, Some(0), "hubsync demo failed:\n{out}");
+    assert_eq!(run.code, Some(0), "hubsync-dev demo failed:\n{out}");
     assert!(out.contains("result: complete"), "{out}");
 
     for status in ["created", "updated", "skipped", "parked", "dead_lettered"] {
@@ -167,7 +167,7 @@ fn the_demo_gives_every_event_its_outcome_and_hubspot_the_right_records() {
 
 #[test]
 fn a_team_without_companies_is_refused() {
-    let output = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+    let output = Command::new(env!("CARGO_BIN_EXE_hubsync-dev"))
         .args(["demo", "--companies", "0"])
         .output()
         .expect("hubsync binary runs");

@@ -1,4 +1,4 @@
-//! End-to-end: `hubsync dev-broker` runs as its own process, and real rdkafka clients produce,
+//! End-to-end: `hubsync-dev dev-broker` runs as its own process, and real rdkafka clients produce,
 //! consume and commit against it while the control API takes brokers down and slows them.
 //!
 //! Every test starts its own broker process (a guard kills it on drop) and uses fresh topic and
@@ -23,7 +23,7 @@ mod support;
 const CONSUME_TIMEOUT: Duration = Duration::from_secs(60);
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A `hubsync dev-broker` child process and the endpoints it printed; killed on drop.
+/// A `hubsync-dev dev-broker` child process and the endpoints it printed; killed on drop.
 struct DevBrokerProcess {
     child: support::Child,
     brokers: String,
@@ -34,7 +34,7 @@ impl DevBrokerProcess {
     async fn spawn(args: &[&str]) -> Self {
         let mut all = vec!["dev-broker"];
         all.extend_from_slice(args);
-        let mut child = support::Child::spawn(&all);
+        let mut child = support::Child::spawn_dev(&all);
         let env = child
             .read_env(&["HUBSYNC_KAFKA_BROKERS", "HUBSYNC_BROKER_CONTROL_URL"])
             .await;

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hubsync::config::Secret;
-use hubsync::hubspot::budget::{BudgetLimits, RequestBudget};
-use hubsync::hubspot::retry::{InstantSleeper, SleepFuture, Sleeper};
-use hubsync::hubspot::{
+use hubsync_hubspot::budget::{BudgetLimits, RequestBudget};
+use hubsync_hubspot::retry::{InstantSleeper, SleepFuture, Sleeper};
+use hubsync_hubspot::{
     AssociationInput, AssociationType, ClientSettings, CreateInput, Error, ErrorClass, Filter,
     FilterGroup, HubSpotClient, InlineAssociation, InputResult, ObjectType, Properties,
     RetryParams, SearchRequest, Sort, SortDirection, UpdateInput, UpsertInput,

@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use hubsync_sandbox::server::RunningServer;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 
@@ -73,12 +72,51 @@ pub fn router(health: Health, metrics: Option<PrometheusHandle>) -> Router {
         .with_state(AdminState { health, metrics })
 }
 
+/// The admin listener, serving in the background until [`AdminServer::shutdown`].
+#[derive(Debug)]
+pub struct AdminServer {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl AdminServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://HOST:PORT`, no trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and waits for the end.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join)))
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port) and serves `/healthz` and `/metrics` on it.
 pub async fn serve(
     addr: SocketAddr,
     health: Health,
     metrics: Option<PrometheusHandle>,
-) -> std::io::Result<RunningServer> {
-    RunningServer::spawn(router(health, metrics), addr).await
+) -> std::io::Result<AdminServer> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = router(health, metrics);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(AdminServer { addr, stop, task })
 }
 
 async fn healthz(State(admin): State<AdminState>) -> impl IntoResponse {
@@ -126,7 +164,7 @@ mod tests {
     async fn healthz_answers_503_with_the_reason_when_paused() {
         let health = Health::default();
         health.set("sink", StageHealth::Paused("token revoked".into()));
-        let server = serve(hubsync_sandbox::server::loopback(0), health.clone(), None)
+        let server = serve(SocketAddr::from(([127, 0, 0, 1], 0)), health.clone(), None)
             .await
             .expect("serve");
         let answer = reqwest::get(format!("{}/healthz", server.url()))

@@ -6,7 +6,8 @@
 //! - [`admin`]: `/metrics` and `/healthz` of a running pipeline.
 //! - [`cli`]: the `hubsync` subcommands.
 //! - [`codec`]: Confluent-framed Avro in and out, with writer schemas from the schema registry.
-//! - [`hubspot`]: the HubSpot API client: typed batch calls, classification, retries, budget.
+//! - `hubspot`: the HubSpot API client is the `hubsync-hubspot` crate (typed batch calls,
+//!   classification, retries, budget, the tier table), used here under that name.
 //! - [`kafka`]: Kafka client settings and at-least-once offset bookkeeping.
 //! - [`pipeline`]: a running pipeline assembled from a configuration.
 //! - [`process`]: the process stage, from upstream events to commands, outcomes and dead letters.
@@ -15,7 +16,6 @@
 //! - [`outcomes`]: the outcome and dead-letter records every event ends in.
 //! - [`sink`]: the sink stage, from commands to HubSpot writes and outcomes.
 //! - [`state`]: the sink's local state in sled (identity map, processed events, last written values).
-//! - [`demo`]: `hubsync demo`, the pipeline on the sandbox with a generated team, and its report.
 //! - [`preflight`]: `hubsync check`, the configuration against the real HubSpot portal, broker and
 //!   schema registry before a deploy.
 //! - [`ops`]: operator tooling: the outcomes log queried, dead letters listed, shown and redriven.
@@ -25,9 +25,7 @@ pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod config;
-pub mod demo;
 pub mod emit;
-pub mod hubspot;
 pub mod kafka;
 pub mod ops;
 pub mod outcomes;
@@ -36,3 +34,5 @@ pub mod preflight;
 pub mod process;
 pub mod sink;
 pub mod state;
+
+use hubsync_hubspot as hubspot;

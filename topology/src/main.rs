@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hubsync::cli;
+use hubsync::cli::{self, block_on, init_tracing};
 
 /// hubsync keeps a sales-engagement platform and HubSpot in step.
 #[derive(Debug, Parser)]
@@ -16,14 +16,8 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(cli::config::ConfigCommand),
-    /// Run a development Kafka broker (librdkafka's mock cluster) until Ctrl-C.
-    DevBroker(cli::dev_broker::DevBrokerArgs),
-    /// Run the broker, schema registry and HubSpot sandbox together until Ctrl-C.
-    Sandbox(cli::sandbox::SandboxArgs),
     /// Run the pipeline (process and sink stages) until Ctrl-C or SIGTERM.
     Run(cli::run::RunArgs),
-    /// Run the whole pipeline on the sandbox with a generated team and report what happened.
-    Demo(cli::demo::DemoArgs),
     /// Check the configuration against HubSpot, Kafka and the schema registry before a deploy.
     Check(cli::check::CheckArgs),
     /// Work with HubSpot owners and the [users] mapping.
@@ -48,10 +42,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Config(command) => cli::config::run(command),
-        Command::DevBroker(args) => block_on(cli::dev_broker::run(args)),
-        Command::Sandbox(args) => block_on(cli::sandbox::run(args)),
         Command::Run(args) => block_on(cli::run::run(args)),
-        Command::Demo(args) => block_on(cli::demo::run(args)),
         Command::Check(args) => block_on(cli::check::run(args)),
         Command::Owners(command) => block_on(cli::owners::run(command)),
         Command::Logs(args) => block_on(cli::logs::run(args)),
@@ -66,29 +57,5 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
-    future: F,
-) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(future)
-}
-
-/// Logs go to stderr so stdout stays for results scripts read; `HUBSYNC_LOG` sets the filter
-/// (default `info`) and `HUBSYNC_LOG_FORMAT=json` switches to one JSON object per line.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HUBSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("HUBSYNC_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

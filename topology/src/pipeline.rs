@@ -15,7 +15,7 @@ use crate::admin::{Health, StageHealth};
 use crate::codec::{AvroCodec, RegistryClient};
 use crate::config::{Config, Secrets};
 use crate::emit::Emitter;
-use crate::hubspot::{ClientSettings, HubSpotClient, RetryParams};
+use crate::hubspot::{HubSpotClient, RetryParams};
 use crate::kafka::{consumer_config, producer_config};
 use crate::process::{self, ProcessStage};
 use crate::sink::stage::{self as sink, SinkSettings, SinkStage};
@@ -215,7 +215,7 @@ pub fn hubspot_client(
     config: &Config,
     secrets: &Secrets,
 ) -> Result<HubSpotClient, crate::hubspot::BuildError> {
-    let mut settings = ClientSettings::from_config(&config.hubspot);
+    let mut settings = config.hubspot.client_settings();
     let sink: &config::SinkStage = &config.stages.sink;
     settings.retry = RetryParams {
         base: sink.backoff_base,

@@ -1,5 +1,6 @@
-//! What the end-to-end tests share: running the `hubsync` binary as a child process that is
-//! killed when the test ends, reading the `NAME=value` lines it prints, and picking free ports.
+//! What the end-to-end tests share: running the `hubsync` binary (or, for the tests of the
+//! development commands, `hubsync-dev`) as a child process that is killed when the test ends,
+//! reading the `NAME=value` lines it prints, and picking free ports.
 
 #![allow(dead_code)]
 
@@ -30,7 +31,20 @@ impl Child {
 
     /// [`Child::spawn`] with extra environment variables.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+        let binary = option_env!("CARGO_BIN_EXE_hubsync")
+            .expect("this test is declared in the package that builds the hubsync binary");
+        Self::spawn_binary(binary, args, env)
+    }
+
+    /// Starts `hubsync-dev ARGS...` (the sandbox, the development broker, the demo).
+    pub fn spawn_dev(args: &[&str]) -> Self {
+        let binary = option_env!("CARGO_BIN_EXE_hubsync-dev")
+            .expect("this test is declared in the package that builds the hubsync-dev binary");
+        Self::spawn_binary(binary, args, &[])
+    }
+
+    fn spawn_binary(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(binary)
             .args(args)
             .envs(env.iter().copied())
             .env("HUBSYNC_LOG", "warn")
@@ -38,7 +52,7 @@ impl Child {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("hubsync binary starts");
+            .unwrap_or_else(|error| panic!("{binary} starts: {error}"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let (send, lines) = mpsc::channel();
         std::thread::spawn(move || {

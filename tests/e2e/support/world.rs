@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hubsync::codec::{AvroCodec, RegistryClient};
-use hubsync::config::{Config, Secrets, render_sandbox_config};
+use hubsync::config::{Config, Secrets};
+use hubsync_dev::sandbox_config::render_sandbox_config;
 use hubsync_sandbox::broker::{BrokerConfig, DevBroker, TopicSpec};
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
 use hubsync_sandbox::registry::SchemaRegistry;

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use hubsync_hubspot::Tier;
 use hubsync_sandbox::clock::Clock;
 use hubsync_sandbox::hubspot::faults::Faults;
-use hubsync_sandbox::hubspot::ratelimit::{Limits, Tier};
+use hubsync_sandbox::hubspot::ratelimit::Limits;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions, TokenState};
 use hubsync_sandbox::server::{RunningServer, loopback};
 use reqwest::{Method, StatusCode};

@@ -2,15 +2,12 @@
 
 pub mod check;
 pub mod config;
-pub mod demo;
-pub mod dev_broker;
 pub mod dlq;
 pub mod logs;
 pub mod owners;
 pub mod plan;
 pub mod replay;
 pub mod run;
-pub mod sandbox;
 pub mod trace;
 
 /// Waits for Ctrl-C or, on Unix, SIGTERM; returns which one came. Long-running subcommands stop
@@ -43,4 +40,29 @@ pub fn load_config(
     let config = crate::config::Config::load(path).map_err(|p| problem(&p))?;
     let secrets = config.resolve_secrets().map_err(|p| problem(&p))?;
     Ok((config, secrets))
+}
+
+/// Runs a subcommand's future on a multi-threaded runtime.
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<std::process::ExitCode>>>(
+    future: F,
+) -> anyhow::Result<std::process::ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
+
+/// Logs go to stderr so stdout stays for results scripts read; `HUBSYNC_LOG` sets the filter
+/// (default `info`) and `HUBSYNC_LOG_FORMAT=json` switches to one JSON object per line.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUBSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("HUBSYNC_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

@@ -44,7 +44,6 @@ use crate::ops::trace::{
     company_step, contact_step, dead_letter_step, outcome_step, undecodable_step,
 };
 use crate::outcomes::Original;
-use crate::sink::writer::object_type;
 use crate::{catalog, pipeline, process};
 
 /// HubSpot records read by email, domain or id at most; more identifiers than this are a sign
@@ -421,7 +420,7 @@ impl Tracer<'_> {
     /// HubSpot's record of an activity: `Some(None)` when searched and absent, `None` when its
     /// object was not searched.
     fn found_activity(&self, draft: &CommandDraft) -> Option<Option<&crate::hubspot::Record>> {
-        let object = object_type(draft.object_type)?;
+        let object = ObjectType::of_command(draft.object_type)?;
         if !self.hubspot.activity_objects.contains(&object) {
             return None;
         }
@@ -516,7 +515,7 @@ impl Tracer<'_> {
             if drafts.is_empty() {
                 // Skipped or refused now: it may have been written before, as it would be stored.
                 let object = planned_object(event, &rules.activities);
-                if let Some(object) = object_type(object)
+                if let Some(object) = ObjectType::of_command(object)
                     && !event.activity_id.trim().is_empty()
                 {
                     wanted
@@ -527,7 +526,7 @@ impl Tracer<'_> {
                 }
             }
             for draft in drafts {
-                let Some(object) = object_type(draft.object_type) else {
+                let Some(object) = ObjectType::of_command(draft.object_type) else {
                     continue;
                 };
                 let lookup = wanted
@@ -550,7 +549,7 @@ impl Tracer<'_> {
             if !event_ids.contains(event_id) {
                 continue;
             }
-            let Some(object) = outcome.hubspot_object_type.and_then(object_type) else {
+            let Some(object) = outcome.hubspot_object_type.and_then(ObjectType::of_command) else {
                 continue;
             };
             if !(object.is_activity() || object == ObjectType::Deals) {

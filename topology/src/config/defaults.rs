@@ -62,15 +62,13 @@ impl Default for HubSpotConfig {
 /// one set too high is a storm of 429s.
 pub const DEFAULT_TIER: Tier = Tier::Starter;
 
-/// Search requests per second hubsync allows itself: HubSpot documents "about 4 to 5", so the
-/// budget keeps to the lower figure.
-pub const SEARCH_PER_SECOND: u32 = 4;
+pub use hubsync_hubspot::tier::SEARCH_PER_SECOND;
 
 /// HubSpot's published limits for `tier`, as hubsync budgets them.
 pub fn tier_budget(tier: Tier) -> Budget {
     let limits = tier.limits();
     Budget {
-        requests_per_10s: limits.per_window,
+        requests_per_10s: limits.requests_per_10s,
         daily_limit: limits.daily,
         search_per_second: SEARCH_PER_SECOND,
     }

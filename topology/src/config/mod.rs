@@ -14,7 +14,6 @@
 mod bytesize;
 mod defaults;
 mod error;
-mod sandbox;
 mod secret;
 mod sections;
 mod validate;
@@ -29,7 +28,6 @@ use serde::{Deserialize, Serialize};
 pub use bytesize::ByteSize;
 pub use defaults::HUBSPOT_TOKEN_ENV;
 pub use error::{ConfigError, Problem};
-pub use sandbox::render_sandbox_config;
 pub use secret::{Secret, SecretSource, Secrets};
 pub use sections::{
     AdminConfig, Budget, HubSpotConfig, InboundStage, KafkaConfig, KafkaProperty, ProcessStage,

@@ -135,9 +135,8 @@ pub struct HubSpotConfig {
     pub timezone: String,
 }
 
-/// The HubSpot subscription, which sets the API limits; one table of them serves the sandbox
-/// and hubsync's budget.
-pub use hubsync_sandbox::hubspot::ratelimit::Tier;
+/// The HubSpot subscription, which sets the API limits; the table is the HubSpot client's.
+pub use hubsync_hubspot::Tier;
 
 /// Requests hubsync may make to HubSpot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +147,30 @@ pub struct Budget {
 }
 
 impl HubSpotConfig {
+    /// How the HubSpot client is set up from this section.
+    pub fn client_settings(&self) -> hubsync_hubspot::ClientSettings {
+        hubsync_hubspot::ClientSettings {
+            base_url: self.base_url.clone(),
+            request_timeout: self.request_timeout,
+            limits: self.budget_limits(),
+            retry: hubsync_hubspot::RetryParams::default(),
+        }
+    }
+
+    /// The limits the client's budget keeps to.
+    pub fn budget_limits(&self) -> hubsync_hubspot::BudgetLimits {
+        let budget = self.budget();
+        hubsync_hubspot::BudgetLimits {
+            requests_per_10s: budget.requests_per_10s.max(1),
+            daily_limit: budget.daily_limit,
+            search_per_second: budget.search_per_second.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+            margin: hubsync_hubspot::BudgetLimits::DEFAULT_MARGIN,
+            utc_offset_ms: hubsync_hubspot::budget::utc_offset_ms(&self.timezone).unwrap_or(0),
+            backfill_share: self.backfill_share.clamp(0.0, 1.0),
+        }
+    }
+
     /// The tier's limits with this config's overrides applied.
     pub fn budget(&self) -> Budget {
         let tier = super::defaults::tier_budget(self.tier);

@@ -56,7 +56,6 @@ use super::decision::{ContactNow, SinkVerdict, WAITS_FOR_CONTACT, contact_link};
 use super::lookup::Found;
 use super::table::Table;
 use crate::hubspot::{ObjectType, Record};
-use crate::sink::writer::object_type;
 
 /// The status of records hubsync can only find through the sink's identity map.
 pub const UNRESOLVED: &str = "UNRESOLVED";
@@ -175,7 +174,7 @@ impl PlannedRecord {
 
     /// How HubSpot is asked for this record: by which property, and whether by search.
     pub fn lookup(&self) -> Option<LookupKey> {
-        let object = object_type(self.object)?;
+        let object = ObjectType::of_command(self.object)?;
         let how = match self.identity.kind {
             IdentityKind::Email | IdentityKind::UniqueProperty => How::Read,
             IdentityKind::Domain => How::Search,
@@ -660,7 +659,7 @@ impl<'r> Planner<'r> {
                 }
                 _ => {}
             }
-            if object_type(record.object).is_some_and(ObjectType::is_activity) {
+            if ObjectType::of_command(record.object).is_some_and(ObjectType::is_activity) {
                 *plan
                     .activities
                     .entry(planned.object.to_string())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::catalog;
 use crate::config::{Config, Secrets};
-use crate::hubspot::{ClientSettings, Error, ErrorClass, HubSpotClient, RetryParams};
+use crate::hubspot::{Error, ErrorClass, HubSpotClient, RetryParams};
 
 use super::{
     Finding, HUBSPOT_PORTAL, HUBSPOT_TOKEN, OWNERS, PROPERTIES, Problem, ProblemKind, Status,
@@ -25,7 +25,7 @@ pub fn client(
     config: &Config,
     secrets: &Secrets,
 ) -> Result<HubSpotClient, crate::hubspot::BuildError> {
-    let mut settings = ClientSettings::from_config(&config.hubspot);
+    let mut settings = config.hubspot.client_settings();
     settings.retry = RETRY;
     HubSpotClient::new(settings, secrets.hubspot_token.clone())
 }

@@ -16,7 +16,6 @@ use std::collections::{BTreeSet, HashMap};
 use hubsync_schemas::{Association, HubSpotObjectType, Identity, IdentityKind};
 
 use super::coalesce::PendingRecord;
-use super::writer::object_type;
 use crate::hubspot::{
     AssociationCategory, AssociationType, Error as ClientError, HubSpotClient, InlineAssociation,
     ObjectType,
@@ -68,7 +67,7 @@ fn associations(record: &PendingRecord) -> &[Association] {
 
 /// The identity-map key of the record an association points at.
 fn link_key(to: HubSpotObjectType, identity: &Identity) -> Option<String> {
-    let object = object_type(to)?;
+    let object = ObjectType::of_command(to)?;
     let value = match identity.kind {
         IdentityKind::Email | IdentityKind::Domain => identity.value.trim().to_ascii_lowercase(),
         _ => identity.value.clone(),

@@ -36,8 +36,8 @@ use super::writer::{Resolution, Writer};
 use crate::admin::{Health, StageHealth};
 use crate::codec::AvroCodec;
 use crate::emit::{Delivery, Emitter};
-use crate::hubspot::HubSpotClient;
 use crate::hubspot::budget::backfill;
+use crate::hubspot::{HubSpotClient, ObjectType};
 use crate::kafka::{OffsetTracker, original};
 use crate::ops::{redrive, replay};
 use crate::outcomes::{self, Failure, Original, Verdict, now_ms};
@@ -589,8 +589,7 @@ pub fn command_key(command: &HubSpotCommand) -> String {
         }
         _ => command.identity.value.clone(),
     };
-    let object =
-        super::writer::object_type(command.object_type).map_or("unknown", |o| o.path_name());
+    let object = ObjectType::of_command(command.object_type).map_or("unknown", |o| o.path_name());
     record_key(object, command.identity.kind.as_str(), &value)
 }
 

@@ -91,7 +91,7 @@ impl Writer {
         records: Vec<PendingRecord>,
         now_ms: i64,
     ) -> Result<Results, StateError> {
-        let Some(target) = object_type(object) else {
+        let Some(target) = ObjectType::of_command(object) else {
             let failure = Failure::new(
                 FailureClass::Internal,
                 "UNSUPPORTED_OBJECT_TYPE",
@@ -907,20 +907,6 @@ fn keep_oldest(found: &mut HashMap<String, String>, key: String, id: String) {
             found.insert(key, id);
         }
     }
-}
-
-pub fn object_type(object: HubSpotObjectType) -> Option<ObjectType> {
-    Some(match object {
-        HubSpotObjectType::Contact => ObjectType::Contacts,
-        HubSpotObjectType::Company => ObjectType::Companies,
-        HubSpotObjectType::Deal => ObjectType::Deals,
-        HubSpotObjectType::Note => ObjectType::Notes,
-        HubSpotObjectType::Email => ObjectType::Emails,
-        HubSpotObjectType::Call => ObjectType::Calls,
-        HubSpotObjectType::Task => ObjectType::Tasks,
-        HubSpotObjectType::Meeting => ObjectType::Meetings,
-        HubSpotObjectType::Unknown => return None,
-    })
 }
 
 fn identity_kind(record: &PendingRecord) -> Option<IdentityKind> {

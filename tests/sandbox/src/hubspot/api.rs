@@ -1,6 +1,7 @@
 //! HubSpot's public endpoints: objects (single and batch), search, properties, owners,
 //! associations v4 and account details.
 
+use super::model::Emulated;
 use std::collections::{BTreeSet, HashSet};
 
 use axum::Json;

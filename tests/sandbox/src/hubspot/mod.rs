@@ -146,7 +146,9 @@ impl std::fmt::Debug for HubSpotSandbox {
 
 impl HubSpotSandbox {
     pub fn new(options: SandboxOptions) -> Self {
-        let limits = options.limits.unwrap_or_else(|| options.tier.limits());
+        let limits = options
+            .limits
+            .unwrap_or_else(|| Limits::of_tier(options.tier));
         let state = SandboxState {
             store: Store::new(),
             limiter: RateLimiter::new(limits),

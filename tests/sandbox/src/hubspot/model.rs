@@ -6,63 +6,20 @@ use serde_json::{Value, json};
 
 use crate::clock::rfc3339_ms;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObjectType {
-    Contacts,
-    Companies,
-    Deals,
-    Notes,
-    Emails,
-    Calls,
-    Tasks,
-    Meetings,
+/// The object types are the HubSpot client's; what only the emulator needs of them is here.
+pub use hubsync_hubspot::ObjectType;
+
+/// The emulator's view of an object type: how HubSpot names it in messages and what a read
+/// returns by default.
+pub trait Emulated {
+    fn upper_singular(self) -> &'static str;
+    fn default_read_properties(self) -> &'static [&'static str];
+    fn query_properties(self) -> &'static [&'static str];
 }
 
-impl ObjectType {
-    pub const ALL: [ObjectType; 8] = [
-        ObjectType::Contacts,
-        ObjectType::Companies,
-        ObjectType::Deals,
-        ObjectType::Notes,
-        ObjectType::Emails,
-        ObjectType::Calls,
-        ObjectType::Tasks,
-        ObjectType::Meetings,
-    ];
-
-    /// Accepts the plural path name, the singular, and the object type id (`0-1`...), as HubSpot does.
-    pub fn parse(raw: &str) -> Option<Self> {
-        let lower = raw.to_ascii_lowercase();
-        let found = match lower.as_str() {
-            "contacts" | "contact" | "0-1" => ObjectType::Contacts,
-            "companies" | "company" | "0-2" => ObjectType::Companies,
-            "deals" | "deal" | "0-3" => ObjectType::Deals,
-            "notes" | "note" | "0-46" => ObjectType::Notes,
-            "emails" | "email" | "0-49" => ObjectType::Emails,
-            "calls" | "call" | "0-48" => ObjectType::Calls,
-            "tasks" | "task" | "0-27" => ObjectType::Tasks,
-            "meetings" | "meeting" | "0-47" => ObjectType::Meetings,
-            _ => return None,
-        };
-        Some(found)
-    }
-
-    pub fn path_name(self) -> &'static str {
-        match self {
-            ObjectType::Contacts => "contacts",
-            ObjectType::Companies => "companies",
-            ObjectType::Deals => "deals",
-            ObjectType::Notes => "notes",
-            ObjectType::Emails => "emails",
-            ObjectType::Calls => "calls",
-            ObjectType::Tasks => "tasks",
-            ObjectType::Meetings => "meetings",
-        }
-    }
-
+impl Emulated for ObjectType {
     /// The upper-case singular HubSpot uses in messages (`Could not get some CONTACT objects`).
-    pub fn upper_singular(self) -> &'static str {
+    fn upper_singular(self) -> &'static str {
         match self {
             ObjectType::Contacts => "CONTACT",
             ObjectType::Companies => "COMPANY",
@@ -75,19 +32,8 @@ impl ObjectType {
         }
     }
 
-    pub fn is_activity(self) -> bool {
-        matches!(
-            self,
-            ObjectType::Notes
-                | ObjectType::Emails
-                | ObjectType::Calls
-                | ObjectType::Tasks
-                | ObjectType::Meetings
-        )
-    }
-
     /// Properties returned when a read names none.
-    pub fn default_read_properties(self) -> &'static [&'static str] {
+    fn default_read_properties(self) -> &'static [&'static str] {
         match self {
             ObjectType::Contacts => &[
                 "createdate",
@@ -124,7 +70,7 @@ impl ObjectType {
     }
 
     /// Properties a free-text `query` in search looks at.
-    pub fn query_properties(self) -> &'static [&'static str] {
+    fn query_properties(self) -> &'static [&'static str] {
         match self {
             ObjectType::Contacts => &["email", "firstname", "lastname", "phone", "company"],
             ObjectType::Companies => &["name", "domain", "website", "phone"],

@@ -10,57 +10,8 @@ pub const WINDOW_MS: i64 = 10_000;
 const SEARCH_WINDOW_MS: i64 = 1_000;
 const DAY_MS: i64 = 86_400_000;
 
-/// A HubSpot subscription tier and its published API limits. This is the one table of them:
-/// the sandbox enforces it and hubsync's configuration budgets by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Free,
-    Starter,
-    #[default]
-    Professional,
-    Enterprise,
-    /// Enterprise with one API limit increase pack (a second pack adds another million a day).
-    Unlimited,
-}
-
-impl Tier {
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw.to_ascii_lowercase().as_str() {
-            "free" => Tier::Free,
-            "starter" => Tier::Starter,
-            "professional" => Tier::Professional,
-            "enterprise" => Tier::Enterprise,
-            "unlimited" => Tier::Unlimited,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Free => "free",
-            Tier::Starter => "starter",
-            Tier::Professional => "professional",
-            Tier::Enterprise => "enterprise",
-            Tier::Unlimited => "unlimited",
-        }
-    }
-
-    pub fn limits(self) -> Limits {
-        let (per_window, daily) = match self {
-            Tier::Free | Tier::Starter => (100, 250_000),
-            Tier::Professional => (190, 625_000),
-            Tier::Enterprise => (190, 1_000_000),
-            Tier::Unlimited => (250, 2_000_000),
-        };
-        Limits {
-            per_window,
-            daily,
-            search_per_second: 5,
-            utc_offset_minutes: 0,
-        }
-    }
-}
+/// The tier table is the HubSpot client's: the sandbox enforces what hubsync budgets by.
+pub use hubsync_hubspot::Tier;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
@@ -73,6 +24,19 @@ pub struct Limits {
     /// The account's time zone, as an offset from UTC, for the daily reset.
     #[serde(default)]
     pub utc_offset_minutes: i32,
+}
+
+impl Limits {
+    /// The tier's published limits, in UTC.
+    pub fn of_tier(tier: Tier) -> Self {
+        let published = tier.limits();
+        Limits {
+            per_window: published.requests_per_10s,
+            daily: published.daily,
+            search_per_second: hubsync_hubspot::tier::SEARCH_PER_SECOND_PUBLISHED,
+            utc_offset_minutes: 0,
+        }
+    }
 }
 
 /// The `X-HubSpot-RateLimit-*` values after a request was admitted.
@@ -283,11 +247,11 @@ mod tests {
 
     #[test]
     fn tiers_carry_hubspot_limits() {
-        assert_eq!(Tier::Professional.limits().per_window, 190);
-        assert_eq!(Tier::Professional.limits().daily, 625_000);
-        assert_eq!(Tier::Free.limits().per_window, 100);
-        assert_eq!(Tier::Enterprise.limits().daily, 1_000_000);
-        assert_eq!(Tier::Unlimited.limits().per_window, 250);
+        assert_eq!(Limits::of_tier(Tier::Professional).per_window, 190);
+        assert_eq!(Limits::of_tier(Tier::Professional).daily, 625_000);
+        assert_eq!(Limits::of_tier(Tier::Free).per_window, 100);
+        assert_eq!(Limits::of_tier(Tier::Enterprise).daily, 1_000_000);
+        assert_eq!(Limits::of_tier(Tier::Unlimited).per_window, 250);
     }
 
     #[test]

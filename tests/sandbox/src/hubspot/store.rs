@@ -4,6 +4,7 @@
 //! Writes are validated before anything is committed, so a batch that fails as a whole leaves the
 //! store untouched.
 
+use super::model::Emulated;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use serde::Serialize;

@@ -1,6 +1,6 @@
-//! `hubsync dev-broker`: a development Kafka broker (librdkafka's mock cluster) in its own process.
+//! `hubsync-dev dev-broker`: a development Kafka broker (librdkafka's mock cluster) in its own process.
 //!
-//! Stdout carries exactly two lines, in a form `eval $(hubsync dev-broker)` accepts and scripts
+//! Stdout carries exactly two lines, in a form `eval $(hubsync-dev dev-broker)` accepts and scripts
 //! can parse:
 //!
 //! ```text
@@ -72,7 +72,7 @@ pub async fn run(args: DevBrokerArgs) -> anyhow::Result<ExitCode> {
         "development broker ready; Ctrl-C to stop"
     );
 
-    let stopped_by = super::shutdown_signal()
+    let stopped_by = hubsync::cli::shutdown_signal()
         .await
         .context("could not listen for signals")?;
     info!(signal = stopped_by, "stopping development broker");

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use hubsync::admin::Health;
-use hubsync::hubspot::BudgetStats;
 use hubsync::pipeline::{Pipeline, Stages};
+use hubsync_hubspot::BudgetStats;
 use hubsync_processors::Decision;
 use hubsync_processors::command::{Envelope, to_command};
 use hubsync_processors::decide::decide_contact;

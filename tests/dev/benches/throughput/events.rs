@@ -6,8 +6,8 @@
 //! in mixed case (the processors normalise them).
 
 use hubsync::catalog;
-use hubsync::config::render_sandbox_config;
-use hubsync::hubspot::response::property_definitions;
+use hubsync_dev::sandbox_config::render_sandbox_config;
+use hubsync_hubspot::response::property_definitions;
 use hubsync_processors::catalog::{PropertyCatalog, check_rules};
 use hubsync_processors::rules::Rules;
 use hubsync_sandbox::hubspot::model::{ObjectType, default_properties};
@@ -255,7 +255,7 @@ impl Contact {
     }
 }
 
-/// The sandbox config `hubsync sandbox` prints, with placeholders for the endpoints, plus a
+/// The sandbox config `hubsync-dev sandbox` prints, with placeholders for the endpoints, plus a
 /// `[users]` section mapping the generated upstream users to the sandbox's owners.
 pub fn sandbox_config_text(
     brokers: &str,

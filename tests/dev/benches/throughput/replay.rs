@@ -18,13 +18,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use hubsync::admin::Health;
-use hubsync::hubspot::BudgetStats;
 use hubsync::ops::Ops;
 use hubsync::ops::replay::checkpoint::{self, Checkpoint};
 use hubsync::ops::replay::copy::{self, CopyOptions, Tally};
 use hubsync::ops::replay::plan::{self, Selection};
 use hubsync::outcomes::now_ms;
 use hubsync::pipeline::{Pipeline, Stages};
+use hubsync_hubspot::BudgetStats;
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_schemas::{OutcomeStatus, SchemaKind, default_subject};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};

@@ -1,6 +1,6 @@
-//! `hubsync demo`: the whole pipeline on the sandbox with a generated team, and what happened.
+//! `hubsync-dev demo`: the whole pipeline on the sandbox with a generated team, and what happened.
 //!
-//! The broker, schema registry and HubSpot sandbox start in this process (as `hubsync sandbox`
+//! The broker, schema registry and HubSpot sandbox start in this process (as `hubsync-dev sandbox`
 //! starts them), the pipeline runs on a configuration rendered for them, and a generated team
 //! ([`generate`]) is published as fast as the broker takes it, in two waves: the team's history
 //! (a backfill), then, once every event of it has its outcome, the live changes that follow
@@ -36,14 +36,14 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tracing::info;
 
-use crate::admin::{self, Health, StageHealth};
 use crate::cli::sandbox::{Sandbox, SandboxArgs};
-use crate::codec::{AvroCodec, RegistryClient, Writer};
-use crate::config::{Config, Secrets, Topics};
-use crate::kafka::producer_config;
-use crate::pipeline::{Pipeline, Stages};
 use collect::Collector;
 use generate::{Garble, Payload, Team, TeamOptions, Upstream};
+use hubsync::admin::{self, Health, StageHealth};
+use hubsync::codec::{AvroCodec, RegistryClient, Writer};
+use hubsync::config::{Config, Secrets, Topics};
+use hubsync::kafka::producer_config;
+use hubsync::pipeline::{Pipeline, Stages};
 pub use summary::Report;
 
 /// The environment variable the demo's configuration names for the HubSpot token.
@@ -73,10 +73,10 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<Report> {
         contacts: options.contacts,
         companies: options.companies,
         seed: options.seed,
-        end_ms: crate::outcomes::now_ms(),
+        end_ms: hubsync::outcomes::now_ms(),
     });
     eprintln!(
-        "hubsync demo: {} messages generated for {} contacts at {} companies (seed {})",
+        "hubsync-dev demo: {} messages generated for {} contacts at {} companies (seed {})",
         team.messages.len(),
         options.contacts,
         options.companies,
@@ -577,7 +577,7 @@ impl Drop for StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::render_sandbox_config;
+    use crate::sandbox_config::render_sandbox_config;
 
     #[test]
     fn the_demo_configuration_is_valid_and_has_the_demo_rules() {

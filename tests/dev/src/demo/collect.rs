@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::codec::AvroCodec;
+use hubsync::codec::AvroCodec;
 
 /// One outcome as read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,30 +25,19 @@ use super::{
     AccountDetails, AssociationResult, Endpoint, Error, ErrorClass, Failure, InputResult,
     NewProperty, ObjectType, Owner, OwnersPage, PropertyDefinition, SearchPage,
 };
-use crate::config::{HubSpotConfig, Secret};
+use crate::Secret;
 
 /// The owners listing stops after this many pages, far beyond any real portal, so that a
 /// server that always answers with a next page cannot keep the client paging forever.
 const MAX_OWNER_PAGES: usize = 1_000;
 
-/// How the client is set up; [`ClientSettings::from_config`] reads the `[hubspot]` section.
+/// How the client is set up (the product builds it from its `[hubspot]` section).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientSettings {
     pub base_url: String,
     pub request_timeout: Duration,
     pub limits: BudgetLimits,
     pub retry: RetryParams,
-}
-
-impl ClientSettings {
-    pub fn from_config(config: &HubSpotConfig) -> Self {
-        ClientSettings {
-            base_url: config.base_url.clone(),
-            request_timeout: config.request_timeout,
-            limits: BudgetLimits::from_config(config),
-            retry: RetryParams::default(),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -678,7 +667,9 @@ mod tests {
     fn settings(base_url: &str) -> ClientSettings {
         ClientSettings {
             base_url: base_url.to_owned(),
-            ..ClientSettings::from_config(&HubSpotConfig::default())
+            request_timeout: Duration::from_secs(30),
+            limits: BudgetLimits::for_tier(crate::Tier::Starter),
+            retry: RetryParams::default(),
         }
     }
 

@@ -167,7 +167,7 @@ impl Report {
         let mut report = Report {
             seed: options.seed,
             tier: options.tier.as_str(),
-            requests_per_10s: options.tier.limits().per_window,
+            requests_per_10s: options.tier.limits().requests_per_10s,
             expected: team.expected.clone(),
             messages: team.messages.len(),
             events: deliveries.len(),
@@ -676,7 +676,7 @@ impl Report {
         let e = &self.expected;
         let _ = writeln!(
             out,
-            "hubsync demo: seed {}, {} contacts at {} companies, {} activity events, HubSpot tier {} ({} requests / 10 s)",
+            "hubsync-dev demo: seed {}, {} contacts at {} companies, {} activity events, HubSpot tier {} ({} requests / 10 s)",
             self.seed, e.contacts, e.companies, e.activity_events, self.tier, self.requests_per_10s
         );
 
@@ -916,15 +916,15 @@ impl Report {
 
 const NEXT_COMMANDS: [(&str, &str); 9] = [
     (
-        "hubsync demo --seed 7 --contacts 20000",
+        "hubsync-dev demo --seed 7 --contacts 20000",
         "another team, a bigger one",
     ),
     (
-        "hubsync demo --hubspot-tier free",
+        "hubsync-dev demo --hubspot-tier free",
         "the same team under 100 requests / 10 s",
     ),
     (
-        "hubsync sandbox --write-config /tmp/hubsync.toml > /tmp/sandbox.env &",
+        "hubsync-dev sandbox --write-config /tmp/hubsync.toml > /tmp/sandbox.env &",
         "the sandbox on its own (Ctrl-C or kill stops it)",
     ),
     (

@@ -131,16 +131,17 @@ impl BudgetLimits {
     /// between consecutive requests.
     pub const DEFAULT_MARGIN: Duration = Duration::from_millis(100);
 
-    pub fn from_config(config: &crate::config::HubSpotConfig) -> Self {
-        let budget = config.budget();
+    /// The tier's published limits, one request in flight, UTC, the default backfill share.
+    pub fn for_tier(tier: crate::Tier) -> Self {
+        let limits = tier.limits();
         BudgetLimits {
-            requests_per_10s: budget.requests_per_10s.max(1),
-            daily_limit: budget.daily_limit,
-            search_per_second: budget.search_per_second.max(1),
-            max_in_flight: config.max_in_flight.max(1),
+            requests_per_10s: limits.requests_per_10s,
+            daily_limit: limits.daily,
+            search_per_second: crate::tier::SEARCH_PER_SECOND,
+            max_in_flight: 1,
             margin: Self::DEFAULT_MARGIN,
-            utc_offset_ms: utc_offset_ms(&config.timezone).unwrap_or(0),
-            backfill_share: config.backfill_share.clamp(0.0, 1.0),
+            utc_offset_ms: 0,
+            backfill_share: 0.3,
         }
     }
 }
@@ -758,7 +759,7 @@ impl RequestBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hubspot::retry::InstantSleeper;
+    use crate::retry::InstantSleeper;
 
     const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 

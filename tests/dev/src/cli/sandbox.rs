@@ -1,7 +1,7 @@
-//! `hubsync sandbox`: the development broker, the schema registry and the HubSpot sandbox in one
+//! `hubsync-dev sandbox`: the development broker, the schema registry and the HubSpot sandbox in one
 //! process, with hubsync's topics created and its schemas registered, until Ctrl-C or SIGTERM.
 //!
-//! Standard output carries only `NAME=value` lines, so `eval "$(hubsync sandbox ...)"` works
+//! Standard output carries only `NAME=value` lines, so `eval "$(hubsync-dev sandbox ...)"` works
 //! from a script that runs it in the background; everything meant for a person goes to standard
 //! error.
 
@@ -11,15 +11,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use hubsync_hubspot::Tier;
 use hubsync_sandbox::broker::{BrokerConfig, DevBroker, TopicSpec};
-use hubsync_sandbox::hubspot::ratelimit::Tier;
 use hubsync_sandbox::hubspot::{DEFAULT_PORTAL_ID, DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
 use hubsync_sandbox::registry::SchemaRegistry;
 use hubsync_sandbox::server::{RunningServer, loopback};
 use hubsync_schemas::SchemaKind;
 use tracing::info;
 
-use crate::config::render_sandbox_config;
+use crate::sandbox_config::render_sandbox_config;
 
 fn parse_tier(raw: &str) -> Result<Tier, String> {
     Tier::parse(raw).ok_or_else(|| {
@@ -202,7 +202,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     drop(stdout);
 
     let mut guide = String::new();
-    guide.push_str("hubsync sandbox is running (Ctrl-C stops it)\n");
+    guide.push_str("hubsync-dev sandbox is running (Ctrl-C stops it)\n");
     guide.push_str(&format!(
         "  kafka bootstrap      {}\n",
         sandbox.broker.bootstrap_servers()
@@ -236,7 +236,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     eprintln!("{guide}");
     info!("sandbox ready");
 
-    let stopped_by = super::shutdown_signal()
+    let stopped_by = hubsync::cli::shutdown_signal()
         .await
         .context("could not listen for signals")?;
     info!(signal = stopped_by, "stopping the sandbox");

@@ -1,4 +1,4 @@
-//! The config `hubsync sandbox` prints: everything pointed at the local sandbox, with a small set
+//! The config `hubsync-dev sandbox` prints: everything pointed at the local sandbox, with a small set
 //! of rules to start from.
 
 /// A complete, valid config for the sandbox's broker, registry and HubSpot emulator. The token is
@@ -93,8 +93,8 @@ fn quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
     use super::*;
+    use hubsync::config::Config;
 
     #[test]
     fn the_sandbox_config_is_complete_and_valid() {

@@ -1,4 +1,4 @@
-//! `hubsync demo`: the whole pipeline on the in-process sandbox with a generated team; prints
+//! `hubsync-dev demo`: the whole pipeline on the in-process sandbox with a generated team; prints
 //! what became of every event, the HubSpot calls it took and how long, then exits 0 when every
 //! event got its outcome and HubSpot and the outcomes match the generated team's prediction in
 //! every check, and 1 otherwise (the report lists each difference). Progress goes to standard
@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hubsync_sandbox::hubspot::ratelimit::Tier;
+use hubsync_hubspot::Tier;
 
 use crate::demo::{self, DemoOptions};
 

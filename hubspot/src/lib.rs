@@ -1,7 +1,13 @@
-//! The HubSpot API client the sink and inbound stages use: typed batch writes and reads, search,
+//! The HubSpot API client hubsync's stages use: typed batch writes and reads, search,
 //! properties, owners, account details and v4 associations, within HubSpot's rate limits.
+//! A crate of its own so that what speaks HubSpot (and the tier table the development sandbox
+//! enforces) is one small face, with no knowledge of Kafka, configuration files or rules.
 //!
 //! # Layout
+//! - [`ObjectType`] (here): the object types, their API names and type ids, and how a command's
+//!   object maps to one.
+//! - [`tier`]: the subscription tiers and their published limits.
+//! - `secret`: the redacting [`Secret`] the token travels in.
 //! - [`request`]: pure: typed inputs to request paths and JSON bodies; refuses batches HubSpot
 //!   would refuse (more than 100 inputs, an input twice) before anything is sent.
 //! - [`response`]: pure: status, headers and body to a classified result; per-input outcomes of a
@@ -22,6 +28,8 @@ mod events;
 pub mod request;
 pub mod response;
 pub mod retry;
+mod secret;
+pub mod tier;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,6 +47,8 @@ pub use request::{
     SortDirection, UpdateInput, UpsertInput,
 };
 pub use retry::{RetryParams, Sleeper, TokioSleeper};
+pub use secret::Secret;
+pub use tier::{Tier, TierLimits};
 
 /// The HubSpot object types hubsync reads and writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -65,6 +75,59 @@ impl ObjectType {
         ObjectType::Tasks,
         ObjectType::Meetings,
     ];
+
+    /// Accepts the plural path name, the singular, and the object type id (`0-1`...), as HubSpot
+    /// does in paths and association requests.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let lower = raw.to_ascii_lowercase();
+        ObjectType::ALL.into_iter().find(|object| {
+            lower == object.path_name() || lower == object.singular() || lower == object.type_id()
+        })
+    }
+
+    /// The object type id HubSpot uses in association APIs (`0-1` for contacts).
+    pub fn type_id(self) -> &'static str {
+        match self {
+            ObjectType::Contacts => "0-1",
+            ObjectType::Companies => "0-2",
+            ObjectType::Deals => "0-3",
+            ObjectType::Notes => "0-46",
+            ObjectType::Emails => "0-49",
+            ObjectType::Calls => "0-48",
+            ObjectType::Tasks => "0-27",
+            ObjectType::Meetings => "0-47",
+        }
+    }
+
+    /// The singular name (`contact`).
+    pub fn singular(self) -> &'static str {
+        match self {
+            ObjectType::Contacts => "contact",
+            ObjectType::Companies => "company",
+            ObjectType::Deals => "deal",
+            ObjectType::Notes => "note",
+            ObjectType::Emails => "email",
+            ObjectType::Calls => "call",
+            ObjectType::Tasks => "task",
+            ObjectType::Meetings => "meeting",
+        }
+    }
+
+    /// The HubSpot object a command's object names; `None` for an object hubsync does not write.
+    pub fn of_command(object: hubsync_schemas::HubSpotObjectType) -> Option<Self> {
+        use hubsync_schemas::HubSpotObjectType as Command;
+        Some(match object {
+            Command::Contact => ObjectType::Contacts,
+            Command::Company => ObjectType::Companies,
+            Command::Deal => ObjectType::Deals,
+            Command::Note => ObjectType::Notes,
+            Command::Email => ObjectType::Emails,
+            Command::Call => ObjectType::Calls,
+            Command::Task => ObjectType::Tasks,
+            Command::Meeting => ObjectType::Meetings,
+            Command::Unknown => return None,
+        })
+    }
 
     /// The name in API paths (`/crm/v3/objects/contacts`).
     pub fn path_name(self) -> &'static str {

@@ -1,0 +1,5 @@
+//! The `hubsync-dev` subcommands, one module each.
+
+pub mod demo;
+pub mod dev_broker;
+pub mod sandbox;
