@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use hubsync::admin::Health;
 use hubsync::config::Config;
-use hubsync::ops::replay::{REPLAY_OF, REPLAY_RUN, run_of_stage};
+use hubsync::lineage::{REPLAY_OF, REPLAY_RUN, run_of_stage};
 use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};

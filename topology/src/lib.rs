@@ -9,6 +9,9 @@
 //! - `hubspot`: the HubSpot API client is the `hubsync-hubspot` crate (typed batch calls,
 //!   classification, retries, budget, the tier table), used here under that name.
 //! - [`kafka`]: Kafka client settings and at-least-once offset bookkeeping.
+//! - [`lineage`]: what travels in Kafka headers (replay and redrive marks), read once per
+//!   message; processed-event keys and outcome stage labels that follow from it.
+//! - [`position`]: a record's `topic/partition/offset`, the one position type.
 //! - [`pipeline`]: a running pipeline assembled from a configuration.
 //! - [`process`]: the process stage, from upstream events to commands, outcomes and dead letters.
 //! - [`emit`]: writing commands, outcomes and dead letters to Kafka.
@@ -27,9 +30,11 @@ pub mod codec;
 pub mod config;
 pub mod emit;
 pub mod kafka;
+pub mod lineage;
 pub mod ops;
 pub mod outcomes;
 pub mod pipeline;
+pub mod position;
 pub mod preflight;
 pub mod process;
 pub mod sink;

@@ -207,6 +207,13 @@ pub struct Original {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
+impl Original {
+    /// Where the message was read.
+    pub fn position(&self) -> crate::position::Position {
+        crate::position::Position::new(self.topic.clone(), self.partition, self.offset)
+    }
+}
+
 /// Why something is dead-lettered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {

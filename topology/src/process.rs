@@ -11,7 +11,7 @@
 //! from HubSpot once at start ([`owner_directory`]).
 //!
 //! Records on the replay topic are handled as records of the topic they were copied from
-//! ([`crate::ops::replay`]): their commands go to the replay commands topic carrying the run, and
+//! ([`crate::lineage`]): their commands go to the replay commands topic carrying the run, and
 //! their outcomes name the origin's position and say the run in `stage`. The replay topic is read
 //! by a consumer of its own, and only when no live event is waiting: live events never queue
 //! behind a replay.
@@ -42,8 +42,7 @@ use crate::config::Topics;
 use crate::emit::{Delivery, Emitter};
 use crate::hubspot::HubSpotClient;
 use crate::kafka::{OffsetTracker, original};
-use crate::ops::redrive;
-use crate::ops::replay::{self, Mark, REPLAY_OF, REPLAY_RUN};
+use crate::lineage::{Lineage, REPLAY_OF, REPLAY_RUN, ReplayMark};
 use crate::outcomes::{self, EventRef, Failure, Verdict, now_ms};
 
 pub const STAGE: &str = "process";
@@ -210,8 +209,13 @@ impl ProcessStage {
     async fn handle(&self, message: &BorrowedMessage<'_>) -> Vec<Delivery> {
         metrics::counter!("hubsync_process_events_total").increment(1);
         let bytes = message.payload().unwrap_or_default();
+        let mut lineage = Lineage::of_message(message);
+        if message.topic() != self.topics.replay {
+            // Replay marks count only on the replay topic, where `hubsync replay` puts them.
+            lineage.replay = None;
+        }
         let replay = if message.topic() == self.topics.replay {
-            match replay::mark_of(message) {
+            match &lineage.replay {
                 Some(mark) => Some(mark),
                 None => {
                     let failure = Failure::new(
@@ -230,10 +234,8 @@ impl ProcessStage {
             None
         };
         // A replayed record is read as a record of the topic it was copied from.
-        let topic = replay
-            .as_ref()
-            .map_or(message.topic(), |m| m.of.topic.as_str());
-        let source = origin(message, replay.as_ref());
+        let topic = replay.map_or(message.topic(), |m| m.of.topic.as_str());
+        let source = origin(message, replay);
         let event = if topic == self.topics.contact_changes {
             self.codec
                 .decode_waiting::<ContactChanged>(bytes)
@@ -285,7 +287,7 @@ impl ProcessStage {
                     record: None,
                 };
                 return self
-                    .dead_letter_with_outcome(message, &undecoded, None, &failure)
+                    .dead_letter_with_outcome(message, &lineage, &undecoded, None, &failure)
                     .await;
             }
         };
@@ -343,18 +345,13 @@ impl ProcessStage {
         match decided {
             Decided::Write(commands) => {
                 let mut deliveries = Vec::with_capacity(commands.len());
-                let redriven = redrive::redrive_of(message);
                 for command in &commands {
                     metrics::counter!("hubsync_process_commands_total").increment(1);
-                    let sent = match &replay {
-                        Some(mark) => {
-                            let carried = replay::carried(redriven.as_deref(), mark);
-                            self.emitter.replay_command(command, Some(carried)).await
-                        }
-                        None => {
-                            let carried = redrive::carried(redriven.as_deref());
-                            self.emitter.command_with_headers(command, carried).await
-                        }
+                    let carried = lineage.carried();
+                    let sent = if replay.is_some() {
+                        self.emitter.replay_command(command, carried).await
+                    } else {
+                        self.emitter.command_with_headers(command, carried).await
                     };
                     match sent {
                         Ok(delivery) => deliveries.push(delivery),
@@ -367,6 +364,7 @@ impl ProcessStage {
                             let letter = self
                                 .dead_letter_with_outcome(
                                     message,
+                                    &lineage,
                                     &event_ref,
                                     Some(event_ref.event_id.clone()),
                                     &failure,
@@ -380,15 +378,12 @@ impl ProcessStage {
                 deliveries
             }
             Decided::Skip { code, reason } => {
-                let outcome = redrive::with_redrive(
-                    outcomes::for_event(
-                        &event_ref,
-                        &Verdict::skipped(code.as_str(), reason),
-                        &outcome_stage(message),
-                        now,
-                    ),
-                    redrive::redrive_of(message),
-                );
+                let outcome = lineage.stamp(outcomes::for_event(
+                    &event_ref,
+                    &Verdict::skipped(code.as_str(), reason),
+                    &lineage.stage_label(STAGE),
+                    now,
+                ));
                 metrics::counter!("hubsync_outcomes_total", "stage" => STAGE, "status" => "SKIPPED").increment(1);
                 self.emitter
                     .outcome(&outcome)
@@ -406,6 +401,7 @@ impl ProcessStage {
                 let failure = Failure::new(error_class(&problems), code, summary(&problems));
                 self.dead_letter_with_outcome(
                     message,
+                    &lineage,
                     &event_ref,
                     Some(event_ref.event_id.clone()),
                     &failure,
@@ -420,6 +416,7 @@ impl ProcessStage {
     async fn dead_letter_with_outcome(
         &self,
         message: &BorrowedMessage<'_>,
+        lineage: &Lineage,
         event: &EventRef,
         letter_event_id: Option<String>,
         failure: &Failure,
@@ -433,10 +430,12 @@ impl ProcessStage {
                 failure.message
             ),
         );
-        let outcome = redrive::with_redrive(
-            outcomes::for_event(event, &verdict, &outcome_stage(message), now_ms()),
-            redrive::redrive_of(message),
-        );
+        let outcome = lineage.stamp(outcomes::for_event(
+            event,
+            &verdict,
+            &lineage.stage_label(STAGE),
+            now_ms(),
+        ));
         metrics::counter!("hubsync_outcomes_total", "stage" => STAGE, "status" => "DEAD_LETTERED")
             .increment(1);
         match self.emitter.outcome(&outcome).await {
@@ -493,7 +492,7 @@ fn activity_written(decision: ActivityDecision, envelope: Envelope) -> Decided {
 
 /// Where an event was first published: the message's own position, or for a replayed record
 /// its origin's.
-fn origin(message: &BorrowedMessage<'_>, replay: Option<&Mark>) -> SourcePosition {
+fn origin(message: &BorrowedMessage<'_>, replay: Option<&ReplayMark>) -> SourcePosition {
     let key = message
         .key()
         .map(|k| String::from_utf8_lossy(k).into_owned());
@@ -511,12 +510,6 @@ fn origin(message: &BorrowedMessage<'_>, replay: Option<&Mark>) -> SourcePositio
             key,
         },
     }
-}
-
-/// The `stage` of an outcome this stage records: `process`, or `process replay:{run}`.
-fn outcome_stage(message: &BorrowedMessage<'_>) -> String {
-    let run = replay::mark_of(message).map(|mark| mark.run);
-    replay::stage_label(STAGE, run.as_deref())
 }
 
 fn event_ref(

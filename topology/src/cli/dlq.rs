@@ -19,13 +19,14 @@ use tracing::debug;
 use super::logs::{Output, report_scan, time_arg, window};
 use crate::ops::Ops;
 use crate::ops::dlq::{
-    DeadLetterId, Letter, LetterFilter, RedriveReport, describe, letter_table, parse_class, redrive,
+    Letter, LetterFilter, RedriveReport, describe, letter_table, parse_class, redrive,
 };
 use crate::ops::logs::Newest;
 use crate::ops::range::Window;
 use crate::ops::record::RecordQuery;
 use crate::ops::scan::{Flow, TopicReader};
 use crate::outcomes::{Original, now_ms};
+use crate::position::Position;
 
 /// Rows `list` shows when `--limit` is not given.
 const DEFAULT_ROWS: usize = 500;
@@ -103,7 +104,8 @@ pub struct ShowArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// The dead letter, as `dlq list` names it: topic/partition/offset.
-    pub id: DeadLetterId,
+    #[arg(value_parser = crate::ops::dlq::parse_id)]
+    pub id: Position,
     /// One JSON document.
     #[arg(long)]
     pub json: bool,
@@ -116,7 +118,8 @@ pub struct RedriveArgs {
     pub config: PathBuf,
     /// Dead letters to redrive, as `dlq list` names them; without ids, every dead letter the
     /// filters select.
-    pub ids: Vec<DeadLetterId>,
+    #[arg(value_parser = crate::ops::dlq::parse_id)]
+    pub ids: Vec<Position>,
     #[command(flatten)]
     pub selection: Selection,
     /// Redrive every dead letter on the topic (required when no id and no filter is given).
@@ -330,7 +333,7 @@ async fn select(
 }
 
 /// One dead letter by id.
-async fn read_letter(reader: &TopicReader, id: &DeadLetterId) -> Result<Letter, String> {
+async fn read_letter(reader: &TopicReader, id: &Position) -> Result<Letter, String> {
     let message = reader
         .read_at(&id.topic, id.partition, id.offset)
         .await

@@ -28,12 +28,13 @@ use tokio::sync::watch;
 
 use super::logs::{Output, time_arg, window};
 use crate::config::Config;
+use crate::lineage::RunName;
 use crate::ops::Ops;
 use crate::ops::range::format_ms;
 use crate::ops::replay::checkpoint::{self, Checkpoint};
 use crate::ops::replay::copy::{self, CopyOptions, Tally};
+use crate::ops::replay::parked;
 use crate::ops::replay::plan::{self, Selection, Span, parse_offsets};
-use crate::ops::replay::{RunName, parked};
 use crate::ops::table::Table;
 use crate::outcomes::now_ms;
 

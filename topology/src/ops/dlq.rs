@@ -8,8 +8,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use hubsync_schemas::{DeadLetter, ErrorClass, ErrorEnvelope};
 use rdkafka::producer::FutureProducer;
@@ -22,45 +20,15 @@ use super::redrive;
 use super::table::{Table, fields};
 use crate::codec::AvroCodec;
 use crate::outcomes::Original;
+use crate::position::Position;
 
-/// A dead letter's place on the dead-letter topic: `topic/partition/offset`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DeadLetterId {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-}
-
-impl fmt::Display for DeadLetterId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.topic, self.partition, self.offset)
-    }
-}
-
-impl FromStr for DeadLetterId {
-    type Err = String;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let error = || {
-            format!(
-                "{input:?} is not a dead letter id: write it topic/partition/offset, as `hubsync dlq list` prints it (e.g. hubsync.dlq/0/7)"
-            )
-        };
-        let mut parts = input.trim().rsplitn(3, '/');
-        let offset = parts.next().and_then(|o| o.parse::<i64>().ok());
-        let partition = parts.next().and_then(|p| p.parse::<i32>().ok());
-        let topic = parts.next().filter(|t| !t.is_empty());
-        match (topic, partition, offset) {
-            (Some(topic), Some(partition), Some(offset)) if partition >= 0 && offset >= 0 => {
-                Ok(DeadLetterId {
-                    topic: topic.to_string(),
-                    partition,
-                    offset,
-                })
-            }
-            _ => Err(error()),
-        }
-    }
+/// A dead letter as typed on the command line, `topic/partition/offset` as `dlq list` prints it.
+pub fn parse_id(input: &str) -> Result<Position, String> {
+    Position::parse_as(
+        input,
+        "a dead letter id",
+        "hubsync.dlq/0/7, as `hubsync dlq list` prints it",
+    )
 }
 
 /// An error class as typed on the command line: `data`, `RETRIES_EXHAUSTED`, `retries-exhausted`.
@@ -131,7 +99,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A dead letter as read from the dead-letter topic, with its payload decoded.
 #[derive(Debug, Clone)]
 pub struct Letter {
-    pub id: DeadLetterId,
+    pub id: Position,
     pub dead_letter: DeadLetter,
     /// The dead-letter record's own headers (`__connect.errors.*`).
     pub headers: Vec<(String, Option<Vec<u8>>)>,
@@ -144,7 +112,7 @@ impl Letter {
         let payload = Payload::decode(codec, dead_letter.original_value.as_deref()).await;
         let record = payload.value().and_then(RecordLabel::of_payload);
         Letter {
-            id: DeadLetterId {
+            id: Position {
                 topic: message.topic,
                 partition: message.partition,
                 offset: message.offset,
@@ -509,11 +477,7 @@ mod tests {
         dead_letter.error.code = code.to_string();
         dead_letter.error.class = class;
         Letter {
-            id: DeadLetterId {
-                topic: "hubsync.dlq".into(),
-                partition: 0,
-                offset: 4,
-            },
+            id: Position::new("hubsync.dlq", 0, 4),
             dead_letter,
             headers: vec![
                 ("__connect.errors.stage".into(), Some(b"process".to_vec())),
@@ -529,15 +493,8 @@ mod tests {
 
     #[test]
     fn ids_parse_from_the_right_so_topics_may_hold_dots() {
-        let id: DeadLetterId = "team.a.dlq/2/41".parse().expect("valid");
-        assert_eq!(
-            id,
-            DeadLetterId {
-                topic: "team.a.dlq".into(),
-                partition: 2,
-                offset: 41
-            }
-        );
+        let id = parse_id("team.a.dlq/2/41").expect("valid");
+        assert_eq!(id, Position::new("team.a.dlq", 2, 41));
         assert_eq!(id.to_string(), "team.a.dlq/2/41");
         for bad in [
             "hubsync.dlq/0",
@@ -546,7 +503,7 @@ mod tests {
             "hubsync.dlq/0/-1",
             "",
         ] {
-            let error = bad.parse::<DeadLetterId>().unwrap_err();
+            let error = parse_id(bad).unwrap_err();
             assert!(error.contains("topic/partition/offset"), "{bad}: {error}");
         }
     }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use hubsync_schemas::HubSpotCommand;
 
+use crate::lineage::Lineage;
 use crate::outcomes::Original;
 
 /// One command as read from Kafka, with what is needed to acknowledge and dead-letter it.
@@ -32,6 +33,8 @@ pub struct Member {
     pub command: HubSpotCommand,
     /// The command's message on the commands topic, kept whole for a dead letter.
     pub message: Original,
+    /// What its headers say (replay run, redrive), read once when it was taken.
+    pub lineage: Lineage,
 }
 
 /// The merged write for one record.
@@ -400,6 +403,7 @@ mod tests {
         Member {
             command,
             message: Original::default(),
+            lineage: Lineage::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! stays in its group), the batch waits, `/healthz` says why, and the token is probed with
 //! backoff; once it works the stage resumes where it stopped. Nothing is dead-lettered for it.
 //!
-//! Replayed commands ([`crate::ops::replay`]) arrive on their own topic and form a backfill
+//! Replayed commands ([`crate::lineage`]) arrive on their own topic and form a backfill
 //! lane: coalescers of their own (holding up to `stages.sink.replay_max_pending` commands, each
 //! record for at least [`REPLAY_MIN_LINGER`] and until the topic has been quiet for
 //! [`REPLAY_QUIET`], so a record's whole history merges into one write, while live records keep
@@ -39,8 +39,9 @@ use crate::emit::{Delivery, Emitter};
 use crate::hubspot::budget::backfill;
 use crate::hubspot::{HubSpotClient, ObjectType};
 use crate::kafka::{OffsetTracker, original};
-use crate::ops::{redrive, replay};
+use crate::lineage::Lineage;
 use crate::outcomes::{self, Failure, Original, Verdict, now_ms};
+use crate::position::Position;
 use crate::state::{StateError, record_key};
 
 pub const STAGE: &str = "sink";
@@ -76,7 +77,7 @@ enum Lane {
 
 impl Lane {
     fn of(member: &Member) -> Lane {
-        if replay::run_of_original(&member.message).is_some() {
+        if member.lineage.replay.is_some() {
             Lane::Replay
         } else {
             Lane::Live
@@ -211,7 +212,6 @@ pub struct SinkStage {
 }
 
 /// A message's position, to be completed once its records are delivered.
-type Position = (String, i32, i64);
 
 /// What a finished batch hands back to the loop.
 struct BatchDone {
@@ -442,13 +442,17 @@ impl SinkStage {
     /// A message's outputs are delivered: stores the offset below which all of its partition's
     /// are.
     fn complete(&self, tracker: &mut OffsetTracker, replay_topic: &str, position: Position) {
-        let (topic, partition, offset) = position;
-        let consumer = if topic == replay_topic {
+        let consumer = if position.topic == replay_topic {
             &self.replay_consumer
         } else {
             &self.consumer
         };
-        tracker.complete_and_store(consumer, &topic, partition, offset);
+        tracker.complete_and_store(
+            consumer,
+            &position.topic,
+            position.partition,
+            position.offset,
+        );
     }
 
     fn pause_partitions(&self, pause: bool) {
@@ -472,13 +476,10 @@ impl SinkStage {
         coalescers: &mut Pending,
         acks: &mpsc::Sender<Position>,
     ) -> Result<(), SinkError> {
-        let position: Position = (
-            message.topic().to_string(),
-            message.partition(),
-            message.offset(),
-        );
-        tracker.track(&position.0, position.1, position.2);
+        let position = Position::of(message);
+        tracker.track(&position.topic, position.partition, position.offset);
         let original = original(message);
+        let lineage = Lineage::of_message(message);
         metrics::counter!("hubsync_sink_commands_total").increment(1);
         let command = match self
             .codec
@@ -493,12 +494,10 @@ impl SinkStage {
                 return Ok(());
             }
         };
-        let redrive_of = redrive::redrive_of_original(&original);
-        let run = replay::run_of_original(&original);
-        let processed = replay::processed_key(run.as_deref(), &command.event_id);
+        let processed = lineage.processed_key(&command.event_id);
         let remembered = self.writer.state().processed(&processed)?;
         if let Some(remembered) = &remembered
-            && redrive_of.is_some()
+            && lineage.redrive_of.is_some()
             && OutcomeStatus::from_symbol(&remembered.status) == OutcomeStatus::DeadLettered
         {
             // Redriven after it was dead-lettered here: it is written again, not answered.
@@ -506,15 +505,12 @@ impl SinkStage {
         } else if let Some(remembered) = remembered {
             // Redelivered, or copied again by its run: the event keeps the outcome it has.
             metrics::counter!("hubsync_sink_redelivered_total").increment(1);
-            let outcome = redrive::with_redrive(
-                outcomes::for_command(
-                    &command,
-                    &Verdict::from_remembered(&remembered),
-                    &replay::stage_label(STAGE, run.as_deref()),
-                    now_ms(),
-                ),
-                redrive_of,
-            );
+            let outcome = lineage.stamp(outcomes::for_command(
+                &command,
+                &Verdict::from_remembered(&remembered),
+                &lineage.stage_label(STAGE),
+                now_ms(),
+            ));
             let deliveries = match self.emitter.outcome(&outcome).await {
                 Ok(delivery) => vec![delivery],
                 Err(error) => {
@@ -531,6 +527,7 @@ impl SinkStage {
         let member = Member {
             command,
             message: original,
+            lineage,
         };
         coalescers
             .coalescer(Lane::of(&member), object, &self.settings)
@@ -571,14 +568,15 @@ fn pause_assigned(consumer: &StreamConsumer, pause: bool) {
 
 /// The key a member's event is remembered under: `{run}:{event_id}` when it was replayed.
 fn processed_key(member: &Member) -> String {
-    let run = replay::run_of_original(&member.message);
-    replay::processed_key(run.as_deref(), &member.command.event_id).into_owned()
+    member
+        .lineage
+        .processed_key(&member.command.event_id)
+        .into_owned()
 }
 
 /// The `stage` of a member's outcome: `sink`, or `sink replay:{run}`.
 fn outcome_stage(member: &Member) -> String {
-    let run = replay::run_of_original(&member.message);
-    replay::stage_label(STAGE, run.as_deref())
+    member.lineage.stage_label(STAGE)
 }
 
 /// The key a command's record is coalesced and known by.
@@ -714,27 +712,26 @@ async fn write_batch(
                 .await;
                 deliveries.extend(dead);
             }
-            let outcome = redrive::with_redrive(
-                outcomes::for_command(&member.command, verdict, &outcome_stage(member), now),
-                redrive::redrive_of_original(&member.message),
-            );
+            let outcome = member.lineage.stamp(outcomes::for_command(
+                &member.command,
+                verdict,
+                &outcome_stage(member),
+                now,
+            ));
             match emitter.outcome(&outcome).await {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(error) => error!(%error, "cannot encode an outcome"),
             }
-            let position = (
-                member.message.topic.clone(),
-                member.message.partition,
-                member.message.offset,
-            );
-            emits.push((position, deliveries));
+            emits.push((member.message.position(), deliveries));
         }
     }
     for (member, verdict) in &answered {
-        let outcome = redrive::with_redrive(
-            outcomes::for_command(&member.command, verdict, &outcome_stage(member), now),
-            redrive::redrive_of_original(&member.message),
-        );
+        let outcome = member.lineage.stamp(outcomes::for_command(
+            &member.command,
+            verdict,
+            &outcome_stage(member),
+            now,
+        ));
         let deliveries = match emitter.outcome(&outcome).await {
             Ok(delivery) => vec![delivery],
             Err(error) => {
@@ -742,12 +739,7 @@ async fn write_batch(
                 Vec::new()
             }
         };
-        let position = (
-            member.message.topic.clone(),
-            member.message.partition,
-            member.message.offset,
-        );
-        emits.push((position, deliveries));
+        emits.push((member.message.position(), deliveries));
     }
     let waits = emits.into_iter().map(|(position, deliveries)| async move {
         join_all(deliveries).await;

@@ -1133,6 +1133,7 @@ mod tests {
             Member {
                 command,
                 message: Original::default(),
+                lineage: crate::lineage::Lineage::default(),
             },
             Instant::now(),
         );

@@ -2,7 +2,7 @@
 //!
 //! A plain consumer (no group joined, nothing committed) reads each span from its `next`
 //! offset; every selected record inside the window is published to the replay topic with its
-//! key, value and headers and the run's two marks ([`super::copy_headers`]). After a chunk
+//! key, value and headers and the run's two marks ([`crate::lineage::replay_copy_headers`]). After a chunk
 //! (2,000 records or a second) the copier waits until the broker has every copy of it, then
 //! moves the spans' `next` past it and saves the checkpoint. Stopped (Ctrl-C, `--max-records`)
 //! it finishes the chunk first, so nothing is copied twice when the run is resumed; killed, at
@@ -29,12 +29,14 @@ use tracing::debug;
 
 use super::checkpoint::{self, Checkpoint};
 use super::plan::{self, Span};
-use super::{ReplayError, SourceRef, copy_headers, kafka, mark_of};
+use super::{ReplayError, kafka};
 use crate::config::{Config, Secrets};
 use crate::kafka::{consumer_config, original};
+use crate::lineage::{Lineage, ReplayMark, replay_copy_headers};
 use crate::ops::range::Window;
 use crate::ops::scan::TopicReader;
 use crate::outcomes::{Original, now_ms};
+use crate::position::Position;
 
 /// Records per chunk: the checkpoint moves at least this often.
 const CHUNK_RECORDS: u64 = 2_000;
@@ -106,7 +108,7 @@ pub async fn copy(
     producer: &FutureProducer,
     checkpoint: &mut Checkpoint,
     save_to: Option<&Path>,
-    already: &HashSet<SourceRef>,
+    already: &HashSet<Position>,
     options: &CopyOptions,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Tally, ReplayError> {
@@ -176,7 +178,7 @@ pub async fn already_copied(
     replay_topic: &str,
     run: &str,
     since_ms: i64,
-) -> Result<HashSet<SourceRef>, ReplayError> {
+) -> Result<HashSet<Position>, ReplayError> {
     let spans = plan::by_time(consumer, reader, replay_topic, since_ms).await?;
     let mut found = HashSet::new();
     let mut reader = SpanReader::start(consumer, &spans)?;
@@ -195,13 +197,13 @@ struct Read {
     span: usize,
     message: Original,
     /// Present when the record itself is a marked copy (read from the replay topic).
-    mark: Option<super::Mark>,
+    mark: Option<ReplayMark>,
 }
 
 /// The copies of the current chunk, not yet delivered.
 #[derive(Default)]
 struct Chunk {
-    deliveries: Vec<(SourceRef, DeliveryFuture)>,
+    deliveries: Vec<(Position, DeliveryFuture)>,
     /// Each span's `next` once the chunk is delivered.
     next: BTreeMap<usize, i64>,
     records: u64,
@@ -223,7 +225,7 @@ struct Copier<'a> {
     save_to: Option<&'a Path>,
     options: &'a CopyOptions,
     window: Window,
-    already: &'a HashSet<SourceRef>,
+    already: &'a HashSet<Position>,
     chunk: Chunk,
     keys: HashSet<Vec<u8>>,
     tally: Tally,
@@ -264,11 +266,7 @@ impl Copier<'_> {
             let span = &self.checkpoint.spans[span];
             (
                 span.selects(message.offset),
-                SourceRef {
-                    topic: span.topic.clone(),
-                    partition: span.partition,
-                    offset: message.offset,
-                },
+                Position::new(span.topic.clone(), span.partition, message.offset),
             )
         };
         self.chunk.opened.get_or_insert_with(Instant::now);
@@ -299,10 +297,17 @@ impl Copier<'_> {
     async fn publish(
         &self,
         message: &Original,
-        of: &SourceRef,
+        of: &Position,
     ) -> Result<DeliveryFuture, ReplayError> {
         let topic = self.checkpoint.replay_topic.as_str();
-        let headers = copy_headers(message, &self.checkpoint.run, of);
+        let headers = replay_copy_headers(
+            message
+                .headers
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_deref())),
+            &self.checkpoint.run,
+            of,
+        );
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
         if let Some(key) = &message.key {
             record = record.key(key.as_slice());
@@ -437,7 +442,7 @@ impl<'a> SpanReader<'a> {
                 self.close(&key, index, true);
                 continue;
             }
-            let mark = mark_of(&message);
+            let mark = Lineage::of_message(&message).replay;
             let read = Read {
                 span: index,
                 message: original(&message),

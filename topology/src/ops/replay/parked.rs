@@ -16,14 +16,14 @@ use std::collections::{BTreeSet, HashMap};
 use hubsync_schemas::{OutcomeStatus, SyncOutcome};
 use tracing::debug;
 
-use super::SourceRef;
 use crate::ops::range::Window;
 use crate::ops::scan::{Flow, ScanError, TopicReader};
+use crate::position::Position;
 
 /// The latest outcome of every event read.
 #[derive(Debug, Default)]
 pub struct LatestOutcomes {
-    latest: HashMap<String, (OutcomeStatus, SourceRef)>,
+    latest: HashMap<String, (OutcomeStatus, Position)>,
     /// Outcome records read.
     pub read: u64,
     /// Records of the outcomes topic that did not decode.
@@ -34,11 +34,11 @@ impl LatestOutcomes {
     /// Takes an outcome read after every earlier one of its event.
     pub fn add(&mut self, outcome: &SyncOutcome) {
         self.read += 1;
-        let position = SourceRef {
-            topic: outcome.source_topic.clone(),
-            partition: outcome.source_partition,
-            offset: outcome.source_offset,
-        };
+        let position = Position::new(
+            outcome.source_topic.clone(),
+            outcome.source_partition,
+            outcome.source_offset,
+        );
         self.latest
             .insert(outcome.event_id.clone(), (outcome.status, position));
     }
@@ -49,7 +49,7 @@ impl LatestOutcomes {
     }
 
     /// The source positions of events whose latest outcome is `PARKED`, on the given topics.
-    pub fn parked(&self, topics: &[&str]) -> BTreeSet<SourceRef> {
+    pub fn parked(&self, topics: &[&str]) -> BTreeSet<Position> {
         self.latest
             .values()
             .filter(|(status, position)| {

@@ -21,9 +21,10 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde::{Deserialize, Serialize};
 
-use super::{ReplayError, SourceRef, kafka};
+use super::{ReplayError, kafka};
 use crate::ops::range::{Window, format_ms};
 use crate::ops::scan::TopicReader;
+use crate::position::Position;
 
 /// How long one metadata, watermark or offset lookup may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -304,7 +305,7 @@ pub fn by_offsets(
 /// retention, or past its end) are counted apart.
 pub fn by_positions(
     consumer: &StreamConsumer,
-    positions: &BTreeSet<SourceRef>,
+    positions: &BTreeSet<Position>,
 ) -> Result<(Vec<Span>, u64), ReplayError> {
     let mut grouped: BTreeMap<(&str, i32), Vec<i64>> = BTreeMap::new();
     for position in positions {
