@@ -12,6 +12,7 @@
 //!   `CompanyChanged`, `ActivityRecorded`).
 //! - [`pipeline`]: records hubsync writes itself (`HubSpotCommand`, `SyncOutcome`, `DeadLetter`).
 //! - [`inbound`]: changes made in HubSpot, for upstream (`HubSpotChange`).
+//! - [`reason`]: [`ReasonCode`], every reason code hubsync writes in outcomes and dead letters.
 //! - [`evolution`]: the strict "can this reader read that writer" check the evolution tests use.
 //! - [`codec`]: plain Avro datum encoding and decoding of these types, with schema resolution
 //!   from an older or newer writer schema. Confluent wire framing lives with the Kafka code.
@@ -78,6 +79,7 @@ pub mod examples;
 pub mod inbound;
 pub mod kind;
 pub mod pipeline;
+pub mod reason;
 pub mod upstream;
 
 pub use codec::{AvroRecord, decode_datum, encode_datum};
@@ -89,6 +91,7 @@ pub use pipeline::{
     Association, CommandAction, DeadLetter, ErrorClass, ErrorEnvelope, HubSpotCommand, Identity,
     IdentityKind, KafkaHeader, OutcomeStatus, SourcePosition, SyncOutcome,
 };
+pub use reason::ReasonCode;
 pub use upstream::{
     ActivityRecorded, ActivityType, CampaignRef, CompanyChanged, ContactChanged, Sender,
 };

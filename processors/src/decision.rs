@@ -46,7 +46,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use hubsync_schemas::{
-    Association, CommandAction, ErrorClass, HubSpotObjectType, Identity, IdentityKind,
+    Association, CommandAction, ErrorClass, HubSpotObjectType, Identity, IdentityKind, ReasonCode,
 };
 
 use crate::rules::OWNER_PROPERTY;
@@ -200,16 +200,21 @@ pub enum SkipCode {
 }
 
 impl SkipCode {
-    pub fn as_str(self) -> &'static str {
+    /// The reason code an outcome carries for it.
+    pub fn reason(self) -> ReasonCode {
         match self {
-            Self::DeleteNotSynced => "DELETE_NOT_SYNCED",
-            Self::CampaignPushDisabled => "CAMPAIGN_PUSH_DISABLED",
-            Self::NoIdentifier => "NO_IDENTIFIER",
-            Self::NoMappedChange => "NO_MAPPED_CHANGE",
-            Self::ActivityTypeDisabled => "ACTIVITY_TYPE_DISABLED",
-            Self::UnsubscribeNotSelfInitiated => "UNSUBSCRIBE_NOT_SELF_INITIATED",
-            Self::NoContactIdentity => "NO_CONTACT_IDENTITY",
+            Self::DeleteNotSynced => ReasonCode::DeleteNotSynced,
+            Self::CampaignPushDisabled => ReasonCode::CampaignPushDisabled,
+            Self::NoIdentifier => ReasonCode::NoIdentifier,
+            Self::NoMappedChange => ReasonCode::NoMappedChange,
+            Self::ActivityTypeDisabled => ReasonCode::ActivityTypeDisabled,
+            Self::UnsubscribeNotSelfInitiated => ReasonCode::UnsubscribeNotSelfInitiated,
+            Self::NoContactIdentity => ReasonCode::NoContactIdentity,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.reason().as_str()
     }
 }
 
@@ -239,19 +244,24 @@ pub enum ProblemCode {
 }
 
 impl ProblemCode {
-    pub fn as_str(self) -> &'static str {
+    /// The reason code a dead letter carries for it.
+    pub fn reason(self) -> ReasonCode {
         match self {
-            Self::PropertyMissing => "PROPERTY_MISSING",
-            Self::ReadOnlyProperty => "READ_ONLY_PROPERTY",
-            Self::InvalidOption => "INVALID_OPTION",
-            Self::InvalidNumber => "INVALID_NUMBER",
-            Self::InvalidBool => "INVALID_BOOL",
-            Self::InvalidDate => "INVALID_DATE",
-            Self::InvalidDatetime => "INVALID_DATETIME",
-            Self::InvalidEmail => "INVALID_EMAIL",
-            Self::InvalidDomain => "INVALID_DOMAIN",
-            Self::MissingValue => "MISSING_VALUE",
+            Self::PropertyMissing => ReasonCode::PropertyMissing,
+            Self::ReadOnlyProperty => ReasonCode::ReadOnlyProperty,
+            Self::InvalidOption => ReasonCode::InvalidOption,
+            Self::InvalidNumber => ReasonCode::InvalidNumber,
+            Self::InvalidBool => ReasonCode::InvalidBool,
+            Self::InvalidDate => ReasonCode::InvalidDate,
+            Self::InvalidDatetime => ReasonCode::InvalidDatetime,
+            Self::InvalidEmail => ReasonCode::InvalidEmail,
+            Self::InvalidDomain => ReasonCode::InvalidDomain,
+            Self::MissingValue => ReasonCode::MissingValue,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.reason().as_str()
     }
 
     /// Whose fault it is: the rules (fix the config, then re-drive) or the record (fix it

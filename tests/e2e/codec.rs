@@ -280,7 +280,7 @@ async fn bad_records_fail_with_a_data_error() {
         .await
         .unwrap_err();
     assert_eq!(unknown, DecodeError::UnknownSchemaId(9999));
-    assert_eq!(unknown.code(), "UNKNOWN_SCHEMA_ID");
+    assert_eq!(unknown.code().as_str(), "UNKNOWN_SCHEMA_ID");
     assert!(!unknown.is_retryable());
 
     for bytes in [&[][..], &[0, 0, 1][..], &b"{\"email\":\"x\"}"[..]] {
@@ -289,7 +289,7 @@ async fn bad_records_fail_with_a_data_error() {
             matches!(error, DecodeError::NotConfluentFramed(_)),
             "{bytes:?}: {error:?}"
         );
-        assert_eq!(error.code(), "NOT_CONFLUENT_FRAMED");
+        assert_eq!(error.code().as_str(), "NOT_CONFLUENT_FRAMED");
     }
 
     let id = sandbox
@@ -308,7 +308,7 @@ async fn bad_records_fail_with_a_data_error() {
             matches!(error, DecodeError::Malformed { id: got, .. } if got == id),
             "{datum:?}: {error:?}"
         );
-        assert_eq!(error.code(), "MALFORMED_AVRO");
+        assert_eq!(error.code().as_str(), "MALFORMED_AVRO");
     }
 
     // A company record on the contacts topic.
@@ -325,7 +325,7 @@ async fn bad_records_fail_with_a_data_error() {
         matches!(error, DecodeError::Incompatible { .. }),
         "{error:?}"
     );
-    assert_eq!(error.code(), "INCOMPATIBLE_SCHEMA");
+    assert_eq!(error.code().as_str(), "INCOMPATIBLE_SCHEMA");
     let (shown_id, shown) = codec
         .decode_value(&company)
         .await
@@ -419,7 +419,7 @@ async fn an_unavailable_registry_is_a_retryable_error() {
         "{error:?}"
     );
     assert!(error.is_retryable());
-    assert_eq!(error.code(), "REGISTRY_UNAVAILABLE");
+    assert_eq!(error.code().as_str(), "REGISTRY_UNAVAILABLE");
     // Back again: the same codec recovers.
     sandbox.registry.set_available(true);
     let decoded: ContactChanged = codec.decode(&bytes).await.expect("decodes once back");
@@ -438,7 +438,7 @@ async fn an_unavailable_registry_is_a_retryable_error() {
         "{error:?}"
     );
     assert!(error.is_retryable(), "{error}");
-    assert_eq!(error.code(), "REGISTRY_UNAVAILABLE");
+    assert_eq!(error.code().as_str(), "REGISTRY_UNAVAILABLE");
 }
 
 /// A registry stand-in for what the sandbox does not do: authentication, refusals, slowness.
@@ -490,7 +490,7 @@ async fn basic_auth_is_sent_and_a_refusal_is_an_auth_problem() {
     let codec = codec_for(&server.url(), Some(("svc-hubsync", "wrong")));
     let error = codec.decode::<ContactChanged>(&bytes).await.unwrap_err();
     assert!(!error.is_retryable());
-    assert_eq!(error.code(), "REGISTRY_REJECTED");
+    assert_eq!(error.code().as_str(), "REGISTRY_REJECTED");
     assert_eq!(error.class(), hubsync_schemas::ErrorClass::Auth);
     assert!(!error.to_string().contains("wrong"), "{error}");
 }

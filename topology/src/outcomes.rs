@@ -3,7 +3,7 @@
 
 use hubsync_schemas::{
     DeadLetter, ErrorClass, ErrorEnvelope, HubSpotCommand, HubSpotObjectType, KafkaHeader,
-    OutcomeStatus, SyncOutcome,
+    OutcomeStatus, ReasonCode, SyncOutcome,
 };
 
 use crate::state::RememberedOutcome;
@@ -27,7 +27,11 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn new(status: OutcomeStatus, code: &str, reason: impl Into<String>) -> Self {
+    fn new(status: OutcomeStatus, code: ReasonCode, reason: impl Into<String>) -> Self {
+        Self::with_code(status, code.as_str(), reason)
+    }
+
+    fn with_code(status: OutcomeStatus, code: &str, reason: impl Into<String>) -> Self {
         Verdict {
             status,
             reason_code: code.to_string(),
@@ -39,17 +43,27 @@ impl Verdict {
     }
 
     pub fn created(hubspot_id: &str) -> Self {
-        Self::new(OutcomeStatus::Created, "CREATED", "created in HubSpot").with_id(hubspot_id)
+        Self::new(
+            OutcomeStatus::Created,
+            ReasonCode::Created,
+            "created in HubSpot",
+        )
+        .with_id(hubspot_id)
     }
 
     pub fn updated(hubspot_id: &str) -> Self {
-        Self::new(OutcomeStatus::Updated, "UPDATED", "updated in HubSpot").with_id(hubspot_id)
+        Self::new(
+            OutcomeStatus::Updated,
+            ReasonCode::Updated,
+            "updated in HubSpot",
+        )
+        .with_id(hubspot_id)
     }
 
     pub fn unchanged(hubspot_id: &str) -> Self {
         Self::new(
             OutcomeStatus::Unchanged,
-            "UNCHANGED",
+            ReasonCode::Unchanged,
             "HubSpot already holds these values; nothing was written",
         )
         .with_id(hubspot_id)
@@ -58,7 +72,7 @@ impl Verdict {
     pub fn parked(missing: Vec<String>) -> Self {
         let mut verdict = Self::new(
             OutcomeStatus::Parked,
-            "PARKED_MISSING_FIELDS",
+            ReasonCode::ParkedMissingFields,
             format!(
                 "not in HubSpot yet and may not be created before these fields are filled: {}",
                 missing.join(", ")
@@ -72,7 +86,7 @@ impl Verdict {
     pub fn contact_missing(contact: &str, waited: std::time::Duration) -> Self {
         let mut verdict = Self::new(
             OutcomeStatus::Parked,
-            "PARKED_CONTACT_MISSING",
+            ReasonCode::ParkedContactMissing,
             format!(
                 "its contact {contact} is not in HubSpot after waiting {}; it is written when \
                  replayed once the contact exists",
@@ -83,12 +97,22 @@ impl Verdict {
         verdict
     }
 
-    pub fn skipped(code: &str, reason: impl Into<String>) -> Self {
+    pub fn skipped(code: ReasonCode, reason: impl Into<String>) -> Self {
         Self::new(OutcomeStatus::Skipped, code, reason)
     }
 
-    pub fn dead_lettered(code: &str, reason: impl Into<String>) -> Self {
-        Self::new(OutcomeStatus::DeadLettered, code, reason)
+    /// The outcome of a dead-lettered event: its failure's code and message.
+    pub fn dead_lettered(failure: &Failure) -> Self {
+        Self::with_code(
+            OutcomeStatus::DeadLettered,
+            &failure.code,
+            format!(
+                "dead-lettered ({}): {}",
+                failure.class.as_str(),
+                failure.message
+            ),
+        )
+        .with_attempts(failure.attempts)
     }
 
     pub fn with_id(mut self, hubspot_id: &str) -> Self {
@@ -218,6 +242,7 @@ impl Original {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub class: ErrorClass,
+    /// A [`ReasonCode`], or HubSpot's own code for a value it refused.
     pub code: String,
     pub message: String,
     pub hubspot_category: Option<String>,
@@ -226,7 +251,16 @@ pub struct Failure {
 }
 
 impl Failure {
-    pub fn new(class: ErrorClass, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(class: ErrorClass, code: ReasonCode, message: impl Into<String>) -> Self {
+        Self::with_code(class, code.as_str(), message)
+    }
+
+    /// A failure under HubSpot's own code (a property error's `code`, or its `category`).
+    pub fn hubspot(class: ErrorClass, code: &str, message: impl Into<String>) -> Self {
+        Self::with_code(class, code, message)
+    }
+
+    fn with_code(class: ErrorClass, code: &str, message: impl Into<String>) -> Self {
         Failure {
             class,
             code: code.to_string(),
@@ -315,7 +349,11 @@ mod tests {
             headers: vec![("trace".into(), Some(b"x".to_vec()))],
             ..Original::default()
         };
-        let failure = Failure::new(ErrorClass::Data, "MALFORMED_AVRO", "bytes do not decode");
+        let failure = Failure::new(
+            ErrorClass::Data,
+            ReasonCode::MalformedAvro,
+            "bytes do not decode",
+        );
         let letter = dead_letter(&original, None, Some("acme".into()), &failure, "process", 5);
         assert_eq!(letter.original_value, original.value);
         assert_eq!(letter.original_headers[0].key, "trace");

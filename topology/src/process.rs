@@ -28,7 +28,7 @@ use hubsync_processors::rules::{Rules, UserRules};
 use hubsync_processors::{ActivityDecision, Decision, OwnerDirectory, decide_activity};
 use hubsync_schemas::{
     ActivityRecorded, CompanyChanged, ContactChanged, ErrorClass, HubSpotCommand,
-    HubSpotObjectType, SourcePosition,
+    HubSpotObjectType, ReasonCode, SourcePosition,
 };
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -220,7 +220,7 @@ impl ProcessStage {
                 None => {
                     let failure = Failure::new(
                         ErrorClass::Data,
-                        "REPLAY_UNMARKED",
+                        ReasonCode::ReplayUnmarked,
                         format!(
                             "a record on {} without the {REPLAY_RUN} and {REPLAY_OF} headers; \
                              records reach it through `hubsync replay`",
@@ -254,7 +254,7 @@ impl ProcessStage {
         } else {
             let failure = Failure::new(
                 ErrorClass::Config,
-                "UNEXPECTED_TOPIC",
+                ReasonCode::UnexpectedTopic,
                 format!("no rules read topic {topic}"),
             );
             return self.dead_letter(message, None, &failure).await;
@@ -358,7 +358,7 @@ impl ProcessStage {
                         Err(error) => {
                             let failure = Failure::new(
                                 ErrorClass::Internal,
-                                "ENCODE_FAILED",
+                                ReasonCode::EncodeFailed,
                                 error.to_string(),
                             );
                             let letter = self
@@ -380,7 +380,7 @@ impl ProcessStage {
             Decided::Skip { code, reason } => {
                 let outcome = lineage.stamp(outcomes::for_event(
                     &event_ref,
-                    &Verdict::skipped(code.as_str(), reason),
+                    &Verdict::skipped(code.reason(), reason),
                     &lineage.stage_label(STAGE),
                     now,
                 ));
@@ -397,7 +397,7 @@ impl ProcessStage {
             Decided::Invalid { problems } => {
                 let code = problems
                     .first()
-                    .map_or("INVALID_RECORD", |p| p.code.as_str());
+                    .map_or(ReasonCode::InvalidRecord, |p| p.code.reason());
                 let failure = Failure::new(error_class(&problems), code, summary(&problems));
                 self.dead_letter_with_outcome(
                     message,
@@ -422,14 +422,7 @@ impl ProcessStage {
         failure: &Failure,
     ) -> Vec<Delivery> {
         let mut deliveries = self.dead_letter(message, letter_event_id, failure).await;
-        let verdict = Verdict::dead_lettered(
-            &failure.code,
-            format!(
-                "dead-lettered ({}): {}",
-                failure.class.as_str(),
-                failure.message
-            ),
-        );
+        let verdict = Verdict::dead_lettered(failure);
         let outcome = lineage.stamp(outcomes::for_event(
             event,
             &verdict,

@@ -21,13 +21,13 @@ use super::logs::{Output, report_scan, time_arg, window};
 use crate::codec::DecodeError;
 use crate::hubspot::HubSpotClient;
 use crate::ops::Ops;
-use crate::ops::decision::WAITS_FOR_CONTACT;
 use crate::ops::lookup::{self, LookupError};
 use crate::ops::plan::{
     Current, How, Lookups, Plan, Planner, render_comparison, render_counts, render_diffs,
 };
 use crate::ops::range::{Window, format_ms};
 use crate::ops::scan::{Flow, ScanStats};
+use crate::sink::verdict::WAITS_FOR_CONTACT;
 use crate::{catalog, pipeline, process};
 
 #[derive(Debug, clap::Args)]

@@ -32,7 +32,7 @@ use hubsync_schemas::{
 use super::logs::{Output, time_arg, window};
 use crate::hubspot::{HubSpotClient, ObjectType};
 use crate::ops::Ops;
-use crate::ops::decision::{ContactNow, DecisionView, SinkVerdict, contact_link};
+use crate::ops::decision::{DecisionView, contact_link};
 use crate::ops::dlq::Letter;
 use crate::ops::lookup::{self, Found};
 use crate::ops::plan::PlannedRecord;
@@ -44,6 +44,7 @@ use crate::ops::trace::{
     company_step, contact_step, dead_letter_step, outcome_step, undecodable_step,
 };
 use crate::outcomes::Original;
+use crate::sink::verdict::{ContactNow, SinkVerdict};
 use crate::{catalog, pipeline, process};
 
 /// HubSpot records read by email, domain or id at most; more identifiers than this are a sign

@@ -1,7 +1,7 @@
 //! What can go wrong decoding and encoding, each failure saying whose fault it is: the record's
 //! (dead-letter it), the registry's (retry), the configuration's (stop and alert) or hubsync's.
 
-use hubsync_schemas::{ErrorClass, SchemaError, SchemaKind};
+use hubsync_schemas::{ErrorClass, ReasonCode, SchemaError, SchemaKind};
 
 use super::framing::FrameError;
 use super::registry::RegistryError;
@@ -48,15 +48,15 @@ impl DecodeError {
     }
 
     /// A short stable code, used as the dead-letter reason.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ReasonCode {
         match self {
-            DecodeError::NotConfluentFramed(_) => "NOT_CONFLUENT_FRAMED",
-            DecodeError::UnknownSchemaId(_) => "UNKNOWN_SCHEMA_ID",
-            DecodeError::Incompatible { .. } => "INCOMPATIBLE_SCHEMA",
-            DecodeError::Malformed { .. } => "MALFORMED_AVRO",
-            DecodeError::Registry(error) if error.is_retryable() => "REGISTRY_UNAVAILABLE",
-            DecodeError::Registry(_) => "REGISTRY_REJECTED",
-            DecodeError::NotCached(_) => "SCHEMA_NOT_CACHED",
+            DecodeError::NotConfluentFramed(_) => ReasonCode::NotConfluentFramed,
+            DecodeError::UnknownSchemaId(_) => ReasonCode::UnknownSchemaId,
+            DecodeError::Incompatible { .. } => ReasonCode::IncompatibleSchema,
+            DecodeError::Malformed { .. } => ReasonCode::MalformedAvro,
+            DecodeError::Registry(error) if error.is_retryable() => ReasonCode::RegistryUnavailable,
+            DecodeError::Registry(_) => ReasonCode::RegistryRejected,
+            DecodeError::NotCached(_) => ReasonCode::SchemaNotCached,
         }
     }
 
@@ -211,7 +211,7 @@ mod tests {
             ),
         ];
         for (error, code, class, retryable) in cases {
-            assert_eq!(error.code(), code, "{error}");
+            assert_eq!(error.code().as_str(), code, "{error}");
             assert_eq!(error.class(), class, "{error}");
             assert_eq!(error.is_retryable(), retryable, "{error}");
         }

@@ -27,6 +27,8 @@ use hubsync_processors::{
 use hubsync_schemas::{ActivityRecorded, Association, CommandAction, HubSpotObjectType};
 use serde::Serialize;
 
+use crate::sink::verdict::{ContactNow, SinkVerdict, listing};
+
 /// What the rules decide for one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -217,14 +219,6 @@ fn write_view(draft: &CommandDraft) -> DecisionView {
     }
 }
 
-/// `last_name is` / `first_name, last_name are`.
-fn listing(fields: &[String]) -> String {
-    match fields {
-        [one] => format!("{one} is"),
-        many => format!("{} are", many.join(", ")),
-    }
-}
-
 /// Which rule a skip comes from.
 pub fn skip_rule(code: SkipCode) -> &'static str {
     match code {
@@ -253,18 +247,6 @@ fn activity_problem_rule(problem: &Problem) -> &'static str {
     } else {
         "activities"
     }
-}
-
-/// What HubSpot holds of an activity's (or a deal's) contact, as far as it was looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContactNow<'a> {
-    /// Not looked up: HubSpot could not be read, or the contact is named by its upstream id,
-    /// which only the sink's identity map resolves.
-    Unknown,
-    /// Looked up by email and absent.
-    Absent,
-    /// In HubSpot, with its owner when it has one.
-    Present { owner: Option<&'a str> },
 }
 
 /// One link of an activity or a deal, by the identity the sink resolves.
@@ -479,119 +461,6 @@ pub fn contact_link(draft: &CommandDraft) -> Option<&hubsync_schemas::Identity> 
         .and_then(|a| a.to_identity.as_ref())
 }
 
-/// The status of an activity or deal that waits for its contact (plan's and trace's word; the
-/// pipeline records `PARKED` `PARKED_CONTACT_MISSING` once it has waited
-/// `stages.sink.contact_wait`).
-pub const WAITS_FOR_CONTACT: &str = "WAITS_FOR_CONTACT";
-
-/// What the sink does with a record, given the rules' decision and whether HubSpot holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SinkVerdict {
-    /// Absent and may be created.
-    Created,
-    /// Present, and the values differ.
-    Updated,
-    /// Present with every value already there.
-    Unchanged,
-    /// Absent, and the command may not create it: `PARKED_MISSING_FIELDS`.
-    Parked { missing: Vec<String> },
-    /// Absent, and the create trigger does not create it from this change: `NOT_CREATED`.
-    Skipped,
-    /// An activity or deal HubSpot holds already (found by hubsync's own property): not created
-    /// again.
-    #[serde(rename = "UNCHANGED")]
-    Exists { id: String },
-    /// An activity or deal whose contact HubSpot lacks: created once the contact is there,
-    /// `PARKED` `PARKED_CONTACT_MISSING` after `stages.sink.contact_wait`.
-    WaitsForContact { contact: String },
-}
-
-impl SinkVerdict {
-    /// The outcome status the pipeline records for it.
-    pub fn status(&self) -> &'static str {
-        match self {
-            SinkVerdict::Created => "CREATED",
-            SinkVerdict::Updated => "UPDATED",
-            SinkVerdict::Unchanged => "UNCHANGED",
-            SinkVerdict::Parked { .. } => "PARKED",
-            SinkVerdict::Skipped => "SKIPPED",
-            SinkVerdict::Exists { .. } => "UNCHANGED",
-            SinkVerdict::WaitsForContact { .. } => WAITS_FOR_CONTACT,
-        }
-    }
-
-    /// The outcome's reason code.
-    pub fn reason_code(&self) -> &'static str {
-        match self {
-            SinkVerdict::Parked { .. } => "PARKED_MISSING_FIELDS",
-            SinkVerdict::Skipped => "NOT_CREATED",
-            SinkVerdict::WaitsForContact { .. } => "PARKED_CONTACT_MISSING",
-            other => other.status(),
-        }
-    }
-
-    /// For an absent record, as the sink decides it: any command that may create it creates it;
-    /// otherwise the newest command says whether it is parked (an upsert missing mandatory
-    /// fields) or skipped.
-    pub fn absent(
-        may_create: bool,
-        newest_action: CommandAction,
-        newest_missing: &[String],
-    ) -> Self {
-        if may_create {
-            SinkVerdict::Created
-        } else if newest_action == CommandAction::Upsert && !newest_missing.is_empty() {
-            SinkVerdict::Parked {
-                missing: newest_missing.to_vec(),
-            }
-        } else {
-            SinkVerdict::Skipped
-        }
-    }
-
-    /// For a record created once by hubsync's own property (an activity, a deal): `found` is
-    /// HubSpot's id of it; otherwise it is created when its contact is in HubSpot and waits for
-    /// it when not. `None` when the contact's presence is not known here.
-    pub fn once(found: Option<&str>, contact: ContactNow<'_>, contact_label: &str) -> Option<Self> {
-        if let Some(id) = found {
-            return Some(SinkVerdict::Exists { id: id.to_string() });
-        }
-        match contact {
-            ContactNow::Present { .. } => Some(SinkVerdict::Created),
-            ContactNow::Absent => Some(SinkVerdict::WaitsForContact {
-                contact: contact_label.to_string(),
-            }),
-            ContactNow::Unknown => None,
-        }
-    }
-
-    /// In words: `would be created`, `would be parked: last_name is empty`.
-    pub fn describe(&self) -> String {
-        match self {
-            SinkVerdict::Created => "would be created (not in HubSpot)".to_string(),
-            SinkVerdict::Updated => "would be updated (in HubSpot, values differ)".to_string(),
-            SinkVerdict::Unchanged => {
-                "would change nothing (HubSpot already holds these values)".to_string()
-            }
-            SinkVerdict::Parked { missing } => format!(
-                "would be parked PARKED_MISSING_FIELDS: not in HubSpot and {} empty",
-                listing(missing)
-            ),
-            SinkVerdict::Skipped => {
-                "would be skipped NOT_CREATED: not in HubSpot, and this change may not create it"
-                    .to_string()
-            }
-            SinkVerdict::Exists { id } => format!(
-                "would not be created again: HubSpot holds it already (id {id}, found by hubsync's own property)"
-            ),
-            SinkVerdict::WaitsForContact { contact } => format!(
-                "would wait for its contact {contact}, which HubSpot lacks: created once the contact is there, else parked PARKED_CONTACT_MISSING after stages.sink.contact_wait"
-            ),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,21 +544,6 @@ mod tests {
         assert_eq!(
             invalid.problems[0].property.as_deref(),
             Some("hs_lead_status")
-        );
-    }
-
-    #[test]
-    fn an_absent_record_is_created_parked_or_skipped_as_the_sink_decides() {
-        assert_eq!(
-            SinkVerdict::absent(true, CommandAction::Upsert, &[]),
-            SinkVerdict::Created
-        );
-        let parked = SinkVerdict::absent(false, CommandAction::Upsert, &["last_name".into()]);
-        assert_eq!(parked.status(), "PARKED");
-        assert_eq!(parked.reason_code(), "PARKED_MISSING_FIELDS");
-        assert_eq!(
-            SinkVerdict::absent(false, CommandAction::UpdateOnly, &[]).reason_code(),
-            "NOT_CREATED"
         );
     }
 
@@ -870,35 +724,5 @@ mod tests {
             (Verdict::DeadLetter, "activities", Some("INVALID_EMAIL"))
         );
         assert_eq!(refused.problems[0].field, "contact_email");
-    }
-
-    #[test]
-    fn an_activity_is_created_once_and_waits_for_its_contact() {
-        let contact = "email:ada@acme.io";
-        let present = ContactNow::Present { owner: None };
-        let there = SinkVerdict::once(Some("55"), ContactNow::Absent, contact).expect("known");
-        assert_eq!(
-            (there.status(), there.reason_code()),
-            ("UNCHANGED", "UNCHANGED")
-        );
-        assert_eq!(
-            serde_json::to_value(&there).expect("json"),
-            serde_json::json!({"status": "UNCHANGED", "id": "55"})
-        );
-        assert_eq!(
-            SinkVerdict::once(None, present, contact),
-            Some(SinkVerdict::Created)
-        );
-        let waits = SinkVerdict::once(None, ContactNow::Absent, contact).expect("known");
-        assert_eq!(
-            (waits.status(), waits.reason_code()),
-            (WAITS_FOR_CONTACT, "PARKED_CONTACT_MISSING")
-        );
-        assert!(
-            waits.describe().contains("email:ada@acme.io"),
-            "{}",
-            waits.describe()
-        );
-        assert_eq!(SinkVerdict::once(None, ContactNow::Unknown, contact), None);
     }
 }

@@ -79,7 +79,7 @@ impl Payload {
                 Ok(value) => Payload::Decoded { schema_id, value },
                 Err(error) => undecodable("NOT_JSON", error.to_string()),
             },
-            Err(error) => undecodable(error.code(), error.to_string()),
+            Err(error) => undecodable(error.code().as_str(), error.to_string()),
         }
     }
 

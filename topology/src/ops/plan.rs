@@ -43,19 +43,20 @@ use hubsync_processors::decision::{
 };
 use hubsync_processors::rules::{OWNER_PROPERTY, Rules};
 use hubsync_processors::{
-    ActivityDecision, CommandDraft, Decision, OwnerDirectory, decide_activity, decide_company,
-    decide_contact,
+    ActivityDecision, CommandDraft, Decision, Envelope, OwnerDirectory, decide_activity,
+    decide_company, decide_contact, to_command,
 };
 use hubsync_schemas::{
-    ActivityRecorded, CommandAction, CompanyChanged, ContactChanged, HubSpotObjectType, Identity,
-    IdentityKind,
+    ActivityRecorded, Association, CompanyChanged, ContactChanged, HubSpotCommand,
+    HubSpotObjectType, Identity, IdentityKind, ReasonCode, SourcePosition,
 };
 use serde::Serialize;
 
-use super::decision::{ContactNow, SinkVerdict, WAITS_FOR_CONTACT, contact_link};
 use super::lookup::Found;
 use super::table::Table;
 use crate::hubspot::{ObjectType, Record};
+use crate::sink::coalesce::Merged;
+use crate::sink::verdict::{self, Change, ContactNow, SinkVerdict, WAITS_FOR_CONTACT};
 
 /// The status of records hubsync can only find through the sink's identity map.
 pub const UNRESOLVED: &str = "UNRESOLVED";
@@ -72,79 +73,58 @@ pub const STATUSES: [&str; 8] = [
     UNRESOLVED,
 ];
 
-/// The commands of one record, coalesced as the sink coalesces them.
+/// The commands of one record, coalesced by the sink's own merge.
 #[derive(Debug, Clone)]
 pub struct PlannedRecord {
     pub object: HubSpotObjectType,
     pub identity: Identity,
-    pub properties: BTreeMap<String, Option<String>>,
-    property_times: BTreeMap<String, i64>,
-    pub create_only: BTreeMap<String, String>,
-    pub fill_if_empty: BTreeSet<String>,
-    /// Properties some command sends whatever HubSpot holds.
-    unconditional: BTreeSet<String>,
-    pub may_create: bool,
-    /// The newest command's time, action and missing mandatory fields.
-    newest: (i64, CommandAction, Vec<String>),
+    pub merged: Merged,
     /// The contact an activity or deal links to.
     pub contact: Option<Identity>,
     pub events: u64,
 }
 
+/// The command the process stage would make of a draft. Where the event was read does not
+/// matter to the merge, so none is named.
+pub fn command_of(draft: CommandDraft, event_time: i64) -> HubSpotCommand {
+    let envelope = Envelope {
+        event_id: String::new(),
+        correlation_id: String::new(),
+        team_id: String::new(),
+        source: SourcePosition {
+            topic: String::new(),
+            partition: 0,
+            offset: 0,
+            key: None,
+        },
+        event_time,
+        processed_time: event_time,
+    };
+    to_command(draft, envelope)
+}
+
 impl PlannedRecord {
-    fn new(draft: &CommandDraft, time: i64) -> Self {
+    fn new(command: &HubSpotCommand) -> Self {
         PlannedRecord {
-            object: draft.object_type,
-            identity: draft.identity.clone(),
-            properties: BTreeMap::new(),
-            property_times: BTreeMap::new(),
-            create_only: BTreeMap::new(),
-            fill_if_empty: BTreeSet::new(),
-            unconditional: BTreeSet::new(),
-            may_create: false,
-            newest: (time, draft.action, draft.missing_for_create.clone()),
-            contact: contact_link(draft).cloned(),
+            object: command.object_type,
+            identity: command.identity.clone(),
+            merged: Merged::default(),
+            contact: contact_of(&command.associations).cloned(),
             events: 0,
         }
     }
 
-    /// The record one command alone would write.
+    /// The record one event's draft alone would write.
     pub fn of(draft: &CommandDraft, time: i64) -> Self {
-        let mut record = Self::new(draft, time);
-        record.absorb(draft, time);
+        let command = command_of(draft.clone(), time);
+        let mut record = Self::new(&command);
+        record.absorb(&command);
         record
     }
 
-    /// One more command, as `sink::coalesce` absorbs it.
-    fn absorb(&mut self, draft: &CommandDraft, time: i64) {
-        for (name, value) in &draft.properties {
-            if self.property_times.get(name).is_none_or(|t| time >= *t) {
-                self.properties.insert(name.clone(), value.clone());
-                self.property_times.insert(name.clone(), time);
-                if !draft.fill_if_empty.contains(name) {
-                    self.fill_if_empty.remove(name);
-                }
-            }
-        }
-        for name in &draft.fill_if_empty {
-            if !self.unconditional.contains(name) {
-                self.fill_if_empty.insert(name.clone());
-            }
-        }
-        for name in draft.properties.keys() {
-            if !draft.fill_if_empty.contains(name) {
-                self.unconditional.insert(name.clone());
-            }
-        }
-        for (name, value) in &draft.create_only_properties {
-            self.create_only
-                .entry(name.clone())
-                .or_insert_with(|| value.clone());
-        }
-        self.may_create |= draft.may_create;
-        if time >= self.newest.0 {
-            self.newest = (time, draft.action, draft.missing_for_create.clone());
-        }
+    /// One more command, merged as the sink merges it.
+    fn absorb(&mut self, command: &HubSpotCommand) {
+        self.merged.absorb(command);
         self.events += 1;
     }
 
@@ -161,7 +141,8 @@ impl PlannedRecord {
         {
             return None;
         }
-        self.properties
+        self.merged
+            .properties
             .get("name")
             .and_then(|name| name.as_deref())
             .filter(|name| !name.is_empty())
@@ -193,71 +174,19 @@ impl PlannedRecord {
         })
     }
 
-    /// The verdict against HubSpot's record (`None`: HubSpot has none), and the changes.
+    /// The verdict against HubSpot's record (`None`: HubSpot has none), and the changes: the
+    /// sink's own judgement.
     pub fn judge(&self, current: Option<&Record>) -> (SinkVerdict, Vec<Change>) {
-        let Some(current) = current else {
-            let (_, action, missing) = &self.newest;
-            let verdict = SinkVerdict::absent(self.may_create, *action, missing);
-            let changes = if verdict == SinkVerdict::Created {
-                self.creation()
-            } else {
-                Vec::new()
-            };
-            return (verdict, changes);
-        };
-        let mut changes = Vec::new();
-        for (name, planned) in &self.properties {
-            let held = current.property(name).map(str::trim);
-            if self.fill_if_empty.contains(name) && held.is_some() {
-                continue;
-            }
-            let planned = planned.as_deref().map(str::trim).filter(|v| !v.is_empty());
-            if held != planned {
-                changes.push(Change {
-                    property: name.clone(),
-                    hubspot: held.map(str::to_string),
-                    planned: planned.map(str::to_string),
-                    create_only: false,
-                });
-            }
-        }
-        let verdict = if changes.is_empty() {
-            SinkVerdict::Unchanged
-        } else {
-            SinkVerdict::Updated
-        };
-        (verdict, changes)
+        verdict::judge(&self.merged, current)
     }
+}
 
-    /// Everything a create writes: the values, and the create-only values under them.
-    fn creation(&self) -> Vec<Change> {
-        let mut changes: Vec<Change> = self
-            .properties
-            .iter()
-            .filter_map(|(name, value)| {
-                let value = value.as_deref().filter(|v| !v.is_empty())?;
-                Some(Change {
-                    property: name.clone(),
-                    hubspot: None,
-                    planned: Some(value.to_string()),
-                    create_only: false,
-                })
-            })
-            .collect();
-        for (name, value) in &self.create_only {
-            let written = changes.iter().any(|c| &c.property == name);
-            if !written && !value.is_empty() {
-                changes.push(Change {
-                    property: name.clone(),
-                    hubspot: None,
-                    planned: Some(value.clone()),
-                    create_only: true,
-                });
-            }
-        }
-        changes.sort_by(|a, b| a.property.cmp(&b.property));
-        changes
-    }
+/// The contact link of an activity or a deal.
+fn contact_of(associations: &[Association]) -> Option<&Identity> {
+    associations
+        .iter()
+        .find(|a| a.to_object_type == HubSpotObjectType::Contact)
+        .and_then(|a| a.to_identity.as_ref())
 }
 
 /// `hubsync_activity_id`, `hubsync_deal_key`: properties of hubsync's own.
@@ -349,18 +278,6 @@ fn name_key() -> LookupKey {
         how: How::Name,
         property: "name".to_string(),
     }
-}
-
-/// One property a record would change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Change {
-    pub property: String,
-    /// What HubSpot holds now; `None` when empty or absent.
-    pub hubspot: Option<String>,
-    /// What the rules would write; `None` clears it.
-    pub planned: Option<String>,
-    /// Written only because the record is created (a default value).
-    pub create_only: bool,
 }
 
 /// The plan for one record.
@@ -490,19 +407,20 @@ impl<'r> Planner<'r> {
             ActivityDecision::Write { activity, deal } => {
                 if let Some(deal) = deal {
                     let key = deal.identity.value.clone();
+                    let command = command_of(*deal, event.event_time);
                     let record = self.deals.entry(key.clone()).or_insert_with(|| {
                         self.deal_order.push(key);
-                        PlannedRecord::new(&deal, event.event_time)
+                        PlannedRecord::new(&command)
                     });
-                    record.absorb(&deal, event.event_time);
+                    record.absorb(&command);
                 }
-                self.write(&activity, event.event_time);
+                self.write(activity, event.event_time);
             }
         }
     }
 
     /// A message the process stage could not decode: it dead-letters it with this code.
-    pub fn undecodable(&mut self, code: &str) {
+    pub fn undecodable(&mut self, code: ReasonCode) {
         self.events += 1;
         *self.dead_lettered.entry(code.to_string()).or_insert(0) += 1;
     }
@@ -514,7 +432,7 @@ impl<'r> Planner<'r> {
                 *self.skipped.entry(code.as_str().to_string()).or_insert(0) += 1;
             }
             Decision::Invalid { problems } => self.refused(problems),
-            Decision::Write(draft) => self.write(&draft, time),
+            Decision::Write(draft) => self.write(draft, time),
         }
     }
 
@@ -533,17 +451,18 @@ impl<'r> Planner<'r> {
     }
 
     /// A command, coalesced into its record.
-    fn write(&mut self, draft: &CommandDraft, time: i64) {
+    fn write(&mut self, draft: CommandDraft, time: i64) {
+        let command = command_of(draft, time);
         let key = (
-            draft.object_type,
-            draft.identity.kind,
-            draft.identity.value.clone(),
+            command.object_type,
+            command.identity.kind,
+            command.identity.value.clone(),
         );
         let record = self.records.entry(key.clone()).or_insert_with(|| {
             self.order.push(key);
-            PlannedRecord::new(draft, time)
+            PlannedRecord::new(&command)
         });
-        record.absorb(draft, time);
+        record.absorb(&command);
     }
 
     pub fn events(&self) -> u64 {
@@ -569,8 +488,8 @@ impl<'r> Planner<'r> {
             };
             let (values, properties) = lookups.wanted.entry(key).or_default();
             values.push(record.identity.value.clone());
-            properties.extend(record.properties.keys().cloned());
-            properties.extend(record.create_only.keys().cloned());
+            properties.extend(record.merged.properties.keys().cloned());
+            properties.extend(record.merged.create_only.keys().cloned());
         }
         for (values, properties) in lookups.wanted.values_mut() {
             values.sort();
@@ -591,7 +510,7 @@ impl<'r> Planner<'r> {
             }
             let (values, properties) = lookups.wanted.entry(name_key()).or_default();
             values.push(name.to_string());
-            properties.extend(record.properties.keys().cloned());
+            properties.extend(record.merged.properties.keys().cloned());
         }
         for (values, properties) in lookups.wanted.values_mut() {
             values.sort();
@@ -694,7 +613,7 @@ fn judge(record: &PlannedRecord, current: &Current, match_on_name: bool) -> Reco
                 record: record.label(),
                 object: record.object.as_str(),
                 status: verdict.status(),
-                reason_code: verdict.reason_code(),
+                reason_code: verdict.reason_code().as_str(),
                 hubspot_id: found.map(|r| r.id.clone()),
                 events: record.events,
                 missing_fields: missing,
@@ -721,10 +640,10 @@ fn judge_once(record: &PlannedRecord, current: &Current) -> RecordPlan {
     };
     let changes = match verdict {
         SinkVerdict::Created => {
-            let mut changes = record.creation();
+            let mut changes = verdict::creation(&record.merged);
             // An inherited owner is the contact's when it has one, as the sink writes it.
             if let ContactNow::Present { owner: Some(owner) } = contact
-                && record.fill_if_empty.contains(OWNER_PROPERTY)
+                && record.merged.fill_if_empty.contains(OWNER_PROPERTY)
             {
                 changes.retain(|c| c.property != OWNER_PROPERTY);
                 changes.push(Change {
@@ -743,7 +662,7 @@ fn judge_once(record: &PlannedRecord, current: &Current) -> RecordPlan {
         record: record.label(),
         object: record.object.as_str(),
         status: verdict.status(),
-        reason_code: verdict.reason_code(),
+        reason_code: verdict.reason_code().as_str(),
         hubspot_id: found.map(|r| r.id.clone()),
         events: record.events,
         missing_fields: Vec::new(),
@@ -1113,7 +1032,7 @@ mod tests {
         let mut invalid = contact("ct_bad", Some("bad@acme.io"), 70);
         invalid.fields.insert("stage".into(), Some("new".into()));
         planner.contact(&invalid);
-        planner.undecodable("UNKNOWN_SCHEMA_ID");
+        planner.undecodable(ReasonCode::UnknownSchemaId);
         assert_eq!(planner.events(), 9);
 
         let current = answered(

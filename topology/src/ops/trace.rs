@@ -25,13 +25,14 @@ use hubsync_schemas::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::decision::{DecisionView, SinkVerdict};
+use super::decision::DecisionView;
 use super::dlq::Letter;
 use super::range::format_ms;
 use super::subject::Identifiers;
 use super::table::fields;
 use crate::hubspot::Record;
 use crate::outcomes::Original;
+use crate::sink::verdict::SinkVerdict;
 
 /// What the decisions shown are, said once in every trace.
 pub const RULES_NOTE: &str = "rules now: each event decided again with the current configuration's rules and the portal's properties as they are now; the pipeline decided with the rules of its time";
@@ -726,7 +727,7 @@ mod tests {
 
     #[test]
     fn an_activity_shows_its_object_owner_links_and_what_the_sink_would_do() {
-        use super::super::decision::ContactNow;
+        use crate::sink::verdict::ContactNow;
         use hubsync_processors::rules::Rules;
         use hubsync_processors::{OwnerDirectory, PropertyCatalog, decide_activity};
 

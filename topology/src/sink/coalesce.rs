@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use hubsync_schemas::HubSpotCommand;
+use hubsync_schemas::{CommandAction, HubSpotCommand};
 
 use crate::lineage::Lineage;
 use crate::outcomes::Original;
@@ -37,17 +37,84 @@ pub struct Member {
     pub lineage: Lineage,
 }
 
-/// The merged write for one record.
-#[derive(Debug, Clone)]
-pub struct PendingRecord {
-    /// `object:KIND:value`, see [`crate::state::record_key`].
-    pub key: String,
+/// The merge of one record's commands: the newest value of each property by event time (arrival
+/// order breaks ties), every create-only value, fill-if-empty while no command sends the value
+/// outright, and whether any command may create the record. The only merge in hubsync: the sink
+/// writes it, and `plan` and `trace` predict with it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Merged {
     pub properties: BTreeMap<String, Option<String>>,
     /// Event time of each property's current value.
     pub property_times: BTreeMap<String, i64>,
     pub create_only: BTreeMap<String, String>,
     pub fill_if_empty: BTreeSet<String>,
+    /// Properties some command sends whatever HubSpot holds.
+    unconditional: BTreeSet<String>,
     pub may_create: bool,
+    /// The newest command's event time, action and missing mandatory fields: it speaks for the
+    /// record when HubSpot lacks it.
+    newest: Option<(i64, CommandAction, Vec<String>)>,
+}
+
+impl Merged {
+    /// The record one command alone would write.
+    pub fn of(command: &HubSpotCommand) -> Self {
+        let mut merged = Merged::default();
+        merged.absorb(command);
+        merged
+    }
+
+    /// One more command for the record.
+    pub fn absorb(&mut self, command: &HubSpotCommand) {
+        let time = command.event_time;
+        for (name, value) in &command.properties {
+            let newer = self.property_times.get(name).is_none_or(|t| time >= *t);
+            if newer {
+                self.properties.insert(name.clone(), value.clone());
+                self.property_times.insert(name.clone(), time);
+                // A value some command sends unconditionally is no longer fill-if-empty.
+                if !command.fill_if_empty.contains(name) {
+                    self.fill_if_empty.remove(name);
+                }
+            }
+        }
+        for name in &command.fill_if_empty {
+            if !self.unconditional.contains(name) {
+                self.fill_if_empty.insert(name.clone());
+            }
+        }
+        for name in command.properties.keys() {
+            if !command.fill_if_empty.contains(name) {
+                self.unconditional.insert(name.clone());
+            }
+        }
+        for (name, value) in &command.create_only_properties {
+            self.create_only
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+        // One event that may create the record is enough: the write carries every command's values.
+        self.may_create |= command.may_create;
+        if self.newest.as_ref().is_none_or(|(t, _, _)| time >= *t) {
+            self.newest = Some((time, command.action, command.missing_for_create.clone()));
+        }
+    }
+
+    /// The newest command's action and missing mandatory fields.
+    pub fn newest(&self) -> (CommandAction, &[String]) {
+        match &self.newest {
+            Some((_, action, missing)) => (*action, missing),
+            None => (CommandAction::Unknown, &[]),
+        }
+    }
+}
+
+/// The merged write for one record, and the commands it answers for.
+#[derive(Debug, Clone)]
+pub struct PendingRecord {
+    /// `object:KIND:value`, see [`crate::state::record_key`].
+    pub key: String,
+    pub merged: Merged,
     pub members: Vec<Member>,
     pub first_seen: Instant,
     /// Not to be written before this (a record waiting for HubSpot's search to catch up).
@@ -58,11 +125,7 @@ impl PendingRecord {
     fn new(key: String, now: Instant) -> Self {
         PendingRecord {
             key,
-            properties: BTreeMap::new(),
-            property_times: BTreeMap::new(),
-            create_only: BTreeMap::new(),
-            fill_if_empty: BTreeSet::new(),
-            may_create: false,
+            merged: Merged::default(),
             members: Vec::new(),
             first_seen: now,
             not_before: None,
@@ -70,34 +133,7 @@ impl PendingRecord {
     }
 
     fn absorb(&mut self, member: Member) {
-        let command = &member.command;
-        let time = command.event_time;
-        for (name, value) in &command.properties {
-            let newer = self.property_times.get(name).is_none_or(|t| time >= *t);
-            if newer {
-                self.properties.insert(name.clone(), value.clone());
-                self.property_times.insert(name.clone(), time);
-                // A value some member sends unconditionally is no longer fill-if-empty.
-                if !command.fill_if_empty.contains(name) {
-                    self.fill_if_empty.remove(name);
-                }
-            }
-        }
-        for name in &command.fill_if_empty {
-            let sent_unconditionally = self.members.iter().any(|m| {
-                m.command.properties.contains_key(name) && !m.command.fill_if_empty.contains(name)
-            });
-            if !sent_unconditionally {
-                self.fill_if_empty.insert(name.clone());
-            }
-        }
-        for (name, value) in &command.create_only_properties {
-            self.create_only
-                .entry(name.clone())
-                .or_insert_with(|| value.clone());
-        }
-        // One event that may create the record is enough: the write carries every member's values.
-        self.may_create |= command.may_create;
+        self.merged.absorb(&member.command);
         self.members.push(member);
     }
 
@@ -107,7 +143,7 @@ impl PendingRecord {
         self.not_before.map_or(lingered, |at| at.max(lingered))
     }
 
-    /// The member whose command is newest by event time: it speaks for the record.
+    /// The member whose command is newest by event time.
     pub fn newest(&self) -> Option<&Member> {
         self.members.iter().max_by_key(|m| m.command.event_time)
     }
@@ -434,8 +470,11 @@ mod tests {
         assert_eq!(batch.len(), 1);
         let record = &batch[0];
         assert_eq!(record.members.len(), 3);
-        assert_eq!(record.properties["firstname"].as_deref(), Some("Ada L."));
-        assert_eq!(record.properties["jobtitle"].as_deref(), Some("CTO"));
+        assert_eq!(
+            record.merged.properties["firstname"].as_deref(),
+            Some("Ada L.")
+        );
+        assert_eq!(record.merged.properties["jobtitle"].as_deref(), Some("CTO"));
         assert_eq!(record.newest().map(|m| m.command.event_time), Some(3));
     }
 
@@ -545,7 +584,10 @@ mod tests {
         );
         c.release(first.into_iter().map(|r| r.key));
         let second = c.take_batch(now, true).expect("released");
-        assert_eq!(second[0].properties["firstname"].as_deref(), Some("B"));
+        assert_eq!(
+            second[0].merged.properties["firstname"].as_deref(),
+            Some("B")
+        );
     }
 
     #[test]
@@ -589,8 +631,14 @@ mod tests {
         }
         let retried = c.take_batch(now, true).expect("batch");
         assert_eq!(retried[0].members.len(), 2);
-        assert_eq!(retried[0].properties["firstname"].as_deref(), Some("New"));
-        assert_eq!(retried[0].properties["city"].as_deref(), Some("Paris"));
+        assert_eq!(
+            retried[0].merged.properties["firstname"].as_deref(),
+            Some("New")
+        );
+        assert_eq!(
+            retried[0].merged.properties["city"].as_deref(),
+            Some("Paris")
+        );
     }
 
     #[test]
@@ -756,8 +804,8 @@ mod tests {
         first.command.may_create = true;
         c.add("a".into(), first, now);
         let record = c.take_batch(now, true).expect("batch").remove(0);
-        assert!(record.fill_if_empty.contains("phone"));
-        assert!(record.may_create);
+        assert!(record.merged.fill_if_empty.contains("phone"));
+        assert!(record.merged.may_create);
 
         let mut c = Coalescer::new(Duration::ZERO, 10, 1_000);
         let mut first = member("a@x.io", 1, &[("phone", Some("1"))]);
@@ -769,7 +817,7 @@ mod tests {
             now,
         );
         let record = c.take_batch(now, true).expect("batch").remove(0);
-        assert!(!record.fill_if_empty.contains("phone"));
-        assert_eq!(record.properties["phone"].as_deref(), Some("2"));
+        assert!(!record.merged.fill_if_empty.contains("phone"));
+        assert_eq!(record.merged.properties["phone"].as_deref(), Some("2"));
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`coalesce`]: merging commands per record within the linger window, and batching (pure).
+//! - [`verdict`]: the sink's decisions, pure: a record against what HubSpot holds, and the one
+//!   failure table; `plan` and `trace` predict with it.
 //! - [`writer`]: a batch of records to HubSpot calls and a resolution per record.
 //! - [`stage`]: the loop: read, dedupe, coalesce, dispatch batches, emit, store offsets.
 
@@ -10,4 +12,5 @@ pub mod coalesce;
 pub mod links;
 pub mod owned;
 pub mod stage;
+pub mod verdict;
 pub mod writer;

@@ -671,15 +671,7 @@ async fn write_batch(
             }
             Resolution::Done(verdict) => finished.push((record, verdict, None)),
             Resolution::DeadLetter(failure) => {
-                let verdict = Verdict::dead_lettered(
-                    &failure.code,
-                    format!(
-                        "dead-lettered ({}): {}",
-                        failure.class.as_str(),
-                        failure.message
-                    ),
-                )
-                .with_attempts(failure.attempts);
+                let verdict = Verdict::dead_lettered(&failure);
                 finished.push((record, verdict, Some(failure)));
             }
         }

@@ -20,11 +20,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use hubsync_schemas::{CommandAction, ErrorClass as FailureClass, HubSpotObjectType, IdentityKind};
+use hubsync_schemas::{ErrorClass as FailureClass, HubSpotObjectType, IdentityKind, ReasonCode};
 use tracing::{info, warn};
 
 use super::coalesce::PendingRecord;
 use super::links::{self, LinkError, Resolved};
+pub use super::verdict::Resolution;
+use super::verdict::{self, Refusal, SinkVerdict};
 use crate::hubspot::{
     CreateInput, ErrorClass, Filter, FilterGroup, HubSpotClient, InlineAssociation, InputResult,
     ObjectType, SearchRequest, UpdateInput, UpsertInput,
@@ -32,19 +34,6 @@ use crate::hubspot::{
 use crate::hubspot::{Error as ClientError, Failure as ClientFailure};
 use crate::outcomes::{Failure, Verdict};
 use crate::state::{CreateIntent, State, StateError, hubspot_key};
-
-/// What becomes of one record's events.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Resolution {
-    /// Every member gets this verdict.
-    Done(Verdict),
-    /// Every member is dead-lettered for this failure.
-    DeadLetter(Failure),
-    /// Try again at the earliest after this long (search has not caught up yet).
-    Later(Duration),
-    /// HubSpot refuses the token: keep the record, pause, retry when the token works again.
-    Paused(String),
-}
 
 #[derive(Debug, Clone)]
 pub struct WriterSettings {
@@ -94,7 +83,7 @@ impl Writer {
         let Some(target) = ObjectType::of_command(object) else {
             let failure = Failure::new(
                 FailureClass::Internal,
-                "UNSUPPORTED_OBJECT_TYPE",
+                ReasonCode::UnsupportedObjectType,
                 format!("the sink does not write {} records", object.as_str()),
             );
             return Ok(records
@@ -141,17 +130,18 @@ impl Writer {
             // A fill-if-empty value hubsync wrote before has filled the property already.
             let mut record = record;
             let filled: Vec<String> = record
+                .merged
                 .fill_if_empty
                 .iter()
                 .filter(|name| last.get(*name).is_some_and(|v| !v.is_empty()))
                 .cloned()
                 .collect();
             for name in filled {
-                record.fill_if_empty.remove(&name);
-                record.properties.remove(&name);
+                record.merged.fill_if_empty.remove(&name);
+                record.merged.properties.remove(&name);
             }
-            let same = record.fill_if_empty.is_empty()
-                && record.properties.iter().all(|(name, value)| {
+            let same = record.merged.fill_if_empty.is_empty()
+                && record.merged.properties.iter().all(|(name, value)| {
                     last.get(name).map(String::as_str) == Some(value.as_deref().unwrap_or(""))
                 });
             if same {
@@ -177,11 +167,11 @@ impl Writer {
         // whether records that may not be created exist.
         let wanted: BTreeSet<String> = records
             .iter()
-            .flat_map(|r| r.fill_if_empty.iter().cloned())
+            .flat_map(|r| r.merged.fill_if_empty.iter().cloned())
             .collect();
         let ids: Vec<String> = records
             .iter()
-            .filter(|r| !r.fill_if_empty.is_empty() || !r.may_create)
+            .filter(|r| !r.merged.fill_if_empty.is_empty() || !r.merged.may_create)
             .map(identity_value)
             .collect();
         let mut read_failure = None;
@@ -206,11 +196,11 @@ impl Writer {
         };
         for record in records.iter_mut() {
             if let Some(Ok(existing)) = current.get(&identity_value(record)) {
-                drop_present(record, existing);
+                verdict::drop_filled(&mut record.merged, existing);
             }
         }
         let (creatable, update_only): (Vec<_>, Vec<_>) =
-            records.into_iter().partition(|r| r.may_create);
+            records.into_iter().partition(|r| r.merged.may_create);
 
         // Records that may not be created: update them where HubSpot has them.
         if let Some(error) = read_failure {
@@ -244,7 +234,7 @@ impl Writer {
                 .map(|r| UpsertInput {
                     trace_id: trace_id(r),
                     id: identity_value(r),
-                    properties: sendable(&r.properties),
+                    properties: verdict::sendable(&r.merged.properties),
                 })
                 .collect();
             match self
@@ -268,11 +258,11 @@ impl Writer {
                                 }
                             }
                             Some(Err(error)) => {
-                                let resolution = input_failure(error);
+                                let resolution = verdict::refused(Refusal::of_input(error));
                                 results.push((record, resolution));
                             }
                             None => {
-                                results.push((record, Resolution::DeadLetter(missing_answer())))
+                                results.push((record, Resolution::DeadLetter(verdict::no_answer())))
                             }
                         }
                     }
@@ -302,7 +292,7 @@ impl Writer {
     ) -> Result<Results, StateError> {
         let (with_defaults, plain): (Vec<_>, Vec<_>) = created
             .into_iter()
-            .partition(|(_, r)| !defaults_to_send(r).is_empty());
+            .partition(|(_, r)| !verdict::defaults_to_send(&r.merged).is_empty());
         let mut results: Results = plain
             .into_iter()
             .map(|(id, r)| (r, Resolution::Done(Verdict::created(&id))))
@@ -315,7 +305,7 @@ impl Writer {
             .map(|(id, r)| UpdateInput {
                 trace_id: trace_id(r),
                 id: id.clone(),
-                properties: defaults_to_send(r),
+                properties: verdict::defaults_to_send(&r.merged),
             })
             .collect();
         let answers = match self.client.batch_update(target, &inputs).await {
@@ -331,7 +321,7 @@ impl Writer {
                 Some(Ok(_)) => {
                     self.state.merge_last_written(
                         &hubspot_key(target.path_name(), &id),
-                        &defaults_to_send(&record),
+                        &verdict::defaults_to_send(&record.merged),
                     )?;
                 }
                 Some(Err(error)) => {
@@ -375,7 +365,7 @@ impl Writer {
                 (Some(_), Some(IdentityKind::SourceId)) if !searchable_property(&record) => {
                     results.push((record, Resolution::DeadLetter(Failure::new(
                         FailureClass::Data,
-                        "UNCERTAIN_CREATE",
+                        ReasonCode::UncertainCreate,
                         "a create of this record was interrupted and HubSpot offers no way to look it up by its upstream id; check HubSpot for it, then re-drive",
                     ))));
                 }
@@ -425,7 +415,8 @@ impl Writer {
         results.extend(self.update_known(target, known).await?);
 
         // Create what may be created; the rest waits for its mandatory fields or a trigger.
-        let (creatable, blocked): (Vec<_>, Vec<_>) = absent.into_iter().partition(|r| r.may_create);
+        let (creatable, blocked): (Vec<_>, Vec<_>) =
+            absent.into_iter().partition(|r| r.merged.may_create);
         results.extend(blocked.into_iter().map(not_created));
         results.extend(self.create_linked(target, creatable, now_ms).await?);
         Ok(results)
@@ -530,7 +521,8 @@ impl Writer {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let inherits_owner = |r: &PendingRecord| r.fill_if_empty.contains(links::OWNER_PROPERTY);
+        let inherits_owner =
+            |r: &PendingRecord| r.merged.fill_if_empty.contains(links::OWNER_PROPERTY);
         let mut resolved =
             match links::resolve(&self.client, &self.state, &records, inherits_owner).await {
                 Ok(resolved) => resolved,
@@ -549,20 +541,22 @@ impl Writer {
                 Some(Resolved::Ready(found)) => {
                     // The contact's owner, else the one the command carries (the default
                     // owner), else none at all rather than an empty value.
-                    if record.fill_if_empty.remove(links::OWNER_PROPERTY) {
+                    if record.merged.fill_if_empty.remove(links::OWNER_PROPERTY) {
                         match found.contact_owner {
                             Some(owner) => {
                                 record
+                                    .merged
                                     .properties
                                     .insert(links::OWNER_PROPERTY.to_string(), Some(owner));
                             }
                             None => {
                                 if record
+                                    .merged
                                     .properties
                                     .get(links::OWNER_PROPERTY)
                                     .is_some_and(|v| v.as_deref().unwrap_or("").is_empty())
                                 {
-                                    record.properties.remove(links::OWNER_PROPERTY);
+                                    record.merged.properties.remove(links::OWNER_PROPERTY);
                                 }
                             }
                         }
@@ -607,7 +601,8 @@ impl Writer {
                 .iter()
                 .filter(|r| !found.contains_key(&identity_value(r).to_ascii_lowercase()))
                 .filter_map(|r| {
-                    r.properties
+                    r.merged
+                        .properties
                         .get("name")
                         .cloned()
                         .flatten()
@@ -694,7 +689,7 @@ impl Writer {
             .map(|(id, r)| UpdateInput {
                 trace_id: trace_id(r),
                 id: id.clone(),
-                properties: sendable(&r.properties),
+                properties: verdict::sendable(&r.merged.properties),
             })
             .collect();
         match self.client.batch_update(target, &inputs).await {
@@ -711,8 +706,12 @@ impl Writer {
                             self.state.clear_identity(&record.key)?;
                             results.push((record, Resolution::Later(Duration::ZERO)));
                         }
-                        Some(Err(error)) => results.push((record, input_failure(error))),
-                        None => results.push((record, Resolution::DeadLetter(missing_answer()))),
+                        Some(Err(error)) => {
+                            results.push((record, verdict::refused(Refusal::of_input(error))))
+                        }
+                        None => {
+                            results.push((record, Resolution::DeadLetter(verdict::no_answer())))
+                        }
                     }
                 }
             }
@@ -751,8 +750,8 @@ impl Writer {
             .iter()
             .zip(links)
             .map(|(r, associations)| {
-                let mut properties = defaults_to_send(r);
-                properties.extend(sendable(&r.properties));
+                let mut properties = verdict::defaults_to_send(&r.merged);
+                properties.extend(verdict::sendable(&r.merged.properties));
                 // The upstream id travels on the record, so it can be found by it again.
                 if let Some(property) = identity_property(r).filter(|_| searchable_property(r)) {
                     properties.insert(property, identity_value(r));
@@ -778,7 +777,7 @@ impl Writer {
                                     target,
                                     &record,
                                     &written.id,
-                                    Some(defaults_to_send(&record)),
+                                    Some(verdict::defaults_to_send(&record.merged)),
                                 )?;
                             }
                             self.state.clear_intent(&record.key)?;
@@ -786,9 +785,11 @@ impl Writer {
                         }
                         Some(Err(error)) => {
                             self.state.clear_intent(&record.key)?;
-                            results.push((record, input_failure(error)));
+                            results.push((record, verdict::refused(Refusal::of_input(error))));
                         }
-                        None => results.push((record, Resolution::DeadLetter(missing_answer()))),
+                        None => {
+                            results.push((record, Resolution::DeadLetter(verdict::no_answer())))
+                        }
                     }
                 }
             }
@@ -820,14 +821,14 @@ impl Writer {
     ) -> Result<(), String> {
         let wanted: BTreeSet<String> = known
             .iter()
-            .flat_map(|(_, r)| r.fill_if_empty.iter().cloned())
+            .flat_map(|(_, r)| r.merged.fill_if_empty.iter().cloned())
             .collect();
         if wanted.is_empty() {
             return Ok(());
         }
         let ids: Vec<String> = known
             .iter()
-            .filter(|(_, r)| !r.fill_if_empty.is_empty())
+            .filter(|(_, r)| !r.merged.fill_if_empty.is_empty())
             .map(|(id, _)| id.clone())
             .collect();
         let properties: Vec<String> = wanted.into_iter().collect();
@@ -841,7 +842,7 @@ impl Writer {
         };
         for (id, record) in known.iter_mut() {
             if let Some(Ok(existing)) = current.get(id.as_str()) {
-                drop_present(record, existing);
+                verdict::drop_filled(&mut record.merged, existing);
             }
         }
         Ok(())
@@ -855,25 +856,12 @@ impl Writer {
         extra: Option<BTreeMap<String, String>>,
     ) -> Result<(), StateError> {
         self.state.set_identity(&record.key, id)?;
-        let mut written = sendable(&record.properties);
+        let mut written = verdict::sendable(&record.merged.properties);
         if let Some(extra) = extra {
             written.extend(extra);
         }
         self.state
             .merge_last_written(&hubspot_key(target.path_name(), id), &written)
-    }
-}
-
-fn drop_present(record: &mut PendingRecord, existing: &crate::hubspot::Record) {
-    let filled: Vec<String> = record
-        .fill_if_empty
-        .iter()
-        .filter(|name| existing.property(name).is_some())
-        .cloned()
-        .collect();
-    for name in filled {
-        record.properties.remove(&name);
-        record.fill_if_empty.remove(&name);
     }
 }
 
@@ -892,6 +880,20 @@ fn keep_or_pause(error: &ClientError) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// A record HubSpot lacks and that may not be created: parked when mandatory fields are missing,
+/// skipped when the rules do not create it.
+fn not_created(record: PendingRecord) -> (PendingRecord, Resolution) {
+    let verdict = SinkVerdict::absent(&record.merged)
+        .not_created()
+        .unwrap_or_else(|| {
+            Verdict::skipped(
+                ReasonCode::NotCreated,
+                "not in HubSpot, and the create trigger does not create it from this change",
+            )
+        });
+    (record, Resolution::Done(verdict))
 }
 
 fn keep_oldest(found: &mut HashMap<String, String>, key: String, id: String) {
@@ -952,106 +954,10 @@ fn trace_id(record: &PendingRecord) -> String {
         .unwrap_or_else(|| record.key.clone())
 }
 
-/// Values as HubSpot takes them: a cleared value is `""`.
-fn sendable(properties: &BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
-    properties
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-        .collect()
-}
-
-/// Defaults not overridden by a mapped value.
-fn defaults_to_send(record: &PendingRecord) -> BTreeMap<String, String> {
-    record
-        .create_only
-        .iter()
-        .filter(|(name, _)| !record.properties.contains_key(*name))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
 fn by_key(
     results: Vec<InputResult>,
 ) -> HashMap<String, Result<crate::hubspot::Record, crate::hubspot::InputError>> {
     results.into_iter().map(|r| (r.key, r.result)).collect()
-}
-
-/// A record HubSpot lacks and that may not be created: parked when mandatory fields are missing,
-/// skipped when the rules do not create it.
-fn not_created(record: PendingRecord) -> (PendingRecord, Resolution) {
-    let verdict = match record.newest().map(|m| &m.command) {
-        Some(command)
-            if command.action == CommandAction::Upsert
-                && !command.missing_for_create.is_empty() =>
-        {
-            Verdict::parked(command.missing_for_create.clone())
-        }
-        _ => Verdict::skipped(
-            "NOT_CREATED",
-            "not in HubSpot, and the create trigger does not create it from this change",
-        ),
-    };
-    (record, Resolution::Done(verdict))
-}
-
-fn input_failure(error: &crate::hubspot::InputError) -> Resolution {
-    match &error.class {
-        ErrorClass::Auth { .. } => {
-            Resolution::Paused(format!("hubspot refuses the token ({})", error.category))
-        }
-        ErrorClass::RateLimited { retry_after, .. } => {
-            Resolution::Later(retry_after.unwrap_or(Duration::from_secs(10)))
-        }
-        ErrorClass::Retryable { .. } => {
-            let mut failure = Failure::new(
-                FailureClass::RetriesExhausted,
-                "HUBSPOT_UNAVAILABLE",
-                error.message.clone(),
-            );
-            failure.hubspot_category = Some(error.category.clone());
-            Resolution::DeadLetter(failure)
-        }
-        ErrorClass::Data {
-            property_errors, ..
-        } => {
-            let code = property_errors
-                .first()
-                .map(|p| p.code.clone())
-                .unwrap_or_else(|| error.category.clone());
-            let mut failure = Failure::new(FailureClass::Data, &code, error.message.clone());
-            failure.hubspot_category = Some(error.category.clone());
-            Resolution::DeadLetter(failure)
-        }
-        ErrorClass::Conflict { existing_id } => {
-            let mut failure = Failure::new(
-                FailureClass::Data,
-                "CONFLICT",
-                format!(
-                    "{}; the unique value belongs to HubSpot record {existing_id}",
-                    error.message
-                ),
-            );
-            failure.hubspot_category = Some(error.category.clone());
-            Resolution::DeadLetter(failure)
-        }
-        ErrorClass::NotFound => {
-            let mut failure = Failure::new(
-                FailureClass::Data,
-                "OBJECT_NOT_FOUND",
-                error.message.clone(),
-            );
-            failure.hubspot_category = Some(error.category.clone());
-            Resolution::DeadLetter(failure)
-        }
-    }
-}
-
-fn missing_answer() -> Failure {
-    Failure::new(
-        FailureClass::Internal,
-        "NO_ANSWER_FOR_INPUT",
-        "hubspot answered the batch without a result or error for this input",
-    )
 }
 
 /// What a call's failure as a whole means for each of its records.
@@ -1059,46 +965,15 @@ fn fail_all(records: Vec<PendingRecord>, error: &ClientError) -> Results {
     let resolution = match error {
         ClientError::Request(request) => Resolution::DeadLetter(Failure::new(
             FailureClass::Internal,
-            "INVALID_REQUEST",
+            ReasonCode::InvalidRequest,
             format!("hubsync built a request HubSpot would refuse: {request}"),
         )),
-        ClientError::Failed(failure) => call_failure(failure),
+        ClientError::Failed(failure) => verdict::refused(Refusal::of_call(failure)),
     };
     records
         .into_iter()
         .map(|r| (r, resolution.clone()))
         .collect()
-}
-
-fn call_failure(failure: &ClientFailure) -> Resolution {
-    let dead = |class: FailureClass, code: &str| {
-        let mut f = Failure::new(class, code, failure.to_string());
-        f.hubspot_correlation_id = failure.correlation_id.clone();
-        f.attempts = i32::try_from(failure.attempts).unwrap_or(i32::MAX);
-        Resolution::DeadLetter(f)
-    };
-    match &failure.class {
-        ErrorClass::Auth { .. } => {
-            Resolution::Paused(format!("hubspot refuses the token ({})", failure.category))
-        }
-        // The budget is spent, not broken: wait for it, however long, and never dead-letter.
-        ErrorClass::RateLimited { retry_after, .. } => {
-            Resolution::Later(retry_after.unwrap_or(Duration::from_secs(10)))
-        }
-        ErrorClass::Retryable { .. } => dead(FailureClass::RetriesExhausted, "RETRIES_EXHAUSTED"),
-        ErrorClass::Data { property_errors } => {
-            let code = property_errors
-                .first()
-                .map_or_else(|| failure.category.clone(), |p| p.code.clone());
-            let mut resolution = dead(FailureClass::Data, &code);
-            if let Resolution::DeadLetter(f) = &mut resolution {
-                f.hubspot_category = Some(failure.category.clone());
-            }
-            resolution
-        }
-        ErrorClass::Conflict { .. } => dead(FailureClass::Data, "CONFLICT"),
-        ErrorClass::NotFound => dead(FailureClass::Config, "HUBSPOT_ROUTE_NOT_FOUND"),
-    }
 }
 
 fn pause_all(records: Vec<PendingRecord>, reason: &str) -> Results {
@@ -1150,12 +1025,12 @@ mod tests {
             &[("jobtitle", "old"), ("lifecyclestage", "lead")],
         );
         assert_eq!(
-            defaults_to_send(&both),
+            verdict::defaults_to_send(&both.merged),
             BTreeMap::from([("lifecyclestage".to_string(), "lead".to_string())])
         );
         // A record whose create-only values all travelled with the write needs no follow-up.
         let covered = record(&[("jobtitle", "CTO")], &[("jobtitle", "old")]);
-        assert!(defaults_to_send(&covered).is_empty());
+        assert!(verdict::defaults_to_send(&covered.merged).is_empty());
     }
 
     #[test]
@@ -1163,7 +1038,7 @@ mod tests {
         let mut properties = BTreeMap::new();
         properties.insert("phone".to_string(), None);
         properties.insert("city".to_string(), Some("Paris".to_string()));
-        let sent = sendable(&properties);
+        let sent = verdict::sendable(&properties);
         assert_eq!(sent["phone"], "");
         assert_eq!(sent["city"], "Paris");
     }
