@@ -19,8 +19,6 @@
 //! - [`outcomes`]: the outcome and dead-letter records every event ends in.
 //! - [`sink`]: the sink stage, from commands to HubSpot writes and outcomes.
 //! - [`state`]: the sink's local state in sled (identity map, processed events, last written values).
-//! - [`preflight`]: `hubsync check`, the configuration against the real HubSpot portal, broker and
-//!   schema registry before a deploy.
 //! - [`ops`]: operator tooling: the outcomes log queried, dead letters listed, shown and redriven.
 
 pub mod admin;
@@ -35,7 +33,6 @@ pub mod ops;
 pub mod outcomes;
 pub mod pipeline;
 pub mod position;
-pub mod preflight;
 pub mod process;
 pub mod sink;
 pub mod state;

@@ -1,5 +1,5 @@
 //! `hubsync check --config FILE [--json]`: the preflight a deploy pipeline runs before starting
-//! hubsync; see [`crate::preflight`] for what is checked.
+//! hubsync; see [`crate::ops::check`] for what is checked.
 //!
 //! Exit status: 0 when every check passed, 2 when problems were found (each naming its config
 //! field), 1 when a service could not be reached at all (what could be checked is still listed).
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::preflight::{self, Report, Settings};
+use crate::ops::check::{self as preflight, Report, Settings};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -101,7 +101,7 @@ fn kind_name(problem: &preflight::Problem) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preflight::{CheckRow, Problem, ProblemKind, Status};
+    use crate::ops::check::{CheckRow, Problem, ProblemKind, Status};
 
     #[test]
     fn the_table_lines_up_and_lists_problems_with_fields() {

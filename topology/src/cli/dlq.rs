@@ -13,19 +13,18 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hubsync_schemas::{DeadLetter, ErrorClass};
-use tracing::debug;
+use hubsync_schemas::ErrorClass;
 
-use super::logs::{Output, report_scan, time_arg, window};
+use super::logs::{Output, time_arg, window};
 use crate::ops::Ops;
 use crate::ops::dlq::{
-    Letter, LetterFilter, RedriveReport, describe, letter_table, parse_class, redrive,
+    Letter, LetterFilter, RedriveReport, describe, letter_table, parse_class, read_letter, redrive,
+    select,
 };
-use crate::ops::logs::Newest;
 use crate::ops::range::Window;
 use crate::ops::record::RecordQuery;
-use crate::ops::scan::{Flow, TopicReader};
-use crate::outcomes::{Original, now_ms};
+use crate::ops::scan::Flow;
+use crate::outcomes::now_ms;
 use crate::position::Position;
 
 /// Rows `list` shows when `--limit` is not given.
@@ -281,67 +280,4 @@ fn usage(problem: &str) -> ExitCode {
 
 fn in_window(window: &Window, letter: &Letter) -> bool {
     window.contains(letter.dead_letter.failed_at)
-}
-
-/// Dead letters on `topic` in `window` that `filter` selects, oldest first, at most `cap` (the
-/// newest); also how many matched in all.
-async fn select(
-    reader: &TopicReader,
-    topic: &str,
-    window: Window,
-    filter: &LetterFilter,
-    cap: Option<usize>,
-) -> anyhow::Result<(Vec<Letter>, usize)> {
-    // What can be decided without the payload is decided while reading; the record filter
-    // needs the payload decoded, so with one the cap applies only after it.
-    let mut raw: Newest<(Original, DeadLetter)> =
-        Newest::new(cap.filter(|_| filter.record.is_none()));
-    let mut undecodable = 0u64;
-    let stats = reader
-        .scan::<DeadLetter>(topic, window, |scanned| {
-            match scanned.record {
-                Ok(dead_letter) => {
-                    if filter.matches_letter(&dead_letter) {
-                        raw.push(dead_letter.failed_at, (scanned.message, dead_letter));
-                    }
-                }
-                Err(error) => {
-                    debug!(%error, offset = scanned.message.offset, "undecodable dead letter");
-                    undecodable += 1;
-                }
-            }
-            Flow::Continue
-        })
-        .await?;
-    report_scan(topic, &stats, undecodable);
-    // Without a record filter everything read early matched; with one, only what passes it.
-    let matched_early = raw.seen();
-    let mut letters = Newest::new(cap);
-    for (message, dead_letter) in raw.into_sorted() {
-        let letter = Letter::read(reader.codec(), message, dead_letter).await;
-        if filter.matches(&letter) {
-            letters.push(letter.dead_letter.failed_at, letter);
-        }
-    }
-    let matched = if filter.record.is_none() {
-        matched_early
-    } else {
-        letters.seen()
-    };
-    let seen = usize::try_from(matched).unwrap_or(usize::MAX);
-    Ok((letters.into_sorted(), seen))
-}
-
-/// One dead letter by id.
-async fn read_letter(reader: &TopicReader, id: &Position) -> Result<Letter, String> {
-    let message = reader
-        .read_at(&id.topic, id.partition, id.offset)
-        .await
-        .map_err(|e| e.to_string())?;
-    let dead_letter = reader
-        .codec()
-        .decode::<DeadLetter>(message.value.as_deref().unwrap_or_default())
-        .await
-        .map_err(|e| format!("{id} is not a dead letter hubsync can read: {e}"))?;
-    Ok(Letter::read(reader.codec(), message, dead_letter).await)
 }

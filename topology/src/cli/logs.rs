@@ -16,7 +16,7 @@ use crate::ops::Ops;
 use crate::ops::logs::{Counts, LoggedOutcome, Newest, OutcomeFilter, outcome_table, parse_status};
 use crate::ops::range::{Window, format_ms, parse_time};
 use crate::ops::record::RecordQuery;
-use crate::ops::scan::{Flow, ScanStats};
+use crate::ops::scan::{Flow, report_scan};
 use crate::outcomes::now_ms;
 
 /// Rows a table shows when `--limit` is not given.
@@ -178,21 +178,6 @@ fn print_counts(counts: &Counts, json: bool, output: &mut Output) {
         by_status.render(),
         by_reason.render()
     ));
-}
-
-/// Notes for people about how the topic was read, on stderr.
-pub fn report_scan(topic: &str, stats: &ScanStats, undecodable: u64) {
-    if !stats.read_from_start.is_empty() {
-        eprintln!(
-            "note: the brokers cannot look {topic} up by time; partitions {:?} were read from their start",
-            stats.read_from_start
-        );
-    }
-    if undecodable > 0 {
-        eprintln!(
-            "warning: {undecodable} records on {topic} could not be decoded and were left out"
-        );
-    }
 }
 
 /// Stdout for results: a closed pipe (`| head`) ends the output quietly, other write errors

@@ -1,4 +1,5 @@
-//! The `hubsync` subcommands, one module each.
+//! The `hubsync` subcommands, one module each: each parses its arguments, calls the command's
+//! domain (`crate::ops`, or the pipeline for `run`) and prints; nothing else.
 
 pub mod check;
 pub mod config;

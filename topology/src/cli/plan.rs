@@ -13,22 +13,16 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hubsync_processors::OwnerDirectory;
-use hubsync_schemas::{ActivityRecorded, CompanyChanged, ContactChanged};
 use serde_json::json;
 
-use super::logs::{Output, report_scan, time_arg, window};
-use crate::codec::DecodeError;
-use crate::hubspot::HubSpotClient;
+use super::logs::{Output, time_arg, window};
 use crate::ops::Ops;
-use crate::ops::lookup::{self, LookupError};
-use crate::ops::plan::{
-    Current, How, Lookups, Plan, Planner, render_comparison, render_counts, render_diffs,
-};
+use crate::ops::plan::read::{self, Source};
+use crate::ops::plan::{Plan, render_comparison, render_counts, render_diffs};
 use crate::ops::range::{Window, format_ms};
-use crate::ops::scan::{Flow, ScanStats};
+use crate::ops::scan::ScanStats;
+use crate::pipeline;
 use crate::sink::verdict::WAITS_FOR_CONTACT;
-use crate::{catalog, pipeline, process};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -84,14 +78,6 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-/// Which events the topic holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Contacts,
-    Companies,
-    Activities,
-}
-
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let window = match window(args.since, args.until) {
         Ok(window) => window,
@@ -130,47 +116,19 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let catalog = catalog::load(&client)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot read the portal's properties from HubSpot: {e}"))?;
-    // Activities' senders are matched against HubSpot's owners by email (one read).
-    let owners = if source == Source::Activities {
-        process::owner_directory(&client, &config.rules.users)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot read HubSpot's owners: {e}"))?
-    } else {
-        OwnerDirectory::new()
-    };
     let ops = Ops::new(config, secrets)?;
-    let rules = &ops.config.rules;
-    let mut planners = Planners {
-        current: Planner::new(rules, &catalog).with_owners(owners.clone()),
-        old: old_rules
-            .as_ref()
-            .map(|r| Planner::new(r, &catalog).with_owners(owners.clone())),
-    };
-    let reader = ops.reader(!args.json && std::io::stderr().is_terminal())?;
-    let stats = scan(&reader, &args.topic, window, source, &mut planners).await?;
-    report_scan(&args.topic, &stats, 0);
-
-    let mut lookups = Lookups::default();
-    planners.current.lookups(&mut lookups);
-    if let Some(old) = &planners.old {
-        old.lookups(&mut lookups);
-    }
-    let mut current = look_up(&client, &lookups).await?;
-    let mut by_name = Lookups::default();
-    planners.current.name_lookups(&current, &mut by_name);
-    if let Some(old) = &planners.old {
-        old.name_lookups(&current, &mut by_name);
-    }
-    if !by_name.wanted.is_empty() {
-        current
-            .found
-            .extend(look_up(&client, &by_name).await?.found);
-    }
-    let plan = planners.current.finish(&current);
-    let old_plan = planners.old.map(|p| p.finish(&current));
+    let progress = !args.json && std::io::stderr().is_terminal();
+    let made = read::plan(
+        &ops,
+        &client,
+        &args.topic,
+        source,
+        window,
+        old_rules.as_ref(),
+        progress,
+    )
+    .await?;
+    let (plan, old_plan, stats) = (made.plan, made.old, made.stats);
 
     let mut output = Output::default();
     if args.json {
@@ -201,87 +159,6 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 fn usage(problem: &str) -> ExitCode {
     eprintln!("error: {problem}");
     ExitCode::from(2)
-}
-
-/// The current rules' planner, and the old rules' when comparing.
-struct Planners<'r> {
-    current: Planner<'r>,
-    old: Option<Planner<'r>>,
-}
-
-impl<'r> Planners<'r> {
-    fn each(&mut self, mut apply: impl FnMut(&mut Planner<'r>)) {
-        apply(&mut self.current);
-        if let Some(old) = self.old.as_mut() {
-            apply(old);
-        }
-    }
-
-    fn scanned<T>(&mut self, record: &Result<T, DecodeError>, add: impl Fn(&mut Planner<'r>, &T)) {
-        match record {
-            Ok(event) => self.each(|planner| add(planner, event)),
-            Err(error) => self.each(|planner| planner.undecodable(error.code())),
-        }
-    }
-}
-
-async fn scan(
-    reader: &crate::ops::scan::TopicReader,
-    topic: &str,
-    window: Window,
-    source: Source,
-    planners: &mut Planners<'_>,
-) -> anyhow::Result<ScanStats> {
-    let stats = match source {
-        Source::Contacts => {
-            reader
-                .scan::<ContactChanged>(topic, window, |scanned| {
-                    planners.scanned(&scanned.record, Planner::contact);
-                    Flow::Continue
-                })
-                .await?
-        }
-        Source::Companies => {
-            reader
-                .scan::<CompanyChanged>(topic, window, |scanned| {
-                    planners.scanned(&scanned.record, Planner::company);
-                    Flow::Continue
-                })
-                .await?
-        }
-        Source::Activities => {
-            reader
-                .scan::<ActivityRecorded>(topic, window, |scanned| {
-                    planners.scanned(&scanned.record, Planner::activity);
-                    Flow::Continue
-                })
-                .await?
-        }
-    };
-    Ok(stats)
-}
-
-/// Every lookup the plans need, read-only.
-async fn look_up(client: &HubSpotClient, lookups: &Lookups) -> Result<Current, LookupError> {
-    let mut current = Current::default();
-    for (key, (values, properties)) in &lookups.wanted {
-        let found = match key.how {
-            How::Read => {
-                lookup::read_by_property(client, key.object, &key.property, values, properties)
-                    .await?
-            }
-            How::Search => {
-                lookup::search_by(client, key.object, &key.property, values, properties).await?
-            }
-            How::Id => lookup::read_by_id(client, key.object, values, properties).await?,
-            How::Name => lookup::search_by_name(client, values, properties).await?,
-            How::Owned => {
-                lookup::search_owned(client, key.object, &key.property, values, properties).await?
-            }
-        };
-        current.found.insert(key.clone(), found);
-    }
-    Ok(current)
 }
 
 fn window_text(window: Window) -> String {

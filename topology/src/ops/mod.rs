@@ -1,33 +1,40 @@
-//! Operator tooling over hubsync's own topics: the outcomes log queried by time, status, reason
-//! and record (`hubsync logs`), and the dead-letter topic listed, inspected and redriven
-//! (`hubsync dlq`).
-//! `hubsync trace` (one record's story) and `hubsync plan` (a dry run of the current rules over a
-//! range of events) also read the upstream topics, and HubSpot read-only.
+//! The operator commands' domain: what each command reads, decides and writes, apart from its
+//! arguments and its printing (those are `cli`'s). The running pipeline never imports this
+//! module; it may import the pipeline's pure parts (the sink's verdict and merge, the codec).
 //!
 //! # Layout
+//! One folder per command:
+//! - [`logs`]: `hubsync logs`: outcome filters, counts and rows.
+//! - [`dlq`]: `hubsync dlq`: dead-letter filters, decoded payloads; [`dlq::redrive`] publishes a
+//!   selection back to its source topics.
+//! - [`trace`]: `hubsync trace`: one record's story in time order, gathered from the topics and
+//!   HubSpot ([`trace::gather`]).
+//! - [`plan`]: `hubsync plan`: the current rules over a range of events against HubSpot now;
+//!   [`plan::read`] reads the topic and HubSpot for it.
+//! - [`replay`]: `hubsync replay`: source records copied to the replay topic for the current
+//!   rules, resumably.
+//! - [`check`]: `hubsync check`: the configuration against the portal, the broker and the
+//!   registry before a deploy.
+//! - [`owners`]: `hubsync owners automap`: upstream users matched to HubSpot owners.
+//!
+//! Shared by several commands:
 //! - [`scan`]: reading a topic between two times, decoded, without joining a consumer group.
 //! - [`range`]: `--since` / `--until` parsing (RFC 3339, dates, durations ago).
-//! - [`logs`]: outcome filters, counts and rows.
-//! - [`dlq`]: dead-letter ids, filters, decoded payloads, and redriving a selection.
-//! - [`redrive`]: the redrive headers, and how the pipeline recognises a redriven record.
-//! - [`replay`]: source records copied to the replay topic for the current rules, resumably;
-//!   the replay headers, and how the pipeline recognises a replayed record.
 //! - [`record`]: record labels (`email:ada@acme.io`) and what `--record` matches.
 //! - [`table`]: plain-text tables.
 //! - [`subject`]: what `hubsync trace` is asked about, and which records belong to it.
-//! - [`decision`]: the current rules applied to one upstream event, in words.
+//! - [`decision`]: the current rules applied to one upstream event, in words (trace and plan).
 //! - [`lookup`]: read-only HubSpot lookups (by unique property, by search, by id).
-//! - [`trace`]: one record's story in time order (`hubsync trace`).
-//! - [`plan`]: the current rules over a range of events against HubSpot now (`hubsync plan`).
 
+pub mod check;
 pub mod decision;
 pub mod dlq;
 pub mod logs;
 pub mod lookup;
+pub mod owners;
 pub mod plan;
 pub mod range;
 pub mod record;
-pub mod redrive;
 pub mod replay;
 pub mod scan;
 pub mod subject;

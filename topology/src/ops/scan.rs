@@ -478,3 +478,18 @@ fn kafka(what: &'static str, topic: &str, source: KafkaError) -> ScanError {
         source,
     }
 }
+
+/// Notes for people about how the topic was read, on stderr (beside the progress bar).
+pub fn report_scan(topic: &str, stats: &ScanStats, undecodable: u64) {
+    if !stats.read_from_start.is_empty() {
+        eprintln!(
+            "note: the brokers cannot look {topic} up by time; partitions {:?} were read from their start",
+            stats.read_from_start
+        );
+    }
+    if undecodable > 0 {
+        eprintln!(
+            "warning: {undecodable} records on {topic} could not be decoded and were left out"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! One record's story, in time order: the upstream events seen for it with what the current
 //! rules decide for each, the commands the process stage sent, the outcomes and dead letters,
-//! and the record as HubSpot holds it now. Pure; reading the topics and HubSpot is
-//! `cli::trace`'s.
+//! and the record as HubSpot holds it now. This module is the report (pure); [`gather`] reads
+//! the topics and HubSpot for it.
 //!
 //! ```text
 //! 2026-11-22 10:00:00.120  EVENT        crm.contact.changes/0/41  contact ct_1 CREATED, email pat@globex.com
@@ -14,6 +14,8 @@
 //!       owner (contact_or_default): the contact's owner when the sink links it, else the default owner 70000001: ...
 //!     then: would wait for its contact email:pat@globex.com, which HubSpot lacks: ...
 //! ```
+
+pub mod gather;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

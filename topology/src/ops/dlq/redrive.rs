@@ -20,8 +20,8 @@ use hubsync_schemas::DeadLetter;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::range::format_ms;
 use crate::lineage;
+use crate::ops::range::format_ms;
 use crate::position::Position;
 
 /// How long one record may wait for the broker.

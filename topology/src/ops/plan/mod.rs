@@ -1,6 +1,6 @@
 //! The dry run of a replay or a rules change: the current rules over a range of upstream events,
-//! and what the sink would then do against HubSpot as it is now. Pure; reading the topic and
-//! HubSpot is `cli::plan`'s.
+//! and what the sink would then do against HubSpot as it is now. This module is pure; [`read`]
+//! reads the topic and HubSpot for it.
 //!
 //! Each event is decided as the process stage would (skip, dead letter, or a command); commands
 //! are coalesced per record as the sink does (the newest value of each property by event time
@@ -33,6 +33,8 @@
 //! Every event of a record gets the record's status, as the sink's outcomes do when the
 //! record's commands are written together. A deal answers for no event of its own: deals are
 //! counted apart, once each, however many activities trigger them.
+
+pub mod read;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;

@@ -7,16 +7,21 @@
 //!   payload (schema 3): {"email": "ada@acme.io", "fields": {"stage": "new"}, ...}
 //! ```
 
+pub mod redrive;
+
 use std::collections::BTreeMap;
 
 use hubsync_schemas::{DeadLetter, ErrorClass, ErrorEnvelope};
 use rdkafka::producer::FutureProducer;
 use serde::Serialize;
 use serde_json::Value;
+use tracing::debug;
 
+use super::logs::Newest;
+use super::range::Window;
 use super::range::{format_ms, format_short};
 use super::record::{RecordLabel, RecordQuery};
-use super::redrive;
+use super::scan::{Flow, TopicReader, report_scan};
 use super::table::{Table, fields};
 use crate::codec::AvroCodec;
 use crate::outcomes::Original;
@@ -465,6 +470,69 @@ pub async fn redrive(
     }
     report.topics = redrive::by_topic(published);
     report
+}
+
+/// Dead letters on `topic` in `window` that `filter` selects, oldest first, at most `cap` (the
+/// newest); also how many matched in all.
+pub async fn select(
+    reader: &TopicReader,
+    topic: &str,
+    window: Window,
+    filter: &LetterFilter,
+    cap: Option<usize>,
+) -> anyhow::Result<(Vec<Letter>, usize)> {
+    // What can be decided without the payload is decided while reading; the record filter
+    // needs the payload decoded, so with one the cap applies only after it.
+    let mut raw: Newest<(Original, DeadLetter)> =
+        Newest::new(cap.filter(|_| filter.record.is_none()));
+    let mut undecodable = 0u64;
+    let stats = reader
+        .scan::<DeadLetter>(topic, window, |scanned| {
+            match scanned.record {
+                Ok(dead_letter) => {
+                    if filter.matches_letter(&dead_letter) {
+                        raw.push(dead_letter.failed_at, (scanned.message, dead_letter));
+                    }
+                }
+                Err(error) => {
+                    debug!(%error, offset = scanned.message.offset, "undecodable dead letter");
+                    undecodable += 1;
+                }
+            }
+            Flow::Continue
+        })
+        .await?;
+    report_scan(topic, &stats, undecodable);
+    // Without a record filter everything read early matched; with one, only what passes it.
+    let matched_early = raw.seen();
+    let mut letters = Newest::new(cap);
+    for (message, dead_letter) in raw.into_sorted() {
+        let letter = Letter::read(reader.codec(), message, dead_letter).await;
+        if filter.matches(&letter) {
+            letters.push(letter.dead_letter.failed_at, letter);
+        }
+    }
+    let matched = if filter.record.is_none() {
+        matched_early
+    } else {
+        letters.seen()
+    };
+    let seen = usize::try_from(matched).unwrap_or(usize::MAX);
+    Ok((letters.into_sorted(), seen))
+}
+
+/// One dead letter by id.
+pub async fn read_letter(reader: &TopicReader, id: &Position) -> Result<Letter, String> {
+    let message = reader
+        .read_at(&id.topic, id.partition, id.offset)
+        .await
+        .map_err(|e| e.to_string())?;
+    let dead_letter = reader
+        .codec()
+        .decode::<DeadLetter>(message.value.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| format!("{id} is not a dead letter hubsync can read: {e}"))?;
+    Ok(Letter::read(reader.codec(), message, dead_letter).await)
 }
 
 #[cfg(test)]
