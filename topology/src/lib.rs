@@ -26,7 +26,7 @@ pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod config;
-pub mod emit;
+mod emit;
 pub mod kafka;
 pub mod lineage;
 pub mod ops;
@@ -35,6 +35,6 @@ pub mod pipeline;
 pub mod position;
 pub mod process;
 pub mod sink;
-pub mod state;
+mod state;
 
 use hubsync_hubspot as hubspot;

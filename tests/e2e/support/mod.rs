@@ -31,15 +31,17 @@ impl Child {
 
     /// [`Child::spawn`] with extra environment variables.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let binary = option_env!("CARGO_BIN_EXE_hubsync")
-            .expect("this test is declared in the package that builds the hubsync binary");
+        let Some(binary) = option_env!("CARGO_BIN_EXE_hubsync") else {
+            panic!("this test is declared in the package that builds the hubsync binary")
+        };
         Self::spawn_binary(binary, args, env)
     }
 
     /// Starts `hubsync-dev ARGS...` (the sandbox, the development broker, the demo).
     pub fn spawn_dev(args: &[&str]) -> Self {
-        let binary = option_env!("CARGO_BIN_EXE_hubsync-dev")
-            .expect("this test is declared in the package that builds the hubsync-dev binary");
+        let Some(binary) = option_env!("CARGO_BIN_EXE_hubsync-dev") else {
+            panic!("this test is declared in the package that builds the hubsync-dev binary")
+        };
         Self::spawn_binary(binary, args, &[])
     }
 

@@ -23,9 +23,9 @@
 //! - [`error`]: decode, encode and registration failures, with reason codes and error classes.
 
 mod cache;
-pub mod error;
-pub mod framing;
-pub mod registry;
+pub(crate) mod error;
+pub(crate) mod framing;
+pub(crate) mod registry;
 mod resolve;
 
 use std::cell::RefCell;

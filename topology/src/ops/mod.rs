@@ -27,18 +27,18 @@
 //! - [`lookup`]: read-only HubSpot lookups (by unique property, by search, by id).
 
 pub mod check;
-pub mod decision;
+pub(crate) mod decision;
 pub mod dlq;
 pub mod logs;
-pub mod lookup;
+pub(crate) mod lookup;
 pub mod owners;
 pub mod plan;
 pub mod range;
-pub mod record;
+pub(crate) mod record;
 pub mod replay;
 pub mod scan;
-pub mod subject;
-pub mod table;
+pub(crate) mod subject;
+pub(crate) mod table;
 pub mod trace;
 
 use rdkafka::producer::FutureProducer;

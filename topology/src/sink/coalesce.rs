@@ -258,6 +258,7 @@ impl Coalescer {
     }
 
     /// Records not yet handed out.
+    #[cfg(test)]
     pub fn pending_records(&self) -> usize {
         self.records.len()
     }
@@ -280,6 +281,7 @@ impl Coalescer {
     /// or more than `hold` records wait and a full batch is there, or `flush` asks for whatever
     /// there is. The batch is the records put back to wait whose time has come (they stand
     /// behind younger records in `order`), then the oldest records, up to `batch_size`.
+    #[cfg(test)]
     pub fn take_batch(&mut self, now: Instant, flush: bool) -> Option<Vec<PendingRecord>> {
         self.take_batch_avoiding(now, flush, |_| false)
     }
@@ -377,6 +379,7 @@ impl Coalescer {
 
     /// When the next batch is due: the oldest eligible record's linger runs out, or a record
     /// waiting for later may go again.
+    #[cfg(test)]
     pub fn next_due(&self) -> Option<Instant> {
         self.next_due_avoiding(|_| false)
     }
@@ -409,6 +412,7 @@ impl Coalescer {
         }
     }
 
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }

@@ -8,9 +8,9 @@
 //! - [`writer`]: a batch of records to HubSpot calls and a resolution per record.
 //! - [`stage`]: the loop: read, dedupe, coalesce, dispatch batches, emit, store offsets.
 
-pub mod coalesce;
-pub mod links;
+pub(crate) mod coalesce;
+mod links;
 pub mod owned;
 pub mod stage;
-pub mod verdict;
-pub mod writer;
+pub(crate) mod verdict;
+pub(crate) mod writer;

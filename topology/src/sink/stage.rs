@@ -211,8 +211,6 @@ pub struct SinkStage {
     pub settings: SinkSettings,
 }
 
-/// A message's position, to be completed once its records are delivered.
-
 /// What a finished batch hands back to the loop.
 struct BatchDone {
     retry: Vec<(HubSpotObjectType, PendingRecord, Option<Duration>)>,

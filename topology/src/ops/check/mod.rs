@@ -18,11 +18,11 @@
 //! A service that does not answer makes its checks `unreachable`; checks that need an earlier
 //! one to pass (the portal's properties need a working token) are `skipped`, saying why.
 
-pub mod hubspot;
-pub mod owners;
-pub mod properties;
-pub mod schemas;
-pub mod topics;
+pub(crate) mod hubspot;
+mod owners;
+mod properties;
+mod schemas;
+mod topics;
 
 use std::path::Path;
 use std::time::Duration;

@@ -44,6 +44,7 @@ impl LatestOutcomes {
     }
 
     /// Events seen.
+    #[cfg(test)]
     pub fn events(&self) -> usize {
         self.latest.len()
     }
