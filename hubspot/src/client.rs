@@ -17,15 +17,22 @@ use serde_json::Value;
 use super::budget::{BudgetLimits, BudgetStats, Observation, RequestBudget};
 use super::events::{BudgetWaited, CallFailed, RequestCompleted, RetryScheduled};
 use super::request::{
-    self, AssociationInput, CreateInput, SearchRequest, UpdateInput, UpsertInput,
+    self, AssociationInput, CreateInput, Filter, FilterGroup, SearchRequest, UpdateInput,
+    UpsertInput,
 };
 use super::response::{self, Expected, IdMatch, RateLimitHeaders, Transport};
 use super::retry::{self, Decision, RetryParams, Sleeper, TokioSleeper};
 use super::{
     AccountDetails, AssociationResult, Endpoint, Error, ErrorClass, Failure, InputResult,
-    NewProperty, ObjectType, Owner, OwnersPage, PropertyDefinition, SearchPage,
+    NewProperty, ObjectType, Owner, OwnersPage, PropertyDefinition, Record, SearchPage,
 };
 use crate::Secret;
+
+/// Values one `IN` filter carries in a request; more are searched in several requests.
+pub const MAX_IN_VALUES: usize = 100;
+
+/// Records a search page holds at most (HubSpot's `limit` ceiling).
+const SEARCH_PAGE: u32 = 200;
 
 /// The owners listing stops after this many pages, far beyond any real portal, so that a
 /// server that always answers with a next page cannot keep the client paging forever.
@@ -294,6 +301,41 @@ impl HubSpotClient {
             )
             .await?;
         Ok(page)
+    }
+
+    /// Every record whose `property` is one of `values` (an `IN` filter of at most 100 values a
+    /// request, every page of 200), with `properties` read. Eventually consistent, as
+    /// [`HubSpotClient::search`] is.
+    pub async fn search_in(
+        &self,
+        object: ObjectType,
+        property: &str,
+        values: &[String],
+        properties: &[String],
+    ) -> Result<Vec<Record>, Error> {
+        let mut records = Vec::new();
+        for chunk in values.chunks(MAX_IN_VALUES) {
+            let mut after = None;
+            loop {
+                let search = SearchRequest {
+                    filter_groups: vec![FilterGroup {
+                        filters: vec![Filter::in_values(property, chunk.to_vec(), false)],
+                    }],
+                    sorts: Vec::new(),
+                    query: None,
+                    properties: properties.to_vec(),
+                    limit: Some(SEARCH_PAGE),
+                    after: after.take(),
+                };
+                let page = self.search(object, &search).await?;
+                records.extend(page.results);
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(records)
     }
 
     // ----- schema and account -----

@@ -143,7 +143,7 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
 async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let window = match window(args.selection.since, args.selection.until) {
         Ok(window) => window,
-        Err(problem) => return Ok(usage(&problem)),
+        Err(problem) => return Ok(super::usage(&problem)),
     };
     let ops = match open(&args.config)? {
         Ok(ops) => ops,
@@ -200,10 +200,10 @@ async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
 async fn redrive_letters(args: RedriveArgs) -> anyhow::Result<ExitCode> {
     let window = match window(args.selection.since, args.selection.until) {
         Ok(window) => window,
-        Err(problem) => return Ok(usage(&problem)),
+        Err(problem) => return Ok(super::usage(&problem)),
     };
     if args.ids.is_empty() && args.selection.is_empty() && !args.all {
-        return Ok(usage(
+        return Ok(super::usage(
             "name the dead letters to redrive (ids as `hubsync dlq list` prints them) or select them with filters (--reason, --class, --topic, --record, --since, --until); --all redrives every one",
         ));
     }
@@ -271,11 +271,6 @@ fn open(path: &std::path::Path) -> anyhow::Result<Result<Ops, ExitCode>> {
         Err(code) => return Ok(Err(code)),
     };
     Ok(Ok(Ops::new(config, secrets)?))
-}
-
-fn usage(problem: &str) -> ExitCode {
-    eprintln!("error: {problem}");
-    ExitCode::from(2)
 }
 
 fn in_window(window: &Window, letter: &Letter) -> bool {

@@ -87,10 +87,7 @@ pub fn window(since: Option<i64>, until: Option<i64>) -> Result<Window, String> 
 pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let window = match window(args.since, args.until) {
         Ok(window) => window,
-        Err(problem) => {
-            eprintln!("error: {problem}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(problem) => return Ok(super::usage(&problem)),
     };
     let (config, secrets) = match super::load_config(&args.config) {
         Ok(loaded) => loaded,

@@ -29,6 +29,24 @@ pub async fn shutdown_signal() -> std::io::Result<&'static str> {
     }
 }
 
+/// A problem with the arguments: said on stderr; exit status 2.
+pub(crate) fn usage(problem: &str) -> std::process::ExitCode {
+    eprintln!("error: {problem}");
+    std::process::ExitCode::from(2)
+}
+
+/// The HubSpot client a configuration names, or exit status 2 naming the file and the field.
+pub(crate) fn hubspot_client(
+    path: &std::path::Path,
+    config: &crate::config::Config,
+    secrets: &crate::config::Secrets,
+) -> Result<crate::hubspot::HubSpotClient, std::process::ExitCode> {
+    crate::pipeline::hubspot_client(config, secrets).map_err(|error| {
+        eprintln!("{}: hubspot.base_url: {error}", path.display());
+        std::process::ExitCode::from(2)
+    })
+}
+
 /// Loads a configuration and its secrets as `run` does; on a problem prints it, naming the file,
 /// and hands back exit status 2.
 pub fn load_config(

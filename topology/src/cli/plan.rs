@@ -21,7 +21,6 @@ use crate::ops::plan::read::{self, Source};
 use crate::ops::plan::{Plan, render_comparison, render_counts, render_diffs};
 use crate::ops::range::{Window, format_ms};
 use crate::ops::scan::ScanStats;
-use crate::pipeline;
 use crate::sink::verdict::WAITS_FOR_CONTACT;
 
 #[derive(Debug, clap::Args)]
@@ -81,7 +80,7 @@ pub struct PlanArgs {
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let window = match window(args.since, args.until) {
         Ok(window) => window,
-        Err(problem) => return Ok(usage(&problem)),
+        Err(problem) => return Ok(super::usage(&problem)),
     };
     let (config, secrets) = match super::load_config(&args.config) {
         Ok(loaded) => loaded,
@@ -101,7 +100,7 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     } else if args.topic == config.topics.activity_events {
         Source::Activities
     } else {
-        return Ok(usage(&format!(
+        return Ok(super::usage(&format!(
             "--topic {}: plan decides upstream events; give {}, {} or {}",
             args.topic,
             config.topics.contact_changes,
@@ -109,12 +108,9 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             config.topics.activity_events
         )));
     };
-    let client = match pipeline::hubspot_client(&config, &secrets) {
+    let client = match super::hubspot_client(&args.config, &config, &secrets) {
         Ok(client) => client,
-        Err(error) => {
-            eprintln!("{}: hubspot.base_url: {error}", args.config.display());
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     let ops = Ops::new(config, secrets)?;
     let progress = !args.json && std::io::stderr().is_terminal();
@@ -154,11 +150,6 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         output.text(&text);
     }
     output.finish()
-}
-
-fn usage(problem: &str) -> ExitCode {
-    eprintln!("error: {problem}");
-    ExitCode::from(2)
 }
 
 fn window_text(window: Window) -> String {

@@ -101,7 +101,7 @@ pub struct ReplayArgs {
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let requested = match requested(&args) {
         Ok(requested) => requested,
-        Err(problem) => return Ok(usage(&problem)),
+        Err(problem) => return Ok(super::usage(&problem)),
     };
     let (config, secrets) = match super::load_config(&args.config) {
         Ok(loaded) => loaded,
@@ -110,7 +110,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(topic) = requested.as_ref().and_then(Selection::topic)
         && !source_topics(&config).contains(&topic)
     {
-        return Ok(usage(&format!(
+        return Ok(super::usage(&format!(
             "--topic {topic} is not a source topic of this configuration; replay one of {}",
             source_topics(&config).join(", ")
         )));
@@ -127,7 +127,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             if let Some(requested) = &requested
                 && !found.selection.resumes(requested)
             {
-                return Ok(usage(&format!(
+                return Ok(super::usage(&format!(
                     "run {name} replays {}, not {}; give another --name for a new run",
                     found.selection.describe(),
                     requested.describe()
@@ -137,7 +137,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let Some(selection) = requested else {
-                return Ok(usage(&format!(
+                return Ok(super::usage(&format!(
                     "there is no run {name} ({} does not exist): say what to replay with --topic \
                      and --since or --from-offsets, or --parked",
                     path.display()
@@ -525,11 +525,6 @@ impl<'a> Report<'a> {
         });
         text
     }
-}
-
-fn usage(problem: &str) -> ExitCode {
-    eprintln!("error: {problem}");
-    ExitCode::from(2)
 }
 
 /// `1234567` -> `1,234,567`.

@@ -17,7 +17,6 @@ use super::logs::{Output, time_arg, window};
 use crate::ops::Ops;
 use crate::ops::subject::Asked;
 use crate::ops::trace::gather;
-use crate::pipeline;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -72,21 +71,15 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     };
     let window = match window(args.since, args.until) {
         Ok(window) => window,
-        Err(problem) => {
-            eprintln!("error: {problem}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(problem) => return Ok(super::usage(&problem)),
     };
     let (config, secrets) = match super::load_config(&args.config) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
-    let client = match pipeline::hubspot_client(&config, &secrets) {
+    let client = match super::hubspot_client(&args.config, &config, &secrets) {
         Ok(client) => client,
-        Err(error) => {
-            eprintln!("{}: hubspot.base_url: {error}", args.config.display());
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     let ops = Ops::new(config, secrets)?;
     let progress = !args.json && std::io::stderr().is_terminal();

@@ -12,10 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::hubspot::{
-    Error, ErrorClass, Filter, FilterGroup, HubSpotClient, InputError, ObjectType, Record,
-    SearchRequest,
-};
+use crate::hubspot::{Error, ErrorClass, HubSpotClient, InputError, ObjectType, Record};
 
 /// HubSpot's most inputs per batch call, and the values one search filter takes here.
 pub const CHUNK: usize = 100;
@@ -185,34 +182,18 @@ async fn search(
         object: object.path_name(),
         source,
     };
-    for chunk in values.chunks(CHUNK) {
-        let mut after = None;
-        loop {
-            let request = SearchRequest {
-                filter_groups: vec![FilterGroup {
-                    filters: vec![Filter::in_values(property, chunk.to_vec(), false)],
-                }],
-                sorts: Vec::new(),
-                query: None,
-                properties: wanted.clone(),
-                limit: Some(200),
-                after: after.clone(),
-            };
-            let page = client.search(object, &request).await.map_err(failed)?;
-            for record in page.results {
-                if unless_set.is_some_and(|other| record.property(other).is_some()) {
-                    continue;
-                }
-                let Some(key) = record.property(property).map(str::to_lowercase) else {
-                    continue;
-                };
-                keep_oldest(&mut found, key, record);
-            }
-            match page.next_after {
-                Some(next) => after = Some(next),
-                None => break,
-            }
+    let records = client
+        .search_in(object, property, values, &wanted)
+        .await
+        .map_err(failed)?;
+    for record in records {
+        if unless_set.is_some_and(|other| record.property(other).is_some()) {
+            continue;
         }
+        let Some(key) = record.property(property).map(str::to_lowercase) else {
+            continue;
+        };
+        keep_oldest(&mut found, key, record);
     }
     Ok(found)
 }

@@ -28,8 +28,8 @@ use super::links::{self, LinkError, Resolved};
 pub use super::verdict::Resolution;
 use super::verdict::{self, Refusal, SinkVerdict};
 use crate::hubspot::{
-    CreateInput, ErrorClass, Filter, FilterGroup, HubSpotClient, InlineAssociation, InputResult,
-    ObjectType, SearchRequest, UpdateInput, UpsertInput,
+    CreateInput, ErrorClass, HubSpotClient, InlineAssociation, InputResult, ObjectType,
+    UpdateInput, UpsertInput,
 };
 use crate::hubspot::{Error as ClientError, Failure as ClientFailure};
 use crate::outcomes::{Failure, Verdict};
@@ -369,15 +369,10 @@ impl Writer {
                         "a create of this record was interrupted and HubSpot offers no way to look it up by its upstream id; check HubSpot for it, then re-drive",
                     ))));
                 }
-                (Some(intent), _) => {
-                    let age =
-                        Duration::from_millis(u64::try_from(now_ms - intent.at_ms).unwrap_or(0));
-                    if age < self.settings.search_lag {
-                        results.push((record, Resolution::Later(self.settings.search_lag - age)));
-                    } else {
-                        searchable.push(record);
-                    }
-                }
+                (Some(intent), _) => match self.search_wait(&intent, now_ms) {
+                    Some(wait) => results.push((record, Resolution::Later(wait))),
+                    None => searchable.push(record),
+                },
                 (None, _) => searchable.push(record),
             }
         }
@@ -442,15 +437,10 @@ impl Writer {
                 continue;
             }
             match self.state.intent(&record.key)? {
-                Some(intent) => {
-                    let age =
-                        Duration::from_millis(u64::try_from(now_ms - intent.at_ms).unwrap_or(0));
-                    if age < self.settings.search_lag {
-                        results.push((record, Resolution::Later(self.settings.search_lag - age)));
-                    } else {
-                        uncertain.push(record);
-                    }
-                }
+                Some(intent) => match self.search_wait(&intent, now_ms) {
+                    Some(wait) => results.push((record, Resolution::Later(wait))),
+                    None => uncertain.push(record),
+                },
                 None => fresh.push(record),
             }
         }
@@ -638,34 +628,10 @@ impl Writer {
         property: &str,
         values: &[String],
     ) -> Result<Vec<crate::hubspot::Record>, ClientError> {
-        let mut records = Vec::new();
-        for chunk in values.chunks(100) {
-            let mut after = None;
-            loop {
-                let request = SearchRequest {
-                    filter_groups: vec![FilterGroup {
-                        filters: vec![Filter::in_values(property, chunk.to_vec(), false)],
-                    }],
-                    sorts: Vec::new(),
-                    query: None,
-                    properties: vec![
-                        "domain".to_string(),
-                        "name".to_string(),
-                        "hs_object_id".to_string(),
-                        property.to_string(),
-                    ],
-                    limit: Some(200),
-                    after: after.clone(),
-                };
-                let page = self.client.search(target, &request).await?;
-                records.extend(page.results);
-                match page.next_after {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-        }
-        Ok(records)
+        let wanted = ["domain", "name", "hs_object_id", property].map(str::to_string);
+        self.client
+            .search_in(target, property, values, &wanted)
+            .await
     }
 
     async fn update_known(
@@ -846,6 +812,16 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// How long a record whose create was interrupted still waits before search can be trusted
+    /// to show that create; `None` once it can.
+    fn search_wait(&self, intent: &CreateIntent, now_ms: i64) -> Option<Duration> {
+        let age = Duration::from_millis(u64::try_from(now_ms - intent.at_ms).unwrap_or(0));
+        self.settings
+            .search_lag
+            .checked_sub(age)
+            .filter(|w| !w.is_zero())
     }
 
     fn remember_write(
