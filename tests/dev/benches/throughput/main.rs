@@ -1,12 +1,12 @@
 //! hubsync's throughput figures, measured against the in-process sandbox, printed as one table.
 //!
 //! ```text
-//! make bench                     # = cargo bench --locked -p hubsync --bench throughput
+//! make bench                     # = cargo bench --locked -p hubsync-dev --bench throughput
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
-//! cargo bench -p hubsync --bench throughput -- --only sink      # processors | sink | repeats | activities | replay
-//! cargo bench -p hubsync --bench throughput -- --sink-records 100000
-//! cargo bench -p hubsync --bench throughput -- --only replay --replay-events 1000000
-//! cargo bench -p hubsync --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
+//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay
+//! cargo bench -p hubsync-dev --bench throughput -- --sink-records 100000
+//! cargo bench -p hubsync-dev --bench throughput -- --only replay --replay-events 1000000
+//! cargo bench -p hubsync-dev --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
 //! ```
 //!
 //! 1. **Processors**: decode + map + gate of ContactChanged per core (single thread); then the
@@ -319,7 +319,7 @@ fn main() {
     println!();
     print!("{}", report::table(&rows));
     println!();
-    println!("command: make bench   (= cargo bench --locked -p hubsync --bench throughput)");
+    println!("command: make bench   (= cargo bench --locked -p hubsync-dev --bench throughput)");
     let failed = rows.iter().any(|r| r.verdict == Verdict::Fail);
     if failed {
         println!("some figures miss their target: see the details above the table");
