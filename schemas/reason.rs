@@ -66,6 +66,8 @@ reason_codes! {
     UnsubscribeNotSelfInitiated = "UNSUBSCRIBE_NOT_SELF_INITIATED",
     /// An activity whose contact has no identity HubSpot could find it by.
     NoContactIdentity = "NO_CONTACT_IDENTITY",
+    /// The team's integration is paused or HubSpot is disconnected (`[team] status`).
+    TeamNotConnected = "TEAM_NOT_CONNECTED",
     // Skipped by the sink.
     /// Not in HubSpot, and the create trigger does not create it from this change.
     NotCreated = "NOT_CREATED",

@@ -52,6 +52,7 @@ fn deal_link(key: &str, type_id: i32) -> Association {
 
 fn base(object: HubSpotObjectType, action: CommandAction, identity: Identity) -> HubSpotCommand {
     let mut command = examples::hubspot_command();
+    command.team_id = support::events::TEAM_ID.to_string();
     command.event_id = uuid::Uuid::new_v4().to_string();
     command.command_id = uuid::Uuid::new_v4().to_string();
     command.event_time = chrono::Utc::now().timestamp_millis();

@@ -51,6 +51,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
             rng.random_range(0..DISTINCT_CONTACTS)
         };
         let mut event = examples::contact_changed();
+        event.team_id = support::events::TEAM_ID.to_string();
         event.event_id = uuid::Uuid::new_v4().to_string();
         event.event_time = 1_767_225_600_000 + i as i64;
         event.contact_id = format!("ct_{n}");
@@ -84,6 +85,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
             rng.random_range(0..DISTINCT_COMPANIES)
         };
         let mut event = examples::company_changed();
+        event.team_id = support::events::TEAM_ID.to_string();
         event.event_id = uuid::Uuid::new_v4().to_string();
         event.event_time = 1_767_225_600_000 + i as i64;
         event.company_id = format!("co_{n}");
@@ -112,6 +114,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
         };
         let contact = n % DISTINCT_CONTACTS;
         let mut event = examples::activity_recorded();
+        event.team_id = support::events::TEAM_ID.to_string();
         event.event_id = uuid::Uuid::new_v4().to_string();
         event.event_time = 1_767_225_600_000 + i as i64;
         event.activity_id = format!("act_{n}");

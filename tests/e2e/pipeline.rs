@@ -448,3 +448,66 @@ async fn a_company_already_in_hubspot_is_found_by_search_and_updated() {
     pipeline.stop().await.expect("pipeline stops cleanly");
     assert_eq!(world.records(ObjectType::Companies).len(), 1);
 }
+
+/// Isolation: the upstream topics carry every team's events. The same contact published for the
+/// configured team and for a team this service does not serve reaches HubSpot once, with the
+/// configured team's values; the other team's event gets no write, no outcome and no dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_of_a_team_not_served_is_never_written() {
+    let world = World::start(SandboxOptions::default(), 1, fast).await;
+    let pipeline = start(&world).await;
+    let topic = world.config.topics.contact_changes.clone();
+
+    let mut theirs = contact("ct_1", "ada@example.org", ChangeKind::Created);
+    theirs.team_id = "globex".into();
+    theirs.first_name = Some("Globex's Ada".into());
+    let mut nobodys = contact("ct_1", "ada@example.org", ChangeKind::Created);
+    nobodys.team_id = String::new();
+    nobodys.first_name = Some("Nobody's Ada".into());
+    let mut ours = contact("ct_1", "ada@example.org", ChangeKind::Created);
+    ours.first_name = Some("Ada".into());
+    // One partition, read in order: once ours has its outcome, the others were read before it.
+    for event in [&theirs, &nobodys, &ours] {
+        world
+            .publish(SchemaKind::ContactChanged, &topic, "ct_1", event)
+            .await;
+    }
+    let outcomes = world.outcomes_for(&[ours.event_id.clone()], WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+
+    assert_eq!(
+        only(&outcomes, &ours.event_id).status,
+        OutcomeStatus::Created
+    );
+    assert!(
+        !outcomes.contains_key(&theirs.event_id) && !outcomes.contains_key(&nobodys.event_id),
+        "events of teams not served get no outcome: {outcomes:?}"
+    );
+    let letters = world.dead_letters(1, Duration::from_secs(2)).await;
+    assert!(letters.is_empty(), "and no dead letter: {letters:?}");
+    let contacts = world.records(ObjectType::Contacts);
+    let ada = by_email(&contacts, "ada@example.org");
+    assert_eq!(ada.len(), 1, "{contacts:?}");
+    assert_eq!(ada[0]["properties"]["firstname"], "Ada");
+}
+
+/// A team whose integration is paused: its events end SKIPPED TEAM_NOT_CONNECTED, so its log
+/// says why, and nothing reaches HubSpot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_team_s_events_are_skipped_with_the_reason() {
+    let paused = |config: String| fast(config).replace("[team]\n", "[team]\nstatus = \"paused\"\n");
+    let world = World::start(SandboxOptions::default(), 1, paused).await;
+    let pipeline = start(&world).await;
+    let topic = world.config.topics.contact_changes.clone();
+    let event = contact("ct_1", "ada@example.org", ChangeKind::Created);
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_1", &event)
+        .await;
+    let outcomes = world.outcomes_for(&[event.event_id.clone()], WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    let outcome = only(&outcomes, &event.event_id);
+    assert_eq!(outcome.status, OutcomeStatus::Skipped);
+    assert_eq!(outcome.reason_code, "TEAM_NOT_CONNECTED");
+    assert!(outcome.reason.contains("paused"), "{}", outcome.reason);
+    assert!(world.records(ObjectType::Contacts).is_empty());
+}

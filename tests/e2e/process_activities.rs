@@ -191,6 +191,7 @@ async fn activities_become_commands_keyed_by_their_contact_or_skipped_outcomes()
     }
     // Ada's own contact change, for the key her commands share.
     let mut ada = examples::contact_changed();
+    ada.team_id = support::events::TEAM_ID.to_string();
     ada.event_id = uuid::Uuid::new_v4().to_string();
     ada.contact_id = "ct_ada".to_owned();
     ada.change = ChangeKind::Updated;

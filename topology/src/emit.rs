@@ -126,10 +126,11 @@ impl Emitter {
         &self,
         original: &Original,
         event_id: Option<String>,
+        team_id: Option<String>,
         failure: &Failure,
         stage: &str,
     ) -> Result<Delivery, EncodeError> {
-        let letter = outcomes::dead_letter(original, event_id, None, failure, stage, now_ms());
+        let letter = outcomes::dead_letter(original, event_id, team_id, failure, stage, now_ms());
         let headers = ConnectErrorHeaders {
             topic: &original.topic,
             partition: original.partition,

@@ -18,6 +18,7 @@
 //! - [`catalog`]: the portal's property definitions, for the process stage's rules.
 //! - [`outcomes`]: the outcome and dead-letter records every event ends in.
 //! - [`sink`]: the sink stage, from commands to HubSpot writes and outcomes.
+//! - [`teams`]: which teams this service serves, and what an event's team lets happen to it.
 //! - [`state`]: the sink's local state in sled (identity map, processed events, last written values).
 //! - [`ops`]: operator tooling: the outcomes log queried, dead letters listed, shown and redriven.
 
@@ -36,5 +37,6 @@ pub mod position;
 pub mod process;
 pub mod sink;
 mod state;
+pub mod teams;
 
 use hubsync_hubspot as hubspot;

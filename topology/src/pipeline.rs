@@ -21,6 +21,7 @@ use crate::process::{self, ProcessStage};
 use crate::sink::stage::{self as sink, SinkSettings, SinkStage};
 use crate::sink::writer::{Writer, WriterSettings};
 use crate::state::State;
+use crate::teams::Teams;
 use crate::{catalog, config};
 
 /// Which stages this process runs.
@@ -120,6 +121,7 @@ impl Pipeline {
                 owners: Arc::new(owners),
                 topics: config.topics.clone(),
                 team_id: config.team.id.clone(),
+                teams: Arc::new(Teams::of_config(config)),
                 health: health.clone(),
                 max_in_flight: config.stages.process.channel_capacity.max(1),
             };
@@ -159,6 +161,7 @@ impl Pipeline {
                 writer,
                 emitter: emitter.clone(),
                 client: client.clone(),
+                teams: Arc::new(Teams::of_config(config)),
                 health: health.clone(),
                 settings: sink_settings(config, max_in_flight),
             };

@@ -44,6 +44,7 @@ use crate::hubspot::HubSpotClient;
 use crate::kafka::{OffsetTracker, original};
 use crate::lineage::{Lineage, REPLAY_OF, REPLAY_RUN, ReplayMark};
 use crate::outcomes::{self, EventRef, Failure, Verdict, now_ms};
+use crate::teams::{self, Served, Teams};
 
 pub const STAGE: &str = "process";
 
@@ -60,6 +61,8 @@ pub struct ProcessStage {
     pub topics: Topics,
     /// `team.id`, for the outcomes of messages too broken to name their team.
     pub team_id: String,
+    /// The teams this service serves; an event of any other is left alone.
+    pub teams: Arc<Teams>,
     pub health: Health,
     /// Events read whose outputs are not delivered yet; reading waits beyond it.
     pub max_in_flight: usize,
@@ -74,14 +77,27 @@ enum Event {
     Activity(ActivityRecorded),
 }
 
+impl Event {
+    fn team_id(&self) -> &str {
+        match self {
+            Event::Contact(event) => &event.team_id,
+            Event::Company(event) => &event.team_id,
+            Event::Activity(event) => &event.team_id,
+        }
+    }
+}
+
+/// A rule's skip, as an outcome's verdict.
+fn skipped(code: SkipCode, reason: String) -> Decided {
+    Decided::Skip(Verdict::skipped(code.reason(), reason))
+}
+
 /// What the rules decided for one event, whatever its kind.
 enum Decided {
     /// Commands to emit in this order; the last answers for the event.
     Write(Vec<HubSpotCommand>),
-    Skip {
-        code: SkipCode,
-        reason: String,
-    },
+    /// Not written: a rule's skip, or a team whose integration does not run now.
+    Skip(Verdict),
     Invalid {
         problems: Vec<Problem>,
     },
@@ -227,7 +243,7 @@ impl ProcessStage {
                             message.topic()
                         ),
                     );
-                    return self.dead_letter(message, None, &failure).await;
+                    return self.dead_letter(message, None, None, &failure).await;
                 }
             }
         } else {
@@ -257,7 +273,7 @@ impl ProcessStage {
                 ReasonCode::UnexpectedTopic,
                 format!("no rules read topic {topic}"),
             );
-            return self.dead_letter(message, None, &failure).await;
+            return self.dead_letter(message, None, None, &failure).await;
         };
         let event = match event {
             Ok(event) => event,
@@ -291,13 +307,25 @@ impl ProcessStage {
                     .await;
             }
         };
+        // An event is decided with its own team's rules, and only for a team this service serves.
+        let served = self.teams.served(event.team_id());
+        if served == Served::Unknown {
+            teams::count_unserved(STAGE);
+            return Vec::new();
+        }
+        let gate = |decide: &dyn Fn() -> Decided| match served {
+            Served::NotConnected(status) => Decided::Skip(teams::not_connected(status)),
+            _ => decide(),
+        };
         let now = now_ms();
         let (decided, event_ref) = match &event {
             Event::Contact(contact) => (
-                written(
-                    decide_contact(contact, &self.rules, &self.catalog),
-                    Envelope::of_contact(contact, source.clone(), now),
-                ),
+                gate(&|| {
+                    written(
+                        decide_contact(contact, &self.rules, &self.catalog),
+                        Envelope::of_contact(contact, source.clone(), now),
+                    )
+                }),
                 event_ref(
                     &contact.event_id,
                     &contact.team_id,
@@ -311,10 +339,12 @@ impl ProcessStage {
                 ),
             ),
             Event::Company(company) => (
-                written(
-                    decide_company(company, &self.rules, &self.catalog),
-                    Envelope::of_company(company, source.clone(), now),
-                ),
+                gate(&|| {
+                    written(
+                        decide_company(company, &self.rules, &self.catalog),
+                        Envelope::of_company(company, source.clone(), now),
+                    )
+                }),
                 event_ref(
                     &company.event_id,
                     &company.team_id,
@@ -328,10 +358,12 @@ impl ProcessStage {
                 ),
             ),
             Event::Activity(activity) => (
-                activity_written(
-                    decide_activity(activity, &self.rules, &self.catalog, &self.owners),
-                    Envelope::of_activity(activity, source.clone(), now),
-                ),
+                gate(&|| {
+                    activity_written(
+                        decide_activity(activity, &self.rules, &self.catalog, &self.owners),
+                        Envelope::of_activity(activity, source.clone(), now),
+                    )
+                }),
                 event_ref(
                     &activity.event_id,
                     &activity.team_id,
@@ -377,10 +409,10 @@ impl ProcessStage {
                 }
                 deliveries
             }
-            Decided::Skip { code, reason } => {
+            Decided::Skip(verdict) => {
                 let outcome = lineage.stamp(outcomes::for_event(
                     &event_ref,
-                    &Verdict::skipped(code.reason(), reason),
+                    &verdict,
                     &lineage.stage_label(STAGE),
                     now,
                 ));
@@ -421,7 +453,10 @@ impl ProcessStage {
         letter_event_id: Option<String>,
         failure: &Failure,
     ) -> Vec<Delivery> {
-        let mut deliveries = self.dead_letter(message, letter_event_id, failure).await;
+        let team_id = Some(event.team_id.clone()).filter(|team| !team.is_empty());
+        let mut deliveries = self
+            .dead_letter(message, letter_event_id, team_id, failure)
+            .await;
         let verdict = Verdict::dead_lettered(failure);
         let outcome = lineage.stamp(outcomes::for_event(
             event,
@@ -442,11 +477,12 @@ impl ProcessStage {
         &self,
         message: &BorrowedMessage<'_>,
         event_id: Option<String>,
+        team_id: Option<String>,
         failure: &Failure,
     ) -> Vec<Delivery> {
         match self
             .emitter
-            .dead_letter(&original(message), event_id, failure, STAGE)
+            .dead_letter(&original(message), event_id, team_id, failure, STAGE)
             .await
         {
             Ok(delivery) => vec![delivery],
@@ -462,7 +498,7 @@ impl ProcessStage {
 fn written(decision: Decision, envelope: Envelope) -> Decided {
     match decision {
         Decision::Write(draft) => Decided::Write(vec![to_command(draft, envelope)]),
-        Decision::Skip { code, reason } => Decided::Skip { code, reason },
+        Decision::Skip { code, reason } => skipped(code, reason),
         Decision::Invalid { problems } => Decided::Invalid { problems },
     }
 }
@@ -478,7 +514,7 @@ fn activity_written(decision: ActivityDecision, envelope: Envelope) -> Decided {
             commands.push(to_command(activity, envelope));
             Decided::Write(commands)
         }
-        ActivityDecision::Skip { code, reason } => Decided::Skip { code, reason },
+        ActivityDecision::Skip { code, reason } => skipped(code, reason),
         ActivityDecision::Invalid { problems } => Decided::Invalid { problems },
     }
 }

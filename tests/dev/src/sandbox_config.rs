@@ -1,6 +1,10 @@
 //! The config `hubsync-dev sandbox` prints: everything pointed at the local sandbox, with a small set
 //! of rules to start from.
 
+/// The team the sandbox configuration serves: events of any other team are left alone, so
+/// whatever publishes to the sandbox for this configuration names this team.
+pub const TEAM_ID: &str = "sandbox";
+
 /// A complete, valid config for the sandbox's broker, registry and HubSpot emulator. The token is
 /// read from `token_env`; state goes to `./hubsync-state`.
 pub fn render_sandbox_config(
@@ -20,7 +24,7 @@ pub fn render_sandbox_config(
 # deploy/examples/hubsync.toml documents every option.
 
 [team]
-id = "sandbox"
+id = "{TEAM_ID}"
 hubspot_portal_id = {portal_id}
 
 [kafka]

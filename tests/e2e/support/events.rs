@@ -1,6 +1,8 @@
 //! Upstream events for the end-to-end tests: the schemas' examples with a fresh event id, the
-//! time now, and the optional parts a test does not ask for left out.
+//! time now, the sandbox configuration's team, and the optional parts a test does not ask for
+//! left out.
 
+pub use hubsync_dev::sandbox_config::TEAM_ID;
 use hubsync_schemas::{
     ActivityRecorded, ActivityType, CampaignRef, ChangeKind, CompanyChanged, ContactChanged,
     examples,
@@ -18,6 +20,7 @@ fn now_ms() -> i64 {
 /// other standard fields stay unless the test clears them.
 pub fn contact(id: &str, email: Option<&str>, change: ChangeKind) -> ContactChanged {
     let mut event = examples::contact_changed();
+    event.team_id = TEAM_ID.to_string();
     event.event_id = fresh_id();
     event.event_time = now_ms();
     event.contact_id = id.to_string();
@@ -33,6 +36,7 @@ pub fn contact(id: &str, email: Option<&str>, change: ChangeKind) -> ContactChan
 /// A company event with no owner or custom fields.
 pub fn company(id: &str, domain: &str, name: &str) -> CompanyChanged {
     let mut event = examples::company_changed();
+    event.team_id = TEAM_ID.to_string();
     event.event_id = fresh_id();
     event.event_time = now_ms();
     event.company_id = id.to_string();
@@ -47,6 +51,7 @@ pub fn company(id: &str, domain: &str, name: &str) -> CompanyChanged {
 /// An activity of its own upstream id on company `co_1`, with no sender, campaign or URL.
 pub fn activity(kind: ActivityType, contact_id: &str, email: Option<&str>) -> ActivityRecorded {
     let mut event = examples::activity_recorded();
+    event.team_id = TEAM_ID.to_string();
     event.event_id = fresh_id();
     event.event_time = now_ms();
     event.activity_id = format!("act_{}", uuid::Uuid::new_v4().simple());

@@ -31,7 +31,7 @@ pub use error::{ConfigError, Problem};
 pub use secret::{Secret, SecretSource, Secrets};
 pub use sections::{
     AdminConfig, Budget, HubSpotConfig, InboundStage, KafkaConfig, KafkaProperty, ProcessStage,
-    RegistryConfig, SinkStage, Stages, StateConfig, TeamConfig, Tier, Topics,
+    RegistryConfig, SinkStage, Stages, StateConfig, TeamConfig, TeamStatus, Tier, Topics,
 };
 pub use validate::{MAX_BATCH_SIZE, MAX_LINGER, MAX_SEARCH_PAGE};
 

@@ -22,6 +22,32 @@ pub struct TeamConfig {
     /// The HubSpot account (portal, "hub id") this team writes to. A token for any other portal is
     /// refused at start.
     pub hubspot_portal_id: u64,
+    /// Whether the team's integration runs: `active` (the default), or `paused` / `disconnected`
+    /// by the team, when its events end `SKIPPED` `TEAM_NOT_CONNECTED` and nothing is written.
+    #[serde(default)]
+    pub status: TeamStatus,
+}
+
+/// Whether a team's integration runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamStatus {
+    #[default]
+    Active,
+    /// Stopped for a while by the team; its events are skipped, not queued.
+    Paused,
+    /// HubSpot disconnected by the team.
+    Disconnected,
+}
+
+impl TeamStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeamStatus::Active => "active",
+            TeamStatus::Paused => "paused",
+            TeamStatus::Disconnected => "disconnected",
+        }
+    }
 }
 
 /// `[kafka]`

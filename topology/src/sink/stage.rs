@@ -19,6 +19,7 @@
 //! in a batch unacknowledged, to be read again at the next start.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -43,6 +44,7 @@ use crate::lineage::Lineage;
 use crate::outcomes::{self, Failure, Original, Verdict, now_ms};
 use crate::position::Position;
 use crate::state::{StateError, record_key};
+use crate::teams::{self, Served, Teams};
 
 pub const STAGE: &str = "sink";
 
@@ -207,6 +209,8 @@ pub struct SinkStage {
     pub writer: Writer,
     pub emitter: Emitter,
     pub client: HubSpotClient,
+    /// The teams this service serves; a command of any other is never written.
+    pub teams: Arc<Teams>,
     pub health: Health,
     pub settings: SinkSettings,
 }
@@ -487,11 +491,38 @@ impl SinkStage {
             Ok(command) => command,
             Err(error) => {
                 let failure = Failure::new(error.class(), error.code(), error.to_string());
-                let deliveries = dead_letter_only(&self.emitter, &original, None, &failure).await;
+                let deliveries =
+                    dead_letter_only(&self.emitter, &original, None, None, &failure).await;
                 spawn_ack(deliveries, position, acks.clone());
                 return Ok(());
             }
         };
+        match self.teams.served(&command.team_id) {
+            Served::Active => {}
+            Served::Unknown => {
+                // Made by a process stage that serves a team this one does not: not ours to write.
+                teams::count_unserved(STAGE);
+                spawn_ack(Vec::new(), position, acks.clone());
+                return Ok(());
+            }
+            Served::NotConnected(status) => {
+                let outcome = lineage.stamp(outcomes::for_command(
+                    &command,
+                    &teams::not_connected(status),
+                    &lineage.stage_label(STAGE),
+                    now_ms(),
+                ));
+                let deliveries = match self.emitter.outcome(&outcome).await {
+                    Ok(delivery) => vec![delivery],
+                    Err(error) => {
+                        error!(%error, "cannot encode an outcome; its event is read again after a restart");
+                        return Ok(());
+                    }
+                };
+                spawn_ack(deliveries, position, acks.clone());
+                return Ok(());
+            }
+        }
         let processed = lineage.processed_key(&command.event_id);
         let remembered = self.writer.state().processed(&processed)?;
         if let Some(remembered) = &remembered
@@ -600,10 +631,11 @@ async fn dead_letter_only(
     emitter: &Emitter,
     original: &Original,
     event_id: Option<String>,
+    team_id: Option<String>,
     failure: &Failure,
 ) -> Vec<Delivery> {
     match emitter
-        .dead_letter(original, event_id, failure, STAGE)
+        .dead_letter(original, event_id, team_id, failure, STAGE)
         .await
     {
         Ok(delivery) => vec![delivery],
@@ -697,6 +729,7 @@ async fn write_batch(
                     &emitter,
                     &member.message,
                     Some(member.command.event_id.clone()),
+                    Some(member.command.team_id.clone()),
                     failure,
                 )
                 .await;

@@ -157,6 +157,7 @@ pub async fn measure(params: Params) -> Figures {
 
 fn contact(n: usize, now: i64) -> ContactChanged {
     let mut event = examples::contact_changed();
+    event.team_id = hubsync_dev::sandbox_config::TEAM_ID.to_string();
     event.event_id = format!("contact-{n}");
     event.event_time = now;
     event.contact_id = format!("ct_{n}");
@@ -186,6 +187,7 @@ fn activity(index: usize, contacts: usize, time: i64, rng: &mut Rng) -> Activity
     let contact = rng.below(contacts as u64) as usize;
     let (sender, _) = SENDERS[rng.below(SENDERS.len() as u64) as usize];
     let mut event = examples::activity_recorded();
+    event.team_id = hubsync_dev::sandbox_config::TEAM_ID.to_string();
     event.event_id = format!("activity-{index}");
     event.event_time = time;
     event.activity_id = format!("act_{index}");

@@ -15,7 +15,7 @@ use hubsync_schemas::{Actor, ActorKind, ChangeKind, ContactChanged, HubSpotObjec
 use std::collections::BTreeMap;
 
 /// The team every generated event belongs to.
-pub const TEAM: &str = "sandbox";
+pub const TEAM: &str = hubsync_dev::sandbox_config::TEAM_ID;
 
 /// Upstream users and the sandbox owners the bench's `[users]` section maps them to; the last
 /// user has no mapping, as in a real team where someone joined after the config was written.

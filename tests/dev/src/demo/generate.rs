@@ -27,7 +27,7 @@ use super::activities::{self, DealFate, Fate, SentBy, Step};
 use super::names::{self, slug};
 
 /// The upstream team every generated record belongs to.
-pub const TEAM_ID: &str = "team_demo";
+pub use crate::sandbox_config::TEAM_ID;
 
 /// How many upstream seconds separate consecutive contacts' creation.
 const TICKS_PER_CONTACT: u64 = 10;
