@@ -503,7 +503,9 @@ async fn a_paused_team_s_events_are_skipped_with_the_reason() {
     world
         .publish(SchemaKind::ContactChanged, &topic, "ct_1", &event)
         .await;
-    let outcomes = world.outcomes_for(&[event.event_id.clone()], WAIT).await;
+    let outcomes = world
+        .outcomes_for(std::slice::from_ref(&event.event_id), WAIT)
+        .await;
     pipeline.stop().await.expect("pipeline stops cleanly");
     let outcome = only(&outcomes, &event.event_id);
     assert_eq!(outcome.status, OutcomeStatus::Skipped);
