@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hubsync::admin::Health;
-use hubsync::pipeline::{Pipeline, Stages};
+use hubsync::pipeline::{Pipeline, Refusal, Stages};
 use hubsync_sandbox::hubspot::SandboxOptions;
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome};
@@ -512,4 +512,127 @@ async fn a_paused_team_s_events_are_skipped_with_the_reason() {
     assert_eq!(outcome.reason_code, "TEAM_NOT_CONNECTED");
     assert!(outcome.reason.contains("paused"), "{}", outcome.reason);
     assert!(world.records(ObjectType::Contacts).is_empty());
+}
+
+/// Two teams in one service, each with its own portal and token: the same contact published for
+/// both and for a team the service does not serve ends, in each portal, as that team's own, with
+/// one outcome per served event naming its team, and nothing of the third team anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_teams_each_write_only_to_their_own_portal() {
+    const ACME_PORTAL: u64 = 7_700_001;
+    const ACME_TOKEN: &str = "pat-na1-acme-0000";
+    let acme_portal = SandboxOptions {
+        portal_id: ACME_PORTAL,
+        tokens: vec![ACME_TOKEN.to_string()],
+        ..SandboxOptions::default()
+    };
+    let world = World::start_portals(vec![SandboxOptions::default(), acme_portal], 1, fast).await;
+    let mut acme = world.config.clone();
+    acme.team.id = "acme".into();
+    acme.team.hubspot_portal_id = ACME_PORTAL;
+    let mut acme_secrets = world.secrets.clone();
+    acme_secrets.hubspot_token = hubsync::config::Secret::new(ACME_TOKEN);
+    let teams = [
+        (world.config.clone(), world.secrets.clone()),
+        (acme, acme_secrets),
+    ];
+    let pipeline = Pipeline::start_teams(
+        &world.config,
+        &world.secrets,
+        &teams,
+        Stages::All,
+        Health::default(),
+        Refusal::Team,
+    )
+    .await
+    .expect("pipeline starts");
+    let topic = world.config.topics.contact_changes.clone();
+
+    let mut ours = contact("ct_1", "ada@example.org", ChangeKind::Created);
+    ours.first_name = Some("Sandbox's Ada".into());
+    let mut acmes = contact("ct_1", "ada@example.org", ChangeKind::Created);
+    acmes.team_id = "acme".into();
+    acmes.first_name = Some("Acme's Ada".into());
+    let mut theirs = contact("ct_1", "ada@example.org", ChangeKind::Created);
+    theirs.team_id = "globex".into();
+    theirs.first_name = Some("Globex's Ada".into());
+    for event in [&theirs, &acmes, &ours] {
+        world
+            .publish(SchemaKind::ContactChanged, &topic, "ct_1", event)
+            .await;
+    }
+    let outcomes = world
+        .outcomes_for(&[ours.event_id.clone(), acmes.event_id.clone()], WAIT)
+        .await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+
+    for (event, team) in [(&ours, "sandbox"), (&acmes, "acme")] {
+        let outcome = only(&outcomes, &event.event_id);
+        assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+        assert_eq!(outcome.team_id, team);
+    }
+    assert!(!outcomes.contains_key(&theirs.event_id), "{outcomes:?}");
+    let first_names = |portal: &hubsync_sandbox::hubspot::HubSpotSandbox| -> Vec<Value> {
+        portal
+            .snapshot(ObjectType::Contacts)
+            .iter()
+            .map(|c| c["properties"]["firstname"].clone())
+            .collect()
+    };
+    let acme_sandbox = world.portals.portal(ACME_PORTAL).expect("acme's portal");
+    assert_eq!(
+        first_names(&world.hubspot),
+        vec![Value::from("Sandbox's Ada")]
+    );
+    assert_eq!(first_names(acme_sandbox), vec![Value::from("Acme's Ada")]);
+}
+
+/// A team whose token belongs to another portal is refused (fail closed) while the other team
+/// starts: its events end SKIPPED TEAM_NOT_CONNECTED naming the portal, nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_with_another_portal_s_token_is_refused_and_the_others_go_on() {
+    let world = World::start(SandboxOptions::default(), 1, fast).await;
+    let mut wrong = world.config.clone();
+    wrong.team.id = "acme".into();
+    wrong.team.hubspot_portal_id = 999;
+    let teams = [
+        (world.config.clone(), world.secrets.clone()),
+        (wrong, world.secrets.clone()),
+    ];
+    let pipeline = Pipeline::start_teams(
+        &world.config,
+        &world.secrets,
+        &teams,
+        Stages::All,
+        Health::default(),
+        Refusal::Team,
+    )
+    .await
+    .expect("the service starts without the refused team");
+    let topic = world.config.topics.contact_changes.clone();
+    let ours = contact("ct_1", "ada@example.org", ChangeKind::Created);
+    let mut acmes = contact("ct_2", "grace@example.org", ChangeKind::Created);
+    acmes.team_id = "acme".into();
+    for (key, event) in [("ct_2", &acmes), ("ct_1", &ours)] {
+        world
+            .publish(SchemaKind::ContactChanged, &topic, key, event)
+            .await;
+    }
+    let outcomes = world
+        .outcomes_for(&[ours.event_id.clone(), acmes.event_id.clone()], WAIT)
+        .await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(
+        only(&outcomes, &ours.event_id).status,
+        OutcomeStatus::Created
+    );
+    let refused = only(&outcomes, &acmes.event_id);
+    assert_eq!(refused.status, OutcomeStatus::Skipped);
+    assert_eq!(refused.reason_code, "TEAM_NOT_CONNECTED");
+    assert!(refused.reason.contains("999"), "{}", refused.reason);
+    let contacts = world.records(ObjectType::Contacts);
+    assert!(
+        by_email(&contacts, "grace@example.org").is_empty(),
+        "{contacts:?}"
+    );
 }

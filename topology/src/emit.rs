@@ -68,19 +68,16 @@ impl Emitter {
         &self.producer
     }
 
-    /// A command, keyed by its target identity so one record's commands share a partition (an
-    /// activity's and a deal's by their contact: `hubsync_processors::message_key`).
-    pub async fn command(&self, command: &HubSpotCommand) -> Result<Delivery, EncodeError> {
-        self.command_with_headers(command, None).await
-    }
-
-    /// [`Emitter::command`] carrying Kafka headers (a redrive's reference).
-    pub async fn command_with_headers(
+    /// A command, keyed by its team's HubSpot portal: every command of a portal lands in one
+    /// partition, so one sink owns a portal (and its budget) at a time, and one record's commands
+    /// stay in order. `headers` carry a replay's or a redrive's marks.
+    pub async fn command(
         &self,
         command: &HubSpotCommand,
+        portal_id: u64,
         headers: Option<OwnedHeaders>,
     ) -> Result<Delivery, EncodeError> {
-        let key = hubsync_processors::message_key(command);
+        let key = portal_id.to_string();
         self.send(
             &self.commands,
             &self.topics.commands,
@@ -96,13 +93,10 @@ impl Emitter {
     pub async fn replay_command(
         &self,
         command: &HubSpotCommand,
+        portal_id: u64,
         headers: Option<OwnedHeaders>,
     ) -> Result<Delivery, EncodeError> {
-        let key = format!(
-            "{}:{}",
-            command.object_type.as_str(),
-            command.identity.value
-        );
+        let key = portal_id.to_string();
         self.send(
             &self.commands,
             &self.topics.replay_commands,

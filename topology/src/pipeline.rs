@@ -2,6 +2,7 @@
 //! another portal), the schema registry codec, the producer, and the process and sink stages,
 //! each on its own task; [`Pipeline::stop`] drains and stops them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use hubsync_processors::catalog::check_rules;
@@ -9,16 +10,16 @@ use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{error, info};
 
 use crate::admin::{Health, StageHealth};
 use crate::codec::{AvroCodec, RegistryClient};
-use crate::config::{Config, Secrets};
+use crate::config::{Config, Secrets, TeamStatus};
 use crate::emit::Emitter;
 use crate::hubspot::{HubSpotClient, RetryParams};
 use crate::kafka::{consumer_config, producer_config};
-use crate::process::{self, ProcessStage};
-use crate::sink::stage::{self as sink, SinkSettings, SinkStage};
+use crate::process::{self, ProcessStage, ProcessTeam};
+use crate::sink::stage::{self as sink, SinkSettings, SinkStage, SinkTeam};
 use crate::sink::writer::{Writer, WriterSettings};
 use crate::state::State;
 use crate::teams::Teams;
@@ -64,6 +65,11 @@ pub enum StartError {
     Rules(Vec<String>),
     #[error("state: {0}")]
     State(#[from] crate::state::StateError),
+    #[error(
+        "portal {portal} is named by two teams, {} and {}: one team per portal; correct hubspot_portal_id in one of them",
+        teams[0], teams[1]
+    )]
+    SharedPortal { portal: u64, teams: [String; 2] },
 }
 
 pub struct Pipeline {
@@ -73,21 +79,44 @@ pub struct Pipeline {
     pub client: HubSpotClient,
 }
 
+/// One team of a service: the service's sections with the team's own, and its secrets.
+pub type TeamSetup = (Config, Secrets);
+
+/// What each stage keeps of one team, once its connection and rules were checked.
+struct Connected {
+    client: HubSpotClient,
+    process: Option<ProcessTeam>,
+    sink: Option<SinkTeam>,
+}
+
 impl Pipeline {
+    /// A pipeline for the one team a configuration names. Any problem with the team (a token of
+    /// another portal, rules that do not fit the portal) refuses the start.
     pub async fn start(
         config: &Config,
         secrets: &Secrets,
         stages: Stages,
         health: Health,
     ) -> Result<Self, StartError> {
-        let client = hubspot_client(config, secrets)?;
-        let account = client.account_details().await?;
-        if account.portal_id != config.team.hubspot_portal_id {
-            return Err(StartError::WrongPortal {
-                expected: config.team.hubspot_portal_id,
-                actual: account.portal_id,
-            });
-        }
+        let team = [(config.clone(), secrets.clone())];
+        Self::start_teams(config, secrets, &team, stages, health, Refusal::Stop).await
+    }
+
+    /// A pipeline for every team of `teams` in one service: `service` gives the deployment's
+    /// sections (Kafka, registry, topics, stages, state, admin). Each team is connected with its
+    /// own token, checked to belong to its own portal (fail closed) and its rules against that
+    /// portal's properties; with [`Refusal::Team`] a team that fails is served as not connected
+    /// (its events end `SKIPPED` `TEAM_NOT_CONNECTED`, saying why) and the others start.
+    pub async fn start_teams(
+        service: &Config,
+        service_secrets: &Secrets,
+        teams: &[TeamSetup],
+        stages: Stages,
+        health: Health,
+        refusal: Refusal,
+    ) -> Result<Self, StartError> {
+        let config = service;
+        let secrets = service_secrets;
         let registry = RegistryClient::new(&config.registry, secrets.registry_password.clone())
             .map_err(|e| StartError::Registry(e.to_string()))?;
         let codec = AvroCodec::new(registry, config.registry.cache_capacity)
@@ -96,32 +125,72 @@ impl Pipeline {
         let emitter = Emitter::new(producer, &codec, config.topics.clone())
             .await
             .map_err(|e| StartError::Registry(e.to_string()))?;
+        let state = if stages.sink() {
+            Some(State::open(
+                &config.state.stage_dir(sink::STAGE),
+                config.state.cache_capacity.bytes(),
+                config.state.max_processed_events,
+            )?)
+        } else {
+            None
+        };
+        let mut portals: HashMap<u64, String> = HashMap::new();
+        let mut process_teams = Teams::default();
+        let mut sink_teams = Teams::default();
+        let mut clients = Vec::new();
+        for (team, team_secrets) in teams {
+            let id = team.team.id.as_str();
+            if let Some(other) = portals.insert(team.team.hubspot_portal_id, id.to_string()) {
+                let problem = StartError::SharedPortal {
+                    portal: team.team.hubspot_portal_id,
+                    teams: [other, id.to_string()],
+                };
+                refuse(refusal, id, problem, &mut process_teams, &mut sink_teams)?;
+                continue;
+            }
+            if team.team.status != TeamStatus::Active {
+                let why = format!(
+                    "the team's HubSpot integration is {}",
+                    team.team.status.as_str()
+                );
+                process_teams.add_not_connected(id, &why);
+                sink_teams.add_not_connected(id, &why);
+                continue;
+            }
+            match connect(team, team_secrets, stages, state.as_ref()).await {
+                Ok(connected) => {
+                    clients.push(connected.client);
+                    if let Some(kept) = connected.process {
+                        process_teams.add(id, kept);
+                    }
+                    if let Some(kept) = connected.sink {
+                        sink_teams.add(id, kept);
+                    }
+                }
+                Err(problem) => refuse(refusal, id, problem, &mut process_teams, &mut sink_teams)?,
+            }
+        }
+        let client = clients
+            .first()
+            .cloned()
+            .map_or_else(|| hubspot_client(config, secrets), Ok)?;
         let (shutdown, stopping) = watch::channel(false);
         let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
 
         if stages.process() {
             health.set(process::STAGE, StageHealth::Starting);
-            let catalog = catalog::load(&client).await?;
-            let problems: Vec<String> = check_rules(&config.rules, &catalog)
-                .into_iter()
-                .map(|e| format!("  {}: {}", e.path, e.message))
-                .collect();
-            if !problems.is_empty() {
-                return Err(StartError::Rules(problems));
-            }
-            let owners = process::owner_directory(&client, &config.rules.users).await?;
             let stage = ProcessStage {
                 consumer: consumer_config(config, secrets, process::STAGE)
                     .create::<StreamConsumer>()?,
                 replay_consumer: consumer_config(config, secrets, "process-replay").create()?,
                 codec: codec.clone(),
                 emitter: emitter.clone(),
-                rules: Arc::new(config.rules.clone()),
-                catalog: Arc::new(catalog),
-                owners: Arc::new(owners),
                 topics: config.topics.clone(),
-                team_id: config.team.id.clone(),
-                teams: Arc::new(Teams::of_config(config)),
+                team_id: match teams {
+                    [(only, _)] => only.team.id.clone(),
+                    _ => String::new(),
+                },
+                teams: Arc::new(process_teams),
                 health: health.clone(),
                 max_in_flight: config.stages.process.channel_capacity.max(1),
             };
@@ -134,34 +203,14 @@ impl Pipeline {
 
         if stages.sink() {
             health.set(sink::STAGE, StageHealth::Starting);
-            crate::sink::owned::ensure(&client)
-                .await
-                .map_err(StartError::OwnedProperties)?;
-            let state = State::open(
-                &config.state.stage_dir(sink::STAGE),
-                config.state.cache_capacity.bytes(),
-                config.state.max_processed_events,
-            )?;
-            let writer = Writer::new(
-                client.clone(),
-                state,
-                WriterSettings {
-                    contact_id_property: config.rules.sync.contacts.id_property.clone(),
-                    match_companies_on_name: config.rules.sync.companies.match_on_name,
-                    search_lag: config.stages.inbound.search_lag,
-                    contact_wait: config.stages.sink.contact_wait,
-                },
-            );
             let max_in_flight = config.hubspot.max_in_flight.max(1);
             let stage = SinkStage {
                 consumer: consumer_config(config, secrets, sink::STAGE)
                     .create::<StreamConsumer>()?,
                 replay_consumer: consumer_config(config, secrets, "sink-replay").create()?,
                 codec: codec.clone(),
-                writer,
                 emitter: emitter.clone(),
-                client: client.clone(),
-                teams: Arc::new(Teams::of_config(config)),
+                teams: Arc::new(sink_teams),
                 health: health.clone(),
                 settings: sink_settings(config, max_in_flight),
             };
@@ -173,7 +222,12 @@ impl Pipeline {
                 tokio::spawn(async move { Ok(stage.run(&topic, &replay_topic, stopping).await?) }),
             ));
         }
-        info!(portal = account.portal_id, ?stages, "pipeline started");
+        info!(
+            teams = teams.len(),
+            connected = clients.len(),
+            ?stages,
+            "pipeline started"
+        );
         Ok(Pipeline {
             shutdown,
             tasks,
@@ -211,6 +265,98 @@ impl Pipeline {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
+}
+
+/// What to do with a team that cannot be connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Refuse the whole start (a service of one team: the operator is right there).
+    Stop,
+    /// Serve the team as not connected, saying why, and start the others.
+    Team,
+}
+
+fn refuse(
+    refusal: Refusal,
+    team: &str,
+    problem: StartError,
+    process_teams: &mut Teams<ProcessTeam>,
+    sink_teams: &mut Teams<SinkTeam>,
+) -> Result<(), StartError> {
+    if refusal == Refusal::Stop {
+        return Err(problem);
+    }
+    error!(team, %problem, "team refused: its events are skipped TEAM_NOT_CONNECTED until it is fixed");
+    metrics::counter!("hubsync_teams_refused_total").increment(1);
+    let why = format!("hubsync refused the team's connection: {problem}");
+    process_teams.add_not_connected(team, &why);
+    sink_teams.add_not_connected(team, &why);
+    Ok(())
+}
+
+/// Connects one team: its token must belong to its portal; the process stage needs its rules to
+/// fit the portal's properties (and reads the portal's owners), the sink its own properties in
+/// the portal and the portal's state.
+async fn connect(
+    team: &Config,
+    secrets: &Secrets,
+    stages: Stages,
+    state: Option<&State>,
+) -> Result<Connected, StartError> {
+    let client = hubspot_client(team, secrets)?;
+    let account = client.account_details().await?;
+    if account.portal_id != team.team.hubspot_portal_id {
+        return Err(StartError::WrongPortal {
+            expected: team.team.hubspot_portal_id,
+            actual: account.portal_id,
+        });
+    }
+    let process = if stages.process() {
+        let catalog = catalog::load(&client).await?;
+        let problems: Vec<String> = check_rules(&team.rules, &catalog)
+            .into_iter()
+            .map(|e| format!("  {}: {}", e.path, e.message))
+            .collect();
+        if !problems.is_empty() {
+            return Err(StartError::Rules(problems));
+        }
+        let owners = process::owner_directory(&client, &team.rules.users).await?;
+        Some(ProcessTeam {
+            portal_id: account.portal_id,
+            rules: team.rules.clone(),
+            catalog,
+            owners,
+        })
+    } else {
+        None
+    };
+    let sink = match state {
+        Some(state) => {
+            crate::sink::owned::ensure(&client)
+                .await
+                .map_err(StartError::OwnedProperties)?;
+            let writer = Writer::new(
+                client.clone(),
+                state.scoped(&account.portal_id.to_string()),
+                WriterSettings {
+                    contact_id_property: team.rules.sync.contacts.id_property.clone(),
+                    match_companies_on_name: team.rules.sync.companies.match_on_name,
+                    search_lag: team.stages.inbound.search_lag,
+                    contact_wait: team.stages.sink.contact_wait,
+                },
+            );
+            Some(SinkTeam {
+                writer,
+                client: client.clone(),
+            })
+        }
+        None => None,
+    };
+    Ok(Connected {
+        client,
+        process,
+        sink,
+    })
 }
 
 /// The HubSpot client for a configuration; retries follow `[stages.sink]`.

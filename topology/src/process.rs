@@ -54,21 +54,30 @@ pub struct ProcessStage {
     pub replay_consumer: StreamConsumer,
     pub codec: AvroCodec,
     pub emitter: Emitter,
-    pub rules: Arc<Rules>,
-    pub catalog: Arc<PropertyCatalog>,
-    /// HubSpot owners by email, for `users.auto_map_by_email` (empty when it is off).
-    pub owners: Arc<OwnerDirectory>,
     pub topics: Topics,
-    /// `team.id`, for the outcomes of messages too broken to name their team.
+    /// The team of messages too broken to name theirs: the one team a one-team service serves
+    /// (empty when it serves several).
     pub team_id: String,
-    /// The teams this service serves; an event of any other is left alone.
-    pub teams: Arc<Teams>,
+    /// The teams this service serves, each with its rules; an event of any other is left alone.
+    pub teams: Arc<Teams<ProcessTeam>>,
     pub health: Health,
     /// Events read whose outputs are not delivered yet; reading waits beyond it.
     pub max_in_flight: usize,
 }
 
 type Position = (String, i32, i64);
+
+/// What the process stage keeps of a team it serves.
+#[derive(Debug)]
+pub struct ProcessTeam {
+    /// Where the team's commands go: its commands are keyed by it.
+    pub portal_id: u64,
+    pub rules: Rules,
+    /// The portal's property definitions.
+    pub catalog: PropertyCatalog,
+    /// The portal's owners by email, for `users.auto_map_by_email` (empty when it is off).
+    pub owners: OwnerDirectory,
+}
 
 /// The upstream event a message holds.
 enum Event {
@@ -308,21 +317,24 @@ impl ProcessStage {
             }
         };
         // An event is decided with its own team's rules, and only for a team this service serves.
-        let served = self.teams.served(event.team_id());
-        if served == Served::Unknown {
-            teams::count_unserved(STAGE);
-            return Vec::new();
-        }
-        let gate = |decide: &dyn Fn() -> Decided| match served {
-            Served::NotConnected(status) => Decided::Skip(teams::not_connected(status)),
-            _ => decide(),
+        let team = match self.teams.served(event.team_id()) {
+            Served::Active(team) => Ok(team.clone()),
+            Served::NotConnected(why) => Err(why.to_string()),
+            Served::Unknown => {
+                teams::count_unserved(STAGE);
+                return Vec::new();
+            }
+        };
+        let gate = |decide: &dyn Fn(&ProcessTeam) -> Decided| match &team {
+            Ok(team) => decide(team),
+            Err(why) => Decided::Skip(teams::not_connected(why)),
         };
         let now = now_ms();
         let (decided, event_ref) = match &event {
             Event::Contact(contact) => (
-                gate(&|| {
+                gate(&|team| {
                     written(
-                        decide_contact(contact, &self.rules, &self.catalog),
+                        decide_contact(contact, &team.rules, &team.catalog),
                         Envelope::of_contact(contact, source.clone(), now),
                     )
                 }),
@@ -339,9 +351,9 @@ impl ProcessStage {
                 ),
             ),
             Event::Company(company) => (
-                gate(&|| {
+                gate(&|team| {
                     written(
-                        decide_company(company, &self.rules, &self.catalog),
+                        decide_company(company, &team.rules, &team.catalog),
                         Envelope::of_company(company, source.clone(), now),
                     )
                 }),
@@ -358,9 +370,9 @@ impl ProcessStage {
                 ),
             ),
             Event::Activity(activity) => (
-                gate(&|| {
+                gate(&|team| {
                     activity_written(
-                        decide_activity(activity, &self.rules, &self.catalog, &self.owners),
+                        decide_activity(activity, &team.rules, &team.catalog, &team.owners),
                         Envelope::of_activity(activity, source.clone(), now),
                     )
                 }),
@@ -369,21 +381,25 @@ impl ProcessStage {
                     &activity.team_id,
                     activity.event_time,
                     &source,
-                    planned_object(activity, &self.rules.activities),
+                    team.as_ref().map_or(HubSpotObjectType::Unknown, |team| {
+                        planned_object(activity, &team.rules.activities)
+                    }),
                     Some(format!("{ACTIVITY_ID_PROPERTY}:{}", activity.activity_id)),
                 ),
             ),
         };
         match decided {
             Decided::Write(commands) => {
+                // Only an active team's rules write commands.
+                let portal = team.as_ref().map_or(0, |team| team.portal_id);
                 let mut deliveries = Vec::with_capacity(commands.len());
                 for command in &commands {
                     metrics::counter!("hubsync_process_commands_total").increment(1);
                     let carried = lineage.carried();
                     let sent = if replay.is_some() {
-                        self.emitter.replay_command(command, carried).await
+                        self.emitter.replay_command(command, portal, carried).await
                     } else {
-                        self.emitter.command_with_headers(command, carried).await
+                        self.emitter.command(command, portal, carried).await
                     };
                     match sent {
                         Ok(delivery) => deliveries.push(delivery),

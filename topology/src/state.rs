@@ -73,6 +73,9 @@ pub struct State {
     /// One flush at a time: sled 0.34 can deadlock its I/O threads when several `flush_async`
     /// calls overlap, and batches written at once each flush.
     flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Put before every key: `{portal id}/`, so that the state of one portal is never read for
+    /// another (a sink pointed at a new portal starts from nothing).
+    scope: std::sync::Arc<str>,
 }
 
 impl State {
@@ -99,7 +102,21 @@ impl State {
             db,
             max_processed,
             flushing: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            scope: "".into(),
         })
+    }
+
+    /// The same store, with every key of this view kept apart under `scope` (a portal id).
+    /// Processed events are bounded across every scope together.
+    pub fn scoped(&self, scope: &str) -> State {
+        State {
+            scope: format!("{scope}/").into(),
+            ..self.clone()
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.scope)
     }
 
     /// Makes every write so far durable. Flushes wait for each other; a flush that waited
@@ -116,18 +133,18 @@ impl State {
     pub fn identity(&self, key: &str) -> Result<Option<String>, StateError> {
         Ok(self
             .identity
-            .get(key)?
+            .get(self.key(key))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     pub fn set_identity(&self, key: &str, hubspot_id: &str) -> Result<(), StateError> {
-        self.identity.insert(key, hubspot_id.as_bytes())?;
+        self.identity.insert(self.key(key), hubspot_id.as_bytes())?;
         Ok(())
     }
 
     /// Forgets a record's HubSpot id (it was deleted or merged away there).
     pub fn clear_identity(&self, key: &str) -> Result<(), StateError> {
-        self.identity.remove(key)?;
+        self.identity.remove(self.key(key))?;
         Ok(())
     }
 
@@ -135,7 +152,7 @@ impl State {
 
     pub fn processed(&self, event_id: &str) -> Result<Option<RememberedOutcome>, StateError> {
         self.processed
-            .get(event_id)?
+            .get(self.key(event_id))?
             .map(|v| decode(&v, "processed"))
             .transpose()
     }
@@ -143,6 +160,7 @@ impl State {
     /// Remembers an event's outcome, forgetting the oldest events beyond the bound.
     pub fn remember(&self, event_id: &str, outcome: &RememberedOutcome) -> Result<(), StateError> {
         use std::sync::atomic::Ordering;
+        let event_id = &self.key(event_id);
         let previous = self.processed.insert(event_id, encode(outcome))?;
         if let Some(previous) = previous {
             let previous: RememberedOutcome = decode(&previous, "processed")?;
@@ -177,6 +195,7 @@ impl State {
     /// redriven event that was dead-lettered).
     pub fn forget(&self, event_id: &str) -> Result<(), StateError> {
         use std::sync::atomic::Ordering;
+        let event_id = &self.key(event_id);
         let Some(previous) = self.processed.remove(event_id)? else {
             return Ok(());
         };
@@ -202,7 +221,7 @@ impl State {
     pub fn last_written(&self, key: &str) -> Result<BTreeMap<String, String>, StateError> {
         Ok(self
             .last_written
-            .get(key)?
+            .get(self.key(key))?
             .map(|v| decode(&v, "last_written"))
             .transpose()?
             .unwrap_or_default())
@@ -219,7 +238,7 @@ impl State {
         }
         let mut current = self.last_written(key)?;
         current.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.last_written.insert(key, encode(&current))?;
+        self.last_written.insert(self.key(key), encode(&current))?;
         Ok(())
     }
 
@@ -227,18 +246,18 @@ impl State {
 
     pub fn intent(&self, key: &str) -> Result<Option<CreateIntent>, StateError> {
         self.intents
-            .get(key)?
+            .get(self.key(key))?
             .map(|v| decode(&v, "intents"))
             .transpose()
     }
 
     pub fn set_intent(&self, key: &str, intent: &CreateIntent) -> Result<(), StateError> {
-        self.intents.insert(key, encode(intent))?;
+        self.intents.insert(self.key(key), encode(intent))?;
         Ok(())
     }
 
     pub fn clear_intent(&self, key: &str) -> Result<(), StateError> {
-        self.intents.remove(key)?;
+        self.intents.remove(self.key(key))?;
         Ok(())
     }
 }
@@ -298,6 +317,24 @@ mod tests {
         assert_eq!(state.identity(&key).expect("read"), None);
         state.set_identity(&key, "101").expect("write");
         assert_eq!(state.identity(&key).expect("read").as_deref(), Some("101"));
+    }
+
+    #[test]
+    fn one_portal_never_reads_another_portal_s_state() {
+        let (_dir, state) = open(10);
+        let (one, other) = (state.scoped("1001"), state.scoped("1002"));
+        let key = record_key("contacts", "EMAIL", "ada@acme.io");
+        one.set_identity(&key, "101").expect("write");
+        one.merge_last_written("contacts:101", &BTreeMap::from([("a".into(), "1".into())]))
+            .expect("write");
+        one.remember("e1", &outcome(1)).expect("remember");
+        assert_eq!(other.identity(&key).expect("read"), None);
+        assert!(other.last_written("contacts:101").expect("read").is_empty());
+        assert_eq!(other.processed("e1").expect("read"), None);
+        assert!(one.processed("e1").expect("read").is_some());
+        one.forget("e1").expect("forget");
+        assert_eq!(one.processed("e1").expect("read"), None);
+        assert_eq!(state.processed_count(), 0);
     }
 
     #[test]

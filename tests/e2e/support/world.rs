@@ -9,7 +9,7 @@ use hubsync::codec::{AvroCodec, RegistryClient};
 use hubsync::config::{Config, Secrets};
 use hubsync_dev::sandbox_config::render_sandbox_config;
 use hubsync_sandbox::broker::{BrokerConfig, DevBroker, TopicSpec};
-use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
+use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, Portals, SandboxOptions};
 use hubsync_sandbox::registry::SchemaRegistry;
 use hubsync_sandbox::server::{RunningServer, loopback};
 use hubsync_schemas::{AvroRecord, DeadLetter, SchemaKind, SyncOutcome, default_subject};
@@ -20,7 +20,10 @@ use rdkafka::{ClientConfig, Message};
 pub struct World {
     pub broker: DevBroker,
     pub registry: RunningServer,
+    /// The first portal: the one the configuration's team writes to.
     pub hubspot: HubSpotSandbox,
+    /// Every portal of the sandbox, behind one base URL.
+    pub portals: Portals,
     pub hubspot_server: RunningServer,
     pub config: Config,
     config_text: String,
@@ -35,6 +38,16 @@ impl World {
     /// unless `partitions` says otherwise; `edit` adjusts the configuration text.
     pub async fn start(
         options: SandboxOptions,
+        partitions: i32,
+        edit: impl FnOnce(String) -> String,
+    ) -> World {
+        Self::start_portals(vec![options], partitions, edit).await
+    }
+
+    /// [`World::start`] with several portals behind the one HubSpot URL (each answers the tokens
+    /// of its options); the configuration's team writes to the first.
+    pub async fn start_portals(
+        portals: Vec<SandboxOptions>,
         partitions: i32,
         edit: impl FnOnce(String) -> String,
     ) -> World {
@@ -54,8 +67,9 @@ impl World {
             .serve(loopback(0))
             .await
             .expect("registry");
-        let hubspot = HubSpotSandbox::new(options);
-        let hubspot_server = hubspot.serve(loopback(0)).await.expect("hubspot");
+        let portals = Portals::new(portals);
+        let hubspot = portals.all().first().expect("a portal").clone();
+        let hubspot_server = portals.serve(loopback(0)).await.expect("hubspot");
         let state_dir = tempfile::tempdir().expect("state dir");
         let text = render_sandbox_config(
             broker.bootstrap_servers(),
@@ -96,6 +110,7 @@ impl World {
             broker,
             registry,
             hubspot,
+            portals,
             hubspot_server,
             config,
             config_text: text,

@@ -2,9 +2,12 @@
 //! batches to the [`Writer`] with bounded concurrency, record and emit every event's outcome, and
 //! store each offset once everything its message produced is delivered.
 //!
-//! When HubSpot refuses the token the stage pauses: partitions stop being fetched (the consumer
-//! stays in its group), the batch waits, `/healthz` says why, and the token is probed with
-//! backoff; once it works the stage resumes where it stopped. Nothing is dead-lettered for it.
+//! Every team's commands are held and written apart: coalescers per team and object, each batch
+//! written with its own team's connection (its token, its portal's budget and state). Batches
+//! are taken from the teams in turn, so one team's backlog does not hold the others' live records
+//! back. When HubSpot refuses a team's token that team pauses alone: its batch waits,
+//! `/healthz` names it, and its token is probed with backoff; once it works the team resumes
+//! where it stopped. Nothing is dead-lettered for it, and the other teams go on.
 //!
 //! Replayed commands ([`crate::lineage`]) arrive on their own topic and form a backfill
 //! lane: coalescers of their own (holding up to `stages.sink.replay_max_pending` commands, each
@@ -67,7 +70,25 @@ struct Running {
     lane: Lane,
     /// Commands in the batch: their offsets stay unstored if the task fails.
     commands: usize,
-    keys: Vec<(HubSpotObjectType, String)>,
+    slot: Slot,
+    keys: Vec<String>,
+}
+
+/// Where a record waits: its team and its object type.
+type Slot = (Arc<str>, HubSpotObjectType);
+
+/// What the sink keeps of a team it serves: its connection to its portal, and its writer (that
+/// connection and the portal's own state).
+pub struct SinkTeam {
+    pub writer: Writer,
+    pub client: HubSpotClient,
+}
+
+/// A team whose token HubSpot refuses: when its token is tried again.
+struct Paused {
+    reason: String,
+    delay: Duration,
+    at: Instant,
 }
 
 /// Live commands, or replayed ones (the backfill lane).
@@ -87,35 +108,37 @@ impl Lane {
     }
 }
 
-/// The records waiting to be written, per lane and object type.
+/// The records waiting to be written, per lane, team and object type.
 #[derive(Debug, Default)]
 struct Pending {
-    live: HashMap<HubSpotObjectType, Coalescer>,
-    replay: HashMap<HubSpotObjectType, Coalescer>,
+    live: HashMap<Slot, Coalescer>,
+    replay: HashMap<Slot, Coalescer>,
+    /// Every slot of either lane, in the order first seen: batches are looked for from `next`
+    /// on, so the teams take turns.
+    slots: Vec<Slot>,
+    next: usize,
 }
 
 impl Pending {
-    fn lane_mut(&mut self, lane: Lane) -> &mut HashMap<HubSpotObjectType, Coalescer> {
+    fn lane_mut(&mut self, lane: Lane) -> &mut HashMap<Slot, Coalescer> {
         match lane {
             Lane::Live => &mut self.live,
             Lane::Replay => &mut self.replay,
         }
     }
 
-    fn lane(&self, lane: Lane) -> &HashMap<HubSpotObjectType, Coalescer> {
+    fn lane(&self, lane: Lane) -> &HashMap<Slot, Coalescer> {
         match lane {
             Lane::Live => &self.live,
             Lane::Replay => &self.replay,
         }
     }
 
-    fn coalescer(
-        &mut self,
-        lane: Lane,
-        object: HubSpotObjectType,
-        settings: &SinkSettings,
-    ) -> &mut Coalescer {
-        self.lane_mut(lane).entry(object).or_insert_with(|| {
+    fn coalescer(&mut self, lane: Lane, slot: Slot, settings: &SinkSettings) -> &mut Coalescer {
+        if !self.live.contains_key(&slot) && !self.replay.contains_key(&slot) {
+            self.slots.push(slot.clone());
+        }
+        self.lane_mut(lane).entry(slot).or_insert_with(|| {
             let (linger, hold) = match lane {
                 Lane::Live => (settings.linger, settings.hold),
                 Lane::Replay => (
@@ -127,22 +150,37 @@ impl Pending {
         })
     }
 
-    /// The lane's next due batch, leaving out records the other lane is writing.
+    /// The lane's next due batch of a team not `paused`, leaving out records the other lane is
+    /// writing. The search starts after the slot the last batch came from, so every team's due
+    /// records get their turn.
     fn take_batch(
         &mut self,
         lane: Lane,
         now: std::time::Instant,
         flush: bool,
-    ) -> Option<(HubSpotObjectType, Vec<PendingRecord>)> {
+        paused: &HashMap<Arc<str>, Paused>,
+    ) -> Option<(Slot, Vec<PendingRecord>)> {
         let (mine, other) = match lane {
             Lane::Live => (&mut self.live, &self.replay),
             Lane::Replay => (&mut self.replay, &self.live),
         };
-        mine.iter_mut().find_map(|(object, c)| {
-            let busy = |key: &str| other.get(object).is_some_and(|o| o.is_in_flight(key));
-            c.take_batch_avoiding(now, flush, busy)
-                .map(|batch| (*object, batch))
-        })
+        let count = self.slots.len();
+        for turn in 0..count {
+            let index = (self.next + turn) % count;
+            let slot = &self.slots[index];
+            if paused.contains_key(&slot.0) {
+                continue;
+            }
+            let Some(c) = mine.get_mut(slot) else {
+                continue;
+            };
+            let busy = |key: &str| other.get(slot).is_some_and(|o| o.is_in_flight(key));
+            if let Some(batch) = c.take_batch_avoiding(now, flush, busy) {
+                self.next = (index + 1) % count;
+                return Some((slot.clone(), batch));
+            }
+        }
+        None
     }
 
     /// Drops the lane's records not in a batch; returns how many commands they held.
@@ -153,6 +191,17 @@ impl Pending {
             .sum()
     }
 
+    /// Commands held for these teams, in either lane.
+    fn pending_of<'a>(&self, teams: impl Iterator<Item = &'a Arc<str>>) -> usize {
+        let teams: Vec<&Arc<str>> = teams.collect();
+        self.live
+            .iter()
+            .chain(&self.replay)
+            .filter(|(slot, _)| teams.contains(&&slot.0))
+            .map(|(_, c)| c.pending_commands())
+            .sum()
+    }
+
     fn pending_commands(&self, lane: Lane) -> usize {
         self.lane(lane)
             .values()
@@ -160,20 +209,19 @@ impl Pending {
             .sum()
     }
 
-    /// When the next record of a lane that may start a batch (`open`: live, replay) is due;
-    /// replayed records not before `replay_from`.
+    /// When the next record of a lane that may start a batch (`open`: live, replay) is due,
+    /// among teams not `paused`; replayed records not before `replay_from`.
     fn next_due(
         &self,
         open: [bool; 2],
         replay_from: std::time::Instant,
+        paused: &HashMap<Arc<str>, Paused>,
     ) -> Option<std::time::Instant> {
-        let due = |mine: &HashMap<HubSpotObjectType, Coalescer>,
-                   other: &HashMap<HubSpotObjectType, Coalescer>| {
+        let due = |mine: &HashMap<Slot, Coalescer>, other: &HashMap<Slot, Coalescer>| {
             mine.iter()
-                .filter_map(|(object, c)| {
-                    c.next_due_avoiding(|key| {
-                        other.get(object).is_some_and(|o| o.is_in_flight(key))
-                    })
+                .filter(|(slot, _)| !paused.contains_key(&slot.0))
+                .filter_map(|(slot, c)| {
+                    c.next_due_avoiding(|key| other.get(slot).is_some_and(|o| o.is_in_flight(key)))
                 })
                 .min()
         };
@@ -206,18 +254,17 @@ pub struct SinkStage {
     /// Reads the replay commands topic (its own group, `…sink-replay`).
     pub replay_consumer: StreamConsumer,
     pub codec: AvroCodec,
-    pub writer: Writer,
     pub emitter: Emitter,
-    pub client: HubSpotClient,
-    /// The teams this service serves; a command of any other is never written.
-    pub teams: Arc<Teams>,
+    /// The teams this service serves, each with its connection; a command of any other team is
+    /// never written.
+    pub teams: Arc<Teams<SinkTeam>>,
     pub health: Health,
     pub settings: SinkSettings,
 }
 
 /// What a finished batch hands back to the loop.
 struct BatchDone {
-    retry: Vec<(HubSpotObjectType, PendingRecord, Option<Duration>)>,
+    retry: Vec<(PendingRecord, Option<Duration>)>,
     paused: Option<String>,
     delivered: Vec<Position>,
 }
@@ -255,9 +302,8 @@ impl SinkStage {
         let mut abandoned = 0usize;
         let mut tracker = OffsetTracker::default();
         let mut batches: JoinSet<BatchDone> = JoinSet::new();
-        let mut paused: Option<String> = None;
-        let mut probe_delay = Duration::from_secs(2);
-        let mut probe_at = Instant::now();
+        // Teams whose token HubSpot refuses, and when each is tried again.
+        let mut paused: HashMap<Arc<str>, Paused> = HashMap::new();
         let mut draining = false;
         // Batches each lane may write at once.
         let most = [
@@ -272,7 +318,7 @@ impl SinkStage {
                 // batch yet stays unacknowledged, and is read again after the restart.
                 abandoned += coalescers.abandon(Lane::Replay);
             }
-            if paused.is_none() {
+            {
                 // Replayed records wait for the replay to be read (or the lane to be full).
                 let replay_quiet = draining || now >= replay_read_at + REPLAY_QUIET;
                 for lane in [Lane::Live, Lane::Replay] {
@@ -280,19 +326,25 @@ impl SinkStage {
                         continue;
                     }
                     while writing[lane as usize] < most[lane as usize] {
-                        let Some((object, records)) =
-                            coalescers.take_batch(lane, now.into_std(), draining)
+                        let Some((slot, records)) =
+                            coalescers.take_batch(lane, now.into_std(), draining, &paused)
                         else {
                             break;
+                        };
+                        let Served::Active(team) = self.teams.served(&slot.0) else {
+                            // Only commands of active teams are held.
+                            abandoned += records.iter().map(|r| r.members.len()).sum::<usize>();
+                            continue;
                         };
                         writing[lane as usize] += 1;
                         let started = Running {
                             lane,
                             commands: records.iter().map(|r| r.members.len()).sum(),
-                            keys: records.iter().map(|r| (object, r.key.clone())).collect(),
+                            slot: slot.clone(),
+                            keys: records.iter().map(|r| r.key.clone()).collect(),
                         };
                         let batch =
-                            write_batch(self.writer.clone(), self.emitter.clone(), object, records);
+                            write_batch(team.writer.clone(), self.emitter.clone(), slot.1, records);
                         let task = match lane {
                             Lane::Live => batches.spawn(batch),
                             // Its HubSpot calls give way to live ones.
@@ -305,7 +357,7 @@ impl SinkStage {
             let live_pending = coalescers.pending_commands(Lane::Live);
             let replay_pending = coalescers.pending_commands(Lane::Replay);
             let pending = live_pending + replay_pending;
-            if paused.is_none() {
+            {
                 let most_replayed = self.settings.replay_max_pending;
                 let full = replay_pending >= most_replayed;
                 let room = replay_pending < most_replayed / 4 * 3;
@@ -319,9 +371,12 @@ impl SinkStage {
                     self.pause_replay(full);
                 }
             }
+            // What a paused team holds stays unacknowledged: read again at the next start.
+            let held_paused: usize = coalescers.pending_of(paused.keys());
             if draining
-                && (paused.is_some()
-                    || (pending == 0 && batches.is_empty() && tracker.in_flight() <= abandoned))
+                && pending <= held_paused
+                && batches.is_empty()
+                && tracker.in_flight() <= abandoned + held_paused
             {
                 break;
             }
@@ -329,8 +384,9 @@ impl SinkStage {
             // records wait for a batch to finish instead of waking the loop again and again.
             let open = [0, 1].map(|lane| writing[lane] < most[lane]);
             let next_due = coalescers
-                .next_due(open, (replay_read_at + REPLAY_QUIET).into_std())
+                .next_due(open, (replay_read_at + REPLAY_QUIET).into_std(), &paused)
                 .map(Instant::from_std);
+            let probe_at = paused.values().map(|p| p.at).min();
             let can_read = !draining && live_pending < self.settings.max_pending;
             tokio::select! {
                 biased;
@@ -354,10 +410,8 @@ impl SinkStage {
                     };
                     writing[batch.lane as usize] = writing[batch.lane as usize].saturating_sub(1);
                     // Its records may be written again (their later commands, or themselves).
-                    for (object, key) in batch.keys {
-                        if let Some(c) = coalescers.lane_mut(batch.lane).get_mut(&object) {
-                            c.release([key]);
-                        }
+                    if let Some(c) = coalescers.lane_mut(batch.lane).get_mut(&batch.slot) {
+                        c.release(batch.keys);
                     }
                     let done = match written {
                         Ok(done) => done,
@@ -372,21 +426,20 @@ impl SinkStage {
                     for position in done.delivered {
                         self.complete(&mut tracker, replay_topic, position);
                     }
-                    for (object, record, later) in done.retry {
-                        let c = coalescers.coalescer(batch.lane, object, &self.settings);
+                    for (record, later) in done.retry {
+                        let c = coalescers.coalescer(batch.lane, batch.slot.clone(), &self.settings);
                         match later {
                             Some(delay) => c.requeue_at(record, (Instant::now() + delay).into_std()),
                             None => c.requeue(record),
                         }
                     }
-                    if let Some(reason) = done.paused && paused.is_none() {
-                        warn!(%reason, "hubspot refuses the token: pausing the sink until it works again");
+                    if let Some(reason) = done.paused && !paused.contains_key(&batch.slot.0) {
+                        let team = batch.slot.0.clone();
+                        warn!(team = %team, %reason, "hubspot refuses the team's token: pausing the team until it works again");
                         metrics::counter!("hubsync_sink_pauses_total").increment(1);
-                        self.pause_partitions(true);
-                        self.health.set(STAGE, StageHealth::Paused(reason.clone()));
-                        paused = Some(reason);
-                        probe_delay = Duration::from_secs(2);
-                        probe_at = Instant::now() + probe_delay;
+                        let delay = Duration::from_secs(2);
+                        paused.insert(team, Paused { reason, delay, at: Instant::now() + delay });
+                        self.report_paused(&paused);
                     }
                 }
                 message = self.consumer.recv(), if can_read => {
@@ -410,23 +463,9 @@ impl SinkStage {
                         Err(error) => warn!(%error, "kafka consumer error on the replay commands; continuing"),
                     }
                 }
-                _ = tokio::time::sleep_until(next_due.unwrap_or(now + Duration::from_secs(3600))), if next_due.is_some() && paused.is_none() => {}
-                _ = tokio::time::sleep_until(probe_at), if paused.is_some() => {
-                    match self.client.account_details().await {
-                        Ok(_) => {
-                            info!("hubspot accepts the token again: resuming the sink");
-                            self.pause_partitions(false);
-                            self.health.set(STAGE, StageHealth::Running);
-                            paused = None;
-                            // Every partition fetches again; the replay lane pauses anew if full.
-                            replay_paused = false;
-                        }
-                        Err(error) => {
-                            debug!(%error, "token still refused");
-                            probe_delay = (probe_delay * 2).min(Duration::from_secs(60));
-                            probe_at = Instant::now() + probe_delay;
-                        }
-                    }
+                _ = tokio::time::sleep_until(next_due.unwrap_or(now + Duration::from_secs(3600))), if next_due.is_some() => {}
+                _ = tokio::time::sleep_until(probe_at.unwrap_or(now)), if probe_at.is_some() => {
+                    self.probe(&mut paused).await;
                 }
             }
         }
@@ -457,10 +496,52 @@ impl SinkStage {
         );
     }
 
-    fn pause_partitions(&self, pause: bool) {
-        for consumer in [&self.consumer, &self.replay_consumer] {
-            pause_assigned(consumer, pause);
+    /// Tries the token of every paused team whose time has come; a team HubSpot accepts again
+    /// resumes, the others wait twice as long (at most a minute).
+    async fn probe(&self, paused: &mut HashMap<Arc<str>, Paused>) {
+        let now = Instant::now();
+        let due: Vec<Arc<str>> = paused
+            .iter()
+            .filter(|(_, p)| p.at <= now)
+            .map(|(team, _)| team.clone())
+            .collect();
+        for team in due {
+            let accepted = match self.teams.served(&team) {
+                Served::Active(kept) => match kept.client.account_details().await {
+                    Ok(_) => true,
+                    Err(error) => {
+                        debug!(team = %team, %error, "token still refused");
+                        false
+                    }
+                },
+                // No longer served as it was: nothing left to wait for.
+                _ => true,
+            };
+            if accepted {
+                info!(team = %team, "hubspot accepts the team's token again: resuming it");
+                paused.remove(&team);
+            } else if let Some(p) = paused.get_mut(&team) {
+                p.delay = (p.delay * 2).min(Duration::from_secs(60));
+                p.at = Instant::now() + p.delay;
+            }
         }
+        self.report_paused(paused);
+    }
+
+    /// `/healthz`: running, or paused naming every paused team and why.
+    fn report_paused(&self, paused: &HashMap<Arc<str>, Paused>) {
+        metrics::gauge!("hubsync_sink_paused_teams").set(paused.len() as f64);
+        if paused.is_empty() {
+            self.health.set(STAGE, StageHealth::Running);
+            return;
+        }
+        let mut teams: Vec<String> = paused
+            .iter()
+            .map(|(team, p)| format!("team {team}: {}", p.reason))
+            .collect();
+        teams.sort();
+        self.health
+            .set(STAGE, StageHealth::Paused(teams.join("; ")));
     }
 
     /// Pauses or resumes fetching replayed commands.
@@ -497,18 +578,18 @@ impl SinkStage {
                 return Ok(());
             }
         };
-        match self.teams.served(&command.team_id) {
-            Served::Active => {}
+        let team = match self.teams.served(&command.team_id) {
+            Served::Active(team) => team.clone(),
             Served::Unknown => {
                 // Made by a process stage that serves a team this one does not: not ours to write.
                 teams::count_unserved(STAGE);
                 spawn_ack(Vec::new(), position, acks.clone());
                 return Ok(());
             }
-            Served::NotConnected(status) => {
+            Served::NotConnected(why) => {
                 let outcome = lineage.stamp(outcomes::for_command(
                     &command,
-                    &teams::not_connected(status),
+                    &teams::not_connected(why),
                     &lineage.stage_label(STAGE),
                     now_ms(),
                 ));
@@ -522,15 +603,15 @@ impl SinkStage {
                 spawn_ack(deliveries, position, acks.clone());
                 return Ok(());
             }
-        }
+        };
         let processed = lineage.processed_key(&command.event_id);
-        let remembered = self.writer.state().processed(&processed)?;
+        let remembered = team.writer.state().processed(&processed)?;
         if let Some(remembered) = &remembered
             && lineage.redrive_of.is_some()
             && OutcomeStatus::from_symbol(&remembered.status) == OutcomeStatus::DeadLettered
         {
             // Redriven after it was dead-lettered here: it is written again, not answered.
-            self.writer.state().forget(&processed)?;
+            team.writer.state().forget(&processed)?;
         } else if let Some(remembered) = remembered {
             // Redelivered, or copied again by its run: the event keeps the outcome it has.
             metrics::counter!("hubsync_sink_redelivered_total").increment(1);
@@ -552,6 +633,7 @@ impl SinkStage {
         }
         let key = command_key(&command);
         let object = command.object_type;
+        let command_team = command.team_id.clone();
         let since = waiting_since(command.processed_time, now_ms(), self.settings.linger);
         let member = Member {
             command,
@@ -559,7 +641,11 @@ impl SinkStage {
             lineage,
         };
         coalescers
-            .coalescer(Lane::of(&member), object, &self.settings)
+            .coalescer(
+                Lane::of(&member),
+                (Arc::from(command_team.as_str()), object),
+                &self.settings,
+            )
             .add(key, member, since);
         Ok(())
     }
@@ -683,7 +769,7 @@ async fn write_batch(
             // Local state failed: nothing is acknowledged, the records wait and are tried again.
             error!(%error, "state database error; the batch will be tried again");
             tokio::time::sleep(Duration::from_secs(1)).await;
-            done.retry = records.into_iter().map(|r| (object, r, None)).collect();
+            done.retry = records.into_iter().map(|r| (r, None)).collect();
             return done;
         }
     };
@@ -694,10 +780,10 @@ async fn write_batch(
     let mut finished = Vec::new();
     for (record, resolution) in results {
         match resolution {
-            Resolution::Later(delay) => done.retry.push((object, record, Some(delay))),
+            Resolution::Later(delay) => done.retry.push((record, Some(delay))),
             Resolution::Paused(reason) => {
                 done.paused.get_or_insert(reason);
-                done.retry.push((object, record, None));
+                done.retry.push((record, None));
             }
             Resolution::Done(verdict) => finished.push((record, verdict, None)),
             Resolution::DeadLetter(failure) => {

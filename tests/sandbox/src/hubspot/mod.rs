@@ -21,6 +21,7 @@ mod api;
 pub mod errors;
 pub mod faults;
 pub mod model;
+mod portals;
 pub mod ratelimit;
 pub mod search;
 pub mod store;
@@ -43,6 +44,7 @@ use crate::clock::Clock;
 use crate::server::RunningServer;
 use errors::ApiError;
 use faults::{Fault, Faults};
+pub use portals::Portals;
 use ratelimit::{Admission, Limits, RateLimiter, Tier};
 use store::Store;
 
@@ -217,6 +219,11 @@ impl HubSpotSandbox {
         faults.validate()?;
         self.lock().faults = faults;
         Ok(())
+    }
+
+    /// Whether `token` is one of this portal's (in any state).
+    pub fn knows_token(&self, token: &str) -> bool {
+        self.lock().tokens.contains_key(token)
     }
 
     pub fn set_token(&self, token: &str, state: TokenState) {
