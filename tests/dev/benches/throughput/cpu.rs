@@ -42,6 +42,36 @@ fn stat_ticks(path: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// One timed pass on the calling thread, started by [`Lap::start`]: [`Lap::rates`] gives items
+/// per second of wall-clock time and per second of the thread's CPU time. An async pass counts
+/// only while it runs on this thread, so it suits passes that never wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Lap {
+    wall: std::time::Instant,
+    cpu: Duration,
+}
+
+impl Lap {
+    pub fn start() -> Self {
+        Lap {
+            wall: std::time::Instant::now(),
+            cpu: thread(),
+        }
+    }
+
+    /// `(per wall second, per CPU second)`; CPU time is counted as at least 10 ms, its grain.
+    pub fn rates(self, items: usize) -> (f64, f64) {
+        let wall = self.wall.elapsed().max(Duration::from_nanos(1));
+        let cpu = thread()
+            .saturating_sub(self.cpu)
+            .max(Duration::from_millis(10));
+        (
+            items as f64 / wall.as_secs_f64(),
+            items as f64 / cpu.as_secs_f64(),
+        )
+    }
+}
+
 /// Started by [`Meter::start`]; [`Meter::stop`] says what the process used meanwhile.
 #[derive(Debug, Clone, Copy)]
 pub struct Meter {

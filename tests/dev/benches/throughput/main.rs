@@ -3,7 +3,7 @@
 //! ```text
 //! make bench                     # = cargo bench --locked -p hubsync-dev --bench throughput
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
-//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay
+//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | codec
 //! cargo bench -p hubsync-dev --bench throughput -- --sink-records 100000
 //! cargo bench -p hubsync-dev --bench throughput -- --only replay --replay-events 1000000
 //! cargo bench -p hubsync-dev --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
@@ -24,17 +24,22 @@
 //!    (10,000 over 1,000 with `--quick`) replayed while 200 new contacts a second arrive live:
 //!    the replay's write calls, records and wall time, each lane's share of the budget, and the
 //!    live events' latency with and without the replay.
+//! 6. **Codec**: two design questions, side by side on one thread: hubsync's own Confluent
+//!    decoder and registry client against `schema_registry_converter` (decode to the typed
+//!    ContactChanged), and its compiled schema resolution against apache-avro's, for data written
+//!    with an older schema; events/s of each and their ratio (informational).
 //!
 //! # Layout
 //! - `events`: generated contacts and their events; the sandbox config's rules and catalog.
 //! - `world`: broker, schema registry and HubSpot sandbox in this process, recording every
 //!   HubSpot request; reading outcomes back.
-//! - `processors`, `sink`, `repeats`, `activities`, `replay`: one figure each; `process_stage`:
-//!   the process stage with Kafka, for comparison with the sink.
-//! - `cpu`: CPU time and load from `/proc`.
+//! - `processors`, `sink`, `repeats`, `activities`, `replay`, `codec`: one figure each;
+//!   `process_stage`: the process stage with Kafka, for comparison with the sink.
+//! - `cpu`: CPU time and load from `/proc`, and timed passes on one thread.
 //! - `report`: medians and the table.
 
 mod activities;
+mod codec;
 mod cpu;
 mod events;
 mod process_stage;
@@ -64,6 +69,7 @@ struct Options {
     repeats: bool,
     activities: bool,
     replay: bool,
+    codec: bool,
 }
 
 impl Options {
@@ -75,9 +81,19 @@ impl Options {
             .and_then(|i| args.get(i + 1))
             .map(String::as_str);
         if let Some(only) = only
-            && !["processors", "sink", "repeats", "activities", "replay"].contains(&only)
+            && ![
+                "processors",
+                "sink",
+                "repeats",
+                "activities",
+                "replay",
+                "codec",
+            ]
+            .contains(&only)
         {
-            eprintln!("--only takes processors, sink, repeats, activities or replay, not {only:?}");
+            eprintln!(
+                "--only takes processors, sink, repeats, activities, replay or codec, not {only:?}"
+            );
             std::process::exit(2);
         }
         let wanted = |name: &str| only.is_none_or(|o| o == name);
@@ -120,6 +136,7 @@ impl Options {
             repeats: wanted("repeats"),
             activities: wanted("activities"),
             replay: wanted("replay"),
+            codec: wanted("codec"),
         }
     }
 }
@@ -304,6 +321,20 @@ fn main() {
         let figures = runtime.block_on(replay::measure(params));
         print_replay(&figures);
         rows.extend(replay_rows(&figures));
+    }
+
+    if options.codec {
+        let params = codec::Params {
+            events: if options.quick { 20_000 } else { 200_000 },
+            runs: 5,
+        };
+        eprintln!(
+            "[6] codec: {} events, {} runs of each side ...",
+            params.events, params.runs
+        );
+        let figures = runtime.block_on(codec::measure(params));
+        print_codec(&figures);
+        rows.extend(codec_rows(&figures));
     }
 
     println!();
@@ -696,7 +727,7 @@ fn repeat_rows(label: &str, headline: bool, f: &repeats::Figures) -> Vec<Row> {
 }
 
 fn print_replay(f: &replay::Figures) {
-    println!("### 4. replay beside live traffic");
+    println!("### 5. replay beside live traffic");
     println!(
         "history: {} contact events over {} contacts in random order on crm.contact.changes ({} \
          partitions), never seen live; live: {} new contacts/s; both stages run; HubSpot \
@@ -817,6 +848,106 @@ fn replay_rows(f: &replay::Figures) -> Vec<Row> {
             ),
             "<= 1.5 x",
             Verdict::at_most(f.beside_replay.p99 as f64, 1.5 * f.alone.p99.max(1) as f64),
+        ),
+    ]
+}
+
+fn print_codec(f: &codec::Figures) {
+    println!("### 6. codec: own decoder and resolution against the libraries, one thread");
+    println!(
+        "{} distinct ContactChanged events (the example contact, ids, email and name varied; a \
+         third without an actor, a quarter without a phone), Confluent-framed: {} bytes on \
+         average with the current schema (id {}), {} with the older one (id {}); both versions \
+         under {} in the in-process sandbox registry",
+        thousands(f.events as f64),
+        f.mean_frame_bytes.0,
+        f.ids.1,
+        f.mean_frame_bytes.1,
+        f.ids.0,
+        hubsync_schemas::default_subject("crm.contact.changes")
+    );
+    println!("older schema: {}", f.evolution);
+    println!(
+        "every side warmed with one decode and checked against the events; load average {:.2} \
+         -> {:.2} (2 cores)",
+        f.load.0, f.load.1
+    );
+    println!(
+        "events per second of the thread's CPU time, and of wall-clock time; median (min .. max) \
+         of {} runs each, the sides alternating:",
+        f.runs
+    );
+    for (label, rates) in [
+        (
+            "a. own: AvroCodec::decode_waiting::<ContactChanged>",
+            &f.own_decode,
+        ),
+        (
+            "a. schema_registry_converter: AvroDecoder::decode + apache_avro::from_value",
+            &f.converter,
+        ),
+        (
+            "a. schema_registry_converter: AvroDecoder::decode alone (to a Value)",
+            &f.converter_value,
+        ),
+        (
+            "b. own: decode_cached of older-schema frames (compiled resolution)",
+            &f.own_resolve,
+        ),
+        (
+            "b. apache-avro: GenericDatumReader(writer, reader) built once, read_value + from_value",
+            &f.avro_resolve,
+        ),
+        (
+            "b. apache-avro: from_avro_datum(writer, bytes, Some(reader)) + from_value",
+            &f.avro_from_datum,
+        ),
+    ] {
+        println!("  {label}:");
+        println!("    per CPU second: {}", rates.cpu.describe());
+        println!("    per wall second: {}", rates.wall.describe());
+    }
+    let micros = |rates: &processors::Rates| 1e6 / rates.cpu.median();
+    println!(
+        "  per event (CPU): own decode {:.2} us, schema_registry_converter {:.2} us ({:.2} us of \
+         it to the Value); own resolution {:.2} us, apache-avro {:.2} us (from_avro_datum {:.2} \
+         us)",
+        micros(&f.own_decode),
+        micros(&f.converter),
+        micros(&f.converter_value),
+        micros(&f.own_resolve),
+        micros(&f.avro_resolve),
+        micros(&f.avro_from_datum)
+    );
+    println!();
+}
+
+fn codec_rows(f: &codec::Figures) -> Vec<Row> {
+    vec![
+        Row::info(
+            format!(
+                "6a  own decoder vs schema_registry_converter, events/s (CPU, median of {})",
+                f.runs
+            ),
+            format!(
+                "{} vs {} = {:.2} x",
+                thousands(f.own_decode.cpu.median()),
+                thousands(f.converter.cpu.median()),
+                f.decoder_ratio()
+            ),
+        ),
+        Row::info(
+            format!(
+                "6b  own resolution vs apache-avro resolution, events/s (CPU, median of {})",
+                f.runs
+            ),
+            format!(
+                "{} vs {} = {:.2} x (from_avro_datum per datum: {})",
+                thousands(f.own_resolve.cpu.median()),
+                thousands(f.avro_resolve.cpu.median()),
+                f.resolution_ratio(),
+                thousands(f.avro_from_datum.cpu.median())
+            ),
         ),
     ]
 }

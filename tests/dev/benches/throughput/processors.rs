@@ -6,7 +6,6 @@
 //! else runs on the measuring thread; the registry's server thread is idle while it measures.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use hubsync::codec::{AvroCodec, RegistryClient};
 use hubsync::config::Config;
@@ -54,7 +53,8 @@ pub struct Rates {
 }
 
 impl Rates {
-    fn of(runs: Vec<(f64, f64)>) -> Self {
+    /// From `(per wall second, per CPU second)` of each run.
+    pub fn of(runs: Vec<(f64, f64)>) -> Self {
         let (wall, cpu) = runs.into_iter().unzip();
         Rates {
             wall: Spread::of(wall),
@@ -201,16 +201,9 @@ fn decide_and_command(
 /// One timed pass: events per second of wall-clock time and per second of the thread's CPU
 /// time.
 fn rate(events: usize, pass: impl FnOnce()) -> (f64, f64) {
-    let (started, cpu_started) = (Instant::now(), cpu::thread());
+    let lap = cpu::Lap::start();
     pass();
-    let wall = started.elapsed().max(Duration::from_nanos(1));
-    let cpu = cpu::thread()
-        .saturating_sub(cpu_started)
-        .max(Duration::from_millis(10));
-    (
-        events as f64 / wall.as_secs_f64(),
-        events as f64 / cpu.as_secs_f64(),
-    )
+    lap.rates(events)
 }
 
 fn codec(config: &Config) -> AvroCodec {
