@@ -65,6 +65,8 @@ pub enum StartError {
     Rules(Vec<String>),
     #[error("state: {0}")]
     State(#[from] crate::state::StateError),
+    #[error("{0}")]
+    Secrets(String),
     #[error(
         "portal {portal} is named by two teams, {} and {}: one team per portal; correct hubspot_portal_id in one of them",
         teams[0], teams[1]
@@ -115,6 +117,90 @@ impl Pipeline {
         health: Health,
         refusal: Refusal,
     ) -> Result<Self, StartError> {
+        Self::start_inner(
+            service,
+            service_secrets,
+            teams,
+            &[],
+            stages,
+            health,
+            refusal,
+        )
+        .await
+    }
+
+    /// The pipeline `hubsync run` starts: a one-file configuration's one team (any problem with
+    /// it refuses the start), or every team file of a service (a team whose file, secrets,
+    /// token or rules cannot be used is served as not connected, saying why, and the others
+    /// start).
+    pub async fn start_service(
+        service: &crate::config::Service,
+        stages: Stages,
+        health: Health,
+    ) -> Result<Self, StartError> {
+        let settings_secrets = service
+            .settings
+            .resolve_deployment_secrets()
+            .map_err(|e| StartError::Secrets(e.to_string()))?;
+        if service.is_single_team() {
+            let secrets = service
+                .settings
+                .resolve_secrets()
+                .map_err(|e| StartError::Secrets(e.to_string()))?;
+            return Self::start(&service.settings, &secrets, stages, health).await;
+        }
+        let (teams, refused) = service.read_teams();
+        let mut setups = Vec::with_capacity(teams.len());
+        let mut not_connected: Vec<(String, String)> = Vec::new();
+        for team in teams {
+            let file = team
+                .path
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            match team.config.resolve_secrets() {
+                Ok(secrets) => setups.push((team.config, secrets)),
+                Err(error) => {
+                    error!(file, team = team.config.team.id, %error, "team refused: its secrets cannot be read");
+                    not_connected.push((
+                        team.config.team.id.clone(),
+                        format!("hubsync refused the team's file {file}: {error}"),
+                    ));
+                }
+            }
+        }
+        for refused in refused {
+            let file = refused.path.display().to_string();
+            error!(file, error = %refused.error, "team file refused");
+            metrics::counter!("hubsync_teams_refused_total").increment(1);
+            if let Some(team) = refused.team_id {
+                not_connected.push((
+                    team,
+                    format!("hubsync refused the team's file {file}: {}", refused.error),
+                ));
+            }
+        }
+        Self::start_inner(
+            &service.settings,
+            &settings_secrets,
+            &setups,
+            &not_connected,
+            stages,
+            health,
+            Refusal::Team,
+        )
+        .await
+    }
+
+    async fn start_inner(
+        service: &Config,
+        service_secrets: &Secrets,
+        teams: &[TeamSetup],
+        not_connected: &[(String, String)],
+        stages: Stages,
+        health: Health,
+        refusal: Refusal,
+    ) -> Result<Self, StartError> {
         let config = service;
         let secrets = service_secrets;
         let registry = RegistryClient::new(&config.registry, secrets.registry_password.clone())
@@ -138,6 +224,10 @@ impl Pipeline {
         let mut process_teams = Teams::default();
         let mut sink_teams = Teams::default();
         let mut clients = Vec::new();
+        for (team, why) in not_connected {
+            process_teams.add_not_connected(team, why);
+            sink_teams.add_not_connected(team, why);
+        }
         for (team, team_secrets) in teams {
             let id = team.team.id.as_str();
             if let Some(other) = portals.insert(team.team.hubspot_portal_id, id.to_string()) {

@@ -42,10 +42,15 @@ tier = "professional"
 [state]
 dir = "hubsync-state"
 
-[sync.contacts]
-create = {{ enabled = true, trigger = "on_create_or_update" }}
+{RULES}"#
+    )
+}
+
+/// The rules the sandbox configuration starts from (the `[sync]` and `[activities]` sections).
+pub const RULES: &str = r#"[sync.contacts]
+create = { enabled = true, trigger = "on_create_or_update" }
 mandatory = ["email"]
-defaults = {{ lifecyclestage = "lead" }}
+defaults = { lifecyclestage = "lead" }
 owner_strategy = "if_empty"
 
 [[sync.contacts.mapping]]
@@ -85,8 +90,53 @@ stage = "appointmentscheduled"
 [activities]
 associate_company = true
 associate_open_deal = true
-email_opened = {{ enabled = true, store_as = "note" }}
+email_opened = { enabled = true, store_as = "note" }
+"#;
+
+/// A service file for the sandbox: the deployment's sections, and team files in `teams/` beside
+/// it ([`render_sandbox_team`] writes one).
+pub fn render_sandbox_service(brokers: &str, registry_url: &str, hubspot_url: &str) -> String {
+    let brokers = quote(brokers);
+    let registry_url = quote(registry_url);
+    let hubspot_url = quote(hubspot_url);
+    format!(
+        r#"# hubsync service file for the local sandbox: one file per team in teams/ beside it.
+#   hubsync config check hubsync.toml
+
+[teams]
+dir = "teams"
+
+[kafka]
+brokers = {brokers}
+group_id_prefix = "hubsync-sandbox"
+
+[registry]
+url = {registry_url}
+
+[hubspot]
+base_url = {hubspot_url}
+tier = "professional"
+
+[state]
+dir = "hubsync-state"
 "#
+    )
+}
+
+/// A team file for the sandbox service: the team, its portal, the variable its token is read
+/// from, and the sandbox's rules.
+pub fn render_sandbox_team(team_id: &str, portal_id: u64, token_env: &str) -> String {
+    let team_id = quote(team_id);
+    let token_env = quote(token_env);
+    format!(
+        r#"[team]
+id = {team_id}
+hubspot_portal_id = {portal_id}
+
+[hubspot]
+token = {{ env = {token_env} }}
+
+{RULES}"#
     )
 }
 
@@ -118,6 +168,29 @@ mod tests {
             .expect("token from the named variable");
         assert_eq!(secrets.hubspot_token.expose(), "pat-sandbox");
         assert_eq!(config.rules.sync.contacts.mapping.len(), 5);
+    }
+
+    #[test]
+    fn the_sandbox_service_and_its_team_files_are_valid() {
+        let dir = tempfile::tempdir().expect("dir");
+        let service =
+            render_sandbox_service("127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3");
+        std::fs::write(dir.path().join("hubsync.toml"), service).expect("service");
+        std::fs::create_dir(dir.path().join("teams")).expect("teams");
+        for (team, portal) in [("acme", 11), ("globex", 12)] {
+            std::fs::write(
+                dir.path().join("teams").join(format!("{team}.toml")),
+                render_sandbox_team(team, portal, "T"),
+            )
+            .expect("team");
+        }
+        let service = hubsync::config::Service::load(&dir.path().join("hubsync.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (teams, refused) = service.read_teams();
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(teams.len(), 2);
+        assert_eq!(teams[1].config.team.hubspot_portal_id, 12);
+        assert_eq!(teams[1].config.rules.sync.contacts.mapping.len(), 5);
     }
 
     #[test]

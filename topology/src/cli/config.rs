@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use hubsync_processors::rules::ActivityType;
 use serde::Serialize;
 
-use crate::config::{Budget, Config, ConfigError, EnvOverride, Problem, Topics};
+use crate::config::{Budget, Config, ConfigError, EnvOverride, Problem, Service, Topics};
 
 /// Exit status of a config that cannot be used.
 const INVALID: u8 = 2;
@@ -37,7 +37,10 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn check(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let report = Report::build(file, Config::load(file));
+    let report = match Service::load(file) {
+        Ok(service) if !service.is_single_team() => Report::of_service(file, &service),
+        _ => Report::build(file, Config::load(file)),
+    };
     if json {
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, &report)?;
@@ -60,6 +63,9 @@ struct Report {
     errors: Vec<Problem>,
     warnings: Vec<Problem>,
     summary: Option<Summary>,
+    /// A service file's team files, each checked on its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    teams: Vec<Report>,
 }
 
 #[derive(Debug, Serialize)]
@@ -106,6 +112,44 @@ struct Mappings {
 }
 
 impl Report {
+    /// A service file, and every team file of its directory.
+    fn of_service(file: &Path, service: &Service) -> Self {
+        let (teams, refused) = service.read_teams();
+        let mut reports: Vec<Report> = teams
+            .into_iter()
+            .map(|team| {
+                let path = team.path.unwrap_or_default();
+                Report::build(&path, Ok(team.config))
+            })
+            .chain(
+                refused
+                    .into_iter()
+                    .map(|refused| Report::build(&refused.path, Err(refused.error))),
+            )
+            .collect();
+        reports.sort_by(|a, b| a.file.cmp(&b.file));
+        let mut warnings = Vec::new();
+        if reports.is_empty() {
+            let dir = service
+                .teams_dir
+                .as_deref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
+            warnings.push(Problem::new(
+                "teams.dir",
+                format!("{dir} holds no team file yet: the service serves no team"),
+            ));
+        }
+        Self {
+            file: file.display().to_string(),
+            valid: reports.iter().all(|r| r.valid),
+            errors: Vec::new(),
+            warnings,
+            summary: None,
+            teams: reports,
+        }
+    }
+
     fn build(file: &Path, loaded: Result<Config, ConfigError>) -> Self {
         let file = file.display().to_string();
         match loaded {
@@ -125,6 +169,7 @@ impl Report {
                     errors: Vec::new(),
                     warnings,
                     summary: Some(Summary::of(&config)),
+                    teams: Vec::new(),
                 }
             }
             Err(error) => Self {
@@ -133,11 +178,27 @@ impl Report {
                 errors: error.problems(),
                 warnings: Vec::new(),
                 summary: None,
+                teams: Vec::new(),
             },
         }
     }
 
     fn print(&self) -> std::io::Result<()> {
+        if !self.teams.is_empty() || self.summary.is_none() && self.valid {
+            let valid = self.teams.iter().filter(|t| t.valid).count();
+            println!(
+                "service: {} ({} team files, {valid} valid)",
+                self.file,
+                self.teams.len()
+            );
+            for warning in &self.warnings {
+                println!("warning: {warning}");
+            }
+            for team in &self.teams {
+                team.print()?;
+            }
+            return Ok(());
+        }
         if !self.valid {
             let mut stderr = std::io::stderr().lock();
             let count = self.errors.len();

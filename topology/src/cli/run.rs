@@ -1,4 +1,6 @@
 //! `hubsync run --config FILE [--stage process|sink|all]`: the pipeline, until Ctrl-C or SIGTERM.
+//! FILE is a one-file configuration (one team) or a service file whose `[teams] dir` holds a
+//! file per team.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +9,7 @@ use anyhow::Context;
 use tracing::{error, info};
 
 use crate::admin::{self, Health};
-use crate::config::Config;
+use crate::config::Service;
 use crate::pipeline::{Pipeline, Stages};
 
 /// Exit status of a configuration that cannot be used (the same as `config check`).
@@ -24,20 +26,24 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(&args.config) {
-        Ok(config) => config,
+    let service = match Service::load(&args.config) {
+        Ok(service) => service,
         Err(problems) => {
             eprintln!("{}: {problems}", args.config.display());
             return Ok(ExitCode::from(INVALID_CONFIG));
         }
     };
-    let secrets = match config.resolve_secrets() {
-        Ok(secrets) => secrets,
-        Err(problems) => {
-            eprintln!("{}: {problems}", args.config.display());
-            return Ok(ExitCode::from(INVALID_CONFIG));
-        }
+    // A one-file configuration's secrets, or a service's own (each team's are its file's).
+    let secrets = if service.is_single_team() {
+        service.settings.resolve_secrets()
+    } else {
+        service.settings.resolve_deployment_secrets()
     };
+    if let Err(problems) = secrets {
+        eprintln!("{}: {problems}", args.config.display());
+        return Ok(ExitCode::from(INVALID_CONFIG));
+    }
+    let config = &service.settings;
     let health = Health::default();
     let metrics = admin::install_metrics();
     let listen = config
@@ -48,7 +54,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding the admin endpoint to {listen}"))?;
     info!(url = %admin.url(), "admin endpoint: /metrics, /healthz");
-    let pipeline = match Pipeline::start(&config, &secrets, args.stage, health).await {
+    let pipeline = match Pipeline::start_service(&service, args.stage, health).await {
         Ok(pipeline) => pipeline,
         Err(error) => {
             error!(%error, "pipeline did not start");

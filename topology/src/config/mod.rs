@@ -16,6 +16,7 @@ mod defaults;
 mod error;
 mod secret;
 mod sections;
+mod service;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ pub use sections::{
     AdminConfig, Budget, HubSpotConfig, InboundStage, KafkaConfig, KafkaProperty, ProcessStage,
     RegistryConfig, SinkStage, Stages, StateConfig, TeamConfig, TeamStatus, Tier, Topics,
 };
+pub use service::{RefusedTeam, Service, ServiceTeam, TeamsSection, team_files};
 pub use validate::{MAX_BATCH_SIZE, MAX_LINGER, MAX_SEARCH_PAGE};
 
 /// Environment variables that replace a setting of the file, so one file serves several
@@ -184,19 +186,36 @@ impl Config {
         self.resolve_secrets_with(&|name| std::env::var(name).ok())
     }
 
+    /// The secrets of the deployment's sections only (registry, Kafka), for a service of many
+    /// teams: each team's token is its own file's. The token in the result is empty.
+    pub fn resolve_deployment_secrets(&self) -> Result<Secrets, ConfigError> {
+        self.resolve(&|name| std::env::var(name).ok(), false)
+    }
+
     /// [`Config::resolve_secrets`] with environment variables looked up through `env`. Every
     /// secret that cannot be read is reported, naming its field and the variable or file.
     pub fn resolve_secrets_with(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Secrets, ConfigError> {
+        self.resolve(env, true)
+    }
+
+    fn resolve(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        with_token: bool,
+    ) -> Result<Secrets, ConfigError> {
         let mut problems = Vec::new();
-        let hubspot_token = self
-            .hubspot
-            .token
-            .resolve_with("hubspot.token", env)
-            .map_err(|p| problems.push(p))
-            .ok();
+        let hubspot_token = if with_token {
+            self.hubspot
+                .token
+                .resolve_with("hubspot.token", env)
+                .map_err(|p| problems.push(p))
+                .ok()
+        } else {
+            Some(Secret::new(""))
+        };
         let registry_password = self.registry.password.as_ref().and_then(|source| {
             source
                 .resolve_with("registry.password", env)
@@ -226,9 +245,15 @@ impl Config {
         }
     }
 
-    /// The consumer group of one stage: `<group_id_prefix>.<team id>.<stage>`.
+    /// The consumer group of one stage: `<group_id_prefix>.<team id>.<stage>` for a one-file
+    /// configuration, `<group_id_prefix>.<stage>` for a service of many teams (its settings
+    /// name no team).
     pub fn group_id(&self, stage: &str) -> String {
-        format!("{}.{}.{}", self.kafka.group_id_prefix, self.team.id, stage)
+        if self.team.id.is_empty() {
+            format!("{}.{}", self.kafka.group_id_prefix, stage)
+        } else {
+            format!("{}.{}.{}", self.kafka.group_id_prefix, self.team.id, stage)
+        }
     }
 
     fn parse(text: &str) -> Result<Self, ConfigError> {

@@ -1,0 +1,189 @@
+//! End-to-end: `hubsync run` with a service file and a directory of team files, as the binary,
+//! against two HubSpot portals behind one sandbox URL. Each team writes only to its own portal;
+//! a team file that cannot be used is refused naming its field (`config check`), and its team's
+//! events end SKIPPED TEAM_NOT_CONNECTED while the others are written; an event of a team with no
+//! file is left alone.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hubsync_dev::sandbox_config::{render_sandbox_service, render_sandbox_team};
+use hubsync_sandbox::hubspot::model::ObjectType;
+use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
+use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind};
+use serde_json::Value;
+
+mod support;
+use support::world::World;
+use support::{Child, events};
+
+const WAIT: Duration = Duration::from_secs(90);
+const ACME_PORTAL: u64 = 7_700_001;
+const ACME_TOKEN: &str = "pat-na1-acme-0000";
+
+/// The service file and `teams/` in the world's state directory.
+fn write_service(world: &World, teams: &[(&str, String)]) -> PathBuf {
+    let dir = world.state_dir.path();
+    let service = render_sandbox_service(
+        world.broker.bootstrap_servers(),
+        &world.registry.url(),
+        &world.hubspot_server.url(),
+    )
+    .replace(
+        "dir = \"hubsync-state\"",
+        &format!("dir = {:?}", dir.join("state").display().to_string()),
+    )
+    .replace(
+        "group_id_prefix = \"hubsync-sandbox\"\n",
+        &format!(
+            "group_id_prefix = \"t{}\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+            uuid::Uuid::new_v4().simple()
+        ),
+    )
+    .replace(
+        "[state]\n",
+        "[stages.sink]\nlinger = \"200ms\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[state]\n",
+    );
+    let path = dir.join("hubsync.toml");
+    std::fs::write(&path, service).expect("service file");
+    let teams_dir = dir.join("teams");
+    std::fs::create_dir_all(&teams_dir).expect("teams dir");
+    for (name, text) in teams {
+        std::fs::write(teams_dir.join(name), text).expect("team file");
+    }
+    path
+}
+
+fn contact_of(team: &str, email: &str, first_name: &str) -> ContactChanged {
+    let mut event = events::contact("ct_1", Some(email), ChangeKind::Created);
+    event.team_id = team.to_string();
+    event.first_name = Some(first_name.to_string());
+    event
+}
+
+fn first_names(portal: &HubSpotSandbox) -> Vec<Value> {
+    portal
+        .snapshot(ObjectType::Contacts)
+        .iter()
+        .map(|c| c["properties"]["firstname"].clone())
+        .collect()
+}
+
+async fn check(path: &Path) -> (Option<i32>, Value) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubsync"))
+        .args(["config", "check", "--json"])
+        .arg(path)
+        .output()
+        .await
+        .expect("config check runs");
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "json: {e}\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_serves_each_team_from_its_file_into_its_own_portal() {
+    let acme_portal = SandboxOptions {
+        portal_id: ACME_PORTAL,
+        tokens: vec![ACME_TOKEN.to_string()],
+        ..SandboxOptions::default()
+    };
+    let world = World::start_portals(vec![SandboxOptions::default(), acme_portal], 1, |c| c).await;
+    let sandbox_portal = world.hubspot.portal_id();
+    let broken = render_sandbox_team("initech", 7_700_002, "INITECH_TOKEN")
+        .replace("[hubspot]\n", "[hubspot]\ntier = \"gold\"\n");
+    let path = write_service(
+        &world,
+        &[
+            (
+                "sandbox.toml",
+                render_sandbox_team(events::TEAM_ID, sandbox_portal, "TEST_HUBSPOT_TOKEN"),
+            ),
+            (
+                "acme.toml",
+                render_sandbox_team("acme", ACME_PORTAL, "ACME_TOKEN"),
+            ),
+            ("initech.toml", broken),
+        ],
+    );
+
+    // The check names the bad team file's field and says the others are fine.
+    let (code, report) = check(&path).await;
+    assert_eq!(code, Some(2), "{report:#}");
+    let teams = report["teams"].as_array().expect("team reports");
+    assert_eq!(teams.len(), 3, "{report:#}");
+    let initech = teams
+        .iter()
+        .find(|t| {
+            t["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("initech.toml"))
+        })
+        .expect("initech's report");
+    assert_eq!(initech["valid"], false);
+    assert_eq!(initech["errors"][0]["field"], "hubspot.tier");
+    assert_eq!(
+        teams.iter().filter(|t| t["valid"] == true).count(),
+        2,
+        "{report:#}"
+    );
+
+    let args = ["run", "--config", path.to_str().expect("utf-8 path")];
+    let env = [
+        ("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN),
+        ("ACME_TOKEN", ACME_TOKEN),
+    ];
+    let mut child = Child::spawn_with_env(&args, &env);
+    let topic = world.config.topics.contact_changes.clone();
+    let ours = contact_of(events::TEAM_ID, "ada@example.org", "Sandbox's Ada");
+    let acmes = contact_of("acme", "ada@example.org", "Acme's Ada");
+    let initechs = contact_of("initech", "ada@example.org", "Initech's Ada");
+    let globexs = contact_of("globex", "ada@example.org", "Globex's Ada");
+    for event in [&globexs, &initechs, &acmes, &ours] {
+        world
+            .publish(SchemaKind::ContactChanged, &topic, "ct_1", event)
+            .await;
+    }
+    let outcomes = world
+        .outcomes_for(
+            &[
+                ours.event_id.clone(),
+                acmes.event_id.clone(),
+                initechs.event_id.clone(),
+            ],
+            WAIT,
+        )
+        .await;
+    let status = child.terminate(Duration::from_secs(60)).await;
+    assert!(status.success(), "hubsync stops cleanly: {status}");
+
+    let last = |id: &str| {
+        outcomes
+            .get(id)
+            .and_then(|o| o.last())
+            .cloned()
+            .unwrap_or_else(|| panic!("no outcome for {id}: {outcomes:?}"))
+    };
+    assert_eq!(last(&ours.event_id).status, OutcomeStatus::Created);
+    assert_eq!(last(&acmes.event_id).status, OutcomeStatus::Created);
+    let refused = last(&initechs.event_id);
+    assert_eq!(refused.status, OutcomeStatus::Skipped);
+    assert_eq!(refused.reason_code, "TEAM_NOT_CONNECTED");
+    assert!(
+        refused.reason.contains("initech.toml"),
+        "{}",
+        refused.reason
+    );
+    assert!(!outcomes.contains_key(&globexs.event_id), "{outcomes:?}");
+    let acme = world.portals.portal(ACME_PORTAL).expect("acme's portal");
+    assert_eq!(
+        first_names(&world.hubspot),
+        vec![Value::from("Sandbox's Ada")]
+    );
+    assert_eq!(first_names(acme), vec![Value::from("Acme's Ada")]);
+}
