@@ -187,3 +187,166 @@ async fn a_service_serves_each_team_from_its_file_into_its_own_portal() {
     );
     assert_eq!(first_names(acme), vec![Value::from("Acme's Ada")]);
 }
+
+/// `hubsync_teams_refused_total` on the admin endpoint (0 before the first refusal).
+async fn refusals(admin: &str) -> u64 {
+    let Ok(answer) = reqwest::get(format!("{admin}/metrics")).await else {
+        return 0;
+    };
+    let text = answer.text().await.unwrap_or_default();
+    text.lines()
+        .find(|line| line.starts_with("hubsync_teams_refused_total"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
+/// Team files changed while the service runs: a relaxed rule takes effect without a restart, a
+/// bad file is refused (counted) and the team keeps its settings, a new team file starts
+/// writing to its own portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn team_files_change_while_the_service_runs() {
+    let acme_portal = SandboxOptions {
+        portal_id: ACME_PORTAL,
+        tokens: vec![ACME_TOKEN.to_string()],
+        ..SandboxOptions::default()
+    };
+    let world = World::start_portals(vec![SandboxOptions::default(), acme_portal], 1, |c| c).await;
+    let strict = render_sandbox_team(
+        events::TEAM_ID,
+        world.hubspot.portal_id(),
+        "TEST_HUBSPOT_TOKEN",
+    )
+    .replace(
+        "mandatory = [\"email\"]",
+        "mandatory = [\"email\", \"last_name\"]",
+    );
+    assert!(
+        strict.contains("\"last_name\"]"),
+        "the rules name mandatory fields"
+    );
+    let path = write_service(&world, &[("sandbox.toml", strict.clone())]);
+    let port = support::free_port();
+    let service = std::fs::read_to_string(&path).expect("service file");
+    std::fs::write(
+        &path,
+        service
+            .replace(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"127.0.0.1:{port}\""),
+            )
+            .replace(
+                "dir = \"teams\"\n",
+                "dir = \"teams\"\nreload_interval = \"300ms\"\n",
+            ),
+    )
+    .expect("service file");
+    let admin = format!("http://127.0.0.1:{port}");
+    let teams_dir = path.parent().expect("dir").join("teams");
+    let args = ["run", "--config", path.to_str().expect("utf-8 path")];
+    let env = [
+        ("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN),
+        ("ACME_TOKEN", ACME_TOKEN),
+    ];
+    let mut child = Child::spawn_with_env(&args, &env);
+    let topic = world.config.topics.contact_changes.clone();
+    let mut n = 0;
+    let mut publish_nameless = |team: &str| {
+        n += 1;
+        let mut event = contact_of(team, &format!("p{n}@example.org"), "Pat");
+        event.contact_id = format!("ct_{n}");
+        event.last_name = None;
+        event
+    };
+    let outcome_of = |event: ContactChanged| {
+        let world = &world;
+        let topic = topic.clone();
+        async move {
+            world
+                .publish(
+                    SchemaKind::ContactChanged,
+                    &topic,
+                    &event.contact_id,
+                    &event,
+                )
+                .await;
+            let outcomes = world
+                .outcomes_for(std::slice::from_ref(&event.event_id), WAIT)
+                .await;
+            outcomes[&event.event_id]
+                .last()
+                .cloned()
+                .expect("an outcome")
+        }
+    };
+
+    // The strict rules park a contact without a last name.
+    let parked = outcome_of(publish_nameless(events::TEAM_ID)).await;
+    assert_eq!(parked.status, OutcomeStatus::Parked, "{parked:?}");
+
+    // Relaxed: once the file is read again, such a contact is created.
+    std::fs::write(
+        teams_dir.join("sandbox.toml"),
+        strict.replace("\"email\", \"last_name\"", "\"email\""),
+    )
+    .expect("relaxed");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let outcome = outcome_of(publish_nameless(events::TEAM_ID)).await;
+        if outcome.status == OutcomeStatus::Created {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relaxed rule never took effect: {outcome:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A bad file (strict again, but with an unknown tier) is refused: the relaxed rules stay.
+    let before = refusals(&admin).await;
+    std::fs::write(
+        teams_dir.join("sandbox.toml"),
+        strict.replace("[hubspot]\n", "[hubspot]\ntier = \"gold\"\n"),
+    )
+    .expect("bad file");
+    let deadline = std::time::Instant::now() + WAIT;
+    while refusals(&admin).await <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad file was never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let kept = outcome_of(publish_nameless(events::TEAM_ID)).await;
+    assert_eq!(
+        kept.status,
+        OutcomeStatus::Created,
+        "the previous rules are kept: {kept:?}"
+    );
+
+    // A new team file: that team's events are written to its own portal.
+    std::fs::write(
+        teams_dir.join("acme.toml"),
+        render_sandbox_team("acme", ACME_PORTAL, "ACME_TOKEN"),
+    )
+    .expect("acme's file");
+    // Until the file is read, acme is no team of this service and its events are left alone.
+    let deadline = std::time::Instant::now() + WAIT;
+    let acme = world.portals.portal(ACME_PORTAL).expect("acme's portal");
+    while first_names(acme).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acme's file never took effect"
+        );
+        let mut event = contact_of("acme", "ada@acme.example", "Acme's Ada");
+        event.last_name = Some("Lovelace".into());
+        world
+            .publish(SchemaKind::ContactChanged, &topic, "ct_1", &event)
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(first_names(acme), vec![Value::from("Acme's Ada")]);
+    let status = child.terminate(Duration::from_secs(60)).await;
+    assert!(status.success(), "hubsync stops cleanly: {status}");
+}

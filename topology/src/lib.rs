@@ -35,6 +35,7 @@ pub mod outcomes;
 pub mod pipeline;
 pub mod position;
 pub mod process;
+mod reload;
 pub mod sink;
 mod state;
 pub mod teams;

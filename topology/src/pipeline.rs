@@ -3,7 +3,6 @@
 //! each on its own task; [`Pipeline::stop`] drains and stops them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use hubsync_processors::catalog::check_rules;
 use rdkafka::consumer::StreamConsumer;
@@ -19,10 +18,11 @@ use crate::emit::Emitter;
 use crate::hubspot::{HubSpotClient, RetryParams};
 use crate::kafka::{consumer_config, producer_config};
 use crate::process::{self, ProcessStage, ProcessTeam};
+use crate::reload::{Applied, Reloader};
 use crate::sink::stage::{self as sink, SinkSettings, SinkStage, SinkTeam};
 use crate::sink::writer::{Writer, WriterSettings};
 use crate::state::State;
-use crate::teams::Teams;
+use crate::teams::{Shared, Teams};
 use crate::{catalog, config};
 
 /// Which stages this process runs.
@@ -85,10 +85,23 @@ pub struct Pipeline {
 pub type TeamSetup = (Config, Secrets);
 
 /// What each stage keeps of one team, once its connection and rules were checked.
-struct Connected {
+pub(crate) struct Connected {
     client: HubSpotClient,
     process: Option<ProcessTeam>,
     sink: Option<SinkTeam>,
+}
+
+impl Connected {
+    pub(crate) fn into_parts(self) -> (Option<ProcessTeam>, Option<SinkTeam>) {
+        (self.process, self.sink)
+    }
+}
+
+/// What a running pipeline's team registries are, for changes while it runs.
+struct Registries {
+    process: Shared<ProcessTeam>,
+    sink: Shared<SinkTeam>,
+    state: Option<State>,
 }
 
 impl Pipeline {
@@ -127,6 +140,7 @@ impl Pipeline {
             refusal,
         )
         .await
+        .map(|(pipeline, _)| pipeline)
     }
 
     /// The pipeline `hubsync run` starts: a one-file configuration's one team (any problem with
@@ -150,6 +164,24 @@ impl Pipeline {
             return Self::start(&service.settings, &secrets, stages, health).await;
         }
         let (teams, refused) = service.read_teams();
+        let mut applied = HashMap::new();
+        let mut refused_texts = HashMap::new();
+        for team in &teams {
+            if let Some(path) = &team.path {
+                applied.insert(
+                    path.clone(),
+                    Applied {
+                        team_id: team.config.team.id.clone(),
+                        text: team.text.clone(),
+                        config: team.config.clone(),
+                    },
+                );
+            }
+        }
+        for refused in &refused {
+            let text = std::fs::read_to_string(&refused.path).unwrap_or_default();
+            refused_texts.insert(refused.path.clone(), text);
+        }
         let mut setups = Vec::with_capacity(teams.len());
         let mut not_connected: Vec<(String, String)> = Vec::new();
         for team in teams {
@@ -180,7 +212,7 @@ impl Pipeline {
                 ));
             }
         }
-        Self::start_inner(
+        let (mut pipeline, registries) = Self::start_inner(
             &service.settings,
             &settings_secrets,
             &setups,
@@ -189,7 +221,31 @@ impl Pipeline {
             health,
             Refusal::Team,
         )
-        .await
+        .await?;
+        let interval = service
+            .teams_section
+            .as_ref()
+            .map_or(crate::config::DEFAULT_RELOAD_INTERVAL, |t| {
+                t.reload_interval
+            });
+        let reloader = Reloader {
+            service: service.clone(),
+            stages,
+            state: registries.state,
+            process: registries.process,
+            sink: registries.sink,
+            applied,
+            refused: refused_texts,
+        };
+        let stopping = pipeline.shutdown.subscribe();
+        pipeline.tasks.push((
+            "teams",
+            tokio::spawn(async move {
+                reloader.run(interval, stopping).await;
+                Ok(())
+            }),
+        ));
+        Ok(pipeline)
     }
 
     async fn start_inner(
@@ -200,7 +256,7 @@ impl Pipeline {
         stages: Stages,
         health: Health,
         refusal: Refusal,
-    ) -> Result<Self, StartError> {
+    ) -> Result<(Self, Registries), StartError> {
         let config = service;
         let secrets = service_secrets;
         let registry = RegistryClient::new(&config.registry, secrets.registry_password.clone())
@@ -264,6 +320,8 @@ impl Pipeline {
             .first()
             .cloned()
             .map_or_else(|| hubspot_client(config, secrets), Ok)?;
+        let process_shared = Shared::new(process_teams);
+        let sink_shared = Shared::new(sink_teams);
         let (shutdown, stopping) = watch::channel(false);
         let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
 
@@ -280,7 +338,7 @@ impl Pipeline {
                     [(only, _)] => only.team.id.clone(),
                     _ => String::new(),
                 },
-                teams: Arc::new(process_teams),
+                teams: process_shared.clone(),
                 health: health.clone(),
                 max_in_flight: config.stages.process.channel_capacity.max(1),
             };
@@ -300,7 +358,7 @@ impl Pipeline {
                 replay_consumer: consumer_config(config, secrets, "sink-replay").create()?,
                 codec: codec.clone(),
                 emitter: emitter.clone(),
-                teams: Arc::new(sink_teams),
+                teams: sink_shared.clone(),
                 health: health.clone(),
                 settings: sink_settings(config, max_in_flight),
             };
@@ -318,12 +376,18 @@ impl Pipeline {
             ?stages,
             "pipeline started"
         );
-        Ok(Pipeline {
+        let pipeline = Pipeline {
             shutdown,
             tasks,
             health,
             client,
-        })
+        };
+        let registries = Registries {
+            process: process_shared,
+            sink: sink_shared,
+            state,
+        };
+        Ok((pipeline, registries))
     }
 
     /// Asks every stage to stop: each writes what it holds, stores its offsets and ends.
@@ -387,7 +451,7 @@ fn refuse(
 /// Connects one team: its token must belong to its portal; the process stage needs its rules to
 /// fit the portal's properties (and reads the portal's owners), the sink its own properties in
 /// the portal and the portal's state.
-async fn connect(
+pub(crate) async fn connect(
     team: &Config,
     secrets: &Secrets,
     stages: Stages,

@@ -16,8 +16,6 @@
 //! by a consumer of its own, and only when no live event is waiting: live events never queue
 //! behind a replay.
 
-use std::sync::Arc;
-
 use futures::future::join_all;
 use hubsync_processors::activity::planned_object;
 use hubsync_processors::catalog::PropertyCatalog;
@@ -44,7 +42,7 @@ use crate::hubspot::HubSpotClient;
 use crate::kafka::{OffsetTracker, original};
 use crate::lineage::{Lineage, REPLAY_OF, REPLAY_RUN, ReplayMark};
 use crate::outcomes::{self, EventRef, Failure, Verdict, now_ms};
-use crate::teams::{self, Served, Teams};
+use crate::teams::{self, Served, Shared};
 
 pub const STAGE: &str = "process";
 
@@ -59,7 +57,7 @@ pub struct ProcessStage {
     /// (empty when it serves several).
     pub team_id: String,
     /// The teams this service serves, each with its rules; an event of any other is left alone.
-    pub teams: Arc<Teams<ProcessTeam>>,
+    pub teams: Shared<ProcessTeam>,
     pub health: Health,
     /// Events read whose outputs are not delivered yet; reading waits beyond it.
     pub max_in_flight: usize,
@@ -317,7 +315,8 @@ impl ProcessStage {
             }
         };
         // An event is decided with its own team's rules, and only for a team this service serves.
-        let team = match self.teams.served(event.team_id()) {
+        let teams = self.teams.current();
+        let team = match teams.served(event.team_id()) {
             Served::Active(team) => Ok(team.clone()),
             Served::NotConnected(why) => Err(why.to_string()),
             Served::Unknown => {

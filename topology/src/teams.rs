@@ -16,7 +16,7 @@
 //! its portal's state).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use hubsync_schemas::ReasonCode;
 
@@ -41,10 +41,27 @@ enum Membership<T> {
     NotConnected(String),
 }
 
+impl<T> Clone for Membership<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Membership::Active(kept) => Membership::Active(kept.clone()),
+            Membership::NotConnected(why) => Membership::NotConnected(why.clone()),
+        }
+    }
+}
+
 /// The teams a stage serves, by upstream team id, each with what the stage keeps of it.
 #[derive(Debug)]
 pub struct Teams<T> {
     by_id: HashMap<String, Membership<T>>,
+}
+
+impl<T> Clone for Teams<T> {
+    fn clone(&self) -> Self {
+        Teams {
+            by_id: self.by_id.clone(),
+        }
+    }
 }
 
 impl<T> Default for Teams<T> {
@@ -96,6 +113,11 @@ impl<T> Teams<T> {
         })
     }
 
+    /// No longer a team of this service.
+    pub fn remove(&mut self, team_id: &str) {
+        self.by_id.remove(team_id);
+    }
+
     /// Teams served, active or not.
     pub fn len(&self) -> usize {
         self.by_id.len()
@@ -103,6 +125,38 @@ impl<T> Teams<T> {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+}
+
+/// A stage's teams, replaced whole when the team files change: a stage reads the current set
+/// for each message, and a change never leaves it with half of one.
+#[derive(Debug)]
+pub struct Shared<T>(Arc<RwLock<Arc<Teams<T>>>>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> Shared<T> {
+    pub fn new(teams: Teams<T>) -> Self {
+        Shared(Arc::new(RwLock::new(Arc::new(teams))))
+    }
+
+    /// The teams now.
+    pub fn current(&self) -> Arc<Teams<T>> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn replace(&self, teams: Teams<T>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(teams);
     }
 }
 

@@ -34,7 +34,9 @@ pub use sections::{
     AdminConfig, Budget, HubSpotConfig, InboundStage, KafkaConfig, KafkaProperty, ProcessStage,
     RegistryConfig, SinkStage, Stages, StateConfig, TeamConfig, TeamStatus, Tier, Topics,
 };
-pub use service::{RefusedTeam, Service, ServiceTeam, TeamsSection, team_files};
+pub use service::{
+    DEFAULT_RELOAD_INTERVAL, RefusedTeam, Service, ServiceTeam, TeamsSection, team_files,
+};
 pub use validate::{MAX_BATCH_SIZE, MAX_LINGER, MAX_SEARCH_PAGE};
 
 /// Environment variables that replace a setting of the file, so one file serves several

@@ -47,7 +47,7 @@ use crate::lineage::Lineage;
 use crate::outcomes::{self, Failure, Original, Verdict, now_ms};
 use crate::position::Position;
 use crate::state::{StateError, record_key};
-use crate::teams::{self, Served, Teams};
+use crate::teams::{self, Served, Shared};
 
 pub const STAGE: &str = "sink";
 
@@ -257,7 +257,7 @@ pub struct SinkStage {
     pub emitter: Emitter,
     /// The teams this service serves, each with its connection; a command of any other team is
     /// never written.
-    pub teams: Arc<Teams<SinkTeam>>,
+    pub teams: Shared<SinkTeam>,
     pub health: Health,
     pub settings: SinkSettings,
 }
@@ -331,7 +331,8 @@ impl SinkStage {
                         else {
                             break;
                         };
-                        let Served::Active(team) = self.teams.served(&slot.0) else {
+                        let teams = self.teams.current();
+                        let Served::Active(team) = teams.served(&slot.0) else {
                             // Only commands of active teams are held.
                             abandoned += records.iter().map(|r| r.members.len()).sum::<usize>();
                             continue;
@@ -506,7 +507,8 @@ impl SinkStage {
             .map(|(team, _)| team.clone())
             .collect();
         for team in due {
-            let accepted = match self.teams.served(&team) {
+            let teams = self.teams.current();
+            let accepted = match teams.served(&team) {
                 Served::Active(kept) => match kept.client.account_details().await {
                     Ok(_) => true,
                     Err(error) => {
@@ -578,7 +580,8 @@ impl SinkStage {
                 return Ok(());
             }
         };
-        let team = match self.teams.served(&command.team_id) {
+        let teams = self.teams.current();
+        let team = match teams.served(&command.team_id) {
             Served::Active(team) => team.clone(),
             Served::Unknown => {
                 // Made by a process stage that serves a team this one does not: not ours to write.

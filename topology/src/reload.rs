@@ -1,0 +1,227 @@
+//! Team files added, changed or removed while the service runs. The team directory is read
+//! again every `teams.reload_interval`; a file whose text changed is checked first (its fields,
+//! its secrets, its token's portal, its rules against that portal) and only then replaces the
+//! team's settings in the stages. A file that fails any check is refused with its problems
+//! logged, and its team keeps the settings it had (a new team is served as not connected, so its
+//! events say why). No other team is touched. A removed file disconnects its team.
+//!
+//! ```text
+//! teams/acme.toml changed: sync.contacts.mandatory ["email"] -> []
+//!   -> INFO team settings changed team=acme file=teams/acme.toml changed="rules.sync"
+//!      INFO mandatory fields changed: parked records wait for `hubsync replay --parked`
+//! teams/acme.toml: tier = "gold"
+//!   -> ERROR team file refused; the team keeps its previous settings  problems="hubspot.tier: ..."
+//! ```
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, Service, TeamStatus};
+use crate::pipeline::{Stages, connect};
+use crate::process::ProcessTeam;
+use crate::sink::stage::SinkTeam;
+use crate::state::State;
+use crate::teams::{Shared, Teams};
+
+/// Applies team file changes to the stages' teams.
+pub(crate) struct Reloader {
+    pub service: Service,
+    pub stages: Stages,
+    pub state: Option<State>,
+    pub process: Shared<ProcessTeam>,
+    pub sink: Shared<SinkTeam>,
+    /// Each team file as last applied: its team and its text.
+    pub applied: HashMap<PathBuf, Applied>,
+    /// Files refused with this text, so a refusal is logged once, not at every reading.
+    pub refused: HashMap<PathBuf, String>,
+}
+
+/// A team file as last applied.
+pub(crate) struct Applied {
+    pub team_id: String,
+    pub text: String,
+    pub config: Config,
+}
+
+impl Reloader {
+    /// Reads the team directory every `interval` until `stop`.
+    pub async fn run(mut self, interval: std::time::Duration, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(interval) => self.once().await,
+            }
+        }
+    }
+
+    /// One reading of the team directory.
+    pub async fn once(&mut self) {
+        let (teams, refused) = self.service.read_teams();
+        let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+        for team in teams {
+            let Some(path) = team.path.clone() else {
+                continue;
+            };
+            seen.insert(path.clone());
+            if self
+                .applied
+                .get(&path)
+                .is_some_and(|applied| applied.text == team.text)
+            {
+                continue;
+            }
+            let file = path.display().to_string();
+            let id = team.config.team.id.clone();
+            let previous = self.applied.get(&path).map(|a| &a.config);
+            let changed = previous.map_or_else(|| vec!["added"], |old| changes(old, &team.config));
+            match self.apply(&team.config).await {
+                Ok(()) => {
+                    info!(team = %id, file, changed = changed.join(", "), "team settings changed");
+                    if previous.is_some_and(|old| mandatory(old) != mandatory(&team.config)) {
+                        info!(team = %id, "mandatory fields changed: the team's parked records are re-evaluated by `hubsync replay --parked`");
+                    }
+                    self.refused.remove(&path);
+                    self.applied.insert(
+                        path,
+                        Applied {
+                            team_id: id,
+                            text: team.text,
+                            config: team.config,
+                        },
+                    );
+                }
+                Err(why) => {
+                    if self.refused.get(&path) != Some(&team.text) {
+                        error!(team = %id, file, %why, "team file refused; the team keeps its previous settings");
+                        metrics::counter!("hubsync_teams_refused_total").increment(1);
+                        self.refused.insert(path, team.text);
+                    }
+                    if previous.is_none() {
+                        self.update(|process, sink| {
+                            let why = format!("hubsync refused the team's file {file}: {why}");
+                            process.add_not_connected(&id, &why);
+                            sink.add_not_connected(&id, &why);
+                        });
+                    }
+                }
+            }
+        }
+        for refused in refused {
+            seen.insert(refused.path.clone());
+            let text = std::fs::read_to_string(&refused.path).unwrap_or_default();
+            if self.refused.get(&refused.path) == Some(&text) {
+                continue;
+            }
+            let file = refused.path.display().to_string();
+            error!(file, error = %refused.error, "team file refused; the team keeps its previous settings");
+            metrics::counter!("hubsync_teams_refused_total").increment(1);
+            let new_team = !self.applied.contains_key(&refused.path);
+            if let (true, Some(id)) = (new_team, refused.team_id) {
+                let why = format!("hubsync refused the team's file {file}: {}", refused.error);
+                self.update(|process, sink| {
+                    process.add_not_connected(&id, &why);
+                    sink.add_not_connected(&id, &why);
+                });
+            }
+            self.refused.insert(refused.path, text);
+        }
+        let removed: Vec<PathBuf> = self
+            .applied
+            .keys()
+            .filter(|path| !seen.contains(*path))
+            .cloned()
+            .collect();
+        for path in removed {
+            if let Some(applied) = self.applied.remove(&path) {
+                warn!(team = %applied.team_id, file = %path.display(), "team file removed: the team is disconnected");
+                let why =
+                    "the team's HubSpot integration is disconnected (its team file was removed)";
+                self.update(|process, sink| {
+                    process.add_not_connected(&applied.team_id, why);
+                    sink.add_not_connected(&applied.team_id, why);
+                });
+            }
+        }
+        self.refused.retain(|path, _| seen.contains(path));
+    }
+
+    /// Connects a team with its new settings and, once every check passed, puts them in place.
+    async fn apply(&self, config: &Config) -> Result<(), String> {
+        let id = config.team.id.clone();
+        if config.team.status != TeamStatus::Active {
+            let why = format!(
+                "the team's HubSpot integration is {}",
+                config.team.status.as_str()
+            );
+            self.update(|process, sink| {
+                process.add_not_connected(&id, &why);
+                sink.add_not_connected(&id, &why);
+            });
+            return Ok(());
+        }
+        let secrets = config.resolve_secrets().map_err(|e| e.to_string())?;
+        let connected = connect(config, &secrets, self.stages, self.state.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let (process_team, sink_team) = connected.into_parts();
+        self.update(|process, sink| {
+            if let Some(kept) = process_team {
+                process.add(&id, kept);
+            }
+            if let Some(kept) = sink_team {
+                sink.add(&id, kept);
+            }
+        });
+        Ok(())
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Teams<ProcessTeam>, &mut Teams<SinkTeam>)) {
+        let mut process = (*self.process.current()).clone();
+        let mut sink = (*self.sink.current()).clone();
+        change(&mut process, &mut sink);
+        self.process.replace(process);
+        self.sink.replace(sink);
+    }
+}
+
+/// The sections of a team's settings that differ.
+fn changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.team != new.team {
+        changed.push("team");
+    }
+    if old.hubspot != new.hubspot {
+        changed.push("hubspot");
+    }
+    if old.rules.sync != new.rules.sync {
+        changed.push("sync");
+    }
+    if old.rules.users != new.rules.users {
+        changed.push("users");
+    }
+    if old.rules.activities != new.rules.activities {
+        changed.push("activities");
+    }
+    if old.rules.campaigns != new.rules.campaigns {
+        changed.push("campaigns");
+    }
+    if changed.is_empty() {
+        changed.push("nothing that matters (comments or layout)");
+    }
+    changed
+}
+
+/// Every object's mandatory fields.
+fn mandatory(config: &Config) -> [&[String]; 2] {
+    [
+        &config.rules.sync.contacts.mandatory,
+        &config.rules.sync.companies.mandatory,
+    ]
+}
