@@ -301,3 +301,28 @@ fn json_reports_are_machine_readable() {
     assert_eq!(error["column"], 1);
     assert!(error["message"].as_str().unwrap().contains("unknown field"));
 }
+
+/// The example service file and its team file are valid, and each team file is reported.
+#[test]
+fn the_example_service_and_its_team_file_are_valid() {
+    let service =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/service/hubsync.toml");
+    let output = hubsync(
+        &[
+            "config",
+            "check",
+            "--json",
+            service.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&output), stderr(&output)));
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let teams = report["teams"].as_array().expect("team reports");
+    assert_eq!(teams.len(), 1, "{report:#}");
+    assert_eq!(teams[0]["valid"], true);
+    assert_eq!(teams[0]["summary"]["team"], "acme-sales");
+    assert_eq!(teams[0]["summary"]["hubspot_portal_id"], 4455667);
+    assert_eq!(teams[0]["summary"]["consumer_groups"][0], "hubsync.process");
+}

@@ -128,6 +128,14 @@ impl Report {
             )
             .collect();
         reports.sort_by(|a, b| a.file.cmp(&b.file));
+        // The service's consumer groups are the whole service's, not a team's.
+        let groups: Vec<String> = ["process", "sink", "inbound"]
+            .into_iter()
+            .map(|stage| service.settings.group_id(stage))
+            .collect();
+        for summary in reports.iter_mut().filter_map(|r| r.summary.as_mut()) {
+            summary.consumer_groups = groups.clone();
+        }
         let mut warnings = Vec::new();
         if reports.is_empty() {
             let dir = service
