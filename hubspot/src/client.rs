@@ -27,6 +27,15 @@ use super::{
     NewProperty, ObjectType, Owner, OwnersPage, PropertyDefinition, Record, SearchPage,
 };
 use crate::Secret;
+use crate::oauth::{OAuthSettings, TokenSource};
+
+/// How requests are authenticated.
+enum Auth {
+    /// A private app's token.
+    Token(Secret),
+    /// One team's OAuth connection.
+    OAuth(Box<TokenSource>),
+}
 
 /// Values one `IN` filter carries in a request; more are searched in several requests.
 pub const MAX_IN_VALUES: usize = 100;
@@ -64,7 +73,7 @@ pub struct HubSpotClient {
 struct Inner {
     http: reqwest::Client,
     base_url: Url,
-    token: Secret,
+    auth: Auth,
     budget: Arc<RequestBudget>,
     retry: RetryParams,
     sleeper: Arc<dyn Sleeper>,
@@ -97,6 +106,36 @@ impl HubSpotClient {
         budget: Arc<RequestBudget>,
         sleeper: Arc<dyn Sleeper>,
     ) -> Result<Self, BuildError> {
+        Self::build(settings, Auth::Token(token), budget, sleeper)
+    }
+
+    /// A client of one team's OAuth connection through the platform's public app: access tokens
+    /// are refreshed from the team's refresh token before they expire, and must belong to the
+    /// team's portal.
+    pub fn with_oauth(settings: ClientSettings, oauth: OAuthSettings) -> Result<Self, BuildError> {
+        let budget = Arc::new(RequestBudget::new(settings.limits));
+        Self::build(
+            settings,
+            Auth::OAuth(Box::new(TokenSource::new(oauth))),
+            budget,
+            Arc::new(TokioSleeper),
+        )
+    }
+
+    /// OAuth token refreshes made so far (0 for a private-app token).
+    pub fn token_refreshes(&self) -> u64 {
+        match &self.inner.auth {
+            Auth::Token(_) => 0,
+            Auth::OAuth(source) => source.refreshes(),
+        }
+    }
+
+    fn build(
+        settings: ClientSettings,
+        auth: Auth,
+        budget: Arc<RequestBudget>,
+        sleeper: Arc<dyn Sleeper>,
+    ) -> Result<Self, BuildError> {
         let trimmed = settings.base_url.trim_end_matches('/');
         let base_url = Url::parse(trimmed).map_err(|error| BuildError::BaseUrl {
             url: settings.base_url.clone(),
@@ -119,7 +158,7 @@ impl HubSpotClient {
             inner: Arc::new(Inner {
                 http,
                 base_url,
-                token,
+                auth,
                 budget,
                 retry: settings.retry,
                 sleeper,
@@ -525,7 +564,13 @@ impl HubSpotClient {
                 .emit();
             }
             let started = Instant::now();
-            let answer = self.send(method.clone(), url.clone(), body.clone()).await;
+            let answer = match self.bearer().await {
+                Ok(bearer) => {
+                    self.send(method.clone(), url.clone(), body.clone(), &bearer)
+                        .await
+                }
+                Err(failure) => Err(failure),
+            };
             let now = self.inner.budget.now_ms();
             let (observation, result) = match answer {
                 Ok((status, headers, bytes)) => {
@@ -607,17 +652,26 @@ impl HubSpotClient {
         url
     }
 
+    /// The token to send: the private app's, or a current OAuth access token.
+    async fn bearer(&self) -> Result<Secret, Failure> {
+        match &self.inner.auth {
+            Auth::Token(token) => Ok(token.clone()),
+            Auth::OAuth(source) => source.bearer(&self.inner.http, &self.inner.base_url).await,
+        }
+    }
+
     async fn send(
         &self,
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
+        bearer: &Secret,
     ) -> Result<Answer, Failure> {
         let mut request = self
             .inner
             .http
             .request(method, url)
-            .bearer_auth(self.inner.token.expose())
+            .bearer_auth(bearer.expose())
             .header(ACCEPT, "application/json");
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);

@@ -25,6 +25,7 @@
 pub mod budget;
 pub mod client;
 mod events;
+pub mod oauth;
 pub mod request;
 pub mod response;
 pub mod retry;
@@ -41,6 +42,7 @@ pub use budget::{
     BudgetLimits, BudgetStats, Clock, EndpointStats, ManualClock, RequestBudget, SystemClock,
 };
 pub use client::{BuildError, ClientSettings, HubSpotClient};
+pub use oauth::OAuthSettings;
 pub use request::{
     AssociationCategory, AssociationInput, AssociationType, CreateInput, Filter, FilterGroup,
     InlineAssociation, MAX_BATCH_INPUTS, Operator, RequestError, SearchRequest, Sort,

@@ -38,8 +38,12 @@ async fn sandbox() -> Setup {
 }
 
 fn settings(setup: &Setup) -> ClientSettings {
+    settings_at(setup.server.url())
+}
+
+fn settings_at(base_url: String) -> ClientSettings {
     ClientSettings {
-        base_url: setup.server.url(),
+        base_url,
         request_timeout: Duration::from_secs(10),
         limits: BudgetLimits {
             requests_per_10s: 190,
@@ -811,4 +815,123 @@ async fn the_budget_keeps_429s_under_one_percent_at_full_speed() {
         elapsed.as_secs_f64(),
         stats.unseen
     );
+}
+
+// ----- OAuth through the platform's public app -----
+
+const REFRESH: &str = "refresh-acme-1";
+
+/// A sandbox whose public app is installed in its one portal with [`REFRESH`]; access tokens
+/// live `ttl`.
+async fn oauth_sandbox(ttl: Duration) -> (hubsync_sandbox::hubspot::Portals, RunningServer) {
+    let app = hubsync_sandbox::hubspot::OAuthApp {
+        access_ttl: ttl,
+        ..hubsync_sandbox::hubspot::OAuthApp::default()
+    };
+    let portals = hubsync_sandbox::hubspot::Portals::with_app(
+        vec![SandboxOptions {
+            refresh_tokens: vec![REFRESH.to_string()],
+            search_index_lag: Duration::ZERO,
+            ..SandboxOptions::default()
+        }],
+        app,
+    );
+    let server = portals.serve(loopback(0)).await.expect("sandbox serves");
+    (portals, server)
+}
+
+fn oauth_client(
+    portals: &hubsync_sandbox::hubspot::Portals,
+    server: &RunningServer,
+    portal_id: u64,
+) -> HubSpotClient {
+    let app = portals.app();
+    HubSpotClient::with_oauth(
+        settings_at(server.url()),
+        hubsync_hubspot::OAuthSettings {
+            client_id: app.client_id.clone(),
+            client_secret: Secret::new(app.client_secret.clone()),
+            refresh_token: Secret::new(REFRESH),
+            portal_id,
+        },
+    )
+    .expect("client")
+}
+
+/// Many requests at once need a token: one refresh serves them all; a token near its expiry is
+/// refreshed before it is used, so no request is ever answered 401.
+#[tokio::test]
+async fn oauth_tokens_are_refreshed_once_and_before_they_expire() {
+    // 301 s to live: 1 s before the client's 5-minute margin is reached.
+    let (portals, server) = oauth_sandbox(Duration::from_secs(301)).await;
+    let portal = portals.all()[0].portal_id();
+    let client = oauth_client(&portals, &server, portal);
+    let reads = (0..8).map(|_| client.account_details());
+    for answer in futures::future::join_all(reads).await {
+        assert_eq!(answer.expect("answered").portal_id, portal);
+    }
+    assert_eq!(
+        portals.refreshes(),
+        1,
+        "one refresh for eight requests at once"
+    );
+    assert_eq!(client.token_refreshes(), 1);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    client
+        .account_details()
+        .await
+        .expect("answered with a fresh token");
+    assert_eq!(
+        portals.refreshes(),
+        2,
+        "refreshed before the old token expired"
+    );
+    let unauthorized = portals.all()[0]
+        .request_counts()
+        .iter()
+        .filter(|((_, status), _)| *status == 401)
+        .count();
+    assert_eq!(unauthorized, 0, "no request was sent with an expired token");
+}
+
+/// A refresh token of another portal is refused (fail closed), and a revoked one (the app
+/// uninstalled) is an auth failure, never retried as if HubSpot were down.
+#[tokio::test]
+async fn oauth_tokens_of_another_portal_or_revoked_are_auth_failures() {
+    let (portals, server) = oauth_sandbox(Duration::from_secs(1800)).await;
+    let wrong = oauth_client(&portals, &server, 999);
+    match wrong.account_details().await {
+        Err(Error::Failed(failure)) => {
+            assert!(
+                matches!(failure.class, ErrorClass::Auth { .. }),
+                "{failure:?}"
+            );
+            assert_eq!(failure.category, "WRONG_PORTAL");
+        }
+        other => panic!("expected the wrong portal refused, got {other:?}"),
+    }
+    let portal = portals.all()[0].portal_id();
+    let client = oauth_client(&portals, &server, portal);
+    client.account_details().await.expect("the right portal");
+    assert!(portals.revoke_refresh_token(REFRESH));
+    match client.account_details().await {
+        Err(Error::Failed(failure)) => {
+            assert!(
+                matches!(failure.class, ErrorClass::Auth { .. }),
+                "{failure:?}"
+            );
+        }
+        other => panic!("expected the revoked installation refused, got {other:?}"),
+    }
+    let fresh = oauth_client(&portals, &server, portal);
+    match fresh.account_details().await {
+        Err(Error::Failed(failure)) => {
+            assert!(
+                matches!(failure.class, ErrorClass::Auth { .. }),
+                "{failure:?}"
+            );
+            assert_eq!(failure.category, "INVALID_GRANT");
+        }
+        other => panic!("expected invalid_grant, got {other:?}"),
+    }
 }

@@ -472,7 +472,9 @@ async fn an_event_of_a_team_not_served_is_never_written() {
             .publish(SchemaKind::ContactChanged, &topic, "ct_1", event)
             .await;
     }
-    let outcomes = world.outcomes_for(&[ours.event_id.clone()], WAIT).await;
+    let outcomes = world
+        .outcomes_for(std::slice::from_ref(&ours.event_id), WAIT)
+        .await;
     pipeline.stop().await.expect("pipeline stops cleanly");
 
     assert_eq!(
@@ -634,5 +636,109 @@ async fn a_team_with_another_portal_s_token_is_refused_and_the_others_go_on() {
     assert!(
         by_email(&contacts, "grace@example.org").is_empty(),
         "{contacts:?}"
+    );
+}
+
+/// One team connects through the platform's public app (OAuth), the other with a private-app
+/// token. When the app is uninstalled from the first team's portal (its refresh token revoked),
+/// that team alone pauses, named in `/healthz`, and nothing of it is dead-lettered, while the
+/// other team keeps writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_oauth_installation_pauses_its_team_alone() {
+    const ACME_PORTAL: u64 = 7_700_001;
+    const REFRESH: &str = "refresh-acme-1";
+    let acme_portal = SandboxOptions {
+        portal_id: ACME_PORTAL,
+        tokens: Vec::new(),
+        refresh_tokens: vec![REFRESH.to_string()],
+        ..SandboxOptions::default()
+    };
+    let world = World::start_portals(vec![SandboxOptions::default(), acme_portal], 1, fast).await;
+    let app = world.portals.app().clone();
+    let mut acme = world.config.clone();
+    acme.team.id = "acme".into();
+    acme.team.hubspot_portal_id = ACME_PORTAL;
+    acme.hubspot.client_id = Some(app.client_id.clone());
+    acme.hubspot.refresh_token = Some(hubsync::config::SecretSource::Value(
+        hubsync::config::Secret::new(REFRESH),
+    ));
+    let mut acme_secrets = world.secrets.clone();
+    acme_secrets.oauth = Some(hubsync::config::OAuthSecrets {
+        client_secret: hubsync::config::Secret::new(app.client_secret.clone()),
+        refresh_token: hubsync::config::Secret::new(REFRESH),
+    });
+    let teams = [
+        (world.config.clone(), world.secrets.clone()),
+        (acme, acme_secrets),
+    ];
+    let health = Health::default();
+    let pipeline = Pipeline::start_teams(
+        &world.config,
+        &world.secrets,
+        &teams,
+        Stages::All,
+        health.clone(),
+        Refusal::Team,
+    )
+    .await
+    .expect("pipeline starts");
+    let topic = world.config.topics.contact_changes.clone();
+    let mut first = contact("ct_1", "ada@acme.example", ChangeKind::Created);
+    first.team_id = "acme".into();
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_1", &first)
+        .await;
+    let outcomes = world
+        .outcomes_for(std::slice::from_ref(&first.event_id), WAIT)
+        .await;
+    assert_eq!(
+        only(&outcomes, &first.event_id).status,
+        OutcomeStatus::Created
+    );
+    assert!(
+        world.portals.refreshes() >= 1,
+        "acme writes with an OAuth access token"
+    );
+
+    assert!(world.portals.revoke_refresh_token(REFRESH));
+    let mut second = contact("ct_2", "grace@acme.example", ChangeKind::Created);
+    second.team_id = "acme".into();
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_2", &second)
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let paused = loop {
+        let sink = health.snapshot().get("sink").cloned();
+        if let Some(hubsync::admin::StageHealth::Paused(reason)) = sink {
+            break reason;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acme never paused: {sink:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(paused.contains("team acme"), "{paused}");
+
+    let ours = contact("ct_3", "ada@example.org", ChangeKind::Created);
+    world
+        .publish(SchemaKind::ContactChanged, &topic, "ct_3", &ours)
+        .await;
+    let outcomes = world
+        .outcomes_for(std::slice::from_ref(&ours.event_id), WAIT)
+        .await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(
+        only(&outcomes, &ours.event_id).status,
+        OutcomeStatus::Created
+    );
+    assert!(
+        !outcomes.contains_key(&second.event_id),
+        "the paused team's event waits for its token: {outcomes:?}"
+    );
+    let letters = world.dead_letters(1, Duration::from_secs(1)).await;
+    assert!(
+        letters.is_empty(),
+        "nothing dead-lettered for a refused token: {letters:?}"
     );
 }

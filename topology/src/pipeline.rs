@@ -525,7 +525,18 @@ pub fn hubspot_client(
         max: sink.backoff_max,
         max_attempts: sink.max_attempts.max(1),
     };
-    HubSpotClient::new(settings, secrets.hubspot_token.clone())
+    match (&secrets.oauth, &config.hubspot.client_id) {
+        (Some(oauth), Some(client_id)) => HubSpotClient::with_oauth(
+            settings,
+            crate::hubspot::OAuthSettings {
+                client_id: client_id.clone(),
+                client_secret: oauth.client_secret.clone(),
+                refresh_token: oauth.refresh_token.clone(),
+                portal_id: config.team.hubspot_portal_id,
+            },
+        ),
+        _ => HubSpotClient::new(settings, secrets.hubspot_token.clone()),
+    }
 }
 
 /// Most commands the sink holds in memory, whatever the budget (about 1.5 KiB each).

@@ -46,6 +46,9 @@ impl Default for HubSpotConfig {
         Self {
             base_url: "https://api.hubapi.com".to_owned(),
             token: SecretSource::Env(HUBSPOT_TOKEN_ENV.to_owned()),
+            refresh_token: None,
+            client_id: None,
+            client_secret: None,
             tier: DEFAULT_TIER,
             requests_per_10s: None,
             daily_limit: None,

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use bytesize::ByteSize;
 pub use defaults::HUBSPOT_TOKEN_ENV;
 pub use error::{ConfigError, Problem};
-pub use secret::{Secret, SecretSource, Secrets};
+pub use secret::{OAuthSecrets, Secret, SecretSource, Secrets};
 pub use sections::{
     AdminConfig, Budget, HubSpotConfig, InboundStage, KafkaConfig, KafkaProperty, ProcessStage,
     RegistryConfig, SinkStage, Stages, StateConfig, TeamConfig, TeamStatus, Tier, Topics,
@@ -209,7 +209,26 @@ impl Config {
         with_token: bool,
     ) -> Result<Secrets, ConfigError> {
         let mut problems = Vec::new();
-        let hubspot_token = if with_token {
+        let oauth = match (&self.hubspot.refresh_token, &self.hubspot.client_secret) {
+            (Some(refresh), Some(secret)) if with_token => {
+                let refresh_token = refresh
+                    .resolve_with("hubspot.refresh_token", env)
+                    .map_err(|p| problems.push(p))
+                    .ok();
+                let client_secret = secret
+                    .resolve_with("hubspot.client_secret", env)
+                    .map_err(|p| problems.push(p))
+                    .ok();
+                refresh_token
+                    .zip(client_secret)
+                    .map(|(refresh_token, client_secret)| OAuthSecrets {
+                        client_secret,
+                        refresh_token,
+                    })
+            }
+            _ => None,
+        };
+        let hubspot_token = if with_token && self.hubspot.refresh_token.is_none() {
             self.hubspot
                 .token
                 .resolve_with("hubspot.token", env)
@@ -240,6 +259,7 @@ impl Config {
         match hubspot_token {
             Some(hubspot_token) if problems.is_empty() => Ok(Secrets {
                 hubspot_token,
+                oauth,
                 registry_password,
                 kafka_properties,
             }),

@@ -138,10 +138,20 @@ impl<'de> Visitor<'de> for SourceVisitor {
     }
 }
 
+/// The secrets of a connection through the platform's public app.
+#[derive(Debug, Clone)]
+pub struct OAuthSecrets {
+    pub client_secret: Secret,
+    pub refresh_token: Secret,
+}
+
 /// Every secret of a config, resolved.
 #[derive(Debug, Clone)]
 pub struct Secrets {
+    /// The private app's token; empty for an OAuth connection.
     pub hubspot_token: Secret,
+    /// An OAuth connection's app secret and refresh token.
+    pub oauth: Option<OAuthSecrets>,
     pub registry_password: Option<Secret>,
     /// librdkafka properties given in the secret form, by property name.
     pub kafka_properties: Vec<(String, Secret)>,

@@ -141,8 +141,14 @@ pub struct RegistryConfig {
 pub struct HubSpotConfig {
     /// `HUBSYNC_HUBSPOT_URL` overrides it (the sandbox).
     pub base_url: String,
-    /// The private app or OAuth access token.
+    /// The private app's token (unused when `refresh_token` is set).
     pub token: SecretSource,
+    /// The team's OAuth refresh token, for a connection through the platform's public app
+    /// (`client_id`, `client_secret`): access tokens are refreshed from it.
+    pub refresh_token: Option<SecretSource>,
+    /// The platform's public app (in a service file).
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretSource>,
     /// The account's subscription; sets the default request budget.
     pub tier: Tier,
     /// Overrides the tier's requests per rolling 10 seconds.

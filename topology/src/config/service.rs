@@ -75,6 +75,8 @@ struct ServiceFile {
 struct TeamHubSpot {
     /// The team's private-app token.
     token: Option<SecretSource>,
+    /// The team's OAuth refresh token, for a connection through the service's public app.
+    refresh_token: Option<SecretSource>,
     tier: Option<Tier>,
     requests_per_10s: Option<u32>,
     daily_limit: Option<u64>,
@@ -293,6 +295,9 @@ impl Service {
         let hubspot = &mut config.hubspot;
         if let Some(token) = file.hubspot.token {
             hubspot.token = token;
+        }
+        if let Some(refresh) = file.hubspot.refresh_token {
+            hubspot.refresh_token = Some(refresh);
         }
         if let Some(tier) = file.hubspot.tier {
             hubspot.tier = tier;

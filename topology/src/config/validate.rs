@@ -267,6 +267,26 @@ fn hubspot(hubspot: &HubSpotConfig, p: &mut Vec<Problem>) {
     if let Err(message) = check_timezone(&hubspot.timezone) {
         p.push(Problem::new("hubspot.timezone", message));
     }
+    if hubspot.refresh_token.is_some() {
+        if hubspot
+            .client_id
+            .as_deref()
+            .is_none_or(|id| id.trim().is_empty())
+        {
+            p.push(Problem::new(
+                "hubspot.client_id",
+                "an OAuth refresh_token needs the platform's public app: set client_id (and \
+                 client_secret) in the service file's [hubspot]",
+            ));
+        }
+        if hubspot.client_secret.is_none() {
+            p.push(Problem::new(
+                "hubspot.client_secret",
+                "an OAuth refresh_token needs the public app's client_secret, e.g. \
+                 { env = \"HUBSYNC_HUBSPOT_CLIENT_SECRET\" }",
+            ));
+        }
+    }
 }
 
 /// An IANA zone name (`Europe/Paris`, `UTC`) or a fixed offset (`+02:00`).

@@ -44,7 +44,7 @@ use crate::clock::Clock;
 use crate::server::RunningServer;
 use errors::ApiError;
 use faults::{Fault, Faults};
-pub use portals::Portals;
+pub use portals::{OAuthApp, Portals};
 use ratelimit::{Admission, Limits, RateLimiter, Tier};
 use store::Store;
 
@@ -61,6 +61,9 @@ pub struct SandboxOptions {
     pub limits: Option<Limits>,
     /// Tokens that authenticate; each may be revoked later through the admin API.
     pub tokens: Vec<String>,
+    /// Refresh tokens of the sandbox's public app installed in this portal: each is exchanged
+    /// at `/oauth/v1/token` for access tokens of this portal (see [`Portals`]).
+    pub refresh_tokens: Vec<String>,
     pub clock: Clock,
     /// How long a write takes to become visible to search (HubSpot: up to about 30 s).
     pub search_index_lag: Duration,
@@ -81,6 +84,7 @@ impl Default for SandboxOptions {
             tier: Tier::Professional,
             limits: None,
             tokens: vec![DEFAULT_TOKEN.to_string()],
+            refresh_tokens: Vec::new(),
             clock: Clock::System,
             search_index_lag: Duration::from_secs(5),
             faults: Faults::default(),
@@ -126,6 +130,12 @@ pub(crate) struct SandboxState {
     pub faults: Faults,
     pub rng: StdRng,
     pub tokens: BTreeMap<String, TokenState>,
+    /// When each OAuth access token stops working (clock milliseconds); private-app tokens
+    /// do not expire.
+    pub token_expiry: BTreeMap<String, i64>,
+    /// The refresh tokens of the public app's installation in this portal; `false` once revoked
+    /// (the app uninstalled).
+    pub refresh_tokens: BTreeMap<String, bool>,
     pub requests: BTreeMap<(String, u16), u64>,
     pub search_lag_ms: i64,
     pub partial_upserts: bool,
@@ -160,6 +170,12 @@ impl HubSpotSandbox {
                 .tokens
                 .into_iter()
                 .map(|t| (t, TokenState::Valid))
+                .collect(),
+            token_expiry: BTreeMap::new(),
+            refresh_tokens: options
+                .refresh_tokens
+                .into_iter()
+                .map(|t| (t, true))
                 .collect(),
             requests: BTreeMap::new(),
             search_lag_ms: i64::try_from(options.search_index_lag.as_millis()).unwrap_or(i64::MAX),
@@ -224,6 +240,40 @@ impl HubSpotSandbox {
     /// Whether `token` is one of this portal's (in any state).
     pub fn knows_token(&self, token: &str) -> bool {
         self.lock().tokens.contains_key(token)
+    }
+
+    /// Whether `token` is a refresh token of this portal, and still good.
+    pub fn refresh_token_state(&self, token: &str) -> Option<bool> {
+        self.lock().refresh_tokens.get(token).copied()
+    }
+
+    /// Issues an OAuth access token of this portal, valid for `ttl_ms`.
+    pub fn issue_access_token(&self, token: &str, ttl_ms: i64) {
+        let at = self.now_ms() + ttl_ms;
+        let mut state = self.lock();
+        state.tokens.insert(token.to_string(), TokenState::Valid);
+        state.token_expiry.insert(token.to_string(), at);
+    }
+
+    /// An access token's time to live, in milliseconds (negative once expired).
+    pub fn access_token_ttl(&self, token: &str) -> Option<i64> {
+        let at = self.lock().token_expiry.get(token).copied()?;
+        Some(at - self.now_ms())
+    }
+
+    /// The public app uninstalled from this portal: its refresh token answers `invalid_grant`
+    /// and the access tokens it issued stop working.
+    pub fn revoke_refresh_token(&self, token: &str) -> bool {
+        let mut state = self.lock();
+        let known = state.refresh_tokens.contains_key(token);
+        if known {
+            state.refresh_tokens.insert(token.to_string(), false);
+            let issued: Vec<String> = state.token_expiry.keys().cloned().collect();
+            for access in issued {
+                state.tokens.insert(access, TokenState::Revoked);
+            }
+        }
+        known
     }
 
     pub fn set_token(&self, token: &str, state: TokenState) {
@@ -391,7 +441,14 @@ fn admit(
         Some(TokenState::MissingScopes { scopes }) => {
             return Err(Refusal::new(ApiError::missing_scopes(&scopes)));
         }
-        Some(TokenState::Valid) => {}
+        Some(TokenState::Valid) => {
+            let expired = bearer(request)
+                .and_then(|t| state.token_expiry.get(&t).copied())
+                .is_some_and(|at| sandbox.now_ms() >= at);
+            if expired {
+                return Err(Refusal::new(ApiError::unauthorized(true)));
+            }
+        }
     }
     let now = sandbox.now_ms();
     if fault == Fault::Storm429 {
