@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 /// budget keeps to the lower figure.
 pub const SEARCH_PER_SECOND: u32 = 4;
 
+/// Requests per rolling ten seconds a public (OAuth) app may make per installing account; its
+/// calls have no daily limit.
+pub const OAUTH_REQUESTS_PER_10S: u32 = 110;
+
 /// Search requests per second HubSpot itself admits.
 pub const SEARCH_PER_SECOND_PUBLISHED: u32 = 5;
 

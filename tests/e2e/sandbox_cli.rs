@@ -131,3 +131,56 @@ async fn sandbox_answers_on_the_printed_endpoints_and_stops_on_sigterm() {
     let status = child.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "sandbox exited with {status}");
 }
+
+/// `--portals 2`: two portals behind the one URL, each answering its own token with its own
+/// portal id, and a service file with a team file per portal that hubsync accepts.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_portals_each_with_a_team_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_path = dir.path().join("hubsync.toml");
+    let mut child = Child::spawn_dev(&[
+        "sandbox",
+        "--portals",
+        "2",
+        "--portal-id",
+        "1001",
+        "--write-config",
+        config_path.to_str().expect("utf-8 path"),
+    ]);
+    let env = child
+        .read_env(&[
+            "HUBSYNC_HUBSPOT_URL",
+            "HUBSYNC_HUBSPOT_TOKEN",
+            "HUBSYNC_HUBSPOT_TOKEN_2",
+        ])
+        .await;
+    let client = reqwest::Client::new();
+    for (token, portal) in [
+        ("HUBSYNC_HUBSPOT_TOKEN", 1001),
+        ("HUBSYNC_HUBSPOT_TOKEN_2", 1002),
+    ] {
+        let details: Value = client
+            .get(format!(
+                "{}/account-info/v3/details",
+                env["HUBSYNC_HUBSPOT_URL"]
+            ))
+            .bearer_auth(&env[token])
+            .send()
+            .await
+            .expect("details")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(details["portalId"], portal, "{token}: {details}");
+    }
+    let service = hubsync::config::Service::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+    let (teams, refused) = service.read_teams();
+    assert!(refused.is_empty(), "{refused:?}");
+    let portals: Vec<u64> = teams
+        .iter()
+        .map(|t| t.config.team.hubspot_portal_id)
+        .collect();
+    assert_eq!(portals, [1001, 1002]);
+    let status = child.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "sandbox exited with {status}");
+}

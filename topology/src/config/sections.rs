@@ -203,9 +203,16 @@ impl HubSpotConfig {
         }
     }
 
-    /// The tier's limits with this config's overrides applied.
+    /// The tier's limits (a public app's, for an OAuth connection) with this config's overrides
+    /// applied.
     pub fn budget(&self) -> Budget {
-        let tier = super::defaults::tier_budget(self.tier);
+        let mut tier = super::defaults::tier_budget(self.tier);
+        if self.refresh_token.is_some() {
+            // A public app's calls count per installing account, not against the portal's
+            // private-app tier, and have no daily limit.
+            tier.requests_per_10s = hubsync_hubspot::tier::OAUTH_REQUESTS_PER_10S;
+            tier.daily_limit = u64::MAX;
+        }
         Budget {
             requests_per_10s: self.requests_per_10s.unwrap_or(tier.requests_per_10s),
             daily_limit: self.daily_limit.unwrap_or(tier.daily_limit),

@@ -13,13 +13,17 @@ use std::time::Duration;
 use anyhow::Context;
 use hubsync_hubspot::Tier;
 use hubsync_sandbox::broker::{BrokerConfig, DevBroker, TopicSpec};
-use hubsync_sandbox::hubspot::{DEFAULT_PORTAL_ID, DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
+use hubsync_sandbox::hubspot::{
+    DEFAULT_PORTAL_ID, DEFAULT_TOKEN, HubSpotSandbox, Portals, SandboxOptions,
+};
 use hubsync_sandbox::registry::SchemaRegistry;
 use hubsync_sandbox::server::{RunningServer, loopback};
 use hubsync_schemas::SchemaKind;
 use tracing::info;
 
-use crate::sandbox_config::render_sandbox_config;
+use crate::sandbox_config::{
+    TEAM_ID, render_sandbox_config, render_sandbox_service, render_sandbox_team,
+};
 
 fn parse_tier(raw: &str) -> Result<Tier, String> {
     Tier::parse(raw).ok_or_else(|| {
@@ -58,9 +62,32 @@ pub struct SandboxArgs {
     /// How long a HubSpot write takes to become visible to search (e.g. "5s", "0s").
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub search_lag: Duration,
-    /// Also write the ready-to-use configuration to this file.
+    /// Also write the ready-to-use configuration to this file (with --portals above 1: the
+    /// service file, and a team file per portal in teams/ beside it).
     #[arg(long)]
     pub write_config: Option<PathBuf>,
+    /// HubSpot portals behind the one sandbox URL, each with a team of its own: portal ids
+    /// count up from --portal-id, tokens are --token for the first and --token-N for the Nth.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub portals: u16,
+}
+
+/// Portal `n` (1-based) of a sandbox of several: its id, token, team and token variable.
+fn portal(args: &SandboxArgs, n: u16) -> (u64, String, String, String) {
+    if n == 1 {
+        return (
+            args.portal_id,
+            args.token.clone(),
+            TEAM_ID.to_string(),
+            "HUBSYNC_HUBSPOT_TOKEN".to_string(),
+        );
+    }
+    (
+        args.portal_id + u64::from(n) - 1,
+        format!("{}-{n}", args.token),
+        format!("{TEAM_ID}-{n}"),
+        format!("HUBSYNC_HUBSPOT_TOKEN_{n}"),
+    )
 }
 
 /// The topic each schema is the value of, by hubsync's default topic names.
@@ -79,9 +106,14 @@ pub struct Sandbox {
     pub broker: DevBroker,
     pub broker_control: RunningServer,
     pub registry: RunningServer,
+    /// The first portal.
     pub hubspot: HubSpotSandbox,
+    /// Every portal, behind `hubspot_server`.
+    pub portals: Portals,
     pub hubspot_server: RunningServer,
     pub token: String,
+    /// Each portal's (id, token, team, token variable).
+    teams: Vec<(u64, String, String, String)>,
 }
 
 impl Sandbox {
@@ -123,14 +155,21 @@ impl Sandbox {
                 )
             })?;
 
-        let hubspot = HubSpotSandbox::new(SandboxOptions {
-            portal_id: args.portal_id,
-            tier: args.hubspot_tier,
-            tokens: vec![args.token.clone()],
-            search_index_lag: args.search_lag,
-            ..SandboxOptions::default()
-        });
-        let hubspot_server = hubspot
+        let teams: Vec<_> = (1..=args.portals).map(|n| portal(args, n)).collect();
+        let portals = Portals::new(
+            teams
+                .iter()
+                .map(|(portal_id, token, _, _)| SandboxOptions {
+                    portal_id: *portal_id,
+                    tier: args.hubspot_tier,
+                    tokens: vec![token.clone()],
+                    search_index_lag: args.search_lag,
+                    ..SandboxOptions::default()
+                })
+                .collect(),
+        );
+        let hubspot = portals.all()[0].clone();
+        let hubspot_server = portals
             .serve(loopback(args.hubspot_port))
             .await
             .with_context(|| {
@@ -144,8 +183,10 @@ impl Sandbox {
             broker_control,
             registry: registry_server,
             hubspot,
+            portals,
             hubspot_server,
             token: args.token.clone(),
+            teams,
         })
     }
 
@@ -159,6 +200,34 @@ impl Sandbox {
             format!("HUBSYNC_HUBSPOT_PORTAL_ID={}", self.hubspot.portal_id()),
             format!("HUBSYNC_BROKER_CONTROL_URL={}", self.broker_control.url()),
         ]
+        .into_iter()
+        .chain(
+            self.teams
+                .iter()
+                .skip(1)
+                .map(|(_, token, _, variable)| format!("{variable}={token}")),
+        )
+        .collect()
+    }
+
+    /// With several portals: the service file, and each team's file name and text.
+    pub fn service(&self) -> (String, Vec<(String, String)>) {
+        let service = render_sandbox_service(
+            self.broker.bootstrap_servers(),
+            &self.registry.url(),
+            &self.hubspot_server.url(),
+        );
+        let teams = self
+            .teams
+            .iter()
+            .map(|(portal_id, _, team, variable)| {
+                (
+                    format!("{team}.toml"),
+                    render_sandbox_team(team, *portal_id, variable),
+                )
+            })
+            .collect();
+        (service, teams)
     }
 
     /// A complete configuration pointing at this sandbox; the token comes from the environment.
@@ -188,10 +257,25 @@ impl Sandbox {
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::start(&args).await?;
-    let config = sandbox.config();
+    let (config, team_files) = if args.portals > 1 {
+        sandbox.service()
+    } else {
+        (sandbox.config(), Vec::new())
+    };
     if let Some(path) = &args.write_config {
         std::fs::write(path, &config)
             .with_context(|| format!("writing the configuration to {}", path.display()))?;
+        if !team_files.is_empty() {
+            let dir = path
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("teams");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (name, text) in &team_files {
+                std::fs::write(dir.join(name), text)
+                    .with_context(|| format!("writing {}", dir.join(name).display()))?;
+            }
+        }
     }
 
     let mut stdout = std::io::stdout().lock();
@@ -223,6 +307,14 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         sandbox.hubspot_server.url()
     ));
     guide.push_str(&format!("  hubspot token        {}\n", sandbox.token));
+    if args.portals > 1 {
+        guide.push_str(&format!(
+            "  portals              {} ({} to {}), a team each (team files in teams/ beside the service file)\n",
+            args.portals,
+            sandbox.hubspot.portal_id(),
+            sandbox.hubspot.portal_id() + u64::from(args.portals) - 1
+        ));
+    }
     guide.push_str("topics: ");
     guide.push_str(&hubsync_sandbox::broker::DEFAULT_TOPICS.join(", "));
     guide.push('\n');

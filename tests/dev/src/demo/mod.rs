@@ -94,6 +94,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<Report> {
         token: DEFAULT_TOKEN.to_string(),
         search_lag: Duration::from_secs(5),
         write_config: None,
+        portals: 1,
     })
     .await?;
     let state_dir = StateDir::create()?;
