@@ -521,6 +521,7 @@ impl SinkStage {
             };
             if accepted {
                 info!(team = %team, "hubspot accepts the team's token again: resuming it");
+                metrics::gauge!("hubsync_team_paused", "team" => team.to_string()).set(0.0);
                 paused.remove(&team);
             } else if let Some(p) = paused.get_mut(&team) {
                 p.delay = (p.delay * 2).min(Duration::from_secs(60));
@@ -532,7 +533,11 @@ impl SinkStage {
 
     /// `/healthz`: running, or paused naming every paused team and why.
     fn report_paused(&self, paused: &HashMap<Arc<str>, Paused>) {
+        // A series per team that ever paused: a handful among thousands of teams.
         metrics::gauge!("hubsync_sink_paused_teams").set(paused.len() as f64);
+        for team in paused.keys() {
+            metrics::gauge!("hubsync_team_paused", "team" => team.to_string()).set(1.0);
+        }
         if paused.is_empty() {
             self.health.set(STAGE, StageHealth::Running);
             return;
