@@ -65,6 +65,9 @@ pub struct Selection {
     /// a bare email, domain or upstream id, or an event id.
     #[arg(long)]
     pub record: Option<String>,
+    /// Dead letters of every team on the topic, not only the configuration's team's.
+    #[arg(long)]
+    pub all_teams: bool,
 }
 
 impl Selection {
@@ -74,6 +77,15 @@ impl Selection {
             classes: self.class.clone(),
             topic: self.topic.clone(),
             record: self.record.as_deref().map(RecordQuery::parse),
+            team: None,
+        }
+    }
+
+    /// The filter, kept to `team` unless every team was asked for.
+    fn filter_for(&self, team: &str) -> LetterFilter {
+        LetterFilter {
+            team: (!self.all_teams).then(|| team.to_string()),
+            ..self.filter()
         }
     }
 
@@ -87,6 +99,9 @@ pub struct ListArgs {
     /// The configuration file (TOML).
     #[arg(long)]
     pub config: PathBuf,
+    /// The team, for a service file of several (a one-file configuration names its own).
+    #[arg(long)]
+    pub team: Option<String>,
     #[command(flatten)]
     pub selection: Selection,
     /// Show at most N dead letters, the newest (a table shows at most 500 unless told).
@@ -102,6 +117,9 @@ pub struct ShowArgs {
     /// The configuration file (TOML).
     #[arg(long)]
     pub config: PathBuf,
+    /// The team, for a service file of several (a one-file configuration names its own).
+    #[arg(long)]
+    pub team: Option<String>,
     /// The dead letter, as `dlq list` names it: topic/partition/offset.
     #[arg(value_parser = crate::ops::dlq::parse_id)]
     pub id: Position,
@@ -115,6 +133,9 @@ pub struct RedriveArgs {
     /// The configuration file (TOML).
     #[arg(long)]
     pub config: PathBuf,
+    /// The team, for a service file of several (a one-file configuration names its own).
+    #[arg(long)]
+    pub team: Option<String>,
     /// Dead letters to redrive, as `dlq list` names them; without ids, every dead letter the
     /// filters select.
     #[arg(value_parser = crate::ops::dlq::parse_id)]
@@ -145,14 +166,15 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
         Ok(window) => window,
         Err(problem) => return Ok(super::usage(&problem)),
     };
-    let ops = match open(&args.config)? {
+    let ops = match open(&args.config, args.team.as_deref())? {
         Ok(ops) => ops,
         Err(code) => return Ok(code),
     };
     let reader = ops.reader(!args.json && std::io::stderr().is_terminal())?;
     let topic = ops.config.topics.dlq.clone();
     let cap = args.limit.or((!args.json).then_some(DEFAULT_ROWS));
-    let (letters, seen) = select(&reader, &topic, window, &args.selection.filter(), cap).await?;
+    let filter = args.selection.filter_for(&ops.config.team.id);
+    let (letters, seen) = select(&reader, &topic, window, &filter, cap).await?;
     let mut output = Output::default();
     if args.json {
         for letter in &letters {
@@ -175,7 +197,7 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let ops = match open(&args.config)? {
+    let ops = match open(&args.config, args.team.as_deref())? {
         Ok(ops) => ops,
         Err(code) => return Ok(code),
     };
@@ -207,12 +229,12 @@ async fn redrive_letters(args: RedriveArgs) -> anyhow::Result<ExitCode> {
             "name the dead letters to redrive (ids as `hubsync dlq list` prints them) or select them with filters (--reason, --class, --topic, --record, --since, --until); --all redrives every one",
         ));
     }
-    let ops = match open(&args.config)? {
+    let ops = match open(&args.config, args.team.as_deref())? {
         Ok(ops) => ops,
         Err(code) => return Ok(code),
     };
     let reader = ops.reader(!args.json && std::io::stderr().is_terminal())?;
-    let filter = args.selection.filter();
+    let filter = args.selection.filter_for(&ops.config.team.id);
     let letters = if args.ids.is_empty() {
         select(&reader, &ops.config.topics.dlq, window, &filter, None)
             .await?
@@ -265,8 +287,8 @@ fn print_report(output: &mut Output, letters: &[Letter], report: &RedriveReport)
 }
 
 /// The configuration and an operator context, or the exit status of a configuration problem.
-fn open(path: &std::path::Path) -> anyhow::Result<Result<Ops, ExitCode>> {
-    let (config, secrets) = match super::load_config(path) {
+fn open(path: &std::path::Path, team: Option<&str>) -> anyhow::Result<Result<Ops, ExitCode>> {
+    let (config, secrets) = match super::load_config(path, team) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(Err(code)),
     };

@@ -35,6 +35,12 @@ pub struct LogsArgs {
     /// The configuration file (TOML).
     #[arg(long)]
     pub config: PathBuf,
+    /// The team, for a service file of several (a one-file configuration names its own).
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Outcomes of every team on the topic, not only the configuration's team's.
+    #[arg(long)]
+    pub all_teams: bool,
     /// Only outcomes recorded at or after this time: RFC 3339 (2026-11-22T10:00:00Z), a date
     /// (2026-11-22), `now`, or a duration ago (90m, 2h, 3d).
     #[arg(long, value_parser = time_arg)]
@@ -89,7 +95,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         Ok(window) => window,
         Err(problem) => return Ok(super::usage(&problem)),
     };
-    let (config, secrets) = match super::load_config(&args.config) {
+    let (config, secrets) = match super::load_config(&args.config, args.team.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
@@ -101,6 +107,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         reasons: args.reason.clone(),
         record: args.record.as_deref().map(RecordQuery::parse),
         topic: args.topic.clone(),
+        team: (!args.all_teams).then(|| ops.config.team.id.clone()),
     };
     let stream = args.json && !args.counts && args.limit.is_none();
     let cap = args.limit.or((!args.json).then_some(DEFAULT_ROWS));

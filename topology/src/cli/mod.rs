@@ -47,16 +47,18 @@ pub(crate) fn hubspot_client(
     })
 }
 
-/// Loads a configuration and its secrets as `run` does; on a problem prints it, naming the file,
-/// and hands back exit status 2.
+/// Loads one team's configuration and its secrets as `run` does: the team a one-file
+/// configuration names, or `team`'s file in a service's directory. On a problem prints it,
+/// naming the file, and hands back exit status 2.
 pub fn load_config(
     path: &std::path::Path,
+    team: Option<&str>,
 ) -> Result<(crate::config::Config, crate::config::Secrets), std::process::ExitCode> {
     let problem = |problems: &dyn std::fmt::Display| {
         eprintln!("{}: {problems}", path.display());
         std::process::ExitCode::from(2)
     };
-    let config = crate::config::Config::load(path).map_err(|p| problem(&p))?;
+    let config = crate::config::Service::team_config(path, team).map_err(|p| problem(&p))?;
     let secrets = config.resolve_secrets().map_err(|p| problem(&p))?;
     Ok((config, secrets))
 }

@@ -55,6 +55,9 @@ pub struct PlanArgs {
     /// The configuration file (TOML); its rules are the ones planned.
     #[arg(long)]
     pub config: PathBuf,
+    /// The team, for a service file of several (a one-file configuration names its own).
+    #[arg(long)]
+    pub team: Option<String>,
     /// The source topic to plan: the contact changes, company changes or activity events topic
     /// of the configuration.
     #[arg(long)]
@@ -82,12 +85,12 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         Ok(window) => window,
         Err(problem) => return Ok(super::usage(&problem)),
     };
-    let (config, secrets) = match super::load_config(&args.config) {
+    let (config, secrets) = match super::load_config(&args.config, args.team.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
     let old_rules = match &args.config_from {
-        Some(path) => match super::load_config(path) {
+        Some(path) => match super::load_config(path, args.team.as_deref()) {
             Ok((old, _)) => Some(old.rules),
             Err(code) => return Ok(code),
         },

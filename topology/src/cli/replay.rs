@@ -63,6 +63,9 @@ pub struct ReplayArgs {
     /// The configuration file (TOML).
     #[arg(long)]
     pub config: PathBuf,
+    /// The team, for a service file of several (a one-file configuration names its own).
+    #[arg(long)]
+    pub team: Option<String>,
     /// The source topic to replay (one of [topics] contact_changes, company_changes,
     /// activity_events); with --parked, only parked events of this topic.
     #[arg(long)]
@@ -103,7 +106,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(requested) => requested,
         Err(problem) => return Ok(super::usage(&problem)),
     };
-    let (config, secrets) = match super::load_config(&args.config) {
+    let (config, secrets) = match super::load_config(&args.config, args.team.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };

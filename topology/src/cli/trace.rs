@@ -49,6 +49,9 @@ pub struct TraceArgs {
     /// The configuration file (TOML).
     #[arg(long)]
     pub config: PathBuf,
+    /// The team, for a service file of several (a one-file configuration names its own).
+    #[arg(long)]
+    pub team: Option<String>,
     /// Only records at or after this time: RFC 3339 (2026-11-22T10:00:00Z), a date (2026-11-22),
     /// `now`, or a duration ago (90m, 2h, 3d). Default: the topics' start.
     #[arg(long, value_parser = time_arg)]
@@ -73,7 +76,7 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
         Ok(window) => window,
         Err(problem) => return Ok(super::usage(&problem)),
     };
-    let (config, secrets) = match super::load_config(&args.config) {
+    let (config, secrets) = match super::load_config(&args.config, args.team.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };

@@ -202,6 +202,50 @@ impl Service {
         })
     }
 
+    /// One team's whole configuration, for the operator commands: the team a one-file
+    /// configuration names (`team`, when given, must be it), or the team file of `team` in a
+    /// service's directory (`team` is then required).
+    pub fn team_config(path: &Path, team: Option<&str>) -> Result<Config, ConfigError> {
+        let service = Service::load(path)?;
+        let wrong = |message: String| ConfigError::Invalid {
+            problems: vec![Problem::new("--team", message)],
+        };
+        if service.is_single_team() {
+            return match team {
+                Some(team) if team != service.settings.team.id => Err(wrong(format!(
+                    "this file serves team {}, not {team}",
+                    service.settings.team.id
+                ))),
+                _ => Ok(service.settings),
+            };
+        }
+        let (teams, refused) = service.read_teams();
+        let ids = || {
+            let mut ids: Vec<&str> = teams.iter().map(|t| t.config.team.id.as_str()).collect();
+            ids.sort_unstable();
+            ids.join(", ")
+        };
+        let Some(team) = team else {
+            return Err(wrong(format!(
+                "a service file serves several teams: say which with --team ({})",
+                ids()
+            )));
+        };
+        if let Some(found) = teams.iter().find(|t| t.config.team.id == team) {
+            return Ok(found.config.clone());
+        }
+        match refused
+            .into_iter()
+            .find(|r| r.team_id.as_deref() == Some(team))
+        {
+            Some(refused) => Err(refused.error),
+            None => Err(wrong(format!(
+                "no team file of the service names team {team} (its teams: {})",
+                ids()
+            ))),
+        }
+    }
+
     /// Whether this is a one-file configuration (a service of the one team it names).
     pub fn is_single_team(&self) -> bool {
         self.teams_dir.is_none()
@@ -448,6 +492,27 @@ mod tests {
             .team_from_str("[hubspot]\ntoken = { env = \"T\" }\n")
             .expect_err("no [team]");
         assert_eq!(error.problems()[0].field, "team");
+    }
+
+    #[test]
+    fn an_operator_command_takes_one_team_of_a_service() {
+        let (dir, _) = service(&[
+            ("acme.toml", &team("acme", 11)),
+            ("globex.toml", &team("globex", 12)),
+        ]);
+        let path = dir.path().join("hubsync.toml");
+        let acme = Service::team_config(&path, Some("acme")).expect("acme");
+        assert_eq!(acme.team.hubspot_portal_id, 11);
+        let which = Service::team_config(&path, None).expect_err("which team?");
+        assert_eq!(which.problems()[0].field, "--team");
+        assert!(which.to_string().contains("acme, globex"), "{which}");
+        let none = Service::team_config(&path, Some("initech")).expect_err("no such team");
+        assert!(none.to_string().contains("initech"), "{none}");
+        let single = dir.path().join("one.toml");
+        std::fs::write(&single, team("acme", 11)).expect("file");
+        assert!(Service::team_config(&single, None).is_ok());
+        assert!(Service::team_config(&single, Some("acme")).is_ok());
+        assert!(Service::team_config(&single, Some("globex")).is_err());
     }
 
     #[test]

@@ -160,6 +160,8 @@ pub struct LetterFilter {
     /// The original record's topic.
     pub topic: Option<String>,
     pub record: Option<RecordQuery>,
+    /// The team; dead letters that name no team (undecodable messages) are everyone's.
+    pub team: Option<String>,
 }
 
 impl LetterFilter {
@@ -185,11 +187,14 @@ impl LetterFilter {
     /// [`LetterFilter::matches`] on what a dead letter says without its payload decoded: every
     /// filter but the record.
     pub fn matches_letter(&self, d: &DeadLetter) -> bool {
-        (self.reasons.is_empty()
-            || self
-                .reasons
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(&d.error.code)))
+        self.team
+            .as_ref()
+            .is_none_or(|team| d.team_id.as_ref().is_none_or(|t| t == team || t.is_empty()))
+            && (self.reasons.is_empty()
+                || self
+                    .reasons
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(&d.error.code)))
             && (self.classes.is_empty() || self.classes.contains(&d.error.class))
             && self
                 .topic

@@ -27,11 +27,17 @@ pub struct OutcomeFilter {
     pub record: Option<RecordQuery>,
     /// The source topic of the event.
     pub topic: Option<String>,
+    /// The team: one team's outcomes are never mixed with another's unless asked. Outcomes of
+    /// messages too broken to name their team (an empty team) are everyone's.
+    pub team: Option<String>,
 }
 
 impl OutcomeFilter {
     pub fn matches(&self, outcome: &SyncOutcome) -> bool {
-        (self.statuses.is_empty() || self.statuses.contains(&outcome.status))
+        self.team
+            .as_ref()
+            .is_none_or(|team| outcome.team_id == *team || outcome.team_id.is_empty())
+            && (self.statuses.is_empty() || self.statuses.contains(&outcome.status))
             && (self.reasons.is_empty()
                 || self
                     .reasons
@@ -299,6 +305,21 @@ mod tests {
         };
         assert_ne!(created.source_topic, "crm.company.changes");
         assert!(!by_topic.matches(&created));
+        let by_team = OutcomeFilter {
+            team: Some("acme".into()),
+            ..OutcomeFilter::default()
+        };
+        let mut theirs = created.clone();
+        theirs.team_id = "globex".into();
+        let mut ours = created.clone();
+        ours.team_id = "acme".into();
+        let mut nobodys = created.clone();
+        nobodys.team_id = String::new();
+        assert!(by_team.matches(&ours) && by_team.matches(&nobodys));
+        assert!(
+            !by_team.matches(&theirs),
+            "another team's outcome is not shown"
+        );
     }
 
     #[test]

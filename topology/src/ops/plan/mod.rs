@@ -360,6 +360,8 @@ pub struct Planner<'r> {
     match_on_name: bool,
     /// HubSpot's owners by email, for activities' senders (`users.auto_map_by_email`).
     owners: OwnerDirectory,
+    /// Only this team's events are planned (the topics carry every team's).
+    team: Option<String>,
 }
 
 impl<'r> Planner<'r> {
@@ -377,7 +379,18 @@ impl<'r> Planner<'r> {
             deal_order: Vec::new(),
             match_on_name: rules.sync.companies.match_on_name,
             owners: OwnerDirectory::new(),
+            team: None,
         }
+    }
+
+    /// Plans only `team`'s events; the others are not this plan's.
+    pub fn for_team(mut self, team: &str) -> Self {
+        self.team = Some(team.to_string());
+        self
+    }
+
+    fn theirs(&self, team_id: &str) -> bool {
+        self.team.as_deref().is_some_and(|team| team != team_id)
     }
 
     /// HubSpot's owners by email, which activities' senders are matched against.
@@ -387,11 +400,17 @@ impl<'r> Planner<'r> {
     }
 
     pub fn contact(&mut self, event: &ContactChanged) {
+        if self.theirs(&event.team_id) {
+            return;
+        }
         let decision = decide_contact(event, self.rules, self.catalog);
         self.decided(decision, event.event_time);
     }
 
     pub fn company(&mut self, event: &CompanyChanged) {
+        if self.theirs(&event.team_id) {
+            return;
+        }
         let decision = decide_company(event, self.rules, self.catalog);
         self.decided(decision, event.event_time);
     }
@@ -399,6 +418,9 @@ impl<'r> Planner<'r> {
     /// An activity: skipped, refused, or an activity to create once (and a deal when it
     /// triggers one).
     pub fn activity(&mut self, event: &ActivityRecorded) {
+        if self.theirs(&event.team_id) {
+            return;
+        }
         let decision = decide_activity(event, self.rules, self.catalog, &self.owners);
         self.events += 1;
         match decision {

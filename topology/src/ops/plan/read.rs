@@ -53,9 +53,16 @@ pub async fn plan(
     } else {
         OwnerDirectory::new()
     };
+    let team = &ops.config.team.id;
     let mut planners = Planners {
-        current: Planner::new(rules, &catalog).with_owners(owners.clone()),
-        old: old_rules.map(|r| Planner::new(r, &catalog).with_owners(owners.clone())),
+        current: Planner::new(rules, &catalog)
+            .with_owners(owners.clone())
+            .for_team(team),
+        old: old_rules.map(|r| {
+            Planner::new(r, &catalog)
+                .with_owners(owners.clone())
+                .for_team(team)
+        }),
     };
     let reader = ops.reader(progress)?;
     let stats = scan(&reader, topic, window, source, &mut planners).await?;

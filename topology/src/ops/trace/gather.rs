@@ -578,24 +578,27 @@ impl Tracer<'_> {
             let before = self.ids.len();
             sources = Sources::default();
             let topics = self.ops.config.topics.clone();
+            // The platform's topics carry every team's events: only the configuration's team's
+            // are this record's story, however alike another team's record looks.
+            let team = self.ops.config.team.id.clone();
             let mut searched = Vec::new();
             let (found, read) = self
                 .scan::<ContactChanged>(&topics.contact_changes, |ids, event| {
-                    ids.take_contact(event)
+                    event.team_id == team && ids.take_contact(event)
                 })
                 .await?;
             searched.push(search(&topics.contact_changes, read, &found));
             split(found, &mut sources.contacts, &mut sources.undecodable);
             let (found, read) = self
                 .scan::<CompanyChanged>(&topics.company_changes, |ids, event| {
-                    ids.take_company(event)
+                    event.team_id == team && ids.take_company(event)
                 })
                 .await?;
             searched.push(search(&topics.company_changes, read, &found));
             split(found, &mut sources.companies, &mut sources.undecodable);
             let (found, read) = self
                 .scan::<ActivityRecorded>(&topics.activity_events, |ids, event| {
-                    ids.take_activity(event)
+                    event.team_id == team && ids.take_activity(event)
                 })
                 .await?;
             searched.push(search(&topics.activity_events, read, &found));
