@@ -20,13 +20,12 @@
 //! derived id `{event_id}:deal` ([`Envelope::for_deal`]), so its outcome is recorded under that
 //! id and never counts as a second outcome of the event.
 //!
-//! [`message_key`] keys every command by the record it is about, `OBJECT:identity value`; an
-//! activity's and a deal's by their contact (`CONTACT:ada@acme.io`, `CONTACT:ct_1`), the key of
-//! the contact's own commands, so one contact's commands stay in one partition, in order.
+//! The process stage keys every command by its team's HubSpot portal, so one sink owns a portal
+//! (its budget and state) at a time and one record's commands stay in one partition, in order.
 
 use hubsync_schemas::{
-    ActivityRecorded, CommandAction, CompanyChanged, ContactChanged, HubSpotCommand,
-    HubSpotObjectType, SourcePosition,
+    ActivityRecorded, CompanyChanged, ContactChanged, HubSpotCommand, HubSpotObjectType,
+    SourcePosition,
 };
 use uuid::Uuid;
 
@@ -129,31 +128,6 @@ pub fn command_id(event_id: &str, object_type: HubSpotObjectType) -> String {
     let id = Uuid::new_v5(&COMMAND_NAMESPACE, name.as_bytes());
     let mut text = Uuid::encode_buffer();
     id.hyphenated().encode_lower(&mut text).to_owned()
-}
-
-/// The Kafka key of a command on `hubsync.commands`: `OBJECT:identity value`, or for an activity
-/// and a deal the key of their contact's commands, `CONTACT:<email or contact id>`.
-pub fn message_key(command: &HubSpotCommand) -> String {
-    let about_contact = command.action == CommandAction::CreateActivity
-        || command.object_type == HubSpotObjectType::Deal;
-    let contact = command
-        .associations
-        .iter()
-        .filter(|a| a.to_object_type == HubSpotObjectType::Contact)
-        .find_map(|a| a.to_identity.as_ref());
-    match contact {
-        Some(contact) if about_contact => record_key(HubSpotObjectType::Contact, &contact.value),
-        _ => record_key(command.object_type, &command.identity.value),
-    }
-}
-
-fn record_key(object: HubSpotObjectType, value: &str) -> String {
-    let object = object.as_str();
-    let mut key = String::with_capacity(object.len() + 1 + value.len());
-    key.push_str(object);
-    key.push(':');
-    key.push_str(value);
-    key
 }
 
 /// The `HubSpotCommand` record for a draft.
@@ -298,54 +272,6 @@ mod tests {
             command_id(&deal.event_id, HubSpotObjectType::Deal),
             command_id(&envelope.event_id, HubSpotObjectType::Deal)
         );
-    }
-
-    #[test]
-    fn activities_and_deals_are_keyed_by_their_contact() {
-        let event = examples::contact_changed();
-        let contact = to_command(draft(), Envelope::of_contact(&event, source(), 0));
-        assert_eq!(
-            message_key(&contact),
-            "CONTACT:jordan.lee@northwind.example"
-        );
-
-        let link = |object| hubsync_schemas::Association {
-            to_object_type: object,
-            to_hubspot_id: None,
-            to_identity: Some(Identity {
-                kind: IdentityKind::Email,
-                property: "email".to_owned(),
-                value: "jordan.lee@northwind.example".to_owned(),
-            }),
-            association_category: "HUBSPOT_DEFINED".to_owned(),
-            association_type_id: 202,
-        };
-        let mut note = CommandDraft::new(
-            HubSpotObjectType::Note,
-            CommandAction::CreateActivity,
-            Identity {
-                kind: IdentityKind::SourceId,
-                property: "hubsync_activity_id".to_owned(),
-                value: "act_1".to_owned(),
-            },
-        );
-        note.associations = vec![
-            link(HubSpotObjectType::Company),
-            link(HubSpotObjectType::Contact),
-        ];
-        let note = to_command(note, Envelope::of_contact(&event, source(), 0));
-        assert_eq!(message_key(&note), message_key(&contact));
-
-        let mut deal = note.clone();
-        deal.object_type = HubSpotObjectType::Deal;
-        deal.action = CommandAction::Upsert;
-        assert_eq!(message_key(&deal), message_key(&contact));
-
-        let mut company = contact.clone();
-        company.object_type = HubSpotObjectType::Company;
-        company.identity.value = "northwind.example".to_owned();
-        company.associations = note.associations.clone();
-        assert_eq!(message_key(&company), "COMPANY:northwind.example");
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub mod rules;
 pub mod trigger;
 
 pub use catalog::{PropertyCatalog, PropertyKind, PropertySpec};
-pub use command::{Envelope, message_key, to_command};
+pub use command::{Envelope, to_command};
 pub use decide::{decide_company, decide_contact};
 pub use decide_activity::decide_activity;
 pub use decision::{
