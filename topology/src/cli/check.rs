@@ -21,6 +21,9 @@ pub struct CheckArgs {
     /// The configuration file (TOML); environment overrides apply as for `run`.
     #[arg(long)]
     pub config: PathBuf,
+    /// The team, for a service file of several (a one-file configuration names its own).
+    #[arg(long)]
+    pub team: Option<String>,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -33,6 +36,7 @@ pub struct CheckArgs {
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         kafka_timeout: args.timeout,
+        team: args.team.clone(),
     };
     let report = preflight::run(&args.config, settings).await;
     let mut out = std::io::stdout().lock();

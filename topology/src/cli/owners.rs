@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::config::Config;
+use crate::config::Service;
 use crate::ops::check as preflight;
 use crate::ops::owners::{Configured, Proposal, propose, read_users};
 
@@ -47,6 +47,9 @@ pub struct AutomapArgs {
     /// The configuration file (TOML): HubSpot access and the current [users] mapping.
     #[arg(long)]
     pub config: PathBuf,
+    /// The team, for a service file of several (a one-file configuration names its own).
+    #[arg(long)]
+    pub team: Option<String>,
     /// The upstream users, as CSV: user_id,email[,name].
     #[arg(long)]
     pub users: PathBuf,
@@ -62,7 +65,7 @@ pub async fn run(command: OwnersCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn automap(args: AutomapArgs) -> anyhow::Result<ExitCode> {
-    let loaded = Config::load(&args.config).and_then(|config| {
+    let loaded = Service::team_config(&args.config, args.team.as_deref()).and_then(|config| {
         let secrets = config.resolve_secrets()?;
         Ok((config, secrets))
     });

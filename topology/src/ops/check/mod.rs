@@ -246,16 +246,19 @@ impl Report {
 }
 
 /// How long to wait for services that have no timeout of their own in the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// For the broker's metadata.
     pub kafka_timeout: Duration,
+    /// The team of a service file to check (a one-file configuration names its own).
+    pub team: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             kafka_timeout: Duration::from_secs(10),
+            team: None,
         }
     }
 }
@@ -263,7 +266,7 @@ impl Default for Settings {
 /// Loads the configuration at `file` (environment overrides included) and runs every check.
 pub async fn run(file: &Path, settings: Settings) -> Report {
     let mut report = Report::new();
-    let (config, secrets) = match load(file) {
+    let (config, secrets) = match load(file, settings.team.as_deref()) {
         Ok(loaded) => loaded,
         Err(finding) => {
             report.add(CONFIG, finding);
@@ -313,8 +316,8 @@ async fn check_services(
 }
 
 /// The configuration and its secrets, or the `config` finding saying why not.
-fn load(file: &Path) -> Result<(Config, Secrets), Finding> {
-    let config = Config::load(file).map_err(|error| {
+fn load(file: &Path, team: Option<&str>) -> Result<(Config, Secrets), Finding> {
+    let config = crate::config::Service::team_config(file, team).map_err(|error| {
         config_finding(file, &error, ProblemKind::ConfigInvalid, "does not load")
     })?;
     let secrets = config.resolve_secrets().map_err(|error| {
