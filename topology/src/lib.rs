@@ -1,26 +1,31 @@
 //! hubsync: keeps a sales-engagement platform and HubSpot in step.
 //!
 //! # Layout
-//! - [`config`]: the one TOML file (team rules, Kafka, registry, HubSpot, topics, stage tuning),
-//!   validated at start; every error names its field.
-//! - [`admin`]: `/metrics` and `/healthz` of a running pipeline.
-//! - [`cli`]: the `hubsync` subcommands.
+//! The running pipeline:
+//! - [`config`]: a service file and its team files, or one file for one team; validated before
+//!   use, every error naming its field.
+//! - [`pipeline`]: a running pipeline assembled from a service: every team connected and checked,
+//!   the stages started; `reload` (private) applies team files changed while it runs.
+//! - [`teams`]: which teams the service serves, and what an event's team lets happen to it.
+//! - [`process`]: the process stage, from upstream events to commands, outcomes and dead letters.
+//! - [`sink`]: the sink stage, from commands to HubSpot writes and outcomes: the only merge
+//!   (`coalesce`), the pure decisions (`verdict`), the HubSpot calls (`writer`), the loop.
 //! - [`codec`]: Confluent-framed Avro in and out, with writer schemas from the schema registry.
-//! - `hubspot`: the HubSpot API client is the `hubsync-hubspot` crate (typed batch calls,
-//!   classification, retries, budget, the tier table), used here under that name.
-//! - [`kafka`]: Kafka client settings and at-least-once offset bookkeeping.
 //! - [`lineage`]: what travels in Kafka headers (replay and redrive marks), read once per
 //!   message; processed-event keys and outcome stage labels that follow from it.
 //! - [`position`]: a record's `topic/partition/offset`, the one position type.
-//! - [`pipeline`]: a running pipeline assembled from a configuration.
-//! - [`process`]: the process stage, from upstream events to commands, outcomes and dead letters.
-//! - [`emit`]: writing commands, outcomes and dead letters to Kafka.
-//! - [`catalog`]: the portal's property definitions, for the process stage's rules.
 //! - [`outcomes`]: the outcome and dead-letter records every event ends in.
-//! - [`sink`]: the sink stage, from commands to HubSpot writes and outcomes.
-//! - [`teams`]: which teams this service serves, and what an event's team lets happen to it.
-//! - [`state`]: the sink's local state in sled (identity map, processed events, last written values).
-//! - [`ops`]: operator tooling: the outcomes log queried, dead letters listed, shown and redriven.
+//! - [`catalog`]: a portal's property definitions, for the process stage's rules.
+//! - [`kafka`]: Kafka client settings and at-least-once offset bookkeeping; `emit` (private):
+//!   writing commands, outcomes and dead letters; `state` (private): the sink's sled state, every
+//!   key under its portal.
+//! - [`admin`]: `/metrics` and `/healthz` of a running pipeline.
+//! - `hubspot`: the HubSpot API client is the `hubsync-hubspot` crate (typed batch calls,
+//!   classification, retries, budget, OAuth, the tier table), used here under that name.
+//!
+//! Around it, and never imported by it:
+//! - [`ops`]: the operator commands' domain, a folder per command.
+//! - [`cli`]: the `hubsync` subcommands: arguments and printing.
 
 pub mod admin;
 pub mod catalog;
