@@ -1,6 +1,6 @@
 //! End-to-end, process stage only: upstream activities through the rules into `hubsync.commands`
 //! (one command per activity, two for a deal trigger), skipped outcomes and dead letters, with
-//! every command keyed like its contact's commands and every value one the HubSpot sandbox takes.
+//! every command keyed by the team's portal and every value one the HubSpot sandbox takes.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -113,7 +113,7 @@ fn object_path(object: HubSpotObjectType) -> &'static str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn activities_become_commands_keyed_by_their_contact_or_skipped_outcomes() {
+async fn activities_become_commands_keyed_by_their_portal_or_skipped_outcomes() {
     let world = World::start(SandboxOptions::default(), 1, rules).await;
     let pipeline = Pipeline::start(
         &world.config,
@@ -334,15 +334,17 @@ async fn activities_become_commands_keyed_by_their_contact_or_skipped_outcomes()
         ]
     );
 
-    // Ada's activities, her deal and her own contact command share one key.
+    // Every command is keyed by the team's portal: one sink owns the portal, and Ada's
+    // activities, her deal and her own contact command stay in one partition, in order.
+    let portal = world.config.team.hubspot_portal_id.to_string();
     let (contact_key, contact_command) = only(&read, &ada.event_id);
     assert_eq!(contact_command.object_type, HubSpotObjectType::Contact);
-    assert_eq!(contact_key, "CONTACT:ada@example.org");
+    assert_eq!(contact_key, &portal);
     assert_eq!(&only(&read, &sent.event_id).0, contact_key);
     assert_eq!(&only(&read, &message.event_id).0, contact_key);
     assert_eq!(reply_key, contact_key);
     assert_eq!(deal_key, contact_key);
-    assert_eq!(only(&read, &call.event_id).0, "CONTACT:ct_bob");
+    assert_eq!(only(&read, &call.event_id).0, portal);
 
     // Skipped and refused events: their outcome comes from the process stage, with no command.
     let answered = [&clicked, &blocked, &quiet, &timeless];
