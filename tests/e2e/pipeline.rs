@@ -516,12 +516,41 @@ async fn a_paused_team_s_events_are_skipped_with_the_reason() {
     assert!(world.records(ObjectType::Contacts).is_empty());
 }
 
+/// The second team of the multi-team tests, and its portal.
+const ACME_PORTAL: u64 = 7_700_001;
+
+/// The world's configuration and secrets with team acme on its own portal.
+fn acme_team(world: &World) -> (hubsync::config::Config, hubsync::config::Secrets) {
+    let mut acme = world.config.clone();
+    acme.team.id = "acme".into();
+    acme.team.hubspot_portal_id = ACME_PORTAL;
+    (acme, world.secrets.clone())
+}
+
+/// A service of the world's team and `other`; a team that cannot be connected is refused alone.
+async fn start_two(
+    world: &World,
+    other: (hubsync::config::Config, hubsync::config::Secrets),
+    health: Health,
+) -> Pipeline {
+    let teams = [(world.config.clone(), world.secrets.clone()), other];
+    Pipeline::start_teams(
+        &world.config,
+        &world.secrets,
+        &teams,
+        Stages::All,
+        health,
+        Refusal::Team,
+    )
+    .await
+    .expect("the service starts")
+}
+
 /// Two teams in one service, each with its own portal and token: the same contact published for
 /// both and for a team the service does not serve ends, in each portal, as that team's own, with
 /// one outcome per served event naming its team, and nothing of the third team anywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_teams_each_write_only_to_their_own_portal() {
-    const ACME_PORTAL: u64 = 7_700_001;
     const ACME_TOKEN: &str = "pat-na1-acme-0000";
     let acme_portal = SandboxOptions {
         portal_id: ACME_PORTAL,
@@ -529,25 +558,9 @@ async fn two_teams_each_write_only_to_their_own_portal() {
         ..SandboxOptions::default()
     };
     let world = World::start_portals(vec![SandboxOptions::default(), acme_portal], 1, fast).await;
-    let mut acme = world.config.clone();
-    acme.team.id = "acme".into();
-    acme.team.hubspot_portal_id = ACME_PORTAL;
-    let mut acme_secrets = world.secrets.clone();
+    let (acme, mut acme_secrets) = acme_team(&world);
     acme_secrets.hubspot_token = hubsync::config::Secret::new(ACME_TOKEN);
-    let teams = [
-        (world.config.clone(), world.secrets.clone()),
-        (acme, acme_secrets),
-    ];
-    let pipeline = Pipeline::start_teams(
-        &world.config,
-        &world.secrets,
-        &teams,
-        Stages::All,
-        Health::default(),
-        Refusal::Team,
-    )
-    .await
-    .expect("pipeline starts");
+    let pipeline = start_two(&world, (acme, acme_secrets), Health::default()).await;
     let topic = world.config.topics.contact_changes.clone();
 
     let mut ours = contact("ct_1", "ada@example.org", ChangeKind::Created);
@@ -594,23 +607,9 @@ async fn two_teams_each_write_only_to_their_own_portal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_team_with_another_portal_s_token_is_refused_and_the_others_go_on() {
     let world = World::start(SandboxOptions::default(), 1, fast).await;
-    let mut wrong = world.config.clone();
-    wrong.team.id = "acme".into();
+    let (mut wrong, secrets) = acme_team(&world);
     wrong.team.hubspot_portal_id = 999;
-    let teams = [
-        (world.config.clone(), world.secrets.clone()),
-        (wrong, world.secrets.clone()),
-    ];
-    let pipeline = Pipeline::start_teams(
-        &world.config,
-        &world.secrets,
-        &teams,
-        Stages::All,
-        Health::default(),
-        Refusal::Team,
-    )
-    .await
-    .expect("the service starts without the refused team");
+    let pipeline = start_two(&world, (wrong, secrets), Health::default()).await;
     let topic = world.config.topics.contact_changes.clone();
     let ours = contact("ct_1", "ada@example.org", ChangeKind::Created);
     let mut acmes = contact("ct_2", "grace@example.org", ChangeKind::Created);
@@ -645,7 +644,6 @@ async fn a_team_with_another_portal_s_token_is_refused_and_the_others_go_on() {
 /// other team keeps writing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revoked_oauth_installation_pauses_its_team_alone() {
-    const ACME_PORTAL: u64 = 7_700_001;
     const REFRESH: &str = "refresh-acme-1";
     let acme_portal = SandboxOptions {
         portal_id: ACME_PORTAL,
@@ -655,33 +653,17 @@ async fn a_revoked_oauth_installation_pauses_its_team_alone() {
     };
     let world = World::start_portals(vec![SandboxOptions::default(), acme_portal], 1, fast).await;
     let app = world.portals.app().clone();
-    let mut acme = world.config.clone();
-    acme.team.id = "acme".into();
-    acme.team.hubspot_portal_id = ACME_PORTAL;
+    let (mut acme, mut acme_secrets) = acme_team(&world);
     acme.hubspot.client_id = Some(app.client_id.clone());
     acme.hubspot.refresh_token = Some(hubsync::config::SecretSource::Value(
         hubsync::config::Secret::new(REFRESH),
     ));
-    let mut acme_secrets = world.secrets.clone();
     acme_secrets.oauth = Some(hubsync::config::OAuthSecrets {
         client_secret: hubsync::config::Secret::new(app.client_secret.clone()),
         refresh_token: hubsync::config::Secret::new(REFRESH),
     });
-    let teams = [
-        (world.config.clone(), world.secrets.clone()),
-        (acme, acme_secrets),
-    ];
     let health = Health::default();
-    let pipeline = Pipeline::start_teams(
-        &world.config,
-        &world.secrets,
-        &teams,
-        Stages::All,
-        health.clone(),
-        Refusal::Team,
-    )
-    .await
-    .expect("pipeline starts");
+    let pipeline = start_two(&world, (acme, acme_secrets), health.clone()).await;
     let topic = world.config.topics.contact_changes.clone();
     let mut first = contact("ct_1", "ada@acme.example", ChangeKind::Created);
     first.team_id = "acme".into();

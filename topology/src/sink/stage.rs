@@ -595,20 +595,9 @@ impl SinkStage {
                 return Ok(());
             }
             Served::NotConnected(why) => {
-                let outcome = lineage.stamp(outcomes::for_command(
-                    &command,
-                    &teams::not_connected(why),
-                    &lineage.stage_label(STAGE),
-                    now_ms(),
-                ));
-                let deliveries = match self.emitter.outcome(&outcome).await {
-                    Ok(delivery) => vec![delivery],
-                    Err(error) => {
-                        error!(%error, "cannot encode an outcome; its event is read again after a restart");
-                        return Ok(());
-                    }
-                };
-                spawn_ack(deliveries, position, acks.clone());
+                let verdict = teams::not_connected(why);
+                self.answer(&command, &lineage, &verdict, position, acks)
+                    .await;
                 return Ok(());
             }
         };
@@ -623,20 +612,9 @@ impl SinkStage {
         } else if let Some(remembered) = remembered {
             // Redelivered, or copied again by its run: the event keeps the outcome it has.
             metrics::counter!("hubsync_sink_redelivered_total").increment(1);
-            let outcome = lineage.stamp(outcomes::for_command(
-                &command,
-                &Verdict::from_remembered(&remembered),
-                &lineage.stage_label(STAGE),
-                now_ms(),
-            ));
-            let deliveries = match self.emitter.outcome(&outcome).await {
-                Ok(delivery) => vec![delivery],
-                Err(error) => {
-                    error!(%error, "cannot encode an outcome; its event is read again after a restart");
-                    return Ok(());
-                }
-            };
-            spawn_ack(deliveries, position, acks.clone());
+            let verdict = Verdict::from_remembered(&remembered);
+            self.answer(&command, &lineage, &verdict, position, acks)
+                .await;
             return Ok(());
         }
         let key = command_key(&command);
@@ -656,6 +634,33 @@ impl SinkStage {
             )
             .add(key, member, since);
         Ok(())
+    }
+}
+
+impl SinkStage {
+    /// Answers a command without writing it: its event's outcome, then its offset once that is
+    /// delivered. An outcome that cannot be encoded leaves the offset unstored: the command is
+    /// read again after a restart.
+    async fn answer(
+        &self,
+        command: &HubSpotCommand,
+        lineage: &Lineage,
+        verdict: &Verdict,
+        position: Position,
+        acks: &mpsc::Sender<Position>,
+    ) {
+        let outcome = lineage.stamp(outcomes::for_command(
+            command,
+            verdict,
+            &lineage.stage_label(STAGE),
+            now_ms(),
+        ));
+        match self.emitter.outcome(&outcome).await {
+            Ok(delivery) => spawn_ack(vec![delivery], position, acks.clone()),
+            Err(error) => {
+                error!(%error, "cannot encode an outcome; its event is read again after a restart");
+            }
+        }
     }
 }
 
