@@ -42,6 +42,7 @@ use crate::hubspot::HubSpotClient;
 use crate::kafka::{OffsetTracker, original};
 use crate::lineage::{Lineage, REPLAY_OF, REPLAY_RUN, ReplayMark};
 use crate::outcomes::{self, EventRef, Failure, Verdict, now_ms};
+use crate::position::Position;
 use crate::teams::{self, Served, Shared};
 
 pub const STAGE: &str = "process";
@@ -62,8 +63,6 @@ pub struct ProcessStage {
     /// Events read whose outputs are not delivered yet; reading waits beyond it.
     pub max_in_flight: usize,
 }
-
-type Position = (String, i32, i64);
 
 /// What the process stage keeps of a team it serves.
 #[derive(Debug)]
@@ -168,14 +167,14 @@ impl ProcessStage {
                         draining = true;
                     }
                 }
-                Some((topic, partition, offset)) = acked.recv() => {
-                    let consumer = if topic == self.topics.replay {
+                Some(done) = acked.recv() => {
+                    let consumer = if done.topic == self.topics.replay {
                         replay_in_flight = replay_in_flight.saturating_sub(1);
                         &self.replay_consumer
                     } else {
                         &self.consumer
                     };
-                    tracker.complete_and_store(consumer, &topic, partition, offset);
+                    tracker.complete_and_store(consumer, &done.topic, done.partition, done.offset);
                 }
                 message = self.consumer.recv(), if !draining && tracker.in_flight().saturating_sub(replay_in_flight) < self.max_in_flight => {
                     self.take(message, &mut tracker, &acks).await;
@@ -213,12 +212,8 @@ impl ProcessStage {
                 return false;
             }
         };
-        let position = (
-            message.topic().to_string(),
-            message.partition(),
-            message.offset(),
-        );
-        tracker.track(&position.0, position.1, position.2);
+        let position = Position::of(&message);
+        tracker.track(&position.topic, position.partition, position.offset);
         let deliveries = self.handle(&message).await;
         let acks = acks.clone();
         tokio::spawn(async move {
