@@ -176,10 +176,11 @@ async fn several_portals_each_with_a_team_file() {
     let service = hubsync::config::Service::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
     let (teams, refused) = service.read_teams();
     assert!(refused.is_empty(), "{refused:?}");
-    let portals: Vec<u64> = teams
+    let mut portals: Vec<u64> = teams
         .iter()
         .map(|t| t.config.team.hubspot_portal_id)
         .collect();
+    portals.sort_unstable();
     assert_eq!(portals, [1001, 1002]);
     let status = child.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "sandbox exited with {status}");
