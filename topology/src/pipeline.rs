@@ -102,6 +102,8 @@ struct Registries {
     process: Shared<ProcessTeam>,
     sink: Shared<SinkTeam>,
     state: Option<State>,
+    /// The teams connected at start.
+    connected: std::collections::HashSet<String>,
 }
 
 impl Pipeline {
@@ -222,6 +224,21 @@ impl Pipeline {
             Refusal::Team,
         )
         .await?;
+        // A team that could not be connected at start (HubSpot unreachable, say) is tried again
+        // at every reading of the directory, quietly, until it connects or its file changes.
+        for path in applied
+            .iter()
+            .filter(|(_, a)| {
+                a.config.team.status == TeamStatus::Active
+                    && !registries.connected.contains(&a.team_id)
+            })
+            .map(|(path, _)| path.clone())
+            .collect::<Vec<_>>()
+        {
+            if let Some(retry) = applied.remove(&path) {
+                refused_texts.insert(path, retry.text);
+            }
+        }
         let interval = service
             .teams_section
             .as_ref()
@@ -280,6 +297,7 @@ impl Pipeline {
         let mut process_teams = Teams::default();
         let mut sink_teams = Teams::default();
         let mut clients = Vec::new();
+        let mut connected_ids = std::collections::HashSet::new();
         for (team, why) in not_connected {
             process_teams.add_not_connected(team, why);
             sink_teams.add_not_connected(team, why);
@@ -305,6 +323,7 @@ impl Pipeline {
             }
             match connect(team, team_secrets, stages, state.as_ref()).await {
                 Ok(connected) => {
+                    connected_ids.insert(id.to_string());
                     clients.push(connected.client);
                     if let Some(kept) = connected.process {
                         process_teams.add(id, kept);
@@ -386,6 +405,7 @@ impl Pipeline {
             process: process_shared,
             sink: sink_shared,
             state,
+            connected: connected_ids,
         };
         Ok((pipeline, registries))
     }
