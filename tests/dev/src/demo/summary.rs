@@ -908,7 +908,7 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(out, "next commands to try");
         for (command, what) in NEXT_COMMANDS {
-            let _ = writeln!(out, "  {command:<72}{what}");
+            let _ = writeln!(out, "  {command:<74}{what}");
         }
         out
     }
