@@ -421,6 +421,11 @@ impl Coalescer {
     pub fn is_in_flight(&self, key: &str) -> bool {
         self.in_flight.contains(key)
     }
+
+    /// Holds nothing and writes nothing: it may be dropped and made again when needed.
+    pub fn is_idle(&self) -> bool {
+        self.records.is_empty() && self.in_flight.is_empty()
+    }
 }
 
 #[cfg(test)]

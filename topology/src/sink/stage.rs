@@ -56,6 +56,9 @@ pub const STAGE: &str = "sink";
 /// written: while a replay is read, each record's later events may still come.
 pub const REPLAY_QUIET: Duration = Duration::from_secs(2);
 
+/// How often coalescers left empty are dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
 /// Replayed batches written at once (live batches have `max_in_flight` of their own): each ends
 /// in many outcomes and much state to remember, work the live lane shares the CPU with.
 pub const REPLAY_BATCHES: usize = 2;
@@ -191,6 +194,19 @@ impl Pending {
             .sum()
     }
 
+    /// Drops the coalescers that hold nothing and write nothing, so that a quiet team costs
+    /// nothing when batches are looked for: the turns go over the teams with records only.
+    fn prune(&mut self) {
+        self.live.retain(|_, c| !c.is_idle());
+        self.replay.retain(|_, c| !c.is_idle());
+        let (live, replay) = (&self.live, &self.replay);
+        self.slots
+            .retain(|slot| live.contains_key(slot) || replay.contains_key(slot));
+        if self.next >= self.slots.len() {
+            self.next = 0;
+        }
+    }
+
     /// Commands held for these teams, in either lane.
     fn pending_of<'a>(&self, teams: impl Iterator<Item = &'a Arc<str>>) -> usize {
         let teams: Vec<&Arc<str>> = teams.collect();
@@ -305,6 +321,7 @@ impl SinkStage {
         // Teams whose token HubSpot refuses, and when each is tried again.
         let mut paused: HashMap<Arc<str>, Paused> = HashMap::new();
         let mut draining = false;
+        let mut pruned_at = Instant::now();
         // Batches each lane may write at once.
         let most = [
             self.settings.max_in_flight,
@@ -313,6 +330,10 @@ impl SinkStage {
 
         loop {
             let now = Instant::now();
+            if now >= pruned_at + PRUNE_EVERY {
+                coalescers.prune();
+                pruned_at = now;
+            }
             if draining {
                 // Writing a replay's backlog could take minutes of budget: what is not in a
                 // batch yet stays unacknowledged, and is read again after the restart.
