@@ -28,6 +28,12 @@ use crate::{ErrorClass, Failure, Secret};
 /// A token with less than this left is refreshed before it is used.
 pub const REFRESH_AHEAD: Duration = Duration::from_secs(300);
 
+/// A token this close to its expiry is not used even when a refresh fails.
+const STILL_USABLE: Duration = Duration::from_secs(10);
+
+/// The longest lifetime taken from a token answer (HubSpot's tokens live 30 minutes).
+const MAX_TOKEN_LIFE_SECS: u64 = 24 * 60 * 60;
+
 /// The platform's public app and one team's installation of it.
 #[derive(Clone, Debug)]
 pub struct OAuthSettings {
@@ -90,7 +96,19 @@ impl TokenSource {
         {
             return Ok(access.token.clone());
         }
-        let access = self.refresh(http, base).await?;
+        let access = match self.refresh(http, base).await {
+            Ok(access) => access,
+            Err(failure) => {
+                // A refresh that may pass later leaves a token still good for a while in use.
+                if failure.class.is_transient()
+                    && let Some(access) = current.as_ref()
+                    && access.expires_at > Instant::now() + STILL_USABLE
+                {
+                    return Ok(access.token.clone());
+                }
+                return Err(failure);
+            }
+        };
         let token = access.token.clone();
         *current = Some(access);
         Ok(token)
@@ -112,12 +130,12 @@ impl TokenSource {
             .body(form)
             .send()
             .await
-            .map_err(|e| transport("the token refresh", &e))?;
+            .map_err(|e| transport("the token refresh", e))?;
         let status = answer.status().as_u16();
         let body = answer
             .bytes()
             .await
-            .map_err(|e| transport("the token refresh", &e))?;
+            .map_err(|e| transport("the token refresh", e))?;
         if status != 200 {
             return Err(refused(status, &body));
         }
@@ -131,7 +149,8 @@ impl TokenSource {
         })?;
         let access = Access {
             token: Secret::new(token.access_token),
-            expires_at: asked + Duration::from_secs(token.expires_in),
+            // Bounded, so that no answer can overflow the clock.
+            expires_at: asked + Duration::from_secs(token.expires_in.min(MAX_TOKEN_LIFE_SECS)),
         };
         self.check_portal(http, base, &access.token).await?;
         Ok(access)
@@ -149,12 +168,12 @@ impl TokenSource {
             .get(join(base, &path))
             .send()
             .await
-            .map_err(|e| transport("the token's introspection", &e))?;
+            .map_err(|e| transport("the token's introspection", e))?;
         let status = answer.status().as_u16();
         let body = answer
             .bytes()
             .await
-            .map_err(|e| transport("the token's introspection", &e))?;
+            .map_err(|e| transport("the token's introspection", e))?;
         if status != 200 {
             return Err(refused(status, &body));
         }
@@ -214,7 +233,9 @@ fn refused(status: u16, body: &[u8]) -> Failure {
     }
 }
 
-fn transport(what: &str, error: &reqwest::Error) -> Failure {
+/// The error without its URL: the introspection's URL holds the access token.
+fn transport(what: &str, error: reqwest::Error) -> Failure {
+    let error = error.without_url();
     let kind = if error.is_timeout() {
         "TIMEOUT"
     } else {

@@ -862,8 +862,8 @@ fn oauth_client(
 /// refreshed before it is used, so no request is ever answered 401.
 #[tokio::test]
 async fn oauth_tokens_are_refreshed_once_and_before_they_expire() {
-    // 301 s to live: 1 s before the client's 5-minute margin is reached.
-    let (portals, server) = oauth_sandbox(Duration::from_secs(301)).await;
+    // 305 s to live: 5 s before the client's 5-minute margin is reached.
+    let (portals, server) = oauth_sandbox(Duration::from_secs(305)).await;
     let portal = portals.all()[0].portal_id();
     let client = oauth_client(&portals, &server, portal);
     let reads = (0..8).map(|_| client.account_details());
@@ -876,7 +876,7 @@ async fn oauth_tokens_are_refreshed_once_and_before_they_expire() {
         "one refresh for eight requests at once"
     );
     assert_eq!(client.token_refreshes(), 1);
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
     client
         .account_details()
         .await

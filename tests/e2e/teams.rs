@@ -347,6 +347,43 @@ async fn team_files_change_while_the_service_runs() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(first_names(acme), vec![Value::from("Acme's Ada")]);
+
+    // acme's file renamed, and a file sorting before it claiming team acme on the first portal:
+    // the newcomer is refused (acme is served from a file already), the rename keeps acme served.
+    let before = refusals(&admin).await;
+    std::fs::rename(
+        teams_dir.join("acme.toml"),
+        teams_dir.join("acme-sales.toml"),
+    )
+    .expect("renamed");
+    std::fs::write(
+        teams_dir.join("0-acme.toml"),
+        render_sandbox_team("acme", world.hubspot.portal_id(), "TEST_HUBSPOT_TOKEN"),
+    )
+    .expect("a second file for acme");
+    let deadline = std::time::Instant::now() + WAIT;
+    while refusals(&admin).await <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second file for acme was never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut renamed = contact_of("acme", "ada@acme.example", "Ada of Acme Sales");
+    renamed.last_name = Some("Lovelace".into());
+    let written = outcome_of(renamed).await;
+    assert!(
+        matches!(
+            written.status,
+            OutcomeStatus::Created | OutcomeStatus::Updated
+        ),
+        "acme is still served after its file was renamed: {written:?}"
+    );
+    assert_eq!(first_names(acme), vec![Value::from("Ada of Acme Sales")]);
+    assert!(
+        !first_names(&world.hubspot).contains(&Value::from("Ada of Acme Sales")),
+        "nothing of acme's reached the other portal"
+    );
     let status = child.terminate(Duration::from_secs(60)).await;
     assert!(status.success(), "hubsync stops cleanly: {status}");
 }

@@ -3,7 +3,9 @@
 //! its secrets, its token's portal, its rules against that portal) and only then replaces the
 //! team's settings in the stages. A file that fails any check is refused with its problems
 //! logged, and its team keeps the settings it had (a new team is served as not connected, so its
-//! events say why). No other team is touched. A removed file disconnects its team.
+//! events say why). No other team is touched. A team no file names any more is disconnected; a
+//! file only renamed keeps its team served. Where two files claim one team or one portal, the
+//! file the team is served from wins over a newcomer, whatever their names.
 //!
 //! ```text
 //! teams/acme.toml changed: sync.contacts.mandatory ["email"] -> []
@@ -14,7 +16,7 @@
 //! ```
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -63,13 +65,33 @@ impl Reloader {
 
     /// One reading of the team directory.
     pub async fn once(&mut self) {
-        let (teams, refused) = self.service.read_teams();
-        let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+        // Where two files claim one team or one portal, a served team's file wins over a newcomer:
+        // first the file it is served from, then one naming it with its portal (the file renamed).
+        let (teams, refused) = self.service.read_teams_ranked(|path, config| {
+            let serves = |applied: &Applied| {
+                applied.team_id == config.team.id
+                    && applied.config.team.hubspot_portal_id == config.team.hubspot_portal_id
+            };
+            if self.applied.get(path).is_some_and(serves) {
+                0
+            } else if self.applied.values().any(serves) {
+                1
+            } else {
+                2
+            }
+        });
+        // Every file of this reading, readable or not: the others were removed or renamed.
+        let seen: BTreeSet<PathBuf> = teams
+            .iter()
+            .filter_map(|team| team.path.clone())
+            .chain(refused.iter().map(|refused| refused.path.clone()))
+            .collect();
+        let served_before: BTreeSet<String> =
+            self.applied.values().map(|a| a.team_id.clone()).collect();
         for team in teams {
             let Some(path) = team.path.clone() else {
                 continue;
             };
-            seen.insert(path.clone());
             if self
                 .applied
                 .get(&path)
@@ -81,7 +103,13 @@ impl Reloader {
             let id = team.config.team.id.clone();
             let previous = self.applied.get(&path).map(|a| &a.config);
             let changed = previous.map_or_else(|| vec!["added"], |old| changes(old, &team.config));
-            match self.apply(&team.config).await {
+            // A served team whose file is refused now (unreadable, say) still holds its team and
+            // its portal.
+            let checked = match self.clash(&path, &team.config, &seen) {
+                Some(why) => Err(why),
+                None => self.apply(&team.config).await,
+            };
+            match checked {
                 Ok(()) => {
                     info!(team = %id, file, changed = changed.join(", "), "team settings changed");
                     if previous.is_some_and(|old| mandatory(old) != mandatory(&team.config)) {
@@ -98,12 +126,13 @@ impl Reloader {
                     );
                 }
                 Err(why) => {
+                    let elsewhere = self.named_elsewhere(&id, &path);
                     if self.refused.get(&path) != Some(&team.text) {
                         error!(team = %id, file, %why, "team file refused; the team keeps its previous settings");
                         metrics::counter!("hubsync_teams_refused_total").increment(1);
                         self.refused.insert(path, team.text);
                     }
-                    if previous.is_none() {
+                    if previous.is_none() && !elsewhere {
                         self.update(|process, sink| {
                             let why = format!("hubsync refused the team's file {file}: {why}");
                             process.add_not_connected(&id, &why);
@@ -114,7 +143,6 @@ impl Reloader {
             }
         }
         for refused in refused {
-            seen.insert(refused.path.clone());
             let text = std::fs::read_to_string(&refused.path).unwrap_or_default();
             if self.refused.get(&refused.path) == Some(&text) {
                 continue;
@@ -123,7 +151,9 @@ impl Reloader {
             error!(file, error = %refused.error, "team file refused; the team keeps its previous settings");
             metrics::counter!("hubsync_teams_refused_total").increment(1);
             let new_team = !self.applied.contains_key(&refused.path);
-            if let (true, Some(id)) = (new_team, refused.team_id) {
+            if let (true, Some(id)) = (new_team, refused.team_id)
+                && !self.named_elsewhere(&id, &refused.path)
+            {
                 let why = format!("hubsync refused the team's file {file}: {}", refused.error);
                 self.update(|process, sink| {
                     process.add_not_connected(&id, &why);
@@ -132,24 +162,58 @@ impl Reloader {
             }
             self.refused.insert(refused.path, text);
         }
-        let removed: Vec<PathBuf> = self
-            .applied
-            .keys()
-            .filter(|path| !seen.contains(*path))
-            .cloned()
-            .collect();
-        for path in removed {
-            if let Some(applied) = self.applied.remove(&path) {
-                warn!(team = %applied.team_id, file = %path.display(), "team file removed: the team is disconnected");
-                let why =
-                    "the team's HubSpot integration is disconnected (its team file was removed)";
-                self.update(|process, sink| {
-                    process.add_not_connected(&applied.team_id, why);
-                    sink.add_not_connected(&applied.team_id, why);
-                });
+        self.applied.retain(|path, applied| {
+            let kept = seen.contains(path);
+            if !kept {
+                info!(team = %applied.team_id, file = %path.display(), "team file removed");
             }
+            kept
+        });
+        // A team no file names any more (its file removed, or renamed to another id) is
+        // disconnected; one whose file was only renamed is still served from its new file.
+        let served_now: BTreeSet<&String> = self.applied.values().map(|a| &a.team_id).collect();
+        for id in served_before.iter().filter(|id| !served_now.contains(id)) {
+            warn!(team = %id, "no team file names the team any more: it is disconnected");
+            let why = "the team's HubSpot integration is disconnected (no team file names it)";
+            self.update(|process, sink| {
+                process.add_not_connected(id, why);
+                sink.add_not_connected(id, why);
+            });
         }
         self.refused.retain(|path, _| seen.contains(path));
+    }
+
+    /// Why a file may not take its team: another file still in the directory is served with
+    /// its team or its portal.
+    fn clash(&self, path: &Path, config: &Config, seen: &BTreeSet<PathBuf>) -> Option<String> {
+        let id = &config.team.id;
+        let portal = config.team.hubspot_portal_id;
+        self.applied
+            .iter()
+            .filter(|(other, _)| other.as_path() != path && seen.contains(*other))
+            .find_map(|(other, applied)| {
+                if &applied.team_id == id {
+                    Some(format!(
+                        "team.id: team {id} is served from {} already",
+                        other.display()
+                    ))
+                } else if applied.config.team.hubspot_portal_id == portal {
+                    Some(format!(
+                        "team.hubspot_portal_id: portal {portal} is team {}'s already (from {})",
+                        applied.team_id,
+                        other.display()
+                    ))
+                } else {
+                    None
+                }
+            })
+    }
+
+    /// Whether another applied file serves team `id`.
+    fn named_elsewhere(&self, id: &str, path: &Path) -> bool {
+        self.applied
+            .iter()
+            .any(|(other, applied)| other.as_path() != path && applied.team_id == id)
     }
 
     /// Connects a team with its new settings and, once every check passed, puts them in place.

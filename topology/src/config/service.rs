@@ -254,6 +254,16 @@ impl Service {
     /// The teams served, and the team files refused. A one-file configuration has its one team.
     /// A missing team directory is an empty one (teams may be added later).
     pub fn read_teams(&self) -> (Vec<ServiceTeam>, Vec<RefusedTeam>) {
+        self.read_teams_ranked(|_, _| 0)
+    }
+
+    /// [`Service::read_teams`], where two files claim one team or one portal: the file of the
+    /// lowest `rank` is taken (a team already served keeps its file against a newcomer), then
+    /// file-name order decides.
+    pub fn read_teams_ranked(
+        &self,
+        rank: impl Fn(&Path, &Config) -> u8,
+    ) -> (Vec<ServiceTeam>, Vec<RefusedTeam>) {
         let Some(dir) = &self.teams_dir else {
             return (
                 vec![ServiceTeam {
@@ -268,6 +278,7 @@ impl Service {
         let mut refused = Vec::new();
         let mut ids: HashMap<String, PathBuf> = HashMap::new();
         let mut portals: HashMap<u64, (String, PathBuf)> = HashMap::new();
+        let mut read = Vec::new();
         for path in team_files(dir) {
             let team = std::fs::read_to_string(&path)
                 .map_err(|source| ConfigError::Read {
@@ -289,6 +300,11 @@ impl Service {
                     continue;
                 }
             };
+            read.push((path, config, text));
+        }
+        // A stable sort: file-name order within a rank.
+        read.sort_by_key(|(path, config, _)| rank(path, config));
+        for (path, config, text) in read {
             let id = config.team.id.clone();
             let portal = config.team.hubspot_portal_id;
             let clash = if let Some(first) = ids.get(&id) {
@@ -443,6 +459,33 @@ mod tests {
             SecretSource::Env("ACME_TOKEN".to_string())
         );
         assert_eq!(acme.rules.users.default_owner.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn where_two_files_claim_one_team_the_better_ranked_one_is_taken() {
+        let (_dir, service) = service(&[
+            ("0-newcomer.toml", &team("acme", 12)),
+            ("acme.toml", &team("acme", 11)),
+            ("globex.toml", &team("globex", 13)),
+        ]);
+        // By file name, the newcomer comes first.
+        let (teams, _) = service.read_teams();
+        assert_eq!(teams[0].config.team.hubspot_portal_id, 12);
+        // Ranked first, acme's own file is taken and the newcomer refused, naming the field.
+        let (teams, refused) =
+            service.read_teams_ranked(|path, _| u8::from(!path.ends_with("acme.toml")));
+        let taken: Vec<(&str, u64)> = teams
+            .iter()
+            .map(|t| (t.config.team.id.as_str(), t.config.team.hubspot_portal_id))
+            .collect();
+        assert_eq!(taken, [("acme", 11), ("globex", 13)]);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].path.ends_with("0-newcomer.toml"));
+        assert!(
+            refused[0].error.to_string().contains("team.id"),
+            "{}",
+            refused[0].error
+        );
     }
 
     #[test]

@@ -353,10 +353,31 @@ impl SinkStage {
                             break;
                         };
                         let teams = self.teams.current();
-                        let Served::Active(team) = teams.served(&slot.0) else {
-                            // Only commands of active teams are held.
-                            abandoned += records.iter().map(|r| r.members.len()).sum::<usize>();
-                            continue;
+                        let team = match teams.served(&slot.0) {
+                            Served::Active(team) => team.clone(),
+                            served => {
+                                // Held while its team was active; paused, disconnected or
+                                // removed since: answered as a command of such a team is.
+                                let why = match served {
+                                    Served::NotConnected(why) => why.to_string(),
+                                    _ => format!("team {} is no longer served", slot.0),
+                                };
+                                let verdict = teams::not_connected(&why);
+                                if let Some(c) = coalescers.lane_mut(lane).get_mut(&slot) {
+                                    c.release(records.iter().map(|r| r.key.clone()));
+                                }
+                                for member in records.iter().flat_map(|r| &r.members) {
+                                    self.answer(
+                                        &member.command,
+                                        &member.lineage,
+                                        &verdict,
+                                        member.message.position(),
+                                        &acks,
+                                    )
+                                    .await;
+                                }
+                                continue;
+                            }
                         };
                         writing[lane as usize] += 1;
                         let started = Running {
