@@ -122,7 +122,7 @@ async fn sandbox_answers_on_the_printed_endpoints_and_stops_on_sigterm() {
         assert_eq!(topics.get(topic), Some(&3), "{topic} in {topics:?}");
     }
 
-    // The written configuration is valid as it stands (what `hubsync config check` loads).
+    // The written one-file configuration is valid as it stands.
     if let Err(problems) = hubsync::config::Config::load(&config_path) {
         panic!("the written configuration is refused: {problems}");
     }
