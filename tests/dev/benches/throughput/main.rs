@@ -48,6 +48,7 @@ mod repeats;
 mod replay;
 mod report;
 mod sink;
+mod teams;
 mod world;
 
 use std::time::{Duration, Instant};
@@ -70,6 +71,7 @@ struct Options {
     activities: bool,
     replay: bool,
     codec: bool,
+    teams: bool,
 }
 
 impl Options {
@@ -88,11 +90,12 @@ impl Options {
                 "activities",
                 "replay",
                 "codec",
+                "teams",
             ]
             .contains(&only)
         {
             eprintln!(
-                "--only takes processors, sink, repeats, activities, replay or codec, not {only:?}"
+                "--only takes processors, sink, repeats, activities, replay, codec or teams, not {only:?}"
             );
             std::process::exit(2);
         }
@@ -137,6 +140,7 @@ impl Options {
             activities: wanted("activities"),
             replay: wanted("replay"),
             codec: wanted("codec"),
+            teams: wanted("teams"),
         }
     }
 }
@@ -335,6 +339,25 @@ fn main() {
         let figures = runtime.block_on(codec::measure(params));
         print_codec(&figures);
         rows.extend(codec_rows(&figures));
+    }
+
+    if options.teams {
+        let params = teams::Params {
+            teams: if options.quick { 5 } else { 200 },
+            backlog: if options.quick { 5_000 } else { 100_000 },
+            live_rate: 100,
+            live_alone: Duration::from_secs(if options.quick { 10 } else { 20 }),
+            live_beside: Duration::from_secs(if options.quick { 10 } else { 60 }),
+            linger: Duration::from_secs(1),
+            kafka: options.kafka.clone(),
+        };
+        eprintln!(
+            "[7] {} teams, team 0's backlog of {} beside {} live events/s ...",
+            params.teams, params.backlog, params.live_rate
+        );
+        let figures = runtime.block_on(teams::measure(params));
+        print_teams(&figures);
+        rows.extend(teams_rows(&figures));
     }
 
     println!();
@@ -848,6 +871,81 @@ fn replay_rows(f: &replay::Figures) -> Vec<Row> {
             ),
             "<= 1.5 x",
             Verdict::at_most(f.beside_replay.p99 as f64, 1.5 * f.alone.p99.max(1) as f64),
+        ),
+    ]
+}
+
+fn print_teams(f: &teams::Figures) {
+    println!("### 7. many teams: one team's backlog beside the others' live events");
+    println!(
+        "{} teams in one service, each on its own portal (Professional, 190 requests/10 s each) \
+         with its own token; all connected and checked in {} ms; {} live events/s spread over \
+         teams 1..{}; team 0's backlog of {} new contacts published at once; sink linger {} ms; \
+         16 partitions",
+        f.params.teams,
+        f.connected_in.as_millis(),
+        f.params.live_rate,
+        f.params.teams - 1,
+        thousands(f.params.backlog as f64),
+        f.params.linger.as_millis()
+    );
+    for (label, latency) in [
+        ("live alone", &f.alone),
+        ("live beside the backlog", &f.beside),
+    ] {
+        println!(
+            "{label}: {} events, event to outcome p50 {} ms, p99 {} ms, max {} ms",
+            latency.events, latency.p50, latency.p99, latency.max
+        );
+    }
+    println!(
+        "backlog: {} created in {:.1} s ({:.0} records/s; its portal allows 190 calls of 100 at \
+         once, then 1,900 a second); live \
+         events not written: {}; 429s over every portal: {}",
+        thousands(f.backlog_created as f64),
+        f.backlog_wall.as_secs_f64(),
+        f.backlog_rate(),
+        f.live_not_written,
+        f.rate_limited
+    );
+    println!();
+}
+
+fn teams_rows(f: &teams::Figures) -> Vec<Row> {
+    vec![
+        Row::new(
+            "7 other teams' live p99 beside one team's backlog / alone",
+            format!(
+                "{} / {} ms (p50 {} / {} ms; {} teams, backlog {})",
+                f.beside.p99,
+                f.alone.p99,
+                f.beside.p50,
+                f.alone.p50,
+                f.params.teams,
+                thousands(f.params.backlog as f64)
+            ),
+            "<= 1.5 x",
+            Verdict::at_most(f.beside.p99 as f64, 1.5 * f.alone.p99.max(1) as f64),
+        ),
+        Row::new(
+            "7   backlog written, live written, 429s",
+            format!(
+                "{} / {} at {:.0} rec/s; {} live not written; {} 429s",
+                thousands(f.backlog_created as f64),
+                thousands(f.params.backlog as f64),
+                f.backlog_rate(),
+                f.live_not_written,
+                f.rate_limited
+            ),
+            "all, all, 0",
+            if f.backlog_created == f.params.backlog
+                && f.live_not_written == 0
+                && f.rate_limited == 0
+            {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
         ),
     ]
 }

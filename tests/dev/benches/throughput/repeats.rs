@@ -139,6 +139,7 @@ struct Planned {
 
 pub async fn measure(params: Params) -> Figures {
     let world = World::start(Setup {
+        teams: 1,
         partitions: 3,
         contact_defaults: params.contact_defaults,
         kafka: params.kafka.clone(),

@@ -66,7 +66,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(outcomes: &[&OutcomeSeen]) -> Self {
+    pub fn of(outcomes: &[&OutcomeSeen]) -> Self {
         let mut ms: Vec<i64> = outcomes
             .iter()
             .map(|o| o.processed_ms - o.event_ms)
@@ -146,6 +146,7 @@ pub fn partitions(events: usize) -> i32 {
 
 pub async fn measure(params: Params) -> Figures {
     let world = World::start(Setup {
+        teams: 1,
         partitions: partitions(params.events),
         contact_defaults: false,
         kafka: params.kafka.clone(),

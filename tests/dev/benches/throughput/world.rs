@@ -18,7 +18,9 @@ use hubsync::config::{Config, Secrets};
 use hubsync_hubspot::Tier;
 use hubsync_sandbox::broker::{BrokerConfig, DEFAULT_TOPICS, DevBroker, TopicSpec};
 use hubsync_sandbox::hubspot::ratelimit::Limits;
-use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
+use hubsync_sandbox::hubspot::{
+    DEFAULT_PORTAL_ID, DEFAULT_TOKEN, HubSpotSandbox, Portals, SandboxOptions,
+};
 use hubsync_sandbox::registry::SchemaRegistry;
 use hubsync_sandbox::server::{RunningServer, loopback};
 use hubsync_schemas::{OutcomeStatus, SyncOutcome};
@@ -140,6 +142,27 @@ async fn record(State(log): State<CallLog>, request: Request, next: Next) -> Res
     response
 }
 
+/// The team of portal `n` (the configuration's own for the first).
+pub fn team_of(n: usize) -> String {
+    if n == 0 {
+        crate::events::TEAM.to_string()
+    } else {
+        format!("team-{n}")
+    }
+}
+
+fn portal_of(n: usize) -> u64 {
+    DEFAULT_PORTAL_ID + n as u64
+}
+
+fn token_of(n: usize) -> String {
+    if n == 0 {
+        DEFAULT_TOKEN.to_string()
+    } else {
+        format!("bench-token-{n}")
+    }
+}
+
 /// What a world is set up with.
 #[derive(Debug, Clone)]
 pub struct Setup {
@@ -153,12 +176,17 @@ pub struct Setup {
     pub unlimited: bool,
     /// The sink's linger instead of the default.
     pub linger: Option<Duration>,
+    /// Teams, each on its own portal behind the one sandbox URL ([`World::teams`]).
+    pub teams: usize,
 }
 
 pub struct World {
     pub broker: DevBroker,
     pub registry: RunningServer,
+    /// The first portal, the configuration's team's.
     pub hubspot: HubSpotSandbox,
+    /// Every portal, a team's each.
+    pub portals: Portals,
     pub hubspot_server: RunningServer,
     pub calls: CallLog,
     pub config: Config,
@@ -184,7 +212,9 @@ impl World {
             .serve(loopback(0))
             .await
             .expect("schema registry starts");
-        let hubspot = HubSpotSandbox::new(SandboxOptions {
+        let options = |n: usize| SandboxOptions {
+            portal_id: portal_of(n),
+            tokens: vec![token_of(n)],
             tier: Tier::Professional,
             limits: setup.unlimited.then_some(Limits {
                 per_window: UNLIMITED_PER_10S,
@@ -194,9 +224,11 @@ impl World {
             }),
             search_index_lag: Duration::from_secs(5),
             ..SandboxOptions::default()
-        });
+        };
+        let portals = Portals::new((0..setup.teams.max(1)).map(options).collect());
+        let hubspot = portals.all()[0].clone();
         let calls = CallLog::new(origin);
-        let router = hubspot
+        let router = portals
             .router()
             .layer(axum::middleware::from_fn_with_state(calls.clone(), record));
         let hubspot_server = RunningServer::spawn(router, loopback(0))
@@ -265,6 +297,7 @@ impl World {
             broker,
             registry,
             hubspot,
+            portals,
             hubspot_server,
             calls,
             config,
@@ -274,6 +307,34 @@ impl World {
             partitions: setup.partitions,
             _state_dir: state_dir,
         }
+    }
+
+    /// Every team of the world, each on its own portal with its own token: the configuration's
+    /// team first, then `team-1`, `team-2`...
+    pub fn teams(&self) -> Vec<(Config, Secrets)> {
+        (0..self.portals.all().len())
+            .map(|n| {
+                let mut config = self.config.clone();
+                let mut secrets = self.secrets.clone();
+                if n > 0 {
+                    config.team.id = team_of(n);
+                }
+                config.team.hubspot_portal_id = portal_of(n);
+                secrets.hubspot_token = hubsync::config::Secret::new(token_of(n));
+                (config, secrets)
+            })
+            .collect()
+    }
+
+    /// HubSpot's 429s so far, over every portal.
+    pub fn rate_limited(&self) -> u64 {
+        self.portals
+            .all()
+            .iter()
+            .flat_map(|portal| portal.request_counts())
+            .filter(|((_, status), _)| *status == 429)
+            .map(|(_, count)| count)
+            .sum()
     }
 
     /// Sends framed records `(key, value)` and waits until the broker has all of them.

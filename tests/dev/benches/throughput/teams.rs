@@ -1,0 +1,224 @@
+//! Figure 7: many teams in one service. `teams` teams, each on its own portal with its own token
+//! and its own Professional limit (190 requests per 10 s), are served by one pipeline.
+//!
+//! 1. Every team connects (its token's portal and its rules checked), and writes one contact.
+//! 2. Live alone: the other teams send new contacts at a steady rate, spread over them in turn;
+//!    event-to-outcome latency.
+//! 3. Live beside a backlog: the same stream while team 0's backlog of new contacts arrives at
+//!    once (an import upstream). The live teams' latency again, how long the backlog took
+//!    against its own portal's limit, and the 429s over every portal.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use hubsync::admin::Health;
+use hubsync::codec::Writer;
+use hubsync::outcomes::now_ms;
+use hubsync::pipeline::{Pipeline, Refusal, Stages};
+use hubsync_schemas::{OutcomeStatus, SchemaKind, default_subject};
+
+use crate::events::{Contact, Rng, Shape};
+use crate::replay::Latency;
+use crate::world::{OutcomeSeen, Setup, World, team_of};
+
+/// The backlog's contacts are numbered from here, the live ones from [`LIVE_FROM`].
+const BACKLOG_FROM: u64 = 20_000_000;
+const LIVE_FROM: u64 = 30_000_000;
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Teams served, at least 2: team 0 has the backlog, the others send live.
+    pub teams: usize,
+    /// New contacts of team 0 published at once.
+    pub backlog: usize,
+    /// Live contact events per second, over all the other teams.
+    pub live_rate: u32,
+    pub live_alone: Duration,
+    pub live_beside: Duration,
+    /// The sink's linger.
+    pub linger: Duration,
+    pub kafka: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct Figures {
+    pub params: Params,
+    /// From the start of the pipeline until every team was connected and checked.
+    pub connected_in: Duration,
+    pub alone: Latency,
+    pub beside: Latency,
+    /// From the backlog's publication to its last outcome.
+    pub backlog_wall: Duration,
+    /// The backlog's contacts created.
+    pub backlog_created: usize,
+    /// Live events whose outcome is not a write.
+    pub live_not_written: usize,
+    /// HubSpot's 429s over every portal, the whole run.
+    pub rate_limited: u64,
+}
+
+impl Figures {
+    /// The backlog's records written per second.
+    pub fn backlog_rate(&self) -> f64 {
+        self.backlog_created as f64 / self.backlog_wall.as_secs_f64().max(0.001)
+    }
+}
+
+pub async fn measure(params: Params) -> Figures {
+    assert!(
+        params.teams >= 2,
+        "a backlog team and at least one live team"
+    );
+    let world = World::start(Setup {
+        teams: params.teams,
+        partitions: 16,
+        contact_defaults: false,
+        kafka: params.kafka.clone(),
+        unlimited: false,
+        linger: Some(params.linger),
+    })
+    .await;
+    let topic = world.config.topics.contact_changes.clone();
+    let writer = world
+        .codec
+        .writer(SchemaKind::ContactChanged, &default_subject(&topic))
+        .await
+        .expect("the contact schema registers");
+    let mut rng = Rng::new(0x5eed_0007);
+
+    let began = Instant::now();
+    let pipeline = Pipeline::start_teams(
+        &world.config,
+        &world.secrets,
+        &world.teams(),
+        Stages::All,
+        Health::default(),
+        Refusal::Stop,
+    )
+    .await
+    .expect("the pipeline starts with every team");
+    let connected_in = began.elapsed();
+    let warm_up = world.collect_outcomes(params.teams, Duration::from_secs(120));
+    let mut deliveries = Vec::new();
+    let mut warm_up_emails = HashSet::new();
+    for n in 0..params.teams {
+        let person = Contact::generate(LIVE_FROM - 1 - n as u64, Shape::PLAIN, &mut rng);
+        warm_up_emails.insert(person.email.to_ascii_lowercase());
+        let mut event = person.created(now_ms(), &mut rng);
+        event.team_id = team_of(n);
+        let payload = writer.encode(&event).expect("encodes");
+        deliveries.push(world.send_now(&topic, &event.contact_id, &payload));
+    }
+    World::delivered(deliveries).await;
+    assert_eq!(
+        warm_up.finish().await.count,
+        params.teams,
+        "every team's first contact has its outcome"
+    );
+
+    let alone_count = count(params.live_rate, params.live_alone);
+    let beside_count = count(params.live_rate, params.live_beside);
+    // The collector reads the outcomes from the start: the warm-up's are counted again.
+    let expected = params.teams + alone_count + beside_count + params.backlog;
+    let timeout = params.live_alone + params.live_beside + Duration::from_secs(300);
+    let collector = world.collect_outcomes(expected, timeout);
+    let alone_emails = live(&world, &writer, &params, alone_count, LIVE_FROM, &mut rng).await;
+
+    let backlog: Vec<(String, Vec<u8>)> = (0..params.backlog as u64)
+        .map(|i| {
+            let person = Contact::generate(BACKLOG_FROM + i, Shape::PLAIN, &mut rng);
+            let event = person.created(now_ms(), &mut rng);
+            (
+                event.contact_id.clone(),
+                writer.encode(&event).expect("encodes"),
+            )
+        })
+        .collect();
+    let mut live_rng = Rng::new(0x5eed_0017);
+    let backlog_started_ms = now_ms();
+    let (beside_emails, ()) = tokio::join!(
+        live(
+            &world,
+            &writer,
+            &params,
+            beside_count,
+            LIVE_FROM + alone_count as u64,
+            &mut live_rng,
+        ),
+        world.publish_all(&topic, &backlog)
+    );
+    let outcomes = collector.finish().await;
+    pipeline.stop().await.expect("the pipeline stops cleanly");
+
+    let of = |emails: &HashSet<String>| -> Vec<&OutcomeSeen> {
+        outcomes
+            .each
+            .iter()
+            .filter(|o| emails.contains(&o.record.to_ascii_lowercase()))
+            .collect()
+    };
+    let alone = of(&alone_emails);
+    let beside = of(&beside_emails);
+    let backlog_outcomes: Vec<&OutcomeSeen> = outcomes
+        .each
+        .iter()
+        .filter(|o| !alone_emails.contains(&o.record.to_ascii_lowercase()))
+        .filter(|o| !beside_emails.contains(&o.record.to_ascii_lowercase()))
+        .filter(|o| !warm_up_emails.contains(&o.record.to_ascii_lowercase()))
+        .collect();
+    let last = backlog_outcomes.iter().map(|o| o.processed_ms).max();
+    let backlog_wall = Duration::from_millis(
+        u64::try_from(last.unwrap_or(backlog_started_ms) - backlog_started_ms).unwrap_or(0),
+    );
+    let written =
+        |o: &&&OutcomeSeen| matches!(o.status, OutcomeStatus::Created | OutcomeStatus::Updated);
+    let figures = Figures {
+        connected_in,
+        alone: Latency::of(&alone),
+        beside: Latency::of(&beside),
+        backlog_wall,
+        backlog_created: backlog_outcomes
+            .iter()
+            .filter(|o| o.status == OutcomeStatus::Created)
+            .count(),
+        live_not_written: alone.iter().chain(&beside).filter(|o| !written(o)).count()
+            + (alone_count + beside_count).saturating_sub(alone.len() + beside.len()),
+        rate_limited: world.rate_limited(),
+        params,
+    };
+    world.stop().await;
+    figures
+}
+
+/// Events at `rate` per second for `duration`.
+fn count(rate: u32, duration: Duration) -> usize {
+    (f64::from(rate) * duration.as_secs_f64()).round() as usize
+}
+
+/// Publishes `events` new contacts at the live rate, each of the next live team in turn and
+/// stamped when it is sent; returns their emails (lower case, as outcomes name them).
+async fn live(
+    world: &World,
+    writer: &Writer,
+    params: &Params,
+    events: usize,
+    first: u64,
+    rng: &mut Rng,
+) -> HashSet<String> {
+    let topic = &world.config.topics.contact_changes;
+    let origin = tokio::time::Instant::now();
+    let mut emails = HashSet::with_capacity(events);
+    let mut deliveries = Vec::with_capacity(events);
+    for i in 0..events {
+        let at = Duration::from_secs_f64(i as f64 / f64::from(params.live_rate.max(1)));
+        tokio::time::sleep_until(origin + at).await;
+        let person = Contact::generate(first + i as u64, Shape::PLAIN, rng);
+        emails.insert(person.email.to_ascii_lowercase());
+        let mut event = person.created(now_ms(), rng);
+        event.team_id = team_of(1 + i % (params.teams - 1));
+        let payload = writer.encode(&event).expect("encodes");
+        deliveries.push(world.send_now(topic, &event.contact_id, &payload));
+    }
+    World::delivered(deliveries).await;
+    emails
+}
