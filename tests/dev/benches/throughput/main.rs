@@ -3,7 +3,7 @@
 //! ```text
 //! make bench                     # = cargo bench --locked -p hubsync-dev --bench throughput
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
-//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | codec
+//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | codec | teams
 //! cargo bench -p hubsync-dev --bench throughput -- --sink-records 100000
 //! cargo bench -p hubsync-dev --bench throughput -- --only replay --replay-events 1000000
 //! cargo bench -p hubsync-dev --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
@@ -28,12 +28,15 @@
 //!    decoder and registry client against `schema_registry_converter` (decode to the typed
 //!    ContactChanged), and its compiled schema resolution against apache-avro's, for data written
 //!    with an older schema; events/s of each and their ratio (informational).
+//! 7. **Teams**: 200 teams on 200 portals (5 with `--quick`) in one service; the other teams'
+//!    live latency alone and beside team 0's backlog of 100,000 new contacts (5,000), the
+//!    backlog's rate against its portal's limit, and 429s over every portal.
 //!
 //! # Layout
 //! - `events`: generated contacts and their events; the sandbox config's rules and catalog.
 //! - `world`: broker, schema registry and HubSpot sandbox in this process, recording every
 //!   HubSpot request; reading outcomes back.
-//! - `processors`, `sink`, `repeats`, `activities`, `replay`, `codec`: one figure each;
+//! - `processors`, `sink`, `repeats`, `activities`, `replay`, `codec`, `teams`: one figure each;
 //!   `process_stage`: the process stage with Kafka, for comparison with the sink.
 //! - `cpu`: CPU time and load from `/proc`, and timed passes on one thread.
 //! - `report`: medians and the table.
