@@ -133,11 +133,10 @@ impl Reloader {
                         self.refused.insert(path, team.text);
                     }
                     if previous.is_none() && !elsewhere {
-                        self.update(|process, sink| {
-                            let why = format!("hubsync refused the team's file {file}: {why}");
-                            process.add_not_connected(&id, &why);
-                            sink.add_not_connected(&id, &why);
-                        });
+                        self.disconnect(
+                            &id,
+                            &format!("hubsync refused the team's file {file}: {why}"),
+                        );
                     }
                 }
             }
@@ -154,11 +153,10 @@ impl Reloader {
             if let (true, Some(id)) = (new_team, refused.team_id)
                 && !self.named_elsewhere(&id, &refused.path)
             {
-                let why = format!("hubsync refused the team's file {file}: {}", refused.error);
-                self.update(|process, sink| {
-                    process.add_not_connected(&id, &why);
-                    sink.add_not_connected(&id, &why);
-                });
+                self.disconnect(
+                    &id,
+                    &format!("hubsync refused the team's file {file}: {}", refused.error),
+                );
             }
             self.refused.insert(refused.path, text);
         }
@@ -174,11 +172,10 @@ impl Reloader {
         let served_now: BTreeSet<&String> = self.applied.values().map(|a| &a.team_id).collect();
         for id in served_before.iter().filter(|id| !served_now.contains(id)) {
             warn!(team = %id, "no team file names the team any more: it is disconnected");
-            let why = "the team's HubSpot integration is disconnected (no team file names it)";
-            self.update(|process, sink| {
-                process.add_not_connected(id, why);
-                sink.add_not_connected(id, why);
-            });
+            self.disconnect(
+                id,
+                "the team's HubSpot integration is disconnected (no team file names it)",
+            );
         }
         self.refused.retain(|path, _| seen.contains(path));
     }
@@ -224,10 +221,7 @@ impl Reloader {
                 "the team's HubSpot integration is {}",
                 config.team.status.as_str()
             );
-            self.update(|process, sink| {
-                process.add_not_connected(&id, &why);
-                sink.add_not_connected(&id, &why);
-            });
+            self.disconnect(&id, &why);
             return Ok(());
         }
         let secrets = config.resolve_secrets().map_err(|e| e.to_string())?;
@@ -244,6 +238,14 @@ impl Reloader {
             }
         });
         Ok(())
+    }
+
+    /// Serves team `id` as not connected in both stages, saying why.
+    fn disconnect(&self, id: &str, why: &str) {
+        self.update(|process, sink| {
+            process.add_not_connected(id, why);
+            sink.add_not_connected(id, why);
+        });
     }
 
     fn update(&self, change: impl FnOnce(&mut Teams<ProcessTeam>, &mut Teams<SinkTeam>)) {

@@ -323,7 +323,7 @@ fn history_contact(index: u64) -> Contact {
 }
 
 /// Events at `rate` per second for `duration`.
-fn count(rate: u32, duration: Duration) -> usize {
+pub fn count(rate: u32, duration: Duration) -> usize {
     (f64::from(rate) * duration.as_secs_f64()).round() as usize
 }
 
@@ -391,6 +391,19 @@ async fn live(
     first: u64,
     rng: &mut Rng,
 ) -> HashSet<String> {
+    live_of(world, writer, rate, events, first, rng, |_| None).await
+}
+
+/// [`live`], the `i`-th event of the team `team(i)` names (the configuration's team for none).
+pub async fn live_of(
+    world: &World,
+    writer: &hubsync::codec::Writer,
+    rate: u32,
+    events: usize,
+    first: u64,
+    rng: &mut Rng,
+    team: impl Fn(usize) -> Option<String>,
+) -> HashSet<String> {
     let topic = &world.config.topics.contact_changes;
     let origin = tokio::time::Instant::now();
     let mut emails = HashSet::with_capacity(events);
@@ -400,7 +413,10 @@ async fn live(
         tokio::time::sleep_until(origin + at).await;
         let person = Contact::generate(first + i as u64, Shape::PLAIN, rng);
         emails.insert(person.email.to_ascii_lowercase());
-        let event = person.created(now_ms(), rng);
+        let mut event = person.created(now_ms(), rng);
+        if let Some(team) = team(i) {
+            event.team_id = team;
+        }
         let payload = writer.encode(&event).expect("encodes");
         deliveries.push(world.send_now(topic, &event.contact_id, &payload));
     }

@@ -18,7 +18,7 @@ use hubsync::pipeline::{Pipeline, Refusal, Stages};
 use hubsync_schemas::{OutcomeStatus, SchemaKind, default_subject};
 
 use crate::events::{Contact, Rng, Shape};
-use crate::replay::Latency;
+use crate::replay::{self, Latency, count};
 use crate::world::{OutcomeSeen, Setup, World, team_of};
 
 /// The backlog's contacts are numbered from here, the live ones from [`LIVE_FROM`].
@@ -190,13 +190,7 @@ pub async fn measure(params: Params) -> Figures {
     figures
 }
 
-/// Events at `rate` per second for `duration`.
-fn count(rate: u32, duration: Duration) -> usize {
-    (f64::from(rate) * duration.as_secs_f64()).round() as usize
-}
-
-/// Publishes `events` new contacts at the live rate, each of the next live team in turn and
-/// stamped when it is sent; returns their emails (lower case, as outcomes name them).
+/// The live stream: each event of the next live team in turn.
 async fn live(
     world: &World,
     writer: &Writer,
@@ -205,20 +199,7 @@ async fn live(
     first: u64,
     rng: &mut Rng,
 ) -> HashSet<String> {
-    let topic = &world.config.topics.contact_changes;
-    let origin = tokio::time::Instant::now();
-    let mut emails = HashSet::with_capacity(events);
-    let mut deliveries = Vec::with_capacity(events);
-    for i in 0..events {
-        let at = Duration::from_secs_f64(i as f64 / f64::from(params.live_rate.max(1)));
-        tokio::time::sleep_until(origin + at).await;
-        let person = Contact::generate(first + i as u64, Shape::PLAIN, rng);
-        emails.insert(person.email.to_ascii_lowercase());
-        let mut event = person.created(now_ms(), rng);
-        event.team_id = team_of(1 + i % (params.teams - 1));
-        let payload = writer.encode(&event).expect("encodes");
-        deliveries.push(world.send_now(topic, &event.contact_id, &payload));
-    }
-    World::delivered(deliveries).await;
-    emails
+    let live_teams = params.teams - 1;
+    let team = |i: usize| Some(team_of(1 + i % live_teams));
+    replay::live_of(world, writer, params.live_rate, events, first, rng, team).await
 }
