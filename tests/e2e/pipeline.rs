@@ -724,3 +724,70 @@ async fn a_revoked_oauth_installation_pauses_its_team_alone() {
         "nothing dead-lettered for a refused token: {letters:?}"
     );
 }
+
+/// A paused team's commands beyond its share of the sink's memory wait on disk: the other
+/// team's live event, read after them, is still written, and once the paused team's token works
+/// again every one of its commands is written, once, in order of arrival.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_teams_backlog_beyond_its_share_waits_on_disk_while_others_write() {
+    use hubsync_sandbox::hubspot::TokenState;
+    const ACME_TOKEN: &str = "pat-na1-acme-0000";
+    // 10 per batch and 8 batches at once: the sink holds at most 160 commands in memory, and
+    // one team at most 120 of them.
+    let small = |config: String| {
+        config.replace(
+            "[state]\n",
+            "[stages.sink]\nlinger = \"100ms\"\nbatch_size = 10\nchannel_capacity = 1\n[state]\n",
+        )
+    };
+    let acme_portal = SandboxOptions {
+        portal_id: ACME_PORTAL,
+        tokens: vec![ACME_TOKEN.to_string()],
+        ..SandboxOptions::default()
+    };
+    let world = World::start_portals(vec![SandboxOptions::default(), acme_portal], 1, small).await;
+    let (acme, mut acme_secrets) = acme_team(&world);
+    acme_secrets.hubspot_token = hubsync::config::Secret::new(ACME_TOKEN);
+    let health = Health::default();
+    let pipeline = start_two(&world, (acme, acme_secrets), health.clone()).await;
+    let acme_sandbox = world.portals.portal(ACME_PORTAL).expect("acme's portal");
+
+    acme_sandbox.set_token(ACME_TOKEN, TokenState::Revoked);
+    let acmes: Vec<ContactChanged> = contacts("acme", 400)
+        .into_iter()
+        .map(|mut event| {
+            event.team_id = "acme".into();
+            event
+        })
+        .collect();
+    publish_contacts(&world, &acmes[..1]).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while health.healthy() {
+        assert!(std::time::Instant::now() < deadline, "acme never paused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    publish_contacts(&world, &acmes[1..]).await;
+    let ours = contacts("ours", 1);
+    publish_contacts(&world, &ours).await;
+    let outcomes = world.outcomes_for(&ids(&ours), WAIT).await;
+    assert_eq!(
+        statuses(&outcomes, &ours),
+        HashMap::from([(OutcomeStatus::Created, 1)]),
+        "read behind 400 commands of a paused team, more than the sink holds in memory"
+    );
+    assert!(
+        acme_sandbox.snapshot(ObjectType::Contacts).is_empty(),
+        "nothing of the paused team is written"
+    );
+
+    acme_sandbox.set_token(ACME_TOKEN, TokenState::Valid);
+    let outcomes = world.outcomes_for(&ids(&acmes), WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(
+        statuses(&outcomes, &acmes),
+        HashMap::from([(OutcomeStatus::Created, 400)])
+    );
+    assert_eq!(acme_sandbox.snapshot(ObjectType::Contacts).len(), 400);
+    let letters = world.dead_letters(1, Duration::from_secs(3)).await;
+    assert!(letters.is_empty(), "{letters:#?}");
+}

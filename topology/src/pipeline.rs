@@ -19,6 +19,7 @@ use crate::hubspot::{HubSpotClient, RetryParams};
 use crate::kafka::{consumer_config, producer_config};
 use crate::process::{self, ProcessStage, ProcessTeam};
 use crate::reload::{Applied, Reloader};
+use crate::sink::spill::Spill;
 use crate::sink::stage::{self as sink, SinkSettings, SinkStage, SinkTeam};
 use crate::sink::writer::{Writer, WriterSettings};
 use crate::state::State;
@@ -380,6 +381,10 @@ impl Pipeline {
                 teams: sink_shared.clone(),
                 health: health.clone(),
                 settings: sink_settings(config, max_in_flight),
+                spill: match &state {
+                    Some(state) => Some(Spill::open(state)?),
+                    None => None,
+                },
             };
             let topic = config.topics.commands.clone();
             let replay_topic = config.topics.replay_commands.clone();
@@ -569,16 +574,19 @@ pub fn sink_settings(config: &Config, max_in_flight: usize) -> SinkSettings {
     let calls_per_second = f64::from(config.hubspot.budget().requests_per_10s) / 10.0;
     let writable = calls_per_second * sink.linger.as_secs_f64() * sink.batch_size as f64;
     let hold = (writable as usize).clamp(sink.batch_size, MAX_PENDING_COMMANDS / 2);
+    let max_pending = sink
+        .channel_capacity
+        .max(sink.batch_size * max_in_flight * 2)
+        .max(hold * 2)
+        .min(MAX_PENDING_COMMANDS);
     SinkSettings {
         linger: sink.linger,
         batch_size: sink.batch_size,
         hold,
         max_in_flight,
         replay_max_pending: sink.replay_max_pending,
-        max_pending: sink
-            .channel_capacity
-            .max(sink.batch_size * max_in_flight * 2)
-            .max(hold * 2)
-            .min(MAX_PENDING_COMMANDS),
+        max_pending,
+        // A quarter stays for the other teams' live records, whatever one team holds.
+        team_max_pending: (max_pending / 4 * 3).max(sink.batch_size),
     }
 }

@@ -6,11 +6,13 @@
 //! - [`verdict`]: the sink's decisions, pure: a record against what HubSpot holds, and the one
 //!   failure table; `plan` and `trace` predict with it.
 //! - [`writer`]: a batch of records to HubSpot calls and a resolution per record.
+//! - [`spill`]: a team's commands beyond its share of memory, waiting on disk in order.
 //! - [`stage`]: the loop: read, dedupe, coalesce, dispatch batches, emit, store offsets.
 
 pub(crate) mod coalesce;
 mod links;
 pub mod owned;
+pub mod spill;
 pub mod stage;
 pub(crate) mod verdict;
 pub(crate) mod writer;

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::coalesce::{Coalescer, Member, PendingRecord};
+use super::spill::Spill;
 use super::writer::{Resolution, Writer};
 use crate::admin::{Health, StageHealth};
 use crate::codec::AvroCodec;
@@ -79,6 +80,34 @@ struct Running {
 
 /// Where a record waits: its team and its object type.
 type Slot = (Arc<str>, HubSpotObjectType);
+
+/// How many of a lane's batches one team may be writing at once.
+#[derive(Clone, Copy)]
+struct Shares<'a> {
+    /// Batches being written, per team.
+    writing: &'a HashMap<Arc<str>, usize>,
+    /// While another team has a batch due.
+    fair: usize,
+    /// While no other team has one.
+    alone: usize,
+}
+
+impl<'a> Shares<'a> {
+    /// Half the lane's batches while others wait. Alone, a live team keeps one free for the
+    /// next team's live records; a replay (whose lane live records never wait for) takes all.
+    fn of(lane: Lane, most: usize, writing: &'a HashMap<Arc<str>, usize>) -> Self {
+        let fair = most.div_ceil(2);
+        let alone = match lane {
+            Lane::Live => (most - 1).max(fair),
+            Lane::Replay => most,
+        };
+        Shares {
+            writing,
+            fair,
+            alone,
+        }
+    }
+}
 
 /// What the sink keeps of a team it serves: its connection to its portal, and its writer (that
 /// connection and the portal's own state).
@@ -155,35 +184,50 @@ impl Pending {
 
     /// The lane's next due batch of a team not `paused`, leaving out records the other lane is
     /// writing. The search starts after the slot the last batch came from, so every team's due
-    /// records get their turn.
+    /// records get their turn. A team writing `shares.fair` of the lane's batches already gets
+    /// another only when no other team has one due, and never more than `shares.alone`: a
+    /// backlog, whose calls may wait for its portal's budget, leaves room for the others.
     fn take_batch(
         &mut self,
         lane: Lane,
         now: std::time::Instant,
         flush: bool,
         paused: &HashMap<Arc<str>, Paused>,
+        shares: Shares<'_>,
     ) -> Option<(Slot, Vec<PendingRecord>)> {
         let (mine, other) = match lane {
             Lane::Live => (&mut self.live, &self.replay),
             Lane::Replay => (&mut self.replay, &self.live),
         };
         let count = self.slots.len();
-        for turn in 0..count {
-            let index = (self.next + turn) % count;
-            let slot = &self.slots[index];
-            if paused.contains_key(&slot.0) {
-                continue;
-            }
-            let Some(c) = mine.get_mut(slot) else {
-                continue;
-            };
-            let busy = |key: &str| other.get(slot).is_some_and(|o| o.is_in_flight(key));
-            if let Some(batch) = c.take_batch_avoiding(now, flush, busy) {
-                self.next = (index + 1) % count;
-                return Some((slot.clone(), batch));
+        let writing = |team: &Arc<str>| shares.writing.get(team).copied().unwrap_or(0);
+        for most in [shares.fair, shares.alone] {
+            for turn in 0..count {
+                let index = (self.next + turn) % count;
+                let slot = &self.slots[index];
+                if paused.contains_key(&slot.0) || writing(&slot.0) >= most {
+                    continue;
+                }
+                let Some(c) = mine.get_mut(slot) else {
+                    continue;
+                };
+                let busy = |key: &str| other.get(slot).is_some_and(|o| o.is_in_flight(key));
+                if let Some(batch) = c.take_batch_avoiding(now, flush, busy) {
+                    self.next = (index + 1) % count;
+                    return Some((slot.clone(), batch));
+                }
             }
         }
         None
+    }
+
+    /// Live commands held for `team`, of every object type.
+    fn live_of(&self, team: &Arc<str>) -> usize {
+        HubSpotObjectType::ALL
+            .iter()
+            .filter_map(|object| self.live.get(&(team.clone(), *object)))
+            .map(Coalescer::pending_commands)
+            .sum()
     }
 
     /// Drops the lane's records not in a batch; returns how many commands they held.
@@ -263,7 +307,17 @@ pub struct SinkSettings {
     pub replay_max_pending: usize,
     /// Commands held in memory (read, not yet written); reading pauses beyond it.
     pub max_pending: usize,
+    /// Live commands one team holds in memory at most: its next ones wait on disk
+    /// ([`Spill`]), so that one team's backlog leaves the others room.
+    pub team_max_pending: usize,
 }
+
+/// Commands waiting on disk at most, of every team: reading pauses beyond it (as it does when
+/// the sink runs without an overflow).
+pub const MAX_SPILLED: usize = 2_000_000;
+
+/// Commands taken back from disk per turn of the loop, so reading and writing go on meanwhile.
+const READMIT_PER_TURN: usize = 1_000;
 
 pub struct SinkStage {
     pub consumer: StreamConsumer,
@@ -276,6 +330,9 @@ pub struct SinkStage {
     pub teams: Shared<SinkTeam>,
     pub health: Health,
     pub settings: SinkSettings,
+    /// Where a team's commands beyond its share of memory wait; without it, reading pauses for
+    /// every team when the memory bound is reached.
+    pub spill: Option<Spill>,
 }
 
 /// What a finished batch hands back to the loop.
@@ -296,7 +353,7 @@ pub enum SinkError {
 impl SinkStage {
     /// Reads commands from `topic` and replayed ones from `replay_topic` until `shutdown`.
     pub async fn run(
-        self,
+        mut self,
         topic: &str,
         replay_topic: &str,
         mut shutdown: watch::Receiver<bool>,
@@ -307,6 +364,7 @@ impl SinkStage {
         info!(topic, replay_topic, "sink stage started");
         let (acks, mut acked) = mpsc::channel::<Position>(self.settings.max_pending.max(64) * 2);
         let mut coalescers = Pending::default();
+        let mut spill = self.spill.take();
         // Batches being written per lane, and each batch task's lane and commands.
         let mut writing = [0usize; 2];
         let mut running: HashMap<tokio::task::Id, Running> = HashMap::new();
@@ -338,6 +396,12 @@ impl SinkStage {
                 // Writing a replay's backlog could take minutes of budget: what is not in a
                 // batch yet stays unacknowledged, and is read again after the restart.
                 abandoned += coalescers.abandon(Lane::Replay);
+                // What waits on disk was never acknowledged either.
+                if let Some(spill) = spill.as_mut()
+                    && !spill.is_empty()
+                {
+                    abandoned += spill.clear();
+                }
             }
             {
                 // Replayed records wait for the replay to be read (or the lane to be full).
@@ -347,8 +411,13 @@ impl SinkStage {
                         continue;
                     }
                     while writing[lane as usize] < most[lane as usize] {
+                        let mut per_team: HashMap<Arc<str>, usize> = HashMap::new();
+                        for batch in running.values().filter(|r| r.lane == lane) {
+                            *per_team.entry(batch.slot.0.clone()).or_default() += 1;
+                        }
+                        let shares = Shares::of(lane, most[lane as usize], &per_team);
                         let Some((slot, records)) =
-                            coalescers.take_batch(lane, now.into_std(), draining, &paused)
+                            coalescers.take_batch(lane, now.into_std(), draining, &paused, shares)
                         else {
                             break;
                         };
@@ -397,6 +466,12 @@ impl SinkStage {
                     }
                 }
             }
+            if let Some(spill) = spill.as_mut()
+                && !draining
+                && !spill.is_empty()
+            {
+                abandoned += self.readmit(spill, &mut coalescers, &acks).await?;
+            }
             let live_pending = coalescers.pending_commands(Lane::Live);
             let replay_pending = coalescers.pending_commands(Lane::Replay);
             let pending = live_pending + replay_pending;
@@ -430,7 +505,9 @@ impl SinkStage {
                 .next_due(open, (replay_read_at + REPLAY_QUIET).into_std(), &paused)
                 .map(Instant::from_std);
             let probe_at = paused.values().map(|p| p.at).min();
-            let can_read = !draining && live_pending < self.settings.max_pending;
+            let spilled = spill.as_ref().map_or(0, Spill::len);
+            let can_read =
+                !draining && live_pending < self.settings.max_pending && spilled < MAX_SPILLED;
             tokio::select! {
                 biased;
                 changed = shutdown.changed(), if !draining => {
@@ -487,7 +564,7 @@ impl SinkStage {
                 }
                 message = self.consumer.recv(), if can_read => {
                     match message {
-                        Ok(message) => self.accept(&message, &mut tracker, &mut coalescers, &acks).await?,
+                        Ok(message) => self.accept(&message, &mut tracker, &mut coalescers, spill.as_mut(), &acks).await?,
                         Err(error) => warn!(%error, "kafka consumer error; continuing"),
                     }
                 }
@@ -501,7 +578,7 @@ impl SinkStage {
                                 self.pause_replay(true);
                             }
                             replay_read_at = Instant::now();
-                            self.accept(&message, &mut tracker, &mut coalescers, &acks).await?
+                            self.accept(&message, &mut tracker, &mut coalescers, None, &acks).await?
                         }
                         Err(error) => warn!(%error, "kafka consumer error on the replay commands; continuing"),
                     }
@@ -598,24 +675,70 @@ impl SinkStage {
         pause_assigned(&self.replay_consumer, pause);
     }
 
-    /// One command read: dead-letter it if it does not decode, answer it from state if its event
-    /// was processed before (by its run, for a replayed one), otherwise hold it for its record's
-    /// next batch.
+    /// One command read: its offset is tracked from now on, then it is [admitted](Self::admit).
     async fn accept(
         &self,
         message: &BorrowedMessage<'_>,
         tracker: &mut OffsetTracker,
         coalescers: &mut Pending,
+        spill: Option<&mut Spill>,
         acks: &mpsc::Sender<Position>,
     ) -> Result<(), SinkError> {
-        let position = Position::of(message);
-        tracker.track(&position.topic, position.partition, position.offset);
-        let original = original(message);
-        let lineage = Lineage::of_message(message);
+        tracker.track(message.topic(), message.partition(), message.offset());
         metrics::counter!("hubsync_sink_commands_total").increment(1);
+        self.admit(original(message), coalescers, spill, acks).await
+    }
+
+    /// Takes back from disk the commands of each team that has room for them again, oldest
+    /// first, up to [`READMIT_PER_TURN`]; returns how many could not be read back (left
+    /// unacknowledged, read again from Kafka at the next start).
+    async fn readmit(
+        &self,
+        spill: &mut Spill,
+        coalescers: &mut Pending,
+        acks: &mpsc::Sender<Position>,
+    ) -> Result<usize, SinkError> {
+        let mut turn = READMIT_PER_TURN;
+        let mut unreadable = 0;
+        for team in spill.teams() {
+            while turn > 0 && coalescers.live_of(&team) < self.settings.team_max_pending {
+                match spill.pop(&team) {
+                    Ok(Some(message)) => {
+                        turn -= 1;
+                        self.admit(message, coalescers, None, acks).await?;
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        error!(team = %team, %error, "a command kept on disk is lost here; it is read again from kafka after a restart");
+                        unreadable += 1;
+                    }
+                }
+            }
+        }
+        Ok(unreadable)
+    }
+
+    /// One command, read now or taken back from disk: dead-letter it if it does not decode,
+    /// answer it from state if its event was processed before (by its run, for a replayed one),
+    /// keep it on disk while its team holds its share of memory (given `spill`), otherwise hold
+    /// it for its record's next batch.
+    async fn admit(
+        &self,
+        original: Original,
+        coalescers: &mut Pending,
+        spill: Option<&mut Spill>,
+        acks: &mpsc::Sender<Position>,
+    ) -> Result<(), SinkError> {
+        let position = original.position();
+        let lineage = Lineage::of_headers(
+            original
+                .headers
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_deref())),
+        );
         let command = match self
             .codec
-            .decode_waiting::<HubSpotCommand>(message.payload().unwrap_or_default())
+            .decode_waiting::<HubSpotCommand>(original.value.as_deref().unwrap_or_default())
             .await
         {
             Ok(command) => command,
@@ -661,19 +784,28 @@ impl SinkStage {
         }
         let key = command_key(&command);
         let object = command.object_type;
-        let command_team = command.team_id.clone();
+        let command_team: Arc<str> = Arc::from(command.team_id.as_str());
         let since = waiting_since(command.processed_time, now_ms(), self.settings.linger);
         let member = Member {
             command,
             message: original,
             lineage,
         };
+        let lane = Lane::of(&member);
+        if lane == Lane::Live
+            && let Some(spill) = spill
+            && (spill.holds(&command_team)
+                || coalescers.live_of(&command_team) >= self.settings.team_max_pending)
+        {
+            match spill.push(&command_team, &member.message) {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    warn!(team = %command_team, %error, "cannot keep a command on disk; holding it in memory");
+                }
+            }
+        }
         coalescers
-            .coalescer(
-                Lane::of(&member),
-                (Arc::from(command_team.as_str()), object),
-                &self.settings,
-            )
+            .coalescer(lane, (command_team, object), &self.settings)
             .add(key, member, since);
         Ok(())
     }
