@@ -10,7 +10,7 @@ use std::time::Duration;
 use hubsync_dev::sandbox_config::{render_sandbox_service, render_sandbox_team};
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
-use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind};
+use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome};
 use serde_json::Value;
 
 mod support;
@@ -201,9 +201,10 @@ async fn refusals(admin: &str) -> u64 {
         .map_or(0, |value| value as u64)
 }
 
-/// Team files changed while the service runs: a relaxed rule takes effect without a restart, a
-/// bad file is refused (counted) and the team keeps its settings, a new team file starts
-/// writing to its own portal.
+/// Team files changed while the service runs: a relaxed rule takes effect without a restart and
+/// the contact it parked before is written by a replay of the team's parked events, a bad file is
+/// refused (counted) and the team keeps its settings, a new team file starts writing to its own
+/// portal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn team_files_change_while_the_service_runs() {
     let acme_portal = SandboxOptions {
@@ -302,6 +303,28 @@ async fn team_files_change_while_the_service_runs() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The contact parked under the strict rules is re-evaluated with the relaxed ones: the
+    // service replays the team's parked events, and the replay writes it.
+    let read = world
+        .read_until(
+            &world.config.topics.outcomes,
+            WAIT,
+            |read: &[SyncOutcome]| {
+                read.iter()
+                    .any(|o| o.event_id == parked.event_id && o.status == OutcomeStatus::Created)
+            },
+        )
+        .await;
+    let replayed = read
+        .iter()
+        .find(|o| o.event_id == parked.event_id && o.status == OutcomeStatus::Created)
+        .unwrap_or_else(|| panic!("the parked contact was never re-evaluated: {parked:?}"));
+    assert!(
+        replayed.stage.starts_with("sink replay:parked-sandbox-"),
+        "written by the team's parked run: {replayed:?}"
+    );
+    assert_eq!(replayed.team_id, events::TEAM_ID);
 
     // A bad file (strict again, but with an unknown tier) is refused: the relaxed rules stay.
     let before = refusals(&admin).await;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use hubsync_processors::catalog::check_rules;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::FutureProducer;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
@@ -35,7 +35,7 @@ pub enum Stages {
 }
 
 impl Stages {
-    fn process(self) -> bool {
+    pub(crate) fn process(self) -> bool {
         matches!(self, Stages::Process | Stages::All)
     }
 
@@ -66,6 +66,8 @@ pub enum StartError {
     Rules(Vec<String>),
     #[error("state: {0}")]
     State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Spill(#[from] crate::sink::spill::SpillError),
     #[error("{0}")]
     Secrets(String),
     #[error(
@@ -80,6 +82,9 @@ pub struct Pipeline {
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     pub health: Health,
     pub client: HubSpotClient,
+    /// Teams whose mandatory fields a changed team file changed, for whoever re-evaluates
+    /// their parked records (see [`Pipeline::take_mandatory_changes`]).
+    mandatory_changes: Option<mpsc::UnboundedReceiver<String>>,
 }
 
 /// One team of a service: the service's sections with the team's own, and its secrets.
@@ -246,8 +251,11 @@ impl Pipeline {
             .map_or(crate::config::DEFAULT_RELOAD_INTERVAL, |t| {
                 t.reload_interval
             });
+        let (mandatory_changed, changes) = mpsc::unbounded_channel();
+        pipeline.mandatory_changes = Some(changes);
         let reloader = Reloader {
             service: service.clone(),
+            mandatory_changed,
             stages,
             state: registries.state,
             process: registries.process,
@@ -264,6 +272,14 @@ impl Pipeline {
             }),
         ));
         Ok(pipeline)
+    }
+
+    /// The ids of teams whose mandatory fields changed while the service ran (a team file read
+    /// again), once each change is in effect: the caller re-evaluates their parked records
+    /// (`hubsync run` replays them, as `hubsync replay --parked --team` would). Taken once; a
+    /// pipeline started without team files has none.
+    pub fn take_mandatory_changes(&mut self) -> Option<mpsc::UnboundedReceiver<String>> {
+        self.mandatory_changes.take()
     }
 
     async fn start_inner(
@@ -381,10 +397,7 @@ impl Pipeline {
                 teams: sink_shared.clone(),
                 health: health.clone(),
                 settings: sink_settings(config, max_in_flight),
-                spill: match &state {
-                    Some(state) => Some(Spill::open(state)?),
-                    None => None,
-                },
+                spill: Some(Spill::open(&config.state.stage_dir(sink::SPILL_DIR))?),
             };
             let topic = config.topics.commands.clone();
             let replay_topic = config.topics.replay_commands.clone();
@@ -405,6 +418,7 @@ impl Pipeline {
             tasks,
             health,
             client,
+            mandatory_changes: None,
         };
         let registries = Registries {
             process: process_shared,

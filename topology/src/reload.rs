@@ -10,7 +10,8 @@
 //! ```text
 //! teams/acme.toml changed: sync.contacts.mandatory ["email"] -> []
 //!   -> INFO team settings changed team=acme file=teams/acme.toml changed="rules.sync"
-//!      INFO mandatory fields changed: parked records wait for `hubsync replay --parked`
+//!      INFO mandatory fields changed: the team's parked records are re-evaluated
+//!      (`hubsync run` replays them as `hubsync replay --parked --team acme` would)
 //! teams/acme.toml: tier = "gold"
 //!   -> ERROR team file refused; the team keeps its previous settings  problems="hubspot.tier: ..."
 //! ```
@@ -18,7 +19,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Service, TeamStatus};
@@ -31,6 +32,8 @@ use crate::teams::{Shared, Teams};
 /// Applies team file changes to the stages' teams.
 pub(crate) struct Reloader {
     pub service: Service,
+    /// Told the id of each team whose mandatory fields changed, once the change is in effect.
+    pub mandatory_changed: mpsc::UnboundedSender<String>,
     pub stages: Stages,
     pub state: Option<State>,
     pub process: Shared<ProcessTeam>,
@@ -112,8 +115,12 @@ impl Reloader {
             match checked {
                 Ok(()) => {
                     info!(team = %id, file, changed = changed.join(", "), "team settings changed");
-                    if previous.is_some_and(|old| mandatory(old) != mandatory(&team.config)) {
-                        info!(team = %id, "mandatory fields changed: the team's parked records are re-evaluated by `hubsync replay --parked`");
+                    if previous.is_some_and(|old| mandatory(old) != mandatory(&team.config))
+                        && self.stages.process()
+                    {
+                        info!(team = %id, "mandatory fields changed: the team's parked records are re-evaluated");
+                        // Nobody listens when the caller re-evaluates nothing (a test, say).
+                        let _ = self.mandatory_changed.send(id.clone());
                     }
                     self.refused.remove(&path);
                     self.applied.insert(

@@ -106,12 +106,6 @@ impl State {
         })
     }
 
-    /// Another tree of the same database, for what the sink keeps beside its state (its
-    /// overflow, [`crate::sink::spill`]); not scoped.
-    pub fn tree(&self, name: &str) -> Result<sled::Tree, StateError> {
-        Ok(self.db.open_tree(name)?)
-    }
-
     /// The same store, with every key of this view kept apart under `scope` (a portal id).
     /// Processed events are bounded across every scope together.
     pub fn scoped(&self, scope: &str) -> State {

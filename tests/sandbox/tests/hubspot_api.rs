@@ -1441,3 +1441,35 @@ async fn account_details_name_the_portal() {
     assert_eq!(answer.body["portalId"], api.sandbox.portal_id());
     assert_eq!(answer.body["utcOffset"], "+00:00");
 }
+
+/// A public app's OAuth calls have a budget of their own in each installing account: 110 per
+/// rolling 10 s, whatever the account's tier, no daily limit (so no daily headers); the
+/// account's private apps keep theirs.
+#[tokio::test]
+async fn oauth_calls_have_their_own_110_per_10_seconds() {
+    let api = start().await;
+    const ACCESS: &str = "oauth-access-1";
+    api.sandbox.issue_access_token(ACCESS, 30 * 60 * 1_000);
+    for n in 0..110 {
+        let answer = api
+            .call_as(Some(ACCESS), Method::GET, "/crm/v3/objects/contacts", None)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "call {n}: {}", answer.body);
+        assert_eq!(answer.header("x-hubspot-ratelimit-max"), Some("110"));
+        assert_eq!(answer.header("x-hubspot-ratelimit-daily"), None);
+    }
+    let limited = api
+        .call_as(Some(ACCESS), Method::GET, "/crm/v3/objects/contacts", None)
+        .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.body["policyName"], "TEN_SECONDLY_ROLLING");
+    let private = api.get("/crm/v3/objects/contacts").await;
+    assert_eq!(private.status, StatusCode::OK, "a private app's own budget");
+    assert_eq!(private.header("x-hubspot-ratelimit-max"), Some("190"));
+    assert!(private.header("x-hubspot-ratelimit-daily").is_some());
+    api.advance(10_000);
+    let again = api
+        .call_as(Some(ACCESS), Method::GET, "/crm/v3/objects/contacts", None)
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "the window rolled on");
+}

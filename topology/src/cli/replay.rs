@@ -27,7 +27,6 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::logs::{Output, time_arg, window};
-use crate::config::Config;
 use crate::lineage::RunName;
 use crate::ops::Ops;
 use crate::ops::range::format_ms;
@@ -111,13 +110,28 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     if let Some(topic) = requested.as_ref().and_then(Selection::topic)
-        && !source_topics(&config).contains(&topic)
+        && !parked::source_topics(&config).contains(&topic)
     {
         return Ok(super::usage(&format!(
             "--topic {topic} is not a source topic of this configuration; replay one of {}",
-            source_topics(&config).join(", ")
+            parked::source_topics(&config).join(", ")
         )));
     }
+    // A service's outcomes topic carries every team's: only this team's parked events.
+    let requested = requested.map(|selection| match selection {
+        Selection::Parked {
+            topic,
+            since,
+            until,
+            ..
+        } => Selection::Parked {
+            topic,
+            since,
+            until,
+            team: Some(config.team.id.clone()),
+        },
+        other => other,
+    });
     let ops = Ops::new(config, secrets)?;
     let name = args.name.clone().unwrap_or_else(|| {
         RunName::generated(if args.parked { "parked" } else { "replay" }, now_ms())
@@ -241,6 +255,8 @@ fn requested(args: &ReplayArgs) -> Result<Option<Selection>, String> {
             topic: args.topic.clone(),
             since: args.since,
             until: args.until,
+            // The configuration's team, once it is loaded.
+            team: None,
         }));
     }
     let by_time = args.since.is_some() || args.until.is_some();
@@ -296,15 +312,6 @@ fn requested(args: &ReplayArgs) -> Result<Option<Selection>, String> {
     }
 }
 
-/// The topics the process stage reads events from.
-fn source_topics(config: &Config) -> Vec<&str> {
-    vec![
-        config.topics.contact_changes.as_str(),
-        config.topics.company_changes.as_str(),
-        config.topics.activity_events.as_str(),
-    ]
-}
-
 /// A new run's checkpoint: the spans its selection covers now.
 async fn plan_run(
     ops: &Ops,
@@ -323,17 +330,21 @@ async fn plan_run(
             topic,
             since,
             until,
+            team,
         } => {
             let window = crate::ops::range::Window {
                 since: *since,
                 until: *until,
             };
-            let latest = parked::scan(reader, &ops.config.topics.outcomes, window).await?;
-            let topics: Vec<&str> = match topic {
-                Some(topic) => vec![topic.as_str()],
-                None => source_topics(&ops.config),
-            };
-            let (spans, gone) = plan::by_positions(consumer, &latest.parked(&topics))?;
+            let (spans, gone) = parked::spans(
+                &ops.config,
+                consumer,
+                reader,
+                topic.as_deref(),
+                window,
+                team.as_deref(),
+            )
+            .await?;
             missing = gone;
             spans
         }

@@ -54,7 +54,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding the admin endpoint to {listen}"))?;
     info!(url = %admin.url(), "admin endpoint: /metrics, /healthz");
-    let pipeline = match Pipeline::start_service(&service, args.stage, health).await {
+    let mut pipeline = match Pipeline::start_service(&service, args.stage, health).await {
         Ok(pipeline) => pipeline,
         Err(error) => {
             error!(%error, "pipeline did not start");
@@ -62,6 +62,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(INVALID_CONFIG));
         }
     };
+    // A team whose mandatory fields change has its parked events replayed with its new rules.
+    let (stop_reruns, reruns_stopping) = tokio::sync::watch::channel(false);
+    if let (Some(changes), Ok(secrets)) = (pipeline.take_mandatory_changes(), &secrets) {
+        tokio::spawn(crate::ops::replay::parked::rerun_on_change(
+            config.clone(),
+            secrets.clone(),
+            changes,
+            reruns_stopping,
+        ));
+    }
     let stopped_early = tokio::select! {
         signal = super::shutdown_signal() => {
             info!(signal = signal.unwrap_or("unknown"), "stopping");
@@ -69,6 +79,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         () = pipeline.stage_ended() => true,
     };
+    let _ = stop_reruns.send(true);
     let result = pipeline.stop().await;
     let _ = admin.shutdown().await;
     match result {

@@ -33,7 +33,7 @@
 
 pub mod checkpoint;
 pub mod copy;
-pub(crate) mod parked;
+pub mod parked;
 pub mod plan;
 
 use rdkafka::error::KafkaError;

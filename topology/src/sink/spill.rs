@@ -7,55 +7,69 @@
 //! would wait until it was written. With the overflow on disk, reading goes on, and each team's
 //! commands are taken back in the order they were read.
 //!
-//! What waits here is not acknowledged: its offsets stay unstored, so after a crash or a restart
-//! Kafka hands it out again. That is why the tree is emptied when the sink starts.
+//! Each team with commands waiting has one file in the overflow directory, written at its end
+//! and read from its start (a length, then the message), removed once read to its end. Nothing
+//! here is acknowledged: the offsets of what waits stay unstored, so after a crash or a restart
+//! Kafka hands it out again. That is why the directory is emptied when the sink starts.
 
 use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::outcomes::Original;
-use crate::state::{State, StateError};
-
-/// The sled tree the overflow is kept in.
-const TREE: &str = "spill";
 
 /// Commands of every team waiting on disk, each team's in the order they were read.
 pub struct Spill {
-    tree: sled::Tree,
-    /// Commands waiting, per team with any.
-    waiting: HashMap<Arc<str>, usize>,
+    dir: PathBuf,
+    queues: HashMap<Arc<str>, Queue>,
     len: usize,
+    /// The number of the next file made.
     next: u64,
 }
 
-/// A spilled command that cannot be read back (the disk holds something else than was written).
-#[derive(Debug, thiserror::Error)]
-#[error("a command kept on disk for its team cannot be read back: {0}")]
-pub struct Unreadable(&'static str);
+/// One team's file.
+struct Queue {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    reader: BufReader<File>,
+    /// Commands written and not read yet.
+    waiting: usize,
+    /// Whether the writer holds bytes the reader cannot see yet.
+    unflushed: bool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpillError {
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Unreadable(#[from] Unreadable),
+    #[error("the sink's overflow on disk at {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("a command kept on disk for its team cannot be read back: {0}")]
+    Unreadable(&'static str),
 }
 
-impl From<sled::Error> for SpillError {
-    fn from(error: sled::Error) -> Self {
-        SpillError::State(StateError::Db(error))
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SpillError + '_ {
+    move |source| SpillError::Io {
+        path: path.display().to_string(),
+        source,
     }
 }
 
 impl Spill {
-    /// The overflow of the sink whose state is `state`, emptied: what it held was never
-    /// acknowledged, and is read again from Kafka.
-    pub fn open(state: &State) -> Result<Spill, StateError> {
-        let tree = state.tree(TREE)?;
-        tree.clear()?;
+    /// The overflow kept in `dir`, emptied: what it held was never acknowledged, and is read
+    /// again from Kafka.
+    pub fn open(dir: &Path) -> Result<Spill, SpillError> {
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(io_error(dir))?;
+        }
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
         Ok(Spill {
-            tree,
-            waiting: HashMap::new(),
+            dir: dir.to_path_buf(),
+            queues: HashMap::new(),
             len: 0,
             next: 0,
         })
@@ -63,7 +77,7 @@ impl Spill {
 
     /// Whether commands of `team` wait here: its next ones must wait behind them.
     pub fn holds(&self, team: &str) -> bool {
-        self.waiting.contains_key(team)
+        self.queues.contains_key(team)
     }
 
     /// Commands waiting, of every team.
@@ -77,15 +91,40 @@ impl Spill {
 
     /// The teams with commands waiting.
     pub fn teams(&self) -> Vec<Arc<str>> {
-        self.waiting.keys().cloned().collect()
+        self.queues.keys().cloned().collect()
     }
 
     /// Keeps `message`, a command of `team`, behind the team's others.
     pub fn push(&mut self, team: &Arc<str>, message: &Original) -> Result<(), SpillError> {
-        let key = key(team, self.next);
-        self.tree.insert(key, encode(message))?;
-        self.next += 1;
-        *self.waiting.entry(team.clone()).or_default() += 1;
+        if !self.queues.contains_key(team) {
+            let path = self.dir.join(format!("{}.spill", self.next));
+            self.next += 1;
+            let file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)
+                .map_err(io_error(&path))?;
+            let reader = File::open(&path).map_err(io_error(&path))?;
+            let queue = Queue {
+                writer: BufWriter::with_capacity(64 * 1024, file),
+                reader: BufReader::with_capacity(64 * 1024, reader),
+                path,
+                waiting: 0,
+                unflushed: false,
+            };
+            self.queues.insert(team.clone(), queue);
+        }
+        let Some(queue) = self.queues.get_mut(team) else {
+            return Ok(());
+        };
+        let bytes = encode(message);
+        let written = queue
+            .writer
+            .write_all(&(bytes.len() as u32).to_be_bytes())
+            .and_then(|()| queue.writer.write_all(&bytes));
+        written.map_err(io_error(&queue.path))?;
+        queue.waiting += 1;
+        queue.unflushed = true;
         self.len += 1;
         metrics::gauge!("hubsync_sink_spilled_commands").set(self.len as f64);
         Ok(())
@@ -95,48 +134,53 @@ impl Spill {
     /// the same (and its error returned): its offset stays unstored, so it is read again from
     /// Kafka at the next start.
     pub fn pop(&mut self, team: &Arc<str>) -> Result<Option<Original>, SpillError> {
-        let Some((key, value)) = self.tree.scan_prefix(prefix(team)).next().transpose()? else {
-            self.waiting.remove(team);
+        let Some(queue) = self.queues.get_mut(team) else {
             return Ok(None);
         };
-        self.tree.remove(&key)?;
-        match self.waiting.get_mut(team) {
-            Some(n) if *n > 1 => *n -= 1,
-            _ => {
-                self.waiting.remove(team);
-            }
+        if queue.unflushed {
+            queue.writer.flush().map_err(io_error(&queue.path))?;
+            queue.unflushed = false;
         }
+        let read = read_one(&mut queue.reader);
+        queue.waiting -= 1;
         self.len = self.len.saturating_sub(1);
         metrics::gauge!("hubsync_sink_spilled_commands").set(self.len as f64);
-        Ok(Some(decode(&value)?))
+        if queue.waiting == 0 {
+            // Read to its end: gone, and the team's next command starts a new file.
+            if let Some(queue) = self.queues.remove(team) {
+                let _ = fs::remove_file(&queue.path);
+            }
+        }
+        Ok(Some(read?))
     }
 
     /// Forgets everything waiting (the sink stops; Kafka hands it out again); returns how many
     /// commands that was.
     pub fn clear(&mut self) -> usize {
-        if let Err(error) = self.tree.clear() {
-            tracing::warn!(%error, "could not empty the sink's overflow; it is emptied at the next start");
+        for (_, queue) in self.queues.drain() {
+            let _ = fs::remove_file(&queue.path);
         }
-        self.waiting.clear();
         metrics::gauge!("hubsync_sink_spilled_commands").set(0.0);
         std::mem::take(&mut self.len)
     }
 }
 
-/// `len(team) ++ team`: every key of one team starts with it, and no other team's does.
-fn prefix(team: &str) -> Vec<u8> {
-    let mut prefix = Vec::with_capacity(4 + team.len());
-    prefix.extend_from_slice(&(team.len() as u32).to_be_bytes());
-    prefix.extend_from_slice(team.as_bytes());
-    prefix
+/// One command as [`Spill::push`] wrote it.
+fn read_one(reader: &mut BufReader<File>) -> Result<Original, SpillError> {
+    let mut len = [0u8; 4];
+    reader
+        .read_exact(&mut len)
+        .map_err(|_| SpillError::Unreadable("its file ends before its length"))?;
+    let mut bytes = vec![0u8; u32::from_be_bytes(len) as usize];
+    reader
+        .read_exact(&mut bytes)
+        .map_err(|_| SpillError::Unreadable("its file ends before its bytes"))?;
+    decode(&bytes).map_err(|Unreadable(why)| SpillError::Unreadable(why))
 }
 
-/// The team's prefix, then a sequence number in big-endian order, so keys sort as they came.
-fn key(team: &str, sequence: u64) -> Vec<u8> {
-    let mut key = prefix(team);
-    key.extend_from_slice(&sequence.to_be_bytes());
-    key
-}
+/// Why bytes do not read back as a message.
+#[derive(Debug)]
+struct Unreadable(&'static str);
 
 fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
@@ -267,10 +311,10 @@ mod tests {
         }
     }
 
-    fn open() -> (tempfile::TempDir, State) {
+    fn open() -> (tempfile::TempDir, Spill) {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let state = State::open(dir.path(), 1 << 20, 1_000).expect("state opens");
-        (dir, state)
+        let spill = Spill::open(&dir.path().join("spill")).expect("opens");
+        (dir, spill)
     }
 
     #[test]
@@ -303,8 +347,7 @@ mod tests {
 
     #[test]
     fn each_team_gets_its_commands_back_in_order_and_apart() {
-        let (_dir, state) = open();
-        let mut spill = Spill::open(&state).expect("opens");
+        let (_dir, mut spill) = open();
         let (a, b, ab): (Arc<str>, Arc<str>, Arc<str>) = ("a".into(), "b".into(), "ab".into());
         for offset in 0..5 {
             spill.push(&a, &message(offset)).expect("kept");
@@ -323,21 +366,44 @@ mod tests {
         assert_eq!(offsets(&mut spill, &b), vec![50]);
         assert_eq!(offsets(&mut spill, &ab), vec![100, 101, 102, 103, 104]);
         assert!(spill.is_empty() && spill.teams().is_empty());
+        let files = std::fs::read_dir(&spill.dir)
+            .expect("the directory")
+            .count();
+        assert_eq!(files, 0, "every file read to its end is removed");
+    }
+
+    #[test]
+    fn a_team_written_while_it_is_read_keeps_its_order() {
+        let (_dir, mut spill) = open();
+        let team: Arc<str> = "a".into();
+        let mut taken = Vec::new();
+        for offset in 0..1_000 {
+            spill.push(&team, &message(offset)).expect("kept");
+            if offset % 3 == 0 {
+                taken.push(spill.pop(&team).expect("reads back").expect("one").offset);
+            }
+        }
+        while let Some(message) = spill.pop(&team).expect("reads back") {
+            taken.push(message.offset);
+        }
+        assert_eq!(taken, (0..1_000).collect::<Vec<i64>>());
     }
 
     #[test]
     fn what_waited_is_forgotten_at_the_next_start() {
-        let (_dir, state) = open();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("spill");
         let team: Arc<str> = "a".into();
-        let mut spill = Spill::open(&state).expect("opens");
+        let mut spill = Spill::open(&path).expect("opens");
         spill.push(&team, &message(1)).expect("kept");
         spill.push(&team, &message(2)).expect("kept");
         drop(spill);
-        let mut again = Spill::open(&state).expect("opens again");
+        let mut again = Spill::open(&path).expect("opens again");
         assert!(again.is_empty());
         assert_eq!(again.pop(&team).expect("reads"), None);
         again.push(&team, &message(3)).expect("kept");
         assert_eq!(again.clear(), 1);
         assert_eq!(again.pop(&team).expect("reads"), None);
+        assert_eq!(std::fs::read_dir(&path).expect("the directory").count(), 0);
     }
 }

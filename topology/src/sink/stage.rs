@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::join_all;
 use hubsync_schemas::{HubSpotCommand, HubSpotObjectType, IdentityKind, OutcomeStatus};
 use rdkafka::Message;
@@ -51,6 +52,9 @@ use crate::state::{StateError, record_key};
 use crate::teams::{self, Served, Shared};
 
 pub const STAGE: &str = "sink";
+
+/// The directory, under `state.dir`, where commands beyond a team's share of memory wait.
+pub const SPILL_DIR: &str = "sink-spill";
 
 /// How long the replay commands topic must have been quiet (nothing read, because nothing
 /// more came or because the lane is full and its topic paused) before replayed records are
@@ -316,6 +320,9 @@ pub struct SinkSettings {
 /// the sink runs without an overflow).
 pub const MAX_SPILLED: usize = 2_000_000;
 
+/// Commands read at most in one turn of the loop, of those the consumer already holds.
+const READ_AT_ONCE: usize = 500;
+
 /// Commands taken back from disk per turn of the loop, so reading and writing go on meanwhile.
 const READMIT_PER_TURN: usize = 1_000;
 
@@ -518,6 +525,10 @@ impl SinkStage {
                 }
                 Some(position) = acked.recv() => {
                     self.complete(&mut tracker, replay_topic, position);
+                    // The others delivered meanwhile, in the same turn.
+                    while let Ok(position) = acked.try_recv() {
+                        self.complete(&mut tracker, replay_topic, position);
+                    }
                 }
                 Some(joined) = batches.join_next_with_id() => {
                     let (id, written) = match joined {
@@ -566,6 +577,17 @@ impl SinkStage {
                     match message {
                         Ok(message) => self.accept(&message, &mut tracker, &mut coalescers, spill.as_mut(), &acks).await?,
                         Err(error) => warn!(%error, "kafka consumer error; continuing"),
+                    }
+                    // What else the consumer holds already, before the loop looks at every team's
+                    // records again: one look per message would cost the teams' count each.
+                    let room = self.settings.max_pending.saturating_sub(live_pending + 1);
+                    let room = room.min(MAX_SPILLED.saturating_sub(spilled + 1));
+                    for _ in 0..room.min(READ_AT_ONCE) {
+                        match self.consumer.recv().now_or_never() {
+                            Some(Ok(message)) => self.accept(&message, &mut tracker, &mut coalescers, spill.as_mut(), &acks).await?,
+                            Some(Err(error)) => warn!(%error, "kafka consumer error; continuing"),
+                            None => break,
+                        }
                     }
                 }
                 // Only when no live command waits; polled while paused too, so the consumer

@@ -902,6 +902,12 @@ fn print_teams(f: &teams::Figures) {
         );
     }
     println!(
+        "live beside the backlog, p99 per second from its publication (ms): {:?}; the backlog \
+         was on the broker {} ms after its first record was sent",
+        f.beside_by_second,
+        f.backlog_published.as_millis()
+    );
+    println!(
         "backlog: {} created in {:.1} s ({:.0} records/s; its portal allows 190 calls of 100 at \
          once, then 1,900 a second); live \
          events not written: {}; 429s over every portal: {}",

@@ -272,8 +272,8 @@ pub async fn measure(params: Params) -> Figures {
         contacts,
         alone: Latency::of(&alone),
         beside_replay: Latency::of(&beside),
-        alone_by_5s: by_5s(&alone, alone_started_ms),
-        beside_by_5s: by_5s(&beside, replay_started_ms),
+        alone_by_5s: p99_by(&alone, alone_started_ms, Duration::from_secs(5)),
+        beside_by_5s: p99_by(&beside, replay_started_ms, Duration::from_secs(5)),
         writes_by_5s,
         copy,
         copy_took,
@@ -304,11 +304,12 @@ pub async fn measure(params: Params) -> Figures {
     figures
 }
 
-/// p99 latency of the outcomes per 5 s of event time from `from_ms`.
-fn by_5s(outcomes: &[&OutcomeSeen], from_ms: i64) -> Vec<i64> {
+/// p99 latency of the outcomes per `window` of event time from `from_ms`.
+pub fn p99_by(outcomes: &[&OutcomeSeen], from_ms: i64, window: Duration) -> Vec<i64> {
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
     let mut buckets: Vec<Vec<&OutcomeSeen>> = Vec::new();
     for outcome in outcomes {
-        let bucket = usize::try_from((outcome.event_ms - from_ms).max(0) / 5_000).unwrap_or(0);
+        let bucket = usize::try_from((outcome.event_ms - from_ms).max(0) / window_ms).unwrap_or(0);
         if buckets.len() <= bucket {
             buckets.resize(bucket + 1, Vec::new());
         }

@@ -47,6 +47,10 @@ pub struct Figures {
     pub connected_in: Duration,
     pub alone: Latency,
     pub beside: Latency,
+    /// The live events' p99 latency per second of event time from the backlog's publication.
+    pub beside_by_second: Vec<i64>,
+    /// From the backlog's first publication until the broker held all of it.
+    pub backlog_published: Duration,
     /// From the backlog's publication to its last outcome.
     pub backlog_wall: Duration,
     /// The backlog's contacts created.
@@ -136,7 +140,7 @@ pub async fn measure(params: Params) -> Figures {
         .collect();
     let mut live_rng = Rng::new(0x5eed_0017);
     let backlog_started_ms = now_ms();
-    let (beside_emails, ()) = tokio::join!(
+    let (beside_emails, published_ms) = tokio::join!(
         live(
             &world,
             &writer,
@@ -145,7 +149,10 @@ pub async fn measure(params: Params) -> Figures {
             LIVE_FROM + alone_count as u64,
             &mut live_rng,
         ),
-        world.publish_all(&topic, &backlog)
+        async {
+            world.publish_all(&topic, &backlog).await;
+            now_ms() - backlog_started_ms
+        }
     );
     let outcomes = collector.finish().await;
     pipeline.stop().await.expect("the pipeline stops cleanly");
@@ -176,7 +183,9 @@ pub async fn measure(params: Params) -> Figures {
         connected_in,
         alone: Latency::of(&alone),
         beside: Latency::of(&beside),
+        beside_by_second: replay::p99_by(&beside, backlog_started_ms, Duration::from_secs(1)),
         backlog_wall,
+        backlog_published: Duration::from_millis(u64::try_from(published_ms).unwrap_or(0)),
         backlog_created: backlog_outcomes
             .iter()
             .filter(|o| o.status == OutcomeStatus::Created)

@@ -98,6 +98,7 @@ async fn reset(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
     let mut state = sandbox.lock();
     state.store = Store::new();
     state.limiter.reset();
+    state.oauth_limiter.reset();
     state.faults = Faults::default();
     state.requests.clear();
     Ok(StatusCode::NO_CONTENT.into_response())

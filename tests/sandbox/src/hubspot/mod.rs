@@ -126,7 +126,11 @@ struct Inner {
 
 pub(crate) struct SandboxState {
     pub store: Store,
+    /// The budget of private-app tokens: the account's tier.
     pub limiter: RateLimiter,
+    /// The budget of the public app's OAuth access tokens in this account (110 per 10 s, no
+    /// daily limit), apart from the private apps'.
+    pub oauth_limiter: RateLimiter,
     pub faults: Faults,
     pub rng: StdRng,
     pub tokens: BTreeMap<String, TokenState>,
@@ -164,6 +168,7 @@ impl HubSpotSandbox {
         let state = SandboxState {
             store: Store::new(),
             limiter: RateLimiter::new(limits),
+            oauth_limiter: RateLimiter::new(Limits::of_oauth_app(limits)),
             faults: options.faults,
             rng: StdRng::seed_from_u64(options.seed),
             tokens: options
@@ -327,6 +332,9 @@ impl HubSpotSandbox {
         state.partial_upserts = settings.partial_upserts;
         state.send_retry_after = settings.send_retry_after;
         state.limiter.set_limits(settings.limits);
+        state
+            .oauth_limiter
+            .set_limits(Limits::of_oauth_app(settings.limits));
     }
 }
 
@@ -431,7 +439,8 @@ fn admit(
     search: bool,
     fault: Fault,
 ) -> Result<(Option<ratelimit::Budget>, Fault), Refusal> {
-    let mut state = sandbox.lock();
+    let mut guard = sandbox.lock();
+    let state = &mut *guard;
     let token_state = bearer(request).and_then(|t| state.tokens.get(&t).cloned());
     match token_state {
         None | Some(TokenState::Revoked) => {
@@ -458,7 +467,14 @@ fn admit(
         }
         return Err(refusal);
     }
-    match state.limiter.admit(now, search) {
+    // An access token of the public app (it expires) spends the app's budget in this account.
+    let oauth = bearer(request).is_some_and(|t| state.token_expiry.contains_key(&t));
+    let limiter = if oauth {
+        &mut state.oauth_limiter
+    } else {
+        &mut state.limiter
+    };
+    match limiter.admit(now, search) {
         Admission::Allowed(budget) => Ok((budget, fault)),
         Admission::Limited {
             policy,

@@ -26,7 +26,20 @@ pub struct Limits {
     pub utc_offset_minutes: i32,
 }
 
+/// The daily limit of calls that have none: a public app's OAuth calls.
+pub const NO_DAILY_LIMIT: u64 = u64::MAX;
+
 impl Limits {
+    /// A public OAuth app's limits in an installing account: its own ten-second window, no
+    /// daily limit, the account's search limit and time zone.
+    pub fn of_oauth_app(account: Limits) -> Self {
+        Limits {
+            per_window: hubsync_hubspot::tier::OAUTH_REQUESTS_PER_10S,
+            daily: NO_DAILY_LIMIT,
+            ..account
+        }
+    }
+
     /// The tier's published limits, in UTC.
     pub fn of_tier(tier: Tier) -> Self {
         let published = tier.limits();
@@ -50,20 +63,24 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn headers(&self) -> [(&'static str, String); 5] {
-        [
+    /// The headers; the daily ones only where a daily limit applies (OAuth calls have none).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
             ("x-hubspot-ratelimit-max", self.max.to_string()),
             ("x-hubspot-ratelimit-remaining", self.remaining.to_string()),
             (
                 "x-hubspot-ratelimit-interval-milliseconds",
                 self.interval_ms.to_string(),
             ),
-            ("x-hubspot-ratelimit-daily", self.daily.to_string()),
-            (
+        ];
+        if self.daily != NO_DAILY_LIMIT {
+            headers.push(("x-hubspot-ratelimit-daily", self.daily.to_string()));
+            headers.push((
                 "x-hubspot-ratelimit-daily-remaining",
                 self.daily_remaining.to_string(),
-            ),
-        ]
+            ));
+        }
+        headers
     }
 }
 

@@ -51,6 +51,10 @@ pub enum Selection {
         topic: Option<String>,
         since: Option<i64>,
         until: Option<i64>,
+        /// Only this team's events (the team the configuration names): a service's outcomes
+        /// topic carries every team's. Runs saved before teams existed have none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        team: Option<String>,
     },
 }
 
@@ -110,8 +114,12 @@ impl Selection {
                 topic,
                 since,
                 until,
+                team,
             } => {
                 let mut text = String::from("events whose latest outcome is PARKED");
+                if let Some(team) = team {
+                    text.push_str(&format!(", of team {team}"));
+                }
                 if let Some(topic) = topic {
                     text.push_str(&format!(" on {topic}"));
                 }
