@@ -165,6 +165,40 @@ fn the_demo_gives_every_event_its_outcome_and_hubspot_the_right_records() {
     assert!(out.contains("next commands to try"), "{out}");
 }
 
+/// Three teams in one pipeline, each generated from its own seed (sharing upstream contact and
+/// company ids) and written to its own portal: each portal holds exactly its own team's records.
+#[test]
+fn several_teams_each_end_in_their_own_portal() {
+    let run = demo(&[
+        "--teams",
+        "3",
+        "--contacts",
+        "120",
+        "--companies",
+        "12",
+        "--seed",
+        "11",
+    ]);
+    let out = &run.stdout;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "hubsync-dev demo --teams 3 failed:\n{out}"
+    );
+    let sections: Vec<&str> = out.split("=== team ").skip(1).collect();
+    assert_eq!(sections.len(), 3, "a report per team:\n{out}");
+    for section in sections {
+        assert!(section.contains("result: complete"), "{section}");
+        assert_eq!(
+            labelled(section, "hubspot contacts"),
+            labelled(section, "expected contacts"),
+            "{section}"
+        );
+        assert_eq!(labelled(section, "hubspot companies"), 12, "{section}");
+    }
+    assert!(out.contains("3 teams: 3 matched their prediction"), "{out}");
+}
+
 #[test]
 fn a_team_without_companies_is_refused() {
     let output = Command::new(env!("CARGO_BIN_EXE_hubsync-dev"))

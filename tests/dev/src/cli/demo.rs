@@ -43,6 +43,10 @@ pub struct DemoArgs {
     /// How long to wait for every event's outcome after publishing starts (e.g. "5m", "90s").
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Teams served by one pipeline at once, each generated from its own seed and written to
+    /// its own portal of the sandbox; each portal must hold exactly its own team's records.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    pub teams: usize,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +56,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         tier: args.hubspot_tier,
         timeout: args.timeout,
+        teams: args.teams,
     };
     let report = demo::run(&options).await?;
     print!("{}", report.render());

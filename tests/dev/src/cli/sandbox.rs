@@ -113,7 +113,7 @@ pub struct Sandbox {
     pub hubspot_server: RunningServer,
     pub token: String,
     /// Each portal's (id, token, team, token variable).
-    teams: Vec<(u64, String, String, String)>,
+    pub teams: Vec<(u64, String, String, String)>,
 }
 
 impl Sandbox {
@@ -232,12 +232,18 @@ impl Sandbox {
 
     /// A complete configuration pointing at this sandbox; the token comes from the environment.
     pub fn config(&self) -> String {
+        self.config_of(self.hubspot.portal_id(), "HUBSYNC_HUBSPOT_TOKEN")
+    }
+
+    /// A complete one-file configuration for one portal of this sandbox, its token read from
+    /// the environment variable `token_variable`.
+    pub fn config_of(&self, portal_id: u64, token_variable: &str) -> String {
         render_sandbox_config(
             self.broker.bootstrap_servers(),
             &self.registry.url(),
             &self.hubspot_server.url(),
-            self.hubspot.portal_id(),
-            "HUBSYNC_HUBSPOT_TOKEN",
+            portal_id,
+            token_variable,
         )
     }
 

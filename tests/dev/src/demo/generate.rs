@@ -316,6 +316,34 @@ enum Update {
 }
 
 /// Generates the team for `options`.
+/// The same team as another team of the platform: every event names `team_id`. Upstream ids
+/// stay as generated, so two such teams share contact and company ids (and some emails), which
+/// must still end apart, each in its own team's portal. Without `garbled`, its undecodable
+/// messages are left out: their dead letters name no event and so no team, and one team's
+/// suffice.
+pub fn for_team(mut team: Team, team_id: &str, garbled: bool) -> Team {
+    if !garbled {
+        team.messages
+            .retain(|m| !matches!(m.payload, Payload::Garbled { .. }));
+        for (garble, count) in std::mem::take(&mut team.expected.garbled) {
+            if let Some(letters) = team.expected.dead_letters.get_mut(garble.code()) {
+                *letters = letters.saturating_sub(count);
+            }
+        }
+        team.expected.dead_letters.retain(|_, letters| *letters > 0);
+    }
+    for message in &mut team.messages {
+        match &mut message.payload {
+            Payload::Contact(event) | Payload::Garbled { contact: event, .. } => {
+                event.team_id = team_id.to_string();
+            }
+            Payload::Company(event) => event.team_id = team_id.to_string(),
+            Payload::Activity(event) => event.team_id = team_id.to_string(),
+        }
+    }
+    team
+}
+
 pub fn generate(options: &TeamOptions) -> Team {
     let mut rng = StdRng::seed_from_u64(options.seed);
     let companies = make_companies(&mut rng, options.companies.max(1));

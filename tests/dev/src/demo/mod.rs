@@ -43,11 +43,8 @@ use hubsync::admin::{self, Health, StageHealth};
 use hubsync::codec::{AvroCodec, RegistryClient, Writer};
 use hubsync::config::{Config, Secrets, Topics};
 use hubsync::kafka::producer_config;
-use hubsync::pipeline::{Pipeline, Stages};
+use hubsync::pipeline::{Pipeline, Refusal, Stages};
 pub use summary::Report;
-
-/// The environment variable the demo's configuration names for the HubSpot token.
-const TOKEN_ENV: &str = "HUBSYNC_HUBSPOT_TOKEN";
 
 /// A schema id the sandbox's registry never issues.
 const UNKNOWN_SCHEMA_ID: u32 = 999_999;
@@ -64,24 +61,51 @@ pub struct DemoOptions {
     pub tier: Tier,
     /// How long to wait for every outcome, from the first message published.
     pub timeout: Duration,
+    /// Teams served at once, each generated from its own seed (`seed`, `seed + 1`, ...) and
+    /// written to its own portal of the sandbox.
+    pub teams: usize,
 }
 
-/// Runs the demo; progress goes to standard error, the report is returned.
-pub async fn run(options: &DemoOptions) -> anyhow::Result<Report> {
+/// What a run of several teams found: a report per team, each against its own portal.
+pub struct Reports {
+    /// Each team's id, portal and report, in portal order.
+    pub teams: Vec<(String, u64, Report)>,
+}
+
+impl Reports {
+    /// Whether every team's run matched its prediction, each portal holding only its own.
+    pub fn complete(&self) -> bool {
+        self.teams.iter().all(|(_, _, report)| report.complete())
+    }
+
+    pub fn render(&self) -> String {
+        if let [(_, _, only)] = self.teams.as_slice() {
+            return only.render();
+        }
+        let mut out = String::new();
+        for (team, portal, report) in &self.teams {
+            out.push_str(&format!("=== team {team}, portal {portal} ===\n"));
+            out.push_str(&report.render());
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{} teams: {} matched their prediction, each portal holding exactly its own team's records\n",
+            self.teams.len(),
+            self.teams.iter().filter(|(_, _, r)| r.complete()).count()
+        ));
+        out
+    }
+}
+
+/// Runs the demo; progress goes to standard error, the reports are returned.
+pub async fn run(options: &DemoOptions) -> anyhow::Result<Reports> {
     let begun = Instant::now();
-    let team = generate::generate(&TeamOptions {
-        contacts: options.contacts,
-        companies: options.companies,
-        seed: options.seed,
-        end_ms: hubsync::outcomes::now_ms(),
-    });
-    eprintln!(
-        "hubsync-dev demo: {} messages generated for {} contacts at {} companies (seed {})",
-        team.messages.len(),
-        options.contacts,
-        options.companies,
-        options.seed
-    );
+    let end_ms = hubsync::outcomes::now_ms();
+    let teams = options.teams.max(1);
+    let portals = u16::try_from(teams)
+        .ok()
+        .filter(|n| *n <= 1_000)
+        .ok_or_else(|| anyhow::anyhow!("--teams is at most 1000"))?;
 
     let sandbox = Sandbox::start(&SandboxArgs {
         hubspot_tier: options.tier,
@@ -94,11 +118,34 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<Report> {
         token: DEFAULT_TOKEN.to_string(),
         search_lag: Duration::from_secs(5),
         write_config: None,
-        portals: 1,
+        portals,
     })
     .await?;
+    let generated: Vec<Team> = sandbox
+        .teams
+        .iter()
+        .enumerate()
+        .map(|(n, (_, _, team_id, _))| {
+            let team = generate::generate(&TeamOptions {
+                contacts: options.contacts,
+                companies: options.companies,
+                seed: options.seed + n as u64,
+                end_ms,
+            });
+            generate::for_team(team, team_id, n == 0)
+        })
+        .collect();
+    eprintln!(
+        "hubsync-dev demo: {} messages generated for {} team(s) of {} contacts at {} companies (seed {}{})",
+        generated.iter().map(|t| t.messages.len()).sum::<usize>(),
+        teams,
+        options.contacts,
+        options.companies,
+        options.seed,
+        if teams > 1 { " and up" } else { "" }
+    );
     let state_dir = StateDir::create()?;
-    let result = run_on(options, &sandbox, &state_dir, team, begun).await;
+    let result = run_on(options, &sandbox, &state_dir, generated, begun).await;
     sandbox.shutdown().await;
     drop(state_dir);
     result
@@ -108,15 +155,36 @@ async fn run_on(
     options: &DemoOptions,
     sandbox: &Sandbox,
     state_dir: &StateDir,
-    team: Team,
+    generated: Vec<Team>,
     begun: Instant,
-) -> anyhow::Result<Report> {
-    let text = demo_config(&sandbox.config(), &state_dir.0, options.tier)?;
-    let config = Config::from_toml_str(&text)
-        .map_err(|problems| anyhow::anyhow!("the demo configuration is invalid: {problems}"))?;
-    let secrets = config
-        .resolve_secrets_with(&|name| (name == TOKEN_ENV).then(|| sandbox.token.clone()))
-        .map_err(|problems| anyhow::anyhow!("the demo configuration's secrets: {problems}"))?;
+) -> anyhow::Result<Reports> {
+    // Each team on its own portal, with its own token: the demo's configuration for each.
+    let mut setups = Vec::with_capacity(sandbox.teams.len());
+    for (portal_id, token, team_id, variable) in &sandbox.teams {
+        let text = demo_config(
+            &sandbox.config_of(*portal_id, variable),
+            &state_dir.0,
+            options.tier,
+        )?;
+        let mut config = Config::from_toml_str(&text)
+            .map_err(|problems| anyhow::anyhow!("the demo configuration is invalid: {problems}"))?;
+        config.team.id = team_id.clone();
+        let secrets = config
+            .resolve_secrets_with(&|name| (name == variable.as_str()).then(|| token.clone()))
+            .map_err(|problems| anyhow::anyhow!("the demo configuration's secrets: {problems}"))?;
+        setups.push((config, secrets));
+    }
+    let Some((config, secrets)) = setups.first().cloned() else {
+        anyhow::bail!("the sandbox has no portal");
+    };
+    // Every team's messages, published together.
+    let team = Team {
+        messages: generated
+            .iter()
+            .flat_map(|t| t.messages.iter().cloned())
+            .collect(),
+        expected: generated[0].expected.clone(),
+    };
 
     let health = Health::default();
     let metrics = admin::install_metrics();
@@ -135,9 +203,16 @@ async fn run_on(
         admin_server.url(),
         admin_server.url()
     );
-    let pipeline = Pipeline::start(&config, &secrets, Stages::All, health.clone())
-        .await
-        .context("starting the pipeline")?;
+    let pipeline = Pipeline::start_teams(
+        &config,
+        &secrets,
+        &setups,
+        Stages::All,
+        health.clone(),
+        Refusal::Stop,
+    )
+    .await
+    .context("starting the pipeline")?;
     let driven = drive(options, &config, &secrets, sandbox, &health, &team, begun).await;
     info!("stopping the pipeline");
     let stop_error = pipeline.stop().await.err().map(|e| format!("{e:#}"));
@@ -148,27 +223,72 @@ async fn run_on(
         .as_ref()
         .and_then(|handle| batch_stats(&handle.render()));
 
-    let mut report = summary::Report::new(options, &team, &tally);
-    report.startup = driven.startup;
-    report.waves = driven.waves;
-    report.wall = driven.wall;
-    report.timed_out = driven.finished_at.is_none() && driven.stopped_stage.is_none();
-    report.problems.extend(driven.stopped_stage);
-    report
-        .problems
-        .extend(stop_error.map(|e| format!("the pipeline did not stop cleanly: {e}")));
-    report.batches = batches;
-    report.hubspot_calls = calls_by_endpoint(&sandbox.hubspot.request_counts());
-    report.contacts_in_hubspot = sandbox.hubspot.count(ObjectType::Contacts);
-    report.companies_in_hubspot = sandbox.hubspot.count(ObjectType::Companies);
-    for object in activities::ACTIVITY_OBJECTS {
-        report
-            .activities_in_hubspot
-            .insert(object, sandbox.hubspot.count(object));
+    let mut reports = Vec::with_capacity(generated.len());
+    for (own, ((portal_id, _, team_id, _), portal)) in generated
+        .iter()
+        .zip(sandbox.teams.iter().zip(sandbox.portals.all()))
+    {
+        let mut report = summary::Report::new(options, own, &tally);
+        report.startup = driven.startup;
+        report.waves = driven.waves.clone();
+        report.wall = driven.wall;
+        report.timed_out = driven.finished_at.is_none() && driven.stopped_stage.is_none();
+        report.problems.extend(driven.stopped_stage.clone());
+        report.problems.extend(
+            stop_error
+                .as_ref()
+                .map(|e| format!("the pipeline did not stop cleanly: {e}")),
+        );
+        report.batches = batches;
+        report.hubspot_calls = calls_by_endpoint(&portal.request_counts());
+        report.contacts_in_hubspot = portal.count(ObjectType::Contacts);
+        report.companies_in_hubspot = portal.count(ObjectType::Companies);
+        for object in activities::ACTIVITY_OBJECTS {
+            report
+                .activities_in_hubspot
+                .insert(object, portal.count(object));
+        }
+        report.deals_in_hubspot = portal.count(ObjectType::Deals);
+        report.problems.extend(foreign_contacts(own, &portal));
+        report.finish();
+        reports.push((team_id.clone(), *portal_id, report));
     }
-    report.deals_in_hubspot = sandbox.hubspot.count(ObjectType::Deals);
-    report.finish();
-    Ok(report)
+    Ok(Reports { teams: reports })
+}
+
+/// Contacts the portal holds whose email none of `team`'s events carried: another team's, or
+/// made up. Each is a problem.
+fn foreign_contacts(team: &Team, portal: &hubsync_sandbox::hubspot::HubSpotSandbox) -> Vec<String> {
+    let ours: HashSet<String> = team
+        .messages
+        .iter()
+        .filter_map(|message| match &message.payload {
+            Payload::Contact(event) => event.email.as_deref(),
+            _ => None,
+        })
+        .map(|email| email.trim().to_ascii_lowercase())
+        .collect();
+    let foreign: Vec<String> = portal
+        .snapshot(ObjectType::Contacts)
+        .iter()
+        .filter_map(|contact| contact["properties"]["email"].as_str())
+        .filter(|email| !ours.contains(&email.to_ascii_lowercase()))
+        .map(str::to_string)
+        .collect();
+    if foreign.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "portal {} holds {} contacts its team never sent, e.g. {}",
+        portal.portal_id(),
+        foreign.len(),
+        foreign
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    )]
 }
 
 /// What publishing and waiting left behind.
@@ -579,6 +699,9 @@ impl Drop for StateDir {
 mod tests {
     use super::*;
     use crate::sandbox_config::render_sandbox_config;
+
+    /// The environment variable the sandbox's configuration names for the HubSpot token.
+    const TOKEN_ENV: &str = "HUBSYNC_HUBSPOT_TOKEN";
 
     #[test]
     fn the_demo_configuration_is_valid_and_has_the_demo_rules() {

@@ -9,7 +9,7 @@
 //! incomplete` (events without an outcome) or `result: mismatch` (everything answered, but the
 //! run differs from the prediction).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use hubsync_schemas::{ActivityType, OutcomeStatus};
 use super::DemoOptions;
 use super::activities::{self, ACTIVITY_OBJECTS, DealFate};
 use super::collect::{Seen, Tally};
-use super::generate::{Expected, Payload, Profile, Team, deal_event_id};
+use super::generate::{Expected, Payload, Profile, Team, Upstream, deal_event_id};
 use super::names;
 
 /// Outcome statuses in the order the report lists them.
@@ -273,8 +273,21 @@ impl Report {
             .filter(|(_, upstream)| upstream.len() > 1)
             .map(|((object, id), upstream)| (object, id, upstream.into_iter().collect()))
             .collect();
+        // The team's own dead letters; those too broken to name an event go to the team that
+        // sent undecodable messages (of several teams, only one does).
+        let deals: HashSet<String> = team
+            .messages
+            .iter()
+            .filter_map(Upstream::deal_event_id)
+            .collect();
         for letter in &tally.dead_letters {
-            *report.dead_letters.entry(letter.code.clone()).or_default() += 1;
+            let ours = match letter.event_id.as_deref() {
+                None => team.expected.garbled_total() > 0,
+                Some(id) => deliveries.contains_key(id) || deals.contains(id),
+            };
+            if ours {
+                *report.dead_letters.entry(letter.code.clone()).or_default() += 1;
+            }
         }
         report
     }
@@ -1011,6 +1024,7 @@ mod tests {
             seed: 7,
             tier: Tier::Professional,
             timeout: Duration::from_secs(60),
+            teams: 1,
         }
     }
 
