@@ -249,7 +249,7 @@ async fn run_on(
                 .insert(object, portal.count(object));
         }
         report.deals_in_hubspot = portal.count(ObjectType::Deals);
-        report.problems.extend(foreign_contacts(own, &portal));
+        report.problems.extend(foreign_contacts(own, portal));
         report.finish();
         reports.push((team_id.clone(), *portal_id, report));
     }
