@@ -358,9 +358,15 @@ fn main() {
             "[7] {} teams, team 0's backlog of {} beside {} live events/s ...",
             params.teams, params.backlog, params.live_rate
         );
+        let one = teams::Params {
+            teams: 1,
+            ..params.clone()
+        };
         let figures = runtime.block_on(teams::measure(params));
-        print_teams(&figures);
-        rows.extend(teams_rows(&figures));
+        eprintln!("[7] the same with one team, for its CPU per event ...");
+        let alone = runtime.block_on(teams::measure(one));
+        print_teams(&figures, &alone);
+        rows.extend(teams_rows(&figures, &alone));
     }
 
     println!();
@@ -878,7 +884,7 @@ fn replay_rows(f: &replay::Figures) -> Vec<Row> {
     ]
 }
 
-fn print_teams(f: &teams::Figures) {
+fn print_teams(f: &teams::Figures, one: &teams::Figures) {
     println!("### 7. many teams: one team's backlog beside the others' live events");
     println!(
         "{} teams in one service, each on its own portal (Professional, 190 requests/10 s each) \
@@ -917,10 +923,20 @@ fn print_teams(f: &teams::Figures) {
         f.live_not_written,
         f.rate_limited
     );
+    println!(
+        "CPU of the whole process per event from the backlog's publication to its last outcome: \
+         {} us with {} teams, {} us with the same events all of one team (backlog {} in {:.1} s)",
+        f.cpu_per_event.as_micros(),
+        f.params.teams,
+        one.cpu_per_event.as_micros(),
+        thousands(one.backlog_created as f64),
+        one.backlog_wall.as_secs_f64()
+    );
     println!();
 }
 
-fn teams_rows(f: &teams::Figures) -> Vec<Row> {
+fn teams_rows(f: &teams::Figures, one: &teams::Figures) -> Vec<Row> {
+    let per_event = |f: &teams::Figures| f.cpu_per_event.as_secs_f64() * 1e6;
     vec![
         Row::new(
             "7 other teams' live p99 beside one team's backlog / alone",
@@ -955,6 +971,18 @@ fn teams_rows(f: &teams::Figures) -> Vec<Row> {
             } else {
                 Verdict::Fail
             },
+        ),
+        Row::new(
+            "7   CPU per event, many teams / one team (whole process)",
+            format!(
+                "{:.0} / {:.0} us = {:.2} x ({} teams / 1)",
+                per_event(f),
+                per_event(one),
+                per_event(f) / per_event(one).max(0.001),
+                f.params.teams
+            ),
+            "<= 1.10 x",
+            Verdict::at_most(per_event(f), 1.10 * per_event(one)),
         ),
     ]
 }
