@@ -496,6 +496,21 @@ impl HubSpotClient {
         Ok(details)
     }
 
+    /// Whether HubSpot answers this token now: one request for the account's details, never
+    /// retried, so an outage shows at once instead of after the retry policy's attempts.
+    pub async fn probe(&self) -> Result<(), Error> {
+        let call = Call::get(
+            Endpoint::AccountDetails,
+            "account",
+            request::ACCOUNT_DETAILS_PATH.to_owned(),
+        );
+        self.call_limited(call, Some(1), |status, headers, bytes, now| {
+            response::account_details(&response::success_json(status, headers, bytes, now)?)
+        })
+        .await?;
+        Ok(())
+    }
+
     // ----- associations -----
 
     /// Creates labelled or default-typed associations (v4), up to 100 per call. Creating an
@@ -542,6 +557,22 @@ impl HubSpotClient {
         call: Call,
         parse: impl Fn(u16, &HeaderMap, &[u8], i64) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
+        self.call_limited(call, None, parse).await
+    }
+
+    /// [`Self::call`], with at most `max_attempts` requests when given.
+    async fn call_limited<T>(
+        &self,
+        call: Call,
+        max_attempts: Option<u32>,
+        parse: impl Fn(u16, &HeaderMap, &[u8], i64) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let retry = RetryParams {
+            max_attempts: max_attempts.map_or(self.inner.retry.max_attempts, |most| {
+                most.clamp(1, self.inner.retry.max_attempts.max(1))
+            }),
+            ..self.inner.retry
+        };
         let Call {
             endpoint,
             object,
@@ -610,7 +641,7 @@ impl HubSpotClient {
             };
             failure.attempts = attempts;
             let decision = retry::decide(
-                &self.inner.retry,
+                &retry,
                 attempts,
                 &failure,
                 endpoint.is_idempotent(),

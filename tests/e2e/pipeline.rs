@@ -332,7 +332,14 @@ async fn a_revoked_token_pauses_the_sink_and_a_restored_one_resumes_it_without_d
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stages = health.snapshot();
-    assert!(format!("{stages:?}").contains("Paused"), "{stages:?}");
+    assert!(
+        matches!(stages.get("sink"), Some(hubsync::admin::StageHealth::Degraded(why)) if why.contains("refuses the token")),
+        "{stages:?}"
+    );
+    assert!(
+        health.serving(),
+        "a team's refused token degrades, never stops"
+    );
 
     world.hubspot.set_token(DEFAULT_TOKEN, TokenState::Valid);
     let outcomes = world.outcomes_for(&ids(&during), WAIT).await;
@@ -691,7 +698,7 @@ async fn a_revoked_oauth_installation_pauses_its_team_alone() {
     let deadline = std::time::Instant::now() + WAIT;
     let paused = loop {
         let sink = health.snapshot().get("sink").cloned();
-        if let Some(hubsync::admin::StageHealth::Paused(reason)) = sink {
+        if let Some(hubsync::admin::StageHealth::Degraded(reason)) = sink {
             break reason;
         }
         assert!(
@@ -790,4 +797,133 @@ async fn a_paused_teams_backlog_beyond_its_share_waits_on_disk_while_others_writ
     assert_eq!(acme_sandbox.snapshot(ObjectType::Contacts).len(), 400);
     let letters = world.dead_letters(1, Duration::from_secs(3)).await;
     assert!(letters.is_empty(), "{letters:#?}");
+}
+
+/// The client gives up on a failing call quickly: the sink's decisions show within seconds.
+fn quick_retries(config: String) -> String {
+    config.replace(
+        "[state]\n",
+        "[stages.sink]\nlinger = \"100ms\"\nmax_attempts = 2\nbackoff_base = \"50ms\"\nbackoff_max = \"100ms\"\n[state]\n",
+    )
+}
+
+/// HubSpot answers nothing but 503s for a while as events keep coming: the team's writes pause
+/// (the sink says degraded, naming the team and why), nothing is dead-lettered, and once HubSpot
+/// answers again every event is written, each with one outcome. The outage here lasts about
+/// 20 s with retries cut short; a longer one only probes longer (at most once a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_waits_and_dead_letters_nothing() {
+    use hubsync_sandbox::hubspot::faults::Faults;
+    let world = World::start(SandboxOptions::default(), 1, quick_retries).await;
+    let health = Health::default();
+    let pipeline = Pipeline::start(&world.config, &world.secrets, Stages::All, health.clone())
+        .await
+        .expect("pipeline starts");
+    let before = contacts("before", 3);
+    publish_contacts(&world, &before).await;
+    world.outcomes_for(&ids(&before), WAIT).await;
+
+    world
+        .hubspot
+        .set_faults(Faults {
+            error_rate: 1.0,
+            error_status: Some(503),
+            ..Faults::default()
+        })
+        .expect("faults");
+    let during = contacts("during", 20);
+    publish_contacts(&world, &during[..10]).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let reason = loop {
+        let sink = health.snapshot().get("sink").cloned();
+        if let Some(hubsync::admin::StageHealth::Degraded(reason)) = sink {
+            break reason;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never degraded: {sink:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(reason.contains("hubspot unavailable"), "{reason}");
+    // The outage goes on while events keep coming.
+    for chunk in during[10..].chunks(5) {
+        publish_contacts(&world, chunk).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    // Every outcome so far (the read runs its whole time): none of the events held back.
+    let seen: Vec<SyncOutcome> = world
+        .read_until(
+            &world.config.topics.outcomes,
+            Duration::from_secs(10),
+            |_: &[SyncOutcome]| false,
+        )
+        .await;
+    assert!(seen.len() >= before.len(), "the earlier outcomes are read");
+    assert!(
+        seen.iter()
+            .all(|o| during.iter().all(|e| e.event_id != o.event_id)),
+        "nothing is decided while HubSpot is down: {seen:?}"
+    );
+    world
+        .hubspot
+        .set_faults(Faults::default())
+        .expect("faults cleared");
+
+    let outcomes = world.outcomes_for(&ids(&during), WAIT).await;
+    assert_eq!(
+        statuses(&outcomes, &during),
+        HashMap::from([(OutcomeStatus::Created, 20)])
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while !health.healthy() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            health.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    let letters = world.dead_letters(1, Duration::from_secs(3)).await;
+    assert!(
+        letters.is_empty(),
+        "an outage dead-letters nothing: {letters:#?}"
+    );
+    assert_eq!(world.records(ObjectType::Contacts).len(), 23);
+}
+
+/// One contact HubSpot fails with a 500 whatever the batch: the batch is split, that contact is
+/// tried alone and dead-lettered, the others are written, and the team never pauses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_input_is_dead_lettered_alone_and_never_blocks_the_others() {
+    use hubsync_sandbox::hubspot::faults::Faults;
+    let world = World::start(SandboxOptions::default(), 1, quick_retries).await;
+    world
+        .hubspot
+        .set_faults(Faults {
+            poison: Some("poison7@example.org".into()),
+            ..Faults::default()
+        })
+        .expect("faults");
+    let health = Health::default();
+    let pipeline = Pipeline::start(&world.config, &world.secrets, Stages::All, health.clone())
+        .await
+        .expect("pipeline starts");
+    let events = contacts("poison", 30);
+    publish_contacts(&world, &events).await;
+    let outcomes = world.outcomes_for(&ids(&events), WAIT).await;
+    let letters = world.dead_letters(1, WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    for event in &events {
+        let outcome = only(&outcomes, &event.event_id);
+        if event.email.as_deref() == Some("poison7@example.org") {
+            assert_eq!(outcome.status, OutcomeStatus::DeadLettered, "{outcome:?}");
+            assert_eq!(outcome.reason_code, "RETRIES_EXHAUSTED");
+        } else {
+            assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+        }
+    }
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    assert_eq!(world.records(ObjectType::Contacts).len(), 29);
 }

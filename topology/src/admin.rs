@@ -1,6 +1,9 @@
 //! The admin endpoint of a running pipeline: `/metrics` in Prometheus' text format and
-//! `/healthz`, which answers 200 while every stage runs and 503 when one is paused (HubSpot
-//! refusing the token) or stopped, with the reason in the body.
+//! `/healthz`, which answers 200 while every stage does its work (running, or degraded: some
+//! teams paused while the others are served, each named with why) and 503 when one is starting,
+//! paused or stopped, with the reason in the body. A team's trouble (its token refused, its
+//! portal unreachable) degrades the stage but does not fail the check: at thousands of teams
+//! some team always has trouble, and restarting the process would mend none of it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,8 +24,10 @@ use serde::Serialize;
 pub enum StageHealth {
     Starting,
     Running,
-    /// Not consuming until the cause clears (e.g. HubSpot refuses the token).
+    /// Not consuming until the cause clears.
     Paused(String),
+    /// Working, but some teams wait: why, per team (their token refused, HubSpot unreachable).
+    Degraded(String),
     Stopped(String),
 }
 
@@ -47,9 +52,19 @@ impl Health {
             .clone()
     }
 
+    /// Every stage runs, nothing degraded.
     pub fn healthy(&self) -> bool {
         let stages = self.snapshot();
         !stages.is_empty() && stages.values().all(|h| *h == StageHealth::Running)
+    }
+
+    /// Every stage does its work, some perhaps degraded: what `/healthz` answers 200 for.
+    pub fn serving(&self) -> bool {
+        let stages = self.snapshot();
+        !stages.is_empty()
+            && stages
+                .values()
+                .all(|h| matches!(h, StageHealth::Running | StageHealth::Degraded(_)))
     }
 }
 
@@ -121,14 +136,21 @@ pub async fn serve(
 
 async fn healthz(State(admin): State<AdminState>) -> impl IntoResponse {
     let stages = admin.health.snapshot();
-    let status = if admin.health.healthy() {
+    let status = if admin.health.serving() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let degraded = stages
+        .values()
+        .any(|h| matches!(h, StageHealth::Degraded(_)));
     (
         status,
-        Json(serde_json::json!({ "healthy": status == StatusCode::OK, "stages": stages })),
+        Json(serde_json::json!({
+            "healthy": admin.health.healthy(),
+            "degraded": degraded,
+            "stages": stages,
+        })),
     )
 }
 
@@ -158,6 +180,33 @@ mod tests {
             StageHealth::Paused("hubspot refuses the token".into()),
         );
         assert!(!health.healthy());
+    }
+
+    #[tokio::test]
+    async fn healthz_answers_200_degraded_naming_the_teams_that_wait() {
+        let health = Health::default();
+        health.set("process", StageHealth::Running);
+        health.set(
+            "sink",
+            StageHealth::Degraded("team acme: hubspot unavailable".into()),
+        );
+        assert!(!health.healthy() && health.serving());
+        let server = serve(SocketAddr::from(([127, 0, 0, 1], 0)), health.clone(), None)
+            .await
+            .expect("serve");
+        let answer = reqwest::get(format!("{}/healthz", server.url()))
+            .await
+            .expect("get");
+        assert_eq!(answer.status(), 200);
+        let body: serde_json::Value = answer.json().await.expect("json");
+        assert_eq!(body["degraded"], true);
+        assert_eq!(body["healthy"], false);
+        assert_eq!(body["stages"]["sink"]["state"], "degraded");
+        assert_eq!(
+            body["stages"]["sink"]["reason"],
+            "team acme: hubspot unavailable"
+        );
+        let _ = server.shutdown().await;
     }
 
     #[tokio::test]

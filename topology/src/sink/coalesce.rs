@@ -119,6 +119,9 @@ pub struct PendingRecord {
     pub first_seen: Instant,
     /// Not to be written before this (a record waiting for HubSpot's search to catch up).
     pub not_before: Option<Instant>,
+    /// A batch holding it failed as a whole while HubSpot answered other requests: written
+    /// alone from now on, so that an input HubSpot cannot take fails by itself.
+    pub alone: bool,
 }
 
 impl PendingRecord {
@@ -129,6 +132,7 @@ impl PendingRecord {
             members: Vec::new(),
             first_seen: now,
             not_before: None,
+            alone: false,
         }
     }
 

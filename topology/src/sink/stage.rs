@@ -38,6 +38,7 @@ use tracing::{debug, error, info, warn};
 
 use super::coalesce::{Coalescer, Member, PendingRecord};
 use super::spill::Spill;
+use super::verdict::{self, Unavailable};
 use super::writer::{Resolution, Writer};
 use crate::admin::{Health, StageHealth};
 use crate::codec::AvroCodec;
@@ -120,11 +121,40 @@ pub struct SinkTeam {
     pub client: HubSpotClient,
 }
 
-/// A team whose token HubSpot refuses: when its token is tried again.
+/// A team whose records wait: HubSpot refuses its token, or does not answer. When HubSpot is
+/// asked again.
 struct Paused {
     reason: String,
+    cause: PauseCause,
+    /// Since when (for the metric that says how long).
+    since: std::time::SystemTime,
     delay: Duration,
-    at: Instant,
+    /// When it is probed next; `None` while a probe is out.
+    at: Option<Instant>,
+}
+
+/// Why a team's records wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PauseCause {
+    /// HubSpot refuses the team's token.
+    Auth,
+    /// HubSpot does not answer (5xx, timeouts, connection errors) for the team's portal.
+    Outage,
+}
+
+impl PauseCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            PauseCause::Auth => "auth",
+            PauseCause::Outage => "outage",
+        }
+    }
+}
+
+/// Why a batch's team must pause.
+struct Pause {
+    reason: String,
+    cause: PauseCause,
 }
 
 /// Live commands, or replayed ones (the backfill lane).
@@ -345,7 +375,7 @@ pub struct SinkStage {
 /// What a finished batch hands back to the loop.
 struct BatchDone {
     retry: Vec<(PendingRecord, Option<Duration>)>,
-    paused: Option<String>,
+    paused: Option<Pause>,
     delivered: Vec<Position>,
 }
 
@@ -385,6 +415,9 @@ impl SinkStage {
         let mut batches: JoinSet<BatchDone> = JoinSet::new();
         // Teams whose token HubSpot refuses, and when each is tried again.
         let mut paused: HashMap<Arc<str>, Paused> = HashMap::new();
+        // Probes of paused teams being made, each answering whether HubSpot takes the team's
+        // requests again: apart from the loop, which goes on for every other team meanwhile.
+        let mut probes: JoinSet<(Arc<str>, bool)> = JoinSet::new();
         let mut draining = false;
         let mut pruned_at = Instant::now();
         // Batches each lane may write at once.
@@ -462,8 +495,13 @@ impl SinkStage {
                             slot: slot.clone(),
                             keys: records.iter().map(|r| r.key.clone()).collect(),
                         };
-                        let batch =
-                            write_batch(team.writer.clone(), self.emitter.clone(), slot.1, records);
+                        let batch = write_batch(
+                            team.writer.clone(),
+                            team.client.clone(),
+                            self.emitter.clone(),
+                            slot.1,
+                            records,
+                        );
                         let task = match lane {
                             Lane::Live => batches.spawn(batch),
                             // Its HubSpot calls give way to live ones.
@@ -511,7 +549,7 @@ impl SinkStage {
             let next_due = coalescers
                 .next_due(open, (replay_read_at + REPLAY_QUIET).into_std(), &paused)
                 .map(Instant::from_std);
-            let probe_at = paused.values().map(|p| p.at).min();
+            let probe_at = paused.values().filter_map(|p| p.at).min();
             let spilled = spill.as_ref().map_or(0, Spill::len);
             let can_read =
                 !draining && live_pending < self.settings.max_pending && spilled < MAX_SPILLED;
@@ -564,12 +602,19 @@ impl SinkStage {
                             None => c.requeue(record),
                         }
                     }
-                    if let Some(reason) = done.paused && !paused.contains_key(&batch.slot.0) {
+                    if let Some(pause) = done.paused && !paused.contains_key(&batch.slot.0) {
                         let team = batch.slot.0.clone();
-                        warn!(team = %team, %reason, "hubspot refuses the team's token: pausing the team until it works again");
-                        metrics::counter!("hubsync_sink_pauses_total").increment(1);
+                        let Pause { reason, cause } = pause;
+                        warn!(team = %team, %reason, cause = cause.as_str(), "pausing the team's writes until hubspot takes them again; its records wait");
+                        metrics::counter!("hubsync_sink_pauses_total", "cause" => cause.as_str()).increment(1);
                         let delay = Duration::from_secs(2);
-                        paused.insert(team, Paused { reason, delay, at: Instant::now() + delay });
+                        paused.insert(team, Paused {
+                            reason,
+                            cause,
+                            since: std::time::SystemTime::now(),
+                            delay,
+                            at: Some(Instant::now() + delay),
+                        });
                         self.report_paused(&paused);
                     }
                 }
@@ -607,7 +652,12 @@ impl SinkStage {
                 }
                 _ = tokio::time::sleep_until(next_due.unwrap_or(now + Duration::from_secs(3600))), if next_due.is_some() => {}
                 _ = tokio::time::sleep_until(probe_at.unwrap_or(now)), if probe_at.is_some() => {
-                    self.probe(&mut paused).await;
+                    self.start_probes(&mut paused, &mut probes);
+                }
+                Some(probed) = probes.join_next(), if !probes.is_empty() => {
+                    if let Ok((team, answers)) = probed {
+                        self.probed(&mut paused, team, answers);
+                    }
                 }
             }
         }
@@ -638,46 +688,72 @@ impl SinkStage {
         );
     }
 
-    /// Tries the token of every paused team whose time has come; a team HubSpot accepts again
-    /// resumes, the others wait twice as long (at most a minute).
-    async fn probe(&self, paused: &mut HashMap<Arc<str>, Paused>) {
+    /// Asks HubSpot, for every paused team whose time has come, whether it takes the team's
+    /// requests again (one request, never retried); the answers come back to [`Self::probed`].
+    fn start_probes(
+        &self,
+        paused: &mut HashMap<Arc<str>, Paused>,
+        probes: &mut JoinSet<(Arc<str>, bool)>,
+    ) {
         let now = Instant::now();
-        let due: Vec<Arc<str>> = paused
-            .iter()
-            .filter(|(_, p)| p.at <= now)
-            .map(|(team, _)| team.clone())
-            .collect();
-        for team in due {
-            let teams = self.teams.current();
-            let accepted = match teams.served(&team) {
-                Served::Active(kept) => match kept.client.account_details().await {
-                    Ok(_) => true,
-                    Err(error) => {
-                        debug!(team = %team, %error, "token still refused");
-                        false
-                    }
-                },
-                // No longer served as it was: nothing left to wait for.
-                _ => true,
-            };
-            if accepted {
-                info!(team = %team, "hubspot accepts the team's token again: resuming it");
-                metrics::gauge!("hubsync_team_paused", "team" => team.to_string()).set(0.0);
-                paused.remove(&team);
-            } else if let Some(p) = paused.get_mut(&team) {
-                p.delay = (p.delay * 2).min(Duration::from_secs(60));
-                p.at = Instant::now() + p.delay;
+        let teams = self.teams.current();
+        for (team, pause) in paused.iter_mut() {
+            if pause.at.is_none_or(|at| at > now) {
+                continue;
             }
+            pause.at = None;
+            let team = team.clone();
+            match teams.served(&team) {
+                Served::Active(kept) => {
+                    let client = kept.client.clone();
+                    probes.spawn(async move {
+                        let answers = match client.probe().await {
+                            Ok(()) => true,
+                            Err(error) => {
+                                debug!(team = %team, %error, "hubspot still does not take the team's requests");
+                                false
+                            }
+                        };
+                        (team, answers)
+                    });
+                }
+                // No longer served as it was: nothing left to wait for.
+                _ => {
+                    probes.spawn(async move { (team, true) });
+                }
+            }
+        }
+    }
+
+    /// A probe's answer: the team resumes, or waits twice as long (at most a minute).
+    fn probed(&self, paused: &mut HashMap<Arc<str>, Paused>, team: Arc<str>, answers: bool) {
+        if answers {
+            if let Some(pause) = paused.remove(&team) {
+                let waited = pause.since.elapsed().unwrap_or_default();
+                info!(team = %team, cause = pause.cause.as_str(), waited_s = waited.as_secs(), "hubspot takes the team's requests again: resuming it");
+            }
+            metrics::gauge!("hubsync_team_paused", "team" => team.to_string()).set(0.0);
+            metrics::gauge!("hubsync_team_paused_since_seconds", "team" => team.to_string())
+                .set(0.0);
+        } else if let Some(pause) = paused.get_mut(&team) {
+            pause.delay = (pause.delay * 2).min(Duration::from_secs(60));
+            pause.at = Some(Instant::now() + pause.delay);
         }
         self.report_paused(paused);
     }
 
-    /// `/healthz`: running, or paused naming every paused team and why.
+    /// `/healthz`: running, or degraded naming every paused team and why.
     fn report_paused(&self, paused: &HashMap<Arc<str>, Paused>) {
         // A series per team that ever paused: a handful among thousands of teams.
         metrics::gauge!("hubsync_sink_paused_teams").set(paused.len() as f64);
-        for team in paused.keys() {
+        for (team, pause) in paused {
             metrics::gauge!("hubsync_team_paused", "team" => team.to_string()).set(1.0);
+            let since = pause
+                .since
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            metrics::gauge!("hubsync_team_paused_since_seconds", "team" => team.to_string())
+                .set(since.as_secs_f64());
         }
         if paused.is_empty() {
             self.health.set(STAGE, StageHealth::Running);
@@ -689,7 +765,7 @@ impl SinkStage {
             .collect();
         teams.sort();
         self.health
-            .set(STAGE, StageHealth::Paused(teams.join("; ")));
+            .set(STAGE, StageHealth::Degraded(teams.join("; ")));
     }
 
     /// Pauses or resumes fetching replayed commands.
@@ -945,6 +1021,7 @@ async fn dead_letter_only(
 /// letters and waits for their delivery.
 async fn write_batch(
     writer: Writer,
+    client: HubSpotClient,
     emitter: Emitter,
     object: HubSpotObjectType,
     records: Vec<PendingRecord>,
@@ -971,33 +1048,74 @@ async fn write_batch(
         record.members = keep;
     }
     records.retain(|r| !r.members.is_empty());
-    let started = std::time::Instant::now();
-    let results = match writer.write(object, records.clone(), now_ms()).await {
-        Ok(results) => results,
-        Err(error) => {
-            // Local state failed: nothing is acknowledged, the records wait and are tried again.
-            error!(%error, "state database error; the batch will be tried again");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            done.retry = records.into_iter().map(|r| (r, None)).collect();
-            return done;
+    // Records a batch failed for while HubSpot answered go in calls of their own.
+    let (alone, together): (Vec<PendingRecord>, Vec<PendingRecord>) =
+        records.into_iter().partition(|r| r.alone);
+    let calls = std::iter::once(together)
+        .filter(|batch| !batch.is_empty())
+        .chain(alone.into_iter().map(|record| vec![record]));
+    let mut results = Vec::new();
+    for batch in calls {
+        let started = std::time::Instant::now();
+        match writer.write(object, batch.clone(), now_ms()).await {
+            Ok(written) => {
+                metrics::histogram!("hubsync_sink_batch_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("hubsync_sink_batch_records").record(written.len() as f64);
+                results.extend(written);
+            }
+            Err(error) => {
+                // Local state failed: nothing is acknowledged, the records wait and are tried
+                // again.
+                error!(%error, "state database error; the batch will be tried again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                done.retry.extend(batch.into_iter().map(|r| (r, None)));
+            }
         }
-    };
-    metrics::histogram!("hubsync_sink_batch_seconds").record(started.elapsed().as_secs_f64());
-    metrics::histogram!("hubsync_sink_batch_records").record(results.len() as f64);
+    }
     let now = now_ms();
     let mut emits: Vec<(Position, Vec<Delivery>)> = Vec::new();
     let mut finished = Vec::new();
+    let mut unavailable = Vec::new();
     for (record, resolution) in results {
         match resolution {
             Resolution::Later(delay) => done.retry.push((record, Some(delay))),
             Resolution::Paused(reason) => {
-                done.paused.get_or_insert(reason);
+                done.paused.get_or_insert(Pause {
+                    reason,
+                    cause: PauseCause::Auth,
+                });
                 done.retry.push((record, None));
             }
+            Resolution::Unavailable(reason) => unavailable.push((record, reason)),
             Resolution::Done(verdict) => finished.push((record, verdict, None)),
             Resolution::DeadLetter(failure) => {
                 let verdict = Verdict::dead_lettered(&failure);
                 finished.push((record, verdict, Some(failure)));
+            }
+        }
+    }
+    if !unavailable.is_empty() {
+        // An outage, or something in the batch HubSpot cannot take: HubSpot's own answer to
+        // one more request tells them apart.
+        let answers = client.probe().await.is_ok();
+        for (mut record, reason) in unavailable {
+            match verdict::unavailable(&reason, answers, record.alone) {
+                Unavailable::Outage(why) => {
+                    done.paused.get_or_insert(Pause {
+                        reason: why,
+                        cause: PauseCause::Outage,
+                    });
+                    done.retry.push((record, None));
+                }
+                Unavailable::TryAlone => {
+                    record.alone = true;
+                    done.retry.push((record, None));
+                }
+                Unavailable::Poison(failure) => {
+                    let verdict = Verdict::dead_lettered(&failure);
+                    finished.push((record, verdict, Some(failure)));
+                }
             }
         }
     }

@@ -19,7 +19,7 @@
 //! |---|---|
 //! | 401/403 (auth) | pause the lane, keep the record, retry once the token works |
 //! | 429 | wait (the server's hint, else 10 s); never dead-lettered |
-//! | 5xx, timeout, connection (after the client's attempts) | dead letter `RETRIES_EXHAUSTED` |
+//! | 5xx, timeout, connection (after the client's attempts) | unavailable: HubSpot is asked at once whether it answers; if not, the team's lane pauses until it does (an outage: never dead-lettered); if it does, the record is tried alone, and dead-lettered `RETRIES_EXHAUSTED` only when it fails alone while HubSpot answers (a poison input) |
 //! | 400 with property errors | dead letter (data) under HubSpot's code for the first property |
 //! | 409 (unique value taken) | dead letter (data) `CONFLICT`, naming the record holding it |
 //! | 404 `OBJECT_NOT_FOUND` | dead letter (data) `OBJECT_NOT_FOUND` |
@@ -46,6 +46,37 @@ pub enum Resolution {
     Later(Duration),
     /// HubSpot refuses the token: keep the record, pause, retry when the token works again.
     Paused(String),
+    /// HubSpot did not answer, after the client's attempts (5xx, timeouts, connection errors):
+    /// an outage, or an input HubSpot cannot take. Settled by [`unavailable`].
+    Unavailable(String),
+}
+
+/// What an unavailable record becomes, once HubSpot was asked whether it answers at all.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unavailable {
+    /// HubSpot does not answer: pause the team's lane, keep the record, try it again later.
+    Outage(String),
+    /// HubSpot answers, so something in this batch upsets it: try the record alone.
+    TryAlone,
+    /// HubSpot answers, and the record failed alone: a poison input, dead-lettered.
+    Poison(Failure),
+}
+
+/// The rest of the table's unavailable row: `answers` is whether HubSpot answered a request of
+/// its own just after the failure, `alone` whether the record was written by itself.
+pub fn unavailable(reason: &str, answers: bool, alone: bool) -> Unavailable {
+    match (answers, alone) {
+        (false, _) => Unavailable::Outage(format!("hubspot unavailable: {reason}")),
+        (true, false) => Unavailable::TryAlone,
+        (true, true) => Unavailable::Poison(Failure::new(
+            FailureClass::RetriesExhausted,
+            ReasonCode::RetriesExhausted,
+            format!(
+                "HubSpot answers other requests but failed this record, written alone, every \
+                 time: {reason}"
+            ),
+        )),
+    }
 }
 
 /// How long a 429 without a hint waits: the rolling window's length.
@@ -105,11 +136,7 @@ pub fn refused(refusal: Refusal<'_>) -> Resolution {
         ErrorClass::RateLimited { retry_after, .. } => {
             Resolution::Later(retry_after.unwrap_or(RATE_LIMIT_WAIT))
         }
-        ErrorClass::Retryable { .. } => dead(
-            FailureClass::RetriesExhausted,
-            ReasonCode::RetriesExhausted.as_str(),
-            refusal.message.clone(),
-        ),
+        ErrorClass::Retryable { .. } => Resolution::Unavailable(refusal.message.clone()),
         ErrorClass::Data { property_errors } => {
             let code = property_errors
                 .first()
@@ -487,21 +514,42 @@ mod tests {
                     assert_eq!((a.class, &a.code), (b.class, &b.code), "{class:?}");
                     assert_eq!(a.hubspot_category, b.hubspot_category);
                 }
+                // The reasons quote the input's and the call's own words.
+                (Resolution::Unavailable(_), Resolution::Unavailable(_)) => {}
                 (a, b) => assert_eq!(a, b, "{class:?}"),
             }
         }
     }
 
     #[test]
-    fn the_table_names_the_right_codes() {
-        let retry = dead(refused(Refusal::of_call(&call(
+    fn hubspot_not_answering_pauses_and_a_poison_input_alone_is_dead_lettered() {
+        let resolution = refused(Refusal::of_call(&call(
             ErrorClass::Retryable { retry_after: None },
             "HTTP_503",
-        ))));
-        assert_eq!(retry.code, "RETRIES_EXHAUSTED");
-        assert_eq!(retry.class, FailureClass::RetriesExhausted);
-        assert_eq!(retry.attempts, 4);
-        assert_eq!(retry.hubspot_correlation_id.as_deref(), Some("c-1"));
+        )));
+        let Resolution::Unavailable(reason) = resolution else {
+            panic!(
+                "a 503 after the client's attempts is never dead-lettered at once: {resolution:?}"
+            );
+        };
+        assert!(matches!(
+            unavailable(&reason, false, false),
+            Unavailable::Outage(why) if why.starts_with("hubspot unavailable")
+        ));
+        assert!(
+            matches!(unavailable(&reason, false, true), Unavailable::Outage(_)),
+            "alone but HubSpot silent: an outage still"
+        );
+        assert_eq!(unavailable(&reason, true, false), Unavailable::TryAlone);
+        let Unavailable::Poison(poison) = unavailable(&reason, true, true) else {
+            panic!("failed alone while HubSpot answers");
+        };
+        assert_eq!(poison.code, "RETRIES_EXHAUSTED");
+        assert_eq!(poison.class, FailureClass::RetriesExhausted);
+    }
+
+    #[test]
+    fn the_table_names_the_right_codes() {
         let gone = dead(refused(Refusal::of_input(&input(
             ErrorClass::NotFound,
             "OBJECT_NOT_FOUND",

@@ -25,6 +25,9 @@ pub struct Faults {
     pub storm_429_until_ms: Option<i64>,
     /// Only requests whose path starts with this are affected (default: all API paths).
     pub path_prefix: Option<String>,
+    /// Requests whose body contains this text are answered 500, every time: an input HubSpot
+    /// cannot take, failing every batch that carries it while the others succeed.
+    pub poison: Option<String>,
 }
 
 /// What to do with one request, besides the latency.
@@ -54,6 +57,16 @@ impl Faults {
             return Err(format!("error_status must be a 5xx status, got {status}"));
         }
         Ok(())
+    }
+
+    /// Whether a request's body carries the poison.
+    pub fn poisoned(&self, body: &[u8]) -> bool {
+        self.poison.as_deref().is_some_and(|poison| {
+            !poison.is_empty()
+                && body
+                    .windows(poison.len())
+                    .any(|window| window == poison.as_bytes())
+        })
     }
 
     pub fn applies_to(&self, path: &str) -> bool {

@@ -353,6 +353,9 @@ fn endpoint_label(method: &Method, template: &str, path: &str) -> String {
     format!("{method} {}", filled.join("/"))
 }
 
+/// The largest request body the sandbox reads to look for a poison.
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 fn bearer(request: &Request) -> Option<String> {
     let value = request.headers().get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -384,6 +387,31 @@ async fn gate(State(sandbox): State<HubSpotSandbox>, request: Request, next: Nex
     if latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(latency_ms)).await;
     }
+    // A poisoned body is refused whatever else holds: the body is read here, then handed on.
+    let (poison, applies) = {
+        let state = sandbox.lock();
+        (
+            state.faults.poison.is_some(),
+            state.faults.applies_to(&path),
+        )
+    };
+    let request = if poison && applies {
+        let (parts, body) = request.into_parts();
+        let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                sandbox.count_request(&endpoint, StatusCode::PAYLOAD_TOO_LARGE.as_u16());
+                return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+            }
+        };
+        if sandbox.lock().faults.poisoned(&bytes) {
+            sandbox.count_request(&endpoint, StatusCode::INTERNAL_SERVER_ERROR.as_u16());
+            return ApiError::server_error(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+        }
+        Request::from_parts(parts, axum::body::Body::from(bytes))
+    } else {
+        request
+    };
 
     let response = match admit(&sandbox, &request, search, fault) {
         Err(refusal) => refusal.into_response(),
