@@ -418,6 +418,8 @@ impl SinkStage {
         // Probes of paused teams being made, each answering whether HubSpot takes the team's
         // requests again: apart from the loop, which goes on for every other team meanwhile.
         let mut probes: JoinSet<(Arc<str>, bool)> = JoinSet::new();
+        // Each probe's team, by its task.
+        let mut probing: HashMap<tokio::task::Id, Arc<str>> = HashMap::new();
         let mut draining = false;
         let mut pruned_at = Instant::now();
         // Batches each lane may write at once.
@@ -652,11 +654,22 @@ impl SinkStage {
                 }
                 _ = tokio::time::sleep_until(next_due.unwrap_or(now + Duration::from_secs(3600))), if next_due.is_some() => {}
                 _ = tokio::time::sleep_until(probe_at.unwrap_or(now)), if probe_at.is_some() => {
-                    self.start_probes(&mut paused, &mut probes);
+                    self.start_probes(&mut paused, &mut probes, &mut probing);
                 }
-                Some(probed) = probes.join_next(), if !probes.is_empty() => {
-                    if let Ok((team, answers)) = probed {
-                        self.probed(&mut paused, team, answers);
+                Some(probed) = probes.join_next_with_id(), if !probes.is_empty() => {
+                    match probed {
+                        Ok((id, (team, answers))) => {
+                            probing.remove(&id);
+                            self.probed(&mut paused, team, answers);
+                        }
+                        Err(failure) => {
+                            // A probe that failed to run answers nothing: its team is asked again
+                            // in its turn.
+                            error!(%failure, "a probe of hubspot failed to run");
+                            if let Some(team) = probing.remove(&failure.id()) {
+                                self.probed(&mut paused, team, false);
+                            }
+                        }
                     }
                 }
             }
@@ -694,6 +707,7 @@ impl SinkStage {
         &self,
         paused: &mut HashMap<Arc<str>, Paused>,
         probes: &mut JoinSet<(Arc<str>, bool)>,
+        probing: &mut HashMap<tokio::task::Id, Arc<str>>,
     ) {
         let now = Instant::now();
         let teams = self.teams.current();
@@ -703,9 +717,10 @@ impl SinkStage {
             }
             pause.at = None;
             let team = team.clone();
-            match teams.served(&team) {
+            let task = match teams.served(&team) {
                 Served::Active(kept) => {
                     let client = kept.client.clone();
+                    let team = team.clone();
                     probes.spawn(async move {
                         let answers = match client.probe().await {
                             Ok(()) => true,
@@ -715,13 +730,15 @@ impl SinkStage {
                             }
                         };
                         (team, answers)
-                    });
+                    })
                 }
                 // No longer served as it was: nothing left to wait for.
                 _ => {
-                    probes.spawn(async move { (team, true) });
+                    let team = team.clone();
+                    probes.spawn(async move { (team, true) })
                 }
-            }
+            };
+            probing.insert(task.id(), team);
         }
     }
 
