@@ -927,3 +927,116 @@ async fn a_poison_input_is_dead_lettered_alone_and_never_blocks_the_others() {
     assert_eq!(letters.len(), 1, "{letters:#?}");
     assert_eq!(world.records(ObjectType::Contacts).len(), 29);
 }
+
+fn calls_to(world: &World, endpoint: &str) -> u64 {
+    world
+        .hubspot
+        .request_counts()
+        .iter()
+        .filter(|((e, _), _)| e == endpoint)
+        .map(|(_, count)| count)
+        .sum()
+}
+
+/// With the sandbox's rules (a default, a fill-if-empty phone), new contacts cost a read and a
+/// create: the read finding them absent lets the create carry their defaults and their phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_contacts_with_defaults_cost_a_read_and_a_create() {
+    let world = World::start(SandboxOptions::default(), 1, fast).await;
+    let pipeline = start(&world).await;
+    let events = contacts("fresh", 20);
+    assert!(
+        events.iter().all(|e| e.phone.is_some()),
+        "each carries a phone"
+    );
+    publish_contacts(&world, &events).await;
+    let outcomes = world.outcomes_for(&ids(&events), WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(
+        statuses(&outcomes, &events),
+        HashMap::from([(OutcomeStatus::Created, 20)])
+    );
+    let reads = calls_to(&world, "POST /crm/v3/objects/contacts/batch/read");
+    let creates = calls_to(&world, "POST /crm/v3/objects/contacts/batch/create");
+    let others = calls_to(&world, "POST /crm/v3/objects/contacts/batch/upsert")
+        + calls_to(&world, "POST /crm/v3/objects/contacts/batch/update");
+    assert!(
+        reads >= 1 && creates >= 1,
+        "{:?}",
+        world.hubspot.request_counts()
+    );
+    assert_eq!(reads, creates, "a read and a create per batch");
+    assert_eq!(others, 0, "{:?}", world.hubspot.request_counts());
+    for contact in world.records(ObjectType::Contacts) {
+        assert_eq!(contact["properties"]["lifecyclestage"], "lead", "{contact}");
+        assert!(contact["properties"]["phone"].is_string(), "{contact}");
+    }
+}
+
+/// A contact someone else creates between hubsync's read and its create: HubSpot answers the
+/// create 409, and hubsync upserts instead, so that contact keeps what its creator set and gets
+/// no defaults, while the others of the batch are created with theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_contact_created_meanwhile_gets_no_defaults() {
+    use hubsync_sandbox::hubspot::faults::Faults;
+    let world = World::start(SandboxOptions::default(), 1, fast).await;
+    world
+        .hubspot
+        .set_faults(Faults {
+            latency_ms: 3_000,
+            path_prefix: Some("/crm/v3/objects/contacts/batch/create".into()),
+            ..Faults::default()
+        })
+        .expect("faults");
+    let pipeline = start(&world).await;
+    let events = contacts("race", 5);
+    publish_contacts(&world, &events).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while calls_to(&world, "POST /crm/v3/objects/contacts/batch/read") == 0 {
+        assert!(std::time::Instant::now() < deadline, "no read");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Someone else creates race0 while hubsync's create waits at HubSpot's door.
+    let answer = reqwest::Client::new()
+        .post(format!(
+            "{}/crm/v3/objects/contacts",
+            world.hubspot_server.url()
+        ))
+        .bearer_auth(hubsync_sandbox::hubspot::DEFAULT_TOKEN)
+        .json(&serde_json::json!({"properties": {
+            "email": "race0@example.org",
+            "lifecyclestage": "customer"
+        }}))
+        .send()
+        .await
+        .expect("created by someone else");
+    assert_eq!(answer.status(), 201);
+    let outcomes = world.outcomes_for(&ids(&events), WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert!(
+        calls_to(&world, "POST /crm/v3/objects/contacts/batch/upsert") >= 1,
+        "the refused create was upserted instead: {:?}",
+        world.hubspot.request_counts()
+    );
+    let contacts = world.records(ObjectType::Contacts);
+    assert_eq!(contacts.len(), 5, "{contacts:?}");
+    for event in &events {
+        let email = event.email.clone().expect("an email");
+        let found = by_email(&contacts, &email);
+        assert_eq!(found.len(), 1, "{email}");
+        let stage = &found[0]["properties"]["lifecyclestage"];
+        if email == "race0@example.org" {
+            assert_eq!(stage, "customer", "its creator's value stays");
+            assert_eq!(
+                only(&outcomes, &event.event_id).status,
+                OutcomeStatus::Updated
+            );
+        } else {
+            assert_eq!(stage, "lead", "{email}");
+            assert_eq!(
+                only(&outcomes, &event.event_id).status,
+                OutcomeStatus::Created
+            );
+        }
+    }
+}

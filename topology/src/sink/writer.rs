@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use hubsync_schemas::{ErrorClass as FailureClass, HubSpotObjectType, IdentityKind, ReasonCode};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::coalesce::PendingRecord;
 use super::links::{self, LinkError, Resolved};
@@ -201,6 +201,15 @@ impl Writer {
         }
         let (creatable, update_only): (Vec<_>, Vec<_>) =
             records.into_iter().partition(|r| r.merged.may_create);
+        // A record the read found absent, with defaults to set, is created with them in one
+        // call; HubSpot's 409 guards against one created meanwhile by someone else.
+        let read_ok = read_failure.is_none();
+        let (fresh, creatable): (Vec<_>, Vec<_>) = creatable.into_iter().partition(|r| {
+            read_ok
+                && !r.merged.fill_if_empty.is_empty()
+                && !matches!(current.get(&identity_value(r)), Some(Ok(_)))
+                && !verdict::defaults_to_send(&r.merged).is_empty()
+        });
 
         // Records that may not be created: update them where HubSpot has them.
         if let Some(error) = read_failure {
@@ -222,8 +231,13 @@ impl Writer {
             results.extend(self.update_known(target, updates).await?);
         }
 
-        // Records that may be created: one upsert, split when HubSpot refuses it as a whole.
         let mut queue = vec![creatable];
+        let (created_fresh, upsert_instead) =
+            self.create_absent(target, &id_property, fresh).await?;
+        results.extend(created_fresh);
+        queue.push(upsert_instead);
+
+        // Records that may be created: one upsert, split when HubSpot refuses it as a whole.
         let mut created = Vec::new();
         while let Some(chunk) = queue.pop() {
             if chunk.is_empty() {
@@ -283,6 +297,75 @@ impl Writer {
         // Defaults belong to creation: send them to the records the upsert just created.
         results.extend(self.apply_defaults(target, created).await?);
         Ok(results)
+    }
+
+    /// Creates records a read just found absent, with their defaults and every value (their
+    /// fill-if-empty ones too: nothing is there to keep). Returns their results, and the records
+    /// to upsert instead: all of them when the create failed as a whole for a reason the upsert
+    /// settles (a 409 when one was created meanwhile, a refused input, a call that may have been
+    /// applied), so that defaults never land on a record someone else created.
+    async fn create_absent(
+        &self,
+        target: ObjectType,
+        id_property: &str,
+        fresh: Vec<PendingRecord>,
+    ) -> Result<(Results, Vec<PendingRecord>), StateError> {
+        let mut results = Vec::new();
+        if fresh.is_empty() {
+            return Ok((results, Vec::new()));
+        }
+        let inputs: Vec<CreateInput> = fresh
+            .iter()
+            .map(|r| {
+                let mut properties = verdict::defaults_to_send(&r.merged);
+                properties.extend(verdict::sendable(&r.merged.properties));
+                properties.insert(id_property.to_string(), identity_value(r));
+                CreateInput {
+                    trace_id: trace_id(r),
+                    properties,
+                    associations: Vec::new(),
+                }
+            })
+            .collect();
+        match self.client.batch_create(target, &inputs).await {
+            Ok(answers) => {
+                let answers = by_key(answers);
+                for record in fresh {
+                    match answers.get(&trace_id(&record)) {
+                        Some(Ok(written)) => {
+                            self.remember_write(
+                                target,
+                                &record,
+                                &written.id,
+                                Some(verdict::defaults_to_send(&record.merged)),
+                            )?;
+                            results.push((record, Resolution::Done(Verdict::created(&written.id))));
+                        }
+                        Some(Err(error)) => {
+                            results.push((record, verdict::refused(Refusal::of_input(error))));
+                        }
+                        None => {
+                            results.push((record, Resolution::DeadLetter(verdict::no_answer())))
+                        }
+                    }
+                }
+                Ok((results, Vec::new()))
+            }
+            Err(ClientError::Failed(failure))
+                if failure.may_have_applied
+                    || matches!(
+                        failure.class,
+                        ErrorClass::Conflict { .. } | ErrorClass::Data { .. }
+                    ) =>
+            {
+                debug!(records = fresh.len(), %failure, "create of absent records refused as a whole; upserting them instead");
+                Ok((results, fresh))
+            }
+            Err(error) => {
+                results.extend(fail_all(fresh, &error));
+                Ok((results, Vec::new()))
+            }
+        }
     }
 
     async fn apply_defaults(
