@@ -17,7 +17,7 @@
 //! in one batch update. A record whose values all equal what hubsync last wrote there is not
 //! written at all.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use hubsync_schemas::{ErrorClass as FailureClass, HubSpotObjectType, IdentityKind, ReasonCode};
@@ -163,15 +163,29 @@ impl Writer {
         let id_property = self.settings.contact_id_property.clone();
         let mut records = records;
         let mut results = Vec::new();
-        // One read serves two needs: the current values of fill-if-empty properties, and
-        // whether records that may not be created exist.
+        // One read serves three needs: the current values of fill-if-empty properties, whether
+        // records that may not be created exist, and whether records with defaults hubsync has
+        // never seen in HubSpot are new (then created with their defaults in one call).
         let wanted: BTreeSet<String> = records
             .iter()
             .flat_map(|r| r.merged.fill_if_empty.iter().cloned())
             .collect();
+        let mut read = HashSet::new();
+        for record in &records {
+            let new_with_defaults = || -> Result<bool, StateError> {
+                Ok(!verdict::defaults_to_send(&record.merged).is_empty()
+                    && self.state.identity(&record.key)?.is_none())
+            };
+            if !record.merged.fill_if_empty.is_empty()
+                || !record.merged.may_create
+                || new_with_defaults()?
+            {
+                read.insert(record.key.clone());
+            }
+        }
         let ids: Vec<String> = records
             .iter()
-            .filter(|r| !r.merged.fill_if_empty.is_empty() || !r.merged.may_create)
+            .filter(|r| read.contains(&r.key))
             .map(identity_value)
             .collect();
         let mut read_failure = None;
@@ -206,7 +220,7 @@ impl Writer {
         let read_ok = read_failure.is_none();
         let (fresh, creatable): (Vec<_>, Vec<_>) = creatable.into_iter().partition(|r| {
             read_ok
-                && !r.merged.fill_if_empty.is_empty()
+                && read.contains(&r.key)
                 && !matches!(current.get(&identity_value(r)), Some(Ok(_)))
                 && !verdict::defaults_to_send(&r.merged).is_empty()
         });
