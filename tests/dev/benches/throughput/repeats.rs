@@ -72,13 +72,26 @@ impl Figures {
             .saturating_sub(self.contacts)
     }
 
-    /// The fewest write calls this schedule allows if every repeat inside the linger window
-    /// coalesced, every repeat outside it took a write of its own, and every write carried 100
-    /// records: per 1,000 events.
+    /// The fewest HubSpot calls this schedule and configuration allow if every repeat inside
+    /// the linger window coalesced, every repeat outside it took a write of its own, and every
+    /// call carried 100 records, per 1,000 events. A batch of new contacts with defaults costs
+    /// a read and a create (the read tells they are new); a batch of known contacts costs one
+    /// upsert, and a read before it when some carry fill-if-empty values (a phone, an owner).
     pub fn floor_per_1000(&self) -> f64 {
         let outside = self.gaps.iter().filter(|gap| **gap >= self.linger).count();
-        let writes = (self.contacts + outside).div_ceil(100);
-        writes as f64 * 1_000.0 / self.params.events as f64
+        let per_create = if self.params.contact_defaults { 2 } else { 1 };
+        let shape = self.params.shape;
+        let per_update = if shape.phone_share > 0.0 || shape.mapped_owner_share > 0.0 {
+            2
+        } else {
+            1
+        };
+        let calls = if per_create == per_update {
+            (self.contacts + outside).div_ceil(100) * per_create
+        } else {
+            self.contacts.div_ceil(100) * per_create + outside.div_ceil(100) * per_update
+        };
+        calls as f64 * 1_000.0 / self.params.events as f64
     }
 }
 
