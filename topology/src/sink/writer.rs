@@ -3,7 +3,10 @@
 //! Two ways to find a record:
 //! - **by a unique property HubSpot enforces** (contacts by email): one batch upsert writes every
 //!   record that may be created; records that may not be created are read by that property and
-//!   updated only when found. HubSpot itself guarantees no duplicate.
+//!   updated only when found. HubSpot itself guarantees no duplicate. Records with defaults that
+//!   hubsync has never seen in HubSpot are read too, and those found absent are created with
+//!   their defaults in one batch create (a 409, someone having created one meanwhile, sends
+//!   them to the upsert instead).
 //! - **by lookup** (companies by domain, records known only by their upstream id): the identity
 //!   map first, then one search for every domain it does not know (and, when configured, one by
 //!   name for those still unfound, matching only companies that have no domain), then a batch update of what
@@ -14,7 +17,8 @@
 //!   is dead-lettered in that case rather than risk a duplicate.
 //!
 //! Defaults (`create_only`) go with creates; after an upsert that created a record, they follow
-//! in one batch update. A record whose values all equal what hubsync last wrote there is not
+//! in one batch update (only for records the read did not find absent: they were created with
+//! them). A record whose values all equal what hubsync last wrote there is not
 //! written at all.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
