@@ -104,10 +104,13 @@ pub fn transport_failure(kind: Transport, detail: &str) -> Failure {
 /// found; every other status is a data error, never retried.
 pub fn classify_failure(status: u16, headers: &HeaderMap, body: &[u8], now_ms: i64) -> Failure {
     let json: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
+    // An empty field says nothing: the fallback names the failure instead (an empty category
+    // would otherwise become an empty reason code).
     let field = |name: &str| {
         json.as_ref()
             .and_then(|b| b.get(name))
             .and_then(Value::as_str)
+            .filter(|text| !text.trim().is_empty())
             .map(str::to_owned)
     };
     let message = field("message").unwrap_or_else(|| raw_message(status, body));
@@ -1270,5 +1273,77 @@ mod tests {
         assert_eq!(account.portal_id, 48_151_623);
         assert_eq!(account.utc_offset_ms, Some(0));
         assert!(account_details(&json!({"timeZone": "UTC"})).is_err());
+    }
+
+    /// Found by the property below: an empty category fell through as the failure's category,
+    /// and so as an empty reason code.
+    #[test]
+    fn empty_fields_of_an_error_body_fall_back_to_the_status() {
+        let body = json!({"status": "", "category": "", "message": " ", "correlationId": ""});
+        let failure = classify_failure(400, &HeaderMap::new(), body.to_string().as_bytes(), NOW);
+        assert_eq!(failure.category, "HTTP_400");
+        assert!(!failure.message.trim().is_empty(), "{failure:?}");
+        assert_eq!(failure.correlation_id, None);
+    }
+
+    /// Whatever HubSpot (or something in its place) answers, the answer is classified or
+    /// refused as malformed; reading it never panics.
+    mod arbitrary_answers {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Bodies shaped like HubSpot's, with arbitrary values where HubSpot puts its own.
+        fn body() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                (".{0,40}", ".{0,40}", ".{0,80}").prop_map(|(status, category, message)| {
+                    json!({"status": status, "category": category, "message": message,
+                           "correlationId": "c-1", "errors": [{"message": message,
+                           "context": {"propertyName": [category]}}]})
+                    .to_string()
+                    .into_bytes()
+                }),
+                (".{0,20}", any::<i64>(), any::<bool>()).prop_map(|(id, n, new)| {
+                    json!({"status": "COMPLETE", "results": [{"id": id, "new": new,
+                           "properties": {"email": id, "n": n}, "objectWriteTraceId": id}],
+                           "errors": [{"status": "error", "category": id, "message": id,
+                           "context": {"objectWriteTraceId": [id], "ids": [id]}}]})
+                    .to_string()
+                    .into_bytes()
+                }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            #[test]
+            fn every_answer_is_classified_or_refused(
+                status in 100u16..600,
+                retry_after in ".{0,12}",
+                body in body(),
+            ) {
+                let mut map = HeaderMap::new();
+                if let Ok(value) = HeaderValue::from_str(&retry_after) {
+                    map.insert("retry-after", value);
+                }
+                let failure = classify_failure(status, &map, &body, NOW);
+                prop_assert!(!failure.category.is_empty(), "a failure names its category");
+                let _ = success_json(status, &map, &body, NOW);
+                let expected = [
+                    Expected { trace_id: Some("t-1"), id: Some("1") },
+                    Expected { trace_id: None, id: Some("a@b.io") },
+                ];
+                for by in [IdMatch::RecordId, IdMatch::Property("email"), IdMatch::None] {
+                    let _ = batch_outcomes(status, &map, &body, NOW, &expected, by);
+                }
+                if let Ok(value) = serde_json::from_slice::<Value>(&body) {
+                    let _ = parse_record(&value);
+                    let _ = input_error(&value);
+                    let _ = account_details(&value);
+                }
+            }
+        }
     }
 }

@@ -412,3 +412,64 @@ fn codec_and_writer_are_shared_across_threads() {
     shareable::<AvroCodec>();
     shareable::<Writer>();
 }
+
+/// Whatever bytes come off a topic, the decoder answers a record or a typed error; it never
+/// panics. Schema 1 is the current contact schema (read directly), schema 11 an older one (read
+/// through the compiled resolution).
+mod arbitrary_input {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn shared() -> &'static AvroCodec {
+        static CODEC: OnceLock<AvroCodec> = OnceLock::new();
+        CODEC.get_or_init(|| {
+            let codec = codec(10);
+            writer_for(&codec, SchemaKind::ContactChanged, 1);
+            let registry = FakeRegistry::with(&[(11, older_contact_schema())]);
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime")
+                .block_on(codec.fetch_schema(11, |id| registry.fetch(id)))
+                .expect("the older schema resolves");
+            codec
+        })
+    }
+
+    fn decode(bytes: &[u8]) -> Result<ContactChanged, DecodeError> {
+        shared().decode_cached::<ContactChanged>(bytes)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_decode_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = decode(&bytes);
+            for id in [1, 11, 999] {
+                let _ = decode(&framed(id, &bytes));
+            }
+        }
+
+        #[test]
+        fn a_damaged_record_decodes_or_is_refused(
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            for (id, datum) in [
+                (1, examples::contact_changed().to_avro().expect("encodes")),
+                (11, older_contact_datum()),
+            ] {
+                prop_assert!(decode(&framed(id, &datum)).is_ok(), "the undamaged datum decodes");
+                let mut damaged = datum.clone();
+                let index = at.index(damaged.len());
+                damaged[index] = byte;
+                let _ = decode(&framed(id, &damaged));
+                let _ = decode(&framed(id, &datum[..cut.index(datum.len())]));
+            }
+        }
+    }
+}

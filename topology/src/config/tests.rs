@@ -637,3 +637,46 @@ fn the_documented_example_is_valid() {
         StoreAs::Note
     );
 }
+
+/// Whatever a configuration or team file holds, reading it answers a configuration or the
+/// problems found; it never panics.
+mod arbitrary_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A whole configuration in the sandbox's shape, to damage.
+    fn full() -> String {
+        with(
+            "[hubspot]\ntier = \"professional\"\n\n[sync.contacts]\nmandatory = [\"email\"]\n\
+             defaults = { lifecyclestage = \"lead\" }\nowner_strategy = \"if_empty\"\n\n\
+             [[sync.contacts.mapping]]\nsource = \"phone\"\nproperty = \"phone\"\n\
+             fill_if_empty = true\n\n[stages.sink]\nlinger = \"250ms\"\nbatch_size = 100\n",
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_is_read_or_refused(text in ".{0,300}") {
+            let _ = Config::from_toml_str(&text);
+        }
+
+        #[test]
+        fn a_damaged_configuration_is_read_or_refused(
+            at in any::<prop::sample::Index>(),
+            len in 0usize..20,
+            insert in "[a-z0-9_=\\[\\]\"{}.,# \n-]{0,12}",
+        ) {
+            let text = full();
+            prop_assert!(Config::from_toml_str(&text).is_ok(), "the undamaged file reads");
+            let start = at.index(text.len());
+            let end = (start + len).min(text.len());
+            if text.is_char_boundary(start) && text.is_char_boundary(end) {
+                let damaged = format!("{}{insert}{}", &text[..start], &text[end..]);
+                let _ = Config::from_toml_str(&damaged);
+            }
+        }
+    }
+}
