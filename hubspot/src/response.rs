@@ -1316,8 +1316,6 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
             #[test]
             fn every_answer_is_classified_or_refused(
                 status in 100u16..600,

@@ -656,8 +656,6 @@ mod arbitrary_input {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
         #[test]
         fn arbitrary_text_is_read_or_refused(text in ".{0,300}") {
             let _ = Config::from_toml_str(&text);
