@@ -1,4 +1,5 @@
-//! `hubsync-dev demo`: the whole pipeline on the sandbox with a generated team, and what happened.
+//! `hubsync-dev demo`: the whole pipeline on the sandbox with a generated team (or several, each
+//! on its own portal, with `--teams`), and what happened.
 //!
 //! The broker, schema registry and HubSpot sandbox start in this process (as `hubsync-dev sandbox`
 //! starts them), the pipeline runs on a configuration rendered for them, and a generated team
@@ -89,7 +90,7 @@ impl Reports {
             out.push('\n');
         }
         out.push_str(&format!(
-            "{} teams: {} matched their prediction, each portal holding exactly its own team's records\n",
+            "{} teams: {} matched their prediction, their portal holding exactly their own records\n",
             self.teams.len(),
             self.teams.iter().filter(|(_, _, r)| r.complete()).count()
         ));
