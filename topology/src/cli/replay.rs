@@ -32,8 +32,8 @@ use crate::ops::Ops;
 use crate::ops::range::format_ms;
 use crate::ops::replay::checkpoint::{self, Checkpoint};
 use crate::ops::replay::copy::{self, CopyOptions, Tally};
-use crate::ops::replay::parked;
-use crate::ops::replay::plan::{self, Selection, Span, parse_offsets};
+use crate::ops::replay::plan::{Selection, Span, parse_offsets};
+use crate::ops::replay::{self, parked};
 use crate::ops::table::Table;
 use crate::outcomes::now_ms;
 
@@ -160,7 +160,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     path.display()
                 )));
             };
-            let planned = plan_run(&ops, &consumer, &reader, &name, selection).await?;
+            let planned =
+                replay::plan_run(&ops.config, &consumer, &reader, &name, selection).await?;
             if !args.dry_run {
                 checkpoint::save(&planned, &path)?;
             }
@@ -310,54 +311,6 @@ fn requested(args: &ReplayArgs) -> Result<Option<Selection>, String> {
             Ok(Some(Selection::Offsets { topic, from, to }))
         }
     }
-}
-
-/// A new run's checkpoint: the spans its selection covers now.
-async fn plan_run(
-    ops: &Ops,
-    consumer: &rdkafka::consumer::StreamConsumer,
-    reader: &crate::ops::scan::TopicReader,
-    name: &RunName,
-    selection: Selection,
-) -> anyhow::Result<Checkpoint> {
-    let mut missing = 0;
-    let spans = match &selection {
-        Selection::Time { topic, since, .. } => {
-            plan::by_time(consumer, reader, topic, *since).await?
-        }
-        Selection::Offsets { topic, from, to } => plan::by_offsets(consumer, topic, from, to)?,
-        Selection::Parked {
-            topic,
-            since,
-            until,
-            team,
-        } => {
-            let window = crate::ops::range::Window {
-                since: *since,
-                until: *until,
-            };
-            let (spans, gone) = parked::spans(
-                &ops.config,
-                consumer,
-                reader,
-                topic.as_deref(),
-                window,
-                team.as_deref(),
-            )
-            .await?;
-            missing = gone;
-            spans
-        }
-    };
-    let mut checkpoint = Checkpoint::new(
-        name.as_str(),
-        selection,
-        &ops.config.topics.replay,
-        spans,
-        now_ms(),
-    );
-    checkpoint.missing = missing;
-    Ok(checkpoint)
 }
 
 /// What is about to happen, for people, on stderr.

@@ -24,7 +24,7 @@
 //! stages read too.
 //!
 //! # Layout
-//! - this module: what can go wrong;
+//! - this module: what can go wrong, and [`plan_run`]: a new run's checkpoint from its selection;
 //! - [`plan`]: what a selection covers, partition by partition (Kafka lookups);
 //! - [`checkpoint`]: a run's progress in `state.dir/replay/<run>.json`;
 //! - [`copy`]: reading the planned records and publishing them to the replay topic, chunk by
@@ -36,7 +36,65 @@ pub mod copy;
 pub mod parked;
 pub mod plan;
 
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
+
+use crate::config::Config;
+use crate::lineage::RunName;
+use crate::ops::range::Window;
+use crate::ops::scan::TopicReader;
+use crate::outcomes::now_ms;
+use checkpoint::Checkpoint;
+use plan::Selection;
+
+/// A new run's checkpoint: the spans its selection covers now (for parked events, how many are
+/// no longer on their topic too).
+pub async fn plan_run(
+    config: &Config,
+    consumer: &StreamConsumer,
+    reader: &TopicReader,
+    name: &RunName,
+    selection: Selection,
+) -> Result<Checkpoint, ReplayError> {
+    let mut missing = 0;
+    let spans = match &selection {
+        Selection::Time { topic, since, .. } => {
+            plan::by_time(consumer, reader, topic, *since).await?
+        }
+        Selection::Offsets { topic, from, to } => plan::by_offsets(consumer, topic, from, to)?,
+        Selection::Parked {
+            topic,
+            since,
+            until,
+            team,
+        } => {
+            let window = Window {
+                since: *since,
+                until: *until,
+            };
+            let (spans, gone) = parked::spans(
+                config,
+                consumer,
+                reader,
+                topic.as_deref(),
+                window,
+                team.as_deref(),
+            )
+            .await?;
+            missing = gone;
+            spans
+        }
+    };
+    let mut checkpoint = Checkpoint::new(
+        name.as_str(),
+        selection,
+        &config.topics.replay,
+        spans,
+        now_ms(),
+    );
+    checkpoint.missing = missing;
+    Ok(checkpoint)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::ReplayError;
-use super::checkpoint::{self, Checkpoint};
+use super::checkpoint;
 use super::copy::{self, CopyOptions, Tally};
 use super::plan::{self, Selection, Span};
 use crate::config::{Config, Secrets};
@@ -165,29 +165,14 @@ pub async fn rerun(
     let name = RunName::generated(&format!("parked-{safe}"), now_ms());
     let consumer = copy::consumer(&ops.config, &ops.secrets)?;
     let reader = ops.reader(false)?;
-    let (spans, missing) = spans(
-        &ops.config,
-        &consumer,
-        &reader,
-        None,
-        Window::default(),
-        Some(team),
-    )
-    .await?;
     let selection = Selection::Parked {
         topic: None,
         since: None,
         until: None,
         team: Some(team.to_string()),
     };
-    let mut checkpoint = Checkpoint::new(
-        name.as_str(),
-        selection,
-        &ops.config.topics.replay,
-        spans,
-        now_ms(),
-    );
-    checkpoint.missing = missing;
+    let mut checkpoint = super::plan_run(&ops.config, &consumer, &reader, &name, selection).await?;
+    let missing = checkpoint.missing;
     let path = checkpoint::path(&ops.config.state.dir, name.as_str());
     checkpoint::save(&checkpoint, &path).map_err(ReplayError::from)?;
     let producer = ops.producer()?;
