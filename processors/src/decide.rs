@@ -45,8 +45,9 @@ use crate::rules::{FieldMapping, OWNER_PROPERTY, OwnerStrategy, Rules, UserRules
 use crate::trigger::{Creation, UpdateOnlyReason, creation};
 use crate::{campaign, defaults, gating, identifiers, mapping};
 
-/// HubSpot's default (unlabelled) association type from a contact to a company.
-pub const CONTACT_TO_COMPANY: i32 = 279;
+/// HubSpot's association type making a company the contact's primary one (HubSpot keeps the
+/// unlabelled link, 279, with it, and moves the label when another company becomes primary).
+pub const CONTACT_TO_COMPANY: i32 = 1;
 
 /// The decision for one contact event.
 pub fn decide_contact(

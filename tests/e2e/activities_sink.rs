@@ -96,6 +96,67 @@ fn note(activity: &str, email: &str, deal: Option<&str>) -> HubSpotCommand {
     command
 }
 
+/// A company known upstream by its domain.
+fn company(domain: &str) -> HubSpotCommand {
+    let mut command = base(
+        HubSpotObjectType::Company,
+        CommandAction::Upsert,
+        Identity {
+            kind: IdentityKind::Domain,
+            property: "domain".into(),
+            value: domain.into(),
+        },
+    );
+    command.properties = BTreeMap::from([
+        ("domain".to_string(), Some(domain.to_string())),
+        ("name".to_string(), Some(format!("Company {domain}"))),
+    ]);
+    command
+}
+
+/// A contact naming its company by domain, with create-only defaults when `defaults`.
+fn contact(email: &str, domain: &str, defaults: bool) -> HubSpotCommand {
+    let mut command = base(
+        HubSpotObjectType::Contact,
+        CommandAction::Upsert,
+        Identity {
+            kind: IdentityKind::Email,
+            property: "email".into(),
+            value: email.into(),
+        },
+    );
+    command.properties = BTreeMap::from([
+        ("email".to_string(), Some(email.to_string())),
+        ("jobtitle".to_string(), Some("CTO".to_string())),
+    ]);
+    if defaults {
+        command.create_only_properties =
+            BTreeMap::from([("lifecyclestage".to_string(), "lead".to_string())]);
+    }
+    command.associations.push(Association {
+        to_object_type: HubSpotObjectType::Company,
+        to_hubspot_id: None,
+        to_identity: Some(Identity {
+            kind: IdentityKind::Domain,
+            property: "domain".into(),
+            value: domain.into(),
+        }),
+        association_category: "HUBSPOT_DEFINED".into(),
+        association_type_id: 1,
+    });
+    command
+}
+
+fn association_calls(world: &World) -> u64 {
+    world
+        .hubspot
+        .request_counts()
+        .iter()
+        .filter(|((call, _), _)| call.contains("/crm/v4/associations/contacts/companies"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 fn deal(key: &str, email: &str) -> HubSpotCommand {
     let mut command = base(
         HubSpotObjectType::Deal,
@@ -272,6 +333,77 @@ async fn an_activity_waits_for_its_contact_and_is_parked_when_it_never_comes() {
         vec!["email:carol@acme.io".to_string()]
     );
     assert_eq!(world.hubspot.count(ObjectType::Notes), 1);
+
+    pipeline.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_are_linked_to_their_primary_company_once_and_as_soon_as_it_is_written() {
+    let world = World::start(SandboxOptions::default(), 1, |c| c).await;
+    let pipeline = sink_only(&world).await;
+    let companies_of = |contact: u64| {
+        world
+            .hubspot
+            .associations_of(ObjectType::Contacts, contact, ObjectType::Companies)
+    };
+
+    let acme_event = company("acme.io");
+    publish(&world, "acme.io", &acme_event).await;
+    let acme = id_of(&outcome(&world, &acme_event).await);
+
+    // Upserted (no defaults): linked by one association call after the write.
+    let ada_event = contact("ada@acme.io", "acme.io", false);
+    publish(&world, "ada@acme.io", &ada_event).await;
+    let written = outcome(&world, &ada_event).await;
+    assert_eq!(written.status, OutcomeStatus::Created, "{written:?}");
+    let ada = id_of(&written);
+    assert_eq!(companies_of(ada), vec![(acme, vec![1, 279])]);
+    assert_eq!(association_calls(&world), 1);
+
+    // Created with its defaults: linked by the create itself, no association call.
+    let eve_event = contact("eve@acme.io", "ACME.io", true);
+    publish(&world, "eve@acme.io", &eve_event).await;
+    let written = outcome(&world, &eve_event).await;
+    assert_eq!(written.status, OutcomeStatus::Created, "{written:?}");
+    let eve = id_of(&written);
+    assert_eq!(companies_of(eve), vec![(acme, vec![1, 279])]);
+    assert_eq!(association_calls(&world), 1, "the create carried the link");
+
+    // The same contact again: already linked, nothing is called.
+    let again = contact("ada@acme.io", "acme.io", false);
+    publish(&world, "ada@acme.io", &again).await;
+    assert_eq!(
+        outcome(&world, &again).await.status,
+        OutcomeStatus::Unchanged
+    );
+    assert_eq!(
+        association_calls(&world),
+        1,
+        "an unchanged link costs nothing"
+    );
+
+    // A company hubsync has not written yet: the contact is written, its link waits for the
+    // company, and the company's write makes it.
+    let bob_event = contact("bob@new.io", "new.io", false);
+    publish(&world, "bob@new.io", &bob_event).await;
+    let written = outcome(&world, &bob_event).await;
+    assert_eq!(written.status, OutcomeStatus::Created, "{written:?}");
+    assert!(written.reason.contains("new.io"), "{}", written.reason);
+    let bob = id_of(&written);
+    assert!(companies_of(bob).is_empty());
+    let new_event = company("new.io");
+    publish(&world, "new.io", &new_event).await;
+    let new_company = id_of(&outcome(&world, &new_event).await);
+    assert_eq!(companies_of(bob), vec![(new_company, vec![1, 279])]);
+
+    // Ada moves to the new company: it becomes her primary one, the old link stays unlabelled.
+    let moved = contact("ada@acme.io", "new.io", false);
+    publish(&world, "ada@acme.io", &moved).await;
+    outcome(&world, &moved).await;
+    assert_eq!(
+        companies_of(ada),
+        vec![(acme, vec![279]), (new_company, vec![1, 279])]
+    );
 
     pipeline.stop().await.expect("stops");
 }

@@ -8,7 +8,11 @@
 //!   nothing and, later, to recognise its own changes coming back;
 //! - create intents: a record about to be created without a unique key HubSpot enforces; an intent
 //!   still present after a crash means "this record may exist although the identity map does not
-//!   know it", and the sink must look before creating.
+//!   know it", and the sink must look before creating;
+//! - when the store began (`meta`): a record hubsync creates by lookup whose event is older than
+//!   that may have been created by a store since lost, and is looked up before it is created;
+//! - company links waiting for their company (`pending_links`, `company key \0 contact id`): a
+//!   contact whose company hubsync has not written yet is linked to it when hubsync writes it.
 //!
 //! Writes are buffered by sled and made durable by [`State::flush`], which the sink calls once per
 //! batch, after the HubSpot call and before the batch's outcomes are produced.
@@ -51,6 +55,14 @@ pub struct RememberedOutcome {
     pub at_ms: i64,
 }
 
+/// A contact to link to a company once the company is in HubSpot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingLink {
+    pub contact_id: String,
+    pub category: String,
+    pub type_id: i32,
+}
+
 /// A create about to be sent for a record HubSpot cannot find by a unique key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateIntent {
@@ -67,6 +79,9 @@ pub struct State {
     processed_order: sled::Tree,
     last_written: sled::Tree,
     intents: sled::Tree,
+    pending_links: sled::Tree,
+    /// When this store was first opened (ms since the epoch).
+    began_at_ms: i64,
     max_processed: u64,
     /// Entries of `processed_order`, counted here: sled's `len` walks the whole tree.
     processed_len: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -92,7 +107,18 @@ impl State {
         let processed_len = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
             processed_order.len() as u64,
         ));
+        let meta = db.open_tree("meta")?;
+        let began_at_ms = match meta.get(BEGAN_AT)? {
+            Some(bytes) => decode(&bytes, "meta")?,
+            None => {
+                let now = chrono::Utc::now().timestamp_millis();
+                meta.insert(BEGAN_AT, encode(&now))?;
+                now
+            }
+        };
         Ok(State {
+            pending_links: db.open_tree("pending_links")?,
+            began_at_ms,
             identity: db.open_tree("identity")?,
             processed: db.open_tree("processed")?,
             processed_order,
@@ -260,7 +286,50 @@ impl State {
         self.intents.remove(self.key(key))?;
         Ok(())
     }
+
+    /// When this store was first opened: creates made before then are not in it.
+    pub fn began_at_ms(&self) -> i64 {
+        self.began_at_ms
+    }
+
+    // ----- links waiting for their company -----
+
+    /// `company_key` is the company's [`record_key`]; one entry per waiting contact.
+    pub fn add_waiting_link(
+        &self,
+        company_key: &str,
+        link: &WaitingLink,
+    ) -> Result<(), StateError> {
+        self.pending_links.insert(
+            self.waiting_key(company_key, &link.contact_id),
+            encode(link),
+        )?;
+        Ok(())
+    }
+
+    pub fn waiting_links(&self, company_key: &str) -> Result<Vec<WaitingLink>, StateError> {
+        self.pending_links
+            .scan_prefix(self.waiting_key(company_key, ""))
+            .map(|entry| decode(&entry?.1, "pending_links"))
+            .collect()
+    }
+
+    pub fn remove_waiting_link(
+        &self,
+        company_key: &str,
+        contact_id: &str,
+    ) -> Result<(), StateError> {
+        self.pending_links
+            .remove(self.waiting_key(company_key, contact_id))?;
+        Ok(())
+    }
+
+    fn waiting_key(&self, company_key: &str, contact_id: &str) -> String {
+        format!("{}{company_key}\0{contact_id}", self.scope)
+    }
 }
+
+const BEGAN_AT: &str = "began_at_ms";
 
 /// The key a record is known by in the identity map and intents: `contacts:EMAIL:ada@acme.io`.
 pub fn record_key(object: &str, kind: &str, value: &str) -> String {

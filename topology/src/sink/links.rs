@@ -58,7 +58,7 @@ pub fn contact_link(record: &PendingRecord) -> Option<&Association> {
         .find(|a| a.to_object_type == HubSpotObjectType::Contact)
 }
 
-fn associations(record: &PendingRecord) -> &[Association] {
+pub(super) fn associations(record: &PendingRecord) -> &[Association] {
     record
         .newest()
         .map(|m| m.command.associations.as_slice())
@@ -66,7 +66,7 @@ fn associations(record: &PendingRecord) -> &[Association] {
 }
 
 /// The identity-map key of the record an association points at.
-fn link_key(to: HubSpotObjectType, identity: &Identity) -> Option<String> {
+pub(super) fn link_key(to: HubSpotObjectType, identity: &Identity) -> Option<String> {
     let object = ObjectType::of_command(to)?;
     let value = match identity.kind {
         IdentityKind::Email | IdentityKind::Domain => identity.value.trim().to_ascii_lowercase(),
@@ -225,7 +225,7 @@ pub async fn resolve(
     Ok(resolved)
 }
 
-fn association_type(association: &Association) -> AssociationType {
+pub(super) fn association_type(association: &Association) -> AssociationType {
     let category = match association.association_category.as_str() {
         "USER_DEFINED" => AssociationCategory::UserDefined,
         "INTEGRATOR_DEFINED" => AssociationCategory::IntegratorDefined,

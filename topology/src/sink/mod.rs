@@ -5,11 +5,13 @@
 //! - [`coalesce`]: merging commands per record within the linger window, and batching (pure).
 //! - [`verdict`]: the sink's decisions, pure: a record against what HubSpot holds, and the one
 //!   failure table; `plan` and `trace` predict with it.
-//! - [`writer`]: a batch of records to HubSpot calls and a resolution per record.
+//! - [`writer`]: a batch of records to HubSpot calls and a resolution per record; [`companies`]
+//!   links contacts to their company.
 //! - [`spill`]: a team's commands beyond its share of memory, waiting on disk in order.
 //! - [`stage`]: the loop: read, dedupe, coalesce, dispatch batches, emit, store offsets.
 
 pub(crate) mod coalesce;
+mod companies;
 mod links;
 pub mod owned;
 pub mod spill;

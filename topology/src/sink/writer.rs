@@ -28,6 +28,7 @@ use hubsync_schemas::{ErrorClass as FailureClass, HubSpotObjectType, IdentityKin
 use tracing::{debug, info, warn};
 
 use super::coalesce::PendingRecord;
+use super::companies::{self, Wanted};
 use super::links::{self, LinkError, Resolved};
 pub use super::verdict::Resolution;
 use super::verdict::{self, Refusal, SinkVerdict};
@@ -98,6 +99,11 @@ impl Writer {
         if target.is_activity() {
             return self.write_activities(target, records, now_ms).await;
         }
+        let companies = if target == ObjectType::Contacts {
+            companies::find(&self.state, &records)?
+        } else {
+            HashMap::new()
+        };
         let (by_property, by_lookup): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| {
             target == ObjectType::Contacts && identity_kind(r) == Some(IdentityKind::Email)
         });
@@ -107,10 +113,23 @@ impl Writer {
         let (by_lookup, unchanged) = self.split_unchanged(target, by_lookup)?;
         results.extend(unchanged);
         if !by_property.is_empty() {
-            results.extend(self.write_by_property(target, by_property).await?);
+            results.extend(
+                self.write_by_property(target, by_property, &companies)
+                    .await?,
+            );
         }
         if !by_lookup.is_empty() {
             results.extend(self.write_by_lookup(target, by_lookup, now_ms).await?);
+        }
+        match target {
+            ObjectType::Contacts if !companies.is_empty() => {
+                companies::link_written(&self.client, &self.state, &mut results, &companies)
+                    .await?;
+            }
+            ObjectType::Companies => {
+                companies::link_waiting(&self.client, &self.state, &results).await?;
+            }
+            _ => {}
         }
         Ok(results)
     }
@@ -163,6 +182,7 @@ impl Writer {
         &self,
         target: ObjectType,
         records: Vec<PendingRecord>,
+        companies: &HashMap<String, Wanted>,
     ) -> Result<Results, StateError> {
         let id_property = self.settings.contact_id_property.clone();
         let mut records = records;
@@ -250,8 +270,9 @@ impl Writer {
         }
 
         let mut queue = vec![creatable];
-        let (created_fresh, upsert_instead) =
-            self.create_absent(target, &id_property, fresh).await?;
+        let (created_fresh, upsert_instead) = self
+            .create_absent(target, &id_property, fresh, companies)
+            .await?;
         results.extend(created_fresh);
         queue.push(upsert_instead);
 
@@ -327,6 +348,7 @@ impl Writer {
         target: ObjectType,
         id_property: &str,
         fresh: Vec<PendingRecord>,
+        companies: &HashMap<String, Wanted>,
     ) -> Result<(Results, Vec<PendingRecord>), StateError> {
         let mut results = Vec::new();
         if fresh.is_empty() {
@@ -341,7 +363,12 @@ impl Writer {
                 CreateInput {
                     trace_id: trace_id(r),
                     properties,
-                    associations: Vec::new(),
+                    // Linked to its company by the create itself, where hubsync knows it.
+                    associations: companies
+                        .get(&r.key)
+                        .and_then(Wanted::inline)
+                        .into_iter()
+                        .collect(),
                 }
             })
             .collect();
@@ -357,6 +384,9 @@ impl Writer {
                                 &written.id,
                                 Some(verdict::defaults_to_send(&record.merged)),
                             )?;
+                            if let Some(link) = companies.get(&record.key) {
+                                companies::remember_inline(&self.state, &written.id, link)?;
+                            }
                             results.push((record, Resolution::Done(Verdict::created(&written.id))));
                         }
                         Some(Err(error)) => {
@@ -973,7 +1003,7 @@ fn not_created(record: PendingRecord) -> (PendingRecord, Resolution) {
     (record, Resolution::Done(verdict))
 }
 
-fn keep_oldest(found: &mut HashMap<String, String>, key: String, id: String) {
+pub(super) fn keep_oldest(found: &mut HashMap<String, String>, key: String, id: String) {
     let older = |a: &str, b: &str| {
         a.parse::<u64>()
             .ok()

@@ -623,6 +623,15 @@ pub fn inverse_association_type(from: ObjectType, to: ObjectType, type_id: u32) 
     }
 }
 
+/// For a primary type id (`1` contact -> company...): the pair's unlabelled type id and the
+/// primary one; `None` for any other type.
+pub fn primary_of(from: ObjectType, to: ObjectType, type_id: u32) -> Option<(u32, u32)> {
+    ASSOCIATION_TYPES
+        .iter()
+        .find(|(f, t, _, primary)| *f == from && *t == to && *primary != 0 && *primary == type_id)
+        .map(|(_, _, unlabelled, primary)| (*unlabelled, *primary))
+}
+
 /// The object type an inline association of `type_id` from `from` points at.
 pub fn association_target(from: ObjectType, type_id: u32) -> Option<ObjectType> {
     ASSOCIATION_TYPES

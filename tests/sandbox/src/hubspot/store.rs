@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::errors::InputError;
 use super::model::{
     ObjectType, Owner, PropertyDef, default_owners, default_properties, inverse_association_type,
-    is_valid_association_type,
+    is_valid_association_type, primary_of,
 };
 use super::validate::validate_properties;
 use crate::clock::rfc3339_ms;
@@ -525,6 +525,39 @@ impl Store {
     }
 
     /// Adds an association and its inverse; returns false when it already existed.
+    /// Removes the primary label of `type_id` from `from_id`'s (or, seen from the company,
+    /// `to_id`'s) other company, both ways.
+    fn drop_other_primary(
+        &mut self,
+        from_type: ObjectType,
+        from_id: u64,
+        to_type: ObjectType,
+        to_id: u64,
+        type_id: u32,
+    ) {
+        let inverse = inverse_association_type(from_type, to_type, type_id).unwrap_or(type_id);
+        // The side that has one primary company: the one that is not the company.
+        let (owner_type, owner_id, company_id, owner_to_company, company_to_owner) =
+            if to_type == ObjectType::Companies {
+                (from_type, from_id, to_id, type_id, inverse)
+            } else {
+                (to_type, to_id, from_id, inverse, type_id)
+            };
+        self.associations.retain(|a| {
+            let forward = a.from_type == owner_type
+                && a.from_id == owner_id
+                && a.to_type == ObjectType::Companies
+                && a.type_id == owner_to_company
+                && a.to_id != company_id;
+            let backward = a.to_type == owner_type
+                && a.to_id == owner_id
+                && a.from_type == ObjectType::Companies
+                && a.type_id == company_to_owner
+                && a.from_id != company_id;
+            !forward && !backward
+        });
+    }
+
     pub fn associate(
         &mut self,
         from_type: ObjectType,
@@ -534,6 +567,12 @@ impl Store {
         type_id: u32,
     ) -> bool {
         let inverse = inverse_association_type(from_type, to_type, type_id).unwrap_or(type_id);
+        if let Some((unlabelled, _)) = primary_of(from_type, to_type, type_id) {
+            // A record has one primary company: a new one takes the label from the old, which
+            // stays linked unlabelled. A labelled link always comes with the unlabelled one.
+            self.drop_other_primary(from_type, from_id, to_type, to_id, type_id);
+            self.associate(from_type, from_id, to_type, to_id, unlabelled);
+        }
         let added = self.associations.insert(Association {
             from_type,
             from_id,
@@ -775,6 +814,50 @@ mod tests {
                     "HUBSPOT_DEFINED"
                 )
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_contact_has_one_primary_company_and_keeps_the_old_one_unlabelled() {
+        let mut store = Store::new();
+        let contact = create(
+            &mut store,
+            ObjectType::Contacts,
+            json!({"email": "ada@acme.io"}),
+            0,
+        )
+        .expect("created");
+        let first =
+            create(&mut store, ObjectType::Companies, json!({"name": "A"}), 0).expect("created");
+        let second =
+            create(&mut store, ObjectType::Companies, json!({"name": "B"}), 0).expect("created");
+        store.associate(
+            ObjectType::Contacts,
+            contact,
+            ObjectType::Companies,
+            first,
+            1,
+        );
+        assert_eq!(
+            store.associations_of(ObjectType::Contacts, contact, ObjectType::Companies),
+            vec![(first, vec![1, 279])],
+            "a primary link comes with the unlabelled one"
+        );
+        store.associate(
+            ObjectType::Contacts,
+            contact,
+            ObjectType::Companies,
+            second,
+            1,
+        );
+        assert_eq!(
+            store.associations_of(ObjectType::Contacts, contact, ObjectType::Companies),
+            vec![(first, vec![279]), (second, vec![1, 279])]
+        );
+        assert_eq!(
+            store.associations_of(ObjectType::Companies, first, ObjectType::Contacts),
+            vec![(contact, vec![280])],
+            "the old company lost the label both ways"
         );
     }
 
