@@ -407,3 +407,63 @@ async fn contacts_are_linked_to_their_primary_company_once_and_as_soon_as_it_is_
 
     pipeline.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_state_looks_activities_and_deals_up_instead_of_creating_them_again() {
+    let world = World::start(
+        SandboxOptions {
+            search_index_lag: Duration::from_secs(1),
+            ..SandboxOptions::default()
+        },
+        1,
+        |c| {
+            c.replace(
+                "[state]\n",
+                "[stages.inbound]\nsearch_lag = \"2s\"\n[state]\n",
+            )
+        },
+    )
+    .await;
+    world
+        .http_admin_create("contacts", serde_json::json!({"email": "ada@acme.io"}))
+        .await;
+    let pipeline = sink_only(&world).await;
+    let first_note = note("act-9", "ada@acme.io", None);
+    let first_deal = deal("ct_1:camp_9", "ada@acme.io");
+    publish(&world, "ada@acme.io", &first_note).await;
+    publish(&world, "ada@acme.io", &first_deal).await;
+    let note_id = id_of(&outcome(&world, &first_note).await);
+    let deal_id = id_of(&outcome(&world, &first_deal).await);
+    pipeline.stop().await.expect("stops");
+
+    // The state is lost (a new volume), and the same activity and deal come again, as a replay
+    // or a re-read of uncommitted commands brings them.
+    let dir = world.state_dir.path();
+    std::fs::remove_dir_all(dir).expect("state removed");
+    std::fs::create_dir_all(dir).expect("state dir");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pipeline = sink_only(&world).await;
+    let mut again_note = note("act-9", "ada@acme.io", None);
+    again_note.event_time = first_note.event_time;
+    let mut again_deal = deal("ct_1:camp_9", "ada@acme.io");
+    again_deal.event_time = first_deal.event_time;
+    publish(&world, "ada@acme.io", &again_note).await;
+    publish(&world, "ada@acme.io", &again_deal).await;
+    let found = outcome(&world, &again_note).await;
+    assert_eq!(found.status, OutcomeStatus::Unchanged, "{found:?}");
+    assert_eq!(id_of(&found), note_id);
+    assert!(found.reason.contains("found"), "{}", found.reason);
+    assert_eq!(id_of(&outcome(&world, &again_deal).await), deal_id);
+    assert_eq!(world.hubspot.count(ObjectType::Notes), 1, "no second note");
+    assert_eq!(world.hubspot.count(ObjectType::Deals), 1, "no second deal");
+
+    // A new activity is still created, once.
+    let new_note = note("act-10", "ada@acme.io", None);
+    publish(&world, "ada@acme.io", &new_note).await;
+    assert_eq!(
+        outcome(&world, &new_note).await.status,
+        OutcomeStatus::Created
+    );
+    assert_eq!(world.hubspot.count(ObjectType::Notes), 2);
+    pipeline.stop().await.expect("stops");
+}

@@ -69,6 +69,17 @@ impl Verdict {
         .with_id(hubspot_id)
     }
 
+    /// A record to create that HubSpot already holds, found by hubsync's own id property: made
+    /// by an earlier sink whose state is gone.
+    pub fn found_existing(hubspot_id: &str) -> Self {
+        Self::new(
+            OutcomeStatus::Unchanged,
+            ReasonCode::Unchanged,
+            "already in HubSpot, found by hubsync's id on it (created before this sink's state began); not created again",
+        )
+        .with_id(hubspot_id)
+    }
+
     pub fn parked(missing: Vec<String>) -> Self {
         let mut verdict = Self::new(
             OutcomeStatus::Parked,

@@ -389,6 +389,42 @@ mod tests {
     }
 
     #[test]
+    fn the_state_remembers_when_it_began_across_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let began = State::open(dir.path(), 1 << 20, 10)
+            .expect("open")
+            .began_at_ms();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let again = State::open(dir.path(), 1 << 20, 10).expect("reopen");
+        assert_eq!(again.began_at_ms(), began);
+    }
+
+    #[test]
+    fn links_wait_per_company_and_per_portal() {
+        let (_dir, state) = open(10);
+        let (one, other) = (state.scoped("1001"), state.scoped("1002"));
+        let acme = record_key("companies", "DOMAIN", "acme.io");
+        let acme_two = record_key("companies", "DOMAIN", "acme.io2");
+        let link = |id: &str| WaitingLink {
+            contact_id: id.into(),
+            category: "HUBSPOT_DEFINED".into(),
+            type_id: 1,
+        };
+        one.add_waiting_link(&acme, &link("11")).expect("add");
+        one.add_waiting_link(&acme, &link("12")).expect("add");
+        one.add_waiting_link(&acme, &link("11")).expect("add again");
+        one.add_waiting_link(&acme_two, &link("13")).expect("add");
+        assert_eq!(
+            one.waiting_links(&acme).expect("read"),
+            vec![link("11"), link("12")],
+            "a company's links only, once each"
+        );
+        assert!(other.waiting_links(&acme).expect("read").is_empty());
+        one.remove_waiting_link(&acme, "11").expect("remove");
+        assert_eq!(one.waiting_links(&acme).expect("read"), vec![link("12")]);
+    }
+
+    #[test]
     fn one_portal_never_reads_another_portal_s_state() {
         let (_dir, state) = open(10);
         let (one, other) = (state.scoped("1001"), state.scoped("1002"));

@@ -151,6 +151,11 @@ impl PendingRecord {
     pub fn newest(&self) -> Option<&Member> {
         self.members.iter().max_by_key(|m| m.command.event_time)
     }
+
+    /// The event time of its oldest command.
+    pub fn oldest_event_time(&self) -> Option<i64> {
+        self.members.iter().map(|m| m.command.event_time).min()
+    }
 }
 
 /// Pending records of one object type, in first-seen order.

@@ -52,6 +52,11 @@ pub struct WriterSettings {
     pub contact_wait: Duration,
 }
 
+/// How far the clocks of upstream and of this sink may disagree: events up to this much younger
+/// than the state are treated as older than it. An event that young can only have been created
+/// by a lost state that was still writing in the last seconds before this one began.
+const CLOCK_SKEW_MS: i64 = 10_000;
+
 /// How often a record waiting for its contact looks again.
 const CONTACT_RETRY: Duration = Duration::from_secs(5);
 
@@ -489,8 +494,12 @@ impl Writer {
 
         // A create may have happened without its identity being recorded: wait for search.
         let mut searchable = Vec::new();
+        let mut uncertain_keys = HashSet::new();
         for record in unknown {
-            let intent = self.state.intent(&record.key)?;
+            let intent = self.intent_of(&record)?;
+            if intent.is_some() {
+                uncertain_keys.insert(record.key.clone());
+            }
             let kind = identity_kind(&record);
             match (intent, kind) {
                 (Some(_), Some(IdentityKind::SourceId)) if !searchable_property(&record) => {
@@ -515,8 +524,11 @@ impl Writer {
             .partition(|r| identity_kind(r) == Some(IdentityKind::Domain));
         let (uncertain, mut absent): (Vec<_>, Vec<_>) = not_searchable
             .into_iter()
-            .partition(|r| matches!(self.state.intent(&r.key), Ok(Some(_))));
+            .partition(|r| uncertain_keys.contains(&r.key));
         let (found, rest) = self.find_by_identity_property(target, uncertain).await?;
+        for (_, record) in &found.known {
+            self.state.clear_intent(&record.key)?;
+        }
         known.extend(found.known);
         results.extend(found.results);
         absent.extend(rest);
@@ -567,7 +579,7 @@ impl Writer {
                 results.push((record, Resolution::Done(Verdict::unchanged(&id))));
                 continue;
             }
-            match self.state.intent(&record.key)? {
+            match self.intent_of(&record)? {
                 Some(intent) => match self.search_wait(&intent, now_ms) {
                     Some(wait) => results.push((record, Resolution::Later(wait))),
                     None => uncertain.push(record),
@@ -578,8 +590,14 @@ impl Writer {
         let (found, absent) = self.find_by_identity_property(target, uncertain).await?;
         results.extend(found.results);
         for (id, record) in found.known {
-            // Created before the interruption: that create answers for these events.
-            results.push((record, Resolution::Done(Verdict::created(&id))));
+            let verdict = if self.state.intent(&record.key)?.is_some() {
+                // Created before the interruption: that create answers for these events.
+                Verdict::created(&id)
+            } else {
+                Verdict::found_existing(&id)
+            };
+            self.state.clear_intent(&record.key)?;
+            results.push((record, Resolution::Done(verdict)));
         }
         fresh.extend(absent);
         results.extend(self.create_linked(target, fresh, now_ms).await?);
@@ -617,8 +635,8 @@ impl Writer {
                     for record in records {
                         match ids.get(&identity_value(&record)) {
                             Some(id) => {
+                                // The caller clears the intent, once it has read it.
                                 self.state.set_identity(&record.key, id)?;
-                                self.state.clear_intent(&record.key)?;
                                 found.known.push((id.clone(), record));
                             }
                             None => absent.push(record),
@@ -943,6 +961,28 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// The intent standing for a possible earlier create of `record`: its own, or, for a record
+    /// that can be looked up by hubsync's id property and whose events are older than this
+    /// state, one as old as the state. A state lost and begun again (a new volume, a deleted
+    /// directory) thus never creates a second activity or deal: it looks first, once search
+    /// shows what was created before it began.
+    fn intent_of(&self, record: &PendingRecord) -> Result<Option<CreateIntent>, StateError> {
+        if let Some(intent) = self.state.intent(&record.key)? {
+            return Ok(Some(intent));
+        }
+        let began = self.state.began_at_ms();
+        let before_state = record
+            .oldest_event_time()
+            .is_some_and(|t| t < began.saturating_add(CLOCK_SKEW_MS));
+        Ok((before_state
+            && identity_kind(record) == Some(IdentityKind::SourceId)
+            && searchable_property(record))
+        .then(|| CreateIntent {
+            trace_id: String::new(),
+            at_ms: began,
+        }))
     }
 
     /// How long a record whose create was interrupted still waits before search can be trusted

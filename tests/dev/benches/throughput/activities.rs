@@ -129,6 +129,8 @@ pub async fn measure(params: Params) -> Figures {
     let collector = world.collect_outcomes(params.activities, Duration::from_secs(180));
     let began = std::time::Instant::now();
     let origin = tokio::time::Instant::now();
+    // Activities happen as they are sent, after the contacts.
+    let now = hubsync::outcomes::now_ms();
     let mut deliveries = Vec::with_capacity(params.activities);
     for index in 0..params.activities {
         let at = params.span.mul_f64(index as f64 / params.activities as f64);
