@@ -158,6 +158,18 @@ fn the_demo_gives_every_event_its_outcome_and_hubspot_the_right_records() {
         labelled(out, "expected companies"),
         "{out}"
     );
+    let (linked, of) = out
+        .lines()
+        .find_map(|line| line.strip_prefix("contacts linked to their primary company: "))
+        .and_then(|rest| {
+            let mut words = rest.split_whitespace();
+            let linked: usize = words.next()?.parse().ok()?;
+            let of: usize = words.nth(1)?.parse().ok()?;
+            Some((linked, of))
+        })
+        .unwrap_or_else(|| panic!("no company link line in:\n{out}"));
+    assert!(of > 0, "no contact whose company is in HubSpot:\n{out}");
+    assert_eq!(linked, of, "contacts linked to their company:\n{out}");
     assert!(
         out.contains("checks: every event has one outcome"),
         "the run differs from what the generated team says must happen:\n{out}"

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use hubsync_schemas::{CommandAction, HubSpotCommand};
+use hubsync_schemas::{Association, CommandAction, HubSpotCommand};
 
 use crate::lineage::Lineage;
 use crate::outcomes::Original;
@@ -51,6 +51,10 @@ pub struct Merged {
     /// Properties some command sends whatever HubSpot holds.
     unconditional: BTreeSet<String>,
     pub may_create: bool,
+    /// The links of the newest command that has any (a contact's company, an activity's
+    /// contact), and that command's event time.
+    pub associations: Vec<Association>,
+    associations_time: Option<i64>,
     /// The newest command's event time, action and missing mandatory fields: it speaks for the
     /// record when HubSpot lacks it.
     newest: Option<(i64, CommandAction, Vec<String>)>,
@@ -95,6 +99,10 @@ impl Merged {
         }
         // One event that may create the record is enough: the write carries every command's values.
         self.may_create |= command.may_create;
+        if !command.associations.is_empty() && self.associations_time.is_none_or(|t| time >= t) {
+            self.associations = command.associations.clone();
+            self.associations_time = Some(time);
+        }
         if self.newest.as_ref().is_none_or(|(t, _, _)| time >= *t) {
             self.newest = Some((time, command.action, command.missing_for_create.clone()));
         }

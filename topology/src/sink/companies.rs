@@ -141,7 +141,7 @@ pub async fn link_written(
     wanted: &HashMap<String, Wanted>,
 ) -> Result<(), StateError> {
     let mut inputs = Vec::new();
-    let mut asked: Vec<(usize, String, &Wanted)> = Vec::new();
+    let mut asked: Vec<(usize, String, &Wanted, String)> = Vec::new();
     for (index, (record, resolution)) in results.iter_mut().enumerate() {
         let (Some(link), Resolution::Done(verdict)) = (wanted.get(&record.key), resolution) else {
             continue;
@@ -162,15 +162,11 @@ pub async fn link_written(
                     to_id: company_id.clone(),
                     types: vec![links::association_type(&link.association)],
                 });
-                asked.push((index, contact_id, link));
+                asked.push((index, contact_id, link, company_id.clone()));
             }
             Company::Absent => {
-                if last.get(WANTED) != Some(&link.key) {
-                    state.merge_last_written(
-                        &hubspot_key(ObjectType::Contacts.path_name(), &contact_id),
-                        &BTreeMap::from([(WANTED.to_string(), link.key.clone())]),
-                    )?;
-                }
+                // Waits first, then looks again: a company written meanwhile has either seen
+                // this waiting link or is in the identity map by now.
                 let kind = links::association_type(&link.association);
                 state.add_waiting_link(
                     &link.key,
@@ -180,6 +176,26 @@ pub async fn link_written(
                         type_id: i32::try_from(kind.association_type_id).unwrap_or_default(),
                     },
                 )?;
+                if let Some(company_id) = state.identity(&link.key)? {
+                    if last.get(LINKED) != Some(&company_id) {
+                        inputs.push(AssociationInput {
+                            trace_id: format!("{index}"),
+                            from_id: contact_id.clone(),
+                            to_id: company_id.clone(),
+                            types: vec![kind],
+                        });
+                        asked.push((index, contact_id, link, company_id));
+                    } else {
+                        state.remove_waiting_link(&link.key, &contact_id)?;
+                    }
+                    continue;
+                }
+                if last.get(WANTED) != Some(&link.key) {
+                    state.merge_last_written(
+                        &hubspot_key(ObjectType::Contacts.path_name(), &contact_id),
+                        &BTreeMap::from([(WANTED.to_string(), link.key.clone())]),
+                    )?;
+                }
                 verdict.reason = format!(
                     "{}; its company {} is linked when hubsync writes that company",
                     verdict.reason, link.domain
@@ -191,13 +207,11 @@ pub async fn link_written(
         return Ok(());
     }
     let answers = associate(client, &inputs).await;
-    for (index, contact_id, link) in asked {
-        let Company::Known(company_id) = &link.company else {
-            continue;
-        };
+    for (index, contact_id, link, company_id) in asked {
         let problem = match answers.get(&format!("{index}")) {
             Some(Ok(())) => {
-                remember(state, &contact_id, &link.key, company_id)?;
+                remember(state, &contact_id, &link.key, &company_id)?;
+                state.remove_waiting_link(&link.key, &contact_id)?;
                 continue;
             }
             Some(Err(problem)) => problem.clone(),

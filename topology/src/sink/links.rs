@@ -59,10 +59,7 @@ pub fn contact_link(record: &PendingRecord) -> Option<&Association> {
 }
 
 pub(super) fn associations(record: &PendingRecord) -> &[Association] {
-    record
-        .newest()
-        .map(|m| m.command.associations.as_slice())
-        .unwrap_or_default()
+    &record.merged.associations
 }
 
 /// The identity-map key of the record an association points at.

@@ -964,7 +964,7 @@ impl Writer {
     }
 
     /// The intent standing for a possible earlier create of `record`: its own, or, for a record
-    /// that can be looked up by hubsync's id property and whose events are older than this
+    /// that carries hubsync's own id property (activities, deals) and whose events are older than this
     /// state, one as old as the state. A state lost and begun again (a new volume, a deleted
     /// directory) thus never creates a second activity or deal: it looks first, once search
     /// shows what was created before it began.
@@ -976,13 +976,17 @@ impl Writer {
         let before_state = record
             .oldest_event_time()
             .is_some_and(|t| t < began.saturating_add(CLOCK_SKEW_MS));
-        Ok((before_state
-            && identity_kind(record) == Some(IdentityKind::SourceId)
-            && searchable_property(record))
-        .then(|| CreateIntent {
-            trace_id: String::new(),
-            at_ms: began,
-        }))
+        let owned = identity_property(record).is_some_and(|p| {
+            p == super::owned::ACTIVITY_ID_PROPERTY || p == super::owned::DEAL_KEY_PROPERTY
+        });
+        Ok(
+            (before_state && owned && identity_kind(record) == Some(IdentityKind::SourceId)).then(
+                || CreateIntent {
+                    trace_id: String::new(),
+                    at_ms: began,
+                },
+            ),
+        )
     }
 
     /// How long a record whose create was interrupted still waits before search can be trusted

@@ -21,7 +21,7 @@ pub mod generate;
 pub mod names;
 pub mod summary;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -251,6 +251,9 @@ async fn run_on(
         }
         report.deals_in_hubspot = portal.count(ObjectType::Deals);
         report.problems.extend(foreign_contacts(own, portal));
+        let links = company_links(own, portal);
+        report.contacts_linked = (links.linked, links.linked + links.unlinked.len());
+        report.problems.extend(links.problem());
         report.finish();
         reports.push((team_id.clone(), *portal_id, report));
     }
@@ -290,6 +293,88 @@ fn foreign_contacts(team: &Team, portal: &hubsync_sandbox::hubspot::HubSpotSandb
             .collect::<Vec<_>>()
             .join(", ")
     )]
+}
+
+/// Contacts in HubSpot whose company (the domain their last event named, else their email's
+/// business domain) is in HubSpot too, and whether it is their primary company there.
+struct CompanyLinks {
+    linked: usize,
+    /// Emails of contacts not linked to their company as its primary one.
+    unlinked: Vec<String>,
+}
+
+impl CompanyLinks {
+    fn problem(&self) -> Option<String> {
+        (!self.unlinked.is_empty()).then(|| {
+            format!(
+                "{} contacts are not linked to their company as their primary one, e.g. {}",
+                self.unlinked.len(),
+                self.unlinked
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+}
+
+fn company_links(team: &Team, portal: &hubsync_sandbox::hubspot::HubSpotSandbox) -> CompanyLinks {
+    use hubsync_processors::normalize;
+    let mut domains: HashMap<String, String> = HashMap::new();
+    for message in &team.messages {
+        let Payload::Contact(event) = &message.payload else {
+            continue;
+        };
+        let Some(email) = event.email.as_deref() else {
+            continue;
+        };
+        let domain = match event.company_domain.as_deref() {
+            Some(domain) => normalize::domain(domain).map(|d| d.into_owned()),
+            None => normalize::domain_from_email(email)
+                .filter(|d| !normalize::is_free_mail(d))
+                .map(|d| d.into_owned()),
+        };
+        if let Some(domain) = domain {
+            domains.insert(email.trim().to_ascii_lowercase(), domain);
+        }
+    }
+    let companies: HashMap<String, u64> = portal
+        .snapshot(ObjectType::Companies)
+        .iter()
+        .filter_map(|company| {
+            let domain = company["properties"]["domain"].as_str()?;
+            let id = company["id"].as_str()?.parse().ok()?;
+            Some((domain.to_ascii_lowercase(), id))
+        })
+        .collect();
+    let mut links = CompanyLinks {
+        linked: 0,
+        unlinked: Vec::new(),
+    };
+    for contact in portal.snapshot(ObjectType::Contacts) {
+        let (Some(email), Some(id)) = (
+            contact["properties"]["email"].as_str(),
+            contact["id"].as_str().and_then(|id| id.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let email = email.to_ascii_lowercase();
+        let Some(company) = domains.get(&email).and_then(|d| companies.get(d)) else {
+            continue;
+        };
+        let primary = portal
+            .associations_of(ObjectType::Contacts, id, ObjectType::Companies)
+            .iter()
+            .any(|(to, types)| to == company && types.contains(&1));
+        if primary {
+            links.linked += 1;
+        } else {
+            links.unlinked.push(email);
+        }
+    }
+    links
 }
 
 /// What publishing and waiting left behind.

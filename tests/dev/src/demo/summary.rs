@@ -122,6 +122,8 @@ pub struct Report {
     pub deal_surprises: Vec<(String, String, String)>,
     pub contacts_in_hubspot: usize,
     pub companies_in_hubspot: usize,
+    /// Contacts linked to their company as its primary one, of those whose company HubSpot holds.
+    pub contacts_linked: (usize, usize),
     /// Activities in HubSpot per object type (notes, emails, calls, tasks, meetings).
     pub activities_in_hubspot: BTreeMap<ObjectType, usize>,
     pub deals_in_hubspot: usize,
@@ -190,6 +192,7 @@ impl Report {
             deal_surprises: Vec::new(),
             contacts_in_hubspot: 0,
             companies_in_hubspot: 0,
+            contacts_linked: (0, 0),
             activities_in_hubspot: BTreeMap::new(),
             deals_in_hubspot: 0,
             startup: Duration::ZERO,
@@ -845,6 +848,11 @@ impl Report {
         let _ = writeln!(out, "expected contacts: {}", e.contacts_in_hubspot);
         let _ = writeln!(out, "hubspot companies: {}", self.companies_in_hubspot);
         let _ = writeln!(out, "expected companies: {}", e.companies_in_hubspot);
+        let _ = writeln!(
+            out,
+            "contacts linked to their primary company: {} of {} whose company HubSpot holds",
+            self.contacts_linked.0, self.contacts_linked.1
+        );
         for object in ACTIVITY_OBJECTS {
             let name = object.path_name();
             let got = self
