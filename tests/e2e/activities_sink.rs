@@ -467,3 +467,48 @@ async fn a_lost_state_looks_activities_and_deals_up_instead_of_creating_them_aga
     assert_eq!(world.hubspot.count(ObjectType::Notes), 2);
     pipeline.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_command_is_held_without_its_message_and_dead_lettered_with_it() {
+    let world = World::start(SandboxOptions::default(), 1, |c| c).await;
+    let pipeline = sink_only(&world).await;
+    let mut refused = contact("zed@acme.io", "acme.io", false);
+    refused.properties.insert(
+        "lifecyclestage".to_string(),
+        Some("not-a-stage".to_string()),
+    );
+    let payload = world
+        .publish_with_headers(
+            SchemaKind::HubSpotCommand,
+            &world.config.topics.replay_commands,
+            "zed@acme.io",
+            &refused,
+            &[
+                ("hubsync.replay.run", "backfill-7"),
+                ("hubsync.replay.of", "crm.contact.changes/0/41"),
+            ],
+        )
+        .await;
+    let dead = outcome(&world, &refused).await;
+    assert_eq!(dead.status, OutcomeStatus::DeadLettered, "{dead:?}");
+    assert_eq!(dead.stage, "sink replay:backfill-7");
+    let letters = world.dead_letters(1, WAIT).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter.original_topic, world.config.topics.replay_commands);
+    assert_eq!(
+        letter.original_value.as_deref(),
+        Some(payload.as_slice()),
+        "the dead letter carries the command as it was on Kafka, read again"
+    );
+    assert!(
+        letter
+            .original_headers
+            .iter()
+            .any(|h| h.key == "hubsync.replay.run"),
+        "{:?}",
+        letter.original_headers
+    );
+    assert_eq!(letter.event_id.as_deref(), Some(refused.event_id.as_str()));
+    pipeline.stop().await.expect("stops");
+}

@@ -58,6 +58,22 @@ pub struct Lineage {
     pub redrive_of: Option<String>,
 }
 
+/// [`Lineage::processed_key`] for the replay run `run`.
+pub fn processed_key_of<'a>(run: Option<&str>, event_id: &'a str) -> Cow<'a, str> {
+    match run {
+        Some(run) => Cow::Owned(format!("{run}:{event_id}")),
+        None => Cow::Borrowed(event_id),
+    }
+}
+
+/// [`Lineage::stage_label`] for the replay run `run`.
+pub fn stage_label_of(run: Option<&str>, stage: &str) -> String {
+    match run {
+        Some(run) => format!("{stage}{STAGE_MARK}{run}"),
+        None => stage.to_string(),
+    }
+}
+
 impl Lineage {
     /// Reads the headers of a message as it was consumed.
     pub fn of_message<M: Message>(message: &M) -> Self {
@@ -96,18 +112,12 @@ impl Lineage {
     /// The key the sink remembers a processed event by: its id, or `{run}:{id}` when replayed, so
     /// a replay writes an event again that was processed live, once per run.
     pub fn processed_key<'a>(&self, event_id: &'a str) -> Cow<'a, str> {
-        match self.run() {
-            Some(run) => Cow::Owned(format!("{run}:{event_id}")),
-            None => Cow::Borrowed(event_id),
-        }
+        processed_key_of(self.run(), event_id)
     }
 
     /// The `stage` of an outcome: `sink`, or `sink replay:{run}`.
     pub fn stage_label(&self, stage: &str) -> String {
-        match self.run() {
-            Some(run) => format!("{stage}{STAGE_MARK}{run}"),
-            None => stage.to_string(),
-        }
+        stage_label_of(self.run(), stage)
     }
 
     /// The outcome, naming the dead letter its event was redriven from when it was.

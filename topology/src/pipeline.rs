@@ -19,6 +19,7 @@ use crate::hubspot::{HubSpotClient, RetryParams};
 use crate::kafka::{consumer_config, producer_config};
 use crate::process::{self, ProcessStage, ProcessTeam};
 use crate::reload::{Applied, Reloader};
+use crate::sink::reread::Rereader;
 use crate::sink::spill::Spill;
 use crate::sink::stage::{self as sink, SinkSettings, SinkStage, SinkTeam};
 use crate::sink::writer::{Writer, WriterSettings};
@@ -398,6 +399,7 @@ impl Pipeline {
                 health: health.clone(),
                 settings: sink_settings(config, max_in_flight),
                 spill: Some(Spill::open(&config.state.stage_dir(sink::SPILL_DIR))?),
+                reread: std::sync::Arc::new(Rereader::new(config, secrets)),
             };
             let topic = config.topics.commands.clone();
             let replay_topic = config.topics.replay_commands.clone();

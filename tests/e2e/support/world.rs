@@ -144,6 +144,41 @@ impl World {
         self.publish_raw(topic, key, &payload).await;
     }
 
+    /// Publishes an Avro record with headers; returns its encoded bytes.
+    pub async fn publish_with_headers<T: AvroRecord>(
+        &self,
+        kind: SchemaKind,
+        topic: &str,
+        key: &str,
+        record: &T,
+        headers: &[(&str, &str)],
+    ) -> Vec<u8> {
+        let writer = self
+            .codec
+            .writer(kind, &default_subject(topic))
+            .await
+            .expect("writer");
+        let payload = writer.encode(record).expect("encode");
+        let mut owned = rdkafka::message::OwnedHeaders::new();
+        for (name, value) in headers {
+            owned = owned.insert(rdkafka::message::Header {
+                key: name,
+                value: Some(*value),
+            });
+        }
+        self.producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(key)
+                    .payload(&payload)
+                    .headers(owned),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("publish");
+        payload
+    }
+
     /// Publishes raw bytes, for malformed input.
     pub async fn publish_raw(&self, topic: &str, key: &str, payload: &[u8]) {
         self.producer

@@ -22,19 +22,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use hubsync_schemas::{Association, CommandAction, HubSpotCommand};
+use hubsync_schemas::{Association, CommandAction, HubSpotCommand, Identity};
 
-use crate::lineage::Lineage;
-use crate::outcomes::Original;
+pub use super::receipt::Member;
 
-/// One command as read from Kafka, with what is needed to acknowledge and dead-letter it.
+/// A command as it arrives: its values are merged into its record, and only its member (the
+/// receipt of its event) is kept.
 #[derive(Debug, Clone)]
-pub struct Member {
+pub struct Arriving {
     pub command: HubSpotCommand,
-    /// The command's message on the commands topic, kept whole for a dead letter.
-    pub message: Original,
-    /// What its headers say (replay run, redrive), read once when it was taken.
-    pub lineage: Lineage,
+    pub member: Member,
 }
 
 /// The merge of one record's commands: the newest value of each property by event time (arrival
@@ -108,6 +105,41 @@ impl Merged {
         }
     }
 
+    /// The merge of commands that came after the ones merged here, as if each had come alone.
+    pub fn absorb_merged(&mut self, later: Merged) {
+        for (name, value) in later.properties {
+            let time = later.property_times.get(&name).copied().unwrap_or(i64::MIN);
+            if self.property_times.get(&name).is_none_or(|t| time >= *t) {
+                if !later.fill_if_empty.contains(&name) {
+                    self.fill_if_empty.remove(&name);
+                }
+                self.properties.insert(name.clone(), value);
+                self.property_times.insert(name, time);
+            }
+        }
+        for name in later.fill_if_empty {
+            if !self.unconditional.contains(&name) {
+                self.fill_if_empty.insert(name);
+            }
+        }
+        self.unconditional.extend(later.unconditional);
+        for (name, value) in later.create_only {
+            self.create_only.entry(name).or_insert(value);
+        }
+        self.may_create |= later.may_create;
+        if let Some(time) = later.associations_time
+            && self.associations_time.is_none_or(|t| time >= t)
+        {
+            self.associations = later.associations;
+            self.associations_time = Some(time);
+        }
+        if let Some(newest) = later.newest
+            && self.newest.as_ref().is_none_or(|(t, _, _)| newest.0 >= *t)
+        {
+            self.newest = Some(newest);
+        }
+    }
+
     /// The newest command's action and missing mandatory fields.
     pub fn newest(&self) -> (CommandAction, &[String]) {
         match &self.newest {
@@ -122,6 +154,8 @@ impl Merged {
 pub struct PendingRecord {
     /// `object:KIND:value`, see [`crate::state::record_key`].
     pub key: String,
+    /// How upstream names it: its first command's identity.
+    pub identity: Identity,
     pub merged: Merged,
     pub members: Vec<Member>,
     pub first_seen: Instant,
@@ -133,9 +167,10 @@ pub struct PendingRecord {
 }
 
 impl PendingRecord {
-    fn new(key: String, now: Instant) -> Self {
+    fn new(key: String, identity: Identity, now: Instant) -> Self {
         PendingRecord {
             key,
+            identity,
             merged: Merged::default(),
             members: Vec::new(),
             first_seen: now,
@@ -144,9 +179,9 @@ impl PendingRecord {
         }
     }
 
-    fn absorb(&mut self, member: Member) {
-        self.merged.absorb(&member.command);
-        self.members.push(member);
+    fn absorb(&mut self, arriving: Arriving) {
+        self.merged.absorb(&arriving.command);
+        self.members.push(arriving.member);
     }
 
     /// When the record may go: its linger has run out, and its own time has come if it has one.
@@ -157,12 +192,12 @@ impl PendingRecord {
 
     /// The member whose command is newest by event time.
     pub fn newest(&self) -> Option<&Member> {
-        self.members.iter().max_by_key(|m| m.command.event_time)
+        self.members.iter().max_by_key(|m| m.receipt.event_time)
     }
 
     /// The event time of its oldest command.
     pub fn oldest_event_time(&self) -> Option<i64> {
-        self.members.iter().map(|m| m.command.event_time).min()
+        self.members.iter().map(|m| m.receipt.event_time).min()
     }
 }
 
@@ -205,12 +240,12 @@ impl Coalescer {
     }
 
     /// Holds a command for its record; `since` is when it started waiting.
-    pub fn add(&mut self, key: String, member: Member, since: Instant) {
+    pub fn add(&mut self, key: String, arriving: Arriving, since: Instant) {
         let record = self.records.entry(key.clone()).or_insert_with(|| {
             self.order.push_back(key.clone());
-            PendingRecord::new(key, since)
+            PendingRecord::new(key, arriving.command.identity.clone(), since)
         });
-        record.absorb(member);
+        record.absorb(arriving);
         self.commands += 1;
     }
 
@@ -237,11 +272,11 @@ impl Coalescer {
                     let due = newer.due(self.linger);
                     self.waiting.remove(&(due, newer.key.clone()));
                 }
-                let newer_members = std::mem::take(&mut newer.members);
                 record.first_seen = record.first_seen.min(newer.first_seen);
-                for member in newer_members {
-                    record.absorb(member);
-                }
+                record
+                    .merged
+                    .absorb_merged(std::mem::take(&mut newer.merged));
+                record.members.append(&mut newer.members);
                 if record.not_before.is_some() {
                     self.waiting
                         .insert((record.due(self.linger), record.key.clone()));
@@ -446,11 +481,11 @@ impl Coalescer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use hubsync_schemas::examples;
 
-    fn member(email: &str, time: i64, props: &[(&str, Option<&str>)]) -> Member {
+    fn member(email: &str, time: i64, props: &[(&str, Option<&str>)]) -> Arriving {
         let mut command = examples::hubspot_command();
         command.event_time = time;
         command.event_id = format!("e-{time}");
@@ -462,10 +497,74 @@ mod tests {
         command.fill_if_empty.clear();
         command.create_only_properties.clear();
         command.may_create = false;
-        Member {
+        arriving(command)
+    }
+
+    pub(crate) fn arriving(command: HubSpotCommand) -> Arriving {
+        let receipt = super::super::receipt::Receipt::new(
+            &command,
+            &crate::lineage::Lineage::default(),
+            &crate::position::Position::new("hubsync.commands", 0, 0),
+            &mut Default::default(),
+        );
+        Arriving {
+            member: Member::new(receipt, crate::outcomes::Original::default()),
             command,
-            message: Original::default(),
-            lineage: Lineage::default(),
+        }
+    }
+
+    #[test]
+    fn merging_two_merges_equals_merging_every_command_in_order() {
+        let mut commands = Vec::new();
+        for (time, props, fill, create, may_create) in [
+            (
+                5,
+                vec![("firstname", Some("Ada"))],
+                vec![],
+                vec![("lifecyclestage", "lead")],
+                false,
+            ),
+            (3, vec![("phone", Some("1"))], vec!["phone"], vec![], true),
+            (
+                7,
+                vec![("phone", Some("2")), ("jobtitle", None)],
+                vec![],
+                vec![],
+                false,
+            ),
+            (
+                7,
+                vec![("firstname", Some("Ada L."))],
+                vec![],
+                vec![("lifecyclestage", "customer")],
+                false,
+            ),
+            (1, vec![("phone", Some("0"))], vec!["phone"], vec![], false),
+        ] {
+            let mut command = member("a@x.io", time, &props).command;
+            command.fill_if_empty = fill.into_iter().map(str::to_string).collect();
+            command.create_only_properties = create
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            command.may_create = may_create;
+            if time == 7 {
+                command.associations = examples::hubspot_command().associations;
+            }
+            commands.push(command);
+        }
+        let mut all = Merged::default();
+        for command in &commands {
+            all.absorb(command);
+        }
+        for split in 0..=commands.len() {
+            let (first, second) = commands.split_at(split);
+            let mut merged = Merged::default();
+            first.iter().for_each(|c| merged.absorb(c));
+            let mut later = Merged::default();
+            second.iter().for_each(|c| later.absorb(c));
+            merged.absorb_merged(later);
+            assert_eq!(merged, all, "split at {split}");
         }
     }
 
@@ -501,7 +600,7 @@ mod tests {
             Some("Ada L.")
         );
         assert_eq!(record.merged.properties["jobtitle"].as_deref(), Some("CTO"));
-        assert_eq!(record.newest().map(|m| m.command.event_time), Some(3));
+        assert_eq!(record.newest().map(|m| m.receipt.event_time), Some(3));
     }
 
     fn keys(batch: &[PendingRecord]) -> Vec<&str> {

@@ -14,6 +14,8 @@ pub(crate) mod coalesce;
 mod companies;
 mod links;
 pub mod owned;
+pub(crate) mod receipt;
+pub mod reread;
 pub mod spill;
 pub mod stage;
 pub(crate) mod verdict;

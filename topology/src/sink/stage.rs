@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::join_all;
-use hubsync_schemas::{HubSpotCommand, HubSpotObjectType, IdentityKind, OutcomeStatus};
+use hubsync_schemas::{
+    HubSpotCommand, HubSpotObjectType, IdentityKind, OutcomeStatus, SyncOutcome,
+};
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
@@ -36,7 +38,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::coalesce::{Coalescer, Member, PendingRecord};
+use super::coalesce::{Arriving, Coalescer, Member, PendingRecord};
+use super::receipt::{Names, Receipt};
+use super::reread::Rereader;
 use super::spill::Spill;
 use super::verdict::{self, Unavailable};
 use super::writer::{Resolution, Writer};
@@ -165,8 +169,8 @@ enum Lane {
 }
 
 impl Lane {
-    fn of(member: &Member) -> Lane {
-        if member.lineage.replay.is_some() {
+    fn of(lineage: &Lineage) -> Lane {
+        if lineage.replay.is_some() {
             Lane::Replay
         } else {
             Lane::Live
@@ -183,6 +187,8 @@ struct Pending {
     /// on, so the teams take turns.
     slots: Vec<Slot>,
     next: usize,
+    /// Topic, team and run names the held commands share.
+    names: Names,
 }
 
 impl Pending {
@@ -370,6 +376,8 @@ pub struct SinkStage {
     /// Where a team's commands beyond its share of memory wait; without it, reading pauses for
     /// every team when the memory bound is reached.
     pub spill: Option<Spill>,
+    /// Reads a replayed command's message again for its dead letter.
+    pub reread: Arc<Rereader>,
 }
 
 /// What a finished batch hands back to the loop.
@@ -477,15 +485,17 @@ impl SinkStage {
                                 if let Some(c) = coalescers.lane_mut(lane).get_mut(&slot) {
                                     c.release(records.iter().map(|r| r.key.clone()));
                                 }
-                                for member in records.iter().flat_map(|r| &r.members) {
-                                    self.answer(
-                                        &member.command,
-                                        &member.lineage,
-                                        &verdict,
-                                        member.message.position(),
-                                        &acks,
-                                    )
-                                    .await;
+                                for record in &records {
+                                    for member in &record.members {
+                                        let outcome = member.receipt.outcome(
+                                            &verdict,
+                                            STAGE,
+                                            &record.identity.value,
+                                            now_ms(),
+                                        );
+                                        self.answer(outcome, member.receipt.position(), &acks)
+                                            .await;
+                                    }
                                 }
                                 continue;
                             }
@@ -501,6 +511,7 @@ impl SinkStage {
                             team.writer.clone(),
                             team.client.clone(),
                             self.emitter.clone(),
+                            self.reread.clone(),
                             slot.1,
                             records,
                         );
@@ -876,8 +887,12 @@ impl SinkStage {
             }
             Served::NotConnected(why) => {
                 let verdict = teams::not_connected(why);
-                self.answer(&command, &lineage, &verdict, position, acks)
-                    .await;
+                self.answer(
+                    command_outcome(&command, &lineage, &verdict),
+                    position,
+                    acks,
+                )
+                .await;
                 return Ok(());
             }
         };
@@ -893,35 +908,39 @@ impl SinkStage {
             // Redelivered, or copied again by its run: the event keeps the outcome it has.
             metrics::counter!("hubsync_sink_redelivered_total").increment(1);
             let verdict = Verdict::from_remembered(&remembered);
-            self.answer(&command, &lineage, &verdict, position, acks)
-                .await;
+            self.answer(
+                command_outcome(&command, &lineage, &verdict),
+                position,
+                acks,
+            )
+            .await;
             return Ok(());
         }
         let key = command_key(&command);
         let object = command.object_type;
         let command_team: Arc<str> = Arc::from(command.team_id.as_str());
         let since = waiting_since(command.processed_time, now_ms(), self.settings.linger);
-        let member = Member {
-            command,
-            message: original,
-            lineage,
-        };
-        let lane = Lane::of(&member);
+        let lane = Lane::of(&lineage);
         if lane == Lane::Live
             && let Some(spill) = spill
             && (spill.holds(&command_team)
                 || coalescers.live_of(&command_team) >= self.settings.team_max_pending)
         {
-            match spill.push(&command_team, &member.message) {
+            match spill.push(&command_team, &original) {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     warn!(team = %command_team, %error, "cannot keep a command on disk; holding it in memory");
                 }
             }
         }
+        let receipt = Receipt::new(&command, &lineage, &position, &mut coalescers.names);
+        let arriving = Arriving {
+            member: Member::new(receipt, original),
+            command,
+        };
         coalescers
             .coalescer(lane, (command_team, object), &self.settings)
-            .add(key, member, since);
+            .add(key, arriving, since);
         Ok(())
     }
 }
@@ -932,18 +951,10 @@ impl SinkStage {
     /// read again after a restart.
     async fn answer(
         &self,
-        command: &HubSpotCommand,
-        lineage: &Lineage,
-        verdict: &Verdict,
+        outcome: SyncOutcome,
         position: Position,
         acks: &mpsc::Sender<Position>,
     ) {
-        let outcome = lineage.stamp(outcomes::for_command(
-            command,
-            verdict,
-            &lineage.stage_label(STAGE),
-            now_ms(),
-        ));
         match self.emitter.outcome(&outcome).await {
             Ok(delivery) => spawn_ack(vec![delivery], position, acks.clone()),
             Err(error) => {
@@ -951,6 +962,16 @@ impl SinkStage {
             }
         }
     }
+}
+
+/// The outcome of a command answered as it is read.
+fn command_outcome(command: &HubSpotCommand, lineage: &Lineage, verdict: &Verdict) -> SyncOutcome {
+    lineage.stamp(outcomes::for_command(
+        command,
+        verdict,
+        &lineage.stage_label(STAGE),
+        now_ms(),
+    ))
 }
 
 /// What a record spends in the sink at least (its whole linger when that is shorter), however
@@ -985,15 +1006,7 @@ fn pause_assigned(consumer: &StreamConsumer, pause: bool) {
 
 /// The key a member's event is remembered under: `{run}:{event_id}` when it was replayed.
 fn processed_key(member: &Member) -> String {
-    member
-        .lineage
-        .processed_key(&member.command.event_id)
-        .into_owned()
-}
-
-/// The `stage` of a member's outcome: `sink`, or `sink replay:{run}`.
-fn outcome_stage(member: &Member) -> String {
-    member.lineage.stage_label(STAGE)
+    member.receipt.processed_key()
 }
 
 /// The key a command's record is coalesced and known by.
@@ -1034,12 +1047,36 @@ async fn dead_letter_only(
     }
 }
 
+/// A held command's message, for its dead letter: kept for a live command, read again from
+/// Kafka for a replayed one. One that cannot be read again is dead-lettered by its position
+/// alone, with why in a header, rather than lost.
+async fn message_of(member: &Member, reread: &Rereader) -> Original {
+    if let Some(message) = &member.message {
+        return (**message).clone();
+    }
+    let position = member.receipt.position();
+    match reread.read(&position).await {
+        Ok(message) => message,
+        Err(error) => {
+            warn!(%position, %error, "a replayed command's message could not be read again; its dead letter names its position only");
+            Original {
+                topic: position.topic,
+                partition: position.partition,
+                offset: position.offset,
+                headers: vec![("hubsync.dlq.unread".to_string(), Some(error.into_bytes()))],
+                ..Original::default()
+            }
+        }
+    }
+}
+
 /// Writes one batch, remembers every event's outcome durably, then emits outcomes and dead
 /// letters and waits for their delivery.
 async fn write_batch(
     writer: Writer,
     client: HubSpotClient,
     emitter: Emitter,
+    reread: Arc<Rereader>,
     object: HubSpotObjectType,
     records: Vec<PendingRecord>,
 ) -> BatchDone {
@@ -1051,14 +1088,16 @@ async fn write_batch(
     // A command read again while its first copy was in flight passed the check on reading:
     // check again now, so an event processed meanwhile keeps its outcome and is not written twice.
     let mut records = records;
-    let mut answered: Vec<(Member, Verdict)> = Vec::new();
+    let mut answered: Vec<(Member, String, Verdict)> = Vec::new();
     for record in &mut records {
         let mut keep = Vec::with_capacity(record.members.len());
         for member in record.members.drain(..) {
             match writer.state().processed(&processed_key(&member)) {
-                Ok(Some(remembered)) => {
-                    answered.push((member, Verdict::from_remembered(&remembered)))
-                }
+                Ok(Some(remembered)) => answered.push((
+                    member,
+                    record.identity.value.clone(),
+                    Verdict::from_remembered(&remembered),
+                )),
                 _ => keep.push(member),
             }
         }
@@ -1155,36 +1194,29 @@ async fn write_batch(
         for member in &record.members {
             let mut deliveries = Vec::new();
             if let Some(failure) = failure {
+                let message = message_of(member, &reread).await;
                 let dead = dead_letter_only(
                     &emitter,
-                    &member.message,
-                    Some(member.command.event_id.clone()),
-                    Some(member.command.team_id.clone()),
+                    &message,
+                    Some(member.receipt.event_id()),
+                    Some(member.receipt.team_id.to_string()),
                     failure,
                 )
                 .await;
                 deliveries.extend(dead);
             }
-            let outcome = member.lineage.stamp(outcomes::for_command(
-                &member.command,
-                verdict,
-                &outcome_stage(member),
-                now,
-            ));
+            let outcome = member
+                .receipt
+                .outcome(verdict, STAGE, &record.identity.value, now);
             match emitter.outcome(&outcome).await {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(error) => error!(%error, "cannot encode an outcome"),
             }
-            emits.push((member.message.position(), deliveries));
+            emits.push((member.receipt.position(), deliveries));
         }
     }
-    for (member, verdict) in &answered {
-        let outcome = member.lineage.stamp(outcomes::for_command(
-            &member.command,
-            verdict,
-            &outcome_stage(member),
-            now,
-        ));
+    for (member, record, verdict) in &answered {
+        let outcome = member.receipt.outcome(verdict, STAGE, record, now);
         let deliveries = match emitter.outcome(&outcome).await {
             Ok(delivery) => vec![delivery],
             Err(error) => {
@@ -1192,7 +1224,7 @@ async fn write_batch(
                 Vec::new()
             }
         };
-        emits.push((member.message.position(), deliveries));
+        emits.push((member.receipt.position(), deliveries));
     }
     let waits = emits.into_iter().map(|(position, deliveries)| async move {
         join_all(deliveries).await;

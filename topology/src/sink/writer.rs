@@ -1063,16 +1063,12 @@ pub(super) fn keep_oldest(found: &mut HashMap<String, String>, key: String, id: 
 }
 
 fn identity_kind(record: &PendingRecord) -> Option<IdentityKind> {
-    record.members.first().map(|m| m.command.identity.kind)
+    Some(record.identity.kind)
 }
 
 /// The HubSpot property a record's identity value is matched on.
 fn identity_property(record: &PendingRecord) -> Option<String> {
-    record
-        .members
-        .first()
-        .map(|m| m.command.identity.property.clone())
-        .filter(|p| !p.is_empty())
+    Some(record.identity.property.clone()).filter(|p| !p.is_empty())
 }
 
 /// An upstream id held in a property of hubsync's own (not `hs_object_id`), which search finds.
@@ -1089,11 +1085,7 @@ struct Found {
 }
 
 fn identity_value(record: &PendingRecord) -> String {
-    record
-        .members
-        .first()
-        .map(|m| m.command.identity.value.clone())
-        .unwrap_or_default()
+    record.identity.value.clone()
 }
 
 /// Names a record's input in a batch: its oldest event id, unique within the batch.
@@ -1101,7 +1093,7 @@ fn trace_id(record: &PendingRecord) -> String {
     record
         .members
         .first()
-        .map(|m| m.command.event_id.clone())
+        .map(|m| m.receipt.event_id())
         .unwrap_or_else(|| record.key.clone())
 }
 
@@ -1139,8 +1131,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::outcomes::Original;
-    use crate::sink::coalesce::{Coalescer, Member};
+    use crate::sink::coalesce::Coalescer;
 
     fn record(properties: &[(&str, &str)], create_only: &[(&str, &str)]) -> PendingRecord {
         let mut command = hubsync_schemas::examples::hubspot_command();
@@ -1156,11 +1147,7 @@ mod tests {
         let mut coalescer = Coalescer::new(Duration::ZERO, 10, 100);
         coalescer.add(
             "k".into(),
-            Member {
-                command,
-                message: Original::default(),
-                lineage: crate::lineage::Lineage::default(),
-            },
+            crate::sink::coalesce::tests::arriving(command),
             Instant::now(),
         );
         coalescer
