@@ -310,7 +310,6 @@ impl Coalescer {
     }
 
     /// Records not yet handed out.
-    #[cfg(test)]
     pub fn pending_records(&self) -> usize {
         self.records.len()
     }

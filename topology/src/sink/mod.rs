@@ -10,11 +10,11 @@
 //! - [`spill`]: a team's commands beyond its share of memory, waiting on disk in order.
 //! - [`stage`]: the loop: read, dedupe, coalesce, dispatch batches, emit, store offsets.
 
-pub(crate) mod coalesce;
+pub mod coalesce;
 mod companies;
 mod links;
 pub mod owned;
-pub(crate) mod receipt;
+pub mod receipt;
 pub mod reread;
 pub mod spill;
 pub mod stage;

@@ -45,6 +45,7 @@ mod activities;
 mod codec;
 mod cpu;
 mod events;
+mod held;
 mod process_stage;
 mod processors;
 mod repeats;
@@ -57,6 +58,10 @@ mod world;
 use std::time::{Duration, Instant};
 
 use report::{Row, Verdict, thousands};
+
+/// Counts what the replay memory figure's thread allocates; passes everything else through.
+#[global_allocator]
+static ALLOCATOR: held::Counting = held::Counting;
 
 /// What to run, from the command line.
 #[derive(Debug, Clone)]
@@ -321,6 +326,16 @@ fn main() {
             linger: Duration::from_secs(1),
             kafka: options.kafka.clone(),
         };
+        let memory = held::Params {
+            events: params.events,
+        };
+        eprintln!(
+            "[5] memory per held replayed command, {} events ...",
+            memory.events
+        );
+        let held = held::measure(memory);
+        print_held(&held);
+        rows.push(held_row(&held));
         eprintln!(
             "[5] replay of {} events beside {} live events/s ...",
             params.events, params.live_rate
@@ -842,6 +857,40 @@ fn print_replay(f: &replay::Figures) {
     println!();
 }
 
+fn print_held(f: &held::Figures) {
+    println!("### 5. memory per held replayed command");
+    println!(
+        "{} commands from {} events over {} records held in one replay coalescer, counted by the \
+         allocator on the measuring thread: {:.0} bytes each as malloc spends them ({:.0} \
+         requested); the same commands kept whole with their messages: {:.0} ({:.0} requested); \
+         {:.1} s",
+        thousands(f.commands as f64),
+        thousands(f.params.events as f64),
+        thousands(f.records as f64),
+        f.receipt.0,
+        f.receipt.1,
+        f.whole.0,
+        f.whole.1,
+        f.took.as_secs_f64()
+    );
+    println!();
+}
+
+fn held_row(f: &held::Figures) -> Row {
+    Row::new(
+        "5 sink memory per held replayed command, bytes (allocator count)",
+        format!(
+            "{:.0} ({:.0} requested; whole command and message {:.0}, {:.1}x less)",
+            f.receipt.0,
+            f.receipt.1,
+            f.whole.0,
+            f.whole.0 / f.receipt.0.max(1.0)
+        ),
+        "<= 300",
+        Verdict::at_most(f.receipt.0, 300.0),
+    )
+}
+
 fn replay_rows(f: &replay::Figures) -> Vec<Row> {
     vec![
         Row::new(
@@ -885,6 +934,20 @@ fn replay_rows(f: &replay::Figures) -> Vec<Row> {
                 f.replay_wall.as_secs_f64(),
                 f.share(f.replay_calls),
                 f.share(f.live_calls)
+            ),
+        ),
+        Row::new(
+            "5 replay wall time / what its calls need at the share left by live",
+            format!(
+                "{:.2} x ({:.1} s / {:.1} s)",
+                f.replay_wall.as_secs_f64() / f.calls_need().as_secs_f64().max(0.001),
+                f.replay_wall.as_secs_f64(),
+                f.calls_need().as_secs_f64()
+            ),
+            "<= 2 x",
+            Verdict::at_most(
+                f.replay_wall.as_secs_f64(),
+                2.0 * f.calls_need().as_secs_f64(),
             ),
         ),
         Row::new(

@@ -174,7 +174,7 @@ pub async fn measure(params: Params) -> Figures {
 }
 
 /// What the process stage does with a decoded event: decide, and make the command of a write.
-fn decide_and_command(
+pub fn decide_and_command(
     event: &ContactChanged,
     offset: usize,
     rules: &Rules,

@@ -132,6 +132,13 @@ impl Figures {
         self.replay_calls as f64 * 1_000.0 / self.params.events as f64
     }
 
+    /// How long the replay's calls take at the budget share live traffic leaves it (never less
+    /// than `backfill_share`, which it has even while live commands wait).
+    pub fn calls_need(&self) -> Duration {
+        let share = (1.0 - self.share(self.live_calls)).max(0.3);
+        Duration::from_secs_f64(self.replay_calls as f64 / (PER_10S / 10.0 * share))
+    }
+
     /// The fewest write calls the replay could take: every contact once, 100 per call.
     pub fn floor_calls(&self) -> usize {
         self.contacts.div_ceil(100)
