@@ -107,6 +107,24 @@ pub fn consumer_config(config: &Config, secrets: &Secrets, stage: &str) -> Clien
     client
 }
 
+/// A consumer that reads by assignment only: the configuration's Kafka settings, a group id of
+/// its own (`{group}-{purpose}-{random}`) that never commits.
+pub fn reader_config(config: &Config, secrets: &Secrets, purpose: &str) -> ClientConfig {
+    let mut client = consumer_config(config, secrets, purpose);
+    client
+        .set(
+            "group.id",
+            format!(
+                "{}-{}",
+                config.group_id(purpose),
+                uuid::Uuid::new_v4().simple()
+            ),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    client
+}
+
 /// A producer that never duplicates on its own retries and waits for every in-sync replica.
 pub fn producer_config(config: &Config, secrets: &Secrets) -> ClientConfig {
     let mut client = base_config(config, secrets, Kind::Producer);

@@ -135,13 +135,17 @@ impl World {
         key: &str,
         record: &T,
     ) {
+        let payload = self.encode(kind, topic, record).await;
+        self.publish_raw(topic, key, &payload).await;
+    }
+
+    async fn encode<T: AvroRecord>(&self, kind: SchemaKind, topic: &str, record: &T) -> Vec<u8> {
         let writer = self
             .codec
             .writer(kind, &default_subject(topic))
             .await
             .expect("writer");
-        let payload = writer.encode(record).expect("encode");
-        self.publish_raw(topic, key, &payload).await;
+        writer.encode(record).expect("encode")
     }
 
     /// Publishes an Avro record with headers; returns its encoded bytes.
@@ -153,12 +157,7 @@ impl World {
         record: &T,
         headers: &[(&str, &str)],
     ) -> Vec<u8> {
-        let writer = self
-            .codec
-            .writer(kind, &default_subject(topic))
-            .await
-            .expect("writer");
-        let payload = writer.encode(record).expect("encode");
+        let payload = self.encode(kind, topic, record).await;
         let mut owned = rdkafka::message::OwnedHeaders::new();
         for (name, value) in headers {
             owned = owned.insert(rdkafka::message::Header {

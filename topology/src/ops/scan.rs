@@ -28,7 +28,7 @@ use tracing::debug;
 use super::range::Window;
 use crate::codec::{AvroCodec, DecodeError};
 use crate::config::{Config, Secrets};
-use crate::kafka::{consumer_config, original};
+use crate::kafka::{original, reader_config};
 use crate::outcomes::Original;
 
 /// How long one metadata, watermark or offset lookup may take.
@@ -132,18 +132,7 @@ impl TopicReader {
         codec: AvroCodec,
         progress: bool,
     ) -> Result<Self, ScanError> {
-        let mut client = consumer_config(config, secrets, "ops");
-        client
-            .set(
-                "group.id",
-                format!(
-                    "{}-{}",
-                    config.group_id("ops"),
-                    uuid::Uuid::new_v4().simple()
-                ),
-            )
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
+        let client = reader_config(config, secrets, "ops");
         let consumer = client.create().map_err(ScanError::Client)?;
         Ok(TopicReader {
             consumer,

@@ -9,7 +9,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::Mutex;
 
 use crate::config::{Config, Secrets};
-use crate::kafka::{consumer_config, original};
+use crate::kafka::{original, reader_config};
 use crate::outcomes::Original;
 use crate::position::Position;
 
@@ -23,18 +23,7 @@ pub struct Rereader {
 
 impl Rereader {
     pub fn new(config: &Config, secrets: &Secrets) -> Self {
-        let mut client = consumer_config(config, secrets, "sink-reread");
-        client
-            .set(
-                "group.id",
-                format!(
-                    "{}-{}",
-                    config.group_id("sink-reread"),
-                    uuid::Uuid::new_v4().simple()
-                ),
-            )
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
+        let client = reader_config(config, secrets, "sink-reread");
         Rereader {
             client,
             consumer: Mutex::new(None),

@@ -31,7 +31,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::plan::{self, Span};
 use super::{ReplayError, kafka};
 use crate::config::{Config, Secrets};
-use crate::kafka::{consumer_config, original};
+use crate::kafka::{original, reader_config};
 use crate::lineage::{Lineage, ReplayMark, replay_copy_headers};
 use crate::ops::range::Window;
 use crate::ops::scan::TopicReader;
@@ -84,18 +84,7 @@ pub struct Tally {
 /// A consumer for reading spans: the configuration's Kafka settings, a throwaway group id, and
 /// nothing ever committed.
 pub fn consumer(config: &Config, secrets: &Secrets) -> Result<StreamConsumer, ReplayError> {
-    let mut client = consumer_config(config, secrets, "ops");
-    client
-        .set(
-            "group.id",
-            format!(
-                "{}-{}",
-                config.group_id("replay"),
-                uuid::Uuid::new_v4().simple()
-            ),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
+    let client = reader_config(config, secrets, "replay");
     client.create().map_err(ReplayError::Client)
 }
 
