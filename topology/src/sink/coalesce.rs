@@ -181,6 +181,10 @@ impl PendingRecord {
 
     fn absorb(&mut self, arriving: Arriving) {
         self.merged.absorb(&arriving.command);
+        // Grown by a quarter at a time, not doubled: a replay holds a million of these.
+        if self.members.len() == self.members.capacity() {
+            self.members.reserve_exact((self.members.len() / 4).max(1));
+        }
         self.members.push(arriving.member);
     }
 

@@ -11,10 +11,11 @@
 //!   team, event time, position on the commands topic, replay run } (about 200 B)
 //! ```
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use hubsync_schemas::{HubSpotCommand, HubSpotObjectType, SyncOutcome};
+use hubsync_schemas::{HubSpotCommand, HubSpotObjectType, SourcePosition, SyncOutcome};
 
 use crate::lineage::{self, Lineage};
 use crate::outcomes::{Original, Verdict};
@@ -44,45 +45,81 @@ impl CompactId {
     }
 }
 
-/// Names many commands share, each kept once.
+/// What many commands share: where they came from and were read, their team, their run.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Shared {
+    source_topic: Box<str>,
+    team_id: Box<str>,
+    topic: Box<str>,
+    run: Option<Box<str>>,
+}
+
+/// The [`Shared`] parts of held commands, each kept once.
 #[derive(Debug, Default)]
-pub struct Names(HashSet<Arc<str>>);
+pub struct Names {
+    known: HashMap<u64, Vec<Arc<Shared>>>,
+    hasher: std::collections::hash_map::RandomState,
+    count: usize,
+}
 
 impl Names {
-    pub fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.0.get(name) {
+    fn get(
+        &mut self,
+        source_topic: &str,
+        team_id: &str,
+        topic: &str,
+        run: Option<&str>,
+    ) -> Arc<Shared> {
+        let hash = self.hasher.hash_one((source_topic, team_id, topic, run));
+        let same = |shared: &Arc<Shared>| {
+            &*shared.source_topic == source_topic
+                && &*shared.team_id == team_id
+                && &*shared.topic == topic
+                && shared.run.as_deref() == run
+        };
+        if let Some(known) = self
+            .known
+            .get(&hash)
+            .and_then(|all| all.iter().find(|s| same(s)))
+        {
             return known.clone();
         }
-        let name: Arc<str> = Arc::from(name);
-        // Bounded: names are topics, teams and replay runs, but a bad producer could send any.
-        if self.0.len() < 10_000 {
-            self.0.insert(name.clone());
+        let shared = Arc::new(Shared {
+            source_topic: source_topic.into(),
+            team_id: team_id.into(),
+            topic: topic.into(),
+            run: run.map(Box::from),
+        });
+        // Bounded: these are topics, teams and runs, but a bad producer could send any.
+        if self.count < 100_000 {
+            self.known.entry(hash).or_default().push(shared.clone());
+            self.count += 1;
         }
-        name
+        shared
     }
+}
+
+/// What few commands carry: a correlation id other than their source position, a redrive mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rare {
+    correlation_id: Option<Box<str>>,
+    redrive_of: Option<Box<str>>,
 }
 
 /// One held command's event: what its outcome needs.
 #[derive(Debug, Clone)]
 pub struct Receipt {
     pub event_id: CompactId,
-    /// `None` when it equals the event id.
-    correlation_id: Option<CompactId>,
-    source_topic: Arc<str>,
-    source_partition: i32,
+    shared: Arc<Shared>,
     source_offset: i64,
-    source_key: Option<Box<str>>,
-    pub team_id: Arc<str>,
-    pub object_type: HubSpotObjectType,
-    pub event_time: i64,
     /// Where the command was read (commands or replay topic).
-    topic: Arc<str>,
-    partition: i32,
     offset: i64,
-    /// The replay run that copied it, if any.
-    pub run: Option<Arc<str>>,
-    /// The dead letter it was redriven from, if any.
-    redrive_of: Option<Box<str>>,
+    pub event_time: i64,
+    source_partition: i32,
+    partition: i32,
+    source_key: Option<Box<str>>,
+    rare: Option<Box<Rare>>,
+    pub object_type: HubSpotObjectType,
 }
 
 impl Receipt {
@@ -92,24 +129,29 @@ impl Receipt {
         position: &Position,
         names: &mut Names,
     ) -> Self {
-        let event_id = CompactId::new(&command.event_id);
-        let correlation_id = (command.correlation_id != command.event_id)
-            .then(|| CompactId::new(&command.correlation_id));
-        Receipt {
-            event_id,
-            correlation_id,
-            source_topic: names.get(&command.source.topic),
-            source_partition: command.source.partition,
-            source_offset: command.source.offset,
-            source_key: command.source.key.as_deref().map(Box::from),
-            team_id: names.get(&command.team_id),
-            object_type: command.object_type,
-            event_time: command.event_time,
-            topic: names.get(&position.topic),
-            partition: position.partition,
-            offset: position.offset,
-            run: lineage.run().map(|run| names.get(run)),
+        let derived = hubsync_processors::command::correlation_id(&command.source);
+        let rare = Rare {
+            correlation_id: (command.correlation_id != derived)
+                .then(|| command.correlation_id.as_str().into()),
             redrive_of: lineage.redrive_of.as_deref().map(Box::from),
+        };
+        Receipt {
+            event_id: CompactId::new(&command.event_id),
+            shared: names.get(
+                &command.source.topic,
+                &command.team_id,
+                &position.topic,
+                lineage.run(),
+            ),
+            source_offset: command.source.offset,
+            offset: position.offset,
+            event_time: command.event_time,
+            source_partition: command.source.partition,
+            partition: position.partition,
+            source_key: command.source.key.as_deref().map(Box::from),
+            rare: (rare.correlation_id.is_some() || rare.redrive_of.is_some())
+                .then(|| Box::new(rare)),
+            object_type: command.object_type,
         }
     }
 
@@ -117,19 +159,28 @@ impl Receipt {
         self.event_id.to_text()
     }
 
+    pub fn team_id(&self) -> &str {
+        &self.shared.team_id
+    }
+
+    /// The replay run that copied it, if any.
+    pub fn run(&self) -> Option<&str> {
+        self.shared.run.as_deref()
+    }
+
     /// Where the command was read.
     pub fn position(&self) -> Position {
-        Position::new(self.topic.to_string(), self.partition, self.offset)
+        Position::new(&*self.shared.topic, self.partition, self.offset)
     }
 
     /// The key its event's outcome is remembered by: `{run}:{event id}` when replayed.
     pub fn processed_key(&self) -> String {
-        lineage::processed_key_of(self.run.as_deref(), &self.event_id()).into_owned()
+        lineage::processed_key_of(self.run(), &self.event_id()).into_owned()
     }
 
     /// The outcome's stage: `sink`, or `sink replay:{run}`.
     pub fn stage_label(&self, stage: &str) -> String {
-        lineage::stage_label_of(self.run.as_deref(), stage)
+        lineage::stage_label_of(self.run(), stage)
     }
 
     /// The event's outcome, `record` naming the record as upstream knows it.
@@ -140,30 +191,38 @@ impl Receipt {
         record: &str,
         now_ms: i64,
     ) -> SyncOutcome {
-        let event_id = self.event_id();
+        let source = SourcePosition {
+            topic: self.shared.source_topic.to_string(),
+            partition: self.source_partition,
+            offset: self.source_offset,
+            key: self.source_key.as_deref().map(str::to_string),
+        };
+        let rare = self.rare.as_deref();
         SyncOutcome {
-            correlation_id: self
-                .correlation_id
-                .as_ref()
-                .map_or_else(|| event_id.clone(), CompactId::to_text),
-            event_id,
+            event_id: self.event_id(),
+            correlation_id: match rare.and_then(|r| r.correlation_id.as_deref()) {
+                Some(id) => id.to_string(),
+                None => hubsync_processors::command::correlation_id(&source),
+            },
             status: verdict.status,
             reason_code: verdict.reason_code.clone(),
             reason: verdict.reason.clone(),
             hubspot_object_type: Some(self.object_type),
             hubspot_id: verdict.hubspot_id.clone(),
-            source_topic: self.source_topic.to_string(),
-            source_partition: self.source_partition,
-            source_offset: self.source_offset,
-            source_key: self.source_key.as_deref().map(str::to_string),
-            team_id: self.team_id.to_string(),
+            source_topic: source.topic,
+            source_partition: source.partition,
+            source_offset: source.offset,
+            source_key: source.key,
+            team_id: self.team_id().to_string(),
             record: Some(record.to_string()),
             event_time: self.event_time,
             processed_time: now_ms,
             attempts: verdict.attempts,
             stage: self.stage_label(stage),
             missing_fields: verdict.missing_fields.clone(),
-            redrive_of: self.redrive_of.as_deref().map(str::to_string),
+            redrive_of: rare
+                .and_then(|r| r.redrive_of.as_deref())
+                .map(str::to_string),
         }
     }
 }
@@ -180,7 +239,7 @@ pub struct Member {
 impl Member {
     /// Keeps `message` only for a live command.
     pub fn new(receipt: Receipt, message: Original) -> Self {
-        let message = receipt.run.is_none().then(|| Box::new(message));
+        let message = receipt.run().is_none().then(|| Box::new(message));
         Member { receipt, message }
     }
 }
@@ -210,19 +269,24 @@ mod tests {
     #[test]
     fn a_receipt_gives_the_outcome_the_whole_command_gives() {
         let mut command = examples::hubspot_command();
-        command.correlation_id = "corr-1".into();
         let position = Position::new("hubsync.commands", 2, 77);
-        for lineage in [
-            Lineage::default(),
-            Lineage::of_headers(
-                [
-                    (lineage::REPLAY_RUN, Some(&b"backfill-1"[..])),
-                    (lineage::REPLAY_OF, Some(&b"hubsync.commands/0/5"[..])),
-                    (lineage::REDRIVE_OF, Some(&b"hubsync.dlq/0/9"[..])),
-                ]
-                .into_iter(),
+        let derived = hubsync_processors::command::correlation_id(&command.source);
+        for (lineage, correlation_id) in [
+            (Lineage::default(), derived.as_str()),
+            (Lineage::default(), "corr-1"),
+            (
+                Lineage::of_headers(
+                    [
+                        (lineage::REPLAY_RUN, Some(&b"backfill-1"[..])),
+                        (lineage::REPLAY_OF, Some(&b"hubsync.commands/0/5"[..])),
+                        (lineage::REDRIVE_OF, Some(&b"hubsync.dlq/0/9"[..])),
+                    ]
+                    .into_iter(),
+                ),
+                "corr-2",
             ),
         ] {
+            command.correlation_id = correlation_id.to_string();
             let receipt = Receipt::new(&command, &lineage, &position, &mut Names::default());
             let verdict = Verdict::created("101");
             let whole = lineage.stamp(crate::outcomes::for_command(
@@ -245,5 +309,21 @@ mod tests {
                 lineage.processed_key(&command.event_id)
             );
         }
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn probe() {
+        eprintln!(
+            "Member {} Receipt {} CompactId {} Option<CompactId> {} PendingRecord {} Merged {} Original {}",
+            std::mem::size_of::<super::Member>(),
+            std::mem::size_of::<super::Receipt>(),
+            std::mem::size_of::<super::CompactId>(),
+            std::mem::size_of::<Option<super::CompactId>>(),
+            std::mem::size_of::<crate::sink::coalesce::PendingRecord>(),
+            std::mem::size_of::<crate::sink::coalesce::Merged>(),
+            std::mem::size_of::<crate::outcomes::Original>(),
+        );
     }
 }

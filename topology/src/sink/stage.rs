@@ -1199,7 +1199,7 @@ async fn write_batch(
                     &emitter,
                     &message,
                     Some(member.receipt.event_id()),
-                    Some(member.receipt.team_id.to_string()),
+                    Some(member.receipt.team_id().to_string()),
                     failure,
                 )
                 .await;

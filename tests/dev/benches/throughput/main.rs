@@ -3,7 +3,7 @@
 //! ```text
 //! make bench                     # = cargo bench --locked -p hubsync-dev --bench throughput
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
-//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | codec | teams
+//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | memory | codec | teams
 //! cargo bench -p hubsync-dev --bench throughput -- --sink-records 100000
 //! cargo bench -p hubsync-dev --bench throughput -- --only replay --replay-events 1000000
 //! cargo bench -p hubsync-dev --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
@@ -78,6 +78,8 @@ struct Options {
     repeats: bool,
     activities: bool,
     replay: bool,
+    /// The replay memory figure alone (`--only memory`); part of `replay` too.
+    memory: bool,
     codec: bool,
     teams: bool,
 }
@@ -97,13 +99,14 @@ impl Options {
                 "repeats",
                 "activities",
                 "replay",
+                "memory",
                 "codec",
                 "teams",
             ]
             .contains(&only)
         {
             eprintln!(
-                "--only takes processors, sink, repeats, activities, replay, codec or teams, not {only:?}"
+                "--only takes processors, sink, repeats, activities, replay, memory, codec or teams, not {only:?}"
             );
             std::process::exit(2);
         }
@@ -147,6 +150,7 @@ impl Options {
             repeats: wanted("repeats"),
             activities: wanted("activities"),
             replay: wanted("replay"),
+            memory: wanted("replay") || wanted("memory"),
             codec: wanted("codec"),
             teams: wanted("teams"),
         }
@@ -315,6 +319,21 @@ fn main() {
         ));
     }
 
+    if options.memory {
+        let memory = held::Params {
+            events: options
+                .replay_events
+                .unwrap_or(if options.quick { 10_000 } else { 100_000 }),
+        };
+        eprintln!(
+            "[5] memory per held replayed command, {} events ...",
+            memory.events
+        );
+        let held = held::measure(memory);
+        print_held(&held);
+        rows.push(held_row(&held));
+    }
+
     if options.replay {
         let params = replay::Params {
             events: options
@@ -326,16 +345,6 @@ fn main() {
             linger: Duration::from_secs(1),
             kafka: options.kafka.clone(),
         };
-        let memory = held::Params {
-            events: params.events,
-        };
-        eprintln!(
-            "[5] memory per held replayed command, {} events ...",
-            memory.events
-        );
-        let held = held::measure(memory);
-        print_held(&held);
-        rows.push(held_row(&held));
         eprintln!(
             "[5] replay of {} events beside {} live events/s ...",
             params.events, params.live_rate
