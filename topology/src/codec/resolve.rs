@@ -145,6 +145,7 @@ impl Resolution {
             steps: Vec::new(),
             skip_memo: HashMap::new(),
             step_memo: HashMap::new(),
+            step_order: Vec::new(),
         };
         let (root, identity) = compiler.step(writer, reader)?;
         Ok(Resolution {
@@ -639,7 +640,11 @@ struct Compiler<'w, 'r> {
     skips: Vec<Skip>,
     steps: Vec<Step>,
     skip_memo: HashMap<Name, SkipId>,
-    step_memo: HashMap<(Name, Name), StepId>,
+    /// Record pairs by (writer name, reader name): compiled, being compiled, or refused.
+    step_memo: HashMap<(Name, Name), Result<StepId, String>>,
+    /// The pairs compiled, in order, so that those compiled while a record that then fails
+    /// was being compiled can be forgotten: they may have taken it for readable.
+    step_order: Vec<(Name, Name)>,
 }
 
 impl<'w, 'r> Compiler<'w, 'r> {
@@ -913,15 +918,41 @@ impl<'w, 'r> Compiler<'w, 'r> {
             ));
         }
         let key = (writer.name.clone(), reader.name.clone());
-        if let Some(&id) = self.step_memo.get(&key) {
+        match self.step_memo.get(&key) {
             // Compiled already, or a recursive reference to the record being compiled (which
             // is never taken as a plain copy).
-            let same = matches!(self.steps[id as usize], Step::Copy(_));
-            return Ok((id, same));
+            Some(Ok(id)) => {
+                let same = matches!(self.steps[*id as usize], Step::Copy(_));
+                return Ok((*id, same));
+            }
+            Some(Err(why)) => return Err(why.clone()),
+            None => {}
         }
         let id = self.add_step(Step::Pending);
-        self.step_memo.insert(key, id);
+        let mark = self.step_order.len();
+        self.step_memo.insert(key.clone(), Ok(id));
+        self.step_order.push(key.clone());
+        let compiled = self.record_fields(whole, writer, reader, id);
+        if let Err(why) = &compiled {
+            // A writer union branch may fail here and the same pair be used again elsewhere:
+            // nothing may keep the step left pending, so the pairs compiled since are forgotten
+            // (and compiled again if used) and this one is remembered as refused.
+            for forgotten in self.step_order.drain(mark..) {
+                self.step_memo.remove(&forgotten);
+            }
+            self.step_memo.insert(key, Err(why.clone()));
+        }
+        compiled
+    }
 
+    /// Compiles a record pair into the step `id`, left pending by [`Self::record`].
+    fn record_fields(
+        &mut self,
+        whole: &'w Schema,
+        writer: &'w RecordSchema,
+        reader: &'r RecordSchema,
+        id: StepId,
+    ) -> Result<(StepId, bool), String> {
         // The writer field each reader field reads from: by name, else by a reader alias.
         let mut source: Vec<Option<usize>> = vec![None; reader.fields.len()];
         let mut claimed = vec![false; writer.fields.len()];
