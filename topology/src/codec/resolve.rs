@@ -9,9 +9,10 @@
 //! several times slower. Parts that both schemas encode identically are copied as byte ranges.
 //!
 //! The rules are those of the Avro specification's "Schema Resolution", on the binary encoding:
-//! logical types resolve as their underlying types, records and enums match by unqualified name
-//! or a reader alias, reader fields match writer fields by name or a reader alias, and a union
-//! branch is chosen by the first reader branch of the same type (then the first it promotes to).
+//! logical types resolve as their underlying types (but two decimals only with the same precision
+//! and scale), records and enums match by unqualified name or a reader alias, reader fields match
+//! writer fields by name or a reader alias, and a union branch is chosen by the first reader
+//! branch of the same type (then the first it promotes to).
 //! What cannot be resolved for every datum is found when compiling; what depends on the datum
 //! (a writer union branch or enum symbol the reader cannot take) fails when that datum is read.
 
@@ -19,8 +20,8 @@ use std::collections::HashMap;
 
 use apache_avro::Schema;
 use apache_avro::schema::{
-    Aliases, EnumSchema, FixedSchema, InnerDecimalSchema, Name, NamesRef, RecordSchema,
-    ResolvedSchema, UnionSchema, UuidSchema,
+    Aliases, DecimalSchema, EnumSchema, FixedSchema, InnerDecimalSchema, Name, NamesRef,
+    RecordSchema, ResolvedSchema, UnionSchema, UuidSchema,
 };
 use serde_json::Value as Json;
 
@@ -586,6 +587,18 @@ fn shape<'s>(schema: &'s Schema, names: &NamesRef<'s>) -> Result<Shape<'s>, Stri
     })
 }
 
+/// The decimal logical type `schema` is, if it is one.
+fn decimal<'s>(schema: &'s Schema, names: &NamesRef<'s>) -> Option<&'s DecimalSchema> {
+    let schema = match schema {
+        Schema::Ref { name } => *names.get(name)?,
+        other => other,
+    };
+    match schema {
+        Schema::Decimal(decimal) => Some(decimal),
+        _ => None,
+    }
+}
+
 /// Whether a reader named type takes a writer named type: same unqualified name, or the writer's
 /// name is one of the reader's aliases.
 fn names_match(writer: &Name, reader: &Name, aliases: &Aliases) -> bool {
@@ -704,6 +717,17 @@ impl<'w, 'r> Compiler<'w, 'r> {
     fn step(&mut self, writer: &'w Schema, reader: &'r Schema) -> Result<(StepId, bool), String> {
         let w = shape(writer, self.writer_names)?;
         let r = shape(reader, self.reader_names)?;
+        if let (Some(wd), Some(rd)) = (
+            decimal(writer, self.writer_names),
+            decimal(reader, self.reader_names),
+        ) && (wd.precision, wd.scale) != (rd.precision, rd.scale)
+        {
+            return Err(format!(
+                "the writer's decimal({}, {}) is not the reader's decimal({}, {}): decimals \
+                 match only with the same precision and scale",
+                wd.precision, wd.scale, rd.precision, rd.scale
+            ));
+        }
         match (w, r) {
             (Shape::Union(wu), Shape::Union(ru)) => self.union_to_union(wu, ru, writer),
             (Shape::Union(wu), _) => self.union_to_plain(wu, reader, r),

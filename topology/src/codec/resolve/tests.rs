@@ -578,6 +578,45 @@ fn blocks_with_negative_counts_are_read() {
     );
 }
 
+/// Found by the differential property test: decimals were resolved as their underlying bytes
+/// whatever their precision and scale, so a datum written as decimal(4, 2) was read as
+/// decimal(4, 3), one tenth of its value. The specification lets two decimals match only with
+/// the same precision and scale.
+#[test]
+fn decimals_match_only_with_the_same_precision_and_scale() {
+    let decimal = |precision: u32, scale: u32| {
+        let mut schema = json!({"type": "bytes", "logicalType": "decimal"});
+        schema["precision"] = precision.into();
+        schema["scale"] = scale.into();
+        schema
+    };
+    let record = |field: Json| {
+        parse(&json!({"type": "record", "name": "R", "fields": [{"name": "d", "type": field}]}))
+    };
+    let writer = record(decimal(4, 2));
+    for reader in [decimal(4, 3), decimal(6, 2)] {
+        let error = Resolution::compile(&writer, &record(reader)).unwrap_err();
+        assert!(error.contains("decimal(4, 2)"), "{error}");
+    }
+    // The same decimal, or its bytes (which apache-avro's resolution refuses), still read.
+    for reader in [decimal(4, 2), json!(["null", decimal(4, 2)])] {
+        check(&writer, &record(reader), &[4, 0x04, 0xd2]);
+    }
+    let bytes = record(json!("bytes"));
+    assert_eq!(
+        read(&bytes, &rewrite(&writer, &bytes, &[4, 0x04, 0xd2]).unwrap()),
+        Value::Record(vec![("d".into(), Value::Bytes(vec![0x04, 0xd2]))])
+    );
+    // In a union, only the branch holding the other decimal is refused.
+    let writer = record(json!(["null", decimal(4, 2)]));
+    let reader = record(json!(["null", decimal(4, 3)]));
+    assert_eq!(rewrite(&writer, &reader, &[0]).unwrap(), [0]);
+    assert!(matches!(
+        rewrite(&writer, &reader, &[2, 2, 0x01]),
+        Err(RewriteError::Unreadable(_))
+    ));
+}
+
 #[test]
 fn what_cannot_be_resolved_says_why() {
     let contact = SchemaKind::ContactChanged.schema().unwrap();
