@@ -1227,3 +1227,6 @@ fn json_bytes(default: &Json) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod differential;
