@@ -9,9 +9,10 @@
 //! several times slower. Parts that both schemas encode identically are copied as byte ranges.
 //!
 //! The rules are those of the Avro specification's "Schema Resolution", on the binary encoding:
-//! logical types resolve as their underlying types, records and enums match by unqualified name
-//! or a reader alias, reader fields match writer fields by name or a reader alias, and a union
-//! branch is chosen by the first reader branch of the same type (then the first it promotes to).
+//! logical types resolve as their underlying types (but two decimals only with the same precision
+//! and scale), records and enums match by unqualified name or a reader alias, reader fields match
+//! writer fields by name or a reader alias, and a union branch is chosen by the first reader
+//! branch of the same type (then the first it promotes to).
 //! What cannot be resolved for every datum is found when compiling; what depends on the datum
 //! (a writer union branch or enum symbol the reader cannot take) fails when that datum is read.
 
@@ -19,8 +20,8 @@ use std::collections::HashMap;
 
 use apache_avro::Schema;
 use apache_avro::schema::{
-    Aliases, EnumSchema, FixedSchema, InnerDecimalSchema, Name, NamesRef, RecordSchema,
-    ResolvedSchema, UnionSchema, UuidSchema,
+    Aliases, DecimalSchema, EnumSchema, FixedSchema, InnerDecimalSchema, Name, NamesRef,
+    RecordSchema, ResolvedSchema, UnionSchema, UuidSchema,
 };
 use serde_json::Value as Json;
 
@@ -145,6 +146,7 @@ impl Resolution {
             steps: Vec::new(),
             skip_memo: HashMap::new(),
             step_memo: HashMap::new(),
+            step_order: Vec::new(),
         };
         let (root, identity) = compiler.step(writer, reader)?;
         Ok(Resolution {
@@ -585,6 +587,18 @@ fn shape<'s>(schema: &'s Schema, names: &NamesRef<'s>) -> Result<Shape<'s>, Stri
     })
 }
 
+/// The decimal logical type `schema` is, if it is one.
+fn decimal<'s>(schema: &'s Schema, names: &NamesRef<'s>) -> Option<&'s DecimalSchema> {
+    let schema = match schema {
+        Schema::Ref { name } => *names.get(name)?,
+        other => other,
+    };
+    match schema {
+        Schema::Decimal(decimal) => Some(decimal),
+        _ => None,
+    }
+}
+
 /// Whether a reader named type takes a writer named type: same unqualified name, or the writer's
 /// name is one of the reader's aliases.
 fn names_match(writer: &Name, reader: &Name, aliases: &Aliases) -> bool {
@@ -639,7 +653,11 @@ struct Compiler<'w, 'r> {
     skips: Vec<Skip>,
     steps: Vec<Step>,
     skip_memo: HashMap<Name, SkipId>,
-    step_memo: HashMap<(Name, Name), StepId>,
+    /// Record pairs by (writer name, reader name): compiled, being compiled, or refused.
+    step_memo: HashMap<(Name, Name), Result<StepId, String>>,
+    /// The pairs compiled, in order, so that those compiled while a record that then fails
+    /// was being compiled can be forgotten: they may have taken it for readable.
+    step_order: Vec<(Name, Name)>,
 }
 
 impl<'w, 'r> Compiler<'w, 'r> {
@@ -699,6 +717,17 @@ impl<'w, 'r> Compiler<'w, 'r> {
     fn step(&mut self, writer: &'w Schema, reader: &'r Schema) -> Result<(StepId, bool), String> {
         let w = shape(writer, self.writer_names)?;
         let r = shape(reader, self.reader_names)?;
+        if let (Some(wd), Some(rd)) = (
+            decimal(writer, self.writer_names),
+            decimal(reader, self.reader_names),
+        ) && (wd.precision, wd.scale) != (rd.precision, rd.scale)
+        {
+            return Err(format!(
+                "the writer's decimal({}, {}) is not the reader's decimal({}, {}): decimals \
+                 match only with the same precision and scale",
+                wd.precision, wd.scale, rd.precision, rd.scale
+            ));
+        }
         match (w, r) {
             (Shape::Union(wu), Shape::Union(ru)) => self.union_to_union(wu, ru, writer),
             (Shape::Union(wu), _) => self.union_to_plain(wu, reader, r),
@@ -913,15 +942,41 @@ impl<'w, 'r> Compiler<'w, 'r> {
             ));
         }
         let key = (writer.name.clone(), reader.name.clone());
-        if let Some(&id) = self.step_memo.get(&key) {
+        match self.step_memo.get(&key) {
             // Compiled already, or a recursive reference to the record being compiled (which
             // is never taken as a plain copy).
-            let same = matches!(self.steps[id as usize], Step::Copy(_));
-            return Ok((id, same));
+            Some(Ok(id)) => {
+                let same = matches!(self.steps[*id as usize], Step::Copy(_));
+                return Ok((*id, same));
+            }
+            Some(Err(why)) => return Err(why.clone()),
+            None => {}
         }
         let id = self.add_step(Step::Pending);
-        self.step_memo.insert(key, id);
+        let mark = self.step_order.len();
+        self.step_memo.insert(key.clone(), Ok(id));
+        self.step_order.push(key.clone());
+        let compiled = self.record_fields(whole, writer, reader, id);
+        if let Err(why) = &compiled {
+            // A writer union branch may fail here and the same pair be used again elsewhere:
+            // nothing may keep the step left pending, so the pairs compiled since are forgotten
+            // (and compiled again if used) and this one is remembered as refused.
+            for forgotten in self.step_order.drain(mark..) {
+                self.step_memo.remove(&forgotten);
+            }
+            self.step_memo.insert(key, Err(why.clone()));
+        }
+        compiled
+    }
 
+    /// Compiles a record pair into the step `id`, left pending by [`Self::record`].
+    fn record_fields(
+        &mut self,
+        whole: &'w Schema,
+        writer: &'w RecordSchema,
+        reader: &'r RecordSchema,
+        id: StepId,
+    ) -> Result<(StepId, bool), String> {
         // The writer field each reader field reads from: by name, else by a reader alias.
         let mut source: Vec<Option<usize>> = vec![None; reader.fields.len()];
         let mut claimed = vec![false; writer.fields.len()];
@@ -1172,3 +1227,6 @@ fn json_bytes(default: &Json) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod differential;

@@ -493,6 +493,64 @@ fn recursive_schemas_resolve() {
     check(&writer, &reader, &encode(&writer, list));
 }
 
+/// Found by the differential property test: a record pair refused inside a writer union branch
+/// (where it only makes that branch unreadable) was left half compiled, so a later use of the
+/// same pair outside a union compiled, and then refused every datum as malformed.
+#[test]
+fn a_record_refused_in_a_union_branch_is_refused_where_it_is_used_again() {
+    let schema = |x: &str, later: Json| {
+        parse(&json!({"type": "record", "name": "Top", "fields": [
+            {"name": "first", "type": ["null", {"type": "record", "name": "Inner", "fields": [
+                {"name": "x", "type": x},
+            ]}]},
+            {"name": "again", "type": later},
+        ]}))
+    };
+    let writer = schema("int", json!("Inner"));
+    let reader = schema("string", json!("Inner"));
+    let error = Resolution::compile(&writer, &reader).unwrap_err();
+    assert!(error.contains("field x"), "{error}");
+
+    // Used again inside a union, it only makes that branch unreadable there too.
+    let writer = schema("int", json!(["null", "Inner"]));
+    let reader = schema("string", json!(["null", "Inner"]));
+    assert_eq!(rewrite(&writer, &reader, &[0, 0]).unwrap(), [0, 0]);
+    assert!(matches!(
+        rewrite(&writer, &reader, &[0, 2, 4]),
+        Err(RewriteError::Unreadable(_))
+    ));
+}
+
+/// The same, through a record compiled while the refused one was being compiled: `Middle`
+/// refers back to `Inner` inside a union, so it compiled taking `Inner` for readable. Used
+/// again on its own, its branch holding `Inner` is unreadable, not half compiled.
+#[test]
+fn records_compiled_inside_a_refused_record_are_compiled_again() {
+    let schema = |x: &str| {
+        parse(&json!({"type": "record", "name": "Top", "fields": [
+            {"name": "first", "type": ["null", {"type": "record", "name": "Inner", "fields": [
+                {"name": "x", "type": x},
+                {"name": "middle", "type": {"type": "record", "name": "Middle", "fields": [
+                    {"name": "back", "type": ["null", "Inner"]},
+                ]}},
+            ]}]},
+            {"name": "again", "type": "Middle"},
+        ]}))
+    };
+    let (writer, reader) = (schema("int"), schema("string"));
+    let resolution = Resolution::compile(&writer, &reader).unwrap();
+    let mut out = Vec::new();
+    // first: null; again.back: null.
+    resolution.rewrite(&[0, 0], &mut out).unwrap();
+    assert_eq!(out, [0, 0]);
+    // first: null; again.back: an Inner {x: 1, middle: {back: null}}.
+    let error = resolution.rewrite(&[0, 2, 2, 0], &mut out).unwrap_err();
+    assert!(
+        matches!(&error, RewriteError::Unreadable(why) if why.contains("field x")),
+        "{error:?}"
+    );
+}
+
 #[test]
 fn blocks_with_negative_counts_are_read() {
     let writer = parse(&json!({"type": "array", "items": "int"}));
@@ -518,6 +576,45 @@ fn blocks_with_negative_counts_are_read() {
         read(&map_reader, &rewritten),
         Value::Map([("k".to_owned(), Value::Float(2.0))].into())
     );
+}
+
+/// Found by the differential property test: decimals were resolved as their underlying bytes
+/// whatever their precision and scale, so a datum written as decimal(4, 2) was read as
+/// decimal(4, 3), one tenth of its value. The specification lets two decimals match only with
+/// the same precision and scale.
+#[test]
+fn decimals_match_only_with_the_same_precision_and_scale() {
+    let decimal = |precision: u32, scale: u32| {
+        let mut schema = json!({"type": "bytes", "logicalType": "decimal"});
+        schema["precision"] = precision.into();
+        schema["scale"] = scale.into();
+        schema
+    };
+    let record = |field: Json| {
+        parse(&json!({"type": "record", "name": "R", "fields": [{"name": "d", "type": field}]}))
+    };
+    let writer = record(decimal(4, 2));
+    for reader in [decimal(4, 3), decimal(6, 2)] {
+        let error = Resolution::compile(&writer, &record(reader)).unwrap_err();
+        assert!(error.contains("decimal(4, 2)"), "{error}");
+    }
+    // The same decimal, or its bytes (which apache-avro's resolution refuses), still read.
+    for reader in [decimal(4, 2), json!(["null", decimal(4, 2)])] {
+        check(&writer, &record(reader), &[4, 0x04, 0xd2]);
+    }
+    let bytes = record(json!("bytes"));
+    assert_eq!(
+        read(&bytes, &rewrite(&writer, &bytes, &[4, 0x04, 0xd2]).unwrap()),
+        Value::Record(vec![("d".into(), Value::Bytes(vec![0x04, 0xd2]))])
+    );
+    // In a union, only the branch holding the other decimal is refused.
+    let writer = record(json!(["null", decimal(4, 2)]));
+    let reader = record(json!(["null", decimal(4, 3)]));
+    assert_eq!(rewrite(&writer, &reader, &[0]).unwrap(), [0]);
+    assert!(matches!(
+        rewrite(&writer, &reader, &[2, 2, 0x01]),
+        Err(RewriteError::Unreadable(_))
+    ));
 }
 
 #[test]
