@@ -41,12 +41,11 @@ pub struct Arriving {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Merged {
     pub properties: BTreeMap<String, Option<String>>,
-    /// Event time of each property's current value.
-    pub property_times: BTreeMap<String, i64>,
+    /// Event time of each property's current value, and whether some command sends it whatever
+    /// HubSpot holds.
+    times: Times,
     pub create_only: BTreeMap<String, String>,
     pub fill_if_empty: BTreeSet<String>,
-    /// Properties some command sends whatever HubSpot holds.
-    unconditional: BTreeSet<String>,
     pub may_create: bool,
     /// The links of the newest command that has any (a contact's company, an activity's
     /// contact), and that command's event time.
@@ -55,6 +54,39 @@ pub struct Merged {
     /// The newest command's event time, action and missing mandatory fields: it speaks for the
     /// record when HubSpot lacks it.
     newest: Option<(i64, CommandAction, Vec<String>)>,
+}
+
+/// Per property: the event time of its current value, and whether some command sends it
+/// unconditionally. A sorted vector, not a map: a replay holds a million records' worth.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Times(Vec<(Box<str>, i64, bool)>);
+
+impl Times {
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _, _)| (**n).cmp(name))
+    }
+
+    fn time(&self, name: &str) -> Option<i64> {
+        self.find(name).ok().map(|i| self.0[i].1)
+    }
+
+    fn is_unconditional(&self, name: &str) -> bool {
+        self.find(name).is_ok_and(|i| self.0[i].2)
+    }
+
+    fn set_time(&mut self, name: &str, time: i64) {
+        match self.find(name) {
+            Ok(i) => self.0[i].1 = time,
+            Err(i) => self.0.insert(i, (name.into(), time, false)),
+        }
+    }
+
+    /// Only for a property that has a time.
+    fn mark_unconditional(&mut self, name: &str) {
+        if let Ok(i) = self.find(name) {
+            self.0[i].2 = true;
+        }
+    }
 }
 
 impl Merged {
@@ -69,10 +101,10 @@ impl Merged {
     pub fn absorb(&mut self, command: &HubSpotCommand) {
         let time = command.event_time;
         for (name, value) in &command.properties {
-            let newer = self.property_times.get(name).is_none_or(|t| time >= *t);
+            let newer = self.times.time(name).is_none_or(|t| time >= t);
             if newer {
                 self.properties.insert(name.clone(), value.clone());
-                self.property_times.insert(name.clone(), time);
+                self.times.set_time(name, time);
                 // A value some command sends unconditionally is no longer fill-if-empty.
                 if !command.fill_if_empty.contains(name) {
                     self.fill_if_empty.remove(name);
@@ -80,13 +112,13 @@ impl Merged {
             }
         }
         for name in &command.fill_if_empty {
-            if !self.unconditional.contains(name) {
+            if !self.times.is_unconditional(name) {
                 self.fill_if_empty.insert(name.clone());
             }
         }
         for name in command.properties.keys() {
             if !command.fill_if_empty.contains(name) {
-                self.unconditional.insert(name.clone());
+                self.times.mark_unconditional(name);
             }
         }
         for (name, value) in &command.create_only_properties {
@@ -108,21 +140,25 @@ impl Merged {
     /// The merge of commands that came after the ones merged here, as if each had come alone.
     pub fn absorb_merged(&mut self, later: Merged) {
         for (name, value) in later.properties {
-            let time = later.property_times.get(&name).copied().unwrap_or(i64::MIN);
-            if self.property_times.get(&name).is_none_or(|t| time >= *t) {
+            let time = later.times.time(&name).unwrap_or(i64::MIN);
+            if self.times.time(&name).is_none_or(|t| time >= t) {
                 if !later.fill_if_empty.contains(&name) {
                     self.fill_if_empty.remove(&name);
                 }
-                self.properties.insert(name.clone(), value);
-                self.property_times.insert(name, time);
+                self.times.set_time(&name, time);
+                self.properties.insert(name, value);
             }
         }
         for name in later.fill_if_empty {
-            if !self.unconditional.contains(&name) {
+            if !self.times.is_unconditional(&name) {
                 self.fill_if_empty.insert(name);
             }
         }
-        self.unconditional.extend(later.unconditional);
+        for (name, _, unconditional) in &later.times.0 {
+            if *unconditional {
+                self.times.mark_unconditional(name);
+            }
+        }
         for (name, value) in later.create_only {
             self.create_only.entry(name).or_insert(value);
         }
