@@ -658,7 +658,22 @@ impl SinkStage {
                                 self.pause_replay(true);
                             }
                             replay_read_at = Instant::now();
-                            self.accept(&message, &mut tracker, &mut coalescers, None, &acks).await?
+                            self.accept(&message, &mut tracker, &mut coalescers, None, &acks).await?;
+                            // What else the consumer holds already, as for live commands, up
+                            // to the lane's bound.
+                            let room = self
+                                .settings
+                                .replay_max_pending
+                                .saturating_sub(replay_pending + 1);
+                            for _ in 0..room.min(READ_AT_ONCE) {
+                                match self.replay_consumer.recv().now_or_never() {
+                                    Some(Ok(message)) => {
+                                        self.accept(&message, &mut tracker, &mut coalescers, None, &acks).await?
+                                    }
+                                    Some(Err(error)) => warn!(%error, "kafka consumer error on the replay commands; continuing"),
+                                    None => break,
+                                }
+                            }
                         }
                         Err(error) => warn!(%error, "kafka consumer error on the replay commands; continuing"),
                     }
