@@ -17,7 +17,10 @@ help:
 	@echo "make bench       measure throughput against the in-process sandbox (release build, then ~3 min)"
 
 # librdkafka is built from source by rdkafka-sys with its own configure script: it needs a C
-# compiler, make and perl, which the machine image carries. Nothing else is installed here.
+# compiler, make and perl, which the machine image carries. The deploy/ tests need promtool and
+# systemd-analyze: installed from Debian when missing (as root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup)"; exit 1; }
 	@command -v cc >/dev/null || command -v gcc >/dev/null || { echo "no C compiler: install gcc (librdkafka is built from source)"; exit 1; }
@@ -25,6 +28,10 @@ setup:
 	@command -v perl >/dev/null || { echo "perl not found: librdkafka's configure script needs it"; exit 1; }
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "rustfmt missing: rustup component add rustfmt"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "clippy missing: rustup component add clippy"; exit 1; }
+	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null || { \
+		echo "installing promtool and systemd-analyze (Debian: prometheus, systemd)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus systemd >/dev/null; }
 	$(CARGO) fetch $(CARGO_FLAGS)
 
 build:

@@ -543,6 +543,15 @@ pub struct EndpointStats {
     pub failed: u64,
 }
 
+/// Requests in the current ten-second window and left today, with their limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetUsage {
+    pub window_used: u64,
+    pub window_limit: u64,
+    pub daily_left: u64,
+    pub daily_limit: u64,
+}
+
 /// What the budget has let through, for benchmarks and tests (metrics carry the same).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BudgetStats {
@@ -744,6 +753,19 @@ impl RequestBudget {
         let mut ledger = lock(&self.ledger);
         ledger.roll(now);
         ledger.daily_left()
+    }
+
+    /// Where the budget stands now, for gauges.
+    pub fn usage(&self) -> BudgetUsage {
+        let now = self.clock.now_ms();
+        let mut ledger = lock(&self.ledger);
+        let window_used = ledger.window_len(now) as u64;
+        BudgetUsage {
+            window_used,
+            window_limit: u64::from(ledger.window_limit()),
+            daily_left: ledger.daily_left(),
+            daily_limit: ledger.daily_limit,
+        }
     }
 
     /// Sets the account's offset from UTC (learned from its account details).

@@ -39,7 +39,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use budget::{
-    BudgetLimits, BudgetStats, Clock, EndpointStats, ManualClock, RequestBudget, SystemClock,
+    BudgetLimits, BudgetStats, BudgetUsage, Clock, EndpointStats, ManualClock, RequestBudget,
+    SystemClock,
 };
 pub use client::{BuildError, ClientSettings, HubSpotClient};
 pub use oauth::OAuthSettings;

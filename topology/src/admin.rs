@@ -39,6 +39,11 @@ pub struct Health {
 
 impl Health {
     pub fn set(&self, stage: &str, health: StageHealth) {
+        let up = match health {
+            StageHealth::Running | StageHealth::Degraded(_) | StageHealth::Paused(_) => 1.0,
+            StageHealth::Starting | StageHealth::Stopped(_) => 0.0,
+        };
+        metrics::gauge!("hubsync_stage_up", "stage" => stage.to_string()).set(up);
         self.stages
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -155,12 +155,18 @@ impl ProcessStage {
         // Of the events in flight, those read from the replay topic: each side has its bound.
         let mut replay_in_flight = 0usize;
         let mut draining = false;
+        let mut report = tokio::time::interval(std::time::Duration::from_secs(5));
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if draining && tracker.in_flight() == 0 {
                 break;
             }
             tokio::select! {
                 biased;
+                _ = report.tick() => {
+                    crate::kafka::report_lag(&self.consumer, STAGE);
+                    crate::kafka::report_lag(&self.replay_consumer, STAGE);
+                }
                 changed = shutdown.changed(), if !draining => {
                     if changed.is_err() || *shutdown.borrow() {
                         info!(in_flight = tracker.in_flight(), "process stage stopping");

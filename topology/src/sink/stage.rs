@@ -21,7 +21,7 @@
 //! a time. Stopping, the stage writes the live commands it holds but leaves replayed ones not yet
 //! in a batch unacknowledged, to be read again at the next start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -414,6 +414,11 @@ impl SinkStage {
         let mut writing = [0usize; 2];
         let mut running: HashMap<tokio::task::Id, Running> = HashMap::new();
         let mut replay_paused = false;
+        let mut report = tokio::time::interval(REPORT_EVERY);
+        // Teams whose budget gauges are exported: those that came near a limit once.
+        let mut reported = HashSet::new();
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        metrics::gauge!("hubsync_sink_paused_teams").set(0.0);
         // When the last replayed command was read.
         let mut replay_read_at = Instant::now();
         // Commands whose offsets will not be stored (replayed ones dropped at shutdown, those of
@@ -678,6 +683,7 @@ impl SinkStage {
                         Err(error) => warn!(%error, "kafka consumer error on the replay commands; continuing"),
                     }
                 }
+                _ = report.tick() => self.report(&mut reported),
                 _ = tokio::time::sleep_until(next_due.unwrap_or(now + Duration::from_secs(3600))), if next_due.is_some() => {}
                 _ = tokio::time::sleep_until(probe_at.unwrap_or(now)), if probe_at.is_some() => {
                     self.start_probes(&mut paused, &mut probes, &mut probing);
@@ -960,7 +966,41 @@ impl SinkStage {
     }
 }
 
+/// How often the sink sets its gauges of consumer lag and HubSpot budget.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// A team's budget gauges are exported once it uses this share of its window or of its day.
+const NOTABLE_SHARE: f64 = 0.5;
+
 impl SinkStage {
+    /// Sets the gauges an operator watches: how far the consumers are behind, and how much of
+    /// HubSpot's ten-second window and daily quota the teams use: the highest and lowest share
+    /// over all teams, and per team only once a team reaches half of either (a series per team
+    /// that came near a limit, not one per team served).
+    fn report(&self, reported: &mut HashSet<String>) {
+        crate::kafka::report_lag(&self.consumer, STAGE);
+        crate::kafka::report_lag(&self.replay_consumer, STAGE);
+        let (mut window_max, mut daily_min) = (0.0_f64, 1.0_f64);
+        for (id, team) in self.teams.current().active() {
+            let usage = team.client.budget().usage();
+            let window = usage.window_used as f64 / usage.window_limit.max(1) as f64;
+            let daily = usage.daily_left as f64 / usage.daily_limit.max(1) as f64;
+            window_max = window_max.max(window);
+            daily_min = daily_min.min(daily);
+            let notable = window >= NOTABLE_SHARE || daily <= 1.0 - NOTABLE_SHARE;
+            if notable || reported.contains(id) {
+                let team = id.to_string();
+                metrics::gauge!("hubsync_hubspot_window_used_ratio", "team" => team.clone())
+                    .set(window);
+                metrics::gauge!("hubsync_hubspot_daily_remaining_ratio", "team" => team.clone())
+                    .set(daily);
+                reported.insert(team);
+            }
+        }
+        metrics::gauge!("hubsync_hubspot_window_used_ratio_max").set(window_max);
+        metrics::gauge!("hubsync_hubspot_daily_remaining_ratio_min").set(daily_min);
+    }
+
     /// Answers a command without writing it: its event's outcome, then its offset once that is
     /// delivered. An outcome that cannot be encoded leaves the offset unstored: the command is
     /// read again after a restart.
