@@ -319,21 +319,6 @@ fn main() {
         ));
     }
 
-    if options.memory {
-        let memory = held::Params {
-            events: options
-                .replay_events
-                .unwrap_or(if options.quick { 10_000 } else { 100_000 }),
-        };
-        eprintln!(
-            "[5] memory per held replayed command, {} events ...",
-            memory.events
-        );
-        let held = held::measure(memory);
-        print_held(&held);
-        rows.push(held_row(&held));
-    }
-
     if options.replay {
         let params = replay::Params {
             events: options
@@ -351,7 +336,30 @@ fn main() {
         );
         let figures = runtime.block_on(replay::measure(params));
         print_replay(&figures);
+        if let Some(peak) = peak_resident() {
+            println!(
+                "peak resident memory of the bench process so far (broker, sandbox and pipeline \
+                 together): {:.2} GB",
+                peak as f64 / 1e9
+            );
+            println!();
+        }
         rows.extend(replay_rows(&figures));
+    }
+
+    if options.memory {
+        let memory = held::Params {
+            events: options
+                .replay_events
+                .unwrap_or(if options.quick { 10_000 } else { 100_000 }),
+        };
+        eprintln!(
+            "[5] memory per held replayed command, {} events ...",
+            memory.events
+        );
+        let held = held::measure(memory);
+        print_held(&held);
+        rows.push(held_row(&held));
     }
 
     if options.codec {
@@ -795,6 +803,14 @@ fn repeat_rows(label: &str, headline: bool, f: &repeats::Figures) -> Vec<Row> {
     } else {
         vec![Row::info(name, value)]
     }
+}
+
+/// The process's peak resident memory in bytes (`VmHWM`), on Linux.
+fn peak_resident() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn print_replay(f: &replay::Figures) {
