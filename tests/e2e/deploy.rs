@@ -1,6 +1,7 @@
 //! The files under `deploy/`, checked by the tools their users run: the Prometheus alerts by
-//! `promtool` (rules and their unit tests), the systemd unit by `systemd-analyze verify`, and
-//! every hubsync metric the alerts query by scraping a running `hubsync run`. `make setup`
+//! `promtool` (rules and their unit tests), the systemd unit by `systemd-analyze verify`, the
+//! Grafana dashboard's shape, and every hubsync metric the alerts and the dashboard query by
+//! scraping a running `hubsync run`. `make setup`
 //! installs promtool (Debian's `prometheus`) when it is missing.
 
 use std::path::{Path, PathBuf};
@@ -72,12 +73,9 @@ fn the_systemd_unit_verifies_without_a_warning() {
     );
 }
 
-/// The `hubsync_*` metrics the alerts' expressions query.
-fn alert_metrics() -> Vec<String> {
-    let text = std::fs::read_to_string(deploy("prometheus/alerts.yml")).expect("alerts");
-    let mut names: Vec<String> = text
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("expr:"))
+/// The `hubsync_*` metric names in PromQL expressions.
+fn metric_names<'a>(exprs: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut names: Vec<String> = exprs
         .flat_map(|expr| {
             expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .filter(|word| word.starts_with("hubsync_"))
@@ -90,10 +88,56 @@ fn alert_metrics() -> Vec<String> {
     names
 }
 
+/// The `hubsync_*` metrics the alerts' expressions query.
+fn alert_metrics() -> Vec<String> {
+    let text = std::fs::read_to_string(deploy("prometheus/alerts.yml")).expect("alerts");
+    metric_names(
+        text.lines()
+            .filter_map(|line| line.trim().strip_prefix("expr:")),
+    )
+}
+
+/// The dashboard's queries, checked for the shape Grafana imports: panels with unique ids, each
+/// with queries on the dashboard's Prometheus data source variable.
+fn dashboard_exprs() -> Vec<String> {
+    let text = std::fs::read_to_string(deploy("grafana/hubsync.json")).expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    assert_eq!(dashboard["uid"], "hubsync");
+    assert!(
+        dashboard["templating"]["list"]
+            .as_array()
+            .is_some_and(|vars| vars
+                .iter()
+                .any(|v| v["name"] == "datasource" && v["type"] == "datasource")),
+        "a data source variable"
+    );
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut ids = std::collections::HashSet::new();
+    let mut exprs = Vec::new();
+    for panel in panels {
+        assert!(
+            ids.insert(panel["id"].as_i64().expect("a panel id")),
+            "{panel}"
+        );
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "a panel without a query: {panel}");
+        for target in targets {
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{target}");
+            exprs.push(target["expr"].as_str().expect("a query").to_string());
+        }
+    }
+    assert!(panels.len() >= 8, "{} panels", panels.len());
+    exprs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_metric_the_alerts_query_is_exported() {
-    let wanted = alert_metrics();
+async fn every_metric_the_alerts_and_the_dashboard_query_is_exported() {
+    let mut wanted = alert_metrics();
     assert!(wanted.len() >= 6, "{wanted:?}");
+    let exprs = dashboard_exprs();
+    wanted.extend(metric_names(exprs.iter().map(String::as_str)));
+    wanted.sort();
+    wanted.dedup();
     let port = support::free_port();
     let world = World::start(SandboxOptions::default(), 1, |c| {
         c.replace(
