@@ -271,6 +271,56 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     }
 }
 
+/// Sets `hubsync_consumer_lag{stage, topic}`: for each topic `consumer` is assigned, the records
+/// between its position and the end of each partition, as far as the consumer knows them (the
+/// watermarks its fetches brought; no request is made). A partition not read yet counts 0.
+pub fn report_lag(consumer: &rdkafka::consumer::StreamConsumer, stage: &str) {
+    use rdkafka::consumer::Consumer;
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
+    let mut lag: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for element in positions.elements() {
+        let behind = match (
+            element.offset(),
+            cached_high_watermark(consumer, element.topic(), element.partition()),
+        ) {
+            (rdkafka::Offset::Offset(position), Some(high)) => (high - position).max(0),
+            _ => 0,
+        };
+        *lag.entry(element.topic().to_string()).or_default() += behind;
+    }
+    for (topic, behind) in lag {
+        metrics::gauge!("hubsync_consumer_lag", "stage" => stage.to_string(), "topic" => topic)
+            .set(behind as f64);
+    }
+}
+
+/// The end of a partition as the consumer's last fetch left it, without asking the broker
+/// (librdkafka's cached watermarks; `rdkafka` wraps only the call that asks).
+fn cached_high_watermark(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    use rdkafka::consumer::Consumer;
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: the client pointer is valid while `consumer` lives; librdkafka only reads the
+    // topic name and writes the two offsets during the call.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,54 +396,4 @@ mod tests {
             "crm.contact.changes".into()
         )));
     }
-}
-
-/// Sets `hubsync_consumer_lag{stage, topic}`: for each topic `consumer` is assigned, the records
-/// between its position and the end of each partition, as far as the consumer knows them (the
-/// watermarks its fetches brought; no request is made). A partition not read yet counts 0.
-pub fn report_lag(consumer: &rdkafka::consumer::StreamConsumer, stage: &str) {
-    use rdkafka::consumer::Consumer;
-    let Ok(positions) = consumer.position() else {
-        return;
-    };
-    let mut lag: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-    for element in positions.elements() {
-        let behind = match (
-            element.offset(),
-            cached_high_watermark(consumer, element.topic(), element.partition()),
-        ) {
-            (rdkafka::Offset::Offset(position), Some(high)) => (high - position).max(0),
-            _ => 0,
-        };
-        *lag.entry(element.topic().to_string()).or_default() += behind;
-    }
-    for (topic, behind) in lag {
-        metrics::gauge!("hubsync_consumer_lag", "stage" => stage.to_string(), "topic" => topic)
-            .set(behind as f64);
-    }
-}
-
-/// The end of a partition as the consumer's last fetch left it, without asking the broker
-/// (librdkafka's cached watermarks; `rdkafka` wraps only the call that asks).
-fn cached_high_watermark(
-    consumer: &rdkafka::consumer::StreamConsumer,
-    topic: &str,
-    partition: i32,
-) -> Option<i64> {
-    use rdkafka::consumer::Consumer;
-    let topic = std::ffi::CString::new(topic).ok()?;
-    let (mut low, mut high) = (-1_i64, -1_i64);
-    // SAFETY: the client pointer is valid while `consumer` lives; librdkafka only reads the
-    // topic name and writes the two offsets during the call.
-    let error = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-        .then_some(high)
 }
