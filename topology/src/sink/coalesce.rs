@@ -137,6 +137,52 @@ impl Merged {
         }
     }
 
+    /// [`Merged::absorb`], taking the command's values instead of copying them: what the sink
+    /// does with every command it holds.
+    pub fn absorb_owned(&mut self, command: HubSpotCommand) {
+        let time = command.event_time;
+        let HubSpotCommand {
+            properties,
+            fill_if_empty,
+            create_only_properties,
+            may_create,
+            associations,
+            action,
+            missing_for_create,
+            ..
+        } = command;
+        // Before this command marks its own values unconditional, as `absorb` does.
+        for name in &fill_if_empty {
+            if !self.times.is_unconditional(name) {
+                self.fill_if_empty.insert(name.clone());
+            }
+        }
+        for (name, value) in properties {
+            let unconditional = !fill_if_empty.contains(&name);
+            if self.times.time(&name).is_none_or(|t| time >= t) {
+                self.times.set_time(&name, time);
+                if unconditional {
+                    self.fill_if_empty.remove(&name);
+                    self.times.mark_unconditional(&name);
+                }
+                self.properties.insert(name, value);
+            } else if unconditional {
+                self.times.mark_unconditional(&name);
+            }
+        }
+        for (name, value) in create_only_properties {
+            self.create_only.entry(name).or_insert(value);
+        }
+        self.may_create |= may_create;
+        if !associations.is_empty() && self.associations_time.is_none_or(|t| time >= t) {
+            self.associations = associations;
+            self.associations_time = Some(time);
+        }
+        if self.newest.as_ref().is_none_or(|(t, _, _)| time >= *t) {
+            self.newest = Some((time, action, missing_for_create));
+        }
+    }
+
     /// The merge of commands that came after the ones merged here, as if each had come alone.
     pub fn absorb_merged(&mut self, later: Merged) {
         for (name, value) in later.properties {
@@ -216,7 +262,7 @@ impl PendingRecord {
     }
 
     fn absorb(&mut self, arriving: Arriving) {
-        self.merged.absorb(&arriving.command);
+        self.merged.absorb_owned(arriving.command);
         // Grown by a quarter at a time, not doubled: a replay holds a million of these.
         if self.members.len() == self.members.capacity() {
             self.members.reserve_exact((self.members.len() / 4).max(1));
@@ -596,6 +642,11 @@ pub(crate) mod tests {
         for command in &commands {
             all.absorb(command);
         }
+        let mut owned = Merged::default();
+        for command in &commands {
+            owned.absorb_owned(command.clone());
+        }
+        assert_eq!(owned, all, "taking the values merges as copying them does");
         for split in 0..=commands.len() {
             let (first, second) = commands.split_at(split);
             let mut merged = Merged::default();

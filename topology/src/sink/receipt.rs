@@ -60,6 +60,7 @@ pub struct Names {
     known: HashMap<u64, Vec<Arc<Shared>>>,
     hasher: std::collections::hash_map::RandomState,
     count: usize,
+    teams: std::collections::HashSet<Arc<str>>,
 }
 
 impl Names {
@@ -96,6 +97,18 @@ impl Names {
             self.count += 1;
         }
         shared
+    }
+
+    /// A team id, kept once.
+    pub fn team(&mut self, team_id: &str) -> Arc<str> {
+        if let Some(known) = self.teams.get(team_id) {
+            return known.clone();
+        }
+        let team: Arc<str> = Arc::from(team_id);
+        if self.teams.len() < 100_000 {
+            self.teams.insert(team.clone());
+        }
+        team
     }
 }
 

@@ -833,7 +833,8 @@ impl SinkStage {
     ) -> Result<(), SinkError> {
         tracker.track(message.topic(), message.partition(), message.offset());
         metrics::counter!("hubsync_sink_commands_total").increment(1);
-        self.admit(original(message), coalescers, spill, acks).await
+        self.admit(Incoming::Read(message), coalescers, spill, acks)
+            .await
     }
 
     /// Takes back from disk the commands of each team that has room for them again, oldest
@@ -852,7 +853,8 @@ impl SinkStage {
                 match spill.pop(&team) {
                     Ok(Some(message)) => {
                         turn -= 1;
-                        self.admit(message, coalescers, None, acks).await?;
+                        self.admit(Incoming::Kept(message), coalescers, None, acks)
+                            .await?;
                     }
                     Ok(None) => break,
                     Err(error) => {
@@ -871,26 +873,22 @@ impl SinkStage {
     /// it for its record's next batch.
     async fn admit(
         &self,
-        original: Original,
+        incoming: Incoming<'_>,
         coalescers: &mut Pending,
         spill: Option<&mut Spill>,
         acks: &mpsc::Sender<Position>,
     ) -> Result<(), SinkError> {
-        let position = original.position();
-        let lineage = Lineage::of_headers(
-            original
-                .headers
-                .iter()
-                .map(|(key, value)| (key.as_str(), value.as_deref())),
-        );
+        let position = incoming.position();
+        let lineage = incoming.lineage();
         let command = match self
             .codec
-            .decode_waiting::<HubSpotCommand>(original.value.as_deref().unwrap_or_default())
+            .decode_waiting::<HubSpotCommand>(incoming.value())
             .await
         {
             Ok(command) => command,
             Err(error) => {
                 let failure = Failure::new(error.class(), error.code(), error.to_string());
+                let original = incoming.into_original();
                 let deliveries =
                     dead_letter_only(&self.emitter, &original, None, None, &failure).await;
                 spawn_ack(deliveries, position, acks.clone());
@@ -939,7 +937,7 @@ impl SinkStage {
         }
         let key = command_key(&command);
         let object = command.object_type;
-        let command_team: Arc<str> = Arc::from(command.team_id.as_str());
+        let command_team = coalescers.names.team(&command.team_id);
         let since = waiting_since(command.processed_time, now_ms(), self.settings.linger);
         let lane = Lane::of(&lineage);
         if lane == Lane::Live
@@ -947,22 +945,78 @@ impl SinkStage {
             && (spill.holds(&command_team)
                 || coalescers.live_of(&command_team) >= self.settings.team_max_pending)
         {
+            let original = incoming.into_original();
             match spill.push(&command_team, &original) {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     warn!(team = %command_team, %error, "cannot keep a command on disk; holding it in memory");
                 }
             }
+            let receipt = Receipt::new(&command, &lineage, &position, &mut coalescers.names);
+            let arriving = Arriving {
+                member: Member::new(receipt, original),
+                command,
+            };
+            coalescers
+                .coalescer(lane, (command_team, object), &self.settings)
+                .add(key, arriving, since);
+            return Ok(());
         }
         let receipt = Receipt::new(&command, &lineage, &position, &mut coalescers.names);
+        // A replayed command's message is not kept: it is not even copied out of Kafka's buffer.
+        let message = (lane == Lane::Live).then(|| Box::new(incoming.into_original()));
         let arriving = Arriving {
-            member: Member::new(receipt, original),
+            member: Member { receipt, message },
             command,
         };
         coalescers
             .coalescer(lane, (command_team, object), &self.settings)
             .add(key, arriving, since);
         Ok(())
+    }
+}
+
+/// A command's message as the sink takes it: read from Kafka just now, or back from disk.
+enum Incoming<'a> {
+    Read(&'a BorrowedMessage<'a>),
+    Kept(Original),
+}
+
+impl Incoming<'_> {
+    fn position(&self) -> Position {
+        match self {
+            Incoming::Read(message) => {
+                Position::new(message.topic(), message.partition(), message.offset())
+            }
+            Incoming::Kept(original) => original.position(),
+        }
+    }
+
+    fn lineage(&self) -> Lineage {
+        match self {
+            Incoming::Read(message) => Lineage::of_message(*message),
+            Incoming::Kept(original) => Lineage::of_headers(
+                original
+                    .headers
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_deref())),
+            ),
+        }
+    }
+
+    fn value(&self) -> &[u8] {
+        match self {
+            Incoming::Read(message) => message.payload().unwrap_or_default(),
+            Incoming::Kept(original) => original.value.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// The whole message, copied out of Kafka's buffer when it was read just now.
+    fn into_original(self) -> Original {
+        match self {
+            Incoming::Read(message) => original(message),
+            Incoming::Kept(original) => original,
+        }
     }
 }
 
