@@ -165,8 +165,15 @@ pub async fn link_written(
                 asked.push((index, contact_id, link, company_id.clone()));
             }
             Company::Absent => {
-                // Waits first, then looks again: a company written meanwhile has either seen
-                // this waiting link or is in the identity map by now.
+                // Says which company it wants, waits, then looks again: a company written
+                // meanwhile has either seen this waiting link (and the wish) or is in the
+                // identity map by now.
+                if last.get(WANTED) != Some(&link.key) {
+                    state.merge_last_written(
+                        &hubspot_key(ObjectType::Contacts.path_name(), &contact_id),
+                        &BTreeMap::from([(WANTED.to_string(), link.key.clone())]),
+                    )?;
+                }
                 let kind = links::association_type(&link.association);
                 state.add_waiting_link(
                     &link.key,
@@ -189,12 +196,6 @@ pub async fn link_written(
                         state.remove_waiting_link(&link.key, &contact_id)?;
                     }
                     continue;
-                }
-                if last.get(WANTED) != Some(&link.key) {
-                    state.merge_last_written(
-                        &hubspot_key(ObjectType::Contacts.path_name(), &contact_id),
-                        &BTreeMap::from([(WANTED.to_string(), link.key.clone())]),
-                    )?;
                 }
                 verdict.reason = format!(
                     "{}; its company {} is linked when hubsync writes that company",
