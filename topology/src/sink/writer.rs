@@ -1047,7 +1047,7 @@ fn not_created(record: PendingRecord) -> (PendingRecord, Resolution) {
     (record, Resolution::Done(verdict))
 }
 
-pub(super) fn keep_oldest(found: &mut HashMap<String, String>, key: String, id: String) {
+fn keep_oldest(found: &mut HashMap<String, String>, key: String, id: String) {
     let older = |a: &str, b: &str| {
         a.parse::<u64>()
             .ok()
