@@ -416,6 +416,13 @@ pub fn defaults_to_send(record: &Merged) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What a create of the record sends: its defaults and every value it carries.
+pub fn create_values(record: &Merged) -> BTreeMap<String, String> {
+    let mut values = defaults_to_send(record);
+    values.extend(sendable(&record.properties));
+    values
+}
+
 /// Values as HubSpot takes them: a cleared value is `""`.
 pub fn sendable(properties: &BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
     properties

@@ -362,8 +362,7 @@ impl Writer {
         let inputs: Vec<CreateInput> = fresh
             .iter()
             .map(|r| {
-                let mut properties = verdict::defaults_to_send(&r.merged);
-                properties.extend(verdict::sendable(&r.merged.properties));
+                let mut properties = verdict::create_values(&r.merged);
                 properties.insert(id_property.to_string(), identity_value(r));
                 CreateInput {
                     trace_id: trace_id(r),
@@ -865,8 +864,7 @@ impl Writer {
             .iter()
             .zip(links)
             .map(|(r, associations)| {
-                let mut properties = verdict::defaults_to_send(&r.merged);
-                properties.extend(verdict::sendable(&r.merged.properties));
+                let mut properties = verdict::create_values(&r.merged);
                 // The upstream id travels on the record, so it can be found by it again.
                 if let Some(property) = identity_property(r).filter(|_| searchable_property(r)) {
                     properties.insert(property, identity_value(r));
