@@ -250,9 +250,10 @@ pub struct Member {
 }
 
 impl Member {
-    /// Keeps `message` only for a live command.
-    pub fn new(receipt: Receipt, message: Original) -> Self {
-        let message = receipt.run().is_none().then(|| Box::new(message));
+    /// Keeps the message only for a live command: a replayed one's is never made (not even
+    /// copied out of Kafka's buffer).
+    pub fn new(receipt: Receipt, message: impl FnOnce() -> Original) -> Self {
+        let message = receipt.run().is_none().then(|| Box::new(message()));
         Member { receipt, message }
     }
 }
@@ -311,7 +312,7 @@ mod tests {
             let kept = receipt.outcome(&verdict, "sink", &command.identity.value, 5);
             assert_eq!(kept, whole);
             assert_eq!(receipt.position(), position);
-            let member = Member::new(receipt.clone(), Original::default());
+            let member = Member::new(receipt.clone(), Original::default);
             assert_eq!(
                 member.message.is_some(),
                 lineage.replay.is_none(),

@@ -940,6 +940,7 @@ impl SinkStage {
         let command_team = coalescers.names.team(&command.team_id);
         let since = waiting_since(command.processed_time, now_ms(), self.settings.linger);
         let lane = Lane::of(&lineage);
+        let mut incoming = incoming;
         if lane == Lane::Live
             && let Some(spill) = spill
             && (spill.holds(&command_team)
@@ -952,21 +953,11 @@ impl SinkStage {
                     warn!(team = %command_team, %error, "cannot keep a command on disk; holding it in memory");
                 }
             }
-            let receipt = Receipt::new(&command, &lineage, &position, &mut coalescers.names);
-            let arriving = Arriving {
-                member: Member::new(receipt, original),
-                command,
-            };
-            coalescers
-                .coalescer(lane, (command_team, object), &self.settings)
-                .add(key, arriving, since);
-            return Ok(());
+            incoming = Incoming::Kept(original);
         }
         let receipt = Receipt::new(&command, &lineage, &position, &mut coalescers.names);
-        // A replayed command's message is not kept: it is not even copied out of Kafka's buffer.
-        let message = (lane == Lane::Live).then(|| Box::new(incoming.into_original()));
         let arriving = Arriving {
-            member: Member { receipt, message },
+            member: Member::new(receipt, || incoming.into_original()),
             command,
         };
         coalescers
