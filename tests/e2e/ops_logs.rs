@@ -83,6 +83,7 @@ impl Cli {
             .args(["--config", &config])
             .env("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN)
             .env("HUBSYNC_LOG", "warn")
+            .env("XDG_CACHE_HOME", self._dir.path())
             .output()
             .await
             .expect("hubsync runs");
@@ -272,6 +273,20 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
     }
     assert_eq!(counts["by_reason"]["NO_IDENTIFIER"], 1, "{counts:#}");
     assert_eq!(counts["by_reason"]["INVALID_OPTION"], 1, "{counts:#}");
+    // Read from the topic instead of the index: the same counts.
+    let from_topic = cli
+        .run(&["logs", "--counts", "--json", "--no-index"])
+        .await
+        .ok()
+        .document();
+    assert_eq!(from_topic, counts);
+    // A parked record's table row says which field is missing, first.
+    let parked_rows = cli.run(&["logs", "--status", "parked"]).await.ok();
+    assert!(
+        parked_rows.stdout.contains("missing last_name: "),
+        "{}",
+        parked_rows.stdout
+    );
     let table = cli.run(&["logs", "--status", "skipped"]).await.ok();
     assert!(
         table.stdout.starts_with("TIME (UTC)") && table.stdout.contains("NO_IDENTIFIER"),
@@ -367,8 +382,22 @@ async fn outcomes_and_dead_letters_are_queried_and_a_fixed_dead_letter_is_redriv
     let again = outcome_where(&world, &invalid.event_id, |o| o.redrive_of.is_some()).await;
     assert_eq!(again.status, OutcomeStatus::Created, "{again:?}");
     assert_eq!(again.redrive_of.as_deref(), Some(id.as_str()));
-    let history = cli
+    // The index holds each event once, by its latest outcome; the topic holds its history.
+    let latest = cli
         .run(&["logs", "--json", "--record", "ivy@example.org"])
+        .await
+        .ok()
+        .lines();
+    assert_eq!(statuses(&latest), ["CREATED"], "{latest:#?}");
+    assert_eq!(latest[0]["redrive_of"], id.as_str());
+    let history = cli
+        .run(&[
+            "logs",
+            "--json",
+            "--record",
+            "ivy@example.org",
+            "--no-index",
+        ])
         .await
         .ok()
         .lines();

@@ -5,6 +5,7 @@
 //! when the command started, so it always ends. Exit status: 0 (also when nothing matches), 1 when
 //! the brokers or the registry cannot be used, 2 for a bad configuration or arguments.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,24 +14,32 @@ use hubsync_schemas::{OutcomeStatus, SyncOutcome};
 use tracing::debug;
 
 use crate::ops::Ops;
+use crate::ops::logs::index::{OutcomeIndex, catch_up};
 use crate::ops::logs::{Counts, LoggedOutcome, Newest, OutcomeFilter, outcome_table, parse_status};
 use crate::ops::range::{Window, format_ms, parse_time};
 use crate::ops::record::RecordQuery;
 use crate::ops::scan::{Flow, report_scan};
-use crate::outcomes::now_ms;
+use crate::outcomes::{Original, now_ms};
 
 /// Rows a table shows when `--limit` is not given.
 const DEFAULT_ROWS: usize = 500;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Output: a table for people; with --counts, counts by status and by reason code instead.
+Output: a table for people; with --counts, events counted by their latest outcome's status and
+reason code instead.
 --json prints JSON lines, one outcome per line (its SyncOutcome fields plus record_label,
 processed_at and log {topic, partition, offset, timestamp}); with --counts one JSON document
 {\"total\", \"by_status\", \"by_reason\"}.
 
 Order: oldest first. --limit N keeps the newest N. A table shows at most 500 rows unless --limit
-says otherwise; --json without --limit prints every match as it is read (each partition in order).")]
+says otherwise; --json without --limit prints every match.
+
+The outcomes index: the outcomes topic is kept in a local index (--index-dir) that each run
+first catches up with what the topic gained since the last one, then answers from: one entry
+per event (its latest outcome), found by team, time, status, reason and record without reading
+the topic again. The window is on the time each outcome was recorded. --no-index reads the topic
+from the range's start instead, every record as it is.")]
 pub struct LogsArgs {
     /// The configuration file (TOML).
     #[arg(long)]
@@ -71,6 +80,14 @@ pub struct LogsArgs {
     /// JSON for scripts (see below).
     #[arg(long)]
     pub json: bool,
+    /// Read the outcomes topic from the range's start instead of the outcomes index, and show
+    /// every outcome record as it is on the topic (an event delivered twice shows twice).
+    #[arg(long)]
+    pub no_index: bool,
+    /// Where the outcomes index is kept (default: a directory per brokers and topic under
+    /// $XDG_CACHE_HOME/hubsync or ~/.cache/hubsync).
+    #[arg(long)]
+    pub index_dir: Option<PathBuf>,
 }
 
 /// `--since` / `--until` relative to the moment the arguments are read.
@@ -109,9 +126,32 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         topic: args.topic.clone(),
         team: (!args.all_teams).then(|| ops.config.team.id.clone()),
     };
-    let stream = args.json && !args.counts && args.limit.is_none();
     let cap = args.limit.or((!args.json).then_some(DEFAULT_ROWS));
-    let mut counts = Counts::default();
+    if !args.no_index {
+        let dir = args
+            .index_dir
+            .clone()
+            .unwrap_or_else(|| default_index_dir(&ops.config.kafka.brokers, &topic));
+        match OutcomeIndex::open(&dir) {
+            Ok(index) => {
+                let caught = catch_up(&index, &reader, &topic).await?;
+                index.flush()?;
+                debug!(read = caught.read, dir = %dir.display(), "outcomes index caught up");
+                if caught.undecodable > 0 {
+                    eprintln!(
+                        "warning: {} records on {topic} could not be decoded and were left out",
+                        caught.undecodable
+                    );
+                }
+                return answer_from_index(&index, &args, &filter, window, cap, &topic);
+            }
+            Err(error) => {
+                eprintln!("note: {error}; reading {topic} from the range's start instead");
+            }
+        }
+    }
+    let stream = args.json && !args.counts && args.limit.is_none();
+    let mut counts = EventCounts::default();
     let mut kept = Newest::new(cap);
     let mut undecodable = 0u64;
     let mut output = Output::default();
@@ -129,7 +169,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
                 return Flow::Continue;
             }
             if args.counts {
-                counts.add(&outcome);
+                counts.add(&outcome, &scanned.message);
                 return Flow::Continue;
             }
             let logged = LoggedOutcome::new(outcome, &scanned.message);
@@ -141,7 +181,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
         })
         .await?;
     if args.counts {
-        print_counts(&counts, args.json, &mut output);
+        print_counts(&counts.counts(), args.json, &mut output);
     } else if !stream {
         let seen = kept.seen();
         let shown = kept.into_sorted();
@@ -165,6 +205,87 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     }
     report_scan(&topic, &stats, undecodable);
     output.finish()
+}
+
+/// Answers from the outcomes index, caught up.
+fn answer_from_index(
+    index: &OutcomeIndex,
+    args: &LogsArgs,
+    filter: &OutcomeFilter,
+    window: Window,
+    cap: Option<usize>,
+    topic: &str,
+) -> anyhow::Result<ExitCode> {
+    let mut output = Output::default();
+    if args.counts {
+        print_counts(&index.counts(filter, window)?, args.json, &mut output);
+        return output.finish();
+    }
+    let page = index.query(filter, window, cap)?;
+    if args.json {
+        for logged in &page.outcomes {
+            if output.json_line(logged) == Flow::Stop {
+                break;
+            }
+        }
+    } else if page.outcomes.is_empty() {
+        output.text(&format!("no outcomes match on {topic}\n"));
+    } else {
+        output.text(&outcome_table(&page.outcomes).render());
+        if page.matched > page.outcomes.len() as u64 {
+            eprintln!(
+                "showing the newest {} of {} matching events; --limit N shows more",
+                page.outcomes.len(),
+                page.matched
+            );
+        }
+    }
+    output.finish()
+}
+
+/// The index's directory for a cluster and topic: one per pair, under the user's cache.
+pub fn default_index_dir(brokers: &str, topic: &str) -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    let hash = format!("{brokers}\n{topic}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    cache
+        .join("hubsync")
+        .join(format!("outcomes-{topic}-{hash:016x}"))
+}
+
+/// Events counted by their latest outcome, read from the topic: an event delivered or redriven
+/// again counts once.
+#[derive(Default)]
+struct EventCounts {
+    latest: HashMap<(String, String), ((i64, i32, i64), SyncOutcome)>,
+}
+
+impl EventCounts {
+    fn add(&mut self, outcome: &SyncOutcome, message: &Original) {
+        let order = (outcome.processed_time, message.partition, message.offset);
+        let key = (outcome.team_id.clone(), outcome.event_id.clone());
+        match self.latest.get(&key) {
+            Some((held, _)) if *held > order => {}
+            _ => {
+                self.latest.insert(key, (order, outcome.clone()));
+            }
+        }
+    }
+
+    fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        for (_, outcome) in self.latest.values() {
+            counts.add(outcome);
+        }
+        counts
+    }
 }
 
 fn print_counts(counts: &Counts, json: bool, output: &mut Output) {

@@ -97,6 +97,11 @@ impl RecordQuery {
         }
     }
 
+    /// The value asked for, lower case.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
     /// Whether a record with this label, HubSpot id and event id is the one asked for.
     pub fn matches(
         &self,

@@ -151,10 +151,42 @@ impl TopicReader {
         &self,
         topic: &str,
         window: Window,
-        mut visit: impl FnMut(Scanned<T>) -> Flow,
+        visit: impl FnMut(Scanned<T>) -> Flow,
     ) -> Result<ScanStats, ScanError> {
         let mut stats = ScanStats::default();
         let spans = self.plan(topic, window, &mut stats).await?;
+        self.read_spans(topic, window, spans, stats, visit).await
+    }
+
+    /// Reads `topic` from the positions in `next` (partition -> first offset not read yet; a
+    /// partition not named is read from its start) up to each partition's end now: what an
+    /// index that remembers where it stopped needs. Hands each record, decoded, to `visit`.
+    pub async fn scan_from<T: AvroRecord>(
+        &self,
+        topic: &str,
+        next: &BTreeMap<i32, i64>,
+        visit: impl FnMut(Scanned<T>) -> Flow,
+    ) -> Result<ScanStats, ScanError> {
+        let mut spans = BTreeMap::new();
+        for partition in self.partitions(topic)? {
+            let (low, high) = self.watermarks(topic, partition)?;
+            let start = next.get(&partition).copied().unwrap_or(low).max(low);
+            if high > start {
+                spans.insert(partition, Span { start, end: high });
+            }
+        }
+        self.read_spans(topic, Window::default(), spans, ScanStats::default(), visit)
+            .await
+    }
+
+    async fn read_spans<T: AvroRecord>(
+        &self,
+        topic: &str,
+        window: Window,
+        spans: BTreeMap<i32, Span>,
+        mut stats: ScanStats,
+        mut visit: impl FnMut(Scanned<T>) -> Flow,
+    ) -> Result<ScanStats, ScanError> {
         stats.partitions = spans.len();
         if spans.is_empty() {
             return Ok(stats);
@@ -167,6 +199,11 @@ impl TopicReader {
         }
         self.consumer
             .assign(&assignment)
+            .map_err(|source| kafka("partitions", topic, source))?;
+        // A reader used again (an index catching up) paused these partitions when it last
+        // finished them.
+        self.consumer
+            .resume(&assignment)
             .map_err(|source| kafka("partitions", topic, source))?;
         let total: u64 = spans
             .values()
@@ -287,21 +324,7 @@ impl TopicReader {
         window: Window,
         stats: &mut ScanStats,
     ) -> Result<BTreeMap<i32, Span>, ScanError> {
-        let metadata = self
-            .consumer
-            .fetch_metadata(Some(topic), LOOKUP_TIMEOUT)
-            .map_err(|source| kafka("metadata", topic, source))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(ScanError::NoSuchTopic {
-                topic: topic.to_string(),
-            });
-        }
+        let partitions = self.partitions(topic)?;
         let mut spans = BTreeMap::new();
         for partition in &partitions {
             let (low, high) = self.watermarks(topic, *partition)?;
@@ -409,6 +432,35 @@ impl TopicReader {
             }
         }
         Ok(starts)
+    }
+
+    /// Each partition's first offset and high watermark.
+    pub fn bounds(&self, topic: &str) -> Result<BTreeMap<i32, (i64, i64)>, ScanError> {
+        let mut bounds = BTreeMap::new();
+        for partition in self.partitions(topic)? {
+            bounds.insert(partition, self.watermarks(topic, partition)?);
+        }
+        Ok(bounds)
+    }
+
+    /// The topic's partitions; a topic without any does not exist.
+    fn partitions(&self, topic: &str) -> Result<Vec<i32>, ScanError> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(topic), LOOKUP_TIMEOUT)
+            .map_err(|source| kafka("metadata", topic, source))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(ScanError::NoSuchTopic {
+                topic: topic.to_string(),
+            });
+        }
+        Ok(partitions)
     }
 
     fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), ScanError> {

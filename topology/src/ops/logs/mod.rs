@@ -8,10 +8,12 @@
 //!   SyncOutcome { status: CREATED, .. }                                       -> not shown
 //! ```
 
+pub mod index;
+
 use std::collections::BTreeMap;
 
 use hubsync_schemas::{OutcomeStatus, SyncOutcome};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::range::{format_ms, format_short};
 use super::record::{RecordLabel, RecordQuery};
@@ -74,7 +76,7 @@ pub fn parse_status(input: &str) -> Result<OutcomeStatus, String> {
 }
 
 /// Where a record was on its topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogPosition {
     pub topic: String,
     pub partition: i32,
@@ -109,11 +111,15 @@ pub struct LoggedOutcome {
 
 impl LoggedOutcome {
     pub fn new(outcome: SyncOutcome, message: &Original) -> Self {
+        Self::at(outcome, LogPosition::of(message))
+    }
+
+    pub fn at(outcome: SyncOutcome, log: LogPosition) -> Self {
         LoggedOutcome {
             record_label: RecordLabel::of_outcome(&outcome).map(|l| l.to_string()),
             processed_at: format_ms(outcome.processed_time),
             outcome,
-            log: LogPosition::of(message),
+            log,
         }
     }
 
@@ -148,13 +154,24 @@ pub fn outcome_table(outcomes: &[LoggedOutcome]) -> Table {
                 "{}/{}/{}",
                 o.source_topic, o.source_partition, o.source_offset
             ),
-            match &o.redrive_of {
-                Some(id) => format!("(redrive of {id}) {}", o.reason),
-                None => o.reason.clone(),
-            },
+            reason_cell(o),
         ]);
     }
     table
+}
+
+/// The reason as a table shows it: the missing fields of a parked record first (the column is
+/// cut to its width), and what a redrive re-drove.
+fn reason_cell(o: &SyncOutcome) -> String {
+    let mut cell = String::new();
+    if !o.missing_fields.is_empty() {
+        cell.push_str(&format!("missing {}: ", o.missing_fields.join(", ")));
+    }
+    if let Some(id) = &o.redrive_of {
+        cell.push_str(&format!("(redrive of {id}) "));
+    }
+    cell.push_str(&o.reason);
+    cell
 }
 
 /// Outcomes counted by status and by reason code.
