@@ -35,9 +35,74 @@ pub enum StageHealth {
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     stages: Arc<Mutex<BTreeMap<String, StageHealth>>>,
+    budget: Arc<Mutex<BudgetHistory>>,
+}
+
+/// Minutes of HubSpot budget use kept per team, for the console's chart.
+pub const BUDGET_MINUTES: usize = 360;
+
+/// One minute of a team's HubSpot budget: the highest share of the ten-second window used in
+/// it, and the lowest share of the daily quota left.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BudgetMinute {
+    /// The minute's start, in milliseconds.
+    pub at: i64,
+    pub window_used: f64,
+    pub daily_left: f64,
+}
+
+/// The last [`BUDGET_MINUTES`] minutes of each team's budget, as the sink samples it.
+#[derive(Debug, Default)]
+pub struct BudgetHistory {
+    teams: BTreeMap<String, std::collections::VecDeque<BudgetMinute>>,
+}
+
+impl BudgetHistory {
+    fn record(&mut self, team: &str, at_ms: i64, window_used: f64, daily_left: f64) {
+        let minute = at_ms.div_euclid(60_000) * 60_000;
+        let series = self.teams.entry(team.to_string()).or_default();
+        match series.back_mut() {
+            Some(last) if last.at == minute => {
+                last.window_used = last.window_used.max(window_used);
+                last.daily_left = last.daily_left.min(daily_left);
+            }
+            _ => {
+                series.push_back(BudgetMinute {
+                    at: minute,
+                    window_used,
+                    daily_left,
+                });
+                while series.len() > BUDGET_MINUTES {
+                    series.pop_front();
+                }
+            }
+        }
+    }
 }
 
 impl Health {
+    /// Records a sample of a team's budget use (the sink, every few seconds).
+    pub fn record_budget(&self, team: &str, at_ms: i64, window_used: f64, daily_left: f64) {
+        self.budget
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .record(team, at_ms, window_used, daily_left);
+    }
+
+    /// A team's budget minutes, oldest first; every team's when `team` is `None`.
+    pub fn budget_history(&self, team: Option<&str>) -> BTreeMap<String, Vec<BudgetMinute>> {
+        let history = self
+            .budget
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        history
+            .teams
+            .iter()
+            .filter(|(name, _)| team.is_none_or(|t| t == name.as_str()))
+            .map(|(name, series)| (name.clone(), series.iter().copied().collect()))
+            .collect()
+    }
+
     pub fn set(&self, stage: &str, health: StageHealth) {
         let up = match health {
             StageHealth::Running | StageHealth::Degraded(_) | StageHealth::Paused(_) => 1.0,
@@ -125,10 +190,14 @@ pub async fn serve(
     health: Health,
     metrics: Option<PrometheusHandle>,
 ) -> std::io::Result<AdminServer> {
+    serve_router(addr, router(health, metrics)).await
+}
+
+/// Binds `addr` and serves `app` on it (the admin routes and whatever was merged into them).
+pub async fn serve_router(addr: SocketAddr, app: Router) -> std::io::Result<AdminServer> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = router(health, metrics);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

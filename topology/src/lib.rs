@@ -32,6 +32,7 @@ pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod console;
 mod emit;
 pub mod kafka;
 pub mod lineage;

@@ -9,6 +9,7 @@ use anyhow::Context;
 use tracing::{error, info};
 
 use crate::admin::{self, Health};
+use crate::console::{self, Console};
 use crate::config::Service;
 use crate::pipeline::{Pipeline, Stages};
 
@@ -39,10 +40,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         service.settings.resolve_deployment_secrets()
     };
-    if let Err(problems) = secrets {
-        eprintln!("{}: {problems}", args.config.display());
-        return Ok(ExitCode::from(INVALID_CONFIG));
-    }
+    let secrets = match secrets {
+        Ok(secrets) => secrets,
+        Err(problems) => {
+            eprintln!("{}: {problems}", args.config.display());
+            return Ok(ExitCode::from(INVALID_CONFIG));
+        }
+    };
     let config = &service.settings;
     let health = Health::default();
     let metrics = admin::install_metrics();
@@ -50,10 +54,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .admin
         .listen_addr()
         .context("admin.listen is not an address")?;
-    let admin = admin::serve(listen, health.clone(), metrics)
+    let mut app = admin::router(health.clone(), metrics);
+    let (stop_indexer, indexer_stopping) = tokio::sync::watch::channel(false);
+    let mut indexer = None;
+    let single_team = service.is_single_team().then(|| config.team.id.clone());
+    match Console::new(
+        args.config.clone(),
+        config.clone(),
+        secrets.clone(),
+        single_team,
+        health.clone(),
+    ) {
+        Ok(console) => {
+            indexer = console::spawn_indexer(&console, indexer_stopping);
+            app = app.merge(console::router(console));
+        }
+        Err(error) => {
+            eprintln!("{}: {error}", args.config.display());
+            return Ok(ExitCode::from(INVALID_CONFIG));
+        }
+    }
+    let admin = admin::serve_router(listen, app)
         .await
         .with_context(|| format!("binding the admin endpoint to {listen}"))?;
-    info!(url = %admin.url(), "admin endpoint: /metrics, /healthz");
+    info!(url = %admin.url(), "admin endpoint: /metrics, /healthz, the console at /");
     let mut pipeline = match Pipeline::start_service(&service, args.stage, health).await {
         Ok(pipeline) => pipeline,
         Err(error) => {
@@ -64,7 +88,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // A team whose mandatory fields change has its parked events replayed with its new rules.
     let (stop_reruns, reruns_stopping) = tokio::sync::watch::channel(false);
-    if let (Some(changes), Ok(secrets)) = (pipeline.take_mandatory_changes(), &secrets) {
+    if let Some(changes) = pipeline.take_mandatory_changes() {
         tokio::spawn(crate::ops::replay::parked::rerun_on_change(
             config.clone(),
             secrets.clone(),
@@ -81,6 +105,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let _ = stop_reruns.send(true);
     let result = pipeline.stop().await;
+    let _ = stop_indexer.send(true);
+    if let Some(indexer) = indexer {
+        let _ = indexer.await;
+    }
     let _ = admin.shutdown().await;
     match result {
         Ok(()) if !stopped_early => Ok(ExitCode::SUCCESS),

@@ -143,6 +143,8 @@ impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9464".to_owned(),
+            token: None,
+            outcomes_index_days: 30,
         }
     }
 }

@@ -342,12 +342,17 @@ impl StateConfig {
     }
 }
 
-/// `[admin]`: the HTTP endpoint for `/metrics` and `/healthz`.
+/// `[admin]`: the HTTP endpoint for `/metrics` and `/healthz`, the logs API and the console.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// `host:port`; validated when the config is loaded.
     pub listen: String,
+    /// The token the logs API and the console ask for (`Authorization: Bearer ...`): always for
+    /// a redrive, and for everything when `listen` is not a loopback address.
+    pub token: Option<SecretSource>,
+    /// Days of outcomes the service's outcomes index keeps; 0 keeps no index.
+    pub outcomes_index_days: u32,
 }
 
 impl AdminConfig {

@@ -68,6 +68,13 @@ pub(crate) fn warnings(config: &Config) -> Vec<Problem> {
                  authentication"
             ),
         ));
+        if config.admin.token.is_none() {
+            warnings.push(Problem::new(
+                "admin.token",
+                "not set while admin.listen is reachable from other hosts: the logs API and the \
+                 console refuse every request until a token is set",
+            ));
+        }
     }
     let hubspot = &config.hubspot;
     let tier = super::defaults::tier_budget(hubspot.tier);

@@ -1026,10 +1026,12 @@ impl SinkStage {
         crate::kafka::report_lag(&self.consumer, STAGE);
         crate::kafka::report_lag(&self.replay_consumer, STAGE);
         let (mut window_max, mut daily_min) = (0.0_f64, 1.0_f64);
+        let now = crate::outcomes::now_ms();
         for (id, team) in self.teams.current().active() {
             let usage = team.client.budget().usage();
             let window = usage.window_used as f64 / usage.window_limit.max(1) as f64;
             let daily = usage.daily_left as f64 / usage.daily_limit.max(1) as f64;
+            self.health.record_budget(id, now, window, daily);
             window_max = window_max.max(window);
             daily_min = daily_min.min(daily);
             let notable = window >= NOTABLE_SHARE || daily <= 1.0 - NOTABLE_SHARE;
