@@ -9,8 +9,8 @@ use anyhow::Context;
 use tracing::{error, info};
 
 use crate::admin::{self, Health};
-use crate::console::{self, Console};
 use crate::config::Service;
+use crate::console::{self, Console};
 use crate::pipeline::{Pipeline, Stages};
 
 /// Exit status of a configuration that cannot be used (the same as `config check`).
@@ -56,9 +56,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .context("admin.listen is not an address")?;
     let mut app = admin::router(health.clone(), metrics);
     let (stop_indexer, indexer_stopping) = tokio::sync::watch::channel(false);
-    let mut indexer = None;
     let single_team = service.is_single_team().then(|| config.team.id.clone());
-    match Console::new(
+    let indexer = match Console::new(
         args.config.clone(),
         config.clone(),
         secrets.clone(),
@@ -66,14 +65,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         health.clone(),
     ) {
         Ok(console) => {
-            indexer = console::spawn_indexer(&console, indexer_stopping);
-            app = app.merge(console::router(console));
+            app = app.merge(console::router(console.clone()));
+            console::spawn_indexer(&console, indexer_stopping)
         }
         Err(error) => {
             eprintln!("{}: {error}", args.config.display());
             return Ok(ExitCode::from(INVALID_CONFIG));
         }
-    }
+    };
     let admin = admin::serve_router(listen, app)
         .await
         .with_context(|| format!("binding the admin endpoint to {listen}"))?;

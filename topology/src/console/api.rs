@@ -13,7 +13,9 @@ use serde_json::json;
 use super::{Access, Console};
 use crate::config::Service;
 use crate::ops::Ops;
-use crate::ops::dlq::{LetterFilter, parse_class, parse_id, read_letter, redrive as redrive_letters};
+use crate::ops::dlq::{
+    LetterFilter, parse_class, parse_id, read_letter, redrive as redrive_letters,
+};
 use crate::ops::logs::index::OutcomeIndex;
 use crate::ops::logs::{OutcomeFilter, parse_status};
 use crate::ops::range::{Window, parse_time};
