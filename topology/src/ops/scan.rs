@@ -118,6 +118,8 @@ pub(crate) struct TimeStart {
 /// A consumer that reads topics by time, for one operator command.
 pub struct TopicReader {
     consumer: StreamConsumer,
+    /// The consumer's settings, for a throwaway consumer of one lookup.
+    client: rdkafka::ClientConfig,
     codec: AvroCodec,
     /// Show a progress bar on stderr for long scans.
     progress: bool,
@@ -136,6 +138,7 @@ impl TopicReader {
         let consumer = client.create().map_err(ScanError::Client)?;
         Ok(TopicReader {
             consumer,
+            client,
             codec,
             progress,
         })
@@ -197,11 +200,13 @@ impl TopicReader {
                 .add_partition_offset(topic, *partition, Offset::Offset(span.start))
                 .map_err(|source| kafka("assignment", topic, source))?;
         }
+        // Whatever an earlier lookup (`read_at`) or scan left assigned and paused goes first.
+        self.consumer
+            .unassign()
+            .map_err(|source| kafka("partitions", topic, source))?;
         self.consumer
             .assign(&assignment)
             .map_err(|source| kafka("partitions", topic, source))?;
-        // A reader used again (an index catching up) paused these partitions when it last
-        // finished them.
         self.consumer
             .resume(&assignment)
             .map_err(|source| kafka("partitions", topic, source))?;
@@ -418,9 +423,18 @@ impl TopicReader {
                         });
                     }
                 }
-                // "Nothing at or after since": true only if the last record is older.
+                // "Nothing at or after since": true only if the last record is older. Read
+                // by a consumer of its own: assigning one partition after another to the
+                // reader's consumer left the development broker's first partition silent in
+                // the scan that followed.
                 None => {
-                    let last = self.read_at(topic, partition, end - 1).await?;
+                    let lookup = TopicReader {
+                        consumer: self.client.create().map_err(ScanError::Client)?,
+                        client: self.client.clone(),
+                        codec: self.codec.clone(),
+                        progress: false,
+                    };
+                    let last = lookup.read_at(topic, partition, end - 1).await?;
                     if last.timestamp.is_some_and(|at| at >= since) {
                         starts.push(TimeStart {
                             partition,

@@ -3,7 +3,7 @@
 //! ```text
 //! make bench                     # = cargo bench --locked -p hubsync-dev --bench throughput
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
-//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | memory | codec | teams
+//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | memory | codec | teams | logs
 //! cargo bench -p hubsync-dev --bench throughput -- --sink-records 100000
 //! cargo bench -p hubsync-dev --bench throughput -- --only replay --replay-events 1000000
 //! cargo bench -p hubsync-dev --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
@@ -31,12 +31,15 @@
 //! 7. **Teams**: 200 teams on 200 portals (5 with `--quick`) in one service; the other teams'
 //!    live latency alone and beside team 0's backlog of 100,000 new contacts (5,000), the
 //!    backlog's rate against its portal's limit, and 429s over every portal.
+//! 8. **Logs**: 1,000,000 outcomes of 100 teams over a week (100,000 with `--quick`,
+//!    `--logs-outcomes N`); one team's week asked by reading the topic from the week's start,
+//!    from the outcomes index, and over the console's API.
 //!
 //! # Layout
 //! - `events`: generated contacts and their events; the sandbox config's rules and catalog.
 //! - `world`: broker, schema registry and HubSpot sandbox in this process, recording every
 //!   HubSpot request; reading outcomes back.
-//! - `processors`, `sink`, `repeats`, `activities`, `replay`, `codec`, `teams`: one figure each;
+//! - `processors`, `sink`, `repeats`, `activities`, `replay`, `codec`, `teams`, `logs`: one figure each;
 //!   `process_stage`: the process stage with Kafka, for comparison with the sink.
 //! - `cpu`: CPU time and load from `/proc`, and timed passes on one thread.
 //! - `report`: medians and the table.
@@ -46,6 +49,7 @@ mod codec;
 mod cpu;
 mod events;
 mod held;
+mod logs;
 mod process_stage;
 mod processors;
 mod repeats;
@@ -71,6 +75,8 @@ struct Options {
     sink_records: Option<usize>,
     /// Events in the replay figure's history, from `--replay-events N`.
     replay_events: Option<usize>,
+    /// Outcomes on the topic for the logs figure, from `--logs-outcomes N`.
+    logs_outcomes: Option<usize>,
     /// Extra `[kafka.properties]` for the pipelines, from `--kafka name=value`.
     kafka: Vec<(String, String)>,
     processors: bool,
@@ -82,6 +88,7 @@ struct Options {
     memory: bool,
     codec: bool,
     teams: bool,
+    logs: bool,
 }
 
 impl Options {
@@ -102,11 +109,12 @@ impl Options {
                 "memory",
                 "codec",
                 "teams",
+                "logs",
             ]
             .contains(&only)
         {
             eprintln!(
-                "--only takes processors, sink, repeats, activities, replay, memory, codec or teams, not {only:?}"
+                "--only takes processors, sink, repeats, activities, replay, memory, codec, teams or logs, not {only:?}"
             );
             std::process::exit(2);
         }
@@ -139,9 +147,16 @@ impl Options {
                 std::process::exit(2);
             })
         });
+        let logs_outcomes = values("--logs-outcomes").first().map(|n| {
+            n.parse().unwrap_or_else(|_| {
+                eprintln!("--logs-outcomes takes a number, not {n:?}");
+                std::process::exit(2);
+            })
+        });
         Options {
             sink_records,
             replay_events,
+            logs_outcomes,
             kafka,
             // `cargo bench` passes `--bench`; anything else unknown is ignored too.
             quick: args.iter().any(|a| a == "--quick"),
@@ -153,6 +168,7 @@ impl Options {
             memory: wanted("replay") || wanted("memory"),
             codec: wanted("codec"),
             teams: wanted("teams"),
+            logs: wanted("logs"),
         }
     }
 }
@@ -401,6 +417,25 @@ fn main() {
         rows.extend(teams_rows(&figures, &alone));
     }
 
+    if options.logs {
+        let params = logs::Params {
+            outcomes: options.logs_outcomes.unwrap_or(if options.quick {
+                100_000
+            } else {
+                1_000_000
+            }),
+            teams: 100,
+            runs: 3,
+        };
+        eprintln!(
+            "[8] logs: {} outcomes of {} teams over a week, one team's asked ...",
+            params.outcomes, params.teams
+        );
+        let figures = runtime.block_on(logs::measure(params));
+        print_logs(&figures);
+        rows.extend(logs_rows(&figures));
+    }
+
     println!();
     println!(
         "## hubsync throughput ({}; {} s in all, after the build)",
@@ -419,6 +454,74 @@ fn main() {
     if failed {
         println!("some figures miss their target: see the details above the table");
     }
+}
+
+fn print_logs(f: &logs::Figures) {
+    println!(
+        "logs: {} outcomes of {} teams over a week on the outcomes topic (32 partitions); one \
+         team's week ({} events in {} records) asked for its newest 500 rows and its counts, {} runs each",
+        thousands(f.outcomes as f64),
+        f.teams,
+        thousands(f.team_events as f64),
+        thousands(f.team_records as f64),
+        f.topic.runs()
+    );
+    println!(
+        "  topic read from the week's start (hubsync logs --no-index): median {:.3} s (min {:.3}, max {:.3})",
+        f.topic.median(),
+        f.topic.min(),
+        f.topic.max()
+    );
+    println!(
+        "  outcomes index, caught up then asked (hubsync logs):        median {:.3} s (min {:.3}, max {:.3})",
+        f.index.median(),
+        f.index.min(),
+        f.index.max()
+    );
+    println!(
+        "  console API over HTTP (GET /api/v1/outcomes):               median {:.3} s (min {:.3}, max {:.3})",
+        f.api.median(),
+        f.api.min(),
+        f.api.max()
+    );
+    println!(
+        "  building the index from nothing: {:.1} s; its size on disk: {:.0} MB",
+        f.build,
+        f.index_bytes as f64 / 1e6
+    );
+    println!();
+}
+
+fn logs_rows(f: &logs::Figures) -> Vec<Row> {
+    let ratio = f.topic.median() / f.index.median().max(1e-9);
+    vec![
+        Row::new(
+            "8a  a team's week of logs over the outcomes index, s (hubsync logs)",
+            format!(
+                "{:.3} (topic read: {:.2}, {:.0}x slower)",
+                f.index.median(),
+                f.topic.median(),
+                ratio
+            ),
+            "< 1",
+            Verdict::at_most(f.index.median(), 1.0),
+        ),
+        Row::new(
+            "8b  the same over the console API, s",
+            format!("{:.3}", f.api.median()),
+            "< 1",
+            Verdict::at_most(f.api.median(), 1.0),
+        ),
+        Row::info(
+            "8c  outcomes index built from nothing, s / size",
+            format!(
+                "{:.1} s for {} outcomes / {:.0} MB",
+                f.build,
+                thousands(f.outcomes as f64),
+                f.index_bytes as f64 / 1e6
+            ),
+        ),
+    ]
 }
 
 fn print_processors(f: &processors::Figures) {
