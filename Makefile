@@ -17,9 +17,15 @@ help:
 	@echo "make bench       measure throughput against the in-process sandbox (release build, then ~3 min)"
 
 # librdkafka is built from source by rdkafka-sys with its own configure script: it needs a C
-# compiler, make and perl, which the machine image carries. The deploy/ tests need promtool and
-# systemd-analyze: installed from Debian when missing (as root, or through sudo).
+# compiler, make and perl, which the machine image carries. The deploy/ tests need promtool,
+# systemd-analyze and docker-compose (its `config` checks a compose file without a Docker
+# daemon): installed from Debian when missing (as root, or through sudo); and, from PyPI into a
+# virtualenv under .tools/ (not committed), kubernetes-validate (the Kubernetes API's JSON
+# schemas, bundled: no cluster, no network) and check-jsonschema (with the compose-spec schema
+# bundled). Both steps are skipped when what they install is there.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TOOLS_VENV := .tools/venv
+PY_TOOLS := kubernetes-validate==1.37.0 check-jsonschema==0.39.0
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup)"; exit 1; }
@@ -28,10 +34,18 @@ setup:
 	@command -v perl >/dev/null || { echo "perl not found: librdkafka's configure script needs it"; exit 1; }
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "rustfmt missing: rustup component add rustfmt"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "clippy missing: rustup component add clippy"; exit 1; }
-	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null || { \
-		echo "installing promtool and systemd-analyze (Debian: prometheus, systemd)"; \
+	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v docker-compose >/dev/null || { \
+		echo "installing promtool, systemd-analyze and docker-compose (Debian: prometheus, systemd, docker-compose)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus systemd >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus systemd docker-compose >/dev/null; }
+	@[ "$$(cat $(TOOLS_VENV)/installed 2>/dev/null)" = "$(PY_TOOLS)" ] || { \
+		echo "installing $(PY_TOOLS) (PyPI) into $(TOOLS_VENV)"; \
+		python3 -c 'import venv, ensurepip' 2>/dev/null || { \
+			$(SUDO) apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null; }; \
+		python3 -m venv --clear $(TOOLS_VENV) && \
+		$(TOOLS_VENV)/bin/pip install -q --disable-pip-version-check --no-input $(PY_TOOLS) && \
+		echo "$(PY_TOOLS)" > $(TOOLS_VENV)/installed; }
 	$(CARGO) fetch $(CARGO_FLAGS)
 
 build:

@@ -1,8 +1,12 @@
 //! The files under `deploy/`, checked by the tools their users run: the Prometheus alerts by
 //! `promtool` (rules and their unit tests), the systemd unit by `systemd-analyze verify`, the
 //! Grafana dashboard's shape, and every hubsync metric the alerts and the dashboard query by
-//! scraping a running `hubsync run`. `make setup`
-//! installs promtool (Debian's `prometheus`) when it is missing.
+//! scraping a running `hubsync run`; the Kubernetes manifests by `kubernetes-validate` (the
+//! API's JSON schemas, offline) and the compose file by `docker-compose config` and the
+//! compose-spec schema (`check-jsonschema`), each shown refusing a broken copy, and both by what
+//! they must agree on with the service files they carry (`hubsync config check`, probes, ports,
+//! volumes, secrets). `make setup` installs promtool (Debian's `prometheus`), systemd-analyze,
+//! docker-compose, and kubernetes-validate and check-jsonschema in a virtualenv under `.tools/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +14,7 @@ use std::time::Duration;
 
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
 use hubsync_schemas::{ChangeKind, SchemaKind};
+use serde_json::Value;
 
 mod support;
 use support::world::World;
@@ -184,4 +189,888 @@ async fn every_metric_the_alerts_and_the_dashboard_query_is_exported() {
         missing.is_empty(),
         "not exported: {missing:?} (of {wanted:?})"
     );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Kubernetes (deploy/kubernetes) and compose (deploy/compose).
+
+/// A validator `make setup` installs in the virtualenv under `.tools/`.
+fn venv_tool(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.tools/venv/bin")
+        .join(name)
+        .to_str()
+        .expect("utf-8 path")
+        .to_string()
+}
+
+/// The documents of a YAML file as JSON, read by PyYAML (the parser of kubernetes-validate, in
+/// the same virtualenv); empty documents are left out.
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let script = "import json, sys, yaml\n\
+                  with open(sys.argv[1]) as f:\n    \
+                  print(json.dumps([d for d in yaml.safe_load_all(f) if d is not None]))";
+    let output = Command::new(venv_tool("python3"))
+        .args(["-c", script, path.to_str().expect("utf-8 path")])
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("python3 of .tools/venv cannot run ({error}); `make setup` installs it")
+        });
+    assert!(
+        output.status.success(),
+        "{} is not YAML:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match serde_json::from_slice(&output.stdout).expect("PyYAML's documents as JSON") {
+        Value::Array(documents) => documents,
+        other => panic!("not a list of documents: {other}"),
+    }
+}
+
+/// Runs the `hubsync` binary this build made, without the environment overrides of
+/// `kafka.brokers`, `registry.url` and `hubspot.base_url`; its status, stdout and stderr.
+fn hubsync(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_hubsync"))
+        .args(args)
+        .env_remove("HUBSYNC_KAFKA_BROKERS")
+        .env_remove("HUBSYNC_REGISTRY_URL")
+        .env_remove("HUBSYNC_HUBSPOT_URL")
+        .output()
+        .expect("the hubsync binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `hubsync config check --json FILE` on a service file: the report, after checking that it
+/// and every team file of its directory are valid and that it serves `teams`.
+fn config_check_service(file: &Path, teams: &[&str]) -> Value {
+    let (ok, out, err) = hubsync(&[
+        "config",
+        "check",
+        "--json",
+        file.to_str().expect("utf-8 path"),
+    ]);
+    assert!(ok, "hubsync config check {}:\n{out}{err}", file.display());
+    let report: Value = serde_json::from_str(&out).expect("config check --json prints JSON");
+    assert_eq!(report["valid"], true, "{report:#}");
+    let served: Vec<&str> = report["teams"]
+        .as_array()
+        .expect("a service file's team reports")
+        .iter()
+        .map(|team| {
+            assert_eq!(team["valid"], true, "a team file is refused: {team:#}");
+            team["summary"]["team"].as_str().expect("the team's id")
+        })
+        .collect();
+    assert_eq!(served, teams, "the teams the service file serves");
+    report
+}
+
+/// Every `{ file = ".." }` and `{ env = ".." }` secret reference of a TOML file.
+fn secret_references(value: &toml::Value, files: &mut Vec<String>, envs: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) if table.len() == 1 && table.contains_key("file") => {
+            files.push(table["file"].as_str().expect("a file path").to_string());
+        }
+        toml::Value::Table(table) if table.len() == 1 && table.contains_key("env") => {
+            envs.push(table["env"].as_str().expect("a variable").to_string());
+        }
+        toml::Value::Table(table) => table
+            .values()
+            .for_each(|value| secret_references(value, files, envs)),
+        toml::Value::Array(values) => values
+            .iter()
+            .for_each(|value| secret_references(value, files, envs)),
+        _ => {}
+    }
+}
+
+/// `path` with its `..` and `.` resolved, as the kernel would for directories that exist.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The Kubernetes versions whose API schemas the manifests are validated against: the oldest
+/// the manifests are meant for and the newest kubernetes-validate carries.
+const KUBERNETES_VERSIONS: [&str; 2] = ["1.30.0", "1.37.0"];
+
+/// The manifests: every YAML file of `deploy/kubernetes` but the kustomization.
+fn manifest_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(deploy("kubernetes"))
+        .expect("deploy/kubernetes")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| {
+            path.extension().is_some_and(|e| e == "yaml")
+                && path.file_name().is_some_and(|n| n != "kustomization.yaml")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Validates manifests with `kubernetes-validate --strict` (a field the schema does not know is
+/// an error) against each of [`KUBERNETES_VERSIONS`]: the number of resources, or why not. A kind
+/// the schemas do not know is only a warning to kubernetes-validate, so a warning fails here, and
+/// so does a document it did not report as passed.
+fn kubernetes_validate(files: &[PathBuf]) -> Result<usize, String> {
+    let documents: usize = files.iter().map(|file| yaml_documents(file).len()).sum();
+    let dir = files[0].parent().expect("a directory");
+    for version in KUBERNETES_VERSIONS {
+        let mut args = vec!["--strict", "--kubernetes-version", version];
+        args.extend(files.iter().map(|f| f.to_str().expect("utf-8 path")));
+        let (ok, out) = tool(&venv_tool("kubernetes-validate"), &args, dir);
+        let passed = out
+            .lines()
+            .filter(|line| line.contains(" passed for resource "))
+            .count();
+        if !ok || out.contains("WARN") || out.contains("ERROR") || passed != documents {
+            return Err(format!(
+                "kubernetes-validate against {version}: {passed} of {documents} resources passed:\n{out}"
+            ));
+        }
+    }
+    Ok(documents)
+}
+
+/// Every document of the manifests.
+fn manifests() -> Vec<Value> {
+    manifest_files()
+        .iter()
+        .flat_map(|file| yaml_documents(file))
+        .collect()
+}
+
+fn resource<'a>(documents: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    documents
+        .iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in deploy/kubernetes"))
+}
+
+/// A key of a ConfigMap: a file its pods read.
+fn configmap_file(documents: &[Value], name: &str, key: &str) -> String {
+    resource(documents, "ConfigMap", name)["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("ConfigMap {name} has no {key}"))
+        .to_string()
+}
+
+/// The two workloads, by stage: the process Deployment and the sink StatefulSet.
+fn workloads(documents: &[Value]) -> [(&'static str, &Value); 2] {
+    [
+        (
+            "process",
+            resource(documents, "Deployment", "hubsync-process"),
+        ),
+        ("sink", resource(documents, "StatefulSet", "hubsync-sink")),
+    ]
+}
+
+fn pod_spec(workload: &Value) -> &Value {
+    &workload["spec"]["template"]["spec"]
+}
+
+/// The `hubsync` container of a workload.
+fn container(workload: &Value) -> &Value {
+    pod_spec(workload)["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .find(|c| c["name"] == "hubsync")
+        .unwrap_or_else(|| panic!("no hubsync container in {}", workload["metadata"]["name"]))
+}
+
+/// Where a container mounts a volume.
+fn mount_path<'a>(container: &'a Value, volume: &str) -> Option<&'a str> {
+    container["volumeMounts"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == volume)?["mountPath"]
+        .as_str()
+}
+
+/// The volume a container mounts at `path`, by name.
+fn volume_at<'a>(container: &'a Value, path: &str) -> Option<&'a str> {
+    container["volumeMounts"]
+        .as_array()?
+        .iter()
+        .find(|m| m["mountPath"] == path)?["name"]
+        .as_str()
+}
+
+fn pod_volume<'a>(workload: &'a Value, name: &str) -> Option<&'a Value> {
+    pod_spec(workload)["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == name)
+}
+
+/// The container's arguments.
+fn args(container: &Value) -> Vec<&str> {
+    container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("a string argument"))
+        .collect()
+}
+
+/// The argument after `flag`.
+fn flag<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| *a == flag)
+        .and_then(|i| args.get(i + 1).copied())
+}
+
+/// The service file of the `hubsync-config` ConfigMap, parsed.
+fn kubernetes_service_file(documents: &[Value]) -> toml::Table {
+    configmap_file(documents, "hubsync-config", "hubsync.toml")
+        .parse()
+        .expect("the ConfigMap's hubsync.toml is TOML")
+}
+
+/// Whether `selector` (a matchLabels map) selects the workload's pods.
+fn selects(selector: &Value, workload: &Value) -> bool {
+    let labels = &workload["spec"]["template"]["metadata"]["labels"];
+    selector
+        .as_object()
+        .is_some_and(|s| !s.is_empty() && s.iter().all(|(k, v)| labels[k] == *v))
+}
+
+#[test]
+fn the_kubernetes_manifests_pass_the_api_schemas() {
+    let files = manifest_files();
+    assert!(files.len() >= 6, "manifests: {files:?}");
+    let resources = kubernetes_validate(&files).unwrap_or_else(|why| panic!("{why}"));
+    // ServiceAccount, two ConfigMaps, two Secrets, Deployment, StatefulSet, two Services, two PDBs.
+    assert!(resources >= 11, "{resources} resources");
+}
+
+#[test]
+fn kubernetes_validate_refuses_broken_manifests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = |name: &str, file: &str, from: &str, to: &str| {
+        let text = std::fs::read_to_string(deploy("kubernetes").join(file)).expect(file);
+        assert!(text.contains(from), "{file} has no {from:?} to break");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("the copy");
+        path
+    };
+    // A copy passes as it is, so a refusal below is the break's doing.
+    let intact = copy("sink.yaml", "sink.yaml", "", "");
+    assert_eq!(kubernetes_validate(&[intact]), Ok(3));
+    for (path, says) in [
+        (
+            copy(
+                "field.yaml",
+                "process.yaml",
+                "readinessProbe:",
+                "readinesProbe:",
+            ),
+            "'readinesProbe' was unexpected",
+        ),
+        (
+            copy("type.yaml", "sink.yaml", "replicas: 1", "replicas: one"),
+            "'one' is not of type 'integer'",
+        ),
+        (
+            copy(
+                "required.yaml",
+                "sink.yaml",
+                "serviceName: hubsync-sink",
+                "service: hubsync-sink",
+            ),
+            "'serviceName' is a required property",
+        ),
+        (
+            copy(
+                "kind.yaml",
+                "serviceaccount.yaml",
+                "kind: ServiceAccount",
+                "kind: ServiceAcount",
+            ),
+            "Couldn't find schema for kind ServiceAcount",
+        ),
+    ] {
+        match kubernetes_validate(std::slice::from_ref(&path)) {
+            Ok(_) => panic!("kubernetes-validate takes {}", path.display()),
+            Err(why) => assert!(
+                why.contains(says),
+                "{} refused, but not for {says:?}:\n{why}",
+                path.display()
+            ),
+        }
+    }
+}
+
+#[test]
+fn the_kustomization_applies_every_manifest_but_the_secret_template_and_names_no_namespace() {
+    let kustomization = yaml_documents(&deploy("kubernetes/kustomization.yaml"));
+    let [kustomization] = kustomization.as_slice() else {
+        panic!("one kustomization: {kustomization:?}")
+    };
+    assert_eq!(kustomization["kind"], "Kustomization");
+    assert!(
+        kustomization.get("namespace").is_none(),
+        "the manifests are namespace-agnostic: {kustomization}"
+    );
+    let mut listed: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r.as_str().expect("a file"))
+        .collect();
+    listed.sort_unstable();
+    let files: Vec<String> = manifest_files()
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name != "secret.example.yaml")
+        .collect();
+    assert_eq!(
+        listed, files,
+        "kustomization.yaml's resources against the manifests"
+    );
+    for document in manifests() {
+        assert!(
+            document["metadata"].get("namespace").is_none(),
+            "{} {} names a namespace",
+            document["kind"],
+            document["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn the_configmaps_hold_a_service_file_and_team_files_that_config_check_accepts() {
+    let documents = manifests();
+    let service = kubernetes_service_file(&documents);
+    // The pods' file system, as their mounts lay it out, in a temporary directory.
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut config_files = Vec::new();
+    for (stage, workload) in workloads(&documents) {
+        let container = container(workload);
+        let config = flag(&args(container), "--config").expect("run --config FILE");
+        let config = Path::new(config);
+        let config_dir = config
+            .parent()
+            .expect("a directory")
+            .to_str()
+            .expect("utf-8");
+        let volume = volume_at(container, config_dir)
+            .unwrap_or_else(|| panic!("{stage}: nothing mounted at {config_dir}"));
+        assert_eq!(
+            pod_volume(workload, volume).expect("the volume")["configMap"]["name"],
+            "hubsync-config",
+            "{stage}: {config_dir} is the hubsync-config ConfigMap"
+        );
+        assert_eq!(
+            config.file_name().expect("a file name"),
+            "hubsync.toml",
+            "{stage}: --config names the ConfigMap's key"
+        );
+        // [teams] dir, relative to the service file, is where the teams ConfigMap is mounted.
+        let teams_dir = lexical(
+            &Path::new(config_dir).join(service["teams"]["dir"].as_str().expect("teams.dir")),
+        );
+        let teams_mount = mount_path(container, "teams").expect("the teams volume mounted");
+        assert_eq!(
+            teams_dir,
+            Path::new(teams_mount),
+            "{stage}: teams.dir against the teams mount"
+        );
+        assert_eq!(
+            pod_volume(workload, "teams").expect("the teams volume")["configMap"]["name"],
+            "hubsync-teams"
+        );
+        config_files.push((config.to_path_buf(), teams_dir));
+    }
+    assert_eq!(
+        config_files[0], config_files[1],
+        "both stages read one service file"
+    );
+    let (config, teams_dir) = &config_files[0];
+    let inside = |path: &Path| root.path().join(path.strip_prefix("/").expect("absolute"));
+    std::fs::create_dir_all(inside(config.parent().expect("a directory"))).expect("config dir");
+    std::fs::write(
+        inside(config),
+        configmap_file(&documents, "hubsync-config", "hubsync.toml"),
+    )
+    .expect("service file written");
+    std::fs::create_dir_all(inside(teams_dir)).expect("teams dir");
+    let teams = resource(&documents, "ConfigMap", "hubsync-teams")["data"]
+        .as_object()
+        .expect("team files")
+        .clone();
+    for (name, text) in &teams {
+        assert!(
+            name.ends_with(".toml"),
+            "{name}: only *.toml files are team files"
+        );
+        std::fs::write(inside(teams_dir).join(name), text.as_str().expect("text"))
+            .expect("team file written");
+    }
+    let report = config_check_service(&inside(config), &["acme-sales"]);
+    let summary = &report["teams"][0]["summary"];
+    assert_eq!(
+        summary["kafka_brokers"],
+        service["kafka"]["brokers"].as_str().expect("brokers")
+    );
+    assert!(
+        !summary["kafka_brokers"]
+            .as_str()
+            .expect("brokers")
+            .contains("localhost"),
+        "Kafka is reached by its Service name: {summary}"
+    );
+    assert_eq!(
+        summary["consumer_groups"],
+        serde_json::json!(["hubsync.process", "hubsync.sink", "hubsync.inbound"])
+    );
+}
+
+#[test]
+fn the_probes_ask_healthz_on_the_admin_port_the_service_file_listens_on() {
+    let documents = manifests();
+    let service = kubernetes_service_file(&documents);
+    let listen: std::net::SocketAddr = service["admin"]["listen"]
+        .as_str()
+        .expect("admin.listen")
+        .parse()
+        .expect("admin.listen is an address");
+    assert!(
+        listen.ip().is_unspecified(),
+        "the kubelet and Prometheus reach the pod's address, not its loopback: {listen}"
+    );
+    let port = u64::from(listen.port());
+    for (stage, workload) in workloads(&documents) {
+        let container = container(workload);
+        assert_eq!(
+            flag(&args(container), "--stage"),
+            Some(stage),
+            "{stage}: run --stage"
+        );
+        let admin = container["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .find(|p| p["name"] == "admin")
+            .unwrap_or_else(|| panic!("{stage}: no port named admin"));
+        assert_eq!(
+            admin["containerPort"], port,
+            "{stage}: the admin port is admin.listen's"
+        );
+        let window = |probe: &Value| {
+            probe["periodSeconds"].as_u64().unwrap_or(10)
+                * probe["failureThreshold"].as_u64().unwrap_or(3)
+        };
+        for kind in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            let probe = &container[kind];
+            assert_eq!(
+                probe["httpGet"]["path"], "/healthz",
+                "{stage}: {kind}: {probe}"
+            );
+            assert!(
+                probe["httpGet"]["port"] == "admin" || probe["httpGet"]["port"] == port,
+                "{stage}: {kind} asks another port than admin.listen's: {probe}"
+            );
+        }
+        let (startup, ready, live) = (
+            window(&container["startupProbe"]),
+            window(&container["readinessProbe"]),
+            window(&container["livenessProbe"]),
+        );
+        assert!(
+            startup >= 600,
+            "{stage}: a start of every team's checks gets {startup} s"
+        );
+        assert!(
+            live >= 120 && live > ready,
+            "{stage}: liveness gives up after {live} s (readiness {ready} s): a stage's 503 that \
+             clears by itself must not restart the pod"
+        );
+        let annotations = &workload["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(
+            annotations["prometheus.io/port"],
+            port.to_string(),
+            "{stage}"
+        );
+        assert_eq!(annotations["prometheus.io/path"], "/metrics", "{stage}");
+        // A Service of the admin port selects the stage's pods, not-ready ones included.
+        let name = workload["metadata"]["name"].as_str().expect("a name");
+        let svc = resource(&documents, "Service", name);
+        assert!(
+            selects(&svc["spec"]["selector"], workload),
+            "{stage}: {svc}"
+        );
+        assert_eq!(svc["spec"]["publishNotReadyAddresses"], true, "{stage}");
+        assert_eq!(
+            svc["spec"]["ports"][0]["targetPort"], "admin",
+            "{stage}: {svc}"
+        );
+    }
+}
+
+#[test]
+fn the_sink_keeps_its_state_on_a_claim_and_every_pod_is_bounded_and_locked_down() {
+    let documents = manifests();
+    let service = kubernetes_service_file(&documents);
+    let state_dir = service["state"]["dir"].as_str().expect("state.dir");
+    let [(_, process), (_, sink)] = workloads(&documents);
+
+    let claims = sink["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .expect("the sink's volumeClaimTemplates");
+    let claim = volume_at(container(sink), state_dir)
+        .unwrap_or_else(|| panic!("the sink mounts nothing at state.dir {state_dir}"));
+    assert!(
+        claims.iter().any(|c| c["metadata"]["name"] == claim),
+        "the sink's state.dir mount {claim} is not one of its claims: {claims:?}"
+    );
+    assert!(
+        pod_volume(sink, claim).is_none(),
+        "{claim} is a pod volume, so the claim template is not used"
+    );
+    assert_eq!(
+        claims[0]["spec"]["accessModes"],
+        serde_json::json!(["ReadWriteOnce"])
+    );
+    let governing = sink["spec"]["serviceName"].as_str().expect("serviceName");
+    assert_eq!(
+        resource(&documents, "Service", governing)["spec"]["clusterIP"],
+        "None"
+    );
+    let process_state = volume_at(container(process), state_dir)
+        .and_then(|name| pod_volume(process, name))
+        .unwrap_or_else(|| panic!("the process stage mounts nothing at {state_dir}"));
+    assert!(
+        process_state.get("emptyDir").is_some(),
+        "the process stage keeps no state: {process_state}"
+    );
+    assert!(
+        sink["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .is_some_and(|s| s >= 120),
+        "the sink gets the systemd unit's 120 s to finish its batches"
+    );
+
+    for (stage, workload) in workloads(&documents) {
+        let name = workload["metadata"]["name"].as_str().expect("a name");
+        let budget = resource(&documents, "PodDisruptionBudget", name);
+        assert!(
+            selects(&budget["spec"]["selector"]["matchLabels"], workload),
+            "{stage}: the disruption budget selects other pods: {budget}"
+        );
+        let container = container(workload);
+        for bound in ["requests", "limits"] {
+            for resource in ["cpu", "memory"] {
+                assert!(
+                    container["resources"][bound][resource].is_string(),
+                    "{stage}: no {bound}.{resource}"
+                );
+            }
+        }
+        let pod = &pod_spec(workload)["securityContext"];
+        assert_eq!(pod["runAsNonRoot"], true, "{stage}: {pod}");
+        assert!(
+            pod["runAsUser"].as_u64().is_some_and(|u| u > 0),
+            "{stage}: {pod}"
+        );
+        let own = &container["securityContext"];
+        assert_eq!(own["readOnlyRootFilesystem"], true, "{stage}: {own}");
+        assert_eq!(own["allowPrivilegeEscalation"], false, "{stage}: {own}");
+        assert_eq!(
+            own["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{stage}"
+        );
+        assert_eq!(
+            pod_spec(workload)["automountServiceAccountToken"],
+            false,
+            "{stage}"
+        );
+    }
+}
+
+#[test]
+fn every_secret_the_files_name_is_a_key_of_a_secret_mounted_where_they_read_it() {
+    let documents = manifests();
+    let mut files = Vec::new();
+    let mut envs = Vec::new();
+    let service = toml::Value::Table(kubernetes_service_file(&documents));
+    secret_references(&service, &mut files, &mut envs);
+    for text in resource(&documents, "ConfigMap", "hubsync-teams")["data"]
+        .as_object()
+        .expect("team files")
+        .values()
+    {
+        let team: toml::Table = text.as_str().expect("text").parse().expect("TOML");
+        let team = toml::Value::Table(team);
+        secret_references(&team, &mut files, &mut envs);
+    }
+    assert!(files.len() >= 2, "secrets named: {files:?}");
+    assert!(
+        envs.is_empty(),
+        "the pods set no secret environment variable: use {{ file = .. }} ({envs:?})"
+    );
+    for file in &files {
+        let path = Path::new(file);
+        let dir = path.parent().expect("a directory").to_str().expect("utf-8");
+        let key = path.file_name().expect("a key").to_str().expect("utf-8");
+        for (stage, workload) in workloads(&documents) {
+            let volume = volume_at(container(workload), dir)
+                .and_then(|name| pod_volume(workload, name))
+                .unwrap_or_else(|| {
+                    panic!("{stage}: nothing mounted at {dir}, where {file} is read")
+                });
+            let secret = volume["secret"]["secretName"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{stage}: {dir} is not a Secret: {volume}"));
+            let example = resource(&documents, "Secret", secret);
+            assert!(
+                example["stringData"].get(key).is_some(),
+                "{file}: secret.example.yaml's {secret} has no key {key}"
+            );
+        }
+    }
+    // The template holds placeholders, never a value.
+    for secret in documents.iter().filter(|d| d["kind"] == "Secret") {
+        assert!(secret.get("data").is_none(), "{secret}");
+        for (key, value) in secret["stringData"].as_object().expect("stringData") {
+            let value = value.as_str().expect("text");
+            assert!(
+                value.starts_with('<') && value.ends_with('>'),
+                "{key} of {} is not a <placeholder>",
+                secret["metadata"]["name"]
+            );
+        }
+    }
+}
+
+/// The compose validators on a compose file: Debian's `docker-compose config -q` (service
+/// references, volumes, build context, types; no Docker daemon needed) and check-jsonschema's
+/// bundled compose-spec schema. Each with whether it took the file and what it said.
+fn compose_validate(file: &Path) -> [(&'static str, bool, String); 2] {
+    let dir = file.parent().expect("a directory");
+    let name = file.to_str().expect("utf-8 path");
+    let (compose_ok, compose_out) = tool("docker-compose", &["-f", name, "config", "-q"], dir);
+    let (schema_ok, schema_out) = tool(
+        &venv_tool("check-jsonschema"),
+        &["--builtin-schema", "vendor.compose-spec", name],
+        dir,
+    );
+    [
+        ("docker-compose config", compose_ok, compose_out),
+        ("check-jsonschema compose-spec", schema_ok, schema_out),
+    ]
+}
+
+#[test]
+fn the_compose_file_passes_docker_compose_and_the_compose_spec() {
+    for (validator, ok, out) in compose_validate(&deploy("compose/compose.yaml")) {
+        assert!(ok, "{validator}:\n{out}");
+    }
+}
+
+#[test]
+fn the_compose_validators_refuse_a_broken_copy() {
+    let text = std::fs::read_to_string(deploy("compose/compose.yaml")).expect("compose.yaml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = |name: &str, from: &str, to: &str| {
+        assert!(text.contains(from), "compose.yaml has no {from:?} to break");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text.replacen(from, to, 1)).expect("the copy");
+        path
+    };
+    // The copy passes as it is, so a refusal below is the break's doing.
+    for (validator, ok, out) in compose_validate(&copy("compose.yaml", "", "")) {
+        assert!(ok, "{validator} refuses the intact copy:\n{out}");
+    }
+    let misspelt = copy("misspelt.yaml", "    healthcheck:", "    healthchek:");
+    for (validator, ok, out) in compose_validate(&misspelt) {
+        assert!(!ok, "{validator} takes a misspelt key:\n{out}");
+        assert!(
+            out.contains("healthchek"),
+            "{validator} does not name it:\n{out}"
+        );
+    }
+    let condition = copy(
+        "condition.yaml",
+        "condition: service_completed_successfully",
+        "condition: service_finished",
+    );
+    for (validator, ok, out) in compose_validate(&condition) {
+        assert!(
+            !ok,
+            "{validator} takes an unknown depends_on condition:\n{out}"
+        );
+    }
+    let [(validator, ok, out), _] = compose_validate(&copy(
+        "undefined.yaml",
+        "      kafka-init:",
+        "      kafka-inti:",
+    ));
+    assert!(
+        !ok && out.contains("kafka-inti"),
+        "{validator} takes a dependency on no service:\n{out}"
+    );
+}
+
+#[test]
+fn the_compose_services_start_in_order_and_hubsync_reads_what_they_serve() {
+    let documents = yaml_documents(&deploy("compose/compose.yaml"));
+    let services = &documents[0]["services"];
+    let image = |service: &str| {
+        services[service]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let pinned = |image: &str, repository: &str| {
+        image
+            .strip_prefix(repository)
+            .and_then(|tag| tag.strip_prefix(':'))
+            .is_some_and(|tag| tag.chars().next().is_some_and(|c| c.is_ascii_digit()))
+    };
+    assert!(
+        pinned(&image("kafka"), "apache/kafka"),
+        "{}",
+        image("kafka")
+    );
+    assert!(
+        pinned(&image("schema-registry"), "confluentinc/cp-schema-registry"),
+        "{}",
+        image("schema-registry")
+    );
+    let env = |service: &str, key: &str| {
+        services[service]["environment"][key]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| {
+                services[service]["environment"][key]
+                    .as_u64()
+                    .map(|n| n.to_string())
+            })
+            .unwrap_or_else(|| panic!("{service} sets no {key}"))
+    };
+    assert_eq!(
+        env("kafka", "KAFKA_PROCESS_ROLES"),
+        "broker,controller",
+        "one KRaft node"
+    );
+    let condition =
+        |service: &str, on: &str| services[service]["depends_on"][on]["condition"].clone();
+    assert_eq!(condition("kafka-init", "kafka"), "service_healthy");
+    assert_eq!(condition("schema-registry", "kafka"), "service_healthy");
+    assert_eq!(
+        condition("hubsync", "kafka-init"),
+        "service_completed_successfully"
+    );
+    assert_eq!(condition("hubsync", "schema-registry"), "service_healthy");
+    for service in ["kafka", "schema-registry", "hubsync"] {
+        assert!(
+            services[service]["healthcheck"]["test"].is_array(),
+            "{service}: no healthcheck"
+        );
+    }
+
+    // The image is built by a Dockerfile that is there.
+    let build = &services["hubsync"]["build"];
+    let context = deploy("compose").join(build["context"].as_str().expect("build.context"));
+    let dockerfile = context.join(build["dockerfile"].as_str().expect("build.dockerfile"));
+    assert!(dockerfile.is_file(), "{} is missing", dockerfile.display());
+    assert!(
+        context.join("Cargo.lock").is_file(),
+        "the build context is the workspace"
+    );
+
+    // The service file hubsync gets, checked, and what it names served by the other services.
+    let mounts: Vec<(String, String)> = services["hubsync"]["volumes"]
+        .as_array()
+        .expect("hubsync's volumes")
+        .iter()
+        .map(|v| {
+            let mut parts = v.as_str().expect("short syntax").split(':');
+            (
+                parts.next().unwrap_or_default().to_string(),
+                parts.next().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let command: Vec<&str> = services["hubsync"]["command"]
+        .as_array()
+        .expect("hubsync's command")
+        .iter()
+        .map(|a| a.as_str().expect("text"))
+        .collect();
+    let config = flag(&command, "--config").expect("run --config FILE");
+    let (source, _) = mounts
+        .iter()
+        .find(|(_, target)| target == config)
+        .unwrap_or_else(|| panic!("{config} is not mounted: {mounts:?}"));
+    let service_file = deploy("compose").join(source);
+    let report = config_check_service(&service_file, &["example"]);
+    let summary = &report["teams"][0]["summary"];
+    let text = std::fs::read_to_string(&service_file).expect("the service file");
+    let settings: toml::Table = text.parse().expect("TOML");
+    assert!(
+        mounts.iter().any(|(_, target)| Path::new(target)
+            == Path::new(config)
+                .parent()
+                .expect("a directory")
+                .join(settings["teams"]["dir"].as_str().expect("teams.dir"))),
+        "teams.dir is not mounted: {mounts:?}"
+    );
+    let brokers = summary["kafka_brokers"].as_str().expect("brokers");
+    assert!(
+        env("kafka", "KAFKA_ADVERTISED_LISTENERS").contains(&format!("//{brokers}")),
+        "the broker does not advertise {brokers}"
+    );
+    let registry = summary["registry_url"].as_str().expect("registry url");
+    assert_eq!(registry, "http://schema-registry:8081");
+    assert!(env("schema-registry", "SCHEMA_REGISTRY_LISTENERS").ends_with(":8081"));
+    let state_dir = settings["state"]["dir"].as_str().expect("state.dir");
+    assert!(
+        mounts
+            .iter()
+            .any(|(source, target)| target == state_dir && !source.starts_with('.')),
+        "state.dir {state_dir} is not on a volume: {mounts:?}"
+    );
+    let listen = settings["admin"]["listen"].as_str().expect("admin.listen");
+    let port = listen.rsplit(':').next().expect("a port");
+    assert!(
+        listen.starts_with("0.0.0.0:"),
+        "{listen}: the healthcheck and the host reach it"
+    );
+    let healthcheck = services["hubsync"]["healthcheck"]["test"].to_string();
+    assert!(
+        healthcheck.contains(&format!(":{port}/healthz")),
+        "the healthcheck asks another port than {listen}: {healthcheck}"
+    );
+    // Every topic the pipeline reads or writes is made by kafka-init.
+    let init = services["kafka-init"]["command"].to_string();
+    let topics = summary["topics"].as_object().expect("topics");
+    assert!(topics.len() >= 9, "{topics:?}");
+    for topic in topics.values() {
+        let topic = topic.as_str().expect("a topic");
+        assert!(init.contains(topic), "kafka-init does not create {topic}");
+    }
 }
