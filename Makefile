@@ -19,7 +19,8 @@ help:
 # librdkafka is built from source by rdkafka-sys with its own configure script: it needs a C
 # compiler, make and perl, which the machine image carries. The deploy/ tests need promtool,
 # systemd-analyze and docker-compose (its `config` checks a compose file without a Docker
-# daemon): installed from Debian when missing (as root, or through sudo); and, from PyPI into a
+# daemon), and the console's browser test needs chromium and chromedriver: installed from
+# Debian when missing (as root, or through sudo); and, from PyPI into a
 # virtualenv under .tools/ (not committed), kubernetes-validate (the Kubernetes API's JSON
 # schemas, bundled: no cluster, no network) and check-jsonschema (with the compose-spec schema
 # bundled). Both steps are skipped when what they install is there.
@@ -34,10 +35,11 @@ setup:
 	@command -v perl >/dev/null || { echo "perl not found: librdkafka's configure script needs it"; exit 1; }
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "rustfmt missing: rustup component add rustfmt"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "clippy missing: rustup component add clippy"; exit 1; }
-	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v docker-compose >/dev/null || { \
-		echo "installing promtool, systemd-analyze and docker-compose (Debian: prometheus, systemd, docker-compose)"; \
+	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v docker-compose >/dev/null \
+		&& command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		echo "installing promtool, systemd-analyze, docker-compose, chromium and chromedriver (Debian: prometheus, systemd, docker-compose, chromium, chromium-driver)"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus systemd docker-compose >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus systemd docker-compose chromium chromium-driver >/dev/null; }
 	@[ "$$(cat $(TOOLS_VENV)/installed 2>/dev/null)" = "$(PY_TOOLS)" ] || { \
 		echo "installing $(PY_TOOLS) (PyPI) into $(TOOLS_VENV)"; \
 		python3 -c 'import venv, ensurepip' 2>/dev/null || { \
