@@ -17,7 +17,8 @@ help:
 	@echo "make bench       measure throughput against the in-process sandbox (release build, then ~3 min)"
 
 # librdkafka is built from source by rdkafka-sys with its own configure script: it needs a C
-# compiler, make and perl, which the machine image carries. The deploy/ tests need promtool,
+# compiler, make and perl, which the machine image carries, and OpenSSL's headers (libssl-dev,
+# found by pkg-config) for TLS and SASL/SCRAM, installed from Debian when missing. The deploy/ tests need promtool,
 # systemd-analyze and docker-compose (its `config` checks a compose file without a Docker
 # daemon), and the console's browser test needs chromium and chromedriver: installed from
 # Debian when missing (as root, or through sudo); and, from PyPI into a
@@ -33,6 +34,10 @@ setup:
 	@command -v cc >/dev/null || command -v gcc >/dev/null || { echo "no C compiler: install gcc (librdkafka is built from source)"; exit 1; }
 	@command -v make >/dev/null || { echo "make not found"; exit 1; }
 	@command -v perl >/dev/null || { echo "perl not found: librdkafka's configure script needs it"; exit 1; }
+	@pkg-config --exists openssl 2>/dev/null || { \
+		echo "installing OpenSSL's headers and pkg-config (Debian: libssl-dev, pkg-config) for librdkafka's TLS"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends libssl-dev pkg-config >/dev/null; }
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "rustfmt missing: rustup component add rustfmt"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "clippy missing: rustup component add clippy"; exit 1; }
 	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v docker-compose >/dev/null \
