@@ -410,6 +410,9 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
     let known = job_change("ct_known", "known@example.org", "Known", "CTO");
     let parked = contact("ct_parked", Some("parked@example.org"), None);
     let nobody = contact("ct_nobody", None, Some("Nobody"));
+    // Known by a LinkedIn profile only: found by its upstream id, parked for its email.
+    let mut linkedin = contact("ct_linkedin", None, Some("Linked"));
+    linkedin.linkedin_url = Some("https://www.linkedin.com/in/linked".into());
     let mut muted = contact("ct_muted", Some("muted@example.org"), Some("Muted"));
     muted.campaign_id = Some("cmp_off".into());
     let mut invalid = contact("ct_ivy", Some("ivy@example.org"), Some("Ivy"));
@@ -423,6 +426,7 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
             &known,
             &parked,
             &nobody,
+            &linkedin,
             &muted,
             &invalid,
         ],
@@ -533,16 +537,23 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
     );
     assert_eq!(diff_of("domain:globex.example")["status"], "CREATED");
 
-    assert_eq!(plan["events"], 8, "{plan:#}");
+    assert_eq!(plan["events"], 9, "{plan:#}");
     let expected = json!({
-        "CREATED": 3, "UPDATED": 1, "SKIPPED": 2, "PARKED": 1, "DEAD_LETTERED": 1
+        "CREATED": 3, "UPDATED": 1, "SKIPPED": 2, "PARKED": 2, "DEAD_LETTERED": 1
     });
     assert_eq!(plan["by_status"], expected, "{plan:#}");
     assert_eq!(
         plan["skipped"],
         json!({"NO_IDENTIFIER": 1, "CAMPAIGN_PUSH_DISABLED": 1})
     );
-    assert_eq!(plan["parked"], json!({"last_name": 1}));
+    // The contact without an email is parked for it, as the sink parks it.
+    assert_eq!(
+        plan["parked"],
+        json!({"last_name": 1, "email": 1}),
+        "{plan:#}"
+    );
+    assert_eq!(plan["records"], 5, "{plan:#}");
+    assert_eq!(plan["records_to_write"], 3, "created or updated: {plan:#}");
     assert_eq!(plan["dead_lettered"], json!({"INVALID_OPTION": 1}));
     assert_eq!(plan["problems"][0]["property"], "hs_lead_status");
     assert_eq!(plan["records_by_status"]["CREATED"], 2);
@@ -586,6 +597,7 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
 
     let text = cli.run(&["plan", "--topic", &topic]).await.ok().stdout;
     for wanted in [
+        "9 events, 5 records: 3 would be written (2 created, 1 updated), 2 would not (2 parked)",
         "WOULD BE",
         "NO_IDENTIFIER",
         "PARKED, MISSING",
@@ -649,6 +661,14 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
     );
     let known_now = hubspot_contact(&world, "known@example.org").expect("known contact");
     assert_eq!(known_now["properties"]["jobtitle"], "CTO");
+    // Planned again, nothing is left to write: the headline says so, beside the table.
+    let again = cli.run(&["plan", "--topic", &topic]).await.ok().stdout;
+    assert!(
+        again.contains(
+            "9 events, 5 records: 0 would be written, 5 would not (3 unchanged, 2 parked)"
+        ),
+        "{again}"
+    );
     let initech = &outcomes[&companies[2].event_id];
     assert_eq!(
         initech.last().and_then(|o| o.hubspot_id.as_deref()),
@@ -1042,6 +1062,7 @@ async fn plan_over_activities_predicts_what_the_pipeline_then_does_and_writes_no
     assert_eq!(plan["dead_lettered"], json!({"INVALID_EMAIL": 1}));
     assert_eq!(plan["problems"][0]["field"], "contact_email");
     assert_eq!(plan["deals"]["by_status"], json!({"CREATED": 1}));
+    assert_eq!(plan["records_to_write"], 3, "{plan:#}");
     assert_eq!(
         plan["deals"]["records"][0]["record"],
         "hubsync_deal_key:ct_known:cmp_q3"
@@ -1062,6 +1083,8 @@ async fn plan_over_activities_predicts_what_the_pipeline_then_does_and_writes_no
         "the contact's owner: {opened_plan:#}"
     );
     for wanted in [
+        "9 events, 5 records: 3 would be written (3 created), 2 would not (1 unchanged, 1 waits \
+         for contact); 1 deal: 1 would be written (1 created)",
         "ACTIVITIES AS",
         "WAITS_FOR_CONTACT",
         "DEALS WOULD BE",
