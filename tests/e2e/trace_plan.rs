@@ -880,15 +880,7 @@ async fn trace_decides_a_contacts_activities_and_finds_them_in_hubspot() {
         );
     }
     assert_eq!(commands.len(), 4, "{commands:?}");
-    let statuses: BTreeMap<String, String> = steps(&trace, "outcome")
-        .into_iter()
-        .map(|s| {
-            (
-                s["event_id"].as_str().expect("event id").to_string(),
-                s["outcome"]["status"].as_str().expect("status").to_string(),
-            )
-        })
-        .collect();
+    let statuses = outcome_statuses(&trace);
     assert_eq!(statuses.len(), 5, "{statuses:?}");
     assert_eq!(statuses[&clicked.event_id], "SKIPPED");
     assert_eq!(statuses[&deal_event], "CREATED");
@@ -952,6 +944,117 @@ async fn trace_decides_a_contacts_activities_and_finds_them_in_hubspot() {
         "{by_id:#}"
     );
     shown(&by_id, "notes", &note_id);
+}
+
+/// The outcome statuses of a trace, by event id.
+fn outcome_statuses(trace: &Value) -> BTreeMap<String, String> {
+    steps(trace, "outcome")
+        .into_iter()
+        .map(|s| {
+            (
+                s["event_id"].as_str().expect("event id").to_string(),
+                s["outcome"]["status"].as_str().expect("status").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Contacts parked for want of an email have no email to be found by: trace finds them by their
+/// upstream id, by their LinkedIn profile, and by an email the contact's other events carry, a
+/// contact event's or an activity's, through the upstream id those events share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trace_finds_a_contact_parked_without_an_email() {
+    let world = World::start(SandboxOptions::default(), 1, activity_team).await;
+    let pipeline = start(&world.config, &world).await;
+    let cli = Cli::new(&world);
+
+    // Lee: parked without an email, then given one (and created under it).
+    let mut lee_parked = contact("ct_lee", None, Some("Lee"));
+    lee_parked.linkedin_url = Some("https://www.linkedin.com/in/lee".into());
+    // Kim: parked without an email for good; her activity carries her address.
+    let mut kim_parked = contact("ct_kim", None, Some("Kim"));
+    kim_parked.linkedin_url = Some("https://www.linkedin.com/in/kim".into());
+    let parked = publish(&world, &[&lee_parked, &kim_parked]).await;
+    let outcomes = world.outcomes_for(&parked, WAIT).await;
+    for id in &parked {
+        let outcome = outcome_of(&outcomes, id);
+        assert_eq!(outcome.status, OutcomeStatus::Parked, "{outcome:?}");
+        assert_eq!(outcome.missing_fields, ["email"], "{outcome:?}");
+    }
+    let mut lee_later = contact("ct_lee", Some("lee@example.org"), Some("Lee"));
+    lee_later.linkedin_url = lee_parked.linkedin_url.clone();
+    let mut later = publish(&world, &[&lee_later]).await;
+    let kim_opened = activity(ActivityType::EmailOpened, "ct_kim", "kim@example.org");
+    later.extend(publish_activities(&world, &[&kim_opened]).await);
+    let outcomes = world.outcomes_for(&later, WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(
+        outcome_of(&outcomes, &lee_later.event_id).status,
+        OutcomeStatus::Created
+    );
+
+    for asked in ["ct_lee", "lee@example.org"] {
+        let trace = cli.run(&["trace", asked, "--json"]).await.ok().document();
+        event_step(&trace, &lee_later.event_id);
+        // The parked event, decided again: parked for its email, as the sink parked it.
+        let now = &event_step(&trace, &lee_parked.event_id)["rules_now"];
+        assert_eq!(
+            now["decision"]["write"]["identity"], "contact_id:ct_lee",
+            "{asked}: {now:#}"
+        );
+        assert_eq!(
+            now["decision"]["write"]["missing_for_create"],
+            json!(["email"])
+        );
+        assert_eq!(now["sink"]["status"], "PARKED", "{asked}: {now:#}");
+        assert_eq!(now["sink"]["missing"], json!(["email"]), "{asked}: {now:#}");
+        let statuses = outcome_statuses(&trace);
+        assert_eq!(
+            statuses.get(&lee_parked.event_id).map(String::as_str),
+            Some("PARKED"),
+            "{asked}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.get(&lee_later.event_id).map(String::as_str),
+            Some("CREATED"),
+            "{asked}: {statuses:?}"
+        );
+        let commands: Vec<&Value> = steps(&trace, "command")
+            .into_iter()
+            .map(|s| &s["event_id"])
+            .collect();
+        assert!(
+            commands.contains(&&json!(lee_parked.event_id)),
+            "{asked}: {commands:?}"
+        );
+    }
+
+    for asked in [
+        "ct_kim",
+        "kim@example.org",
+        "https://www.linkedin.com/in/kim/",
+    ] {
+        let trace = cli.run(&["trace", asked, "--json"]).await.ok().document();
+        event_step(&trace, &kim_opened.event_id);
+        let now = &event_step(&trace, &kim_parked.event_id)["rules_now"];
+        assert_eq!(now["sink"]["status"], "PARKED", "{asked}: {now:#}");
+        assert_eq!(
+            outcome_statuses(&trace)
+                .get(&kim_parked.event_id)
+                .map(String::as_str),
+            Some("PARKED"),
+            "{asked}: {trace:#}"
+        );
+    }
+    let text = cli.run(&["trace", "kim@example.org"]).await.ok().stdout;
+    for expected in [
+        "contact ct_kim CREATED, no email",
+        "may not create it while email is empty",
+        "then: would be parked PARKED_MISSING_FIELDS: not in HubSpot and email is empty",
+        "missing email",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
