@@ -410,6 +410,9 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
     let known = job_change("ct_known", "known@example.org", "Known", "CTO");
     let parked = contact("ct_parked", Some("parked@example.org"), None);
     let nobody = contact("ct_nobody", None, Some("Nobody"));
+    // Known by a LinkedIn profile only: found by its upstream id, parked for its email.
+    let mut linkedin = contact("ct_linkedin", None, Some("Linked"));
+    linkedin.linkedin_url = Some("https://www.linkedin.com/in/linked".into());
     let mut muted = contact("ct_muted", Some("muted@example.org"), Some("Muted"));
     muted.campaign_id = Some("cmp_off".into());
     let mut invalid = contact("ct_ivy", Some("ivy@example.org"), Some("Ivy"));
@@ -423,6 +426,7 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
             &known,
             &parked,
             &nobody,
+            &linkedin,
             &muted,
             &invalid,
         ],
@@ -533,16 +537,23 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
     );
     assert_eq!(diff_of("domain:globex.example")["status"], "CREATED");
 
-    assert_eq!(plan["events"], 8, "{plan:#}");
+    assert_eq!(plan["events"], 9, "{plan:#}");
     let expected = json!({
-        "CREATED": 3, "UPDATED": 1, "SKIPPED": 2, "PARKED": 1, "DEAD_LETTERED": 1
+        "CREATED": 3, "UPDATED": 1, "SKIPPED": 2, "PARKED": 2, "DEAD_LETTERED": 1
     });
     assert_eq!(plan["by_status"], expected, "{plan:#}");
     assert_eq!(
         plan["skipped"],
         json!({"NO_IDENTIFIER": 1, "CAMPAIGN_PUSH_DISABLED": 1})
     );
-    assert_eq!(plan["parked"], json!({"last_name": 1}));
+    // The contact without an email is parked for it, as the sink parks it.
+    assert_eq!(
+        plan["parked"],
+        json!({"last_name": 1, "email": 1}),
+        "{plan:#}"
+    );
+    assert_eq!(plan["records"], 5, "{plan:#}");
+    assert_eq!(plan["records_to_write"], 3, "created or updated: {plan:#}");
     assert_eq!(plan["dead_lettered"], json!({"INVALID_OPTION": 1}));
     assert_eq!(plan["problems"][0]["property"], "hs_lead_status");
     assert_eq!(plan["records_by_status"]["CREATED"], 2);
@@ -586,6 +597,7 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
 
     let text = cli.run(&["plan", "--topic", &topic]).await.ok().stdout;
     for wanted in [
+        "9 events, 5 records: 3 would be written (2 created, 1 updated), 2 would not (2 parked)",
         "WOULD BE",
         "NO_IDENTIFIER",
         "PARKED, MISSING",
@@ -649,6 +661,14 @@ async fn plan_predicts_what_the_pipeline_then_does_and_writes_nothing() {
     );
     let known_now = hubspot_contact(&world, "known@example.org").expect("known contact");
     assert_eq!(known_now["properties"]["jobtitle"], "CTO");
+    // Planned again, nothing is left to write: the headline says so, beside the table.
+    let again = cli.run(&["plan", "--topic", &topic]).await.ok().stdout;
+    assert!(
+        again.contains(
+            "9 events, 5 records: 0 would be written, 5 would not (3 unchanged, 2 parked)"
+        ),
+        "{again}"
+    );
     let initech = &outcomes[&companies[2].event_id];
     assert_eq!(
         initech.last().and_then(|o| o.hubspot_id.as_deref()),
@@ -860,15 +880,7 @@ async fn trace_decides_a_contacts_activities_and_finds_them_in_hubspot() {
         );
     }
     assert_eq!(commands.len(), 4, "{commands:?}");
-    let statuses: BTreeMap<String, String> = steps(&trace, "outcome")
-        .into_iter()
-        .map(|s| {
-            (
-                s["event_id"].as_str().expect("event id").to_string(),
-                s["outcome"]["status"].as_str().expect("status").to_string(),
-            )
-        })
-        .collect();
+    let statuses = outcome_statuses(&trace);
     assert_eq!(statuses.len(), 5, "{statuses:?}");
     assert_eq!(statuses[&clicked.event_id], "SKIPPED");
     assert_eq!(statuses[&deal_event], "CREATED");
@@ -932,6 +944,117 @@ async fn trace_decides_a_contacts_activities_and_finds_them_in_hubspot() {
         "{by_id:#}"
     );
     shown(&by_id, "notes", &note_id);
+}
+
+/// The outcome statuses of a trace, by event id.
+fn outcome_statuses(trace: &Value) -> BTreeMap<String, String> {
+    steps(trace, "outcome")
+        .into_iter()
+        .map(|s| {
+            (
+                s["event_id"].as_str().expect("event id").to_string(),
+                s["outcome"]["status"].as_str().expect("status").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Contacts parked for want of an email have no email to be found by: trace finds them by their
+/// upstream id, by their LinkedIn profile, and by an email the contact's other events carry, a
+/// contact event's or an activity's, through the upstream id those events share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trace_finds_a_contact_parked_without_an_email() {
+    let world = World::start(SandboxOptions::default(), 1, activity_team).await;
+    let pipeline = start(&world.config, &world).await;
+    let cli = Cli::new(&world);
+
+    // Lee: parked without an email, then given one (and created under it).
+    let mut lee_parked = contact("ct_lee", None, Some("Lee"));
+    lee_parked.linkedin_url = Some("https://www.linkedin.com/in/lee".into());
+    // Kim: parked without an email for good; her activity carries her address.
+    let mut kim_parked = contact("ct_kim", None, Some("Kim"));
+    kim_parked.linkedin_url = Some("https://www.linkedin.com/in/kim".into());
+    let parked = publish(&world, &[&lee_parked, &kim_parked]).await;
+    let outcomes = world.outcomes_for(&parked, WAIT).await;
+    for id in &parked {
+        let outcome = outcome_of(&outcomes, id);
+        assert_eq!(outcome.status, OutcomeStatus::Parked, "{outcome:?}");
+        assert_eq!(outcome.missing_fields, ["email"], "{outcome:?}");
+    }
+    let mut lee_later = contact("ct_lee", Some("lee@example.org"), Some("Lee"));
+    lee_later.linkedin_url = lee_parked.linkedin_url.clone();
+    let mut later = publish(&world, &[&lee_later]).await;
+    let kim_opened = activity(ActivityType::EmailOpened, "ct_kim", "kim@example.org");
+    later.extend(publish_activities(&world, &[&kim_opened]).await);
+    let outcomes = world.outcomes_for(&later, WAIT).await;
+    pipeline.stop().await.expect("pipeline stops cleanly");
+    assert_eq!(
+        outcome_of(&outcomes, &lee_later.event_id).status,
+        OutcomeStatus::Created
+    );
+
+    for asked in ["ct_lee", "lee@example.org"] {
+        let trace = cli.run(&["trace", asked, "--json"]).await.ok().document();
+        event_step(&trace, &lee_later.event_id);
+        // The parked event, decided again: parked for its email, as the sink parked it.
+        let now = &event_step(&trace, &lee_parked.event_id)["rules_now"];
+        assert_eq!(
+            now["decision"]["write"]["identity"], "contact_id:ct_lee",
+            "{asked}: {now:#}"
+        );
+        assert_eq!(
+            now["decision"]["write"]["missing_for_create"],
+            json!(["email"])
+        );
+        assert_eq!(now["sink"]["status"], "PARKED", "{asked}: {now:#}");
+        assert_eq!(now["sink"]["missing"], json!(["email"]), "{asked}: {now:#}");
+        let statuses = outcome_statuses(&trace);
+        assert_eq!(
+            statuses.get(&lee_parked.event_id).map(String::as_str),
+            Some("PARKED"),
+            "{asked}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.get(&lee_later.event_id).map(String::as_str),
+            Some("CREATED"),
+            "{asked}: {statuses:?}"
+        );
+        let commands: Vec<&Value> = steps(&trace, "command")
+            .into_iter()
+            .map(|s| &s["event_id"])
+            .collect();
+        assert!(
+            commands.contains(&&json!(lee_parked.event_id)),
+            "{asked}: {commands:?}"
+        );
+    }
+
+    for asked in [
+        "ct_kim",
+        "kim@example.org",
+        "https://www.linkedin.com/in/kim/",
+    ] {
+        let trace = cli.run(&["trace", asked, "--json"]).await.ok().document();
+        event_step(&trace, &kim_opened.event_id);
+        let now = &event_step(&trace, &kim_parked.event_id)["rules_now"];
+        assert_eq!(now["sink"]["status"], "PARKED", "{asked}: {now:#}");
+        assert_eq!(
+            outcome_statuses(&trace)
+                .get(&kim_parked.event_id)
+                .map(String::as_str),
+            Some("PARKED"),
+            "{asked}: {trace:#}"
+        );
+    }
+    let text = cli.run(&["trace", "kim@example.org"]).await.ok().stdout;
+    for expected in [
+        "contact ct_kim CREATED, no email",
+        "may not create it while email is empty",
+        "then: would be parked PARKED_MISSING_FIELDS: not in HubSpot and email is empty",
+        "missing email",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1042,6 +1165,7 @@ async fn plan_over_activities_predicts_what_the_pipeline_then_does_and_writes_no
     assert_eq!(plan["dead_lettered"], json!({"INVALID_EMAIL": 1}));
     assert_eq!(plan["problems"][0]["field"], "contact_email");
     assert_eq!(plan["deals"]["by_status"], json!({"CREATED": 1}));
+    assert_eq!(plan["records_to_write"], 3, "{plan:#}");
     assert_eq!(
         plan["deals"]["records"][0]["record"],
         "hubsync_deal_key:ct_known:cmp_q3"
@@ -1062,6 +1186,8 @@ async fn plan_over_activities_predicts_what_the_pipeline_then_does_and_writes_no
         "the contact's owner: {opened_plan:#}"
     );
     for wanted in [
+        "9 events, 5 records: 3 would be written (3 created), 2 would not (1 unchanged, 1 waits \
+         for contact); 1 deal: 1 would be written (1 created)",
         "ACTIVITIES AS",
         "WAITS_FOR_CONTACT",
         "DEALS WOULD BE",

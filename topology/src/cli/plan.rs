@@ -39,15 +39,21 @@ Statuses, per event (as the outcomes would record them) and per record:
   missing), WAITS_FOR_CONTACT (an activity whose contact HubSpot lacks: created once the contact
   is there, else PARKED PARKED_CONTACT_MISSING after stages.sink.contact_wait), DEAD_LETTERED
   (refused values, undecodable messages), UNRESOLVED (records known only by upstream id: the
-  sink's identity map finds them).
+  sink's identity map finds them, and one it does not find is created or NOT_CREATED). A record
+  known only by upstream id whose change lacks mandatory fields (a contact without an email) is
+  PARKED with them, as the sink parks it unless its identity map holds it (hubsync created it
+  by that id before).
+  The headline counts the records that would really be written (CREATED, UPDATED) and the
+  others beside them: \"5 records: 3 would be written (2 created, 1 updated), 2 would not (2
+  parked)\".
   Activities are also counted by the HubSpot object they become (note, email, call, task,
   meeting), and the deals they trigger once each (deals answer for no event of their own).
 
 Output: tables for people, then up to --diff records with `property: HubSpot value -> planned
-value`. --json prints one JSON document {topic, since, until, read, events, records, by_status,
-records_by_status, skipped, parked, dead_lettered, problems, diffs {total, shown, records},
-compare (with --config-from)}; for the activity topic also activities {object: {status:
-events}} and deals {by_status, records}.
+value`. --json prints one JSON document {topic, since, until, read, events, records,
+records_to_write (created or updated), by_status, records_by_status, skipped, parked,
+dead_lettered, problems, diffs {total, shown, records}, compare (with --config-from)}; for the
+activity topic also activities {object: {status: events}} and deals {by_status, records}.
 
 Exit status: 0 the plan was made; 1 the brokers, the registry or HubSpot could not be used; 2 a
 bad configuration, topic or arguments.")]
@@ -172,11 +178,11 @@ fn render(
     old: Option<&Plan>,
 ) -> String {
     let mut out = format!(
-        "plan for {}, {}: {} events, {} records to write\n",
+        "plan for {}, {}: {} events, {}\n",
         args.topic,
         window_text(window),
         plan.events,
-        plan.records
+        plan.records_summary()
     );
     out.push_str(&format!(
         "the rules of {} against HubSpot as it is now ({} records read); nothing was written\n\n",
@@ -216,6 +222,7 @@ fn document(
         "read": stats.read,
         "events": plan.events,
         "records": plan.records,
+        "records_to_write": plan.records_to_write(),
         "by_status": plan.by_status,
         "records_by_status": plan.records_by_status,
         "skipped": plan.skipped,

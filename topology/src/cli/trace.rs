@@ -21,17 +21,22 @@ use crate::ops::trace::gather;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 What it reads: the contact, company and activity topics for the record's events (by email,
-domain, contact, company or activity id, event id), a second time when the first reading found
-new identifiers; the commands, outcomes and dead letters of those events; the portal's
-properties and owners, the record itself, its activities (by hubsync_activity_id) and the deals
-they trigger (by hubsync_deal_key) from HubSpot (read-only calls). Nothing is written anywhere.
+domain, LinkedIn profile, contact, company or activity id, event id), a second time when the
+first reading found new identifiers (a contact parked for want of an email is found by the
+email its other events or its activities carry, through the contact id they share); the
+commands, outcomes and dead letters of those events; the portal's properties and owners, the
+record itself, its activities (by hubsync_activity_id) and the deals they trigger (by
+hubsync_deal_key) from HubSpot (read-only calls). Nothing is written anywhere.
 
 Each event is decided again with the current configuration's rules (\"rules now\"), and, for a
-write, what the sink would do given the record HubSpot holds now. An activity shows the HubSpot
-object it becomes (note, email, call, task, meeting) or the rule that skips it, its owner
-(the sender's mapped owner, the contact's owner, the default owner), its links and the deal it
-triggers; the sink creates it once, and makes it wait while HubSpot lacks its contact
-(WAITS_FOR_CONTACT, then PARKED_CONTACT_MISSING after stages.sink.contact_wait).
+write, what the sink would do given the record HubSpot holds now (a record known only by
+upstream id, such as a contact without an email, is not looked up: when its change lacks
+mandatory fields it is parked with them, as the sink parks it unless its identity map holds
+it). An activity shows the HubSpot object it becomes (note, email, call, task, meeting) or the
+rule that skips it, its owner (the sender's mapped owner, the contact's owner, the default
+owner), its links and the deal it triggers; the sink creates it once, and makes it wait while
+HubSpot lacks its contact (WAITS_FOR_CONTACT, then PARKED_CONTACT_MISSING after
+stages.sink.contact_wait).
 
 Output: a timeline for people; --json prints one JSON document {asked, found, since, until,
 searched, hubspot_reads, identifiers, rules_note, timeline, latest_outcome, hubspot,
@@ -42,9 +47,9 @@ Exit status: 0 something about the record was found; 1 nothing was found (what w
 printed; with --json the document says \"found\": false) or the brokers or the registry could not
 be used (nothing on stdout then); 2 a bad configuration or arguments.")]
 pub struct TraceArgs {
-    /// The record: an email, a company domain, an event id, an upstream contact, company or
-    /// activity id (act_...), or a HubSpot id (digits). Prefix email:, domain:, id: or hubspot: to
-    /// say which.
+    /// The record: an email, a company domain, a contact's LinkedIn profile URL, an event id,
+    /// an upstream contact, company or activity id (act_...), or a HubSpot id (digits). Prefix
+    /// email:, domain:, linkedin:, id: or hubspot: to say which.
     pub record: String,
     /// The configuration file (TOML).
     #[arg(long)]
@@ -67,7 +72,7 @@ pub struct TraceArgs {
 pub async fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let Some(asked) = Asked::parse(&args.record) else {
         eprintln!(
-            "error: {:?} is not a record to trace: give an email, a domain, an event id, an upstream id or a HubSpot id (digits), optionally as email:, domain:, id: or hubspot:",
+            "error: {:?} is not a record to trace: give an email, a domain, a LinkedIn profile URL, an event id, an upstream id or a HubSpot id (digits), optionally as email:, domain:, linkedin:, id: or hubspot:",
             args.record
         );
         return Ok(ExitCode::from(2));

@@ -1,10 +1,12 @@
 //! What `hubsync trace` is asked about, and which records on each topic belong to it.
 //!
-//! The argument is an email, a company domain, a HubSpot id (digits) or any other id (an event
-//! id, an upstream contact, company or activity id); `email:`, `domain:`, `hubspot:` and `id:`
-//! say which when the shape is ambiguous. The identifiers grow as records are found: an event found by its
-//! email adds its contact id and event id, so the events that carry only the contact id, and the
-//! commands, outcomes and dead letters of those events, belong to the story too.
+//! The argument is an email, a company domain, a LinkedIn profile URL, a HubSpot id (digits) or
+//! any other id (an event id, an upstream contact, company or activity id); `email:`, `domain:`,
+//! `linkedin:`, `hubspot:` and `id:` say which when the shape is ambiguous. The identifiers grow
+//! as records are found: an event found by its email (a contact event's or an activity's) adds
+//! its contact id and event id, so the events that carry only the contact id (a contact parked
+//! for want of an email), and the commands, outcomes and dead letters of those events, belong
+//! to the story too.
 //!
 //! ```text
 //! trace ada@acme.io
@@ -13,6 +15,11 @@
 //!   SyncOutcome { event_id: "e2", hubspot_id: "901" }                           -> matches; adds 901
 //!   ActivityRecorded { event_id: "e3", activity_id: "act_7", contact_id: "ct_1" } -> matches; adds e3, act_7
 //!   HubSpotCommand { event_id: "e3:deal", .. }                                  -> the deal e3 triggered
+//!
+//! trace kim@acme.io   (Kim was parked for want of an email; her activities carry it)
+//!   ContactChanged { event_id: "e4", contact_id: "ct_2", email: null }          -> not yet
+//!   ActivityRecorded { event_id: "e5", contact_id: "ct_2", contact_email: "kim@acme.io" } -> matches; adds ct_2
+//!   ContactChanged { event_id: "e4", .. } read again                             -> matches by ct_2
 //! ```
 
 use std::collections::BTreeSet;
@@ -34,6 +41,9 @@ pub enum Asked {
     Email(String),
     /// A company's domain, normalised.
     Domain(String),
+    /// A contact's LinkedIn profile, as [`linkedin_profile`] reads it: what a contact known by
+    /// no email is known by.
+    Linkedin(String),
     /// A HubSpot record id.
     HubspotId(String),
     /// An event id, or an upstream contact, company or activity id.
@@ -48,6 +58,9 @@ impl Asked {
         if input.is_empty() {
             return None;
         }
+        if let Some(profile) = linkedin_profile(input) {
+            return Some(Asked::Linkedin(profile));
+        }
         if let Some((kind, value)) = input.split_once(':') {
             let value = value.trim();
             let asked = match kind.to_ascii_lowercase().as_str() {
@@ -55,6 +68,7 @@ impl Asked {
                     .ok()
                     .map(|e| Asked::Email(e.into_owned())),
                 "domain" => normalize::domain(value).map(|d| Asked::Domain(d.into_owned())),
+                "linkedin" => linkedin_profile(value).map(Asked::Linkedin),
                 "hubspot" | "hubspot_id" => (!value.is_empty()
                     && value.chars().all(|c| c.is_ascii_digit()))
                 .then(|| Asked::HubspotId(value.to_string())),
@@ -63,8 +77,16 @@ impl Asked {
             };
             // `kind:value` with a kind of its own; anything else with a colon is an id.
             if asked.is_some()
-                || ["email", "domain", "hubspot", "hubspot_id", "id", "event"]
-                    .contains(&kind.to_ascii_lowercase().as_str())
+                || [
+                    "email",
+                    "domain",
+                    "linkedin",
+                    "hubspot",
+                    "hubspot_id",
+                    "id",
+                    "event",
+                ]
+                .contains(&kind.to_ascii_lowercase().as_str())
             {
                 return asked;
             }
@@ -86,15 +108,37 @@ impl Asked {
         Some(Asked::Id(input.to_string()))
     }
 
-    /// `email:ada@acme.io`, `domain:acme.io`, `hubspot:901`, `id:ct_1`.
+    /// `email:ada@acme.io`, `domain:acme.io`, `linkedin:linkedin.com/in/ada`, `hubspot:901`,
+    /// `id:ct_1`.
     pub fn label(&self) -> String {
         match self {
             Asked::Email(v) => format!("email:{v}"),
             Asked::Domain(v) => format!("domain:{v}"),
+            Asked::Linkedin(v) => format!("linkedin:{v}"),
             Asked::HubspotId(v) => format!("hubspot:{v}"),
             Asked::Id(v) => format!("id:{v}"),
         }
     }
+}
+
+/// A LinkedIn profile URL as one key, however it is written: `https://www.LinkedIn.com/in/ada/`
+/// and `linkedin.com/in/ada?trk=x` are both `linkedin.com/in/ada` (no scheme, `www.`, query,
+/// fragment or trailing slash; lower case). `None` for anything but a page on linkedin.com.
+pub fn linkedin_profile(raw: &str) -> Option<String> {
+    let lower = raw.trim().to_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .unwrap_or(&lower);
+    let rest = rest.strip_prefix("www.").unwrap_or(rest);
+    let path = rest.strip_prefix("linkedin.com/")?;
+    let path = path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    (!path.is_empty() && !path.contains(char::is_whitespace))
+        .then(|| format!("linkedin.com/{path}"))
 }
 
 /// A dotted name whose last label is letters only (`acme.io`), not an id with dots in it.
@@ -110,6 +154,8 @@ fn looks_like_domain(input: &str) -> bool {
 pub struct Identifiers {
     pub emails: BTreeSet<String>,
     pub domains: BTreeSet<String>,
+    /// The LinkedIn profile asked for, as [`linkedin_profile`] reads it.
+    pub linkedin: BTreeSet<String>,
     pub contact_ids: BTreeSet<String>,
     pub company_ids: BTreeSet<String>,
     pub event_ids: BTreeSet<String>,
@@ -133,6 +179,9 @@ impl Identifiers {
             Asked::Domain(v) => {
                 ids.domains.insert(v.clone());
             }
+            Asked::Linkedin(v) => {
+                ids.linkedin.insert(v.clone());
+            }
             Asked::HubspotId(v) => {
                 ids.hubspot_ids.insert(v.clone());
             }
@@ -147,6 +196,7 @@ impl Identifiers {
     pub fn len(&self) -> usize {
         self.emails.len()
             + self.domains.len()
+            + self.linkedin.len()
             + self.contact_ids.len()
             + self.company_ids.len()
             + self.event_ids.len()
@@ -194,17 +244,25 @@ impl Identifiers {
             .is_some_and(|d| self.domains.contains(d.as_ref()))
     }
 
+    fn linkedin(&self, raw: Option<&str>) -> bool {
+        raw.and_then(linkedin_profile)
+            .is_some_and(|p| self.linkedin.contains(&p))
+    }
+
     /// Whether a HubSpot id of `object` is one being traced.
     pub fn hubspot_id(&self, object: Option<HubSpotObjectType>, id: &str) -> bool {
         self.hubspot_ids.contains(id)
             || object.is_some_and(|o| self.hubspot_ids.contains(&hubspot_label(o, id)))
     }
 
-    /// A contact event about the record; a match adds its event id, contact id and email.
+    /// A contact event about the record (by event id, upstream id, email, or the LinkedIn
+    /// profile asked for); a match adds its event id, contact id and email. Its profile is not
+    /// added: another upstream contact with the same profile is another record.
     pub fn take_contact(&mut self, event: &ContactChanged) -> bool {
         let found = self.event(&event.event_id)
             || self.contact_id(&event.contact_id)
-            || self.email(event.email.as_deref());
+            || self.email(event.email.as_deref())
+            || self.linkedin(event.linkedin_url.as_deref());
         if found {
             self.event_ids.insert(event.event_id.clone());
             self.contact_ids.insert(event.contact_id.clone());
@@ -241,15 +299,19 @@ impl Identifiers {
         found
     }
 
-    /// An activity of the record (its contact, its company, or asked for by its event id or
-    /// activity id); a match adds its event id and activity id. Only an activity asked for adds
-    /// its contact: an activity of a company being traced does not make its contact part of the
+    /// An activity of the record (its contact's, by upstream id or email, its company's, or
+    /// asked for by its event id or activity id); a match adds its event id and activity id.
+    /// An activity of the contact (or asked for) adds its contact's upstream id and email, so the
+    /// contact's events that carry neither the email (a contact parked for want of one) nor the
+    /// activity are found by the upstream id they share. An activity found by its company only
+    /// adds nothing of its contact: a company's activities do not make its contacts part of the
     /// story.
     pub fn take_activity(&mut self, event: &ActivityRecorded) -> bool {
-        let asked = self.event(&event.event_id) || self.activity_id(&event.activity_id);
-        let found = asked
+        let of_contact = self.event(&event.event_id)
+            || self.activity_id(&event.activity_id)
             || self.contact_id(&event.contact_id)
-            || self.email(event.contact_email.as_deref())
+            || self.email(event.contact_email.as_deref());
+        let found = of_contact
             || event
                 .company_id
                 .as_deref()
@@ -261,8 +323,10 @@ impl Identifiers {
                     .insert(event.activity_id.trim().to_string());
             }
         }
-        if asked {
-            self.contact_ids.insert(event.contact_id.clone());
+        if of_contact {
+            if !event.contact_id.trim().is_empty() {
+                self.contact_ids.insert(event.contact_id.clone());
+            }
             if let Some(Ok(email)) = event.contact_email.as_deref().map(normalize::email) {
                 self.emails.insert(email.into_owned());
             }
@@ -397,6 +461,23 @@ mod tests {
             Some(Asked::Id("crm.contact.changes/0/41".into())),
             "a position stands in for the event id of an undecodable message"
         );
+        for profile in [
+            "https://www.LinkedIn.com/in/Ada/",
+            "linkedin.com/in/ada?trk=public",
+            "linkedin:http://linkedin.com/in/ada#about",
+        ] {
+            assert_eq!(
+                Asked::parse(profile),
+                Some(Asked::Linkedin("linkedin.com/in/ada".into())),
+                "{profile}"
+            );
+        }
+        assert_eq!(Asked::parse("linkedin:acme.io"), None);
+        assert_eq!(
+            Asked::parse("https://acme.io/about"),
+            Some(Asked::Id("https://acme.io/about".into())),
+            "only LinkedIn's pages are profiles"
+        );
         assert_eq!(Asked::parse("hubspot:abc"), None);
         assert_eq!(Asked::parse("email:nobody"), None);
         assert_eq!(Asked::parse("  "), None);
@@ -421,6 +502,25 @@ mod tests {
             BTreeSet::from(["e1".to_string(), "e2".to_string()])
         );
         assert!(ids.contact_ids.contains("ct_1") && !ids.contact_ids.contains("ct_2"));
+    }
+
+    #[test]
+    fn a_contact_known_by_its_linkedin_profile_only_is_found_by_it() {
+        let asked = Asked::parse("linkedin.com/in/kim/").expect("a profile");
+        let mut ids = Identifiers::of(&asked);
+        let mut parked = contact("e1", "ct_kim", None);
+        parked.linkedin_url = Some("https://www.linkedin.com/in/Kim".into());
+        let mut later = contact("e2", "ct_kim", Some("kim@acme.io"));
+        later.linkedin_url = None;
+        assert!(ids.take_contact(&parked));
+        assert!(
+            ids.take_contact(&later),
+            "by the upstream id the profile taught"
+        );
+        assert!(ids.emails.contains("kim@acme.io"));
+        let mut other = contact("e3", "ct_other", None);
+        other.linkedin_url = Some("https://www.linkedin.com/in/kimberly".into());
+        assert!(!ids.take_contact(&other));
     }
 
     #[test]
@@ -484,6 +584,34 @@ mod tests {
         assert!(!ids.matches_dead_letter(&letter));
         letter.event_id = Some("e1".into());
         assert!(ids.matches_dead_letter(&letter));
+    }
+
+    #[test]
+    fn an_email_found_on_an_activity_brings_its_contacts_events_without_email() {
+        // Kim was parked for want of an email; only her activity carries her address.
+        let mut ids = Identifiers::of(&Asked::Email("kim@acme.io".into()));
+        let parked = contact("e1", "ct_kim", None);
+        let mut activity = examples::activity_recorded();
+        activity.event_id = "a1".into();
+        activity.contact_id = "ct_kim".into();
+        activity.contact_email = Some("Kim@Acme.io".into());
+        activity.company_id = Some("co_1".into());
+        // The first reading: the parked event is not known yet, the activity is.
+        assert!(!ids.take_contact(&parked));
+        assert!(ids.take_activity(&activity));
+        assert!(ids.contact_ids.contains("ct_kim"), "{ids:?}");
+        // The second reading finds the parked event by the upstream id they share.
+        assert!(ids.take_contact(&parked));
+        assert!(ids.event_ids.contains("e1"));
+        // Its company is not the contact: the company's other contacts stay out.
+        assert!(!ids.company_ids.contains("co_1"));
+        let mut other = examples::activity_recorded();
+        other.event_id = "a2".into();
+        other.activity_id = "act_other".into();
+        other.contact_id = "ct_other".into();
+        other.contact_email = Some("other@acme.io".into());
+        other.company_id = Some("co_1".into());
+        assert!(!ids.take_activity(&other));
     }
 
     #[test]

@@ -16,8 +16,19 @@
 //! present, some value differs         -> UPDATED     jobtitle: Engineer -> CTO
 //! present, every value already there  -> UNCHANGED   (the pipeline records UPDATED unless its
 //!                                                     state remembers writing these values)
-//! found by upstream id only           -> UNRESOLVED  the sink's identity map knows; not looked up
+//! found by upstream id only (not looked up: the sink's identity map finds it)
+//!          upsert missing mandatory   -> PARKED      PARKED_MISSING_FIELDS, the fields named
+//!                                                    (contact_id:ct_1 without an email: [email])
+//!          otherwise                  -> UNRESOLVED  updated when the map holds it, else
+//!                                                    created or skipped NOT_CREATED
 //! ```
+//!
+//! A record found by upstream id only is parked as when HubSpot lacks it: the sink's identity
+//! map holds such a record only when hubsync created it by that id before, with every
+//! mandatory field (then the sink updates it).
+//!
+//! Only `CREATED` and `UPDATED` records are written to HubSpot; [`Plan::records_summary`] says
+//! so with the others beside them.
 //!
 //! Activities (and the deals they trigger) are created once, by hubsync's own property
 //! (`hubsync_activity_id`, `hubsync_deal_key`), never updated, and linked to their contact:
@@ -181,6 +192,24 @@ impl PlannedRecord {
     pub fn judge(&self, current: Option<&Record>) -> (SinkVerdict, Vec<Change>) {
         verdict::judge(&self.merged, current)
     }
+
+    /// What the sink does with a record it finds through its identity map only (no lookup
+    /// here: a contact or company known by upstream id), where that can be said without the
+    /// map: parked, naming the missing mandatory fields, when it may not be created and its
+    /// newest command is an upsert missing them (a contact without an email: `[email]`), as
+    /// the sink parks a record it does not find ([`SinkVerdict::absent`]). The map holds such
+    /// a record only when hubsync created it by that id before, with every mandatory field.
+    /// `None` for a record HubSpot is asked for, and for one the sink would create (or update,
+    /// when the map holds it).
+    pub fn parked_unresolved(&self) -> Option<SinkVerdict> {
+        if self.lookup().is_some() {
+            return None;
+        }
+        match self.judge(None).0 {
+            parked @ SinkVerdict::Parked { .. } => Some(parked),
+            _ => None,
+        }
+    }
 }
 
 /// The contact link of an activity or a deal.
@@ -339,8 +368,66 @@ impl Plan {
         self.plans
             .iter()
             .chain(&self.deal_plans)
-            .filter(|p| p.status == "CREATED" || p.status == "UPDATED")
+            .filter(|p| WRITTEN.contains(&p.status))
     }
+
+    /// Records (deals apart) that would really be written: created or updated in HubSpot.
+    pub fn records_to_write(&self) -> u64 {
+        WRITTEN
+            .iter()
+            .filter_map(|s| self.records_by_status.get(*s))
+            .sum()
+    }
+
+    /// The records in one line, those written apart from the others, as the table counts them:
+    /// `5 records: 3 would be written (2 created, 1 updated), 2 would not (2 parked)`, then the
+    /// deals an activity topic triggers: `; 1 deal: 1 would be written (1 created)`.
+    pub fn records_summary(&self) -> String {
+        let mut line = written_or_not(self.records, &self.records_by_status, "record");
+        if !self.deal_plans.is_empty() {
+            line.push_str("; ");
+            line.push_str(&written_or_not(
+                self.deal_plans.len() as u64,
+                &self.deals,
+                "deal",
+            ));
+        }
+        line
+    }
+}
+
+/// The statuses of records written to HubSpot.
+const WRITTEN: [&str; 2] = ["CREATED", "UPDATED"];
+
+/// `5 records: 3 would be written (2 created, 1 updated), 2 would not (2 parked)`.
+fn written_or_not(total: u64, by_status: &BTreeMap<String, u64>, noun: &str) -> String {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut line = format!("{total} {noun}{}", plural(total));
+    if total == 0 {
+        return line;
+    }
+    let rows: Vec<(&str, u64)> = ordered(by_status)
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let (written, not): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|(status, _)| WRITTEN.contains(status));
+    let listed = |rows: &[(&str, u64)]| {
+        rows.iter()
+            .map(|(status, n)| format!("{n} {}", status.to_lowercase().replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let count = |rows: &[(&str, u64)]| rows.iter().map(|(_, n)| n).sum::<u64>();
+    let _ = write!(line, ": {} would be written", count(&written));
+    if !written.is_empty() {
+        let _ = write!(line, " ({})", listed(&written));
+    }
+    if !not.is_empty() {
+        let _ = write!(line, ", {} would not ({})", count(&not), listed(&not));
+    }
+    line
 }
 
 /// Decides events one by one and gathers the commands per record.
@@ -624,27 +711,32 @@ impl<'r> Planner<'r> {
     }
 }
 
-/// A contact's or company's plan against HubSpot's record.
+/// A contact's or company's plan against HubSpot's record, or, for one found by upstream id
+/// only, parked as the sink parks it when it may not be created.
 fn judge(record: &PlannedRecord, current: &Current, match_on_name: bool) -> RecordPlan {
-    match current.record(record, match_on_name) {
+    let (verdict, changes, found) = match current.record(record, match_on_name) {
         Some(found) => {
             let (verdict, changes) = record.judge(found);
-            let missing = match &verdict {
-                SinkVerdict::Parked { missing } => missing.clone(),
-                _ => Vec::new(),
-            };
-            RecordPlan {
-                record: record.label(),
-                object: record.object.as_str(),
-                status: verdict.status(),
-                reason_code: verdict.reason_code().as_str(),
-                hubspot_id: found.map(|r| r.id.clone()),
-                events: record.events,
-                missing_fields: missing,
-                changes,
-            }
+            (verdict, changes, found)
         }
-        None => unresolved(record),
+        None => match record.parked_unresolved() {
+            Some(parked) => (parked, Vec::new(), None),
+            None => return unresolved(record),
+        },
+    };
+    let missing = match &verdict {
+        SinkVerdict::Parked { missing } => missing.clone(),
+        _ => Vec::new(),
+    };
+    RecordPlan {
+        record: record.label(),
+        object: record.object.as_str(),
+        status: verdict.status(),
+        reason_code: verdict.reason_code().as_str(),
+        hubspot_id: found.map(|r| r.id.clone()),
+        events: record.events,
+        missing_fields: missing,
+        changes,
     }
 }
 
@@ -1076,6 +1168,11 @@ mod tests {
         assert_eq!(count("DEAD_LETTERED"), 2);
         assert_eq!(plan.records, 4);
         assert_eq!(plan.records_by_status["CREATED"], 1);
+        assert_eq!(plan.records_to_write(), 2);
+        assert_eq!(
+            plan.records_summary(),
+            "4 records: 2 would be written (1 created, 1 updated), 2 would not (1 unchanged, 1 parked)"
+        );
         assert_eq!(plan.skipped["NO_IDENTIFIER"], 1);
         assert_eq!(plan.skipped["CAMPAIGN_PUSH_DISABLED"], 1);
         assert_eq!(plan.parked["last_name"], 1);
@@ -1220,18 +1317,129 @@ mod tests {
     }
 
     #[test]
-    fn records_known_only_by_upstream_id_are_unresolved() {
+    fn a_contact_without_an_email_is_parked_for_it_as_the_sink_parks_it() {
         let rules = rules();
         let catalog = catalog();
         let mut planner = Planner::new(&rules, &catalog);
         let mut linkedin = contact("ct_li", None, 10);
         linkedin.linkedin_url = Some("https://linkedin.com/in/x".into());
         planner.contact(&linkedin);
+        // Neither an email nor a last name: both named, in the rules' order.
+        let mut bare = contact("ct_bare", None, 20);
+        bare.linkedin_url = Some("https://linkedin.com/in/y".into());
+        bare.last_name = None;
+        planner.contact(&bare);
         let mut lookups = Lookups::default();
         planner.lookups(&mut lookups);
-        assert!(lookups.wanted.is_empty());
+        assert!(lookups.wanted.is_empty(), "found by upstream id only");
         let plan = planner.finish(&Current::default());
-        assert_eq!(plan.by_status[UNRESOLVED], 1);
+        assert_eq!(
+            plan.by_status.get("PARKED"),
+            Some(&2),
+            "{:?}",
+            plan.by_status
+        );
+        assert_eq!(plan.by_status.get(UNRESOLVED), None);
+        assert_eq!(
+            plan.parked,
+            BTreeMap::from([("email".to_string(), 2), ("last_name".to_string(), 1)])
+        );
+        let parked = &plan.plans[1];
+        assert_eq!(parked.record, "contact_id:ct_bare");
+        assert_eq!(parked.reason_code, "PARKED_MISSING_FIELDS");
+        assert_eq!(parked.missing_fields, ["email", "last_name"]);
+        // The fields the sink's PARKED outcome names for the same record.
+        let command = command_of(
+            match decide_contact(&bare, &rules, &catalog) {
+                Decision::Write(draft) => draft,
+                other => panic!("a write: {other:?}"),
+            },
+            20,
+        );
+        let mut merged = Merged::default();
+        merged.absorb(&command);
+        let outcome = SinkVerdict::absent(&merged)
+            .not_created()
+            .expect("not created");
+        assert_eq!(parked.missing_fields, outcome.missing_fields);
+        assert_eq!(parked.reason_code, outcome.reason_code);
+    }
+
+    #[test]
+    fn records_known_only_by_upstream_id_that_may_be_created_are_unresolved() {
+        // The sink creates the record, or updates it when its identity map holds it.
+        let rules: Rules = toml::from_str(
+            r#"
+            [sync.contacts]
+            mandatory = ["last_name"]
+            [[sync.contacts.mapping]]
+            source = "last_name"
+            property = "lastname"
+            "#,
+        )
+        .expect("rules parse");
+        let catalog = catalog();
+        let mut planner = Planner::new(&rules, &catalog);
+        let mut linkedin = contact("ct_li", None, 10);
+        linkedin.linkedin_url = Some("https://linkedin.com/in/x".into());
+        planner.contact(&linkedin);
+        let plan = planner.finish(&Current::default());
+        assert_eq!(
+            plan.by_status.get(UNRESOLVED),
+            Some(&1),
+            "{:?}",
+            plan.by_status
+        );
+        assert_eq!(plan.plans[0].record, "contact_id:ct_li");
+    }
+
+    #[test]
+    fn the_headline_counts_only_records_written_and_the_others_beside_them() {
+        let counts = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        // Nothing to write: every record unchanged or parked, as the table says.
+        let idle = Plan {
+            events: 340,
+            records: 322,
+            records_by_status: counts(&[("UNCHANGED", 310), ("PARKED", 12)]),
+            ..Plan::default()
+        };
+        assert_eq!(idle.records_to_write(), 0);
+        assert_eq!(
+            idle.records_summary(),
+            "322 records: 0 would be written, 322 would not (310 unchanged, 12 parked)"
+        );
+        assert_eq!(Plan::default().records_summary(), "0 records");
+        // Activities and the deals they trigger, each in the table's order.
+        let deal = RecordPlan {
+            record: "hubsync_deal_key:ct_1:cmp_q3".into(),
+            object: "DEAL",
+            status: "CREATED",
+            reason_code: "CREATED",
+            hubspot_id: None,
+            events: 1,
+            missing_fields: Vec::new(),
+            changes: Vec::new(),
+        };
+        let activities = Plan {
+            records: 4,
+            records_by_status: counts(&[
+                (UNRESOLVED, 1),
+                ("CREATED", 1),
+                (WAITS_FOR_CONTACT, 1),
+                ("UNCHANGED", 1),
+            ]),
+            deals: counts(&[("CREATED", 1)]),
+            deal_plans: vec![deal],
+            ..Plan::default()
+        };
+        assert_eq!(activities.records_to_write(), 1);
+        assert_eq!(
+            activities.records_summary(),
+            "4 records: 1 would be written (1 created), 3 would not (1 unchanged, \
+             1 waits for contact, 1 unresolved); 1 deal: 1 would be written (1 created)"
+        );
     }
 
     #[test]

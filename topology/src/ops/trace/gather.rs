@@ -203,13 +203,29 @@ impl Tracer<'_> {
             };
         };
         let decision = decide(&self.ops.config.rules, catalog);
+        // Found by upstream id only: parked as the sink parks it when it may not be created.
+        let mut by_identity_map = false;
         let sink = match &decision {
-            Decision::Write(draft) => self
-                .current(draft)
-                .map(|current| PlannedRecord::of(draft, time).judge(current).0),
+            Decision::Write(draft) => {
+                let record = PlannedRecord::of(draft, time);
+                match self.current(draft) {
+                    Some(current) => Some(record.judge(current).0),
+                    None => {
+                        let parked = record.parked_unresolved();
+                        by_identity_map = parked.is_some();
+                        parked
+                    }
+                }
+            }
             _ => None,
         };
         let note = match &decision {
+            Decision::Write(draft) if by_identity_map => Some(format!(
+                "the sink finds {} through its identity map only: it parks it as said unless \
+                 hubsync created it by that id before, with every mandatory field (then it \
+                 updates it)",
+                identity_label(&draft.identity)
+            )),
             Decision::Write(_) if sink.is_none() && self.hubspot.error.is_some() => Some(
                 "what the sink would do is not known here: HubSpot could not be read".to_string(),
             ),
@@ -217,7 +233,7 @@ impl Tracer<'_> {
                 "what the sink would do is not known here: trace looks up contacts by email and \
                  companies by domain, and the sink finds {} by its own means (identity map, \
                  unique property)",
-                hubsync_processors::decision::identity_label(&draft.identity)
+                identity_label(&draft.identity)
             )),
             _ => None,
         };

@@ -611,6 +611,7 @@ fn describe_identifiers(ids: &Identifiers) -> String {
     };
     add("email", &ids.emails);
     add("domain", &ids.domains);
+    add("LinkedIn", &ids.linkedin);
     add("contact", &ids.contact_ids);
     add("company", &ids.company_ids);
     add("activity", &ids.activity_ids);
