@@ -372,8 +372,14 @@ property = "jobtitle"
 fn a_non_loopback_admin_address_is_allowed_with_a_warning() {
     let config = Config::from_toml_str(&with("[admin]\nlisten = \"0.0.0.0:9464\"")).unwrap();
     let warnings = config.warnings();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert_eq!(warnings[0].field, "admin.listen");
+    assert_eq!(warnings[1].field, "admin.token", "the API answers nothing without one");
+    let with_token = Config::from_toml_str(&with(
+        "[admin]\nlisten = \"0.0.0.0:9464\"\ntoken = { env = \"ADMIN_TOKEN\" }",
+    ))
+    .unwrap();
+    assert_eq!(with_token.warnings().len(), 1);
     let v6 = Config::from_toml_str(&with("[admin]\nlisten = \"[::1]:9464\"")).unwrap();
     assert!(v6.warnings().is_empty());
 }
