@@ -374,7 +374,10 @@ fn a_non_loopback_admin_address_is_allowed_with_a_warning() {
     let warnings = config.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert_eq!(warnings[0].field, "admin.listen");
-    assert_eq!(warnings[1].field, "admin.token", "the API answers nothing without one");
+    assert_eq!(
+        warnings[1].field, "admin.token",
+        "the API answers nothing without one"
+    );
     let with_token = Config::from_toml_str(&with(
         "[admin]\nlisten = \"0.0.0.0:9464\"\ntoken = { env = \"ADMIN_TOKEN\" }",
     ))

@@ -80,6 +80,8 @@ fn guess(object: Option<HubSpotObjectType>, value: &str) -> RecordLabel {
 pub struct RecordQuery {
     kind: Option<String>,
     value: String,
+    /// The value as given, its case kept.
+    given: String,
 }
 
 impl RecordQuery {
@@ -89,10 +91,12 @@ impl RecordQuery {
             Some((kind, value)) if ["email", "domain", "id"].contains(&kind) => RecordQuery {
                 kind: Some(kind.to_string()),
                 value: value.trim().to_ascii_lowercase(),
+                given: value.trim().to_string(),
             },
             _ => RecordQuery {
                 kind: None,
                 value: input.to_ascii_lowercase(),
+                given: input.to_string(),
             },
         }
     }
@@ -100,6 +104,11 @@ impl RecordQuery {
     /// The value asked for, lower case.
     pub fn value(&self) -> &str {
         &self.value
+    }
+
+    /// The value asked for, as given.
+    pub fn given(&self) -> &str {
+        &self.given
     }
 
     /// Whether a record with this label, HubSpot id and event id is the one asked for.

