@@ -264,8 +264,11 @@ pub fn default_index_dir(brokers: &str, topic: &str) -> PathBuf {
 /// again counts once.
 #[derive(Default)]
 struct EventCounts {
-    latest: HashMap<(String, String), ((i64, i32, i64), SyncOutcome)>,
+    /// (team, event id) -> the latest outcome and its order (time, partition, offset).
+    latest: HashMap<(String, String), Latest>,
 }
+
+type Latest = ((i64, i32, i64), SyncOutcome);
 
 impl EventCounts {
     fn add(&mut self, outcome: &SyncOutcome, message: &Original) {

@@ -115,11 +115,11 @@ pub async fn catch_up(
                     }
                 }
             }
-            if pending.len() >= STEP {
-                if let Err(error) = index.apply(topic, std::mem::take(&mut pending)) {
-                    failed = Some(error);
-                    return Flow::Stop;
-                }
+            if pending.len() >= STEP
+                && let Err(error) = index.apply(topic, std::mem::take(&mut pending))
+            {
+                failed = Some(error);
+                return Flow::Stop;
             }
             Flow::Continue
         })
