@@ -16,6 +16,7 @@ use crate::codec::{AvroCodec, RegistryClient};
 use crate::config::{Config, Secrets, TeamStatus};
 use crate::emit::Emitter;
 use crate::hubspot::{HubSpotClient, RetryParams};
+use crate::inbound::{self, InboundStage, Portals};
 use crate::kafka::{consumer_config, producer_config};
 use crate::process::{self, ProcessStage, ProcessTeam};
 use crate::reload::{Applied, Reloader};
@@ -32,6 +33,8 @@ use crate::{catalog, config};
 pub enum Stages {
     Process,
     Sink,
+    /// HubSpot -> upstream; so far the webhook receiver (`[stages.inbound] webhook_listen`).
+    Inbound,
     All,
 }
 
@@ -42,6 +45,10 @@ impl Stages {
 
     fn sink(self) -> bool {
         matches!(self, Stages::Sink | Stages::All)
+    }
+
+    fn inbound(self) -> bool {
+        matches!(self, Stages::Inbound | Stages::All)
     }
 }
 
@@ -76,6 +83,8 @@ pub enum StartError {
         teams[0], teams[1]
     )]
     SharedPortal { portal: u64, teams: [String; 2] },
+    #[error(transparent)]
+    Inbound(#[from] crate::inbound::InboundError),
 }
 
 pub struct Pipeline {
@@ -86,6 +95,8 @@ pub struct Pipeline {
     /// Teams whose mandatory fields a changed team file changed, for whoever re-evaluates
     /// their parked records (see [`Pipeline::take_mandatory_changes`]).
     mandatory_changes: Option<mpsc::UnboundedReceiver<String>>,
+    /// Where the webhook receiver listens, when this pipeline runs one.
+    pub webhook_addr: Option<std::net::SocketAddr>,
 }
 
 /// One team of a service: the service's sections with the team's own, and its secrets.
@@ -109,6 +120,8 @@ struct Registries {
     process: Shared<ProcessTeam>,
     sink: Shared<SinkTeam>,
     state: Option<State>,
+    /// The webhook receiver's portal -> team routing.
+    portals: Portals,
     /// The teams connected at start.
     connected: std::collections::HashSet<String>,
 }
@@ -259,6 +272,7 @@ impl Pipeline {
             mandatory_changed,
             stages,
             state: registries.state,
+            portals: registries.portals,
             process: registries.process,
             sink: registries.sink,
             applied,
@@ -312,6 +326,7 @@ impl Pipeline {
             None
         };
         let mut portals: HashMap<u64, String> = HashMap::new();
+        let webhook_portals = Portals::default();
         let mut process_teams = Teams::default();
         let mut sink_teams = Teams::default();
         let mut clients = Vec::new();
@@ -339,6 +354,9 @@ impl Pipeline {
                 sink_teams.add_not_connected(id, &why);
                 continue;
             }
+            // HubSpot's events are routed by the portal the team's file names: they are signed
+            // by the app, whether or not the team's token could be checked just now.
+            webhook_portals.set(team.team.hubspot_portal_id, id);
             match connect(team, team_secrets, stages, state.as_ref()).await {
                 Ok(connected) => {
                     connected_ids.insert(id.to_string());
@@ -409,6 +427,28 @@ impl Pipeline {
                 tokio::spawn(async move { Ok(stage.run(&topic, &replay_topic, stopping).await?) }),
             ));
         }
+        let mut webhook_addr = None;
+        if stages.inbound() {
+            let producer: FutureProducer = producer_config(config, secrets).create()?;
+            match InboundStage::bind(config, producer, webhook_portals.clone(), health.clone())
+                .await?
+            {
+                Some(stage) => {
+                    health.set(inbound::STAGE, StageHealth::Starting);
+                    webhook_addr = stage.local_addr().ok();
+                    let stopping = stopping.clone();
+                    tasks.push((
+                        inbound::STAGE,
+                        tokio::spawn(async move { stage.run(stopping).await }),
+                    ));
+                }
+                // The only thing the inbound stage does so far is receive webhooks.
+                None if stages == Stages::Inbound => {
+                    return Err(crate::inbound::InboundError::NothingToDo.into());
+                }
+                None => {}
+            }
+        }
         info!(
             teams = teams.len(),
             connected = clients.len(),
@@ -421,11 +461,13 @@ impl Pipeline {
             health,
             client,
             mandatory_changes: None,
+            webhook_addr,
         };
         let registries = Registries {
             process: process_shared,
             sink: sink_shared,
             state,
+            portals: webhook_portals,
             connected: connected_ids,
         };
         Ok((pipeline, registries))

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Service, TeamStatus};
+use crate::inbound::Portals;
 use crate::pipeline::{Stages, connect};
 use crate::process::ProcessTeam;
 use crate::sink::stage::SinkTeam;
@@ -36,6 +37,8 @@ pub(crate) struct Reloader {
     pub mandatory_changed: mpsc::UnboundedSender<String>,
     pub stages: Stages,
     pub state: Option<State>,
+    /// The webhook receiver's portal -> team routing: the active teams' portals.
+    pub portals: Portals,
     pub process: Shared<ProcessTeam>,
     pub sink: Shared<SinkTeam>,
     /// Each team file as last applied: its team and its text.
@@ -231,6 +234,9 @@ impl Reloader {
             self.disconnect(&id, &why);
             return Ok(());
         }
+        // Webhooks are routed by the portal the file names, as at start: they are signed by the
+        // app whether or not the team's token can be checked just now.
+        self.portals.set(config.team.hubspot_portal_id, &id);
         let secrets = config.resolve_secrets().map_err(|e| e.to_string())?;
         let connected = connect(config, &secrets, self.stages, self.state.as_ref())
             .await
@@ -249,6 +255,7 @@ impl Reloader {
 
     /// Serves team `id` as not connected in both stages, saying why.
     fn disconnect(&self, id: &str, why: &str) {
+        self.portals.remove_team(id);
         self.update(|process, sink| {
             process.add_not_connected(id, why);
             sink.add_not_connected(id, why);
