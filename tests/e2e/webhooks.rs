@@ -353,3 +353,78 @@ async fn signed_events_are_on_kafka_before_the_answer_and_nothing_else_is() {
         "the retried event is on the topic"
     );
 }
+
+/// `hubsync run` with the config at `config` and `stage`: its exit code and stderr.
+fn run_refused(
+    config: &std::path::Path,
+    stage: &str,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hubsync"))
+        .args([
+            "run",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "--stage",
+            stage,
+        ])
+        .envs(env.iter().copied())
+        .env("HUBSYNC_LOG", "off")
+        .output()
+        .expect("hubsync runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbound_stage_refuses_to_start_without_its_listener_or_the_app_secret() {
+    let admin_port = support::free_port();
+    let world = World::start(SandboxOptions::default(), 1, |text| {
+        text.replace(
+            "[state]\n",
+            &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[state]\n"),
+        )
+    })
+    .await;
+    let config = world.state_dir.path().join("hubsync.toml");
+    std::fs::write(&config, world.config_text()).expect("config written");
+    let env = [("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN)];
+    let (code, stderr) = run_refused(&config, "inbound", &env);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("stages.inbound.webhook_listen is not set"),
+        "{stderr}"
+    );
+
+    // A listener without the app's secret is a configuration problem naming the field.
+    let port = support::free_port();
+    let text = world.config_text().replace(
+        "[state]\n",
+        &format!("[stages.inbound]\nwebhook_listen = \"127.0.0.1:{port}\"\n[state]\n"),
+    );
+    std::fs::write(&config, text).expect("config written");
+    let (code, stderr) = run_refused(&config, "all", &env);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("hubspot.client_secret"), "{stderr}");
+
+    // A secret named but not there refuses the start too, naming it.
+    let text = world
+        .config_text()
+        .replace(
+            "[hubspot]\n",
+            "[hubspot]\nclient_secret = { env = \"TEST_APP_SECRET_UNSET\" }\n",
+        )
+        .replace(
+            "[state]\n",
+            &format!("[stages.inbound]\nwebhook_listen = \"127.0.0.1:{port}\"\n[state]\n"),
+        );
+    std::fs::write(&config, text).expect("config written");
+    let (code, stderr) = run_refused(&config, "inbound", &env);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("hubspot.client_secret") && stderr.contains("TEST_APP_SECRET_UNSET"),
+        "{stderr}"
+    );
+}

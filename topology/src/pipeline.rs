@@ -308,6 +308,10 @@ impl Pipeline {
     ) -> Result<(Self, Registries), StartError> {
         let config = service;
         let secrets = service_secrets;
+        // The only thing the inbound stage does so far is receive webhooks.
+        if stages == Stages::Inbound && config.stages.inbound.webhook_listen.is_none() {
+            return Err(crate::inbound::InboundError::NothingToDo.into());
+        }
         let registry = RegistryClient::new(&config.registry, secrets.registry_password.clone())
             .map_err(|e| StartError::Registry(e.to_string()))?;
         let codec = AvroCodec::new(registry, config.registry.cache_capacity)
@@ -428,25 +432,18 @@ impl Pipeline {
             ));
         }
         let mut webhook_addr = None;
-        if stages.inbound() {
+        if stages.inbound() && config.stages.inbound.webhook_listen.is_some() {
             let producer: FutureProducer = producer_config(config, secrets).create()?;
-            match InboundStage::bind(config, producer, webhook_portals.clone(), health.clone())
-                .await?
-            {
-                Some(stage) => {
-                    health.set(inbound::STAGE, StageHealth::Starting);
-                    webhook_addr = stage.local_addr().ok();
-                    let stopping = stopping.clone();
-                    tasks.push((
-                        inbound::STAGE,
-                        tokio::spawn(async move { stage.run(stopping).await }),
-                    ));
-                }
-                // The only thing the inbound stage does so far is receive webhooks.
-                None if stages == Stages::Inbound => {
-                    return Err(crate::inbound::InboundError::NothingToDo.into());
-                }
-                None => {}
+            let bound =
+                InboundStage::bind(config, producer, webhook_portals.clone(), health.clone());
+            if let Some(stage) = bound.await? {
+                health.set(inbound::STAGE, StageHealth::Starting);
+                webhook_addr = stage.local_addr().ok();
+                let stopping = stopping.clone();
+                tasks.push((
+                    inbound::STAGE,
+                    tokio::spawn(async move { stage.run(stopping).await }),
+                ));
             }
         }
         info!(
