@@ -66,10 +66,11 @@ impl Receiver {
             .with_state(Arc::new(self))
     }
 
-    /// The URL HubSpot signed: the configured public one, or the one this request names.
+    /// The URL HubSpot signed: the configured public one, or the one this request names, in
+    /// the form HubSpot signs it.
     fn signed_uri(&self, uri: &Uri, headers: &HeaderMap) -> String {
         let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-        match &self.public_url {
+        let called = match &self.public_url {
             Some(public) => format!("{public}{query}"),
             None => {
                 let host = headers
@@ -80,7 +81,8 @@ impl Receiver {
                 let path = uri.path_and_query().map_or("/", |p| p.as_str());
                 format!("http://{host}{path}")
             }
-        }
+        };
+        signature::signed_form(&called)
     }
 
     /// Puts every event on the topic and waits for Kafka to confirm each, within the timeout.
@@ -269,16 +271,16 @@ mod tests {
 
     #[test]
     fn the_signed_url_is_the_public_one_when_configured() {
-        let uri: Uri = "/hubspot/webhooks?app=1".parse().unwrap();
+        let uri: Uri = "/hubspot/webhooks?app=1&to=%2Fa%20b".parse().unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "10.0.0.5:9465".parse().unwrap());
         assert_eq!(
             receiver(None).signed_uri(&uri, &headers),
-            "http://10.0.0.5:9465/hubspot/webhooks?app=1"
+            "http://10.0.0.5:9465/hubspot/webhooks?app=1&to=/a%20b"
         );
         assert_eq!(
             receiver(Some("https://hooks.example.com/hubspot/webhooks")).signed_uri(&uri, &headers),
-            "https://hooks.example.com/hubspot/webhooks?app=1"
+            "https://hooks.example.com/hubspot/webhooks?app=1&to=/a%20b"
         );
     }
 }

@@ -7,6 +7,9 @@
 //!                                           + raw body + "1765000000000"))
 //! ```
 //!
+//! The URL is the one HubSpot called (scheme, host, path, query), with a few escapes decoded as
+//! HubSpot does before signing ([`signed_form`]).
+//!
 //! A request is accepted when its timestamp is within [`MAX_SKEW`] of now, either way, and its
 //! signature equals the one computed here, compared in constant time so an attacker learns
 //! nothing from how long a refusal takes.
@@ -63,6 +66,51 @@ fn mac(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &str) -> 
     mac.update(body);
     mac.update(timestamp.as_bytes());
     mac.finalize().into_bytes().to_vec()
+}
+
+/// The characters HubSpot decodes in the request URI before it signs it (its v3 validation
+/// guide); every other escape stays as it is.
+const DECODED: [(&str, char); 12] = [
+    ("3A", ':'),
+    ("2F", '/'),
+    ("3F", '?'),
+    ("40", '@'),
+    ("21", '!'),
+    ("24", '$'),
+    ("27", '\''),
+    ("28", '('),
+    ("29", ')'),
+    ("2A", '*'),
+    ("2C", ','),
+    ("3B", ';'),
+];
+
+/// The URI as HubSpot signs it: `uri` with the escapes of [`DECODED`] decoded.
+pub fn signed_form(uri: &str) -> String {
+    let mut out = String::with_capacity(uri.len());
+    let mut rest = uri;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at + 1..at + 3);
+        let decoded = escape.and_then(|hex| {
+            DECODED
+                .iter()
+                .find(|(code, _)| code.eq_ignore_ascii_case(hex))
+                .map(|(_, c)| *c)
+        });
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[at + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The request's timestamp, if it is within [`MAX_SKEW`] of `now_ms`.
@@ -224,6 +272,17 @@ mod tests {
             check_timestamp(Some("1765000000"), now),
             Err(Refused::Stale { .. })
         ));
+    }
+
+    #[test]
+    fn the_uri_is_signed_with_hubspots_escapes_decoded() {
+        assert_eq!(signed_form(URI), URI);
+        assert_eq!(
+            signed_form("https://h.example.com/hooks?next=%2Fa%3Ab%40c%2a%3b&q=%20%25x%"),
+            "https://h.example.com/hooks?next=/a:b@c*;&q=%20%25x%"
+        );
+        assert_eq!(signed_form("%28%29%21%24%27%2C%3F"), "()!$',?");
+        assert_eq!(signed_form("%3"), "%3");
     }
 
     #[test]
