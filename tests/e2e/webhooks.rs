@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
+use hubsync_dev::sandbox_config::{render_sandbox_service, render_sandbox_team};
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::Child;
 use support::world::World;
+use support::{Child, events};
 
 const APP_SECRET: &str = "the-app-client-secret";
 const FOREIGN_PORTAL: u64 = 990_001;
@@ -64,6 +65,43 @@ impl Hook {
 
     async fn post(&self, body: &[u8]) -> (u16, Value) {
         self.post_as(APP_SECRET, body, now_ms()).await
+    }
+
+    fn new(port: u16) -> Hook {
+        Hook {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            url: format!("http://127.0.0.1:{port}/hubspot/webhooks"),
+        }
+    }
+
+    /// Waits until the receiver answers an empty, signed array.
+    async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + support::STARTUP_TIMEOUT;
+        loop {
+            let timestamp = now_ms().to_string();
+            let answered = self
+                .http
+                .post(&self.url)
+                .header("x-hubspot-request-timestamp", &timestamp)
+                .header(
+                    "x-hubspot-signature-v3",
+                    sign(APP_SECRET, &self.url, b"[]", &timestamp),
+                )
+                .body("[]")
+                .send()
+                .await;
+            if answered.is_ok_and(|a| a.status().is_success()) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the receiver never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -174,38 +212,8 @@ async fn signed_events_are_on_kafka_before_the_answer_and_nothing_else_is() {
             ("TEST_APP_SECRET", APP_SECRET),
         ],
     );
-    let hook = Hook {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
-        url: format!("http://127.0.0.1:{port}/hubspot/webhooks"),
-    };
-
-    // The receiver is up once an empty, signed array is answered.
-    let deadline = tokio::time::Instant::now() + support::STARTUP_TIMEOUT;
-    loop {
-        let timestamp = now_ms().to_string();
-        let answered = hook
-            .http
-            .post(&hook.url)
-            .header("x-hubspot-request-timestamp", &timestamp)
-            .header(
-                "x-hubspot-signature-v3",
-                sign(APP_SECRET, &hook.url, b"[]", &timestamp),
-            )
-            .body("[]")
-            .send()
-            .await;
-        if answered.is_ok_and(|a| a.status().is_success()) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the receiver never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let hook = Hook::new(port);
+    hook.wait_ready().await;
     let health: Value = reqwest::get(format!("http://127.0.0.1:{admin_port}/healthz"))
         .await
         .expect("healthz")
@@ -433,5 +441,156 @@ async fn the_inbound_stage_refuses_to_start_without_its_listener_or_the_app_secr
     assert!(
         stderr.contains("hubspot.client_secret") && stderr.contains("TEST_APP_SECRET_UNSET"),
         "{stderr}"
+    );
+}
+
+const ACME_PORTAL: u64 = 7_700_001;
+const ACME_TOKEN: &str = "pat-na1-acme-0000";
+const INITECH_PORTAL: u64 = 7_700_002;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_routes_each_portals_events_to_its_team_and_takes_a_team_once_it_connects() {
+    let acme = SandboxOptions {
+        portal_id: ACME_PORTAL,
+        tokens: vec![ACME_TOKEN.to_string()],
+        ..SandboxOptions::default()
+    };
+    let world = World::start_portals(vec![SandboxOptions::default(), acme], 1, |c| c).await;
+    let sandbox_portal = world.hubspot.portal_id();
+    let port = support::free_port();
+    let dir = world.state_dir.path();
+    let service = render_sandbox_service(
+        world.broker.bootstrap_servers(),
+        &world.registry.url(),
+        &world.hubspot_server.url(),
+    )
+    .replace(
+        "dir = \"teams\"\n",
+        "dir = \"teams\"\nreload_interval = \"1s\"\n",
+    )
+    .replace(
+        "dir = \"hubsync-state\"",
+        &format!("dir = {:?}", dir.join("state").display().to_string()),
+    )
+    .replace(
+        "[hubspot]\n",
+        "[hubspot]\nclient_secret = { env = \"TEST_APP_SECRET\" }\n",
+    )
+    .replace(
+        "[state]\n",
+        &format!(
+            "[stages.inbound]\nwebhook_listen = \"127.0.0.1:{port}\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n[state]\n"
+        ),
+    );
+    let service_path = dir.join("hubsync.toml");
+    std::fs::write(&service_path, service).expect("service file");
+    let teams = dir.join("teams");
+    std::fs::create_dir_all(&teams).expect("teams dir");
+    std::fs::write(
+        teams.join("sandbox.toml"),
+        render_sandbox_team(events::TEAM_ID, sandbox_portal, "TEST_HUBSPOT_TOKEN"),
+    )
+    .expect("team file");
+    std::fs::write(
+        teams.join("initech.toml"),
+        render_sandbox_team("initech", INITECH_PORTAL, "INITECH_TOKEN")
+            .replace("[team]\n", "[team]\nstatus = \"paused\"\n"),
+    )
+    .expect("team file");
+    let _child = Child::spawn_with_env(
+        &[
+            "run",
+            "--config",
+            service_path.to_str().expect("utf-8 path"),
+            "--stage",
+            "inbound",
+        ],
+        &[
+            ("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN),
+            ("ACME_TOKEN", ACME_TOKEN),
+            ("TEST_APP_SECRET", APP_SECRET),
+        ],
+    );
+    let hook = Hook::new(port);
+    hook.wait_ready().await;
+
+    // One request, four portals: the served team's event is taken; acme (no file yet), the
+    // paused initech and a portal nobody names are refused.
+    let mixed = serde_json::to_vec(&json!([
+        event(sandbox_portal, 1, "a"),
+        event(ACME_PORTAL, 2, "b"),
+        event(INITECH_PORTAL, 3, "c"),
+        event(FOREIGN_PORTAL, 4, "d"),
+    ]))
+    .expect("json");
+    let (status, body) = hook.post(&mixed).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["refused"].as_u64()),
+        (Some(1), Some(3)),
+        "{body}"
+    );
+
+    // acme's file added while running: its portal's events are taken once it connected.
+    std::fs::write(
+        teams.join("acme.toml"),
+        render_sandbox_team("acme", ACME_PORTAL, "ACME_TOKEN"),
+    )
+    .expect("team file");
+    let only_acme = serde_json::to_vec(&json!([event(ACME_PORTAL, 5, "e")])).expect("json");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = hook.post(&only_acme).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "acme never served: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let both = serde_json::to_vec(&json!([
+        event(sandbox_portal, 6, "f"),
+        event(ACME_PORTAL, 7, "g")
+    ]))
+    .expect("json");
+    let (status, body) = hook.post(&both).await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (200, Some(2)),
+        "{body}"
+    );
+
+    let records = read_topic(
+        world.broker.bootstrap_servers(),
+        &world.config.topics.hubspot_webhooks,
+        4,
+        Duration::from_secs(3),
+    )
+    .await;
+    let routed: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.key.clone(),
+                r.headers.get("hubsync.team").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        (format!("{sandbox_portal}:1"), events::TEAM_ID),
+        (format!("{ACME_PORTAL}:5"), "acme"),
+        (format!("{sandbox_portal}:6"), events::TEAM_ID),
+        (format!("{ACME_PORTAL}:7"), "acme"),
+    ]
+    .into_iter()
+    .map(|(key, team)| (key, team.to_string()))
+    .collect();
+    assert_eq!(
+        routed, expected,
+        "each event under its own team, nothing else"
     );
 }

@@ -358,12 +358,13 @@ impl Pipeline {
                 sink_teams.add_not_connected(id, &why);
                 continue;
             }
-            // HubSpot's events are routed by the portal the team's file names: they are signed
-            // by the app, whether or not the team's token could be checked just now.
-            webhook_portals.set(team.team.hubspot_portal_id, id);
             match connect(team, team_secrets, stages, state.as_ref()).await {
                 Ok(connected) => {
                     connected_ids.insert(id.to_string());
+                    // HubSpot's events are taken for a portal only once its team's token was
+                    // found to be that portal's (fail closed); a team refused now is tried
+                    // again at every reading of the team files, and routed once it connects.
+                    webhook_portals.set(team.team.hubspot_portal_id, id);
                     clients.push(connected.client);
                     if let Some(kept) = connected.process {
                         process_teams.add(id, kept);

@@ -234,13 +234,12 @@ impl Reloader {
             self.disconnect(&id, &why);
             return Ok(());
         }
-        // Webhooks are routed by the portal the file names, as at start: they are signed by the
-        // app whether or not the team's token can be checked just now.
-        self.portals.set(config.team.hubspot_portal_id, &id);
         let secrets = config.resolve_secrets().map_err(|e| e.to_string())?;
         let connected = connect(config, &secrets, self.stages, self.state.as_ref())
             .await
             .map_err(|e| e.to_string())?;
+        // As at start: a portal's webhooks are taken once its team's token is found to be its.
+        self.portals.set(config.team.hubspot_portal_id, &id);
         let (process_team, sink_team) = connected.into_parts();
         self.update(|process, sink| {
             if let Some(kept) = process_team {

@@ -28,8 +28,9 @@ pub use receiver::{PORTAL_HEADER, RECEIVED_AT_HEADER, TEAM_HEADER};
 /// The stage's name in `/healthz`, metrics and logs.
 pub const STAGE: &str = "inbound";
 
-/// Which team each HubSpot portal is: the portals of the service's active teams. Kept up to
-/// date as team files change; a portal no active team names has its events refused.
+/// Which team each HubSpot portal is: the portals of the service's active teams whose token was
+/// found to be their portal's (fail closed). Kept up to date as team files change; a portal of no
+/// such team has its events refused.
 #[derive(Debug, Clone, Default)]
 pub struct Portals(Arc<RwLock<HashMap<u64, String>>>);
 
