@@ -188,6 +188,7 @@ async fn signed_events_are_on_kafka_before_the_answer_and_nothing_else_is() {
             &format!(
                 "[stages.inbound]\nwebhook_listen = \"127.0.0.1:{port}\"\n\
                  webhook_max_body = \"64KiB\"\nwebhook_produce_timeout = \"2s\"\n\
+                 webhook_max_in_flight = 1\n\
                  [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[state]\n"
             ),
         )
@@ -335,7 +336,22 @@ async fn signed_events_are_on_kafka_before_the_answer_and_nothing_else_is() {
     let late = serde_json::to_vec(&json!([event(portal, 104, "Barbara")])).expect("json");
     world.broker.broker_down(1).await.expect("broker down");
     let asked = std::time::Instant::now();
-    let (status, body) = hook.post(&late).await;
+    // Two at once, one allowed in flight: the second is answered 503 at once.
+    let (first, second) = tokio::join!(hook.post(&late), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let answer = hook.post(&late).await;
+        (answer, asked.elapsed())
+    });
+    let ((status, body), ((busy, busy_body), busy_after)) = (first, second);
+    assert_eq!(busy, 503, "{busy_body}");
+    assert!(
+        busy_body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("in flight"),
+        "{busy_body}"
+    );
+    assert!(busy_after < Duration::from_secs(2), "{busy_after:?}");
     assert_eq!(status, 503, "{body}");
     // Within HubSpot's 5 s wait, or HubSpot counts a timeout instead of the 503.
     assert!(

@@ -131,6 +131,7 @@ impl Default for InboundStage {
             webhook_public_url: None,
             webhook_max_body: ByteSize::mib(1),
             webhook_produce_timeout: Duration::from_secs(4),
+            webhook_max_in_flight: 64,
         }
     }
 }

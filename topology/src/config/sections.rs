@@ -338,6 +338,9 @@ pub struct InboundStage {
     /// 503 (HubSpot then retries); below HubSpot's own 5 s wait.
     #[serde(with = "humantime_serde")]
     pub webhook_produce_timeout: Duration,
+    /// Requests handled at once; more are answered 503 at once (HubSpot retries them), so
+    /// memory stays within this many bodies of `webhook_max_body`.
+    pub webhook_max_in_flight: usize,
 }
 
 /// `[state]`: local state in sled.

@@ -326,7 +326,7 @@ fn the_webhook_receiver_needs_an_address_the_app_secret_and_a_usable_url() {
     let rest = with(
         "[stages.inbound]\nwebhook_path = \"hubspot\"\n\
          webhook_public_url = \"hooks.example.com/x?y=1\"\nwebhook_max_body = 10\n\
-         webhook_produce_timeout = \"0s\"\n",
+         webhook_produce_timeout = \"0s\"\nwebhook_max_in_flight = 0\n",
     );
     assert_eq!(
         fields(&rest),
@@ -335,6 +335,7 @@ fn the_webhook_receiver_needs_an_address_the_app_secret_and_a_usable_url() {
             "stages.inbound.webhook_public_url",
             "stages.inbound.webhook_max_body",
             "stages.inbound.webhook_produce_timeout",
+            "stages.inbound.webhook_max_in_flight",
         ]
     );
     let query = with("[stages.inbound]\nwebhook_public_url = \"https://h.example.com/x?y=1\"\n");

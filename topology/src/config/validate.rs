@@ -464,6 +464,11 @@ fn inbound(stage: &InboundStage, hubspot: &HubSpotConfig, p: &mut Vec<Problem>) 
         stage.webhook_produce_timeout,
         p,
     );
+    at_least_one(
+        "stages.inbound.webhook_max_in_flight",
+        stage.webhook_max_in_flight,
+        p,
+    );
     if !(1..=MAX_SEARCH_PAGE).contains(&stage.page_size) {
         p.push(Problem::new(
             "stages.inbound.page_size",

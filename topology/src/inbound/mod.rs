@@ -120,6 +120,9 @@ impl InboundStage {
                 public_url: inbound.webhook_public_url.clone(),
                 max_body: usize::try_from(inbound.webhook_max_body.bytes()).unwrap_or(usize::MAX),
                 produce_timeout: inbound.webhook_produce_timeout,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    inbound.webhook_max_in_flight.max(1),
+                )),
                 producer,
                 topic: config.topics.hubspot_webhooks.clone(),
                 portals,

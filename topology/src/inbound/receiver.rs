@@ -1,6 +1,7 @@
 //! The webhook receiver: `POST <webhook_path>` with HubSpot's v3 event array.
 //!
 //! ```text
+//! more than webhook_max_in_flight requests at once               -> 503 at once
 //! timestamp older or newer than 300 s, bad or missing signature  -> 401
 //! Content-Length or body over webhook_max_body                    -> 413 (not read further)
 //! not a JSON array of events with numeric portalId                -> 400
@@ -53,6 +54,8 @@ pub(super) struct Receiver {
     pub public_url: Option<String>,
     pub max_body: usize,
     pub produce_timeout: Duration,
+    /// One permit per request being handled (`webhook_max_in_flight`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     pub producer: FutureProducer,
     pub topic: String,
     pub portals: Portals,
@@ -157,6 +160,12 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(_permit) = receiver.in_flight.clone().try_acquire_owned() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests in flight (stages.inbound.webhook_max_in_flight); HubSpot retries",
+        );
+    };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let timestamp = header(signature::TIMESTAMP_HEADER);
     if let Err(refused) = signature::check_timestamp(timestamp, now_ms()) {
@@ -260,6 +269,7 @@ mod tests {
             public_url: public_url.map(str::to_string),
             max_body: 1024,
             produce_timeout: Duration::from_secs(1),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(1)),
             producer: rdkafka::ClientConfig::new()
                 .set("bootstrap.servers", "127.0.0.1:1")
                 .create()
