@@ -10,6 +10,8 @@
 //! - [`process`]: the process stage, from upstream events to commands, outcomes and dead letters.
 //! - [`sink`]: the sink stage, from commands to HubSpot writes and outcomes: the only merge
 //!   (`coalesce`), the pure decisions (`verdict`), the HubSpot calls (`writer`), the loop.
+//! - [`inbound`]: the inbound stage (HubSpot -> upstream); so far the webhook receiver, which puts
+//!   HubSpot's signed events on Kafka before it answers.
 //! - [`codec`]: Confluent-framed Avro in and out, with writer schemas from the schema registry.
 //! - [`lineage`]: what travels in Kafka headers (replay and redrive marks), read once per
 //!   message; processed-event keys and outcome stage labels that follow from it.
@@ -34,6 +36,7 @@ pub mod codec;
 pub mod config;
 pub mod console;
 mod emit;
+pub mod inbound;
 pub mod kafka;
 pub mod lineage;
 pub mod ops;

@@ -16,7 +16,7 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(cli::config::ConfigCommand),
-    /// Run the pipeline (process and sink stages) until Ctrl-C or SIGTERM.
+    /// Run the pipeline (process, sink and inbound stages) until Ctrl-C or SIGTERM.
     Run(cli::run::RunArgs),
     /// Check the configuration against HubSpot, Kafka and the schema registry before a deploy.
     Check(cli::check::CheckArgs),

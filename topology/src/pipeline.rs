@@ -16,6 +16,7 @@ use crate::codec::{AvroCodec, RegistryClient};
 use crate::config::{Config, Secrets, TeamStatus};
 use crate::emit::Emitter;
 use crate::hubspot::{HubSpotClient, RetryParams};
+use crate::inbound::{self, InboundStage, Portals};
 use crate::kafka::{consumer_config, producer_config};
 use crate::process::{self, ProcessStage, ProcessTeam};
 use crate::reload::{Applied, Reloader};
@@ -32,6 +33,8 @@ use crate::{catalog, config};
 pub enum Stages {
     Process,
     Sink,
+    /// HubSpot -> upstream; so far the webhook receiver (`[stages.inbound] webhook_listen`).
+    Inbound,
     All,
 }
 
@@ -42,6 +45,10 @@ impl Stages {
 
     fn sink(self) -> bool {
         matches!(self, Stages::Sink | Stages::All)
+    }
+
+    fn inbound(self) -> bool {
+        matches!(self, Stages::Inbound | Stages::All)
     }
 }
 
@@ -76,6 +83,8 @@ pub enum StartError {
         teams[0], teams[1]
     )]
     SharedPortal { portal: u64, teams: [String; 2] },
+    #[error(transparent)]
+    Inbound(#[from] crate::inbound::InboundError),
 }
 
 pub struct Pipeline {
@@ -86,6 +95,8 @@ pub struct Pipeline {
     /// Teams whose mandatory fields a changed team file changed, for whoever re-evaluates
     /// their parked records (see [`Pipeline::take_mandatory_changes`]).
     mandatory_changes: Option<mpsc::UnboundedReceiver<String>>,
+    /// Where the webhook receiver listens, when this pipeline runs one.
+    pub webhook_addr: Option<std::net::SocketAddr>,
 }
 
 /// One team of a service: the service's sections with the team's own, and its secrets.
@@ -109,6 +120,8 @@ struct Registries {
     process: Shared<ProcessTeam>,
     sink: Shared<SinkTeam>,
     state: Option<State>,
+    /// The webhook receiver's portal -> team routing.
+    portals: Portals,
     /// The teams connected at start.
     connected: std::collections::HashSet<String>,
 }
@@ -259,6 +272,7 @@ impl Pipeline {
             mandatory_changed,
             stages,
             state: registries.state,
+            portals: registries.portals,
             process: registries.process,
             sink: registries.sink,
             applied,
@@ -294,6 +308,10 @@ impl Pipeline {
     ) -> Result<(Self, Registries), StartError> {
         let config = service;
         let secrets = service_secrets;
+        // The only thing the inbound stage does so far is receive webhooks.
+        if stages == Stages::Inbound && config.stages.inbound.webhook_listen.is_none() {
+            return Err(crate::inbound::InboundError::NothingToDo.into());
+        }
         let registry = RegistryClient::new(&config.registry, secrets.registry_password.clone())
             .map_err(|e| StartError::Registry(e.to_string()))?;
         let codec = AvroCodec::new(registry, config.registry.cache_capacity)
@@ -312,6 +330,7 @@ impl Pipeline {
             None
         };
         let mut portals: HashMap<u64, String> = HashMap::new();
+        let webhook_portals = Portals::default();
         let mut process_teams = Teams::default();
         let mut sink_teams = Teams::default();
         let mut clients = Vec::new();
@@ -342,6 +361,10 @@ impl Pipeline {
             match connect(team, team_secrets, stages, state.as_ref()).await {
                 Ok(connected) => {
                     connected_ids.insert(id.to_string());
+                    // HubSpot's events are taken for a portal only once its team's token was
+                    // found to be that portal's (fail closed); a team refused now is tried
+                    // again at every reading of the team files, and routed once it connects.
+                    webhook_portals.set(team.team.hubspot_portal_id, id);
                     clients.push(connected.client);
                     if let Some(kept) = connected.process {
                         process_teams.add(id, kept);
@@ -409,6 +432,21 @@ impl Pipeline {
                 tokio::spawn(async move { Ok(stage.run(&topic, &replay_topic, stopping).await?) }),
             ));
         }
+        let mut webhook_addr = None;
+        if stages.inbound() && config.stages.inbound.webhook_listen.is_some() {
+            let producer: FutureProducer = producer_config(config, secrets).create()?;
+            let bound =
+                InboundStage::bind(config, producer, webhook_portals.clone(), health.clone());
+            if let Some(stage) = bound.await? {
+                health.set(inbound::STAGE, StageHealth::Starting);
+                webhook_addr = stage.local_addr().ok();
+                let stopping = stopping.clone();
+                tasks.push((
+                    inbound::STAGE,
+                    tokio::spawn(async move { stage.run(stopping).await }),
+                ));
+            }
+        }
         info!(
             teams = teams.len(),
             connected = clients.len(),
@@ -421,11 +459,13 @@ impl Pipeline {
             health,
             client,
             mandatory_changes: None,
+            webhook_addr,
         };
         let registries = Registries {
             process: process_shared,
             sink: sink_shared,
             state,
+            portals: webhook_portals,
             connected: connected_ids,
         };
         Ok((pipeline, registries))

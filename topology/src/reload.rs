@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Service, TeamStatus};
+use crate::inbound::Portals;
 use crate::pipeline::{Stages, connect};
 use crate::process::ProcessTeam;
 use crate::sink::stage::SinkTeam;
@@ -36,6 +37,8 @@ pub(crate) struct Reloader {
     pub mandatory_changed: mpsc::UnboundedSender<String>,
     pub stages: Stages,
     pub state: Option<State>,
+    /// The webhook receiver's portal -> team routing: the active teams' portals.
+    pub portals: Portals,
     pub process: Shared<ProcessTeam>,
     pub sink: Shared<SinkTeam>,
     /// Each team file as last applied: its team and its text.
@@ -235,6 +238,8 @@ impl Reloader {
         let connected = connect(config, &secrets, self.stages, self.state.as_ref())
             .await
             .map_err(|e| e.to_string())?;
+        // As at start: a portal's webhooks are taken once its team's token is found to be its.
+        self.portals.set(config.team.hubspot_portal_id, &id);
         let (process_team, sink_team) = connected.into_parts();
         self.update(|process, sink| {
             if let Some(kept) = process_team {
@@ -249,6 +254,7 @@ impl Reloader {
 
     /// Serves team `id` as not connected in both stages, saying why.
     fn disconnect(&self, id: &str, why: &str) {
+        self.portals.remove_team(id);
         self.update(|process, sink| {
             process.add_not_connected(id, why);
             sink.add_not_connected(id, why);

@@ -51,7 +51,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 /// hubsync's default topic names; every deployment can rename them.
-pub const DEFAULT_TOPICS: [&str; 9] = [
+pub const DEFAULT_TOPICS: [&str; 10] = [
     "crm.contact.changes",
     "crm.company.changes",
     "crm.activity.events",
@@ -61,6 +61,7 @@ pub const DEFAULT_TOPICS: [&str; 9] = [
     "crm.hubspot.changes",
     "hubsync.replay",
     "hubsync.replay.commands",
+    "hubsync.hubspot.webhooks",
 ];
 
 /// Partitions of a topic created without saying how many.

@@ -1,4 +1,4 @@
-//! `hubsync run --config FILE [--stage process|sink|all]`: the pipeline, until Ctrl-C or SIGTERM.
+//! `hubsync run --config FILE [--stage process|sink|inbound|all]`: the pipeline, until Ctrl-C or SIGTERM.
 //! FILE is a one-file configuration (one team) or a service file whose `[teams] dir` holds a
 //! file per team.
 
@@ -85,6 +85,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(INVALID_CONFIG));
         }
     };
+    if let Some(addr) = pipeline.webhook_addr {
+        info!(%addr, path = config.stages.inbound.webhook_path, "webhook receiver: HubSpot posts here");
+    }
     // A team whose mandatory fields change has its parked events replayed with its new rules.
     let (stop_reruns, reruns_stopping) = tokio::sync::watch::channel(false);
     if let Some(changes) = pipeline.take_mandatory_changes() {

@@ -89,6 +89,7 @@ impl Default for Topics {
             hubspot_changes: "crm.hubspot.changes".to_owned(),
             replay: "hubsync.replay".to_owned(),
             replay_commands: "hubsync.replay.commands".to_owned(),
+            hubspot_webhooks: "hubsync.hubspot.webhooks".to_owned(),
         }
     }
 }
@@ -125,6 +126,12 @@ impl Default for InboundStage {
             poll_interval: Duration::from_secs(30),
             page_size: 100,
             search_lag: Duration::from_secs(30),
+            webhook_listen: None,
+            webhook_path: "/hubspot/webhooks".to_owned(),
+            webhook_public_url: None,
+            webhook_max_body: ByteSize::mib(1),
+            webhook_produce_timeout: Duration::from_secs(4),
+            webhook_max_in_flight: 64,
         }
     }
 }

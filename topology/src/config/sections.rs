@@ -237,11 +237,14 @@ pub struct Topics {
     pub replay: String,
     /// Commands made from replayed records: the sink's backfill lane, apart from live commands.
     pub replay_commands: String,
+    /// HubSpot's webhook events as received (one record per event, keyed `portalId:objectId`),
+    /// written by the inbound stage's receiver before it answers HubSpot.
+    pub hubspot_webhooks: String,
 }
 
 impl Topics {
     /// Each topic with its key in `[topics]`.
-    pub fn all(&self) -> [(&'static str, &str); 9] {
+    pub fn all(&self) -> [(&'static str, &str); 10] {
         [
             ("contact_changes", &self.contact_changes),
             ("company_changes", &self.company_changes),
@@ -252,6 +255,7 @@ impl Topics {
             ("hubspot_changes", &self.hubspot_changes),
             ("replay", &self.replay),
             ("replay_commands", &self.replay_commands),
+            ("hubspot_webhooks", &self.hubspot_webhooks),
         ]
     }
 }
@@ -319,6 +323,24 @@ pub struct InboundStage {
     /// Only changes at least this old are read, so that search's indexing lag hides none.
     #[serde(with = "humantime_serde")]
     pub search_lag: Duration,
+    /// `host:port` of the webhook receiver's own listener (not the admin one); no receiver when
+    /// unset. It needs `hubspot.client_secret`, the app's secret HubSpot signs with.
+    pub webhook_listen: Option<String>,
+    /// The path HubSpot posts to.
+    pub webhook_path: String,
+    /// The target URL as registered in HubSpot (`https://hooks.example.com/hubspot/webhooks`):
+    /// HubSpot signs the URL it called, which behind a proxy is not what hubsync sees. When
+    /// unset, the URL is rebuilt as `http://` + the request's `Host` + its path and query.
+    pub webhook_public_url: Option<String>,
+    /// Largest request body accepted; larger ones are answered 413 without being read whole.
+    pub webhook_max_body: ByteSize,
+    /// How long the receiver waits for Kafka to confirm a request's events before answering
+    /// 503 (HubSpot then retries); below HubSpot's own 5 s wait.
+    #[serde(with = "humantime_serde")]
+    pub webhook_produce_timeout: Duration,
+    /// Requests handled at once; more are answered 503 at once (HubSpot retries them), so
+    /// memory stays within this many bodies of `webhook_max_body`.
+    pub webhook_max_in_flight: usize,
 }
 
 /// `[state]`: local state in sled.

@@ -68,6 +68,14 @@ fn a_minimal_config_takes_every_default() {
     assert_eq!(config.topics.hubspot_changes, "crm.hubspot.changes");
     assert_eq!(config.topics.replay, "hubsync.replay");
     assert_eq!(config.topics.replay_commands, "hubsync.replay.commands");
+    assert_eq!(config.topics.hubspot_webhooks, "hubsync.hubspot.webhooks");
+    assert_eq!(config.stages.inbound.webhook_listen, None);
+    assert_eq!(config.stages.inbound.webhook_path, "/hubspot/webhooks");
+    assert_eq!(config.stages.inbound.webhook_max_body, ByteSize::mib(1));
+    assert_eq!(
+        config.stages.inbound.webhook_produce_timeout,
+        Duration::from_secs(4)
+    );
     assert_eq!(config.stages.sink.linger, Duration::from_secs(10));
     assert_eq!(config.stages.sink.batch_size, 100);
     assert_eq!(config.stages.sink.replay_max_pending, 1_000_000);
@@ -283,6 +291,55 @@ email_opened = { store_as = "email" }
         "invalid configuration, {} problems:",
         fields.len()
     )));
+}
+
+#[test]
+fn the_webhook_receiver_needs_an_address_the_app_secret_and_a_usable_url() {
+    let secret = "[hubspot]\nclient_secret = { env = \"APP_SECRET\" }\n";
+    let good = with(&format!(
+        "{secret}[stages.inbound]\nwebhook_listen = \"127.0.0.1:9465\"\n\
+         webhook_public_url = \"https://hooks.example.com/hubspot/webhooks\"\n\
+         webhook_max_body = \"256KiB\"\nwebhook_produce_timeout = \"2s\"\n"
+    ));
+    let config = Config::from_toml_str(&good).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.stages.inbound.webhook_listen.as_deref(),
+        Some("127.0.0.1:9465")
+    );
+    assert_eq!(config.stages.inbound.webhook_max_body, ByteSize(256 * 1024));
+
+    let bad_address = with(&format!(
+        "{secret}[stages.inbound]\nwebhook_listen = \"localhost\"\n"
+    ));
+    let message = message_of(&bad_address, "stages.inbound.webhook_listen");
+    assert!(
+        message.contains("\"localhost\" is not an address"),
+        "{message}"
+    );
+
+    let no_secret = with("[stages.inbound]\nwebhook_listen = \"127.0.0.1:9465\"\n");
+    let message = message_of(&no_secret, "hubspot.client_secret");
+    assert!(message.contains("webhook_listen"), "{message}");
+    // Without a receiver the secret is not needed.
+    assert!(problems(MINIMAL).is_empty());
+
+    let rest = with(
+        "[stages.inbound]\nwebhook_path = \"hubspot\"\n\
+         webhook_public_url = \"hooks.example.com/x?y=1\"\nwebhook_max_body = 10\n\
+         webhook_produce_timeout = \"0s\"\nwebhook_max_in_flight = 0\n",
+    );
+    assert_eq!(
+        fields(&rest),
+        [
+            "stages.inbound.webhook_path",
+            "stages.inbound.webhook_public_url",
+            "stages.inbound.webhook_max_body",
+            "stages.inbound.webhook_produce_timeout",
+            "stages.inbound.webhook_max_in_flight",
+        ]
+    );
+    let query = with("[stages.inbound]\nwebhook_public_url = \"https://h.example.com/x?y=1\"\n");
+    assert_eq!(fields(&query), ["stages.inbound.webhook_public_url"]);
 }
 
 fn message_of(text: &str, field: &str) -> String {

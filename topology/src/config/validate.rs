@@ -48,7 +48,7 @@ pub(crate) fn problems(config: &Config) -> Vec<Problem> {
     topics(&config.topics, p);
     process(&config.stages.process, p);
     sink(&config.stages.sink, p);
-    inbound(&config.stages.inbound, p);
+    inbound(&config.stages.inbound, &config.hubspot, p);
     state(&config.state, p);
     admin(&config.admin, p);
     problems.extend(config.rules.validate().into_iter().map(Problem::from));
@@ -401,8 +401,74 @@ fn sink(stage: &SinkStage, p: &mut Vec<Problem>) {
     }
 }
 
-fn inbound(stage: &InboundStage, p: &mut Vec<Problem>) {
+fn inbound(stage: &InboundStage, hubspot: &HubSpotConfig, p: &mut Vec<Problem>) {
     positive("stages.inbound.poll_interval", stage.poll_interval, p);
+    if let Some(listen) = &stage.webhook_listen {
+        if listen.parse::<SocketAddr>().is_err() {
+            p.push(Problem::new(
+                "stages.inbound.webhook_listen",
+                format!(
+                    "{listen:?} is not an address to listen on: write ip:port, e.g. \
+                     \"127.0.0.1:9465\" or \"0.0.0.0:9465\""
+                ),
+            ));
+        }
+        if hubspot.client_secret.is_none() {
+            p.push(Problem::new(
+                "hubspot.client_secret",
+                "the webhook receiver (stages.inbound.webhook_listen) checks HubSpot's \
+                 signatures with the app's client secret: set it, e.g. \
+                 { env = \"HUBSYNC_HUBSPOT_CLIENT_SECRET\" }, or unset webhook_listen",
+            ));
+        }
+    }
+    if !stage.webhook_path.starts_with('/') || stage.webhook_path.contains(['?', '#', ' ']) {
+        p.push(Problem::new(
+            "stages.inbound.webhook_path",
+            format!(
+                "{:?} is not a path: write one that starts with /, e.g. \"/hubspot/webhooks\"",
+                stage.webhook_path
+            ),
+        ));
+    }
+    if let Some(url) = &stage.webhook_public_url {
+        let parsed = reqwest::Url::parse(url);
+        let usable = parsed.as_ref().is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none()
+        });
+        if !usable {
+            p.push(Problem::new(
+                "stages.inbound.webhook_public_url",
+                format!(
+                    "{url:?} is not the URL HubSpot calls: write the target URL registered in the \
+                     app, scheme, host and path, without a query, e.g. \
+                     \"https://hooks.example.com/hubspot/webhooks\""
+                ),
+            ));
+        }
+    }
+    if stage.webhook_max_body.bytes() < 1024 {
+        p.push(Problem::new(
+            "stages.inbound.webhook_max_body",
+            format!(
+                "{} is below 1KiB: HubSpot sends up to 100 events per request; keep \"1MiB\"",
+                stage.webhook_max_body
+            ),
+        ));
+    }
+    positive(
+        "stages.inbound.webhook_produce_timeout",
+        stage.webhook_produce_timeout,
+        p,
+    );
+    at_least_one(
+        "stages.inbound.webhook_max_in_flight",
+        stage.webhook_max_in_flight,
+        p,
+    );
     if !(1..=MAX_SEARCH_PAGE).contains(&stage.page_size) {
         p.push(Problem::new(
             "stages.inbound.page_size",

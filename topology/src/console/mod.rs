@@ -189,49 +189,55 @@ pub fn spawn_indexer(
 ) -> Option<tokio::task::JoinHandle<()>> {
     let inner = console.inner.clone();
     let index = inner.index.clone()?;
-    Some(tokio::spawn(async move {
-        let topic = inner.ops.config.topics.outcomes.clone();
-        let days = i64::from(inner.ops.config.admin.outcomes_index_days);
-        let reader = match inner.ops.reader(false) {
-            Ok(reader) => reader,
-            Err(error) => {
-                warn!(%error, "the outcomes index cannot read the topic");
-                return;
-            }
-        };
-        let mut pruned: Option<Instant> = None;
-        loop {
-            match catch_up(&index, &reader, &topic).await {
-                Ok(caught) => {
-                    if caught.read > 0 {
-                        tracing::debug!(read = caught.read, "outcomes indexed");
+    // The reads of the topic's bounds and records are librdkafka's blocking calls (up to 15 s
+    // each while the brokers are away): on a thread of its own they hold up no other task, such
+    // as the webhook receiver, which must answer HubSpot within 5 s.
+    let runtime = tokio::runtime::Handle::current();
+    Some(tokio::task::spawn_blocking(move || {
+        runtime.block_on(async move {
+            let topic = inner.ops.config.topics.outcomes.clone();
+            let days = i64::from(inner.ops.config.admin.outcomes_index_days);
+            let reader = match inner.ops.reader(false) {
+                Ok(reader) => reader,
+                Err(error) => {
+                    warn!(%error, "the outcomes index cannot read the topic");
+                    return;
+                }
+            };
+            let mut pruned: Option<Instant> = None;
+            loop {
+                match catch_up(&index, &reader, &topic).await {
+                    Ok(caught) => {
+                        if caught.read > 0 {
+                            tracing::debug!(read = caught.read, "outcomes indexed");
+                        }
+                        inner
+                            .indexed_at
+                            .store(crate::outcomes::now_ms(), Ordering::Relaxed);
                     }
-                    inner
-                        .indexed_at
-                        .store(crate::outcomes::now_ms(), Ordering::Relaxed);
+                    Err(error) => warn!(%error, "the outcomes index could not catch up"),
                 }
-                Err(error) => warn!(%error, "the outcomes index could not catch up"),
-            }
-            if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-                let before = crate::outcomes::now_ms() - days * 86_400_000;
-                match index.prune(before) {
-                    Ok(0) => {}
-                    Ok(removed) => info!(removed, days, "outcomes older than the index keeps"),
-                    Err(error) => warn!(%error, "the outcomes index could not be pruned"),
+                if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                    let before = crate::outcomes::now_ms() - days * 86_400_000;
+                    match index.prune(before) {
+                        Ok(0) => {}
+                        Ok(removed) => info!(removed, days, "outcomes older than the index keeps"),
+                        Err(error) => warn!(%error, "the outcomes index could not be pruned"),
+                    }
+                    pruned = Some(Instant::now());
                 }
-                pruned = Some(Instant::now());
+                if let Err(error) = index.flush() {
+                    warn!(%error, "the outcomes index could not be flushed");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(INDEX_EVERY) => {}
+                    _ = stop.changed() => break,
+                }
+                if *stop.borrow() {
+                    break;
+                }
             }
-            if let Err(error) = index.flush() {
-                warn!(%error, "the outcomes index could not be flushed");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(INDEX_EVERY) => {}
-                _ = stop.changed() => break,
-            }
-            if *stop.borrow() {
-                break;
-            }
-        }
+        })
     }))
 }
 

@@ -1,5 +1,5 @@
-//! Every topic of `[topics]`, the three hubsync reads and the four it writes, must exist on the
-//! broker: hubsync never creates topics, and a broker that creates them on first use would give
+//! Every topic of `[topics]` hubsync uses must exist on the broker (the webhook receiver's only
+//! when `stages.inbound.webhook_listen` is set): hubsync never creates topics, and a broker that creates them on first use would give
 //! them its default partitions and retention.
 //!
 //! The broker is asked for the metadata of all its topics at once, which never creates one
@@ -11,7 +11,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::{Finding, Problem, ProblemKind, TOPICS};
-use crate::config::{Config, Secrets, Topics};
+use crate::config::{Config, Secrets};
 use crate::kafka::consumer_config;
 
 /// The client id suffix and consumer group stage name of the check's metadata client.
@@ -38,8 +38,8 @@ pub async fn check(config: &Config, secrets: &Secrets, timeout: Duration) -> Fin
     let brokers = &config.kafka.brokers;
     match listed {
         Ok(Ok(present)) => {
-            let problems = missing(&config.topics, &present);
-            let total = config.topics.all().len();
+            let problems = missing(config, &present);
+            let total = in_use(config).len();
             Finding::from_problems(
                 format!("{} of {total} topics on {brokers}", total - problems.len()),
                 problems,
@@ -67,10 +67,21 @@ enum Failure {
     Metadata(rdkafka::error::KafkaError),
 }
 
-/// One problem per configured topic the broker does not have.
-pub fn missing(topics: &Topics, present: &HashSet<String>) -> Vec<Problem> {
-    topics
+/// The topics this configuration uses: the webhook receiver's only when one is configured, so a
+/// deployment without webhooks needs no topic for them.
+fn in_use(config: &Config) -> Vec<(&'static str, &str)> {
+    let receiver = config.stages.inbound.webhook_listen.is_some();
+    config
+        .topics
         .all()
+        .into_iter()
+        .filter(|(key, _)| receiver || *key != "hubspot_webhooks")
+        .collect()
+}
+
+/// One problem per configured topic the broker does not have.
+pub fn missing(config: &Config, present: &HashSet<String>) -> Vec<Problem> {
+    in_use(config)
         .into_iter()
         .filter(|(_, name)| !present.contains(*name))
         .map(|(key, name)| {
@@ -93,18 +104,37 @@ mod tests {
 
     #[test]
     fn absent_topics_are_named_by_their_key() {
-        let topics = Topics::default();
+        let mut config = Config::from_toml_str(
+            "[team]\nid = \"acme\"\nhubspot_portal_id = 1\n[users]\ndefault_owner = \"1\"\n",
+        )
+        .expect("a minimal config");
+        let topics = config.topics.clone();
         let mut present: HashSet<String> = topics
             .all()
             .into_iter()
             .map(|(_, name)| name.to_owned())
             .collect();
-        assert_eq!(missing(&topics, &present), []);
+        assert_eq!(missing(&config, &present), []);
         present.remove(&topics.dlq);
         present.remove(&topics.contact_changes);
-        let problems = missing(&topics, &present);
+        present.remove(&topics.hubspot_webhooks);
+        let problems = missing(&config, &present);
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["topics.contact_changes", "topics.dlq"]);
+        // The webhook receiver's topic is needed once there is a receiver.
+        config.stages.inbound.webhook_listen = Some("127.0.0.1:9465".to_owned());
+        let fields: Vec<String> = missing(&config, &present)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "topics.contact_changes",
+                "topics.dlq",
+                "topics.hubspot_webhooks"
+            ]
+        );
         assert!(
             problems[1].message.contains("\"hubsync.dlq\""),
             "{problems:?}"

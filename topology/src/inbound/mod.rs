@@ -1,0 +1,182 @@
+//! The inbound stage: HubSpot -> upstream. Built so far: the webhook receiver (the push path).
+//!
+//! - `signature`: HubSpot's v3 signature and the 300 s window, pure.
+//! - `events`: a request body read just enough to route each event (its portal, its record).
+//! - `receiver`: the HTTP listener of its own (not the admin one) that checks, routes and puts
+//!   each accepted event on `[topics] hubspot_webhooks` before answering.
+//!
+//! Not built yet: turning the received events into `HubSpotChange` records on
+//! `crm.hubspot.changes` (mapping, echoes, newest wins), and polling.
+
+mod events;
+mod receiver;
+pub mod signature;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use rdkafka::producer::FutureProducer;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::admin::{Health, StageHealth};
+use crate::config::{Config, Secret};
+
+pub use receiver::{PORTAL_HEADER, RECEIVED_AT_HEADER, TEAM_HEADER};
+
+/// The stage's name in `/healthz`, metrics and logs.
+pub const STAGE: &str = "inbound";
+
+/// Which team each HubSpot portal is: the portals of the service's active teams whose token was
+/// found to be their portal's (fail closed). Kept up to date as team files change; a portal of no
+/// such team has its events refused.
+#[derive(Debug, Clone, Default)]
+pub struct Portals(Arc<RwLock<HashMap<u64, String>>>);
+
+impl Portals {
+    /// Team `team` is served and writes to `portal` (any portal it had before is forgotten).
+    pub fn set(&self, portal: u64, team: &str) {
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, t| t != team);
+        map.insert(portal, team.to_string());
+    }
+
+    /// Team `team` is no longer served (paused, disconnected, its file removed).
+    pub fn remove_team(&self, team: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, t| t != team);
+    }
+
+    /// The team of `portal`, if this service serves one.
+    pub fn team(&self, portal: u64) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&portal)
+            .cloned()
+    }
+}
+
+/// Why the inbound stage cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error(
+        "stages.inbound.webhook_listen is not set: the inbound stage has nothing to do without \
+         the webhook receiver (polling is not built yet); set it, e.g. \"127.0.0.1:9465\""
+    )]
+    NothingToDo,
+    #[error("stages.inbound.webhook_listen: {0}")]
+    Listen(String),
+    #[error(
+        "hubspot.client_secret is not set: the webhook receiver checks HubSpot's signatures \
+         with the app's client secret; set it, e.g. {{ env = \"HUBSYNC_HUBSPOT_CLIENT_SECRET\" }}"
+    )]
+    NoSecret,
+    #[error("{0}")]
+    Secret(String),
+}
+
+/// A bound webhook receiver, ready to serve.
+pub struct InboundStage {
+    listener: tokio::net::TcpListener,
+    receiver: receiver::Receiver,
+    health: Health,
+}
+
+impl InboundStage {
+    /// Binds the receiver's listener and reads the app's client secret: any problem refuses the
+    /// start, naming the field. `None` when no receiver is configured.
+    pub async fn bind(
+        config: &Config,
+        producer: FutureProducer,
+        portals: Portals,
+        health: Health,
+    ) -> Result<Option<Self>, InboundError> {
+        let inbound = &config.stages.inbound;
+        let Some(listen) = &inbound.webhook_listen else {
+            return Ok(None);
+        };
+        let addr: SocketAddr = listen
+            .parse()
+            .map_err(|_| InboundError::Listen(format!("{listen:?} is not ip:port")))?;
+        let secret: Secret = config
+            .hubspot
+            .client_secret
+            .as_ref()
+            .ok_or(InboundError::NoSecret)?
+            .resolve("hubspot.client_secret")
+            .map_err(|problem| InboundError::Secret(problem.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| InboundError::Listen(format!("cannot listen on {addr}: {e}")))?;
+        Ok(Some(InboundStage {
+            listener,
+            receiver: receiver::Receiver {
+                secret,
+                path: inbound.webhook_path.clone(),
+                public_url: inbound.webhook_public_url.clone(),
+                max_body: usize::try_from(inbound.webhook_max_body.bytes()).unwrap_or(usize::MAX),
+                produce_timeout: inbound.webhook_produce_timeout,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    inbound.webhook_max_in_flight.max(1),
+                )),
+                producer,
+                topic: config.topics.hubspot_webhooks.clone(),
+                portals,
+            },
+            health,
+        }))
+    }
+
+    /// The address the receiver listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves HubSpot's requests until `stopping`; requests in progress are answered first.
+    pub async fn run(self, mut stopping: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let InboundStage {
+            listener,
+            receiver,
+            health,
+        } = self;
+        let addr = listener.local_addr()?;
+        let path = receiver.path.clone();
+        let app = receiver.router();
+        health.set(STAGE, StageHealth::Running);
+        info!(%addr, path, "webhook receiver listening");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                while !*stopping.borrow() {
+                    if stopping.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await?;
+        health.set(STAGE, StageHealth::Stopped("stopped".to_string()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_portal_is_one_teams_and_follows_it() {
+        let portals = Portals::default();
+        portals.set(62515, "acme");
+        portals.set(7, "initech");
+        assert_eq!(portals.team(62515).as_deref(), Some("acme"));
+        portals.set(62516, "acme");
+        assert_eq!(portals.team(62515), None, "acme moved to another portal");
+        assert_eq!(portals.team(62516).as_deref(), Some("acme"));
+        portals.remove_team("initech");
+        assert_eq!(portals.team(7), None);
+        assert_eq!(portals.team(1), None);
+    }
+}
