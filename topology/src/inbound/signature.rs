@@ -204,10 +204,13 @@ mod tests {
         );
     }
 
+    /// What is signed: secret, method, URI, body, timestamp.
+    type Signed<'a> = (&'a [u8], &'a str, &'a str, &'a [u8], &'a str);
+
     #[test]
     fn any_change_to_what_is_signed_is_refused() {
         let good = sign(SECRET, "POST", URI, BODY, AT);
-        let cases: [(&[u8], &str, &str, &[u8], &str); 5] = [
+        let cases: [Signed<'_>; 5] = [
             (b"another-secret", "POST", URI, BODY, AT),
             (SECRET, "GET", URI, BODY, AT),
             (
