@@ -21,7 +21,7 @@
 //! p topic                               -> next offset per partition (JSON)
 //! ```
 //!
-//! Entries are written compactly (postcard, behind a format byte): about 1.6 KB on disk per
+//! Entries are written compactly (postcard, behind a format byte): 1.6 to 2.2 KB on disk per
 //! outcome with sled's overhead (3.9 KB with JSON entries). sled's page compression would halve
 //! that but triples the time to apply an outcome (zstd makes a context per page), measured at
 //! 60 us per outcome without it; the outcomes index favours catching up fast.
