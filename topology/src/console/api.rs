@@ -193,6 +193,18 @@ fn indexed_at(console: &Console) -> Option<String> {
     (at > 0).then(|| crate::ops::range::format_ms(at))
 }
 
+/// Runs Kafka work on a thread of its own: the reader's metadata, watermark and offset lookups
+/// are librdkafka's blocking calls (up to 15 s each while the brokers are away), and on the
+/// runtime's threads they would hold up other tasks, such as the webhook receiver.
+async fn off_runtime<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || runtime.block_on(work))
+        .await
+        .map_err(failed)?
+}
+
 fn ok<T: Serialize>(value: &T) -> Answer {
     Ok(Json(value).into_response())
 }
@@ -319,9 +331,12 @@ pub(crate) async fn trace(
     let secrets = config.resolve_secrets().map_err(failed)?;
     let client = crate::pipeline::hubspot_client(&config, &secrets).map_err(failed)?;
     let ops = Ops::new(config, secrets).map_err(failed)?;
-    let report = gather::trace(&ops, &client, &asked, window, false)
-        .await
-        .map_err(failed)?;
+    let report = off_runtime(async move {
+        gather::trace(&ops, &client, &asked, window, false)
+            .await
+            .map_err(failed)
+    })
+    .await?;
     ok(&report)
 }
 
@@ -332,17 +347,15 @@ pub(crate) async fn dead_letters(
 ) -> Answer {
     console.authorize(&headers, Access::Read)?;
     let filter = params.letter_filter(&console)?;
-    let ops = &console.inner.ops;
-    let reader = ops.reader(false).map_err(failed)?;
-    let (letters, matched) = crate::ops::dlq::select(
-        &reader,
-        &ops.config.topics.dlq,
-        params.window()?,
-        &filter,
-        Some(params.limit()?),
-    )
-    .await
-    .map_err(failed)?;
+    let (window, limit) = (params.window()?, params.limit()?);
+    let reader = console.inner.ops.reader(false).map_err(failed)?;
+    let topic = console.inner.ops.config.topics.dlq.clone();
+    let (letters, matched) = off_runtime(async move {
+        crate::ops::dlq::select(&reader, &topic, window, &filter, Some(limit))
+            .await
+            .map_err(failed)
+    })
+    .await?;
     let views: Vec<_> = letters.iter().map(|l| l.view(false)).collect();
     ok(&json!({ "dead_letters": views, "matched": matched }))
 }
@@ -361,9 +374,13 @@ pub(crate) async fn dead_letter(
     console.authorize(&headers, Access::Read)?;
     let id = parse_id(params.id.as_deref().unwrap_or_default()).map_err(|e| bad("id", e))?;
     let reader = console.inner.ops.reader(false).map_err(failed)?;
-    let letter = read_letter(&reader, &id)
-        .await
-        .map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?;
+    let wanted = id.clone();
+    let letter = off_runtime(async move {
+        read_letter(&reader, &wanted)
+            .await
+            .map_err(|e| ApiError(StatusCode::NOT_FOUND, e))
+    })
+    .await?;
     let team = params
         .team
         .filter(|t| !t.is_empty())
@@ -405,16 +422,20 @@ pub(crate) async fn redrive(
         .collect::<Result<Vec<_>, _>>()?;
     let ops = &console.inner.ops;
     let reader = ops.reader(false).map_err(failed)?;
-    let mut letters = Vec::new();
-    for id in &ids {
-        letters.push(
-            read_letter(&reader, id)
-                .await
-                .map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?,
-        );
-    }
     let producer = ops.producer().map_err(failed)?;
-    let report = redrive_letters(&producer, &letters, body.dry_run, now_ms()).await;
+    let dry_run = body.dry_run;
+    let report = off_runtime(async move {
+        let mut letters = Vec::new();
+        for id in &ids {
+            letters.push(
+                read_letter(&reader, id)
+                    .await
+                    .map_err(|e| ApiError(StatusCode::NOT_FOUND, e))?,
+            );
+        }
+        Ok(redrive_letters(&producer, &letters, dry_run, now_ms()).await)
+    })
+    .await?;
     tracing::info!(summary = %report.summary(), "dead letters redriven from the console");
     ok(&report)
 }
