@@ -239,6 +239,13 @@ async fn the_console_answers_as_described_and_its_page_filters_traces_and_redriv
     );
     api.get("/api/v1/outcomes", &[("since", "yesterday")], 400)
         .await;
+    let unparsed = api.get("/api/v1/outcomes", &[("limit", "ten")], 400).await;
+    assert!(
+        unparsed["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("query:")),
+        "{unparsed}"
+    );
     let trace = api
         .get("/api/v1/trace", &[("record", "pat@example.org")], 200)
         .await;

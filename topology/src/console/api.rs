@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -47,6 +48,11 @@ impl From<(StatusCode, String)> for ApiError {
 
 fn bad(parameter: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, format!("{parameter}: {problem}"))
+}
+
+/// A query string that does not parse (`limit=ten`): the same JSON error as any bad parameter.
+fn rejected(rejection: QueryRejection) -> ApiError {
+    bad("query", rejection.body_text())
 }
 
 fn failed(problem: impl std::fmt::Display) -> ApiError {
@@ -229,9 +235,10 @@ pub(crate) async fn teams(State(console): State<Console>, headers: HeaderMap) ->
 pub(crate) async fn outcomes(
     State(console): State<Console>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Answer {
     console.authorize(&headers, Access::Read)?;
+    let Query(params) = query.map_err(rejected)?;
     let filter = params.outcome_filter(&console)?;
     let page = index(&console)?
         .query(&filter, params.window()?, Some(params.limit()?))
@@ -246,9 +253,10 @@ pub(crate) async fn outcomes(
 pub(crate) async fn counts(
     State(console): State<Console>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Answer {
     console.authorize(&headers, Access::Read)?;
+    let Query(params) = query.map_err(rejected)?;
     let filter = params.outcome_filter(&console)?;
     let counts = index(&console)?
         .counts(&filter, params.window()?)
@@ -259,9 +267,10 @@ pub(crate) async fn counts(
 pub(crate) async fn series(
     State(console): State<Console>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Answer {
     console.authorize(&headers, Access::Read)?;
+    let Query(params) = query.map_err(rejected)?;
     let filter = params.outcome_filter(&console)?;
     let window = params.window()?;
     let until = window.until.unwrap_or_else(now_ms);
@@ -285,9 +294,10 @@ pub(crate) async fn series(
 pub(crate) async fn budget(
     State(console): State<Console>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Answer {
     console.authorize(&headers, Access::Read)?;
+    let Query(params) = query.map_err(rejected)?;
     let team = params.team(&console);
     ok(&json!({
         "teams": console.inner.health.budget_history(team.as_deref()),
@@ -305,9 +315,10 @@ pub(crate) struct TraceParams {
 pub(crate) async fn trace(
     State(console): State<Console>,
     headers: HeaderMap,
-    Query(params): Query<TraceParams>,
+    query: Result<Query<TraceParams>, QueryRejection>,
 ) -> Answer {
     console.authorize(&headers, Access::Read)?;
+    let Query(params) = query.map_err(rejected)?;
     let record = params.record.as_deref().unwrap_or_default();
     let Some(asked) = Asked::parse(record) else {
         return Err(bad(
@@ -343,9 +354,10 @@ pub(crate) async fn trace(
 pub(crate) async fn dead_letters(
     State(console): State<Console>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    query: Result<Query<Params>, QueryRejection>,
 ) -> Answer {
     console.authorize(&headers, Access::Read)?;
+    let Query(params) = query.map_err(rejected)?;
     let filter = params.letter_filter(&console)?;
     let (window, limit) = (params.window()?, params.limit()?);
     let reader = console.inner.ops.reader(false).map_err(failed)?;
@@ -369,9 +381,10 @@ pub(crate) struct LetterParams {
 pub(crate) async fn dead_letter(
     State(console): State<Console>,
     headers: HeaderMap,
-    Query(params): Query<LetterParams>,
+    query: Result<Query<LetterParams>, QueryRejection>,
 ) -> Answer {
     console.authorize(&headers, Access::Read)?;
+    let Query(params) = query.map_err(rejected)?;
     let id = parse_id(params.id.as_deref().unwrap_or_default()).map_err(|e| bad("id", e))?;
     let reader = console.inner.ops.reader(false).map_err(failed)?;
     let wanted = id.clone();
