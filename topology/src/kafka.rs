@@ -274,6 +274,24 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
 /// Sets `hubsync_consumer_lag{stage, topic}`: for each topic `consumer` is assigned, the records
 /// between its position and the end of each partition, as far as the consumer knows them (the
 /// watermarks its fetches brought; no request is made). A partition not read yet counts 0.
+/// The partitions of `topic` in order, as the brokers' metadata names them; none when the topic
+/// does not exist.
+pub fn topic_partitions(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> rdkafka::error::KafkaResult<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions.sort_unstable();
+    Ok(partitions)
+}
+
 pub fn report_lag(consumer: &rdkafka::consumer::StreamConsumer, stage: &str) {
     use rdkafka::consumer::Consumer;
     let Ok(positions) = consumer.position() else {

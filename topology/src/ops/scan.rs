@@ -459,16 +459,8 @@ impl TopicReader {
 
     /// The topic's partitions; a topic without any does not exist.
     fn partitions(&self, topic: &str) -> Result<Vec<i32>, ScanError> {
-        let metadata = self
-            .consumer
-            .fetch_metadata(Some(topic), LOOKUP_TIMEOUT)
+        let partitions = crate::kafka::topic_partitions(&self.consumer, topic, LOOKUP_TIMEOUT)
             .map_err(|source| kafka("metadata", topic, source))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
         if partitions.is_empty() {
             return Err(ScanError::NoSuchTopic {
                 topic: topic.to_string(),

@@ -224,21 +224,13 @@ impl Span {
 
 /// The partitions of `topic`, in order.
 pub fn partitions(consumer: &StreamConsumer, topic: &str) -> Result<Vec<i32>, ReplayError> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), LOOKUP_TIMEOUT)
+    let partitions = crate::kafka::topic_partitions(consumer, topic, LOOKUP_TIMEOUT)
         .map_err(|source| kafka("metadata", topic, source))?;
-    let mut partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
     if partitions.is_empty() {
         return Err(ReplayError::NoSuchTopic {
             topic: topic.to_string(),
         });
     }
-    partitions.sort_unstable();
     Ok(partitions)
 }
 
