@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::common::{Actor, ActorKind, ChangeKind, HubSpotObjectType};
-use crate::inbound::{HubSpotChange, HubSpotChangeKind};
+use crate::inbound::{FieldChange, HubSpotChange, HubSpotChangeKind};
 use crate::pipeline::{
     Association, CommandAction, DeadLetter, ErrorClass, ErrorEnvelope, HUBSPOT_DEFINED,
     HubSpotCommand, Identity, IdentityKind, KafkaHeader, OutcomeStatus, SourcePosition,
@@ -254,5 +254,18 @@ pub fn hubspot_change() -> HubSpotChange {
             ("jobtitle".to_owned(), some("VP Operations")),
             ("phone".to_owned(), None),
         ]),
+        record_id: some("c_000451"),
+        fields: vec![FieldChange {
+            field: "stage".to_owned(),
+            property: "lifecyclestage".to_owned(),
+            value: some("opportunity"),
+            hubspot_value: None,
+            changed_at: EXAMPLE_TIME + 3_600_000,
+        }],
+        merged_object_ids: Vec::new(),
+        merged_record_ids: Vec::new(),
+        association: None,
+        list_id: None,
+        via: some("webhook"),
     }
 }

@@ -85,7 +85,7 @@ pub mod upstream;
 pub use codec::{AvroRecord, decode_datum, encode_datum};
 pub use common::{Actor, ActorKind, ChangeKind, HubSpotObjectType};
 pub use evolution::{Incompatible, check_can_read};
-pub use inbound::{HubSpotChange, HubSpotChangeKind};
+pub use inbound::{AssociationChange, FieldChange, HubSpotChange, HubSpotChangeKind};
 pub use kind::{NAMESPACE, SchemaError, SchemaKind, default_subject, key_subject};
 pub use pipeline::{
     Association, CommandAction, DeadLetter, ErrorClass, ErrorEnvelope, HubSpotCommand, Identity,
