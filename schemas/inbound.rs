@@ -15,6 +15,7 @@ avro_enum! {
         Merged = "MERGED",
         AssociationChanged = "ASSOCIATION_CHANGED",
         Restored = "RESTORED",
+        PrivacyDeleted = "PRIVACY_DELETED",
         ListJoined = "LIST_JOINED",
         ListLeft = "LIST_LEFT",
     }

@@ -49,6 +49,7 @@ impl Default for HubSpotConfig {
             refresh_token: None,
             client_id: None,
             client_secret: None,
+            app_id: None,
             tier: DEFAULT_TIER,
             requests_per_10s: None,
             daily_limit: None,

@@ -149,6 +149,11 @@ pub struct HubSpotConfig {
     /// The platform's public app (in a service file).
     pub client_id: Option<String>,
     pub client_secret: Option<SecretSource>,
+    /// The HubSpot app's id (its developer account's app, or the private app's). HubSpot names
+    /// it as the `sourceId` of every change the app writes, which is how hubsync's own writes
+    /// are told apart when changes flow back (no echoes). Unset: the app that delivers the
+    /// webhooks is taken as hubsync's.
+    pub app_id: Option<u64>,
     /// The account's subscription; sets the default request budget.
     pub tier: Tier,
     /// Overrides the tier's requests per rolling 10 seconds.

@@ -77,6 +77,8 @@ struct TeamHubSpot {
     token: Option<SecretSource>,
     /// The team's OAuth refresh token, for a connection through the service's public app.
     refresh_token: Option<SecretSource>,
+    /// The team's private app's id, when it connects with a private-app token.
+    app_id: Option<u64>,
     tier: Option<Tier>,
     requests_per_10s: Option<u32>,
     daily_limit: Option<u64>,
@@ -365,6 +367,7 @@ impl Service {
         if let Some(zone) = file.hubspot.timezone {
             hubspot.timezone = zone;
         }
+        hubspot.app_id = file.hubspot.app_id.or(hubspot.app_id);
         hubspot.requests_per_10s = file.hubspot.requests_per_10s.or(hubspot.requests_per_10s);
         hubspot.daily_limit = file.hubspot.daily_limit.or(hubspot.daily_limit);
         hubspot.search_per_second = file.hubspot.search_per_second.or(hubspot.search_per_second);

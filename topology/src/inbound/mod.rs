@@ -9,6 +9,8 @@
 //! `crm.hubspot.changes` (mapping, echoes, newest wins), and polling.
 
 mod events;
+pub mod memory;
+pub mod translate;
 mod receiver;
 pub mod signature;
 
