@@ -113,6 +113,8 @@ reason_codes! {
     SchemaNotCached = "SCHEMA_NOT_CACHED",
     /// A topic no rules read.
     UnexpectedTopic = "UNEXPECTED_TOPIC",
+    /// An event on the HubSpot events topic that is not one of HubSpot's v3 events (inbound stage).
+    MalformedHubSpotEvent = "MALFORMED_HUBSPOT_EVENT",
     /// A record on the replay topic without its run's marks.
     ReplayUnmarked = "REPLAY_UNMARKED",
     /// hubsync could not encode what it meant to write.

@@ -1,4 +1,4 @@
-//! Writing hubsync's own records to Kafka: commands, outcomes and dead letters, encoded in the
+//! Writing hubsync's own records to Kafka: commands, outcomes, dead letters and HubSpot's changes, encoded in the
 //! Confluent wire format with the schema ids registered at start.
 //!
 //! Records are enqueued in the order the stage calls, so two changes of one record keep their
@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use hubsync_schemas::{
-    AvroRecord, DeadLetter, HubSpotCommand, SchemaKind, SyncOutcome, default_subject,
+    AvroRecord, DeadLetter, HubSpotChange, HubSpotCommand, SchemaKind, SyncOutcome, default_subject,
 };
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -34,6 +34,7 @@ pub struct Emitter {
     commands: Writer,
     outcomes: Writer,
     dead_letters: Writer,
+    changes: Writer,
 }
 
 impl Emitter {
@@ -55,12 +56,19 @@ impl Emitter {
         let dead_letters = codec
             .writer(SchemaKind::DeadLetter, &default_subject(&topics.dlq))
             .await?;
+        let changes = codec
+            .writer(
+                SchemaKind::HubSpotChange,
+                &default_subject(&topics.hubspot_changes),
+            )
+            .await?;
         Ok(Emitter {
             producer,
             topics,
             commands,
             outcomes,
             dead_letters,
+            changes,
         })
     }
 
@@ -112,6 +120,20 @@ impl Emitter {
         let key = outcome.source_key.clone().map(String::into_bytes);
         self.send(&self.outcomes, &self.topics.outcomes, key, outcome, None)
             .await
+    }
+
+    /// A change made in HubSpot, for upstream: keyed by the upstream record id (the HubSpot id
+    /// when the record was never upstream).
+    pub async fn hubspot_change(&self, change: &HubSpotChange) -> Result<Delivery, EncodeError> {
+        let key = Some(change.key().as_bytes().to_vec());
+        self.send(
+            &self.changes,
+            &self.topics.hubspot_changes,
+            key,
+            change,
+            None,
+        )
+        .await
     }
 
     /// Dead-letters `original` for `failure`, keyed like the original and carrying Kafka Connect's

@@ -364,7 +364,7 @@ impl Pipeline {
                     // HubSpot's events are taken for a portal only once its team's token was
                     // found to be that portal's (fail closed); a team refused now is tried
                     // again at every reading of the team files, and routed once it connects.
-                    webhook_portals.set(team.team.hubspot_portal_id, id);
+                    webhook_portals.set(inbound::translate::TeamView::from_config(team));
                     clients.push(connected.client);
                     if let Some(kept) = connected.process {
                         process_teams.add(id, kept);
@@ -434,6 +434,46 @@ impl Pipeline {
         }
         let mut webhook_addr = None;
         if stages.inbound() && config.stages.inbound.webhook_listen.is_some() {
+            let db = inbound::memory::open_db(
+                &config.state.stage_dir(inbound::STAGE),
+                config.state.cache_capacity.bytes(),
+            )?;
+            let memory = inbound::memory::Memory::open(&db)?;
+            let forwarder = inbound::upstream::Forwarder {
+                consumer: consumer_config(config, secrets, inbound::STAGE)
+                    .create::<StreamConsumer>()?,
+                emitter: emitter.clone(),
+                topic: config.topics.hubspot_webhooks.clone(),
+                portals: webhook_portals.clone(),
+                memory: memory.clone(),
+                sink_state: state.clone(),
+                stage: inbound::STAGE,
+            };
+            let stopping_forward = stopping.clone();
+            tasks.push((
+                inbound::STAGE,
+                tokio::spawn(async move { forwarder.run(stopping_forward).await }),
+            ));
+            let record_topics: std::sync::Arc<[(String, hubsync_schemas::HubSpotObjectType)]> =
+                std::sync::Arc::new([
+                    (
+                        config.topics.contact_changes.clone(),
+                        hubsync_schemas::HubSpotObjectType::Contact,
+                    ),
+                    (
+                        config.topics.company_changes.clone(),
+                        hubsync_schemas::HubSpotObjectType::Company,
+                    ),
+                ]);
+            let learn = inbound::upstream::learn_identities(
+                consumer_config(config, secrets, "inbound-identity").create::<StreamConsumer>()?,
+                codec.clone(),
+                config.topics.outcomes.clone(),
+                record_topics,
+                memory,
+                stopping.clone(),
+            );
+            tasks.push((inbound::STAGE, tokio::spawn(learn)));
             let producer: FutureProducer = producer_config(config, secrets).create()?;
             let bound =
                 InboundStage::bind(config, producer, webhook_portals.clone(), health.clone());

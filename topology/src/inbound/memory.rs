@@ -25,6 +25,18 @@ pub struct Memory {
     upstream: sled::Tree,
 }
 
+/// The inbound stage's database, in `dir`; polling keeps its cursors in it too.
+pub fn open_db(dir: &std::path::Path, cache_bytes: u64) -> Result<sled::Db, StateError> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(cache_bytes)
+        .open()
+        .map_err(|source| StateError::Open {
+            path: dir.display().to_string(),
+            source,
+        })
+}
+
 impl Memory {
     pub fn open(db: &sled::Db) -> Result<Self, StateError> {
         Ok(Memory {

@@ -11,6 +11,7 @@
 mod events;
 pub mod memory;
 pub mod translate;
+pub mod upstream;
 mod receiver;
 pub mod signature;
 
@@ -24,24 +25,26 @@ use tracing::info;
 
 use crate::admin::{Health, StageHealth};
 use crate::config::{Config, Secret};
+use translate::TeamView;
 
 pub use receiver::{PORTAL_HEADER, RECEIVED_AT_HEADER, TEAM_HEADER};
 
 /// The stage's name in `/healthz`, metrics and logs.
 pub const STAGE: &str = "inbound";
 
-/// Which team each HubSpot portal is: the portals of the service's active teams whose token was
-/// found to be their portal's (fail closed). Kept up to date as team files change; a portal of no
-/// such team has its events refused.
+/// Which team each HubSpot portal is, and what that team sends upstream: the portals of the
+/// service's active teams whose token was found to be their portal's (fail closed). Kept up to
+/// date as team files change; a portal of no such team has its events refused.
 #[derive(Debug, Clone, Default)]
-pub struct Portals(Arc<RwLock<HashMap<u64, String>>>);
+pub struct Portals(Arc<RwLock<HashMap<u64, Arc<TeamView>>>>);
 
 impl Portals {
-    /// Team `team` is served and writes to `portal` (any portal it had before is forgotten).
-    pub fn set(&self, portal: u64, team: &str) {
+    /// The team of `view` is served, on `view.portal` (any portal it had before is forgotten),
+    /// with `view`'s rules.
+    pub fn set(&self, view: TeamView) {
         let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, t| t != team);
-        map.insert(portal, team.to_string());
+        map.retain(|_, t| t.team != view.team);
+        map.insert(view.portal, Arc::new(view));
     }
 
     /// Team `team` is no longer served (paused, disconnected, its file removed).
@@ -49,16 +52,31 @@ impl Portals {
         self.0
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, t| t != team);
+            .retain(|_, t| t.team != team);
     }
 
     /// The team of `portal`, if this service serves one.
     pub fn team(&self, portal: u64) -> Option<String> {
+        self.view(portal).map(|view| view.team.clone())
+    }
+
+    /// What the team of `portal` sends upstream, if this service serves one.
+    pub fn view(&self, portal: u64) -> Option<Arc<TeamView>> {
         self.0
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&portal)
             .cloned()
+    }
+
+    /// Every served team's view.
+    pub fn views(&self) -> Vec<Arc<TeamView>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 }
 
@@ -171,10 +189,15 @@ mod tests {
     #[test]
     fn a_portal_is_one_teams_and_follows_it() {
         let portals = Portals::default();
-        portals.set(62515, "acme");
-        portals.set(7, "initech");
+        let view = |team: &str, portal| TeamView {
+            team: team.to_string(),
+            portal,
+            ..TeamView::default()
+        };
+        portals.set(view("acme", 62515));
+        portals.set(view("initech", 7));
         assert_eq!(portals.team(62515).as_deref(), Some("acme"));
-        portals.set(62516, "acme");
+        portals.set(view("acme", 62516));
         assert_eq!(portals.team(62515), None, "acme moved to another portal");
         assert_eq!(portals.team(62516).as_deref(), Some("acme"));
         portals.remove_team("initech");
