@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod events;
+pub mod hook;
 pub mod world;
 
 use std::collections::HashMap;

@@ -125,10 +125,7 @@ fn upstream_key(team: &str, object: &str, hubspot_id: &str) -> String {
 }
 
 fn millis(bytes: &[u8]) -> i64 {
-    bytes
-        .try_into()
-        .map(i64::from_be_bytes)
-        .unwrap_or(i64::MIN)
+    bytes.try_into().map(i64::from_be_bytes).unwrap_or(i64::MIN)
 }
 
 #[cfg(test)]
@@ -174,6 +171,9 @@ mod tests {
             memory.upstream_id("acme", "contacts", "51").unwrap(),
             Some("c_1".to_string())
         );
-        assert_eq!(memory.upstream_id("initech", "contacts", "51").unwrap(), None);
+        assert_eq!(
+            memory.upstream_id("initech", "contacts", "51").unwrap(),
+            None
+        );
     }
 }

@@ -10,10 +10,10 @@
 
 mod events;
 pub mod memory;
-pub mod translate;
-pub mod upstream;
 mod receiver;
 pub mod signature;
+pub mod translate;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

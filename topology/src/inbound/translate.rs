@@ -31,8 +31,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use hubsync_processors::rules::{OWNER_PROPERTY, OwnerStrategy, Rules};
 use crate::state::{State, StateError, hubspot_key};
+use hubsync_processors::rules::{OWNER_PROPERTY, OwnerStrategy, Rules};
 
 use super::memory::Memory;
 
@@ -137,8 +137,14 @@ impl TeamView {
             }
         }
         let owner_back = [
-            (HubSpotObjectType::Contact, rules.sync.contacts.owner_strategy),
-            (HubSpotObjectType::Company, rules.sync.companies.owner_strategy),
+            (
+                HubSpotObjectType::Contact,
+                rules.sync.contacts.owner_strategy,
+            ),
+            (
+                HubSpotObjectType::Company,
+                rules.sync.companies.owner_strategy,
+            ),
             (HubSpotObjectType::Deal, rules.sync.deals.owner_strategy),
         ]
         .into_iter()
@@ -441,7 +447,8 @@ impl<'a> Translator<'a> {
         let written = state
             .scoped(&view.portal.to_string())
             .last_written(&hubspot_key(object_path(object), &id.to_string()))?;
-        Ok(written.get(property).is_some() && written.get(property) == event.property_value.as_ref())
+        Ok(written.get(property).is_some()
+            && written.get(property) == event.property_value.as_ref())
     }
 }
 
@@ -558,15 +565,13 @@ pub fn change_id(event: &HubSpotEvent) -> [u8; 16] {
     part(event.property_value.as_deref().unwrap_or("\u{0}null"));
     let ids = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     part(&ids(&event.merged_object_ids));
-    part(&ids(
-        &[
-            event.primary_object_id,
-            event.new_object_id,
-            event.from_object_id,
-            event.to_object_id,
-        ]
-        .map(|id| id.unwrap_or(0)),
-    ));
+    part(&ids(&[
+        event.primary_object_id,
+        event.new_object_id,
+        event.from_object_id,
+        event.to_object_id,
+    ]
+    .map(|id| id.unwrap_or(0))));
     part(if event.association_removed { "1" } else { "0" });
     part(event.list_id.as_deref().unwrap_or(""));
     let digest = hash.finalize();
@@ -712,7 +717,9 @@ mod tests {
         assert_eq!(out.sent, Err(Dropped::Echo));
         apply(&memory, &out);
         // A user's edit made before hubsync's write, delivered after it: older, not sent up.
-        let late = event(serde_json::json!({"propertyName":"jobtitle","propertyValue":"VP","occurredAt":1_500}));
+        let late = event(
+            serde_json::json!({"propertyName":"jobtitle","propertyValue":"VP","occurredAt":1_500}),
+        );
         assert_eq!(
             Translator::new(&memory, None)
                 .translate(&view(), &late)
@@ -759,10 +766,15 @@ mod tests {
             translator.translate(&view(), &phone).unwrap().sent,
             Err(Dropped::Unmapped)
         );
-        let stage = event(serde_json::json!({"propertyName":"lifecyclestage","propertyValue":"lead"}));
+        let stage =
+            event(serde_json::json!({"propertyName":"lifecyclestage","propertyValue":"lead"}));
         let change = translator.translate(&view(), &stage).unwrap().sent.unwrap();
         assert_eq!(change.fields[0].field, "stage");
-        assert_eq!(change.key(), "51", "never upstream: keyed by the HubSpot id");
+        assert_eq!(
+            change.key(),
+            "51",
+            "never upstream: keyed by the HubSpot id"
+        );
         assert_eq!(
             view().watched(HubSpotObjectType::Contact),
             ["jobtitle", "lifecyclestage", "hubspot_owner_id"]
@@ -774,20 +786,29 @@ mod tests {
     fn the_owner_goes_up_as_the_first_upstream_user_mapped_to_it() {
         let (_dir, memory) = memory();
         let mut translator = Translator::new(&memory, None);
-        let owner = event(serde_json::json!({"propertyName":"hubspot_owner_id","propertyValue":"77"}));
+        let owner =
+            event(serde_json::json!({"propertyName":"hubspot_owner_id","propertyValue":"77"}));
         let change = translator.translate(&view(), &owner).unwrap().sent.unwrap();
         assert_eq!(change.fields.len(), 1);
         assert_eq!(change.fields[0].field, OWNER_FIELD);
         assert_eq!(change.fields[0].value.as_deref(), Some("u_ada"));
         assert_eq!(change.fields[0].hubspot_value.as_deref(), Some("77"));
-        let unknown = event(serde_json::json!({"propertyName":"hubspot_owner_id","propertyValue":"99","occurredAt":2_000}));
-        let change = translator.translate(&view(), &unknown).unwrap().sent.unwrap();
+        let unknown = event(
+            serde_json::json!({"propertyName":"hubspot_owner_id","propertyValue":"99","occurredAt":2_000}),
+        );
+        let change = translator
+            .translate(&view(), &unknown)
+            .unwrap()
+            .sent
+            .unwrap();
         assert_eq!(change.fields[0].value, None);
         assert_eq!(change.fields[0].hubspot_value.as_deref(), Some("99"));
         let mut rules = Rules::default();
         rules.sync.contacts.owner_strategy = OwnerStrategy::IfEmpty;
         let one_way = TeamView::new("acme", 62515, None, &rules);
-        let third = event(serde_json::json!({"propertyName":"hubspot_owner_id","propertyValue":"77","occurredAt":3_000}));
+        let third = event(
+            serde_json::json!({"propertyName":"hubspot_owner_id","propertyValue":"77","occurredAt":3_000}),
+        );
         assert_eq!(
             translator.translate(&one_way, &third).unwrap().sent,
             Err(Dropped::Unmapped)
@@ -813,7 +834,10 @@ mod tests {
         assert_eq!(change.merged_record_ids, ["c_452"]);
         assert_eq!(change.key(), "c_452");
         assert_eq!(
-            memory.upstream_id("acme", "contacts", "51").unwrap().as_deref(),
+            memory
+                .upstream_id("acme", "contacts", "51")
+                .unwrap()
+                .as_deref(),
             Some("c_452")
         );
     }
@@ -834,7 +858,11 @@ mod tests {
             serde_json::json!({"subscriptionType":"list.membershipAdded","listId":12}),
             serde_json::json!({"subscriptionType":"list.membershipRemoved","listId":"12"}),
         ] {
-            let change = translator.translate(&view(), &event(json)).unwrap().sent.unwrap();
+            let change = translator
+                .translate(&view(), &event(json))
+                .unwrap()
+                .sent
+                .unwrap();
             kinds.push((change.change, change.list_id));
         }
         use HubSpotChangeKind as K;
@@ -885,7 +913,9 @@ mod tests {
             translator.translate(&view(), &api).unwrap().sent,
             Err(Dropped::Echo)
         );
-        let user = event(serde_json::json!({"propertyName":"jobtitle","propertyValue":"CTO","occurredAt":2_000}));
+        let user = event(
+            serde_json::json!({"propertyName":"jobtitle","propertyValue":"CTO","occurredAt":2_000}),
+        );
         assert!(translator.translate(&view(), &user).unwrap().sent.is_ok());
     }
 }

@@ -136,7 +136,12 @@ impl Forwarder {
                         .increment(1);
                 }
             }
-            effects.extend(translated.effects.into_iter().map(|e| (view.team.clone(), e)));
+            effects.extend(
+                translated
+                    .effects
+                    .into_iter()
+                    .map(|e| (view.team.clone(), e)),
+            );
         }
         futures::future::join_all(deliveries).await;
         let now = now_ms();
@@ -219,6 +224,7 @@ pub async fn learn_identities(
                             hubspot_id,
                             upstream_id,
                         )?;
+                        metrics::counter!("hubsync_inbound_identities_learned_total").increment(1);
                     }
                 }
                 Err(error) => debug!(%error, "an outcome hubsync cannot read; skipped"),

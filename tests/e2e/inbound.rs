@@ -1,0 +1,216 @@
+//! HubSpot -> upstream, end to end with `hubsync run` as a child process: a contact hubsync
+//! wrote is edited in HubSpot, HubSpot's webhooks reach the receiver, and `crm.hubspot.changes`
+//! carries one change per real edit of a mapped field, keyed by the upstream id and named by the
+//! upstream field; copies, hubsync's own writes, older edits delivered late and fields that only
+//! flow to HubSpot send nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
+use hubsync_schemas::{ChangeKind, HubSpotChange, HubSpotChangeKind, OutcomeStatus, SchemaKind};
+use serde_json::{Value, json};
+use support::hook::{APP_SECRET, Hook};
+use support::world::World;
+use support::{Child, events};
+
+/// hubsync's app id in this test's configuration.
+const APP_ID: u64 = 4242;
+
+fn property_change(
+    portal: u64,
+    object: &str,
+    property: &str,
+    value: &str,
+    at: i64,
+    source: (&str, &str),
+) -> Value {
+    json!({
+        "eventId": 1, "subscriptionId": 7, "portalId": portal, "appId": APP_ID,
+        "occurredAt": at, "subscriptionType": "contact.propertyChange", "attemptNumber": 0,
+        "objectId": object.parse::<u64>().expect("a HubSpot id"), "propertyName": property,
+        "propertyValue": value, "changeSource": source.0, "sourceId": source.1
+    })
+}
+
+async fn metric(port: u16, name: &str) -> f64 {
+    let Ok(answer) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        return 0.0;
+    };
+    let text = answer.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_edit_goes_upstream_once_and_hubsyncs_own_writes_never_do() {
+    let port = support::free_port();
+    let admin_port = support::free_port();
+    let world = World::start(SandboxOptions::default(), 1, |text| {
+        text.replace(
+            "[hubspot]\n",
+            &format!(
+                "[hubspot]\nclient_secret = {{ env = \"TEST_APP_SECRET\" }}\napp_id = {APP_ID}\n"
+            ),
+        )
+        .replace(
+            "[[sync.contacts.mapping]]\nsource = \"phone\"",
+            "[[sync.contacts.mapping]]\nsource = \"stage\"\nproperty = \"lifecyclestage\"\n\
+             direction = \"from_hubspot\"\n\n[[sync.contacts.mapping]]\nsource = \"phone\"",
+        )
+        .replace(
+            "[state]\n",
+            &format!(
+                "[stages.inbound]\nwebhook_listen = \"127.0.0.1:{port}\"\n\
+                 [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[state]\n"
+            ),
+        )
+    })
+    .await;
+    assert!(
+        world.config_text().contains("direction = \"from_hubspot\""),
+        "the mapping edit applied"
+    );
+    let portal = world.hubspot.portal_id();
+    let config = world.state_dir.path().join("hubsync.toml");
+    std::fs::write(&config, world.config_text()).expect("config written");
+    let _child = Child::spawn_with_env(
+        &["run", "--config", config.to_str().expect("utf-8 path")],
+        &[
+            ("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN),
+            ("TEST_APP_SECRET", APP_SECRET),
+        ],
+    );
+    let hook = Hook::new(port);
+    hook.wait_ready().await;
+
+    // hubsync writes the contact; the inbound stage learns its upstream id from the outcome.
+    let created = events::contact("c_ada", Some("ada@example.com"), ChangeKind::Created);
+    world
+        .publish(
+            SchemaKind::ContactChanged,
+            &world.config.topics.contact_changes,
+            "c_ada",
+            &created,
+        )
+        .await;
+    let outcomes = world
+        .outcomes_for(
+            std::slice::from_ref(&created.event_id),
+            Duration::from_secs(90),
+        )
+        .await;
+    let outcome = &outcomes[&created.event_id][0];
+    assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+    let hubspot_id = outcome.hubspot_id.clone().expect("a HubSpot id");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metric(admin_port, "hubsync_inbound_identities_learned_total").await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the inbound stage never learned the contact's upstream id"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let t = support::hook::now_ms();
+    let user = ("CRM_UI", "userId:8812");
+    let ours = ("INTEGRATION", "4242");
+    let edit = property_change(portal, &hubspot_id, "jobtitle", "CTO", t, user);
+    let mut again = edit.clone();
+    again["attemptNumber"] = json!(1);
+    again["eventId"] = json!(2);
+    let requests = [
+        // A user's edit, and HubSpot delivering it a second time.
+        json!([edit.clone()]),
+        json!([again]),
+        // hubsync's own write, then a user's older edit delivered after it.
+        json!([
+            property_change(portal, &hubspot_id, "jobtitle", "VP", t + 10, ours),
+            property_change(portal, &hubspot_id, "jobtitle", "Director", t + 5, user),
+        ]),
+        // A field that only flows to HubSpot, and a from_hubspot field.
+        json!([
+            property_change(portal, &hubspot_id, "phone", "+1 555", t + 20, user),
+            property_change(
+                portal,
+                &hubspot_id,
+                "lifecyclestage",
+                "customer",
+                t + 30,
+                user
+            ),
+        ]),
+        // The first edit, once more, much later.
+        json!([edit]),
+    ];
+    for request in requests {
+        let body = serde_json::to_vec(&request).expect("json");
+        let (status, answer) = hook.post(&body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    let topic = world.config.topics.hubspot_changes.clone();
+    let changes: Vec<HubSpotChange> = world
+        .read_until(
+            &topic,
+            Duration::from_secs(60),
+            |read: &[HubSpotChange]| read.len() >= 2,
+        )
+        .await;
+    // Nothing else follows.
+    let settled: Vec<HubSpotChange> = world
+        .read_until(
+            &topic,
+            Duration::from_secs(5),
+            |read: &[HubSpotChange]| read.len() > 2,
+        )
+        .await;
+    assert_eq!(settled.len(), 2, "{settled:#?}");
+    let summary: Vec<(String, Option<String>, String, Option<String>)> = changes
+        .iter()
+        .map(|c| {
+            assert_eq!(c.change, HubSpotChangeKind::PropertyChanged);
+            assert_eq!(c.object_id, hubspot_id);
+            assert_eq!(c.team_id.as_deref(), Some(world.config.team.id.as_str()));
+            assert_eq!(c.via.as_deref(), Some("webhook"));
+            assert_eq!(c.change_source.as_deref(), Some("CRM_UI"));
+            assert_eq!(c.fields.len(), 1, "{c:?}");
+            (
+                c.key().to_string(),
+                c.record_id.clone(),
+                c.fields[0].field.clone(),
+                c.fields[0].value.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "c_ada".to_string(),
+                Some("c_ada".to_string()),
+                "job_title".to_string(),
+                Some("CTO".to_string())
+            ),
+            (
+                "c_ada".to_string(),
+                Some("c_ada".to_string()),
+                "stage".to_string(),
+                Some("customer".to_string())
+            ),
+        ]
+    );
+    assert_eq!(changes[0].fields[0].changed_at, t);
+    assert_ne!(changes[0].event_id, changes[1].event_id);
+    let dropped = |reason: &'static str| {
+        let name = format!("hubsync_inbound_events_total{{result=\"{reason}\"}}");
+        async move { metric(admin_port, &name).await }
+    };
+    assert_eq!(dropped("duplicate").await, 2.0);
+    assert_eq!(dropped("echo").await, 1.0);
+    assert_eq!(dropped("stale").await, 1.0);
+    assert_eq!(dropped("unmapped").await, 1.0);
+}
