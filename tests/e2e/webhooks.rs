@@ -8,15 +8,12 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use base64::Engine;
-use hmac::{Hmac, KeyInit, Mac};
 use hubsync_dev::sandbox_config::{render_sandbox_service, render_sandbox_team};
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use support::hook::{APP_SECRET, Hook, now_ms, sign};
 use support::world::World;
 use support::{Child, events};

@@ -66,7 +66,16 @@ impl Forwarder {
             if *stopping.borrow() {
                 break;
             }
-            let mut batch = vec![first?];
+            let first = match first {
+                Ok(message) => message,
+                Err(error) => {
+                    // librdkafka reconnects by itself; the events wait on the topic.
+                    warn!(%error, "reading HubSpot's events; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
             while batch.len() < BATCH {
                 match tokio::time::timeout(GATHER, self.consumer.recv()).await {
                     Ok(Ok(message)) => batch.push(message),
@@ -211,7 +220,14 @@ pub async fn learn_identities(
         if *stopping.borrow() {
             break;
         }
-        let message = message?;
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                warn!(%error, "reading the sink's outcomes; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
         if let Some(payload) = message.payload() {
             match codec.decode::<SyncOutcome>(payload).await {
                 Ok(outcome) => {
