@@ -71,6 +71,9 @@ reason_codes! {
     // Skipped by the sink.
     /// Not in HubSpot, and the create trigger does not create it from this change.
     NotCreated = "NOT_CREATED",
+    /// Deleted in HubSpot (learned from its webhooks or polling): not written again until it is
+    /// restored there; a privacy (GDPR) deletion never.
+    DeletedInHubspot = "DELETED_IN_HUBSPOT",
 
     // Parked: waits for a change or a rules change.
     /// Not in HubSpot and mandatory fields are empty.

@@ -2,7 +2,9 @@
 //! wrote is edited in HubSpot, HubSpot's webhooks reach the receiver, and `crm.hubspot.changes`
 //! carries one change per real edit of a mapped field, keyed by the upstream id and named by the
 //! upstream field; copies, hubsync's own writes, older edits delivered late and fields that only
-//! flow to HubSpot send nothing.
+//! flow to HubSpot send nothing. The sink learns from the same changes: an upstream event older
+//! than HubSpot's edit of a `both` field leaves HubSpot's value, a newer one wins, and a contact
+//! deleted in HubSpot is not written again.
 
 mod support;
 
@@ -106,14 +108,7 @@ async fn a_users_edit_goes_upstream_once_and_hubsyncs_own_writes_never_do() {
     let outcome = &outcomes[&created.event_id][0];
     assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
     let hubspot_id = outcome.hubspot_id.clone().expect("a HubSpot id");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while metric(admin_port, "hubsync_inbound_identities_learned_total").await < 1.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the inbound stage never learned the contact's upstream id"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(admin_port, "hubsync_inbound_identities_learned_total", 1.0).await;
 
     let t = support::hook::now_ms();
     let user = ("CRM_UI", "userId:8812");
@@ -213,4 +208,99 @@ async fn a_users_edit_goes_upstream_once_and_hubsyncs_own_writes_never_do() {
     assert_eq!(dropped("echo").await, 1.0);
     assert_eq!(dropped("stale").await, 1.0);
     assert_eq!(dropped("unmapped").await, 1.0);
+
+    // The sink has read both changes: HubSpot's job title is newer than an upstream event
+    // older than the edit, and older than one made after it.
+    wait_for(admin_port, "hubsync_sink_hubspot_changes_total", 2.0).await;
+    let job_title = |title: &str, at: i64| {
+        let mut event = events::contact("c_ada", Some("ada@example.com"), ChangeKind::Updated);
+        event.job_title = Some(title.to_string());
+        event.changed_fields = vec!["job_title".to_string()];
+        event.event_time = at;
+        event
+    };
+    let before = contact(&world, &hubspot_id)["jobtitle"].clone();
+    assert_ne!(before, "Intern");
+    let older = job_title("Intern", t - 60_000);
+    let newer = job_title("Chief Scientist", t + 60_000);
+    for (event, status, title) in [
+        (&older, OutcomeStatus::Unchanged, before),
+        (&newer, OutcomeStatus::Updated, json!("Chief Scientist")),
+    ] {
+        world
+            .publish(
+                SchemaKind::ContactChanged,
+                &world.config.topics.contact_changes,
+                "c_ada",
+                event,
+            )
+            .await;
+        let outcomes = world
+            .outcomes_for(
+                std::slice::from_ref(&event.event_id),
+                Duration::from_secs(60),
+            )
+            .await;
+        let outcome = &outcomes[&event.event_id][0];
+        assert_eq!(outcome.status, status, "{outcome:?}");
+        assert_eq!(outcome.hubspot_id.as_deref(), Some(hubspot_id.as_str()));
+        let held = contact(&world, &hubspot_id);
+        assert_eq!(held["jobtitle"], title, "{held}");
+    }
+
+    // Deleted in HubSpot: later upstream events are skipped, saying why.
+    let deletion = json!([{
+        "eventId": 9, "subscriptionId": 8, "portalId": portal, "appId": APP_ID,
+        "occurredAt": t + 120_000, "subscriptionType": "contact.deletion", "attemptNumber": 0,
+        "objectId": hubspot_id.parse::<u64>().expect("id"), "changeSource": "CRM_UI",
+        "sourceId": "userId:8812"
+    }]);
+    let (status, answer) = hook
+        .post(&serde_json::to_vec(&deletion).expect("json"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    wait_for(admin_port, "hubsync_sink_hubspot_changes_total", 3.0).await;
+    let after = job_title("Emeritus", t + 180_000);
+    world
+        .publish(
+            SchemaKind::ContactChanged,
+            &world.config.topics.contact_changes,
+            "c_ada",
+            &after,
+        )
+        .await;
+    let outcomes = world
+        .outcomes_for(
+            std::slice::from_ref(&after.event_id),
+            Duration::from_secs(60),
+        )
+        .await;
+    let outcome = &outcomes[&after.event_id][0];
+    assert_eq!(
+        (outcome.status, outcome.reason_code.as_str()),
+        (OutcomeStatus::Skipped, "DELETED_IN_HUBSPOT"),
+        "{outcome:?}"
+    );
+    assert_eq!(contact(&world, &hubspot_id)["jobtitle"], "Chief Scientist");
+}
+
+/// The sandbox's properties of a contact.
+fn contact(world: &World, id: &str) -> Value {
+    world
+        .records(hubsync_sandbox::hubspot::model::ObjectType::Contacts)
+        .into_iter()
+        .find(|record| record["id"] == id)
+        .map(|record| record["properties"].clone())
+        .unwrap_or(Value::Null)
+}
+
+async fn wait_for(port: u16, name: &str, at_least: f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metric(port, name).await < at_least {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never reached {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

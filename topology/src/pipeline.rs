@@ -424,6 +424,22 @@ impl Pipeline {
                 spill: Some(Spill::open(&config.state.stage_dir(sink::SPILL_DIR))?),
                 reread: std::sync::Arc::new(Rereader::new(config, secrets)),
             };
+            if let Some(state) = &state {
+                let side = crate::sink::hubspot_side::HubSpotSide {
+                    codec: codec.clone(),
+                    state: state.clone(),
+                };
+                let consumer = consumer_config(config, secrets, "sink-hubspot-changes")
+                    .create::<StreamConsumer>()?;
+                let topic = config.topics.hubspot_changes.clone();
+                let stopping = stopping.clone();
+                tasks.push((
+                    sink::STAGE,
+                    tokio::spawn(async move {
+                        crate::kafka::follow(consumer, &topic, 500, stopping, side).await
+                    }),
+                ));
+            }
             let topic = config.topics.commands.clone();
             let replay_topic = config.topics.replay_commands.clone();
             let stopping = stopping.clone();

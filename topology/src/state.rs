@@ -11,6 +11,10 @@
 //!   know it", and the sink must look before creating;
 //! - when the store began (`meta`): a record hubsync creates by lookup whose event is older than
 //!   that may have been created by a store since lost, and is looked up before it is created;
+//! - what happened in HubSpot (`hubspot_side`, fed from `crm.hubspot.changes`): per record and
+//!   property, the time of HubSpot's newest change that went upstream (an older upstream event
+//!   does not overwrite it); records deleted there (not written again until restored); records
+//!   merged into another (their id resolves to the survivor);
 //! - company links waiting for their company (`pending_links`, `company key \0 contact id`): a
 //!   contact whose company hubsync has not written yet is linked to it when hubsync writes it.
 //!
@@ -80,6 +84,7 @@ pub struct State {
     last_written: sled::Tree,
     intents: sled::Tree,
     pending_links: sled::Tree,
+    hubspot_side: sled::Tree,
     /// When this store was first opened (ms since the epoch).
     began_at_ms: i64,
     max_processed: u64,
@@ -118,6 +123,7 @@ impl State {
         };
         Ok(State {
             pending_links: db.open_tree("pending_links")?,
+            hubspot_side: db.open_tree("hubspot_side")?,
             began_at_ms,
             identity: db.open_tree("identity")?,
             processed: db.open_tree("processed")?,
@@ -155,12 +161,25 @@ impl State {
 
     // ----- identity map -----
 
-    /// `key` is [`record_key`]`(object, kind, value)`.
+    /// `key` is [`record_key`]`(object, kind, value)`. A record merged into another in
+    /// HubSpot resolves to the survivor.
     pub fn identity(&self, key: &str) -> Result<Option<String>, StateError> {
-        Ok(self
+        let Some(mut id) = self
             .identity
             .get(self.key(key))?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+        else {
+            return Ok(None);
+        };
+        let object = key.split(':').next().unwrap_or_default();
+        // A few hops at most: a survivor merged again later.
+        for _ in 0..8 {
+            match self.hubspot_side.get(self.key(&merged_key(object, &id)))? {
+                Some(survivor) => id = String::from_utf8_lossy(&survivor).into_owned(),
+                None => break,
+            }
+        }
+        Ok(Some(id))
     }
 
     pub fn set_identity(&self, key: &str, hubspot_id: &str) -> Result<(), StateError> {
@@ -268,6 +287,83 @@ impl State {
         Ok(())
     }
 
+    // ----- what happened in HubSpot -----
+
+    /// HubSpot's change to `property` of the record at `key` ([`hubspot_key`]) at `at_ms` went
+    /// upstream; the newest time is kept.
+    pub fn hubspot_changed(&self, key: &str, property: &str, at_ms: i64) -> Result<(), StateError> {
+        self.hubspot_side.fetch_and_update(
+            self.key(&format!("{key}\0{property}")),
+            |old| match old {
+                Some(old) if decode::<i64>(old, "hubspot_side").is_ok_and(|t| t >= at_ms) => {
+                    Some(old.to_vec())
+                }
+                _ => Some(encode(&at_ms)),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// When HubSpot's newest change to `property` of the record at `key` was made.
+    pub fn hubspot_changed_at(&self, key: &str, property: &str) -> Result<Option<i64>, StateError> {
+        self.hubspot_side
+            .get(self.key(&format!("{key}\0{property}")))?
+            .map(|v| decode(&v, "hubspot_side"))
+            .transpose()
+    }
+
+    /// The record at `key` was deleted in HubSpot (`privacy`: for good, at the person's
+    /// request); what hubsync wrote there is forgotten.
+    pub fn hubspot_deleted(&self, key: &str, privacy: bool) -> Result<(), StateError> {
+        let kind = if privacy {
+            "PRIVACY_DELETED"
+        } else {
+            "DELETED"
+        };
+        self.hubspot_side
+            .insert(self.key(&format!("{key}\0#deleted")), kind.as_bytes())?;
+        self.last_written.remove(self.key(key))?;
+        Ok(())
+    }
+
+    /// The record at `key` was restored in HubSpot: written again (a privacy deletion is never
+    /// undone).
+    pub fn hubspot_restored(&self, key: &str) -> Result<(), StateError> {
+        let deleted = self.key(&format!("{key}\0#deleted"));
+        if self.hubspot_side.get(&deleted)?.as_deref() != Some(b"PRIVACY_DELETED".as_slice()) {
+            self.hubspot_side.remove(deleted)?;
+        }
+        Ok(())
+    }
+
+    /// `Some("DELETED" | "PRIVACY_DELETED")` when the record at `key` was deleted in HubSpot.
+    pub fn deleted_in_hubspot(&self, key: &str) -> Result<Option<String>, StateError> {
+        Ok(self
+            .hubspot_side
+            .get(self.key(&format!("{key}\0#deleted")))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// HubSpot merged record `merged` of `object` into `survivor`: its id resolves to the
+    /// survivor from now on, and what hubsync wrote to it is forgotten.
+    pub fn hubspot_merged(
+        &self,
+        object: &str,
+        merged: &str,
+        survivor: &str,
+    ) -> Result<(), StateError> {
+        if merged == survivor {
+            return Ok(());
+        }
+        self.hubspot_side
+            .insert(self.key(&merged_key(object, merged)), survivor.as_bytes())?;
+        self.last_written
+            .remove(self.key(&hubspot_key(object, merged)))?;
+        self.last_written
+            .remove(self.key(&hubspot_key(object, survivor)))?;
+        Ok(())
+    }
+
     // ----- create intents -----
 
     pub fn intent(&self, key: &str) -> Result<Option<CreateIntent>, StateError> {
@@ -334,6 +430,10 @@ const BEGAN_AT: &str = "began_at_ms";
 /// The key a record is known by in the identity map and intents: `contacts:EMAIL:ada@acme.io`.
 pub fn record_key(object: &str, kind: &str, value: &str) -> String {
     format!("{object}:{kind}:{value}")
+}
+
+fn merged_key(object: &str, hubspot_id: &str) -> String {
+    format!("{object}:{hubspot_id}\0#merged")
 }
 
 /// The key of a HubSpot record in the last-written tree: `contacts:12345`.

@@ -191,70 +191,46 @@ pub async fn learn_identities(
     outcomes_topic: String,
     record_topics: Arc<[(String, HubSpotObjectType)]>,
     memory: Memory,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    consumer.subscribe(&[&outcomes_topic])?;
-    // Offsets read but not yet stored: stored only once what they taught is flushed, so a crash
-    // reads them again instead of forgetting what they said.
-    let mut unflushed: HashMap<i32, i64> = HashMap::new();
-    let mut read_since_flush = 0usize;
-    let flush = |unflushed: &mut HashMap<i32, i64>| -> anyhow::Result<()> {
-        memory.flush()?;
-        for (partition, offset) in unflushed.drain() {
-            if let Err(error) = consumer.store_offset(&outcomes_topic, partition, offset) {
-                debug!(%error, "offset not stored (partition reassigned?)");
+    let learner = IdentityLearner {
+        codec,
+        record_topics,
+        memory,
+    };
+    crate::kafka::follow(consumer, &outcomes_topic, 1000, stopping, learner).await
+}
+
+struct IdentityLearner {
+    codec: AvroCodec,
+    record_topics: Arc<[(String, HubSpotObjectType)]>,
+    memory: Memory,
+}
+
+impl crate::kafka::Follower for IdentityLearner {
+    async fn apply(&mut self, payload: Vec<u8>) -> anyhow::Result<()> {
+        match self.codec.decode::<SyncOutcome>(&payload).await {
+            Ok(outcome) => {
+                if let Some((object, hubspot_id, upstream_id)) =
+                    identity(&outcome, &self.record_topics)
+                {
+                    self.memory.set_upstream_id(
+                        &outcome.team_id,
+                        object,
+                        hubspot_id,
+                        upstream_id,
+                    )?;
+                    metrics::counter!("hubsync_inbound_identities_learned_total").increment(1);
+                }
             }
+            Err(error) => debug!(%error, "an outcome hubsync cannot read; skipped"),
         }
         Ok(())
-    };
-    loop {
-        let message = tokio::select! {
-            message = consumer.recv() => message,
-            _ = stopping.changed() => break,
-            _ = tokio::time::sleep(Duration::from_secs(1)), if !unflushed.is_empty() => {
-                flush(&mut unflushed)?;
-                read_since_flush = 0;
-                continue;
-            }
-        };
-        if *stopping.borrow() {
-            break;
-        }
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => {
-                warn!(%error, "reading the sink's outcomes; trying again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if let Some(payload) = message.payload() {
-            match codec.decode::<SyncOutcome>(payload).await {
-                Ok(outcome) => {
-                    if let Some((object, hubspot_id, upstream_id)) =
-                        identity(&outcome, &record_topics)
-                    {
-                        memory.set_upstream_id(
-                            &outcome.team_id,
-                            object,
-                            hubspot_id,
-                            upstream_id,
-                        )?;
-                        metrics::counter!("hubsync_inbound_identities_learned_total").increment(1);
-                    }
-                }
-                Err(error) => debug!(%error, "an outcome hubsync cannot read; skipped"),
-            }
-        }
-        unflushed.insert(message.partition(), message.offset());
-        read_since_flush += 1;
-        if read_since_flush >= 1000 {
-            flush(&mut unflushed)?;
-            read_since_flush = 0;
-        }
     }
-    flush(&mut unflushed)?;
-    Ok(())
+
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        Ok(self.memory.flush()?)
+    }
 }
 
 /// `(object, HubSpot id, upstream id)` an outcome ties together.

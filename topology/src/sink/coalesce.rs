@@ -81,6 +81,12 @@ impl Times {
         }
     }
 
+    fn remove(&mut self, name: &str) {
+        if let Ok(i) = self.find(name) {
+            self.0.remove(i);
+        }
+    }
+
     /// Only for a property that has a time.
     fn mark_unconditional(&mut self, name: &str) {
         if let Ok(i) = self.find(name) {
@@ -95,6 +101,18 @@ impl Merged {
         let mut merged = Merged::default();
         merged.absorb(command);
         merged
+    }
+
+    /// The upstream event time of `name`'s current value.
+    pub fn property_time(&self, name: &str) -> Option<i64> {
+        self.times.time(name)
+    }
+
+    /// Leaves `name` out of the write (HubSpot holds a newer value).
+    pub fn drop_property(&mut self, name: &str) {
+        self.properties.remove(name);
+        self.fill_if_empty.remove(name);
+        self.times.remove(name);
     }
 
     /// One more command for the record.

@@ -7,11 +7,14 @@
 //!   failure table; `plan` and `trace` predict with it.
 //! - [`writer`]: a batch of records to HubSpot calls and a resolution per record; [`companies`]
 //!   links contacts to their company.
+//! - [`hubspot_side`]: what happened in HubSpot (deletions, merges, newer values), read from
+//!   `crm.hubspot.changes` into the sink's state.
 //! - [`spill`]: a team's commands beyond its share of memory, waiting on disk in order.
 //! - [`stage`]: the loop: read, dedupe, coalesce, dispatch batches, emit, store offsets.
 
 pub mod coalesce;
 mod companies;
+pub mod hubspot_side;
 mod links;
 pub mod owned;
 pub mod receipt;
