@@ -467,6 +467,55 @@ mod tests {
         (dir, state)
     }
 
+    #[test]
+    fn what_happened_in_hubspot_is_kept_per_portal() {
+        let (_dir, state) = open(10);
+        let acme = state.scoped("1");
+        let other = state.scoped("2");
+        let ada = record_key("contacts", "EMAIL", "ada@example.com");
+        let grace = record_key("contacts", "EMAIL", "grace@example.com");
+        acme.set_identity(&ada, "51").unwrap();
+        acme.set_identity(&grace, "52").unwrap();
+        other.set_identity(&grace, "52").unwrap();
+        let written = BTreeMap::from([("jobtitle".to_string(), "CTO".to_string())]);
+        acme.merge_last_written(&hubspot_key("contacts", "51"), &written)
+            .unwrap();
+
+        // Per property, the newest time.
+        let key = hubspot_key("contacts", "51");
+        acme.hubspot_changed(&key, "jobtitle", 200).unwrap();
+        acme.hubspot_changed(&key, "jobtitle", 100).unwrap();
+        assert_eq!(
+            acme.hubspot_changed_at(&key, "jobtitle").unwrap(),
+            Some(200)
+        );
+        assert_eq!(acme.hubspot_changed_at(&key, "phone").unwrap(), None);
+        assert_eq!(other.hubspot_changed_at(&key, "jobtitle").unwrap(), None);
+
+        // 52 merged into 51: grace resolves to 51 in this portal only, and nothing hubsync wrote
+        // to either is trusted any more.
+        acme.hubspot_merged("contacts", "52", "51").unwrap();
+        assert_eq!(acme.identity(&grace).unwrap().as_deref(), Some("51"));
+        assert_eq!(other.identity(&grace).unwrap().as_deref(), Some("52"));
+        assert!(acme.last_written(&key).unwrap().is_empty());
+
+        // Deleted, restored; a privacy deletion is not undone.
+        acme.hubspot_deleted(&key, false).unwrap();
+        assert_eq!(
+            acme.deleted_in_hubspot(&key).unwrap().as_deref(),
+            Some("DELETED")
+        );
+        assert_eq!(other.deleted_in_hubspot(&key).unwrap(), None);
+        acme.hubspot_restored(&key).unwrap();
+        assert_eq!(acme.deleted_in_hubspot(&key).unwrap(), None);
+        acme.hubspot_deleted(&key, true).unwrap();
+        acme.hubspot_restored(&key).unwrap();
+        assert_eq!(
+            acme.deleted_in_hubspot(&key).unwrap().as_deref(),
+            Some("PRIVACY_DELETED")
+        );
+    }
+
     fn outcome(at_ms: i64) -> RememberedOutcome {
         RememberedOutcome {
             status: "CREATED".into(),
