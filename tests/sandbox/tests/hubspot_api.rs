@@ -1473,3 +1473,82 @@ async fn oauth_calls_have_their_own_110_per_10_seconds() {
         .await;
     assert_eq!(again.status, StatusCode::OK, "the window rolled on");
 }
+
+// ----- request forms -----
+
+#[tokio::test]
+async fn the_owners_list_answers_with_a_trailing_slash_as_the_sdk_sends_it() {
+    let api = start().await;
+    let plain = api.get("/crm/v3/owners?limit=2").await;
+    let slashed = api.get("/crm/v3/owners/?limit=2").await;
+    assert_eq!(slashed.status, StatusCode::OK, "{}", slashed.body);
+    assert_eq!(slashed.body, plain.body);
+    let by_email = api
+        .get("/crm/v3/owners/?email=alan.turing@example.com")
+        .await;
+    assert_eq!(by_email.body["results"][0]["firstName"], "Alan");
+}
+
+#[tokio::test]
+async fn array_query_parameters_repeat_their_key_or_separate_with_commas() {
+    let api = start().await;
+    let id = api.create_contact("arrays@example.org").await;
+    api.post(
+        "/crm/v3/objects/contacts",
+        json!({"properties": {"email": "other@example.org"}}),
+    )
+    .await;
+    let expected = json!({"email": "arrays@example.org", "firstname": null, "lastname": null});
+    for query in [
+        "properties=email&properties=firstname&properties=lastname",
+        "properties=email,firstname,lastname",
+        "properties=email&properties=firstname,lastname",
+    ] {
+        let one = api
+            .get(&format!("/crm/v3/objects/contacts/{id}?{query}"))
+            .await;
+        assert_eq!(one.status, StatusCode::OK, "{query}: {}", one.body);
+        assert_eq!(one.body["properties"], expected, "{query}");
+        let list = api
+            .get(&format!("/crm/v3/objects/contacts?limit=1&{query}"))
+            .await;
+        assert_eq!(list.status, StatusCode::OK, "{query}: {}", list.body);
+        assert_eq!(list.body["results"][0]["properties"], expected, "{query}");
+    }
+    let company = api.create_company("arrays.io").await;
+    api.post(
+        "/crm/v4/associations/contacts/companies/batch/associate/default",
+        json!({"inputs": [{"from": {"id": id}, "to": {"id": company}}]}),
+    )
+    .await;
+    let linked = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?associations=companies&associations=deals&properties=email"
+        ))
+        .await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.body);
+    assert_eq!(
+        linked.body["associations"]["companies"]["results"][0]["id"],
+        company.as_str()
+    );
+}
+
+#[tokio::test]
+async fn malformed_query_parameters_get_hubspots_json_error() {
+    let api = start().await;
+    let id = api.create_contact("malformed@example.org").await;
+    for path in [
+        "/crm/v3/objects/contacts?limit=ten".to_string(),
+        "/crm/v3/objects/contacts?limit=-1".to_string(),
+        "/crm/v3/objects/contacts?limit=0".to_string(),
+        "/crm/v3/objects/contacts?after=abc".to_string(),
+        "/crm/v3/owners?limit=1x".to_string(),
+        "/crm/v3/owners/?archived=maybe".to_string(),
+        format!("/crm/v4/objects/contacts/{id}/associations/companies?limit=many"),
+        format!("/crm/v3/objects/contacts/{id}?idProperty=firstname"),
+    ] {
+        let answer = api.get(&path).await;
+        assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(answer.body["message"].as_str().is_some(), "{path}");
+    }
+}

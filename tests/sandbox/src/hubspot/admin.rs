@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -19,6 +19,7 @@ use super::api::{object_type, parse_body};
 use super::errors::{ApiError, InputError};
 use super::faults::Faults;
 use super::model::{ObjectType, Owner};
+use super::query::Params;
 use super::store::{ChangeSource, Store};
 use super::{HubSpotSandbox, Settings, TokenState};
 
@@ -44,16 +45,8 @@ pub fn routes() -> Router<HubSpotSandbox> {
         )
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct StateQuery {
-    object_type: Option<String>,
-}
-
-async fn state(
-    State(sandbox): State<HubSpotSandbox>,
-    Query(query): Query<StateQuery>,
-) -> AdminResult {
-    let only = query.object_type.as_deref().map(object_type).transpose()?;
+async fn state(State(sandbox): State<HubSpotSandbox>, params: Params) -> AdminResult {
+    let only = params.first("object_type").map(object_type).transpose()?;
     let now = sandbox.now_ms();
     let mut state = sandbox.lock();
     let daily_used = state.limiter.daily_used(now);
@@ -181,23 +174,11 @@ async fn put_settings(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> Adm
     Ok(Json(sandbox.settings()).into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct ChangesQuery {
-    /// Skip this many entries of the log.
-    from: Option<usize>,
-}
-
-async fn changes(
-    State(sandbox): State<HubSpotSandbox>,
-    Query(query): Query<ChangesQuery>,
-) -> AdminResult {
+/// `?from=N` skips the first N entries of the log.
+async fn changes(State(sandbox): State<HubSpotSandbox>, params: Params) -> AdminResult {
+    let from: usize = params.number("from")?.unwrap_or(0);
     let state = sandbox.lock();
-    let changes: Vec<_> = state
-        .store
-        .changes()
-        .skip(query.from.unwrap_or(0))
-        .cloned()
-        .collect();
+    let changes: Vec<_> = state.store.changes().skip(from).cloned().collect();
     Ok(Json(json!({"changes": changes})).into_response())
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use super::model::{
     FIELD_TYPES, ObjectType, PropertyDef, PropertyOption, PropertyType, association_label,
     association_target, default_association_type, object_type_id,
 };
+use super::query::Params;
 use super::search::SearchRequest;
 use super::store::{ChangeSource, PreparedWrite, Store};
 use crate::clock::rfc3339_ms;
@@ -48,6 +49,8 @@ pub fn routes() -> Router<HubSpotSandbox> {
         )
         .route("/crm/v3/properties/{object_type}/{name}", get(get_property))
         .route("/crm/v3/owners", get(list_owners))
+        // HubSpot's SDKs call the owners list with a trailing slash.
+        .route("/crm/v3/owners/", get(list_owners))
         .route("/crm/v3/owners/{owner_id}", get(get_owner))
         .route(
             "/crm/v4/associations/{from}/{to}/batch/create",
@@ -119,16 +122,6 @@ fn page_after<T: std::str::FromStr + Default>(after: Option<&str>) -> Result<T, 
             ))
         }),
     }
-}
-
-fn comma_list(raw: Option<&String>) -> Option<Vec<String>> {
-    raw.map(|s| {
-        s.split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect()
-    })
 }
 
 /// `{"status":"COMPLETE","results",...}`, with `numErrors`/`errors` when any; 207 when errors exist.
@@ -294,14 +287,26 @@ async fn create_object(
         .into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+/// The query parameters of object reads and updates.
+#[derive(Debug, Default)]
 struct ReadQuery {
-    properties: Option<String>,
-    associations: Option<String>,
+    properties: Option<Vec<String>>,
+    associations: Option<Vec<String>>,
     id_property: Option<String>,
     limit: Option<usize>,
     after: Option<String>,
+}
+
+impl ReadQuery {
+    fn of(params: &Params) -> Result<Self, ApiError> {
+        Ok(ReadQuery {
+            properties: params.list("properties"),
+            associations: params.list("associations"),
+            id_property: params.first("idProperty").map(str::to_string),
+            limit: params.number("limit")?,
+            after: params.first("after").map(str::to_string),
+        })
+    }
 }
 
 fn resolve_or_404(
@@ -319,17 +324,18 @@ fn resolve_or_404(
 async fn get_object(
     State(sandbox): State<HubSpotSandbox>,
     Path((raw_type, id)): Path<(String, String)>,
-    Query(query): Query<ReadQuery>,
+    params: Params,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
+    let query = ReadQuery::of(&params)?;
     let state = sandbox.lock();
     let id = resolve_or_404(&state.store, object_type, &id, query.id_property.as_deref())?;
-    let names = comma_list(query.properties.as_ref());
+    let names = query.properties;
     let Some(record) = state.store.get(object_type, id) else {
         return Err(ApiError::not_found("resource not found"));
     };
     let mut value = record.to_json(object_type, names.as_deref());
-    if let Some(to_types) = comma_list(query.associations.as_ref()) {
+    if let Some(to_types) = query.associations {
         let mut associations = Map::new();
         for raw in to_types {
             let to_type = super::api::object_type(&raw)?;
@@ -371,10 +377,11 @@ struct PropertiesBody {
 async fn update_object(
     State(sandbox): State<HubSpotSandbox>,
     Path((raw_type, id)): Path<(String, String)>,
-    Query(query): Query<ReadQuery>,
+    params: Params,
     body: Bytes,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
+    let query = ReadQuery::of(&params)?;
     let input: PropertiesBody = parse_body(&body)?;
     let now = sandbox.now_ms();
     let mut state = sandbox.lock();
@@ -412,12 +419,13 @@ async fn archive_object(
 async fn list_objects(
     State(sandbox): State<HubSpotSandbox>,
     Path(raw_type): Path<String>,
-    Query(query): Query<ReadQuery>,
+    params: Params,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
+    let query = ReadQuery::of(&params)?;
     let limit = page_limit(query.limit, 10, MAX_BATCH)?;
     let after: u64 = page_after(query.after.as_deref())?;
-    let names = comma_list(query.properties.as_ref());
+    let names = query.properties;
     let state = sandbox.lock();
     let mut page: Vec<_> = state
         .store
@@ -913,23 +921,11 @@ async fn create_property(
 
 // ----- owners -----
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct OwnersQuery {
-    email: Option<String>,
-    limit: Option<usize>,
-    after: Option<String>,
-    archived: Option<bool>,
-    id_property: Option<String>,
-}
-
-async fn list_owners(
-    State(sandbox): State<HubSpotSandbox>,
-    Query(query): Query<OwnersQuery>,
-) -> ApiResult {
-    let limit = page_limit(query.limit, 100, 500)?;
-    let offset: usize = page_after(query.after.as_deref())?;
-    let archived = query.archived.unwrap_or(false);
+async fn list_owners(State(sandbox): State<HubSpotSandbox>, params: Params) -> ApiResult {
+    let limit = page_limit(params.number("limit")?, 100, 500)?;
+    let offset: usize = page_after(params.first("after"))?;
+    let archived = params.flag("archived")?.unwrap_or(false);
+    let email = params.first("email");
     let now = sandbox.now_ms();
     let state = sandbox.lock();
     let matching: Vec<_> = state
@@ -937,12 +933,7 @@ async fn list_owners(
         .owners()
         .iter()
         .filter(|o| o.archived == archived)
-        .filter(|o| {
-            query
-                .email
-                .as_deref()
-                .is_none_or(|e| o.email.eq_ignore_ascii_case(e))
-        })
+        .filter(|o| email.is_none_or(|e| o.email.eq_ignore_ascii_case(e)))
         .collect();
     let page: Vec<Value> = matching
         .iter()
@@ -960,10 +951,18 @@ async fn list_owners(
 async fn get_owner(
     State(sandbox): State<HubSpotSandbox>,
     Path(owner_id): Path<String>,
-    Query(query): Query<OwnersQuery>,
+    params: Params,
 ) -> ApiResult {
     let now = sandbox.now_ms();
-    let by_user = query.id_property.as_deref() == Some("userId");
+    let by_user = match params.first("idProperty") {
+        None | Some("id") => false,
+        Some("userId") => true,
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "idProperty {other} is not one of id, userId"
+            )));
+        }
+    };
     let state = sandbox.lock();
     state
         .store
@@ -1160,14 +1159,21 @@ async fn associations_read(
 async fn associations_of(
     State(sandbox): State<HubSpotSandbox>,
     Path((from, id, to)): Path<(String, String, String)>,
+    params: Params,
 ) -> ApiResult {
     let (from_type, to_type) = association_pair(&from, &to)?;
+    let limit = page_limit(params.number("limit")?, 500, 500)?;
+    let offset: usize = page_after(params.first("after"))?;
     let state = sandbox.lock();
     let from_id = resolve_or_404(&state.store, from_type, &id, None)?;
-    Ok(
-        Json(json!({"results": association_targets(&state.store, from_type, from_id, to_type)}))
-            .into_response(),
-    )
+    let all = association_targets(&state.store, from_type, from_id, to_type);
+    let more = all.len() > offset + limit;
+    let page: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
+    let mut body = json!({"results": page});
+    if more {
+        body["paging"] = json!({"next": {"after": (offset + limit).to_string()}});
+    }
+    Ok(Json(body).into_response())
 }
 
 // ----- account -----

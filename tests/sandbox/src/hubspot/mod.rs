@@ -10,6 +10,7 @@
 //! - [`ratelimit`]: ten-second window, daily quota, search per-second limit.
 //! - [`faults`]: injected latency, 5xx, hung requests, 429 storms.
 //! - [`errors`]: HubSpot's error bodies.
+//! - [`query`]: query strings, with repeated and comma-separated array parameters.
 //! - `api`: the public endpoints; `admin`: the admin API under `/__admin` (no auth, no limits).
 //!
 //! Every API request passes one gate, in this order: injected latency, authentication, 429 storm,
@@ -22,6 +23,7 @@ pub mod errors;
 pub mod faults;
 pub mod model;
 mod portals;
+pub mod query;
 pub mod ratelimit;
 pub mod search;
 pub mod store;

@@ -30,6 +30,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use super::errors::ApiError;
+use super::query::form_urlencoded;
 use super::{HubSpotSandbox, SandboxOptions, bearer};
 use crate::server::RunningServer;
 
@@ -277,42 +278,6 @@ fn oauth_error(status: StatusCode, error: &str, message: &str) -> Response {
         })),
     )
         .into_response()
-}
-
-/// `a=b&c=d` with `+` and percent escapes decoded.
-fn form_urlencoded(bytes: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(bytes);
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_component(key), decode_component(value))
-        })
-        .collect()
-}
-
-fn decode_component(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn forward(portal: &HubSpotSandbox, request: Request) -> Response {
