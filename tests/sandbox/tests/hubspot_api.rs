@@ -1449,7 +1449,13 @@ async fn account_details_name_the_portal() {
 async fn oauth_calls_have_their_own_110_per_10_seconds() {
     let api = start().await;
     const ACCESS: &str = "oauth-access-1";
-    api.sandbox.issue_access_token(ACCESS, 30 * 60 * 1_000);
+    api.sandbox
+        .issue_access_token(ACCESS, 30 * 60 * 1_000, 4_242_424);
+    assert_eq!(
+        api.sandbox.app_of(ACCESS),
+        4_242_424,
+        "an access token is its app's"
+    );
     for n in 0..110 {
         let answer = api
             .call_as(Some(ACCESS), Method::GET, "/crm/v3/objects/contacts", None)
@@ -1550,5 +1556,261 @@ async fn malformed_query_parameters_get_hubspots_json_error() {
         let answer = api.get(&path).await;
         assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert!(answer.body["message"].as_str().is_some(), "{path}");
+    }
+}
+
+// ----- change sources and history -----
+
+#[tokio::test]
+async fn every_change_names_its_source_and_each_property_keeps_its_history() {
+    let api = start().await;
+    let id = api.create_contact("history@example.org").await;
+    api.advance(1_000);
+    let patched = api
+        .call(
+            Method::PATCH,
+            &format!("/crm/v3/objects/contacts/{id}"),
+            Some(json!({"properties": {"firstname": "Ada"}})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    api.advance(1_000);
+    let by_user = api
+        .call_as(
+            None,
+            Method::PATCH,
+            &format!("/__admin/objects/contacts/{id}"),
+            Some(json!({"properties": {"firstname": "Grace"}, "user_id": 9_000_002})),
+        )
+        .await;
+    assert_eq!(by_user.status, StatusCode::OK, "{}", by_user.body);
+    api.advance(1_000);
+    // A user's change without a user id is the default user's.
+    api.call_as(
+        None,
+        Method::PATCH,
+        &format!("/__admin/objects/contacts/{id}"),
+        Some(json!({"properties": {"jobtitle": "CTO"}})),
+    )
+    .await;
+
+    let log = api
+        .call_as(None, Method::GET, "/__admin/changes", None)
+        .await;
+    let changes = log.body["changes"].as_array().expect("changes");
+    let sources: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c["source"].as_str().unwrap_or(""),
+                c["source_id"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("INTEGRATION", "3141592"),
+            ("INTEGRATION", "3141592"),
+            ("CRM_UI", "userId:9000002"),
+            ("CRM_UI", "userId:9000001"),
+        ]
+    );
+
+    let read = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?properties=firstname&propertiesWithHistory=firstname&propertiesWithHistory=email,lastname"
+        ))
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["properties"], json!({"firstname": "Grace"}));
+    let history = &read.body["propertiesWithHistory"];
+    assert_eq!(
+        history["firstname"],
+        json!([
+            {"value": "Grace", "timestamp": "2026-01-01T00:00:02.000Z", "sourceType": "CRM_UI",
+             "sourceId": "userId:9000002", "updatedByUserId": 9_000_002},
+            {"value": "Ada", "timestamp": "2026-01-01T00:00:01.000Z", "sourceType": "INTEGRATION",
+             "sourceId": "3141592"},
+        ])
+    );
+    assert_eq!(history["email"][0]["value"], "history@example.org");
+    assert_eq!(history["email"][0]["timestamp"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(history["lastname"], json!([]));
+
+    // The modification dates moved with every change, to the millisecond.
+    let dates = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?properties=lastmodifieddate,hs_lastmodifieddate&propertiesWithHistory=lastmodifieddate"
+        ))
+        .await;
+    assert_eq!(
+        dates.body["properties"]["lastmodifieddate"],
+        "2026-01-01T00:00:03.000Z"
+    );
+    assert_eq!(
+        dates.body["properties"]["hs_lastmodifieddate"],
+        "2026-01-01T00:00:03.000Z"
+    );
+    assert_eq!(
+        dates.body["propertiesWithHistory"]["lastmodifieddate"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_changes_nothing_leaves_history_and_dates_alone() {
+    let api = start().await;
+    let id = api.create_contact("noop@example.org").await;
+    api.advance(5_000);
+    let same = api
+        .call(
+            Method::PATCH,
+            &format!("/crm/v3/objects/contacts/{id}"),
+            Some(json!({"properties": {"email": "NOOP@example.org"}})),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK);
+    assert_eq!(same.body["updatedAt"], "2026-01-01T00:00:00.000Z");
+    let log = api
+        .call_as(None, Method::GET, "/__admin/changes", None)
+        .await;
+    assert_eq!(log.body["changes"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn a_token_writes_as_its_app_and_apps_are_listed() {
+    let api = start().await;
+    let other = "pat-na1-other-app";
+    let put = api
+        .call_as(
+            None,
+            Method::PUT,
+            &format!("/__admin/tokens/{other}"),
+            Some(json!({"state": "valid", "app_id": 777})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    assert_eq!(put.body["app_id"], 777);
+    let created = api
+        .call_as(
+            Some(other),
+            Method::POST,
+            "/crm/v3/objects/companies",
+            Some(json!({"properties": {"name": "Other"}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.body["id"].as_str().expect("id");
+    let read = api
+        .get(&format!(
+            "/crm/v3/objects/companies/{id}?propertiesWithHistory=name"
+        ))
+        .await;
+    assert_eq!(
+        read.body["propertiesWithHistory"]["name"][0]["sourceId"],
+        "777"
+    );
+    let apps = api.call_as(None, Method::GET, "/__admin/apps", None).await;
+    assert_eq!(
+        apps.body["apps"],
+        json!([
+            {"app_id": 777, "kind": "private", "tokens": [other]},
+            {"app_id": 3_141_592, "kind": "private", "tokens": [DEFAULT_TOKEN]},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn batch_and_list_reads_carry_history_and_list_reads_associations() {
+    let api = start().await;
+    let contact = api.create_contact("lists@example.org").await;
+    let company = api.create_company("lists.io").await;
+    api.post(
+        "/crm/v4/associations/contacts/companies/batch/associate/default",
+        json!({"inputs": [{"from": {"id": contact}, "to": {"id": company}}]}),
+    )
+    .await;
+    let list = api
+        .get("/crm/v3/objects/contacts?associations=companies&propertiesWithHistory=email")
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let first = &list.body["results"][0];
+    assert_eq!(
+        first["associations"]["companies"]["results"][0]["id"],
+        company.as_str()
+    );
+    assert_eq!(
+        first["propertiesWithHistory"]["email"][0]["sourceType"],
+        "INTEGRATION"
+    );
+    let unknown = api
+        .get("/crm/v3/objects/contacts?associations=tickets")
+        .await;
+    assert_error_shape(&unknown, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    let read = api
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            json!({"inputs": [{"id": contact}], "properties": ["email"], "propertiesWithHistory": ["email"]}),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(
+        read.body["results"][0]["propertiesWithHistory"]["email"][0]["value"],
+        "lists@example.org"
+    );
+    let inputs: Vec<Value> = (0..51)
+        .map(|i| json!({"id": (10_001 + i).to_string()}))
+        .collect();
+    let too_many = api
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            json!({"inputs": inputs, "propertiesWithHistory": ["email"]}),
+        )
+        .await;
+    assert_error_shape(&too_many, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn search_polls_changes_by_the_modification_date() {
+    let api = start().await;
+    let a = api.create_contact("poll-a@example.org").await;
+    api.advance(10);
+    let b = api.create_contact("poll-b@example.org").await;
+    api.advance(10);
+    api.call(
+        Method::PATCH,
+        &format!("/crm/v3/objects/contacts/{a}"),
+        Some(json!({"properties": {"firstname": "Later"}})),
+    )
+    .await;
+    api.advance(10_000);
+    let cursor = T0 + 5;
+    for property in ["lastmodifieddate", "hs_lastmodifieddate"] {
+        let found = api
+            .post(
+                "/crm/v3/objects/contacts/search",
+                json!({
+                    "filterGroups": [{"filters": [{"propertyName": property, "operator": "GTE", "value": cursor.to_string()}]}],
+                    "sorts": [{"propertyName": property, "direction": "ASCENDING"}],
+                    "properties": [property],
+                }),
+            )
+            .await;
+        assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+        let ids: Vec<&str> = found.body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter_map(|r| r["id"].as_str())
+            .collect();
+        assert_eq!(ids, [b.as_str(), a.as_str()], "{property}");
+        assert_eq!(
+            found.body["results"][1]["properties"][property],
+            "2026-01-01T00:00:00.020Z"
+        );
     }
 }

@@ -21,7 +21,7 @@ use super::faults::Faults;
 use super::model::{ObjectType, Owner};
 use super::query::Params;
 use super::store::{ChangeSource, Store};
-use super::{HubSpotSandbox, Settings, TokenState};
+use super::{DEFAULT_USER_ID, HubSpotSandbox, Settings, TokenState};
 
 type AdminResult = Result<Response, ApiError>;
 
@@ -35,6 +35,7 @@ pub fn routes() -> Router<HubSpotSandbox> {
         .route("/__admin/clock/advance", post(advance_clock))
         .route("/__admin/tokens", get(tokens))
         .route("/__admin/tokens/{token}", put(put_token))
+        .route("/__admin/apps", get(apps))
         .route("/__admin/settings", get(get_settings).put(put_settings))
         .route("/__admin/changes", get(changes))
         .route("/__admin/owners", post(add_owner))
@@ -154,14 +155,36 @@ async fn tokens(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
     Ok(Json(tokens).into_response())
 }
 
+/// `{"state": "valid"|"revoked"|"expired"|"missing_scopes", "scopes"?, "app_id"?}`: the
+/// token's state and, with `app_id`, the app it belongs to (a new token without one is the
+/// portal's private app's).
+#[derive(Debug, Deserialize)]
+struct TokenBody {
+    #[serde(flatten)]
+    state: TokenState,
+    #[serde(default)]
+    app_id: Option<u64>,
+}
+
 async fn put_token(
     State(sandbox): State<HubSpotSandbox>,
     Path(token): Path<String>,
     body: Bytes,
 ) -> AdminResult {
-    let state: TokenState = parse_body(&body)?;
-    sandbox.set_token(&token, state.clone());
-    Ok(Json(state).into_response())
+    let body: TokenBody = parse_body(&body)?;
+    sandbox.set_token(&token, body.state.clone());
+    if let Some(app_id) = body.app_id {
+        sandbox.set_token_app(&token, app_id);
+    }
+    let mut answer = serde_json::to_value(&body.state).unwrap_or(Value::Null);
+    answer["app_id"] = json!(sandbox.app_of(&token));
+    Ok(Json(answer).into_response())
+}
+
+/// The apps with tokens in this portal, which is what "installed" means here: a webhook
+/// configured for an app is sent the changes of the portals it has tokens in.
+async fn apps(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    Ok(Json(json!({"apps": sandbox.apps()})).into_response())
 }
 
 async fn get_settings(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
@@ -190,10 +213,21 @@ async fn add_owner(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> AdminR
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 
+/// A change made as a HubSpot user: `user_id` names the user (default [`DEFAULT_USER_ID`]).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PropertiesBody {
     #[serde(default)]
     properties: Map<String, Value>,
+    #[serde(default)]
+    user_id: Option<u64>,
+}
+
+/// The HubSpot user a change is made as: `CRM_UI`, `userId:<id>`.
+fn as_user(user_id: Option<u64>) -> ChangeSource {
+    ChangeSource::CrmUi {
+        user_id: user_id.unwrap_or(DEFAULT_USER_ID),
+    }
 }
 
 async fn user_create(
@@ -212,7 +246,7 @@ async fn user_create(
             None,
             &input.properties,
             now,
-            ChangeSource::CrmUi,
+            as_user(input.user_id),
         )
         .map_err(InputError::into_api_error)?;
     let record = state.store.get(object_type, id).map(|r| r.to_full_json());
@@ -258,25 +292,24 @@ async fn user_update(
             Some(id),
             &input.properties,
             now,
-            ChangeSource::CrmUi,
+            as_user(input.user_id),
         )
         .map_err(InputError::into_api_error)?;
     let record = state.store.get(object_type, id).map(|r| r.to_full_json());
     Ok(Json(record).into_response())
 }
 
+/// `?user_id=` names the user (default [`DEFAULT_USER_ID`]).
 async fn user_archive(
     State(sandbox): State<HubSpotSandbox>,
     Path((raw_type, id)): Path<(String, String)>,
+    params: Params,
 ) -> AdminResult {
     let object_type = object_type(&raw_type)?;
     let id = record_id(&id)?;
+    let source = as_user(params.number("user_id")?);
     let now = sandbox.now_ms();
-    if sandbox
-        .lock()
-        .store
-        .archive(object_type, id, now, ChangeSource::CrmUi)
-    {
+    if sandbox.lock().store.archive(object_type, id, now, source) {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found("resource not found"))

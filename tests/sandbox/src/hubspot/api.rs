@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,7 +23,7 @@ use super::model::{
 };
 use super::query::Params;
 use super::search::SearchRequest;
-use super::store::{ChangeSource, PreparedWrite, Store};
+use super::store::{ChangeSource, PreparedWrite, Record, Store};
 use crate::clock::rfc3339_ms;
 
 pub const MAX_BATCH: usize = 100;
@@ -259,16 +259,18 @@ fn commit_create(
     write: PreparedWrite,
     links: Vec<Link>,
     now: i64,
+    source: ChangeSource,
 ) -> u64 {
-    let id = store.commit(object_type, write, now, ChangeSource::Integration);
+    let id = store.commit(object_type, write, now, source);
     for (to_type, to_id, type_id) in links {
-        store.associate(object_type, id, to_type, to_id, type_id);
+        store.associate(object_type, id, to_type, to_id, type_id, now, source);
     }
     id
 }
 
 async fn create_object(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path(raw_type): Path<String>,
     body: Bytes,
 ) -> ApiResult {
@@ -278,7 +280,7 @@ async fn create_object(
     let mut state = sandbox.lock();
     let (write, links) = prepare_create(&state.store, object_type, &input, &mut HashSet::new())
         .map_err(InputError::into_api_error)?;
-    let id = commit_create(&mut state.store, object_type, write, links, now);
+    let id = commit_create(&mut state.store, object_type, write, links, now, source);
     let names = written_names(object_type, &input.properties);
     Ok((
         StatusCode::CREATED,
@@ -291,6 +293,7 @@ async fn create_object(
 #[derive(Debug, Default)]
 struct ReadQuery {
     properties: Option<Vec<String>>,
+    properties_with_history: Option<Vec<String>>,
     associations: Option<Vec<String>>,
     id_property: Option<String>,
     limit: Option<usize>,
@@ -301,11 +304,23 @@ impl ReadQuery {
     fn of(params: &Params) -> Result<Self, ApiError> {
         Ok(ReadQuery {
             properties: params.list("properties"),
+            properties_with_history: params
+                .list("propertiesWithHistory")
+                .filter(|names| !names.is_empty()),
             associations: params.list("associations"),
             id_property: params.first("idProperty").map(str::to_string),
             limit: params.number("limit")?,
             after: params.first("after").map(str::to_string),
         })
+    }
+
+    /// The object types `associations` names; an unknown one is a 400.
+    fn association_types(&self) -> Result<Vec<ObjectType>, ApiError> {
+        self.associations
+            .iter()
+            .flatten()
+            .map(|raw| object_type(raw))
+            .collect()
     }
 }
 
@@ -328,44 +343,61 @@ async fn get_object(
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
     let query = ReadQuery::of(&params)?;
+    let to_types = query.association_types()?;
     let state = sandbox.lock();
     let id = resolve_or_404(&state.store, object_type, &id, query.id_property.as_deref())?;
-    let names = query.properties;
     let Some(record) = state.store.get(object_type, id) else {
         return Err(ApiError::not_found("resource not found"));
     };
-    let mut value = record.to_json(object_type, names.as_deref());
-    if let Some(to_types) = query.associations {
-        let mut associations = Map::new();
-        for raw in to_types {
-            let to_type = super::api::object_type(&raw)?;
-            let results: Vec<Value> = state
-                .store
-                .associations_of(object_type, id, to_type)
-                .into_iter()
-                .flat_map(|(to_id, types)| {
-                    types.into_iter().map(move |type_id| {
-                        json!({
-                            "id": to_id.to_string(),
-                            "type": format!(
-                                "{}_to_{}",
-                                object_type.upper_singular().to_ascii_lowercase(),
-                                to_type.upper_singular().to_ascii_lowercase()
-                            ),
-                            "typeId": type_id,
-                        })
-                    })
+    Ok(Json(read_json(
+        &state.store,
+        object_type,
+        record,
+        &query,
+        &to_types,
+    ))
+    .into_response())
+}
+
+/// One record as a read answers it: the properties asked (or the defaults),
+/// `propertiesWithHistory` when asked, and its associations towards the types asked (the key
+/// is left out when it has none).
+fn read_json(
+    store: &Store,
+    object_type: ObjectType,
+    record: &Record,
+    query: &ReadQuery,
+    to_types: &[ObjectType],
+) -> Value {
+    let mut value = record.to_json(object_type, query.properties.as_deref());
+    if let Some(names) = &query.properties_with_history {
+        value["propertiesWithHistory"] = record.history_json(names);
+    }
+    let mut associations = Map::new();
+    for &to_type in to_types {
+        let kind = format!(
+            "{}_to_{}",
+            object_type.upper_singular().to_ascii_lowercase(),
+            to_type.upper_singular().to_ascii_lowercase()
+        );
+        let results: Vec<Value> = store
+            .associations_of(object_type, record.id, to_type)
+            .into_iter()
+            .flat_map(|(to_id, types)| {
+                let kind = kind.clone();
+                types.into_iter().map(move |type_id| {
+                    json!({"id": to_id.to_string(), "type": kind, "typeId": type_id})
                 })
-                .collect();
-            if !results.is_empty() {
-                associations.insert(to_type.path_name().to_string(), json!({"results": results}));
-            }
-        }
-        if !associations.is_empty() {
-            value["associations"] = Value::Object(associations);
+            })
+            .collect();
+        if !results.is_empty() {
+            associations.insert(to_type.path_name().to_string(), json!({"results": results}));
         }
     }
-    Ok(Json(value).into_response())
+    if !associations.is_empty() {
+        value["associations"] = Value::Object(associations);
+    }
+    value
 }
 
 #[derive(Debug, Deserialize)]
@@ -376,6 +408,7 @@ struct PropertiesBody {
 
 async fn update_object(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((raw_type, id)): Path<(String, String)>,
     params: Params,
     body: Bytes,
@@ -388,13 +421,7 @@ async fn update_object(
     let id = resolve_or_404(&state.store, object_type, &id, query.id_property.as_deref())?;
     state
         .store
-        .write_one(
-            object_type,
-            Some(id),
-            &input.properties,
-            now,
-            ChangeSource::Integration,
-        )
+        .write_one(object_type, Some(id), &input.properties, now, source)
         .map_err(InputError::into_api_error)?;
     let names = written_names(object_type, &input.properties);
     Ok(Json(record_json(&state.store, object_type, id, &names, None)).into_response())
@@ -402,6 +429,7 @@ async fn update_object(
 
 async fn archive_object(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((raw_type, id)): Path<(String, String)>,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
@@ -409,9 +437,7 @@ async fn archive_object(
     let mut state = sandbox.lock();
     // HubSpot answers 204 whether or not the record existed.
     if let Ok(Some(id)) = state.store.resolve(object_type, &id, None) {
-        state
-            .store
-            .archive(object_type, id, now, ChangeSource::Integration);
+        state.store.archive(object_type, id, now, source);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -423,9 +449,9 @@ async fn list_objects(
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
     let query = ReadQuery::of(&params)?;
+    let to_types = query.association_types()?;
     let limit = page_limit(query.limit, 10, MAX_BATCH)?;
     let after: u64 = page_after(query.after.as_deref())?;
-    let names = query.properties;
     let state = sandbox.lock();
     let mut page: Vec<_> = state
         .store
@@ -438,7 +464,7 @@ async fn list_objects(
         .flatten();
     let results: Vec<Value> = page
         .iter()
-        .map(|r| r.to_json(object_type, names.as_deref()))
+        .map(|r| read_json(&state.store, object_type, r, &query, &to_types))
         .collect();
     let mut body = json!({"results": results});
     if let Some(next) = next {
@@ -480,16 +506,17 @@ struct ReadBody {
 
 async fn batch(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((raw_type, op)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
     match op.as_str() {
-        "create" => batch_create(&sandbox, object_type, parse_body(&body)?),
-        "update" => batch_update(&sandbox, object_type, parse_body(&body)?, false),
-        "upsert" => batch_update(&sandbox, object_type, parse_body(&body)?, true),
+        "create" => batch_create(&sandbox, object_type, parse_body(&body)?, source),
+        "update" => batch_update(&sandbox, object_type, parse_body(&body)?, false, source),
+        "upsert" => batch_update(&sandbox, object_type, parse_body(&body)?, true, source),
         "read" => batch_read(&sandbox, object_type, parse_body(&body)?),
-        "archive" => batch_archive(&sandbox, object_type, parse_body(&body)?),
+        "archive" => batch_archive(&sandbox, object_type, parse_body(&body)?, source),
         other => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "OBJECT_NOT_FOUND",
@@ -508,6 +535,7 @@ fn batch_create(
     sandbox: &HubSpotSandbox,
     object_type: ObjectType,
     body: Inputs<CreateInput>,
+    source: ChangeSource,
 ) -> ApiResult {
     check_batch_size(body.inputs.len(), MAX_BATCH)?;
     let multi_status = all_traced(body.inputs.iter().map(|i| i.object_write_trace_id.as_ref()));
@@ -535,7 +563,7 @@ fn batch_create(
         let trace = input.object_write_trace_id.as_deref();
         match outcome {
             Ok((write, links)) => {
-                let id = commit_create(&mut state.store, object_type, write, links, now);
+                let id = commit_create(&mut state.store, object_type, write, links, now, source);
                 let names = written_names(object_type, &input.properties);
                 results.push(record_json(&state.store, object_type, id, &names, trace));
             }
@@ -556,6 +584,7 @@ fn batch_update(
     object_type: ObjectType,
     body: Inputs<UpdateInput>,
     upsert: bool,
+    source: ChangeSource,
 ) -> ApiResult {
     check_batch_size(body.inputs.len(), MAX_BATCH)?;
     let now = sandbox.now_ms();
@@ -620,9 +649,7 @@ fn batch_update(
         let trace = input.object_write_trace_id.as_deref();
         match outcome {
             Ok((write, created)) => {
-                let id = state
-                    .store
-                    .commit(object_type, write, now, ChangeSource::Integration);
+                let id = state.store.commit(object_type, write, now, source);
                 let names = written_names(object_type, &input.properties);
                 let mut value = record_json(&state.store, object_type, id, &names, trace);
                 if upsert {
@@ -662,22 +689,8 @@ fn batch_read(sandbox: &HubSpotSandbox, object_type: ObjectType, body: ReadBody)
                 if let Some(record) = state.store.get(object_type, id) {
                     let mut value = record.to_json(object_type, Some(&body.properties));
                     if !body.properties_with_history.is_empty() {
-                        let history: Map<String, Value> = body
-                            .properties_with_history
-                            .iter()
-                            .map(|name| {
-                                let versions = match record.properties.get(name) {
-                                    Some(v) => json!([{
-                                        "value": v,
-                                        "timestamp": rfc3339_ms(record.updated_ms),
-                                        "sourceType": "INTEGRATION",
-                                    }]),
-                                    None => json!([]),
-                                };
-                                (name.clone(), versions)
-                            })
-                            .collect();
-                        value["propertiesWithHistory"] = Value::Object(history);
+                        value["propertiesWithHistory"] =
+                            record.history_json(&body.properties_with_history);
                     }
                     results.push(value);
                 }
@@ -705,15 +718,14 @@ fn batch_archive(
     sandbox: &HubSpotSandbox,
     object_type: ObjectType,
     body: Inputs<IdRef>,
+    source: ChangeSource,
 ) -> ApiResult {
     check_batch_size(body.inputs.len(), MAX_BATCH)?;
     let now = sandbox.now_ms();
     let mut state = sandbox.lock();
     for input in &body.inputs {
         if let Ok(Some(id)) = state.store.resolve(object_type, &id_text(&input.id), None) {
-            state
-                .store
-                .archive(object_type, id, now, ChangeSource::Integration);
+            state.store.archive(object_type, id, now, source);
         }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -1002,6 +1014,7 @@ fn resolve_from(store: &Store, object_type: ObjectType, id: &Value) -> Result<u6
 
 async fn associations_create(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((from, to)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
@@ -1040,7 +1053,7 @@ async fn associations_create(
                 for (target, type_id) in links {
                     state
                         .store
-                        .associate(from_type, from_id, to_type, target, type_id);
+                        .associate(from_type, from_id, to_type, target, type_id, now, source);
                     to_id = target;
                     if let Some(label) = association_label(type_id) {
                         labels.push(label);
@@ -1068,6 +1081,7 @@ async fn associations_create(
 
 async fn associations_default(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((from, to)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
@@ -1100,7 +1114,7 @@ async fn associations_default(
             Ok((from_id, to_id)) => {
                 state
                     .store
-                    .associate(from_type, from_id, to_type, to_id, type_id);
+                    .associate(from_type, from_id, to_type, to_id, type_id, now, source);
                 results.push(json!({
                     "from": {"id": from_id.to_string()},
                     "to": {"id": to_id.to_string()},

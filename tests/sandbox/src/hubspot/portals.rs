@@ -226,7 +226,7 @@ impl Portals {
         let n = self.refreshes.fetch_add(1, Ordering::Relaxed) + 1;
         let access = format!("oauth-{}-{n}", portal.portal_id());
         let ttl_ms = i64::try_from(self.app.access_ttl.as_millis()).unwrap_or(i64::MAX);
-        portal.issue_access_token(&access, ttl_ms);
+        portal.issue_access_token(&access, ttl_ms, self.app.app_id);
         Json(json!({
             "token_type": "bearer",
             "refresh_token": refresh,
