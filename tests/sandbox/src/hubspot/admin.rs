@@ -21,6 +21,7 @@ use super::faults::Faults;
 use super::model::{ObjectType, Owner};
 use super::query::Params;
 use super::store::{ChangeSource, Store};
+use super::webhooks::WebhookConfig;
 use super::{DEFAULT_USER_ID, HubSpotSandbox, Settings, TokenState};
 
 type AdminResult = Result<Response, ApiError>;
@@ -36,6 +37,14 @@ pub fn routes() -> Router<HubSpotSandbox> {
         .route("/__admin/tokens", get(tokens))
         .route("/__admin/tokens/{token}", put(put_token))
         .route("/__admin/apps", get(apps))
+        .route(
+            "/__admin/webhooks",
+            get(list_webhooks).put(put_webhook).delete(delete_webhooks),
+        )
+        .route(
+            "/__admin/webhooks/deliveries",
+            get(deliveries).delete(clear_deliveries),
+        )
         .route("/__admin/settings", get(get_settings).put(put_settings))
         .route("/__admin/changes", get(changes))
         .route("/__admin/owners", post(add_owner))
@@ -87,10 +96,12 @@ async fn state(State(sandbox): State<HubSpotSandbox>, params: Params) -> AdminRe
 }
 
 /// Back to a new portal: no records, default properties and owners, no faults, fresh budget.
-/// Tokens and settings are kept.
+/// Tokens, settings and webhooks are kept.
 async fn reset(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
     let mut state = sandbox.lock();
+    let seq = state.store.last_seq();
     state.store = Store::new();
+    state.store.continue_from(seq);
     state.limiter.reset();
     state.oauth_limiter.reset();
     state.faults = Faults::default();
@@ -314,4 +325,37 @@ async fn user_archive(
     } else {
         Err(ApiError::not_found("resource not found"))
     }
+}
+
+/// `PUT /__admin/webhooks`: sets an app's webhook (see [`WebhookConfig`] for the fields and
+/// their defaults) and answers it with the defaults filled in and its subscription ids.
+async fn put_webhook(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> AdminResult {
+    let config: WebhookConfig = parse_body(&body)?;
+    let view = sandbox
+        .webhooks()
+        .configure(config)
+        .map_err(ApiError::validation)?;
+    Ok(Json(view).into_response())
+}
+
+async fn list_webhooks(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    Ok(Json(json!({"webhooks": sandbox.webhooks().list()})).into_response())
+}
+
+/// `DELETE /__admin/webhooks[?app_id=N]`: stops sending (one app's or every) webhook's events.
+async fn delete_webhooks(State(sandbox): State<HubSpotSandbox>, params: Params) -> AdminResult {
+    sandbox.webhooks().remove(params.number("app_id")?);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /__admin/webhooks/deliveries[?app_id=N]`: every attempt, oldest first, and what is
+/// still to be sent (`pending_events`, `unfinished_requests`).
+async fn deliveries(State(sandbox): State<HubSpotSandbox>, params: Params) -> AdminResult {
+    let app_id = params.number("app_id")?;
+    Ok(Json(sandbox.webhooks().deliveries(app_id)).into_response())
+}
+
+async fn clear_deliveries(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    sandbox.webhooks().clear_deliveries();
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

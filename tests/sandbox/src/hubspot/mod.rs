@@ -11,6 +11,7 @@
 //! - [`faults`]: injected latency, 5xx, hung requests, 429 storms.
 //! - [`errors`]: HubSpot's error bodies.
 //! - [`query`]: query strings, with repeated and comma-separated array parameters.
+//! - [`webhooks`]: HubSpot's v3 webhook events of every change, signed, batched and retried.
 //! - `api`: the public endpoints; `admin`: the admin API under `/__admin` (no auth, no limits).
 //!
 //! Every API request passes one gate, in this order: injected latency, authentication, 429 storm,
@@ -28,6 +29,7 @@ pub mod ratelimit;
 pub mod search;
 pub mod store;
 pub mod validate;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -49,6 +51,7 @@ use faults::{Fault, Faults};
 pub use portals::{OAuthApp, Portals};
 use ratelimit::{Admission, Limits, RateLimiter, Tier};
 use store::{ChangeSource, Store};
+use webhooks::Webhooks;
 
 /// The private-app token a sandbox accepts unless told otherwise.
 pub const DEFAULT_TOKEN: &str = "pat-na1-5a4d8b0e-0000-4000-8000-hubsyncsandbox";
@@ -143,6 +146,7 @@ struct Inner {
     portal_id: u64,
     clock: Clock,
     state: Mutex<SandboxState>,
+    webhooks: Arc<Webhooks>,
 }
 
 pub(crate) struct SandboxState {
@@ -177,6 +181,13 @@ impl SandboxState {
             .copied()
             .unwrap_or(self.private_app_id)
     }
+
+    /// Whether the app is installed here: the portal has a token of it that is not revoked.
+    fn has_app(&self, app_id: u64) -> bool {
+        self.tokens
+            .iter()
+            .any(|(token, state)| *state != TokenState::Revoked && self.app_of(token) == app_id)
+    }
 }
 
 /// A running HubSpot sandbox's shared state; cheap to clone.
@@ -195,6 +206,11 @@ impl std::fmt::Debug for HubSpotSandbox {
 
 impl HubSpotSandbox {
     pub fn new(options: SandboxOptions) -> Self {
+        Self::with_webhooks(options, Arc::new(Webhooks::new()))
+    }
+
+    /// A portal whose apps' webhooks are `webhooks`, shared with other portals.
+    pub fn with_webhooks(options: SandboxOptions, webhooks: Arc<Webhooks>) -> Self {
         let limits = options
             .limits
             .unwrap_or_else(|| Limits::of_tier(options.tier));
@@ -222,13 +238,20 @@ impl HubSpotSandbox {
             partial_upserts: options.partial_upserts,
             send_retry_after: options.send_retry_after,
         };
-        HubSpotSandbox {
-            inner: Arc::new(Inner {
-                portal_id: options.portal_id,
-                clock: options.clock,
-                state: Mutex::new(state),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            portal_id: options.portal_id,
+            clock: options.clock,
+            state: Mutex::new(state),
+            webhooks: webhooks.clone(),
+        });
+        webhooks.register(Arc::downgrade(&inner));
+        HubSpotSandbox { inner }
+    }
+
+    /// The webhooks of the apps installed in this portal (shared by the portals of one
+    /// [`Portals`]).
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.inner.webhooks
     }
 
     pub fn portal_id(&self) -> u64 {

@@ -31,6 +31,7 @@ use tower::ServiceExt;
 
 use super::errors::ApiError;
 use super::query::form_urlencoded;
+use super::webhooks::Webhooks;
 use super::{HubSpotSandbox, SandboxOptions, bearer};
 use crate::server::RunningServer;
 
@@ -83,9 +84,17 @@ impl Portals {
     }
 
     /// [`Portals::new`] with the public app's credentials and access token lifetime given.
+    /// Every portal's changes go to the webhooks of the apps installed in it, configured
+    /// once for all (`PUT /__admin/webhooks` on any portal).
     pub fn with_app(options: Vec<SandboxOptions>, app: OAuthApp) -> Self {
+        let webhooks = Arc::new(Webhooks::new());
         Portals {
-            portals: Arc::new(options.into_iter().map(HubSpotSandbox::new).collect()),
+            portals: Arc::new(
+                options
+                    .into_iter()
+                    .map(|o| HubSpotSandbox::with_webhooks(o, webhooks.clone()))
+                    .collect(),
+            ),
             app,
             refreshes: Arc::new(AtomicU64::new(0)),
         }

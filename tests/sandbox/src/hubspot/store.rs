@@ -869,6 +869,12 @@ impl Store {
             .skip(usize::try_from(skip).unwrap_or(usize::MAX))
     }
 
+    /// Numbers the next change after `seq`: a reset portal's log goes on where the old one
+    /// stopped, so a reader's position stays meaningful.
+    pub fn continue_from(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq + 1);
+    }
+
     /// The sequence number of the newest change logged (0 before any).
     pub fn last_seq(&self) -> u64 {
         self.next_seq - 1
