@@ -1814,3 +1814,380 @@ async fn search_polls_changes_by_the_modification_date() {
         );
     }
 }
+
+// ----- archived records, merges, GDPR deletes -----
+
+#[tokio::test]
+async fn archived_records_are_read_with_archived_true_for_90_days() {
+    let api = start().await;
+    let id = api.create_contact("gone@example.org").await;
+    let live = api.create_contact("live@example.org").await;
+    api.advance(1_000);
+    let deleted = api
+        .call(
+            Method::DELETE,
+            &format!("/crm/v3/objects/contacts/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+
+    let plain = api.get(&format!("/crm/v3/objects/contacts/{id}")).await;
+    assert_error_shape(&plain, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+    let archived = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?archived=true&properties=email"
+        ))
+        .await;
+    assert_eq!(archived.status, StatusCode::OK, "{}", archived.body);
+    assert_eq!(archived.body["archived"], true);
+    assert_eq!(archived.body["archivedAt"], "2026-01-01T00:00:01.000Z");
+    assert_eq!(archived.body["properties"]["email"], "gone@example.org");
+    let by_email = api
+        .get("/crm/v3/objects/contacts/gone@example.org?idProperty=email&archived=true")
+        .await;
+    assert_eq!(by_email.body["id"], id.as_str());
+    // archived=true reads only archived records.
+    let not_archived = api
+        .get(&format!("/crm/v3/objects/contacts/{live}?archived=true"))
+        .await;
+    assert_error_shape(&not_archived, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+
+    let list = api.get("/crm/v3/objects/contacts?archived=true").await;
+    let results = list.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["id"], id.as_str());
+    assert_eq!(results[0]["archived"], true);
+    let batch = api
+        .post(
+            "/crm/v3/objects/contacts/batch/read?archived=true",
+            json!({"inputs": [{"id": id}, {"id": live}]}),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::MULTI_STATUS, "{}", batch.body);
+    assert_eq!(batch.body["results"][0]["id"], id.as_str());
+
+    api.advance(90 * 86_400_000);
+    let expired = api
+        .get(&format!("/crm/v3/objects/contacts/{id}?archived=true"))
+        .await;
+    assert_error_shape(&expired, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_merged_record_resolves_to_the_one_it_was_merged_into() {
+    let api = start().await;
+    let primary = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "keep@example.org", "firstname": "Kept"}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let merged = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "fold@example.org", "firstname": "Folded", "lastname": "Only"}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let company = api.create_company("merged.io").await;
+    api.post(
+        "/crm/v4/associations/contacts/companies/batch/associate/default",
+        json!({"inputs": [{"from": {"id": merged}, "to": {"id": company}}]}),
+    )
+    .await;
+
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/merge",
+            json!({"primaryObjectId": primary, "objectIdToMerge": merged}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["id"], primary.as_str());
+
+    let via_old_id = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{merged}?properties=firstname,lastname,email,hs_merged_object_ids,hs_additional_emails&associations=companies"
+        ))
+        .await;
+    assert_eq!(via_old_id.status, StatusCode::OK, "{}", via_old_id.body);
+    assert_eq!(via_old_id.body["id"], primary.as_str());
+    assert_eq!(
+        via_old_id.body["properties"],
+        json!({"firstname": "Kept", "lastname": "Only", "email": "keep@example.org",
+               "hs_merged_object_ids": merged, "hs_additional_emails": "fold@example.org"})
+    );
+    assert_eq!(
+        via_old_id.body["associations"]["companies"]["results"][0]["id"],
+        company.as_str()
+    );
+    let by_old_email = api
+        .get("/crm/v3/objects/contacts/fold@example.org?idProperty=email")
+        .await;
+    assert_eq!(by_old_email.body["id"], primary.as_str());
+    let taken = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "fold@example.org"}}),
+        )
+        .await;
+    assert_error_shape(&taken, StatusCode::CONFLICT, "CONFLICT");
+    assert_eq!(
+        api.get("/crm/v3/objects/contacts").await.body["results"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    let itself = api
+        .post(
+            "/crm/v3/objects/contacts/merge",
+            json!({"primaryObjectId": primary, "objectIdToMerge": primary}),
+        )
+        .await;
+    assert_error_shape(&itself, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let missing = api
+        .post(
+            "/crm/v3/objects/contacts/merge",
+            json!({"primaryObjectId": primary, "objectIdToMerge": "999999"}),
+        )
+        .await;
+    assert_error_shape(&missing, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+    let no_field = api
+        .post(
+            "/crm/v3/objects/contacts/merge",
+            json!({"primaryObjectId": primary}),
+        )
+        .await;
+    assert_error_shape(&no_field, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let notes = api
+        .post(
+            "/crm/v3/objects/notes/merge",
+            json!({"primaryObjectId": "1", "objectIdToMerge": "2"}),
+        )
+        .await;
+    assert_error_shape(&notes, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn a_gdpr_delete_is_for_good_and_an_unknown_email_is_blocked() {
+    let api = start().await;
+    let id = api.create_contact("forget@example.org").await;
+    let deleted = api
+        .post(
+            "/crm/v3/objects/contacts/gdpr-delete",
+            json!({"objectId": id}),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    for path in [
+        format!("/crm/v3/objects/contacts/{id}"),
+        format!("/crm/v3/objects/contacts/{id}?archived=true"),
+    ] {
+        let gone = api.get(&path).await;
+        assert_error_shape(&gone, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+    }
+    api.create_contact("forget@example.org").await;
+
+    let by_email = api
+        .post(
+            "/crm/v3/objects/contacts/gdpr-delete",
+            json!({"objectId": "forget@example.org", "idProperty": "email"}),
+        )
+        .await;
+    assert_eq!(by_email.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.sandbox
+            .count(hubsync_sandbox::hubspot::model::ObjectType::Contacts),
+        0
+    );
+
+    let unknown = api
+        .post(
+            "/crm/v3/objects/contacts/gdpr-delete",
+            json!({"objectId": "never@example.org", "idProperty": "email"}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NO_CONTENT);
+    let blocked = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "never@example.org"}}),
+        )
+        .await;
+    assert_error_shape(&blocked, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    let no_such_id = api
+        .post(
+            "/crm/v3/objects/contacts/gdpr-delete",
+            json!({"objectId": "424242"}),
+        )
+        .await;
+    assert_error_shape(&no_such_id, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+    let companies = api
+        .post(
+            "/crm/v3/objects/companies/gdpr-delete",
+            json!({"objectId": "1"}),
+        )
+        .await;
+    assert_eq!(companies.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn v4_batch_archive_removes_associations_both_ways() {
+    let api = start().await;
+    let contact = api.create_contact("unlink@example.org").await;
+    let company = api.create_company("unlink.io").await;
+    api.post(
+        "/crm/v4/associations/contacts/companies/batch/create",
+        json!({"inputs": [{"from": {"id": contact}, "to": {"id": company},
+                           "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]}]}),
+    )
+    .await;
+    let removed = api
+        .post(
+            "/crm/v4/associations/contacts/companies/batch/archive",
+            json!({"inputs": [{"from": {"id": contact}, "to": [{"id": company}, {"id": "999999"}]}]}),
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    for (path, id) in [
+        (
+            "/crm/v4/associations/contacts/companies/batch/read",
+            &contact,
+        ),
+        (
+            "/crm/v4/associations/companies/contacts/batch/read",
+            &company,
+        ),
+    ] {
+        let read = api.post(path, json!({"inputs": [{"id": id}]})).await;
+        assert_eq!(read.body["results"][0]["to"], json!([]), "{path}");
+    }
+    let bad = api
+        .post(
+            "/crm/v4/associations/contacts/companies/batch/archive",
+            json!({"inputs": [{"from": {"id": contact}}]}),
+        )
+        .await;
+    assert_error_shape(&bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn a_user_restores_merges_and_links_through_the_admin_api() {
+    let api = start().await;
+    let id = api.create_contact("restore@example.org").await;
+    let company = api.create_company("restore.io").await;
+    let (status, _) = {
+        let answer = api
+            .call_as(
+                None,
+                Method::PUT,
+                &format!("/__admin/associations/contacts/{id}/companies/{company}"),
+                Some(json!({"type_id": 1, "user_id": 9_000_003})),
+            )
+            .await;
+        (answer.status, answer.body)
+    };
+    assert_eq!(status, StatusCode::CREATED);
+    api.call(
+        Method::DELETE,
+        &format!("/crm/v3/objects/contacts/{id}"),
+        None,
+    )
+    .await;
+    assert!(
+        api.sandbox
+            .associations_of(
+                hubsync_sandbox::hubspot::model::ObjectType::Companies,
+                company.parse().expect("id"),
+                hubsync_sandbox::hubspot::model::ObjectType::Contacts
+            )
+            .is_empty()
+    );
+    let restored = api
+        .call_as(
+            None,
+            Method::POST,
+            &format!("/__admin/objects/contacts/{id}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    let read = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?associations=companies"
+        ))
+        .await;
+    assert_eq!(read.body["archived"], false);
+    assert!(read.body.get("archivedAt").is_none());
+    assert_eq!(
+        read.body["associations"]["companies"]["results"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "primary and unlabelled links are back"
+    );
+
+    // Archived again, and its email taken meanwhile: the restore conflicts.
+    api.call(
+        Method::DELETE,
+        &format!("/crm/v3/objects/contacts/{id}"),
+        None,
+    )
+    .await;
+    let taker = api.create_contact("restore@example.org").await;
+    let refused = api
+        .call_as(
+            None,
+            Method::POST,
+            &format!("/__admin/objects/contacts/{id}/restore"),
+            None,
+        )
+        .await;
+    assert_error_shape(&refused, StatusCode::CONFLICT, "CONFLICT");
+
+    let other = api.create_contact("other@example.org").await;
+    let merged = api
+        .call_as(
+            None,
+            Method::POST,
+            "/__admin/objects/contacts/merge",
+            Some(json!({"primaryObjectId": taker, "objectIdToMerge": other, "user_id": 9_000_004})),
+        )
+        .await;
+    assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
+    let log = api
+        .call_as(None, Method::GET, "/__admin/changes", None)
+        .await;
+    let last = log.body["changes"]
+        .as_array()
+        .and_then(|c| c.last())
+        .cloned()
+        .expect("a change");
+    assert_eq!(last["kind"], "MERGED");
+    assert_eq!(last["source"], "CRM_UI");
+    assert_eq!(last["source_id"], "userId:9000004");
+    assert_eq!(
+        last["merge"]["merged"],
+        json!([other.parse::<u64>().expect("id")])
+    );
+
+    let unlinked = api
+        .call_as(
+            None,
+            Method::DELETE,
+            &format!("/__admin/associations/contacts/{taker}/companies/{company}"),
+            None,
+        )
+        .await;
+    assert_error_shape(&unlinked, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+}

@@ -723,3 +723,114 @@ async fn one_webhook_serves_every_portal_the_app_is_installed_in() {
         "one portal per request"
     );
 }
+
+#[tokio::test]
+async fn merges_restores_gdpr_deletes_and_unlinks_arrive_as_their_events() {
+    let api = start().await;
+    let receiver = Receiver::start().await;
+    let contact = api.create_contact("primary@example.org").await;
+    let other = api.create_contact("secondary@example.org").await;
+    let company = api
+        .api(
+            Method::POST,
+            "/crm/v3/objects/companies",
+            json!({"properties": {"name": "Linked"}}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    api.api(
+        Method::POST,
+        "/crm/v4/associations/contacts/companies/batch/associate/default",
+        json!({"inputs": [{"from": {"id": contact}, "to": {"id": company}}]}),
+    )
+    .await;
+    api.hook(
+        &receiver,
+        json!({"subscriptions": [
+            "contact.merge", "contact.restore", "contact.deletion", "contact.privacyDeletion",
+            "contact.associationChange", "company.associationChange"
+        ]}),
+    )
+    .await;
+
+    let (status, body) = api
+        .admin(
+            Method::POST,
+            "/__admin/objects/contacts/merge",
+            Some(json!({"primaryObjectId": contact, "objectIdToMerge": other})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = api
+        .call(
+            Some(DEFAULT_TOKEN),
+            Method::POST,
+            "/crm/v4/associations/contacts/companies/batch/archive",
+            Some(json!({"inputs": [{"from": {"id": contact}, "to": [{"id": company}]}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    api.call(
+        Some(DEFAULT_TOKEN),
+        Method::DELETE,
+        &format!("/crm/v3/objects/contacts/{contact}"),
+        None,
+    )
+    .await;
+    let (status, body) = api
+        .admin(
+            Method::POST,
+            &format!("/__admin/objects/contacts/{contact}/restore"),
+            Some(json!({"user_id": 9_000_003})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = api
+        .call(
+            Some(DEFAULT_TOKEN),
+            Method::POST,
+            "/crm/v3/objects/contacts/gdpr-delete",
+            Some(json!({"objectId": contact})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    api.settle(|_| receiver.events().len() >= 7).await;
+
+    let mut events = receiver.events();
+    events.sort_by_key(|e| e["eventId"].as_u64());
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["subscriptionType"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "contact.merge",
+            "contact.associationChange",
+            "company.associationChange",
+            "contact.deletion",
+            "contact.restore",
+            "contact.privacyDeletion",
+            "contact.deletion",
+        ]
+    );
+    let (contact_id, other_id): (u64, u64) = (
+        contact.parse().expect("numeric"),
+        other.parse().expect("numeric"),
+    );
+    assert_eq!(events[0]["primaryObjectId"], contact_id);
+    assert_eq!(events[0]["mergedObjectIds"], json!([other_id]));
+    assert_eq!(events[0]["newObjectId"], contact_id);
+    assert_eq!(events[0]["changeSource"], "CRM_UI");
+    assert_eq!(events[0]["sourceId"], "userId:9000001");
+    assert_eq!(events[1]["associationRemoved"], true);
+    assert_eq!(events[1]["associationType"], "CONTACT_TO_COMPANY");
+    assert_eq!(events[2]["associationType"], "COMPANY_TO_CONTACT");
+    assert_eq!(events[3]["changeFlag"], "DELETED");
+    assert_eq!(events[4]["sourceId"], "userId:9000003");
+    assert_eq!(events[5]["objectId"], contact_id);
+    assert_eq!(events[6]["objectId"], contact_id);
+    assert_eq!(events[6]["changeSource"], "INTEGRATION");
+}

@@ -15,10 +15,10 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::api::{object_type, parse_body};
+use super::api::{gdpr_delete_as, gdpr_request, merge_as, merge_ids, object_type, parse_body};
 use super::errors::{ApiError, InputError};
 use super::faults::Faults;
-use super::model::{ObjectType, Owner};
+use super::model::{Emulated, ObjectType, Owner, default_association_type};
 use super::query::Params;
 use super::store::{ChangeSource, Store};
 use super::webhooks::WebhookConfig;
@@ -49,6 +49,19 @@ pub fn routes() -> Router<HubSpotSandbox> {
         .route("/__admin/changes", get(changes))
         .route("/__admin/owners", post(add_owner))
         .route("/__admin/objects/{object_type}", post(user_create))
+        .route("/__admin/objects/{object_type}/merge", post(user_merge))
+        .route(
+            "/__admin/objects/{object_type}/gdpr-delete",
+            post(user_gdpr_delete),
+        )
+        .route(
+            "/__admin/objects/{object_type}/{id}/restore",
+            post(user_restore),
+        )
+        .route(
+            "/__admin/associations/{from}/{from_id}/{to}/{to_id}",
+            put(user_associate).delete(user_dissociate),
+        )
         .route(
             "/__admin/objects/{object_type}/{id}",
             get(user_read).patch(user_update).delete(user_archive),
@@ -358,4 +371,151 @@ async fn deliveries(State(sandbox): State<HubSpotSandbox>, params: Params) -> Ad
 async fn clear_deliveries(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
     sandbox.webhooks().clear_deliveries();
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The user a change is made as, from a body that may name it (`user_id`) among other fields.
+#[derive(Debug, Deserialize, Default)]
+struct UserOnly {
+    #[serde(default)]
+    user_id: Option<u64>,
+}
+
+fn user_of(body: &Bytes) -> Result<ChangeSource, ApiError> {
+    let named: UserOnly = if body.is_empty() {
+        UserOnly::default()
+    } else {
+        parse_body(body)?
+    };
+    Ok(as_user(named.user_id))
+}
+
+/// `POST /__admin/objects/{type}/merge` `{primaryObjectId, objectIdToMerge, user_id?}`: a user
+/// merges two records (the API's merge, source `CRM_UI`).
+async fn user_merge(
+    State(sandbox): State<HubSpotSandbox>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let ids = merge_ids(object_type, &body)?;
+    merge_as(&sandbox, object_type, ids, user_of(&body)?)
+}
+
+/// `POST /__admin/objects/contacts/gdpr-delete` `{objectId, idProperty?, user_id?}`.
+async fn user_gdpr_delete(
+    State(sandbox): State<HubSpotSandbox>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let request = gdpr_request(object_type, &body)?;
+    gdpr_delete_as(&sandbox, request, user_of(&body)?)
+}
+
+/// `POST /__admin/objects/{type}/{id}/restore` `{user_id?}`: a user restores an archived
+/// record from the recycle bin (within 90 days); 409 when a live record took its email since.
+async fn user_restore(
+    State(sandbox): State<HubSpotSandbox>,
+    Path((raw_type, id)): Path<(String, String)>,
+    body: Bytes,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let id = record_id(&id)?;
+    let source = user_of(&body)?;
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    state
+        .store
+        .restore(object_type, id, now, source)
+        .map_err(InputError::into_api_error)?;
+    let record = state.store.get(object_type, id).map(|r| r.to_full_json());
+    Ok(Json(record).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AssociateBody {
+    /// A HubSpot-defined association type id (default: the pair's unlabelled one).
+    #[serde(default)]
+    type_id: Option<u32>,
+    #[serde(default)]
+    user_id: Option<u64>,
+}
+
+/// `PUT /__admin/associations/{from}/{from_id}/{to}/{to_id}` `{type_id?, user_id?}`: a user
+/// links two records.
+async fn user_associate(
+    State(sandbox): State<HubSpotSandbox>,
+    Path((from, from_id, to, to_id)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> AdminResult {
+    let (from_type, to_type) = (object_type(&from)?, object_type(&to)?);
+    let from_id = record_id(&from_id)?;
+    let input: AssociateBody = if body.is_empty() {
+        AssociateBody::default()
+    } else {
+        parse_body(&body)?
+    };
+    let type_id = match input.type_id {
+        Some(type_id) => type_id,
+        None => default_association_type(from_type, to_type).ok_or_else(|| {
+            ApiError::validation(format!(
+                "No default association type from {} to {}",
+                from_type.upper_singular(),
+                to_type.upper_singular()
+            ))
+        })?,
+    };
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    if state.store.get(from_type, from_id).is_none() {
+        return Err(ApiError::not_found("resource not found"));
+    }
+    let to_id = state
+        .store
+        .check_association(from_type, to_type, &to_id, type_id, "HUBSPOT_DEFINED")
+        .map_err(InputError::into_api_error)?;
+    let added = state.store.associate(
+        from_type,
+        from_id,
+        to_type,
+        to_id,
+        type_id,
+        now,
+        as_user(input.user_id),
+    );
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(
+            json!({"from_id": from_id.to_string(), "to_id": to_id.to_string(), "type_id": type_id}),
+        ),
+    )
+        .into_response())
+}
+
+/// `DELETE /__admin/associations/{from}/{from_id}/{to}/{to_id}[?user_id=N]`: a user removes
+/// every association between two records; 404 when there was none.
+async fn user_dissociate(
+    State(sandbox): State<HubSpotSandbox>,
+    Path((from, from_id, to, to_id)): Path<(String, String, String, String)>,
+    params: Params,
+) -> AdminResult {
+    let (from_type, to_type) = (object_type(&from)?, object_type(&to)?);
+    let (from_id, to_id) = (record_id(&from_id)?, record_id(&to_id)?);
+    let source = as_user(params.number("user_id")?);
+    let now = sandbox.now_ms();
+    if sandbox
+        .lock()
+        .store
+        .dissociate(from_type, from_id, to_type, to_id, now, source)
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("these records are not associated"))
+    }
 }

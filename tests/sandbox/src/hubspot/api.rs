@@ -38,6 +38,11 @@ pub fn routes() -> Router<HubSpotSandbox> {
             get(list_objects).post(create_object),
         )
         .route("/crm/v3/objects/{object_type}/search", post(search))
+        .route("/crm/v3/objects/{object_type}/merge", post(merge))
+        .route(
+            "/crm/v3/objects/{object_type}/gdpr-delete",
+            post(gdpr_delete),
+        )
         .route("/crm/v3/objects/{object_type}/batch/{op}", post(batch))
         .route(
             "/crm/v3/objects/{object_type}/{id}",
@@ -63,6 +68,10 @@ pub fn routes() -> Router<HubSpotSandbox> {
         .route(
             "/crm/v4/associations/{from}/{to}/batch/read",
             post(associations_read),
+        )
+        .route(
+            "/crm/v4/associations/{from}/{to}/batch/archive",
+            post(associations_archive),
         )
         .route(
             "/crm/v4/objects/{from}/{id}/associations/{to}",
@@ -298,6 +307,8 @@ struct ReadQuery {
     id_property: Option<String>,
     limit: Option<usize>,
     after: Option<String>,
+    /// `archived=true`: only archived records (HubSpot keeps them 90 days).
+    archived: bool,
 }
 
 impl ReadQuery {
@@ -311,6 +322,7 @@ impl ReadQuery {
             id_property: params.first("idProperty").map(str::to_string),
             limit: params.number("limit")?,
             after: params.first("after").map(str::to_string),
+            archived: params.flag("archived")?.unwrap_or(false),
         })
     }
 
@@ -344,9 +356,18 @@ async fn get_object(
     let object_type = object_type(&raw_type)?;
     let query = ReadQuery::of(&params)?;
     let to_types = query.association_types()?;
+    let now = sandbox.now_ms();
     let state = sandbox.lock();
-    let id = resolve_or_404(&state.store, object_type, &id, query.id_property.as_deref())?;
-    let Some(record) = state.store.get(object_type, id) else {
+    let record = if query.archived {
+        state
+            .store
+            .resolve_archived(object_type, &id, query.id_property.as_deref(), now)
+            .and_then(|id| state.store.get_archived(object_type, id, now))
+    } else {
+        let id = resolve_or_404(&state.store, object_type, &id, query.id_property.as_deref())?;
+        state.store.get(object_type, id)
+    };
+    let Some(record) = record else {
         return Err(ApiError::not_found("resource not found"));
     };
     Ok(Json(read_json(
@@ -452,13 +473,14 @@ async fn list_objects(
     let to_types = query.association_types()?;
     let limit = page_limit(query.limit, 10, MAX_BATCH)?;
     let after: u64 = page_after(query.after.as_deref())?;
+    let now = sandbox.now_ms();
     let state = sandbox.lock();
-    let mut page: Vec<_> = state
-        .store
-        .records(object_type)
-        .filter(|r| r.id >= after)
-        .take(limit + 1)
-        .collect();
+    let records: Box<dyn Iterator<Item = &Record>> = if query.archived {
+        Box::new(state.store.archived_records(object_type, now))
+    } else {
+        Box::new(state.store.records(object_type))
+    };
+    let mut page: Vec<_> = records.filter(|r| r.id >= after).take(limit + 1).collect();
     let next = (page.len() > limit)
         .then(|| page.pop().map(|r| r.id))
         .flatten();
@@ -471,6 +493,150 @@ async fn list_objects(
         body["paging"] = json!({"next": {"after": next.to_string()}});
     }
     Ok(Json(body).into_response())
+}
+
+// ----- merges and GDPR deletes -----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MergeBody {
+    primary_object_id: Option<Value>,
+    object_id_to_merge: Option<Value>,
+}
+
+/// The records of a merge, checked: its type can merge, both ids are given.
+pub(super) fn merge_ids(object_type: ObjectType, body: &Bytes) -> Result<(u64, u64), ApiError> {
+    if !matches!(
+        object_type,
+        ObjectType::Contacts | ObjectType::Companies | ObjectType::Deals
+    ) {
+        return Err(ApiError::validation(format!(
+            "Merging is not supported for {} objects",
+            object_type.upper_singular()
+        )));
+    }
+    let input: MergeBody = parse_body(body)?;
+    let id = |value: Option<&Value>, field: &str| {
+        let raw = value
+            .map(id_text)
+            .ok_or_else(|| ApiError::validation(format!("{field} is required")))?;
+        raw.trim()
+            .parse::<u64>()
+            .map_err(|_| ApiError::validation(format!("{field} must be a record id, got {raw}")))
+    };
+    Ok((
+        id(input.primary_object_id.as_ref(), "primaryObjectId")?,
+        id(input.object_id_to_merge.as_ref(), "objectIdToMerge")?,
+    ))
+}
+
+/// Merges and answers the record that survived, as HubSpot's merge endpoint does.
+pub(super) fn merge_as(
+    sandbox: &HubSpotSandbox,
+    object_type: ObjectType,
+    (primary, merged): (u64, u64),
+    source: ChangeSource,
+) -> ApiResult {
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    let primary = state.store.live_id(object_type, primary).unwrap_or(primary);
+    let merged = state.store.live_id(object_type, merged).unwrap_or(merged);
+    state
+        .store
+        .merge(object_type, primary, merged, now, source)
+        .map_err(InputError::into_api_error)?;
+    let names: Vec<String> = object_type
+        .default_read_properties()
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+    Ok(Json(record_json(
+        &state.store,
+        object_type,
+        primary,
+        &names,
+        None,
+    ))
+    .into_response())
+}
+
+async fn merge(
+    State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let object_type = object_type(&raw_type)?;
+    let ids = merge_ids(object_type, &body)?;
+    merge_as(&sandbox, object_type, ids, source)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GdprBody {
+    object_id: Option<Value>,
+    #[serde(default)]
+    id_property: Option<String>,
+}
+
+/// What a GDPR delete names: an id (or, with `idProperty` `email`, an email).
+pub(super) type GdprTarget = (String, Option<String>);
+
+/// `{objectId, idProperty?}` of a GDPR delete, checked: contacts only.
+pub(super) fn gdpr_request(object_type: ObjectType, body: &Bytes) -> Result<GdprTarget, ApiError> {
+    if object_type != ObjectType::Contacts {
+        return Err(ApiError::not_found(
+            "Unable to find a route for this request.",
+        ));
+    }
+    let input: GdprBody = parse_body(body)?;
+    let id = input
+        .object_id
+        .as_ref()
+        .map(id_text)
+        .ok_or_else(|| ApiError::validation("objectId is required"))?;
+    match input.id_property.as_deref() {
+        None | Some("hs_object_id") | Some("email") => Ok((id, input.id_property)),
+        Some(other) => Err(ApiError::validation(format!(
+            "idProperty {other} is not supported for a GDPR delete; use email or hs_object_id"
+        ))),
+    }
+}
+
+/// Deletes a contact for good (204); by an email no contact has, blocks the email (204);
+/// by an id no contact has, 404.
+pub(super) fn gdpr_delete_as(
+    sandbox: &HubSpotSandbox,
+    (id, id_property): GdprTarget,
+    source: ChangeSource,
+) -> ApiResult {
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    let store = &mut state.store;
+    let by_email = id_property.as_deref() == Some("email");
+    let found = store
+        .resolve(ObjectType::Contacts, &id, id_property.as_deref())
+        .map_err(InputError::into_api_error)?
+        .or_else(|| store.resolve_archived(ObjectType::Contacts, &id, id_property.as_deref(), now));
+    match found {
+        Some(contact) => {
+            store.gdpr_delete(contact, now, source);
+        }
+        None if by_email => store.gdpr_block(&id),
+        None => return Err(InputError::NotFound { id }.into_api_error()),
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn gdpr_delete(
+    State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let object_type = object_type(&raw_type)?;
+    let request = gdpr_request(object_type, &body)?;
+    gdpr_delete_as(&sandbox, request, source)
 }
 
 // ----- batch -----
@@ -508,14 +674,16 @@ async fn batch(
     State(sandbox): State<HubSpotSandbox>,
     Extension(source): Extension<ChangeSource>,
     Path((raw_type, op)): Path<(String, String)>,
+    params: Params,
     body: Bytes,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
+    let archived = params.flag("archived")?.unwrap_or(false);
     match op.as_str() {
         "create" => batch_create(&sandbox, object_type, parse_body(&body)?, source),
         "update" => batch_update(&sandbox, object_type, parse_body(&body)?, false, source),
         "upsert" => batch_update(&sandbox, object_type, parse_body(&body)?, true, source),
-        "read" => batch_read(&sandbox, object_type, parse_body(&body)?),
+        "read" => batch_read(&sandbox, object_type, parse_body(&body)?, archived),
         "archive" => batch_archive(&sandbox, object_type, parse_body(&body)?, source),
         other => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -663,7 +831,12 @@ fn batch_update(
     Ok(batch_response(StatusCode::OK, results, errors, now, now))
 }
 
-fn batch_read(sandbox: &HubSpotSandbox, object_type: ObjectType, body: ReadBody) -> ApiResult {
+fn batch_read(
+    sandbox: &HubSpotSandbox,
+    object_type: ObjectType,
+    body: ReadBody,
+    archived: bool,
+) -> ApiResult {
     let max = if body.properties_with_history.is_empty() {
         MAX_BATCH
     } else {
@@ -677,16 +850,27 @@ fn batch_read(sandbox: &HubSpotSandbox, object_type: ObjectType, body: ReadBody)
     let mut returned = HashSet::new();
     for input in &body.inputs {
         let raw = id_text(&input.id);
-        match state
-            .store
-            .resolve(object_type, &raw, body.id_property.as_deref())
-            .map_err(InputError::into_api_error)?
-        {
+        let found = if archived {
+            state
+                .store
+                .resolve_archived(object_type, &raw, body.id_property.as_deref(), now)
+        } else {
+            state
+                .store
+                .resolve(object_type, &raw, body.id_property.as_deref())
+                .map_err(InputError::into_api_error)?
+        };
+        match found {
             Some(id) => {
                 if !returned.insert(id) {
                     continue;
                 }
-                if let Some(record) = state.store.get(object_type, id) {
+                let record = if archived {
+                    state.store.get_archived(object_type, id, now)
+                } else {
+                    state.store.get(object_type, id)
+                };
+                if let Some(record) = record {
                     let mut value = record.to_json(object_type, Some(&body.properties));
                     if !body.properties_with_history.is_empty() {
                         value["propertiesWithHistory"] =
@@ -1125,6 +1309,43 @@ async fn associations_default(
         }
     }
     Ok(batch_response(StatusCode::OK, results, errors, now, now))
+}
+
+#[derive(Debug, Deserialize)]
+struct ArchiveInput {
+    from: IdRef,
+    to: Vec<IdRef>,
+}
+
+/// Removes every association between each `from` and its `to`s (both ways); 204 whether or
+/// not they were linked, as HubSpot answers.
+async fn associations_archive(
+    State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
+    Path((from, to)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let (from_type, to_type) = association_pair(&from, &to)?;
+    let body: Inputs<ArchiveInput> = parse_body(&body)?;
+    check_batch_size(body.inputs.len(), MAX_BATCH)?;
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    for input in &body.inputs {
+        let Ok(Some(from_id)) = state
+            .store
+            .resolve(from_type, &id_text(&input.from.id), None)
+        else {
+            continue;
+        };
+        for target in &input.to {
+            if let Ok(Some(to_id)) = state.store.resolve(to_type, &id_text(&target.id), None) {
+                state
+                    .store
+                    .dissociate(from_type, from_id, to_type, to_id, now, source);
+            }
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn association_targets(

@@ -22,6 +22,10 @@ const FIRST_ID: u64 = 10_001;
 const CHANGE_LOG_CAP: usize = 100_000;
 /// Values kept per property for `propertiesWithHistory`; older ones are dropped.
 pub const HISTORY_CAP: usize = 50;
+/// How long an archived record stays readable (`archived=true`) and restorable: 90 days.
+pub const ARCHIVE_RETENTION_MS: i64 = 90 * 86_400_000;
+/// The longest chain of merges an id is followed through.
+const MAX_MERGE_HOPS: usize = 64;
 
 #[derive(Debug, Clone, Serialize)]
 struct Snapshot {
@@ -40,6 +44,8 @@ pub struct Record {
     pub archived_ms: Option<i64>,
     /// Every value each property has had, oldest first, at most [`HISTORY_CAP`] per property.
     history: BTreeMap<String, Vec<Version>>,
+    /// The associations an archived record had, given back when it is restored.
+    archived_links: Vec<Association>,
     /// What search sees: the newest snapshot older than the index lag.
     indexed: Option<Snapshot>,
     pending: VecDeque<Snapshot>,
@@ -135,6 +141,28 @@ impl Record {
             at_ms,
             source,
         });
+    }
+
+    /// A change without new values of its own (a merge, a restore) still moves the
+    /// modification dates and reaches the search index.
+    fn touch(&mut self, object_type: ObjectType, now_ms: i64, source: ChangeSource) {
+        self.updated_ms = now_ms;
+        let stamp = rfc3339_ms(now_ms);
+        self.set("hs_lastmodifieddate", &stamp, now_ms, source);
+        if object_type == ObjectType::Contacts {
+            self.set("lastmodifieddate", &stamp, now_ms, source);
+        }
+        self.pending.push_back(Snapshot {
+            at_ms: now_ms,
+            properties: self.properties.clone(),
+            archived: self.archived,
+        });
+    }
+
+    /// Whether an archived record can still be read and restored at `now_ms`.
+    pub fn retained(&self, now_ms: i64) -> bool {
+        self.archived_ms
+            .is_some_and(|at| now_ms < at.saturating_add(ARCHIVE_RETENTION_MS))
     }
 
     /// Every property with a value, for state dumps.
@@ -288,6 +316,10 @@ pub struct PreparedWrite {
 #[derive(Debug)]
 pub struct Store {
     tables: BTreeMap<ObjectType, Table>,
+    /// A merged record's id -> the record it was merged into.
+    merged_into: BTreeMap<(ObjectType, u64), u64>,
+    /// Emails a GDPR delete found no contact for: blocked from use, as HubSpot blocks them.
+    gdpr_blocked: HashSet<String>,
     properties: BTreeMap<ObjectType, BTreeMap<String, PropertyDef>>,
     owners: Vec<Owner>,
     associations: BTreeSet<Association>,
@@ -306,6 +338,8 @@ impl Store {
     pub fn new() -> Self {
         let mut store = Store {
             tables: BTreeMap::new(),
+            merged_into: BTreeMap::new(),
+            gdpr_blocked: HashSet::new(),
             properties: BTreeMap::new(),
             owners: default_owners(),
             associations: BTreeSet::new(),
@@ -380,6 +414,66 @@ impl Store {
             .filter(|r| !r.archived)
     }
 
+    /// The live record an id names: itself, or the record it was merged into.
+    pub fn live_id(&self, object_type: ObjectType, id: u64) -> Option<u64> {
+        let mut id = id;
+        for _ in 0..MAX_MERGE_HOPS {
+            if self.get(object_type, id).is_some() {
+                return Some(id);
+            }
+            id = *self.merged_into.get(&(object_type, id))?;
+        }
+        None
+    }
+
+    /// An archived record still retained at `now_ms`.
+    pub fn get_archived(&self, object_type: ObjectType, id: u64, now_ms: i64) -> Option<&Record> {
+        self.tables
+            .get(&object_type)
+            .and_then(|t| t.records.get(&id))
+            .filter(|r| r.archived && r.retained(now_ms))
+    }
+
+    /// The archived records still retained at `now_ms`, by id.
+    pub fn archived_records(
+        &self,
+        object_type: ObjectType,
+        now_ms: i64,
+    ) -> impl Iterator<Item = &Record> {
+        self.tables
+            .get(&object_type)
+            .into_iter()
+            .flat_map(|t| t.records.values())
+            .filter(move |r| r.archived && r.retained(now_ms))
+    }
+
+    /// An archived record by id, or by a value of a unique property it had.
+    pub fn resolve_archived(
+        &self,
+        object_type: ObjectType,
+        id: &str,
+        id_property: Option<&str>,
+        now_ms: i64,
+    ) -> Option<u64> {
+        match id_property {
+            None | Some("hs_object_id") => id
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|id| self.get_archived(object_type, *id, now_ms).is_some()),
+            Some(property) => {
+                let key = unique_key(property, id);
+                self.archived_records(object_type, now_ms)
+                    .find(|r| {
+                        r.properties
+                            .get(property)
+                            .is_some_and(|v| unique_key(property, v) == key)
+                    })
+                    .map(|r| r.id)
+            }
+        }
+    }
+
     /// The id a client refers to: a record id, or a value of a unique property named by `id_property`.
     pub fn resolve(
         &self,
@@ -392,7 +486,7 @@ impl Store {
                 .trim()
                 .parse::<u64>()
                 .ok()
-                .filter(|id| self.get(object_type, *id).is_some())),
+                .and_then(|id| self.live_id(object_type, id))),
             Some(property) => {
                 let def = self
                     .property_defs(object_type)
@@ -469,6 +563,14 @@ impl Store {
                 ]));
             }
         }
+        if object_type == ObjectType::Contacts
+            && let Some(email) = properties.get("email")
+            && self.gdpr_blocked.contains(&unique_key("email", email))
+        {
+            return Err(InputError::Invalid(format!(
+                "Email address {email} was blocked by a GDPR delete and cannot be used again"
+            )));
+        }
         for (name, value) in &properties {
             let unique = defs.get(name).is_some_and(|d| d.has_unique_value);
             if !unique || value.is_empty() {
@@ -532,6 +634,7 @@ impl Store {
                 archived: false,
                 archived_ms: None,
                 history: BTreeMap::new(),
+                archived_links: Vec::new(),
                 indexed: None,
                 pending: VecDeque::new(),
             };
@@ -615,14 +718,39 @@ impl Store {
             archived: true,
         });
         for (name, index) in table.unique.iter_mut() {
-            if let Some(value) = record.properties.get(name) {
-                index.remove(&unique_key(name, value));
+            let values: Vec<&String> = record.properties.get(name).into_iter().collect();
+            // A merged contact's email finds the contact it was merged into until that goes.
+            if name == "email"
+                && let Some(additional) = record.properties.get("hs_additional_emails")
+            {
+                for email in additional.split(';') {
+                    let key = unique_key(name, email);
+                    if index.get(&key) == Some(&id) {
+                        index.remove(&key);
+                    }
+                }
+            }
+            for value in values {
+                let key = unique_key(name, value);
+                if index.get(&key) == Some(&id) {
+                    index.remove(&key);
+                }
             }
         }
-        self.associations.retain(|a| {
-            !((a.from_type == object_type && a.from_id == id)
-                || (a.to_type == object_type && a.to_id == id))
-        });
+        // An archived record's associations go with it, and come back if it is restored.
+        let links: Vec<Association> = self
+            .associations
+            .iter()
+            .filter(|a| {
+                (a.from_type == object_type && a.from_id == id)
+                    || (a.to_type == object_type && a.to_id == id)
+            })
+            .copied()
+            .collect();
+        for link in &links {
+            self.associations.remove(link);
+        }
+        record.archived_links = links;
         self.log(Change::new(
             object_type,
             id,
@@ -631,6 +759,253 @@ impl Store {
             now_ms,
         ));
         true
+    }
+
+    /// Brings back an archived record (HubSpot's recycle bin, within 90 days): its unique
+    /// values, unless a live record took them since (409), and its associations with records
+    /// still live.
+    pub fn restore(
+        &mut self,
+        object_type: ObjectType,
+        id: u64,
+        now_ms: i64,
+        source: ChangeSource,
+    ) -> Result<(), InputError> {
+        let unique_names: Vec<String> = self
+            .property_defs(object_type)
+            .values()
+            .filter(|d| d.has_unique_value)
+            .map(|d| d.name.clone())
+            .collect();
+        let record = self
+            .get_archived(object_type, id, now_ms)
+            .ok_or(InputError::NotFound { id: id.to_string() })?;
+        let mut claims = Vec::new();
+        for name in &unique_names {
+            if let Some(value) = record.properties.get(name) {
+                let key = unique_key(name, value);
+                let owner = self
+                    .tables
+                    .get(&object_type)
+                    .and_then(|t| t.unique.get(name))
+                    .and_then(|index| index.get(&key))
+                    .copied();
+                if let Some(owner) = owner
+                    && owner != id
+                {
+                    return Err(conflict(object_type, name, value, owner));
+                }
+                claims.push((name.clone(), key));
+            }
+        }
+        let Some(table) = self.tables.get_mut(&object_type) else {
+            return Err(InputError::NotFound { id: id.to_string() });
+        };
+        for (name, key) in claims {
+            table.unique.entry(name).or_default().insert(key, id);
+        }
+        let Some(record) = table.records.get_mut(&id) else {
+            return Err(InputError::NotFound { id: id.to_string() });
+        };
+        record.archived = false;
+        record.archived_ms = None;
+        let links = std::mem::take(&mut record.archived_links);
+        record.touch(object_type, now_ms, source);
+        for link in links {
+            let (other_type, other_id) = if link.from_type == object_type && link.from_id == id {
+                (link.to_type, link.to_id)
+            } else {
+                (link.from_type, link.from_id)
+            };
+            if self.get(other_type, other_id).is_some() {
+                self.associations.insert(link);
+            }
+        }
+        self.log(Change::new(
+            object_type,
+            id,
+            ChangeKind::Restored,
+            source,
+            now_ms,
+        ));
+        Ok(())
+    }
+
+    /// Merges `merged` into `primary`: the primary keeps its values and takes the merged
+    /// record's where it has none, lists the merged id in `hs_merged_object_ids`, takes its
+    /// associations (a primary company only if it has none) and, for contacts, its email as an
+    /// additional one that still finds it. The merged id then resolves to the primary.
+    pub fn merge(
+        &mut self,
+        object_type: ObjectType,
+        primary: u64,
+        merged: u64,
+        now_ms: i64,
+        source: ChangeSource,
+    ) -> Result<(), InputError> {
+        if primary == merged {
+            return Err(InputError::Invalid(format!(
+                "Cannot merge {} {primary} into itself",
+                object_type.upper_singular()
+            )));
+        }
+        for id in [primary, merged] {
+            if self.get(object_type, id).is_none() {
+                return Err(InputError::NotFound { id: id.to_string() });
+            }
+        }
+        let defs = self.property_defs(object_type).clone();
+        let Some(table) = self.tables.get_mut(&object_type) else {
+            return Err(InputError::NotFound {
+                id: merged.to_string(),
+            });
+        };
+        let Some(gone) = table.records.remove(&merged) else {
+            return Err(InputError::NotFound {
+                id: merged.to_string(),
+            });
+        };
+        let Some(record) = table.records.get_mut(&primary) else {
+            return Err(InputError::NotFound {
+                id: primary.to_string(),
+            });
+        };
+        // The merged record's unique values now find the primary.
+        for (name, index) in table.unique.iter_mut() {
+            if let Some(value) = gone.properties.get(name) {
+                index.insert(unique_key(name, value), primary);
+            }
+        }
+        let mut filled = BTreeMap::new();
+        for (name, value) in &gone.properties {
+            let writable = defs
+                .get(name)
+                .is_some_and(|d| !d.read_only && !d.has_unique_value);
+            if writable && !record.properties.contains_key(name) {
+                record.set(name, value, now_ms, source);
+                filled.insert(name.clone(), value.clone());
+            }
+        }
+        let mut merged_ids: Vec<String> = record
+            .properties
+            .get("hs_merged_object_ids")
+            .map(|v| v.split(';').map(str::to_string).collect())
+            .unwrap_or_default();
+        merged_ids.push(merged.to_string());
+        if let Some(earlier) = gone.properties.get("hs_merged_object_ids") {
+            merged_ids.extend(earlier.split(';').map(str::to_string));
+        }
+        record.set(
+            "hs_merged_object_ids",
+            &merged_ids.join(";"),
+            now_ms,
+            source,
+        );
+        if object_type == ObjectType::Contacts
+            && let Some(email) = gone.properties.get("email")
+        {
+            let mut additional: Vec<String> = record
+                .properties
+                .get("hs_additional_emails")
+                .map(|v| v.split(';').map(str::to_string).collect())
+                .unwrap_or_default();
+            additional.push(email.clone());
+            record.set(
+                "hs_additional_emails",
+                &additional.join(";"),
+                now_ms,
+                source,
+            );
+        }
+        record.touch(object_type, now_ms, source);
+        self.merged_into.insert((object_type, merged), primary);
+        if !filled.is_empty() {
+            let mut change = Change::new(object_type, primary, ChangeKind::Updated, source, now_ms);
+            change.properties = filled;
+            self.log(change);
+        }
+        // The merged record's associations move to the primary.
+        let links: Vec<Association> = self
+            .associations
+            .iter()
+            .filter(|a| a.from_type == object_type && a.from_id == merged)
+            .copied()
+            .collect();
+        for link in &links {
+            self.associations.remove(link);
+            self.associations.remove(&Association {
+                from_type: link.to_type,
+                from_id: link.to_id,
+                to_type: link.from_type,
+                to_id: link.from_id,
+                type_id: inverse_association_type(link.from_type, link.to_type, link.type_id)
+                    .unwrap_or(link.type_id),
+            });
+        }
+        for link in links {
+            let primary_label = primary_of(object_type, link.to_type, link.type_id).is_some();
+            let has_primary = self.associations.iter().any(|a| {
+                a.from_type == object_type
+                    && a.from_id == primary
+                    && a.to_type == link.to_type
+                    && a.type_id == link.type_id
+            });
+            if primary_label && has_primary {
+                continue;
+            }
+            self.associate(
+                object_type,
+                primary,
+                link.to_type,
+                link.to_id,
+                link.type_id,
+                now_ms,
+                source,
+            );
+        }
+        let mut change = Change::new(object_type, primary, ChangeKind::Merged, source, now_ms);
+        change.merge = Some(Merge {
+            primary,
+            merged: vec![merged],
+            new_id: primary,
+        });
+        self.log(change);
+        Ok(())
+    }
+
+    /// A GDPR delete: the contact is gone for good, not even readable archived; its id no
+    /// longer resolves. By email with no such contact, the email is blocked from use instead
+    /// (as HubSpot's API describes it); returns whether a contact was deleted.
+    pub fn gdpr_delete(&mut self, id: u64, now_ms: i64, source: ChangeSource) -> bool {
+        let object_type = ObjectType::Contacts;
+        let Some(table) = self.tables.get_mut(&object_type) else {
+            return false;
+        };
+        if table.records.remove(&id).is_none() {
+            return false;
+        }
+        for index in table.unique.values_mut() {
+            index.retain(|_, owner| *owner != id);
+        }
+        self.associations.retain(|a| {
+            !((a.from_type == object_type && a.from_id == id)
+                || (a.to_type == object_type && a.to_id == id))
+        });
+        self.merged_into
+            .retain(|(ty, _), into| !(*ty == object_type && *into == id));
+        self.log(Change::new(
+            object_type,
+            id,
+            ChangeKind::PrivacyDeleted,
+            source,
+            now_ms,
+        ));
+        true
+    }
+
+    /// Blocks an email from use, as a GDPR delete by an email no contact has does.
+    pub fn gdpr_block(&mut self, email: &str) {
+        self.gdpr_blocked.insert(unique_key("email", email));
     }
 
     // ----- associations -----
@@ -660,7 +1035,7 @@ impl Store {
             .trim()
             .parse::<u64>()
             .ok()
-            .filter(|id| self.get(to_type, *id).is_some())
+            .and_then(|id| self.live_id(to_type, id))
             .ok_or_else(|| {
                 InputError::Invalid(format!(
                     "No {} with id {to_id} exists to associate with",
