@@ -304,3 +304,204 @@ async fn wait_for(port: u16, name: &str, at_least: f64) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// HubSpot (the sandbox) delivers its own webhooks, signed, with copies and out of order, for
+/// everything that happens in the portal: hubsync's writes, a user's edit and a merge. Only what
+/// the user did goes upstream, and the merge redirects the merged record's later upstream events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandboxs_own_webhooks_bring_users_changes_and_none_of_hubsyncs() {
+    let port = support::free_port();
+    let admin_port = support::free_port();
+    let world = World::start(SandboxOptions::default(), 1, |text| {
+        text.replace(
+            "[hubspot]\n",
+            "[hubspot]\nclient_secret = { env = \"TEST_APP_SECRET\" }\n",
+        )
+        .replace(
+            "[state]\n",
+            &format!(
+                "[stages.inbound]\nwebhook_listen = \"127.0.0.1:{port}\"\n\
+                 [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[state]\n"
+            ),
+        )
+    })
+    .await;
+    let config = world.state_dir.path().join("hubsync.toml");
+    std::fs::write(&config, world.config_text()).expect("config written");
+    let _child = Child::spawn_with_env(
+        &["run", "--config", config.to_str().expect("utf-8 path")],
+        &[
+            ("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN),
+            ("TEST_APP_SECRET", APP_SECRET),
+        ],
+    );
+    let hook = Hook::new(port);
+    hook.wait_ready().await;
+
+    // The app hubsync writes with is the one whose webhooks it receives; no app id configured.
+    let http = reqwest::Client::new();
+    let admin = format!("{}/__admin", world.hubspot_server.url());
+    let apps: Value = http
+        .get(format!("{admin}/apps"))
+        .send()
+        .await
+        .expect("apps")
+        .json()
+        .await
+        .expect("json");
+    let app_id = apps["apps"][0]["app_id"].as_u64().expect("the token's app");
+    let answer = http
+        .put(format!("{admin}/webhooks"))
+        .json(&json!({
+            "app_id": app_id, "target_url": hook.url, "client_secret": APP_SECRET,
+            "duplicate_rate": 0.5, "reorder": true, "seed": 7
+        }))
+        .send()
+        .await
+        .expect("webhook configured");
+    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+
+    // hubsync writes three contacts: HubSpot reports each creation and property to the app.
+    let people = [
+        ("c_ada", "ada@example.com"),
+        ("c_grace", "grace@example.com"),
+        ("c_alan", "alan@example.com"),
+    ];
+    let mut created = Vec::new();
+    for (id, email) in people {
+        let event = events::contact(id, Some(email), ChangeKind::Created);
+        world
+            .publish(
+                SchemaKind::ContactChanged,
+                &world.config.topics.contact_changes,
+                id,
+                &event,
+            )
+            .await;
+        created.push(event.event_id);
+    }
+    let outcomes = world.outcomes_for(&created, Duration::from_secs(90)).await;
+    let ids: Vec<String> = created
+        .iter()
+        .map(|event| {
+            let outcome = &outcomes[event][0];
+            assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
+            outcome.hubspot_id.clone().expect("id")
+        })
+        .collect();
+    wait_for(admin_port, "hubsync_inbound_identities_learned_total", 3.0).await;
+    // Every echo of hubsync's writes is in and dropped before users act.
+    wait_for(
+        admin_port,
+        "hubsync_inbound_events_total{result=\"echo\"}",
+        3.0,
+    )
+    .await;
+
+    // A user edits Ada's job title and merges Alan into Grace.
+    let answer = http
+        .patch(format!("{admin}/objects/contacts/{}", ids[0]))
+        .json(&json!({"properties": {"jobtitle": "Countess"}, "user_id": 8812}))
+        .send()
+        .await
+        .expect("edit");
+    assert!(answer.status().is_success());
+    let answer = http
+        .post(format!("{admin}/objects/contacts/merge"))
+        .json(&json!({"primaryObjectId": ids[1], "objectIdToMerge": ids[2], "user_id": 8812}))
+        .send()
+        .await
+        .expect("merge");
+    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+
+    let topic = world.config.topics.hubspot_changes.clone();
+    let changes: Vec<HubSpotChange> = world
+        .read_until(
+            &topic,
+            Duration::from_secs(60),
+            |read: &[HubSpotChange]| {
+                read.iter().any(|c| c.change == HubSpotChangeKind::Merged)
+                    && read
+                        .iter()
+                        .any(|c| c.change == HubSpotChangeKind::PropertyChanged)
+            },
+        )
+        .await;
+    let settled: Vec<HubSpotChange> = world
+        .read_until(
+            &topic,
+            Duration::from_secs(5),
+            |read: &[HubSpotChange]| read.len() > changes.len(),
+        )
+        .await;
+    assert_eq!(settled.len(), changes.len(), "{settled:#?}");
+    for change in &changes {
+        assert_ne!(
+            change.change_source.as_deref(),
+            Some("INTEGRATION"),
+            "an echo of hubsync's own write: {change:?}"
+        );
+    }
+    let edits: Vec<&HubSpotChange> = changes
+        .iter()
+        .filter(|c| c.change == HubSpotChangeKind::PropertyChanged)
+        .collect();
+    assert_eq!(edits.len(), 1, "{changes:#?}");
+    assert_eq!(edits[0].key(), "c_ada");
+    assert_eq!(edits[0].fields[0].field, "job_title");
+    assert_eq!(edits[0].fields[0].value.as_deref(), Some("Countess"));
+    assert_eq!(edits[0].source_id.as_deref(), Some("userId:8812"));
+    let merges: Vec<&HubSpotChange> = changes
+        .iter()
+        .filter(|c| c.change == HubSpotChangeKind::Merged)
+        .collect();
+    assert_eq!(merges.len(), 1, "{changes:#?}");
+    assert_eq!(merges[0].record_id.as_deref(), Some("c_grace"));
+    assert_eq!(merges[0].merged_object_ids, [ids[2].clone()]);
+    assert_eq!(merges[0].merged_record_ids, ["c_alan"]);
+
+    // Alan's next upstream change reaches the survivor, Grace's record.
+    wait_for(admin_port, "hubsync_sink_hubspot_changes_total", 2.0).await;
+    let mut alan = events::contact("c_alan", Some("alan@example.com"), ChangeKind::Updated);
+    alan.job_title = Some("Cryptanalyst".to_string());
+    world
+        .publish(
+            SchemaKind::ContactChanged,
+            &world.config.topics.contact_changes,
+            "c_alan",
+            &alan,
+        )
+        .await;
+    let outcomes = world
+        .outcomes_for(
+            std::slice::from_ref(&alan.event_id),
+            Duration::from_secs(60),
+        )
+        .await;
+    let outcome = &outcomes[&alan.event_id][0];
+    assert_eq!(
+        outcome.hubspot_id.as_deref(),
+        Some(ids[1].as_str()),
+        "{outcome:?}"
+    );
+
+    let deliveries: Value = http
+        .get(format!("{admin}/webhooks/deliveries"))
+        .send()
+        .await
+        .expect("deliveries")
+        .json()
+        .await
+        .expect("json");
+    let attempts = deliveries["deliveries"].as_array().map_or(0, Vec::len);
+    assert!(attempts > 0, "{deliveries}");
+    assert!(
+        metric(
+            admin_port,
+            "hubsync_inbound_events_total{result=\"duplicate\"}"
+        )
+        .await
+            > 0.0,
+        "copies were delivered and dropped"
+    );
+}
