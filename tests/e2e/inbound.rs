@@ -10,7 +10,7 @@ mod support;
 
 use std::time::Duration;
 
-use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
+use hubsync_sandbox::hubspot::{DEFAULT_PRIVATE_APP_ID, DEFAULT_TOKEN, SandboxOptions};
 use hubsync_schemas::{ChangeKind, HubSpotChange, HubSpotChangeKind, OutcomeStatus, SchemaKind};
 use serde_json::{Value, json};
 use support::hook::{APP_SECRET, Hook};
@@ -504,4 +504,140 @@ async fn the_sandboxs_own_webhooks_bring_users_changes_and_none_of_hubsyncs() {
             > 0.0,
         "copies were delivered and dropped"
     );
+}
+
+/// `hubsync run --stage inbound` killed with SIGKILL in the middle of a burst of HubSpot's
+/// webhooks, and started again: HubSpot retries what was not answered, and every user's change
+/// reaches upstream; a change sent twice carries the same event id both times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbound_stage_killed_mid_burst_loses_no_change() {
+    const CONTACTS: usize = 120;
+    let port = support::free_port();
+    let world = World::start(SandboxOptions::default(), 3, |text| {
+        text.replace(
+            "[hubspot]\n",
+            "[hubspot]\nclient_secret = { env = \"TEST_APP_SECRET\" }\n",
+        )
+        .replace(
+            "[state]\n",
+            &format!("[stages.inbound]\nwebhook_listen = \"127.0.0.1:{port}\"\n[state]\n"),
+        )
+    })
+    .await;
+    let config = world.state_dir.path().join("hubsync.toml");
+    std::fs::write(&config, world.config_text()).expect("config written");
+    let args = [
+        "run",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+        "--stage",
+        "inbound",
+    ];
+    let env = [
+        ("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN),
+        ("TEST_APP_SECRET", APP_SECRET),
+    ];
+    let mut child = Child::spawn_with_env(&args, &env);
+    let hook = Hook::new(port);
+    hook.wait_ready().await;
+    let http = reqwest::Client::new();
+    let admin = format!("{}/__admin", world.hubspot_server.url());
+    let answer = http
+        .put(format!("{admin}/webhooks"))
+        .json(&json!({
+            "app_id": DEFAULT_PRIVATE_APP_ID, "target_url": hook.url, "client_secret": APP_SECRET,
+            "max_attempts": 30, "retry_backoff_max_ms": 1000, "duplicate_rate": 0.2, "seed": 3
+        }))
+        .send()
+        .await
+        .expect("webhook configured");
+    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+
+    // Users create contacts, then edit each one's job title; the stage dies a third of the way
+    // through the edits and comes back when they are done.
+    let mut ids = Vec::new();
+    for n in 0..CONTACTS {
+        let record: Value = http
+            .post(format!("{admin}/objects/contacts"))
+            .json(&json!({"properties": {"email": format!("p{n}@example.com")}, "user_id": 5}))
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        ids.push(record["id"].as_str().expect("id").to_string());
+    }
+    for (n, id) in ids.iter().enumerate() {
+        if n == CONTACTS / 3 {
+            child.kill();
+        }
+        let answer = http
+            .patch(format!("{admin}/objects/contacts/{id}"))
+            .json(&json!({"properties": {"jobtitle": format!("title-{n}")}, "user_id": 5}))
+            .send()
+            .await
+            .expect("edit");
+        assert!(answer.status().is_success());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _child = Child::spawn_with_env(&args, &env);
+
+    let topic = world.config.topics.hubspot_changes.clone();
+    let wanted = |read: &[HubSpotChange]| {
+        let titles: std::collections::HashSet<&str> = read
+            .iter()
+            .filter_map(|c| c.property_value.as_deref())
+            .collect();
+        let created: std::collections::HashSet<&str> = read
+            .iter()
+            .filter(|c| c.change == HubSpotChangeKind::Created)
+            .map(|c| c.object_id.as_str())
+            .collect();
+        titles.len() >= CONTACTS && created.len() >= CONTACTS
+    };
+    let changes: Vec<HubSpotChange> = world
+        .read_until(&topic, Duration::from_secs(120), wanted)
+        .await;
+    assert!(
+        wanted(&changes),
+        "{} changes read, not every edit and creation",
+        changes.len()
+    );
+    // Copies (sent again after the kill) carry one id per change.
+    let mut ids_by_change: std::collections::HashMap<(String, Option<String>), Vec<String>> =
+        std::collections::HashMap::new();
+    for change in &changes {
+        ids_by_change
+            .entry((change.object_id.clone(), change.property_value.clone()))
+            .or_default()
+            .push(change.event_id.clone());
+    }
+    for (change, event_ids) in &ids_by_change {
+        assert!(
+            event_ids.iter().all(|id| *id == event_ids[0]),
+            "{change:?} went up with different ids: {event_ids:?}"
+        );
+    }
+    assert_eq!(
+        ids_by_change.len(),
+        2 * CONTACTS,
+        "one creation and one edit per contact"
+    );
+    // The kill did interrupt deliveries: HubSpot had to try again.
+    let deliveries: Value = http
+        .get(format!("{admin}/webhooks/deliveries"))
+        .send()
+        .await
+        .expect("deliveries")
+        .json()
+        .await
+        .expect("json");
+    let retried = deliveries["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|attempt| attempt["result"] == "retrying")
+        .count();
+    assert!(retried > 0, "no delivery failed while the stage was down");
 }
