@@ -313,19 +313,34 @@ async fn the_sandboxs_own_webhooks_bring_users_changes_and_none_of_hubsyncs() {
     let port = support::free_port();
     let admin_port = support::free_port();
     let world = World::start(SandboxOptions::default(), 1, |text| {
-        text.replace(
-            "[hubspot]\n",
-            "[hubspot]\nclient_secret = { env = \"TEST_APP_SECRET\" }\n",
-        )
-        .replace(
-            "[state]\n",
-            &format!(
-                "[stages.inbound]\nwebhook_listen = \"127.0.0.1:{port}\"\n\
-                 [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[state]\n"
-            ),
+        let text = text
+            .replace(
+                "[hubspot]\n",
+                "[hubspot]\nclient_secret = { env = \"TEST_APP_SECRET\" }\n",
+            )
+            .replace(
+                "[state]\n",
+                &format!(
+                    "[stages.inbound]\nwebhook_listen = \"127.0.0.1:{port}\"\n\
+                     [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[state]\n"
+                ),
+            )
+            .replacen(
+                "owner_strategy = \"if_empty\"",
+                "owner_strategy = \"bidirectional\"",
+                1,
+            );
+        // Two upstream users share Grace Hopper's owner: the first in the file goes up.
+        format!(
+            "{text}\n[[users.mapping]]\nuser = \"u_grace\"\nowner = \"70000002\"\n\
+             \n[[users.mapping]]\nuser = \"u_grace_assistant\"\nowner = \"70000002\"\n"
         )
     })
     .await;
+    assert_eq!(
+        world.config.rules.sync.contacts.owner_strategy,
+        hubsync_processors::rules::OwnerStrategy::Bidirectional
+    );
     let config = world.state_dir.path().join("hubsync.toml");
     std::fs::write(&config, world.config_text()).expect("config written");
     let _child = Child::spawn_with_env(
@@ -398,10 +413,13 @@ async fn the_sandboxs_own_webhooks_bring_users_changes_and_none_of_hubsyncs() {
     )
     .await;
 
-    // A user edits Ada's job title and merges Alan into Grace.
+    // A user edits Ada's job title and owner, and merges Alan into Grace.
     let answer = http
         .patch(format!("{admin}/objects/contacts/{}", ids[0]))
-        .json(&json!({"properties": {"jobtitle": "Countess"}, "user_id": 8812}))
+        .json(&json!({
+            "properties": {"jobtitle": "Countess", "hubspot_owner_id": "70000002"},
+            "user_id": 8812
+        }))
         .send()
         .await
         .expect("edit");
@@ -423,7 +441,9 @@ async fn the_sandboxs_own_webhooks_bring_users_changes_and_none_of_hubsyncs() {
                 read.iter().any(|c| c.change == HubSpotChangeKind::Merged)
                     && read
                         .iter()
-                        .any(|c| c.change == HubSpotChangeKind::PropertyChanged)
+                        .filter(|c| c.change == HubSpotChangeKind::PropertyChanged)
+                        .count()
+                        >= 2
             },
         )
         .await;
@@ -442,15 +462,29 @@ async fn the_sandboxs_own_webhooks_bring_users_changes_and_none_of_hubsyncs() {
             "an echo of hubsync's own write: {change:?}"
         );
     }
-    let edits: Vec<&HubSpotChange> = changes
+    let mut edits: Vec<(&str, &str, Option<&str>, Option<&str>)> = changes
         .iter()
         .filter(|c| c.change == HubSpotChangeKind::PropertyChanged)
+        .map(|c| {
+            assert_eq!(c.source_id.as_deref(), Some("userId:8812"), "{c:?}");
+            assert_eq!(c.fields.len(), 1, "{c:?}");
+            (
+                c.key(),
+                c.fields[0].field.as_str(),
+                c.fields[0].value.as_deref(),
+                c.fields[0].hubspot_value.as_deref(),
+            )
+        })
         .collect();
-    assert_eq!(edits.len(), 1, "{changes:#?}");
-    assert_eq!(edits[0].key(), "c_ada");
-    assert_eq!(edits[0].fields[0].field, "job_title");
-    assert_eq!(edits[0].fields[0].value.as_deref(), Some("Countess"));
-    assert_eq!(edits[0].source_id.as_deref(), Some("userId:8812"));
+    edits.sort_unstable();
+    assert_eq!(
+        edits,
+        [
+            ("c_ada", "job_title", Some("Countess"), None),
+            ("c_ada", "owner", Some("u_grace"), Some("70000002")),
+        ],
+        "{changes:#?}"
+    );
     let merges: Vec<&HubSpotChange> = changes
         .iter()
         .filter(|c| c.change == HubSpotChangeKind::Merged)
