@@ -15,6 +15,9 @@ pub mod signature;
 pub mod translate;
 pub mod upstream;
 
+#[cfg(test)]
+mod arbitrary;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
