@@ -1449,7 +1449,13 @@ async fn account_details_name_the_portal() {
 async fn oauth_calls_have_their_own_110_per_10_seconds() {
     let api = start().await;
     const ACCESS: &str = "oauth-access-1";
-    api.sandbox.issue_access_token(ACCESS, 30 * 60 * 1_000);
+    api.sandbox
+        .issue_access_token(ACCESS, 30 * 60 * 1_000, 4_242_424);
+    assert_eq!(
+        api.sandbox.app_of(ACCESS),
+        4_242_424,
+        "an access token is its app's"
+    );
     for n in 0..110 {
         let answer = api
             .call_as(Some(ACCESS), Method::GET, "/crm/v3/objects/contacts", None)
@@ -1472,4 +1478,716 @@ async fn oauth_calls_have_their_own_110_per_10_seconds() {
         .call_as(Some(ACCESS), Method::GET, "/crm/v3/objects/contacts", None)
         .await;
     assert_eq!(again.status, StatusCode::OK, "the window rolled on");
+}
+
+// ----- request forms -----
+
+#[tokio::test]
+async fn the_owners_list_answers_with_a_trailing_slash_as_the_sdk_sends_it() {
+    let api = start().await;
+    let plain = api.get("/crm/v3/owners?limit=2").await;
+    let slashed = api.get("/crm/v3/owners/?limit=2").await;
+    assert_eq!(slashed.status, StatusCode::OK, "{}", slashed.body);
+    assert_eq!(slashed.body, plain.body);
+    let by_email = api
+        .get("/crm/v3/owners/?email=alan.turing@example.com")
+        .await;
+    assert_eq!(by_email.body["results"][0]["firstName"], "Alan");
+}
+
+#[tokio::test]
+async fn array_query_parameters_repeat_their_key_or_separate_with_commas() {
+    let api = start().await;
+    let id = api.create_contact("arrays@example.org").await;
+    api.post(
+        "/crm/v3/objects/contacts",
+        json!({"properties": {"email": "other@example.org"}}),
+    )
+    .await;
+    let expected = json!({"email": "arrays@example.org", "firstname": null, "lastname": null});
+    for query in [
+        "properties=email&properties=firstname&properties=lastname",
+        "properties=email,firstname,lastname",
+        "properties=email&properties=firstname,lastname",
+    ] {
+        let one = api
+            .get(&format!("/crm/v3/objects/contacts/{id}?{query}"))
+            .await;
+        assert_eq!(one.status, StatusCode::OK, "{query}: {}", one.body);
+        assert_eq!(one.body["properties"], expected, "{query}");
+        let list = api
+            .get(&format!("/crm/v3/objects/contacts?limit=1&{query}"))
+            .await;
+        assert_eq!(list.status, StatusCode::OK, "{query}: {}", list.body);
+        assert_eq!(list.body["results"][0]["properties"], expected, "{query}");
+    }
+    let company = api.create_company("arrays.io").await;
+    api.post(
+        "/crm/v4/associations/contacts/companies/batch/associate/default",
+        json!({"inputs": [{"from": {"id": id}, "to": {"id": company}}]}),
+    )
+    .await;
+    let linked = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?associations=companies&associations=deals&properties=email"
+        ))
+        .await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.body);
+    assert_eq!(
+        linked.body["associations"]["companies"]["results"][0]["id"],
+        company.as_str()
+    );
+}
+
+#[tokio::test]
+async fn malformed_query_parameters_get_hubspots_json_error() {
+    let api = start().await;
+    let id = api.create_contact("malformed@example.org").await;
+    for path in [
+        "/crm/v3/objects/contacts?limit=ten".to_string(),
+        "/crm/v3/objects/contacts?limit=-1".to_string(),
+        "/crm/v3/objects/contacts?limit=0".to_string(),
+        "/crm/v3/objects/contacts?after=abc".to_string(),
+        "/crm/v3/owners?limit=1x".to_string(),
+        "/crm/v3/owners/?archived=maybe".to_string(),
+        format!("/crm/v4/objects/contacts/{id}/associations/companies?limit=many"),
+        format!("/crm/v3/objects/contacts/{id}?idProperty=firstname"),
+    ] {
+        let answer = api.get(&path).await;
+        assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(answer.body["message"].as_str().is_some(), "{path}");
+    }
+}
+
+// ----- change sources and history -----
+
+#[tokio::test]
+async fn every_change_names_its_source_and_each_property_keeps_its_history() {
+    let api = start().await;
+    let id = api.create_contact("history@example.org").await;
+    api.advance(1_000);
+    let patched = api
+        .call(
+            Method::PATCH,
+            &format!("/crm/v3/objects/contacts/{id}"),
+            Some(json!({"properties": {"firstname": "Ada"}})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    api.advance(1_000);
+    let by_user = api
+        .call_as(
+            None,
+            Method::PATCH,
+            &format!("/__admin/objects/contacts/{id}"),
+            Some(json!({"properties": {"firstname": "Grace"}, "user_id": 9_000_002})),
+        )
+        .await;
+    assert_eq!(by_user.status, StatusCode::OK, "{}", by_user.body);
+    api.advance(1_000);
+    // A user's change without a user id is the default user's.
+    api.call_as(
+        None,
+        Method::PATCH,
+        &format!("/__admin/objects/contacts/{id}"),
+        Some(json!({"properties": {"jobtitle": "CTO"}})),
+    )
+    .await;
+
+    let log = api
+        .call_as(None, Method::GET, "/__admin/changes", None)
+        .await;
+    let changes = log.body["changes"].as_array().expect("changes");
+    let sources: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c["source"].as_str().unwrap_or(""),
+                c["source_id"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("INTEGRATION", "3141592"),
+            ("INTEGRATION", "3141592"),
+            ("CRM_UI", "userId:9000002"),
+            ("CRM_UI", "userId:9000001"),
+        ]
+    );
+
+    let read = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?properties=firstname&propertiesWithHistory=firstname&propertiesWithHistory=email,lastname"
+        ))
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["properties"], json!({"firstname": "Grace"}));
+    let history = &read.body["propertiesWithHistory"];
+    assert_eq!(
+        history["firstname"],
+        json!([
+            {"value": "Grace", "timestamp": "2026-01-01T00:00:02.000Z", "sourceType": "CRM_UI",
+             "sourceId": "userId:9000002", "updatedByUserId": 9_000_002},
+            {"value": "Ada", "timestamp": "2026-01-01T00:00:01.000Z", "sourceType": "INTEGRATION",
+             "sourceId": "3141592"},
+        ])
+    );
+    assert_eq!(history["email"][0]["value"], "history@example.org");
+    assert_eq!(history["email"][0]["timestamp"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(history["lastname"], json!([]));
+
+    // The modification dates moved with every change, to the millisecond.
+    let dates = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?properties=lastmodifieddate,hs_lastmodifieddate&propertiesWithHistory=lastmodifieddate"
+        ))
+        .await;
+    assert_eq!(
+        dates.body["properties"]["lastmodifieddate"],
+        "2026-01-01T00:00:03.000Z"
+    );
+    assert_eq!(
+        dates.body["properties"]["hs_lastmodifieddate"],
+        "2026-01-01T00:00:03.000Z"
+    );
+    assert_eq!(
+        dates.body["propertiesWithHistory"]["lastmodifieddate"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_changes_nothing_leaves_history_and_dates_alone() {
+    let api = start().await;
+    let id = api.create_contact("noop@example.org").await;
+    api.advance(5_000);
+    let same = api
+        .call(
+            Method::PATCH,
+            &format!("/crm/v3/objects/contacts/{id}"),
+            Some(json!({"properties": {"email": "NOOP@example.org"}})),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK);
+    assert_eq!(same.body["updatedAt"], "2026-01-01T00:00:00.000Z");
+    let log = api
+        .call_as(None, Method::GET, "/__admin/changes", None)
+        .await;
+    assert_eq!(log.body["changes"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn a_token_writes_as_its_app_and_apps_are_listed() {
+    let api = start().await;
+    let other = "pat-na1-other-app";
+    let put = api
+        .call_as(
+            None,
+            Method::PUT,
+            &format!("/__admin/tokens/{other}"),
+            Some(json!({"state": "valid", "app_id": 777})),
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    assert_eq!(put.body["app_id"], 777);
+    let created = api
+        .call_as(
+            Some(other),
+            Method::POST,
+            "/crm/v3/objects/companies",
+            Some(json!({"properties": {"name": "Other"}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.body["id"].as_str().expect("id");
+    let read = api
+        .get(&format!(
+            "/crm/v3/objects/companies/{id}?propertiesWithHistory=name"
+        ))
+        .await;
+    assert_eq!(
+        read.body["propertiesWithHistory"]["name"][0]["sourceId"],
+        "777"
+    );
+    let apps = api.call_as(None, Method::GET, "/__admin/apps", None).await;
+    assert_eq!(
+        apps.body["apps"],
+        json!([
+            {"app_id": 777, "kind": "private", "tokens": [other]},
+            {"app_id": 3_141_592, "kind": "private", "tokens": [DEFAULT_TOKEN]},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn batch_and_list_reads_carry_history_and_list_reads_associations() {
+    let api = start().await;
+    let contact = api.create_contact("lists@example.org").await;
+    let company = api.create_company("lists.io").await;
+    api.post(
+        "/crm/v4/associations/contacts/companies/batch/associate/default",
+        json!({"inputs": [{"from": {"id": contact}, "to": {"id": company}}]}),
+    )
+    .await;
+    let list = api
+        .get("/crm/v3/objects/contacts?associations=companies&propertiesWithHistory=email")
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let first = &list.body["results"][0];
+    assert_eq!(
+        first["associations"]["companies"]["results"][0]["id"],
+        company.as_str()
+    );
+    assert_eq!(
+        first["propertiesWithHistory"]["email"][0]["sourceType"],
+        "INTEGRATION"
+    );
+    let unknown = api
+        .get("/crm/v3/objects/contacts?associations=tickets")
+        .await;
+    assert_error_shape(&unknown, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    let read = api
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            json!({"inputs": [{"id": contact}], "properties": ["email"], "propertiesWithHistory": ["email"]}),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(
+        read.body["results"][0]["propertiesWithHistory"]["email"][0]["value"],
+        "lists@example.org"
+    );
+    let inputs: Vec<Value> = (0..51)
+        .map(|i| json!({"id": (10_001 + i).to_string()}))
+        .collect();
+    let too_many = api
+        .post(
+            "/crm/v3/objects/contacts/batch/read",
+            json!({"inputs": inputs, "propertiesWithHistory": ["email"]}),
+        )
+        .await;
+    assert_error_shape(&too_many, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn search_polls_changes_by_the_modification_date() {
+    let api = start().await;
+    let a = api.create_contact("poll-a@example.org").await;
+    api.advance(10);
+    let b = api.create_contact("poll-b@example.org").await;
+    api.advance(10);
+    api.call(
+        Method::PATCH,
+        &format!("/crm/v3/objects/contacts/{a}"),
+        Some(json!({"properties": {"firstname": "Later"}})),
+    )
+    .await;
+    api.advance(10_000);
+    let cursor = T0 + 5;
+    for property in ["lastmodifieddate", "hs_lastmodifieddate"] {
+        let found = api
+            .post(
+                "/crm/v3/objects/contacts/search",
+                json!({
+                    "filterGroups": [{"filters": [{"propertyName": property, "operator": "GTE", "value": cursor.to_string()}]}],
+                    "sorts": [{"propertyName": property, "direction": "ASCENDING"}],
+                    "properties": [property],
+                }),
+            )
+            .await;
+        assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+        let ids: Vec<&str> = found.body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter_map(|r| r["id"].as_str())
+            .collect();
+        assert_eq!(ids, [b.as_str(), a.as_str()], "{property}");
+        assert_eq!(
+            found.body["results"][1]["properties"][property],
+            "2026-01-01T00:00:00.020Z"
+        );
+    }
+}
+
+// ----- archived records, merges, GDPR deletes -----
+
+#[tokio::test]
+async fn archived_records_are_read_with_archived_true_for_90_days() {
+    let api = start().await;
+    let id = api.create_contact("gone@example.org").await;
+    let live = api.create_contact("live@example.org").await;
+    api.advance(1_000);
+    let deleted = api
+        .call(
+            Method::DELETE,
+            &format!("/crm/v3/objects/contacts/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+
+    let plain = api.get(&format!("/crm/v3/objects/contacts/{id}")).await;
+    assert_error_shape(&plain, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+    let archived = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?archived=true&properties=email"
+        ))
+        .await;
+    assert_eq!(archived.status, StatusCode::OK, "{}", archived.body);
+    assert_eq!(archived.body["archived"], true);
+    assert_eq!(archived.body["archivedAt"], "2026-01-01T00:00:01.000Z");
+    assert_eq!(archived.body["properties"]["email"], "gone@example.org");
+    let by_email = api
+        .get("/crm/v3/objects/contacts/gone@example.org?idProperty=email&archived=true")
+        .await;
+    assert_eq!(by_email.body["id"], id.as_str());
+    // archived=true reads only archived records.
+    let not_archived = api
+        .get(&format!("/crm/v3/objects/contacts/{live}?archived=true"))
+        .await;
+    assert_error_shape(&not_archived, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+
+    let list = api.get("/crm/v3/objects/contacts?archived=true").await;
+    let results = list.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["id"], id.as_str());
+    assert_eq!(results[0]["archived"], true);
+    let batch = api
+        .post(
+            "/crm/v3/objects/contacts/batch/read?archived=true",
+            json!({"inputs": [{"id": id}, {"id": live}]}),
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::MULTI_STATUS, "{}", batch.body);
+    assert_eq!(batch.body["results"][0]["id"], id.as_str());
+
+    api.advance(90 * 86_400_000);
+    let expired = api
+        .get(&format!("/crm/v3/objects/contacts/{id}?archived=true"))
+        .await;
+    assert_error_shape(&expired, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_merged_record_resolves_to_the_one_it_was_merged_into() {
+    let api = start().await;
+    let primary = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "keep@example.org", "firstname": "Kept"}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let merged = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "fold@example.org", "firstname": "Folded", "lastname": "Only"}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let company = api.create_company("merged.io").await;
+    api.post(
+        "/crm/v4/associations/contacts/companies/batch/associate/default",
+        json!({"inputs": [{"from": {"id": merged}, "to": {"id": company}}]}),
+    )
+    .await;
+
+    let answer = api
+        .post(
+            "/crm/v3/objects/contacts/merge",
+            json!({"primaryObjectId": primary, "objectIdToMerge": merged}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["id"], primary.as_str());
+
+    let via_old_id = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{merged}?properties=firstname,lastname,email,hs_merged_object_ids,hs_additional_emails&associations=companies"
+        ))
+        .await;
+    assert_eq!(via_old_id.status, StatusCode::OK, "{}", via_old_id.body);
+    assert_eq!(via_old_id.body["id"], primary.as_str());
+    assert_eq!(
+        via_old_id.body["properties"],
+        json!({"firstname": "Kept", "lastname": "Only", "email": "keep@example.org",
+               "hs_merged_object_ids": merged, "hs_additional_emails": "fold@example.org"})
+    );
+    assert_eq!(
+        via_old_id.body["associations"]["companies"]["results"][0]["id"],
+        company.as_str()
+    );
+    let by_old_email = api
+        .get("/crm/v3/objects/contacts/fold@example.org?idProperty=email")
+        .await;
+    assert_eq!(by_old_email.body["id"], primary.as_str());
+    let taken = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "fold@example.org"}}),
+        )
+        .await;
+    assert_error_shape(&taken, StatusCode::CONFLICT, "CONFLICT");
+    assert_eq!(
+        api.get("/crm/v3/objects/contacts").await.body["results"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    let itself = api
+        .post(
+            "/crm/v3/objects/contacts/merge",
+            json!({"primaryObjectId": primary, "objectIdToMerge": primary}),
+        )
+        .await;
+    assert_error_shape(&itself, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let missing = api
+        .post(
+            "/crm/v3/objects/contacts/merge",
+            json!({"primaryObjectId": primary, "objectIdToMerge": "999999"}),
+        )
+        .await;
+    assert_error_shape(&missing, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+    let no_field = api
+        .post(
+            "/crm/v3/objects/contacts/merge",
+            json!({"primaryObjectId": primary}),
+        )
+        .await;
+    assert_error_shape(&no_field, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let notes = api
+        .post(
+            "/crm/v3/objects/notes/merge",
+            json!({"primaryObjectId": "1", "objectIdToMerge": "2"}),
+        )
+        .await;
+    assert_error_shape(&notes, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn a_gdpr_delete_is_for_good_and_an_unknown_email_is_blocked() {
+    let api = start().await;
+    let id = api.create_contact("forget@example.org").await;
+    let deleted = api
+        .post(
+            "/crm/v3/objects/contacts/gdpr-delete",
+            json!({"objectId": id}),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    for path in [
+        format!("/crm/v3/objects/contacts/{id}"),
+        format!("/crm/v3/objects/contacts/{id}?archived=true"),
+    ] {
+        let gone = api.get(&path).await;
+        assert_error_shape(&gone, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+    }
+    api.create_contact("forget@example.org").await;
+
+    let by_email = api
+        .post(
+            "/crm/v3/objects/contacts/gdpr-delete",
+            json!({"objectId": "forget@example.org", "idProperty": "email"}),
+        )
+        .await;
+    assert_eq!(by_email.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.sandbox
+            .count(hubsync_sandbox::hubspot::model::ObjectType::Contacts),
+        0
+    );
+
+    let unknown = api
+        .post(
+            "/crm/v3/objects/contacts/gdpr-delete",
+            json!({"objectId": "never@example.org", "idProperty": "email"}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NO_CONTENT);
+    let blocked = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "never@example.org"}}),
+        )
+        .await;
+    assert_error_shape(&blocked, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    let no_such_id = api
+        .post(
+            "/crm/v3/objects/contacts/gdpr-delete",
+            json!({"objectId": "424242"}),
+        )
+        .await;
+    assert_error_shape(&no_such_id, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+    let companies = api
+        .post(
+            "/crm/v3/objects/companies/gdpr-delete",
+            json!({"objectId": "1"}),
+        )
+        .await;
+    assert_eq!(companies.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn v4_batch_archive_removes_associations_both_ways() {
+    let api = start().await;
+    let contact = api.create_contact("unlink@example.org").await;
+    let company = api.create_company("unlink.io").await;
+    api.post(
+        "/crm/v4/associations/contacts/companies/batch/create",
+        json!({"inputs": [{"from": {"id": contact}, "to": {"id": company},
+                           "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]}]}),
+    )
+    .await;
+    let removed = api
+        .post(
+            "/crm/v4/associations/contacts/companies/batch/archive",
+            json!({"inputs": [{"from": {"id": contact}, "to": [{"id": company}, {"id": "999999"}]}]}),
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    for (path, id) in [
+        (
+            "/crm/v4/associations/contacts/companies/batch/read",
+            &contact,
+        ),
+        (
+            "/crm/v4/associations/companies/contacts/batch/read",
+            &company,
+        ),
+    ] {
+        let read = api.post(path, json!({"inputs": [{"id": id}]})).await;
+        assert_eq!(read.body["results"][0]["to"], json!([]), "{path}");
+    }
+    let bad = api
+        .post(
+            "/crm/v4/associations/contacts/companies/batch/archive",
+            json!({"inputs": [{"from": {"id": contact}}]}),
+        )
+        .await;
+    assert_error_shape(&bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+#[tokio::test]
+async fn a_user_restores_merges_and_links_through_the_admin_api() {
+    let api = start().await;
+    let id = api.create_contact("restore@example.org").await;
+    let company = api.create_company("restore.io").await;
+    let (status, _) = {
+        let answer = api
+            .call_as(
+                None,
+                Method::PUT,
+                &format!("/__admin/associations/contacts/{id}/companies/{company}"),
+                Some(json!({"type_id": 1, "user_id": 9_000_003})),
+            )
+            .await;
+        (answer.status, answer.body)
+    };
+    assert_eq!(status, StatusCode::CREATED);
+    api.call(
+        Method::DELETE,
+        &format!("/crm/v3/objects/contacts/{id}"),
+        None,
+    )
+    .await;
+    assert!(
+        api.sandbox
+            .associations_of(
+                hubsync_sandbox::hubspot::model::ObjectType::Companies,
+                company.parse().expect("id"),
+                hubsync_sandbox::hubspot::model::ObjectType::Contacts
+            )
+            .is_empty()
+    );
+    let restored = api
+        .call_as(
+            None,
+            Method::POST,
+            &format!("/__admin/objects/contacts/{id}/restore"),
+            None,
+        )
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    let read = api
+        .get(&format!(
+            "/crm/v3/objects/contacts/{id}?associations=companies"
+        ))
+        .await;
+    assert_eq!(read.body["archived"], false);
+    assert!(read.body.get("archivedAt").is_none());
+    assert_eq!(
+        read.body["associations"]["companies"]["results"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "primary and unlabelled links are back"
+    );
+
+    // Archived again, and its email taken meanwhile: the restore conflicts.
+    api.call(
+        Method::DELETE,
+        &format!("/crm/v3/objects/contacts/{id}"),
+        None,
+    )
+    .await;
+    let taker = api.create_contact("restore@example.org").await;
+    let refused = api
+        .call_as(
+            None,
+            Method::POST,
+            &format!("/__admin/objects/contacts/{id}/restore"),
+            None,
+        )
+        .await;
+    assert_error_shape(&refused, StatusCode::CONFLICT, "CONFLICT");
+
+    let other = api.create_contact("other@example.org").await;
+    let merged = api
+        .call_as(
+            None,
+            Method::POST,
+            "/__admin/objects/contacts/merge",
+            Some(json!({"primaryObjectId": taker, "objectIdToMerge": other, "user_id": 9_000_004})),
+        )
+        .await;
+    assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
+    let log = api
+        .call_as(None, Method::GET, "/__admin/changes", None)
+        .await;
+    let last = log.body["changes"]
+        .as_array()
+        .and_then(|c| c.last())
+        .cloned()
+        .expect("a change");
+    assert_eq!(last["kind"], "MERGED");
+    assert_eq!(last["source"], "CRM_UI");
+    assert_eq!(last["source_id"], "userId:9000004");
+    assert_eq!(
+        last["merge"]["merged"],
+        json!([other.parse::<u64>().expect("id")])
+    );
+
+    let unlinked = api
+        .call_as(
+            None,
+            Method::DELETE,
+            &format!("/__admin/associations/contacts/{taker}/companies/{company}"),
+            None,
+        )
+        .await;
+    assert_error_shape(&unlinked, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
 }

@@ -8,19 +8,21 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::api::{object_type, parse_body};
+use super::api::{gdpr_delete_as, gdpr_request, merge_as, merge_ids, object_type, parse_body};
 use super::errors::{ApiError, InputError};
 use super::faults::Faults;
-use super::model::{ObjectType, Owner};
+use super::model::{Emulated, ObjectType, Owner, default_association_type};
+use super::query::Params;
 use super::store::{ChangeSource, Store};
-use super::{HubSpotSandbox, Settings, TokenState};
+use super::webhooks::WebhookConfig;
+use super::{DEFAULT_USER_ID, HubSpotSandbox, Settings, TokenState};
 
 type AdminResult = Result<Response, ApiError>;
 
@@ -34,26 +36,40 @@ pub fn routes() -> Router<HubSpotSandbox> {
         .route("/__admin/clock/advance", post(advance_clock))
         .route("/__admin/tokens", get(tokens))
         .route("/__admin/tokens/{token}", put(put_token))
+        .route("/__admin/apps", get(apps))
+        .route(
+            "/__admin/webhooks",
+            get(list_webhooks).put(put_webhook).delete(delete_webhooks),
+        )
+        .route(
+            "/__admin/webhooks/deliveries",
+            get(deliveries).delete(clear_deliveries),
+        )
         .route("/__admin/settings", get(get_settings).put(put_settings))
         .route("/__admin/changes", get(changes))
         .route("/__admin/owners", post(add_owner))
         .route("/__admin/objects/{object_type}", post(user_create))
+        .route("/__admin/objects/{object_type}/merge", post(user_merge))
+        .route(
+            "/__admin/objects/{object_type}/gdpr-delete",
+            post(user_gdpr_delete),
+        )
+        .route(
+            "/__admin/objects/{object_type}/{id}/restore",
+            post(user_restore),
+        )
+        .route(
+            "/__admin/associations/{from}/{from_id}/{to}/{to_id}",
+            put(user_associate).delete(user_dissociate),
+        )
         .route(
             "/__admin/objects/{object_type}/{id}",
             get(user_read).patch(user_update).delete(user_archive),
         )
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct StateQuery {
-    object_type: Option<String>,
-}
-
-async fn state(
-    State(sandbox): State<HubSpotSandbox>,
-    Query(query): Query<StateQuery>,
-) -> AdminResult {
-    let only = query.object_type.as_deref().map(object_type).transpose()?;
+async fn state(State(sandbox): State<HubSpotSandbox>, params: Params) -> AdminResult {
+    let only = params.first("object_type").map(object_type).transpose()?;
     let now = sandbox.now_ms();
     let mut state = sandbox.lock();
     let daily_used = state.limiter.daily_used(now);
@@ -93,10 +109,12 @@ async fn state(
 }
 
 /// Back to a new portal: no records, default properties and owners, no faults, fresh budget.
-/// Tokens and settings are kept.
+/// Tokens, settings and webhooks are kept.
 async fn reset(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
     let mut state = sandbox.lock();
+    let seq = state.store.last_seq();
     state.store = Store::new();
+    state.store.continue_from(seq);
     state.limiter.reset();
     state.oauth_limiter.reset();
     state.faults = Faults::default();
@@ -161,14 +179,36 @@ async fn tokens(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
     Ok(Json(tokens).into_response())
 }
 
+/// `{"state": "valid"|"revoked"|"expired"|"missing_scopes", "scopes"?, "app_id"?}`: the
+/// token's state and, with `app_id`, the app it belongs to (a new token without one is the
+/// portal's private app's).
+#[derive(Debug, Deserialize)]
+struct TokenBody {
+    #[serde(flatten)]
+    state: TokenState,
+    #[serde(default)]
+    app_id: Option<u64>,
+}
+
 async fn put_token(
     State(sandbox): State<HubSpotSandbox>,
     Path(token): Path<String>,
     body: Bytes,
 ) -> AdminResult {
-    let state: TokenState = parse_body(&body)?;
-    sandbox.set_token(&token, state.clone());
-    Ok(Json(state).into_response())
+    let body: TokenBody = parse_body(&body)?;
+    sandbox.set_token(&token, body.state.clone());
+    if let Some(app_id) = body.app_id {
+        sandbox.set_token_app(&token, app_id);
+    }
+    let mut answer = serde_json::to_value(&body.state).unwrap_or(Value::Null);
+    answer["app_id"] = json!(sandbox.app_of(&token));
+    Ok(Json(answer).into_response())
+}
+
+/// The apps with tokens in this portal, which is what "installed" means here: a webhook
+/// configured for an app is sent the changes of the portals it has tokens in.
+async fn apps(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    Ok(Json(json!({"apps": sandbox.apps()})).into_response())
 }
 
 async fn get_settings(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
@@ -181,23 +221,11 @@ async fn put_settings(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> Adm
     Ok(Json(sandbox.settings()).into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct ChangesQuery {
-    /// Skip this many entries of the log.
-    from: Option<usize>,
-}
-
-async fn changes(
-    State(sandbox): State<HubSpotSandbox>,
-    Query(query): Query<ChangesQuery>,
-) -> AdminResult {
+/// `?from=N` skips the first N entries of the log.
+async fn changes(State(sandbox): State<HubSpotSandbox>, params: Params) -> AdminResult {
+    let from: usize = params.number("from")?.unwrap_or(0);
     let state = sandbox.lock();
-    let changes: Vec<_> = state
-        .store
-        .changes()
-        .skip(query.from.unwrap_or(0))
-        .cloned()
-        .collect();
+    let changes: Vec<_> = state.store.changes().skip(from).cloned().collect();
     Ok(Json(json!({"changes": changes})).into_response())
 }
 
@@ -209,10 +237,21 @@ async fn add_owner(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> AdminR
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 
+/// A change made as a HubSpot user: `user_id` names the user (default [`DEFAULT_USER_ID`]).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PropertiesBody {
     #[serde(default)]
     properties: Map<String, Value>,
+    #[serde(default)]
+    user_id: Option<u64>,
+}
+
+/// The HubSpot user a change is made as: `CRM_UI`, `userId:<id>`.
+fn as_user(user_id: Option<u64>) -> ChangeSource {
+    ChangeSource::CrmUi {
+        user_id: user_id.unwrap_or(DEFAULT_USER_ID),
+    }
 }
 
 async fn user_create(
@@ -231,7 +270,7 @@ async fn user_create(
             None,
             &input.properties,
             now,
-            ChangeSource::CrmUi,
+            as_user(input.user_id),
         )
         .map_err(InputError::into_api_error)?;
     let record = state.store.get(object_type, id).map(|r| r.to_full_json());
@@ -277,27 +316,206 @@ async fn user_update(
             Some(id),
             &input.properties,
             now,
-            ChangeSource::CrmUi,
+            as_user(input.user_id),
         )
         .map_err(InputError::into_api_error)?;
     let record = state.store.get(object_type, id).map(|r| r.to_full_json());
     Ok(Json(record).into_response())
 }
 
+/// `?user_id=` names the user (default [`DEFAULT_USER_ID`]).
 async fn user_archive(
     State(sandbox): State<HubSpotSandbox>,
     Path((raw_type, id)): Path<(String, String)>,
+    params: Params,
 ) -> AdminResult {
     let object_type = object_type(&raw_type)?;
     let id = record_id(&id)?;
+    let source = as_user(params.number("user_id")?);
+    let now = sandbox.now_ms();
+    if sandbox.lock().store.archive(object_type, id, now, source) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("resource not found"))
+    }
+}
+
+/// `PUT /__admin/webhooks`: sets an app's webhook (see [`WebhookConfig`] for the fields and
+/// their defaults) and answers it with the defaults filled in and its subscription ids.
+async fn put_webhook(State(sandbox): State<HubSpotSandbox>, body: Bytes) -> AdminResult {
+    let config: WebhookConfig = parse_body(&body)?;
+    let view = sandbox
+        .webhooks()
+        .configure(config)
+        .map_err(ApiError::validation)?;
+    Ok(Json(view).into_response())
+}
+
+async fn list_webhooks(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    Ok(Json(json!({"webhooks": sandbox.webhooks().list()})).into_response())
+}
+
+/// `DELETE /__admin/webhooks[?app_id=N]`: stops sending (one app's or every) webhook's events.
+async fn delete_webhooks(State(sandbox): State<HubSpotSandbox>, params: Params) -> AdminResult {
+    sandbox.webhooks().remove(params.number("app_id")?);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /__admin/webhooks/deliveries[?app_id=N]`: every attempt, oldest first, and what is
+/// still to be sent (`pending_events`, `unfinished_requests`).
+async fn deliveries(State(sandbox): State<HubSpotSandbox>, params: Params) -> AdminResult {
+    let app_id = params.number("app_id")?;
+    Ok(Json(sandbox.webhooks().deliveries(app_id)).into_response())
+}
+
+async fn clear_deliveries(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
+    sandbox.webhooks().clear_deliveries();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The user a change is made as, from a body that may name it (`user_id`) among other fields.
+#[derive(Debug, Deserialize, Default)]
+struct UserOnly {
+    #[serde(default)]
+    user_id: Option<u64>,
+}
+
+fn user_of(body: &Bytes) -> Result<ChangeSource, ApiError> {
+    let named: UserOnly = if body.is_empty() {
+        UserOnly::default()
+    } else {
+        parse_body(body)?
+    };
+    Ok(as_user(named.user_id))
+}
+
+/// `POST /__admin/objects/{type}/merge` `{primaryObjectId, objectIdToMerge, user_id?}`: a user
+/// merges two records (the API's merge, source `CRM_UI`).
+async fn user_merge(
+    State(sandbox): State<HubSpotSandbox>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let ids = merge_ids(object_type, &body)?;
+    merge_as(&sandbox, object_type, ids, user_of(&body)?)
+}
+
+/// `POST /__admin/objects/contacts/gdpr-delete` `{objectId, idProperty?, user_id?}`.
+async fn user_gdpr_delete(
+    State(sandbox): State<HubSpotSandbox>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let request = gdpr_request(object_type, &body)?;
+    gdpr_delete_as(&sandbox, request, user_of(&body)?)
+}
+
+/// `POST /__admin/objects/{type}/{id}/restore` `{user_id?}`: a user restores an archived
+/// record from the recycle bin (within 90 days); 409 when a live record took its email since.
+async fn user_restore(
+    State(sandbox): State<HubSpotSandbox>,
+    Path((raw_type, id)): Path<(String, String)>,
+    body: Bytes,
+) -> AdminResult {
+    let object_type = object_type(&raw_type)?;
+    let id = record_id(&id)?;
+    let source = user_of(&body)?;
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    state
+        .store
+        .restore(object_type, id, now, source)
+        .map_err(InputError::into_api_error)?;
+    let record = state.store.get(object_type, id).map(|r| r.to_full_json());
+    Ok(Json(record).into_response())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AssociateBody {
+    /// A HubSpot-defined association type id (default: the pair's unlabelled one).
+    #[serde(default)]
+    type_id: Option<u32>,
+    #[serde(default)]
+    user_id: Option<u64>,
+}
+
+/// `PUT /__admin/associations/{from}/{from_id}/{to}/{to_id}` `{type_id?, user_id?}`: a user
+/// links two records.
+async fn user_associate(
+    State(sandbox): State<HubSpotSandbox>,
+    Path((from, from_id, to, to_id)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> AdminResult {
+    let (from_type, to_type) = (object_type(&from)?, object_type(&to)?);
+    let from_id = record_id(&from_id)?;
+    let input: AssociateBody = if body.is_empty() {
+        AssociateBody::default()
+    } else {
+        parse_body(&body)?
+    };
+    let type_id = match input.type_id {
+        Some(type_id) => type_id,
+        None => default_association_type(from_type, to_type).ok_or_else(|| {
+            ApiError::validation(format!(
+                "No default association type from {} to {}",
+                from_type.upper_singular(),
+                to_type.upper_singular()
+            ))
+        })?,
+    };
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    if state.store.get(from_type, from_id).is_none() {
+        return Err(ApiError::not_found("resource not found"));
+    }
+    let to_id = state
+        .store
+        .check_association(from_type, to_type, &to_id, type_id, "HUBSPOT_DEFINED")
+        .map_err(InputError::into_api_error)?;
+    let added = state.store.associate(
+        from_type,
+        from_id,
+        to_type,
+        to_id,
+        type_id,
+        now,
+        as_user(input.user_id),
+    );
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(
+            json!({"from_id": from_id.to_string(), "to_id": to_id.to_string(), "type_id": type_id}),
+        ),
+    )
+        .into_response())
+}
+
+/// `DELETE /__admin/associations/{from}/{from_id}/{to}/{to_id}[?user_id=N]`: a user removes
+/// every association between two records; 404 when there was none.
+async fn user_dissociate(
+    State(sandbox): State<HubSpotSandbox>,
+    Path((from, from_id, to, to_id)): Path<(String, String, String, String)>,
+    params: Params,
+) -> AdminResult {
+    let (from_type, to_type) = (object_type(&from)?, object_type(&to)?);
+    let (from_id, to_id) = (record_id(&from_id)?, record_id(&to_id)?);
+    let source = as_user(params.number("user_id")?);
     let now = sandbox.now_ms();
     if sandbox
         .lock()
         .store
-        .archive(object_type, id, now, ChangeSource::CrmUi)
+        .dissociate(from_type, from_id, to_type, to_id, now, source)
     {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(ApiError::not_found("resource not found"))
+        Err(ApiError::not_found("these records are not associated"))
     }
 }

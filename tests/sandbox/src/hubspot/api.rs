@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,8 +21,9 @@ use super::model::{
     FIELD_TYPES, ObjectType, PropertyDef, PropertyOption, PropertyType, association_label,
     association_target, default_association_type, object_type_id,
 };
+use super::query::Params;
 use super::search::SearchRequest;
-use super::store::{ChangeSource, PreparedWrite, Store};
+use super::store::{ChangeSource, PreparedWrite, Record, Store};
 use crate::clock::rfc3339_ms;
 
 pub const MAX_BATCH: usize = 100;
@@ -37,6 +38,11 @@ pub fn routes() -> Router<HubSpotSandbox> {
             get(list_objects).post(create_object),
         )
         .route("/crm/v3/objects/{object_type}/search", post(search))
+        .route("/crm/v3/objects/{object_type}/merge", post(merge))
+        .route(
+            "/crm/v3/objects/{object_type}/gdpr-delete",
+            post(gdpr_delete),
+        )
         .route("/crm/v3/objects/{object_type}/batch/{op}", post(batch))
         .route(
             "/crm/v3/objects/{object_type}/{id}",
@@ -48,6 +54,8 @@ pub fn routes() -> Router<HubSpotSandbox> {
         )
         .route("/crm/v3/properties/{object_type}/{name}", get(get_property))
         .route("/crm/v3/owners", get(list_owners))
+        // HubSpot's SDKs call the owners list with a trailing slash.
+        .route("/crm/v3/owners/", get(list_owners))
         .route("/crm/v3/owners/{owner_id}", get(get_owner))
         .route(
             "/crm/v4/associations/{from}/{to}/batch/create",
@@ -60,6 +68,10 @@ pub fn routes() -> Router<HubSpotSandbox> {
         .route(
             "/crm/v4/associations/{from}/{to}/batch/read",
             post(associations_read),
+        )
+        .route(
+            "/crm/v4/associations/{from}/{to}/batch/archive",
+            post(associations_archive),
         )
         .route(
             "/crm/v4/objects/{from}/{id}/associations/{to}",
@@ -119,16 +131,6 @@ fn page_after<T: std::str::FromStr + Default>(after: Option<&str>) -> Result<T, 
             ))
         }),
     }
-}
-
-fn comma_list(raw: Option<&String>) -> Option<Vec<String>> {
-    raw.map(|s| {
-        s.split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect()
-    })
 }
 
 /// `{"status":"COMPLETE","results",...}`, with `numErrors`/`errors` when any; 207 when errors exist.
@@ -266,16 +268,18 @@ fn commit_create(
     write: PreparedWrite,
     links: Vec<Link>,
     now: i64,
+    source: ChangeSource,
 ) -> u64 {
-    let id = store.commit(object_type, write, now, ChangeSource::Integration);
+    let id = store.commit(object_type, write, now, source);
     for (to_type, to_id, type_id) in links {
-        store.associate(object_type, id, to_type, to_id, type_id);
+        store.associate(object_type, id, to_type, to_id, type_id, now, source);
     }
     id
 }
 
 async fn create_object(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path(raw_type): Path<String>,
     body: Bytes,
 ) -> ApiResult {
@@ -285,7 +289,7 @@ async fn create_object(
     let mut state = sandbox.lock();
     let (write, links) = prepare_create(&state.store, object_type, &input, &mut HashSet::new())
         .map_err(InputError::into_api_error)?;
-    let id = commit_create(&mut state.store, object_type, write, links, now);
+    let id = commit_create(&mut state.store, object_type, write, links, now, source);
     let names = written_names(object_type, &input.properties);
     Ok((
         StatusCode::CREATED,
@@ -294,14 +298,42 @@ async fn create_object(
         .into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+/// The query parameters of object reads and updates.
+#[derive(Debug, Default)]
 struct ReadQuery {
-    properties: Option<String>,
-    associations: Option<String>,
+    properties: Option<Vec<String>>,
+    properties_with_history: Option<Vec<String>>,
+    associations: Option<Vec<String>>,
     id_property: Option<String>,
     limit: Option<usize>,
     after: Option<String>,
+    /// `archived=true`: only archived records (HubSpot keeps them 90 days).
+    archived: bool,
+}
+
+impl ReadQuery {
+    fn of(params: &Params) -> Result<Self, ApiError> {
+        Ok(ReadQuery {
+            properties: params.list("properties"),
+            properties_with_history: params
+                .list("propertiesWithHistory")
+                .filter(|names| !names.is_empty()),
+            associations: params.list("associations"),
+            id_property: params.first("idProperty").map(str::to_string),
+            limit: params.number("limit")?,
+            after: params.first("after").map(str::to_string),
+            archived: params.flag("archived")?.unwrap_or(false),
+        })
+    }
+
+    /// The object types `associations` names; an unknown one is a 400.
+    fn association_types(&self) -> Result<Vec<ObjectType>, ApiError> {
+        self.associations
+            .iter()
+            .flatten()
+            .map(|raw| object_type(raw))
+            .collect()
+    }
 }
 
 fn resolve_or_404(
@@ -319,47 +351,74 @@ fn resolve_or_404(
 async fn get_object(
     State(sandbox): State<HubSpotSandbox>,
     Path((raw_type, id)): Path<(String, String)>,
-    Query(query): Query<ReadQuery>,
+    params: Params,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
+    let query = ReadQuery::of(&params)?;
+    let to_types = query.association_types()?;
+    let now = sandbox.now_ms();
     let state = sandbox.lock();
-    let id = resolve_or_404(&state.store, object_type, &id, query.id_property.as_deref())?;
-    let names = comma_list(query.properties.as_ref());
-    let Some(record) = state.store.get(object_type, id) else {
+    let record = if query.archived {
+        state
+            .store
+            .resolve_archived(object_type, &id, query.id_property.as_deref(), now)
+            .and_then(|id| state.store.get_archived(object_type, id, now))
+    } else {
+        let id = resolve_or_404(&state.store, object_type, &id, query.id_property.as_deref())?;
+        state.store.get(object_type, id)
+    };
+    let Some(record) = record else {
         return Err(ApiError::not_found("resource not found"));
     };
-    let mut value = record.to_json(object_type, names.as_deref());
-    if let Some(to_types) = comma_list(query.associations.as_ref()) {
-        let mut associations = Map::new();
-        for raw in to_types {
-            let to_type = super::api::object_type(&raw)?;
-            let results: Vec<Value> = state
-                .store
-                .associations_of(object_type, id, to_type)
-                .into_iter()
-                .flat_map(|(to_id, types)| {
-                    types.into_iter().map(move |type_id| {
-                        json!({
-                            "id": to_id.to_string(),
-                            "type": format!(
-                                "{}_to_{}",
-                                object_type.upper_singular().to_ascii_lowercase(),
-                                to_type.upper_singular().to_ascii_lowercase()
-                            ),
-                            "typeId": type_id,
-                        })
-                    })
+    Ok(Json(read_json(
+        &state.store,
+        object_type,
+        record,
+        &query,
+        &to_types,
+    ))
+    .into_response())
+}
+
+/// One record as a read answers it: the properties asked (or the defaults),
+/// `propertiesWithHistory` when asked, and its associations towards the types asked (the key
+/// is left out when it has none).
+fn read_json(
+    store: &Store,
+    object_type: ObjectType,
+    record: &Record,
+    query: &ReadQuery,
+    to_types: &[ObjectType],
+) -> Value {
+    let mut value = record.to_json(object_type, query.properties.as_deref());
+    if let Some(names) = &query.properties_with_history {
+        value["propertiesWithHistory"] = record.history_json(names);
+    }
+    let mut associations = Map::new();
+    for &to_type in to_types {
+        let kind = format!(
+            "{}_to_{}",
+            object_type.upper_singular().to_ascii_lowercase(),
+            to_type.upper_singular().to_ascii_lowercase()
+        );
+        let results: Vec<Value> = store
+            .associations_of(object_type, record.id, to_type)
+            .into_iter()
+            .flat_map(|(to_id, types)| {
+                let kind = kind.clone();
+                types.into_iter().map(move |type_id| {
+                    json!({"id": to_id.to_string(), "type": kind, "typeId": type_id})
                 })
-                .collect();
-            if !results.is_empty() {
-                associations.insert(to_type.path_name().to_string(), json!({"results": results}));
-            }
-        }
-        if !associations.is_empty() {
-            value["associations"] = Value::Object(associations);
+            })
+            .collect();
+        if !results.is_empty() {
+            associations.insert(to_type.path_name().to_string(), json!({"results": results}));
         }
     }
-    Ok(Json(value).into_response())
+    if !associations.is_empty() {
+        value["associations"] = Value::Object(associations);
+    }
+    value
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,24 +429,20 @@ struct PropertiesBody {
 
 async fn update_object(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((raw_type, id)): Path<(String, String)>,
-    Query(query): Query<ReadQuery>,
+    params: Params,
     body: Bytes,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
+    let query = ReadQuery::of(&params)?;
     let input: PropertiesBody = parse_body(&body)?;
     let now = sandbox.now_ms();
     let mut state = sandbox.lock();
     let id = resolve_or_404(&state.store, object_type, &id, query.id_property.as_deref())?;
     state
         .store
-        .write_one(
-            object_type,
-            Some(id),
-            &input.properties,
-            now,
-            ChangeSource::Integration,
-        )
+        .write_one(object_type, Some(id), &input.properties, now, source)
         .map_err(InputError::into_api_error)?;
     let names = written_names(object_type, &input.properties);
     Ok(Json(record_json(&state.store, object_type, id, &names, None)).into_response())
@@ -395,6 +450,7 @@ async fn update_object(
 
 async fn archive_object(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((raw_type, id)): Path<(String, String)>,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
@@ -402,9 +458,7 @@ async fn archive_object(
     let mut state = sandbox.lock();
     // HubSpot answers 204 whether or not the record existed.
     if let Ok(Some(id)) = state.store.resolve(object_type, &id, None) {
-        state
-            .store
-            .archive(object_type, id, now, ChangeSource::Integration);
+        state.store.archive(object_type, id, now, source);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -412,31 +466,177 @@ async fn archive_object(
 async fn list_objects(
     State(sandbox): State<HubSpotSandbox>,
     Path(raw_type): Path<String>,
-    Query(query): Query<ReadQuery>,
+    params: Params,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
+    let query = ReadQuery::of(&params)?;
+    let to_types = query.association_types()?;
     let limit = page_limit(query.limit, 10, MAX_BATCH)?;
     let after: u64 = page_after(query.after.as_deref())?;
-    let names = comma_list(query.properties.as_ref());
+    let now = sandbox.now_ms();
     let state = sandbox.lock();
-    let mut page: Vec<_> = state
-        .store
-        .records(object_type)
-        .filter(|r| r.id >= after)
-        .take(limit + 1)
-        .collect();
+    let records: Box<dyn Iterator<Item = &Record>> = if query.archived {
+        Box::new(state.store.archived_records(object_type, now))
+    } else {
+        Box::new(state.store.records(object_type))
+    };
+    let mut page: Vec<_> = records.filter(|r| r.id >= after).take(limit + 1).collect();
     let next = (page.len() > limit)
         .then(|| page.pop().map(|r| r.id))
         .flatten();
     let results: Vec<Value> = page
         .iter()
-        .map(|r| r.to_json(object_type, names.as_deref()))
+        .map(|r| read_json(&state.store, object_type, r, &query, &to_types))
         .collect();
     let mut body = json!({"results": results});
     if let Some(next) = next {
         body["paging"] = json!({"next": {"after": next.to_string()}});
     }
     Ok(Json(body).into_response())
+}
+
+// ----- merges and GDPR deletes -----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MergeBody {
+    primary_object_id: Option<Value>,
+    object_id_to_merge: Option<Value>,
+}
+
+/// The records of a merge, checked: its type can merge, both ids are given.
+pub(super) fn merge_ids(object_type: ObjectType, body: &Bytes) -> Result<(u64, u64), ApiError> {
+    if !matches!(
+        object_type,
+        ObjectType::Contacts | ObjectType::Companies | ObjectType::Deals
+    ) {
+        return Err(ApiError::validation(format!(
+            "Merging is not supported for {} objects",
+            object_type.upper_singular()
+        )));
+    }
+    let input: MergeBody = parse_body(body)?;
+    let id = |value: Option<&Value>, field: &str| {
+        let raw = value
+            .map(id_text)
+            .ok_or_else(|| ApiError::validation(format!("{field} is required")))?;
+        raw.trim()
+            .parse::<u64>()
+            .map_err(|_| ApiError::validation(format!("{field} must be a record id, got {raw}")))
+    };
+    Ok((
+        id(input.primary_object_id.as_ref(), "primaryObjectId")?,
+        id(input.object_id_to_merge.as_ref(), "objectIdToMerge")?,
+    ))
+}
+
+/// Merges and answers the record that survived, as HubSpot's merge endpoint does.
+pub(super) fn merge_as(
+    sandbox: &HubSpotSandbox,
+    object_type: ObjectType,
+    (primary, merged): (u64, u64),
+    source: ChangeSource,
+) -> ApiResult {
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    let primary = state.store.live_id(object_type, primary).unwrap_or(primary);
+    let merged = state.store.live_id(object_type, merged).unwrap_or(merged);
+    state
+        .store
+        .merge(object_type, primary, merged, now, source)
+        .map_err(InputError::into_api_error)?;
+    let names: Vec<String> = object_type
+        .default_read_properties()
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+    Ok(Json(record_json(
+        &state.store,
+        object_type,
+        primary,
+        &names,
+        None,
+    ))
+    .into_response())
+}
+
+async fn merge(
+    State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let object_type = object_type(&raw_type)?;
+    let ids = merge_ids(object_type, &body)?;
+    merge_as(&sandbox, object_type, ids, source)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GdprBody {
+    object_id: Option<Value>,
+    #[serde(default)]
+    id_property: Option<String>,
+}
+
+/// What a GDPR delete names: an id (or, with `idProperty` `email`, an email).
+pub(super) type GdprTarget = (String, Option<String>);
+
+/// `{objectId, idProperty?}` of a GDPR delete, checked: contacts only.
+pub(super) fn gdpr_request(object_type: ObjectType, body: &Bytes) -> Result<GdprTarget, ApiError> {
+    if object_type != ObjectType::Contacts {
+        return Err(ApiError::not_found(
+            "Unable to find a route for this request.",
+        ));
+    }
+    let input: GdprBody = parse_body(body)?;
+    let id = input
+        .object_id
+        .as_ref()
+        .map(id_text)
+        .ok_or_else(|| ApiError::validation("objectId is required"))?;
+    match input.id_property.as_deref() {
+        None | Some("hs_object_id") | Some("email") => Ok((id, input.id_property)),
+        Some(other) => Err(ApiError::validation(format!(
+            "idProperty {other} is not supported for a GDPR delete; use email or hs_object_id"
+        ))),
+    }
+}
+
+/// Deletes a contact for good (204); by an email no contact has, blocks the email (204);
+/// by an id no contact has, 404.
+pub(super) fn gdpr_delete_as(
+    sandbox: &HubSpotSandbox,
+    (id, id_property): GdprTarget,
+    source: ChangeSource,
+) -> ApiResult {
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    let store = &mut state.store;
+    let by_email = id_property.as_deref() == Some("email");
+    let found = store
+        .resolve(ObjectType::Contacts, &id, id_property.as_deref())
+        .map_err(InputError::into_api_error)?
+        .or_else(|| store.resolve_archived(ObjectType::Contacts, &id, id_property.as_deref(), now));
+    match found {
+        Some(contact) => {
+            store.gdpr_delete(contact, now, source);
+        }
+        None if by_email => store.gdpr_block(&id),
+        None => return Err(InputError::NotFound { id }.into_api_error()),
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn gdpr_delete(
+    State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
+    Path(raw_type): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let object_type = object_type(&raw_type)?;
+    let request = gdpr_request(object_type, &body)?;
+    gdpr_delete_as(&sandbox, request, source)
 }
 
 // ----- batch -----
@@ -472,16 +672,19 @@ struct ReadBody {
 
 async fn batch(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((raw_type, op)): Path<(String, String)>,
+    params: Params,
     body: Bytes,
 ) -> ApiResult {
     let object_type = object_type(&raw_type)?;
+    let archived = params.flag("archived")?.unwrap_or(false);
     match op.as_str() {
-        "create" => batch_create(&sandbox, object_type, parse_body(&body)?),
-        "update" => batch_update(&sandbox, object_type, parse_body(&body)?, false),
-        "upsert" => batch_update(&sandbox, object_type, parse_body(&body)?, true),
-        "read" => batch_read(&sandbox, object_type, parse_body(&body)?),
-        "archive" => batch_archive(&sandbox, object_type, parse_body(&body)?),
+        "create" => batch_create(&sandbox, object_type, parse_body(&body)?, source),
+        "update" => batch_update(&sandbox, object_type, parse_body(&body)?, false, source),
+        "upsert" => batch_update(&sandbox, object_type, parse_body(&body)?, true, source),
+        "read" => batch_read(&sandbox, object_type, parse_body(&body)?, archived),
+        "archive" => batch_archive(&sandbox, object_type, parse_body(&body)?, source),
         other => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "OBJECT_NOT_FOUND",
@@ -500,6 +703,7 @@ fn batch_create(
     sandbox: &HubSpotSandbox,
     object_type: ObjectType,
     body: Inputs<CreateInput>,
+    source: ChangeSource,
 ) -> ApiResult {
     check_batch_size(body.inputs.len(), MAX_BATCH)?;
     let multi_status = all_traced(body.inputs.iter().map(|i| i.object_write_trace_id.as_ref()));
@@ -527,7 +731,7 @@ fn batch_create(
         let trace = input.object_write_trace_id.as_deref();
         match outcome {
             Ok((write, links)) => {
-                let id = commit_create(&mut state.store, object_type, write, links, now);
+                let id = commit_create(&mut state.store, object_type, write, links, now, source);
                 let names = written_names(object_type, &input.properties);
                 results.push(record_json(&state.store, object_type, id, &names, trace));
             }
@@ -548,6 +752,7 @@ fn batch_update(
     object_type: ObjectType,
     body: Inputs<UpdateInput>,
     upsert: bool,
+    source: ChangeSource,
 ) -> ApiResult {
     check_batch_size(body.inputs.len(), MAX_BATCH)?;
     let now = sandbox.now_ms();
@@ -612,9 +817,7 @@ fn batch_update(
         let trace = input.object_write_trace_id.as_deref();
         match outcome {
             Ok((write, created)) => {
-                let id = state
-                    .store
-                    .commit(object_type, write, now, ChangeSource::Integration);
+                let id = state.store.commit(object_type, write, now, source);
                 let names = written_names(object_type, &input.properties);
                 let mut value = record_json(&state.store, object_type, id, &names, trace);
                 if upsert {
@@ -628,7 +831,12 @@ fn batch_update(
     Ok(batch_response(StatusCode::OK, results, errors, now, now))
 }
 
-fn batch_read(sandbox: &HubSpotSandbox, object_type: ObjectType, body: ReadBody) -> ApiResult {
+fn batch_read(
+    sandbox: &HubSpotSandbox,
+    object_type: ObjectType,
+    body: ReadBody,
+    archived: bool,
+) -> ApiResult {
     let max = if body.properties_with_history.is_empty() {
         MAX_BATCH
     } else {
@@ -642,34 +850,31 @@ fn batch_read(sandbox: &HubSpotSandbox, object_type: ObjectType, body: ReadBody)
     let mut returned = HashSet::new();
     for input in &body.inputs {
         let raw = id_text(&input.id);
-        match state
-            .store
-            .resolve(object_type, &raw, body.id_property.as_deref())
-            .map_err(InputError::into_api_error)?
-        {
+        let found = if archived {
+            state
+                .store
+                .resolve_archived(object_type, &raw, body.id_property.as_deref(), now)
+        } else {
+            state
+                .store
+                .resolve(object_type, &raw, body.id_property.as_deref())
+                .map_err(InputError::into_api_error)?
+        };
+        match found {
             Some(id) => {
                 if !returned.insert(id) {
                     continue;
                 }
-                if let Some(record) = state.store.get(object_type, id) {
+                let record = if archived {
+                    state.store.get_archived(object_type, id, now)
+                } else {
+                    state.store.get(object_type, id)
+                };
+                if let Some(record) = record {
                     let mut value = record.to_json(object_type, Some(&body.properties));
                     if !body.properties_with_history.is_empty() {
-                        let history: Map<String, Value> = body
-                            .properties_with_history
-                            .iter()
-                            .map(|name| {
-                                let versions = match record.properties.get(name) {
-                                    Some(v) => json!([{
-                                        "value": v,
-                                        "timestamp": rfc3339_ms(record.updated_ms),
-                                        "sourceType": "INTEGRATION",
-                                    }]),
-                                    None => json!([]),
-                                };
-                                (name.clone(), versions)
-                            })
-                            .collect();
-                        value["propertiesWithHistory"] = Value::Object(history);
+                        value["propertiesWithHistory"] =
+                            record.history_json(&body.properties_with_history);
                     }
                     results.push(value);
                 }
@@ -697,15 +902,14 @@ fn batch_archive(
     sandbox: &HubSpotSandbox,
     object_type: ObjectType,
     body: Inputs<IdRef>,
+    source: ChangeSource,
 ) -> ApiResult {
     check_batch_size(body.inputs.len(), MAX_BATCH)?;
     let now = sandbox.now_ms();
     let mut state = sandbox.lock();
     for input in &body.inputs {
         if let Ok(Some(id)) = state.store.resolve(object_type, &id_text(&input.id), None) {
-            state
-                .store
-                .archive(object_type, id, now, ChangeSource::Integration);
+            state.store.archive(object_type, id, now, source);
         }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -913,23 +1117,11 @@ async fn create_property(
 
 // ----- owners -----
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct OwnersQuery {
-    email: Option<String>,
-    limit: Option<usize>,
-    after: Option<String>,
-    archived: Option<bool>,
-    id_property: Option<String>,
-}
-
-async fn list_owners(
-    State(sandbox): State<HubSpotSandbox>,
-    Query(query): Query<OwnersQuery>,
-) -> ApiResult {
-    let limit = page_limit(query.limit, 100, 500)?;
-    let offset: usize = page_after(query.after.as_deref())?;
-    let archived = query.archived.unwrap_or(false);
+async fn list_owners(State(sandbox): State<HubSpotSandbox>, params: Params) -> ApiResult {
+    let limit = page_limit(params.number("limit")?, 100, 500)?;
+    let offset: usize = page_after(params.first("after"))?;
+    let archived = params.flag("archived")?.unwrap_or(false);
+    let email = params.first("email");
     let now = sandbox.now_ms();
     let state = sandbox.lock();
     let matching: Vec<_> = state
@@ -937,12 +1129,7 @@ async fn list_owners(
         .owners()
         .iter()
         .filter(|o| o.archived == archived)
-        .filter(|o| {
-            query
-                .email
-                .as_deref()
-                .is_none_or(|e| o.email.eq_ignore_ascii_case(e))
-        })
+        .filter(|o| email.is_none_or(|e| o.email.eq_ignore_ascii_case(e)))
         .collect();
     let page: Vec<Value> = matching
         .iter()
@@ -960,10 +1147,18 @@ async fn list_owners(
 async fn get_owner(
     State(sandbox): State<HubSpotSandbox>,
     Path(owner_id): Path<String>,
-    Query(query): Query<OwnersQuery>,
+    params: Params,
 ) -> ApiResult {
     let now = sandbox.now_ms();
-    let by_user = query.id_property.as_deref() == Some("userId");
+    let by_user = match params.first("idProperty") {
+        None | Some("id") => false,
+        Some("userId") => true,
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "idProperty {other} is not one of id, userId"
+            )));
+        }
+    };
     let state = sandbox.lock();
     state
         .store
@@ -1003,6 +1198,7 @@ fn resolve_from(store: &Store, object_type: ObjectType, id: &Value) -> Result<u6
 
 async fn associations_create(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((from, to)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
@@ -1041,7 +1237,7 @@ async fn associations_create(
                 for (target, type_id) in links {
                     state
                         .store
-                        .associate(from_type, from_id, to_type, target, type_id);
+                        .associate(from_type, from_id, to_type, target, type_id, now, source);
                     to_id = target;
                     if let Some(label) = association_label(type_id) {
                         labels.push(label);
@@ -1069,6 +1265,7 @@ async fn associations_create(
 
 async fn associations_default(
     State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
     Path((from, to)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
@@ -1101,7 +1298,7 @@ async fn associations_default(
             Ok((from_id, to_id)) => {
                 state
                     .store
-                    .associate(from_type, from_id, to_type, to_id, type_id);
+                    .associate(from_type, from_id, to_type, to_id, type_id, now, source);
                 results.push(json!({
                     "from": {"id": from_id.to_string()},
                     "to": {"id": to_id.to_string()},
@@ -1112,6 +1309,43 @@ async fn associations_default(
         }
     }
     Ok(batch_response(StatusCode::OK, results, errors, now, now))
+}
+
+#[derive(Debug, Deserialize)]
+struct ArchiveInput {
+    from: IdRef,
+    to: Vec<IdRef>,
+}
+
+/// Removes every association between each `from` and its `to`s (both ways); 204 whether or
+/// not they were linked, as HubSpot answers.
+async fn associations_archive(
+    State(sandbox): State<HubSpotSandbox>,
+    Extension(source): Extension<ChangeSource>,
+    Path((from, to)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let (from_type, to_type) = association_pair(&from, &to)?;
+    let body: Inputs<ArchiveInput> = parse_body(&body)?;
+    check_batch_size(body.inputs.len(), MAX_BATCH)?;
+    let now = sandbox.now_ms();
+    let mut state = sandbox.lock();
+    for input in &body.inputs {
+        let Ok(Some(from_id)) = state
+            .store
+            .resolve(from_type, &id_text(&input.from.id), None)
+        else {
+            continue;
+        };
+        for target in &input.to {
+            if let Ok(Some(to_id)) = state.store.resolve(to_type, &id_text(&target.id), None) {
+                state
+                    .store
+                    .dissociate(from_type, from_id, to_type, to_id, now, source);
+            }
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn association_targets(
@@ -1160,14 +1394,21 @@ async fn associations_read(
 async fn associations_of(
     State(sandbox): State<HubSpotSandbox>,
     Path((from, id, to)): Path<(String, String, String)>,
+    params: Params,
 ) -> ApiResult {
     let (from_type, to_type) = association_pair(&from, &to)?;
+    let limit = page_limit(params.number("limit")?, 500, 500)?;
+    let offset: usize = page_after(params.first("after"))?;
     let state = sandbox.lock();
     let from_id = resolve_or_404(&state.store, from_type, &id, None)?;
-    Ok(
-        Json(json!({"results": association_targets(&state.store, from_type, from_id, to_type)}))
-            .into_response(),
-    )
+    let all = association_targets(&state.store, from_type, from_id, to_type);
+    let more = all.len() > offset + limit;
+    let page: Vec<Value> = all.into_iter().skip(offset).take(limit).collect();
+    let mut body = json!({"results": page});
+    if more {
+        body["paging"] = json!({"next": {"after": (offset + limit).to_string()}});
+    }
+    Ok(Json(body).into_response())
 }
 
 // ----- account -----

@@ -10,6 +10,8 @@
 //! - [`ratelimit`]: ten-second window, daily quota, search per-second limit.
 //! - [`faults`]: injected latency, 5xx, hung requests, 429 storms.
 //! - [`errors`]: HubSpot's error bodies.
+//! - [`query`]: query strings, with repeated and comma-separated array parameters.
+//! - [`webhooks`]: HubSpot's v3 webhook events of every change, signed, batched and retried.
 //! - `api`: the public endpoints; `admin`: the admin API under `/__admin` (no auth, no limits).
 //!
 //! Every API request passes one gate, in this order: injected latency, authentication, 429 storm,
@@ -22,10 +24,12 @@ pub mod errors;
 pub mod faults;
 pub mod model;
 mod portals;
+pub mod query;
 pub mod ratelimit;
 pub mod search;
 pub mod store;
 pub mod validate;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,12 +50,19 @@ use errors::ApiError;
 use faults::{Fault, Faults};
 pub use portals::{OAuthApp, Portals};
 use ratelimit::{Admission, Limits, RateLimiter, Tier};
-use store::Store;
+use store::{ChangeSource, Store};
+use webhooks::Webhooks;
 
 /// The private-app token a sandbox accepts unless told otherwise.
 pub const DEFAULT_TOKEN: &str = "pat-na1-5a4d8b0e-0000-4000-8000-hubsyncsandbox";
 /// The portal (account) id a sandbox reports unless told otherwise.
 pub const DEFAULT_PORTAL_ID: u64 = 48_151_623;
+/// The id of the private app a portal's tokens belong to unless told otherwise: the `sourceId`
+/// of the changes they make (`changeSource` `INTEGRATION`).
+pub const DEFAULT_PRIVATE_APP_ID: u64 = 3_141_592;
+/// The HubSpot user the admin API's changes are made as unless it names one (the first
+/// default owner's user id): `sourceId` `userId:9000001`, `changeSource` `CRM_UI`.
+pub const DEFAULT_USER_ID: u64 = 9_000_001;
 
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
@@ -59,8 +70,11 @@ pub struct SandboxOptions {
     pub tier: Tier,
     /// Overrides the tier's limits.
     pub limits: Option<Limits>,
-    /// Tokens that authenticate; each may be revoked later through the admin API.
+    /// Tokens that authenticate; each may be revoked later through the admin API. They are
+    /// private-app tokens of the app `private_app_id`.
     pub tokens: Vec<String>,
+    /// The private app `tokens` belong to; its id is the `sourceId` of the changes they make.
+    pub private_app_id: u64,
     /// Refresh tokens of the sandbox's public app installed in this portal: each is exchanged
     /// at `/oauth/v1/token` for access tokens of this portal (see [`Portals`]).
     pub refresh_tokens: Vec<String>,
@@ -84,6 +98,7 @@ impl Default for SandboxOptions {
             tier: Tier::Professional,
             limits: None,
             tokens: vec![DEFAULT_TOKEN.to_string()],
+            private_app_id: DEFAULT_PRIVATE_APP_ID,
             refresh_tokens: Vec::new(),
             clock: Clock::System,
             search_index_lag: Duration::from_secs(5),
@@ -109,6 +124,15 @@ pub enum TokenState {
     MissingScopes { scopes: Vec<String> },
 }
 
+/// An app installed in a portal: it has tokens there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppInfo {
+    pub app_id: u64,
+    /// `private` (private-app tokens) or `public` (OAuth access tokens).
+    pub kind: &'static str,
+    pub tokens: Vec<String>,
+}
+
 /// Settings that can change at runtime through the admin API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -122,6 +146,7 @@ struct Inner {
     portal_id: u64,
     clock: Clock,
     state: Mutex<SandboxState>,
+    webhooks: Arc<Webhooks>,
 }
 
 pub(crate) struct SandboxState {
@@ -134,6 +159,9 @@ pub(crate) struct SandboxState {
     pub faults: Faults,
     pub rng: StdRng,
     pub tokens: BTreeMap<String, TokenState>,
+    /// The app each token belongs to; a token not named here is one of `private_app_id`'s.
+    pub token_apps: BTreeMap<String, u64>,
+    pub private_app_id: u64,
     /// When each OAuth access token stops working (clock milliseconds); private-app tokens
     /// do not expire.
     pub token_expiry: BTreeMap<String, i64>,
@@ -144,6 +172,22 @@ pub(crate) struct SandboxState {
     pub search_lag_ms: i64,
     pub partial_upserts: bool,
     pub send_retry_after: bool,
+}
+
+impl SandboxState {
+    fn app_of(&self, token: &str) -> u64 {
+        self.token_apps
+            .get(token)
+            .copied()
+            .unwrap_or(self.private_app_id)
+    }
+
+    /// Whether the app is installed here: the portal has a token of it that is not revoked.
+    fn has_app(&self, app_id: u64) -> bool {
+        self.tokens
+            .iter()
+            .any(|(token, state)| *state != TokenState::Revoked && self.app_of(token) == app_id)
+    }
 }
 
 /// A running HubSpot sandbox's shared state; cheap to clone.
@@ -162,6 +206,11 @@ impl std::fmt::Debug for HubSpotSandbox {
 
 impl HubSpotSandbox {
     pub fn new(options: SandboxOptions) -> Self {
+        Self::with_webhooks(options, Arc::new(Webhooks::new()))
+    }
+
+    /// A portal whose apps' webhooks are `webhooks`, shared with other portals.
+    pub fn with_webhooks(options: SandboxOptions, webhooks: Arc<Webhooks>) -> Self {
         let limits = options
             .limits
             .unwrap_or_else(|| Limits::of_tier(options.tier));
@@ -176,6 +225,8 @@ impl HubSpotSandbox {
                 .into_iter()
                 .map(|t| (t, TokenState::Valid))
                 .collect(),
+            token_apps: BTreeMap::new(),
+            private_app_id: options.private_app_id,
             token_expiry: BTreeMap::new(),
             refresh_tokens: options
                 .refresh_tokens
@@ -187,13 +238,20 @@ impl HubSpotSandbox {
             partial_upserts: options.partial_upserts,
             send_retry_after: options.send_retry_after,
         };
-        HubSpotSandbox {
-            inner: Arc::new(Inner {
-                portal_id: options.portal_id,
-                clock: options.clock,
-                state: Mutex::new(state),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            portal_id: options.portal_id,
+            clock: options.clock,
+            state: Mutex::new(state),
+            webhooks: webhooks.clone(),
+        });
+        webhooks.register(Arc::downgrade(&inner));
+        HubSpotSandbox { inner }
+    }
+
+    /// The webhooks of the apps installed in this portal (shared by the portals of one
+    /// [`Portals`]).
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.inner.webhooks
     }
 
     pub fn portal_id(&self) -> u64 {
@@ -252,12 +310,44 @@ impl HubSpotSandbox {
         self.lock().refresh_tokens.get(token).copied()
     }
 
-    /// Issues an OAuth access token of this portal, valid for `ttl_ms`.
-    pub fn issue_access_token(&self, token: &str, ttl_ms: i64) {
+    /// Issues an OAuth access token of this portal for the public app `app_id`, valid for
+    /// `ttl_ms`.
+    pub fn issue_access_token(&self, token: &str, ttl_ms: i64, app_id: u64) {
         let at = self.now_ms() + ttl_ms;
         let mut state = self.lock();
         state.tokens.insert(token.to_string(), TokenState::Valid);
         state.token_expiry.insert(token.to_string(), at);
+        state.token_apps.insert(token.to_string(), app_id);
+    }
+
+    /// The app a token belongs to (a token is always some app's: a private app's or the public
+    /// app's that an OAuth access token was issued for).
+    pub fn app_of(&self, token: &str) -> u64 {
+        self.lock().app_of(token)
+    }
+
+    /// Makes `token` one of app `app_id`'s.
+    pub fn set_token_app(&self, token: &str, app_id: u64) {
+        self.lock().token_apps.insert(token.to_string(), app_id);
+    }
+
+    /// The apps with tokens in this portal: id, kind (`private` or `public`) and tokens.
+    pub fn apps(&self) -> Vec<AppInfo> {
+        let state = self.lock();
+        let mut apps: BTreeMap<u64, AppInfo> = BTreeMap::new();
+        for token in state.tokens.keys() {
+            let app_id = state.app_of(token);
+            let app = apps.entry(app_id).or_insert_with(|| AppInfo {
+                app_id,
+                kind: "private",
+                tokens: Vec::new(),
+            });
+            if state.token_expiry.contains_key(token) {
+                app.kind = "public";
+            }
+            app.tokens.push(token.clone());
+        }
+        apps.into_values().collect()
     }
 
     /// An access token's time to live, in milliseconds (negative once expired).
@@ -413,9 +503,15 @@ async fn gate(State(sandbox): State<HubSpotSandbox>, request: Request, next: Nex
         request
     };
 
+    let mut request = request;
     let response = match admit(&sandbox, &request, search, fault) {
         Err(refusal) => refusal.into_response(),
         Ok((budget, fault)) => {
+            // Every write through this request is the token's app's.
+            let app_id = bearer(&request).map_or(0, |token| sandbox.app_of(&token));
+            request
+                .extensions_mut()
+                .insert(ChangeSource::Integration { app_id });
             let mut response = match fault {
                 Fault::Hang(ms) => {
                     // Counted now: the client usually gives up before this answer is written.

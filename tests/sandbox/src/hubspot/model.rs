@@ -287,6 +287,8 @@ pub fn default_properties(object_type: ObjectType) -> Vec<PropertyDef> {
         datetime("createdate").read_only(),
         datetime("hs_createdate").read_only(),
         datetime("hs_lastmodifieddate").read_only(),
+        // `;`-separated ids of the records merged into this one.
+        text("hs_merged_object_ids").read_only(),
         owner(),
     ];
     let group = match object_type {
@@ -321,6 +323,8 @@ pub fn default_properties(object_type: ObjectType) -> Vec<PropertyDef> {
                     ],
                 ),
                 datetime("lastmodifieddate").read_only(),
+                // `;`-separated emails of the contacts merged into this one.
+                textarea("hs_additional_emails").read_only(),
                 datetime("notes_last_updated").read_only(),
                 number("num_associated_deals").read_only(),
             ]);

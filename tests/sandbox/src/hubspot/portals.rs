@@ -30,6 +30,8 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use super::errors::ApiError;
+use super::query::form_urlencoded;
+use super::webhooks::Webhooks;
 use super::{HubSpotSandbox, SandboxOptions, bearer};
 use crate::server::RunningServer;
 
@@ -82,9 +84,17 @@ impl Portals {
     }
 
     /// [`Portals::new`] with the public app's credentials and access token lifetime given.
+    /// Every portal's changes go to the webhooks of the apps installed in it, configured
+    /// once for all (`PUT /__admin/webhooks` on any portal).
     pub fn with_app(options: Vec<SandboxOptions>, app: OAuthApp) -> Self {
+        let webhooks = Arc::new(Webhooks::new());
         Portals {
-            portals: Arc::new(options.into_iter().map(HubSpotSandbox::new).collect()),
+            portals: Arc::new(
+                options
+                    .into_iter()
+                    .map(|o| HubSpotSandbox::with_webhooks(o, webhooks.clone()))
+                    .collect(),
+            ),
             app,
             refreshes: Arc::new(AtomicU64::new(0)),
         }
@@ -225,7 +235,7 @@ impl Portals {
         let n = self.refreshes.fetch_add(1, Ordering::Relaxed) + 1;
         let access = format!("oauth-{}-{n}", portal.portal_id());
         let ttl_ms = i64::try_from(self.app.access_ttl.as_millis()).unwrap_or(i64::MAX);
-        portal.issue_access_token(&access, ttl_ms);
+        portal.issue_access_token(&access, ttl_ms, self.app.app_id);
         Json(json!({
             "token_type": "bearer",
             "refresh_token": refresh,
@@ -277,42 +287,6 @@ fn oauth_error(status: StatusCode, error: &str, message: &str) -> Response {
         })),
     )
         .into_response()
-}
-
-/// `a=b&c=d` with `+` and percent escapes decoded.
-fn form_urlencoded(bytes: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(bytes);
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_component(key), decode_component(value))
-        })
-        .collect()
-}
-
-fn decode_component(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn forward(portal: &HubSpotSandbox, request: Request) -> Response {
