@@ -28,10 +28,11 @@
 //! run repeats it.
 
 mod cursor;
+mod lists;
 mod shape;
 mod store;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -718,10 +719,6 @@ impl Poller {
         }
         let info = target.client.list(list_id).await?;
         let type_id = info.object_type_id.as_deref();
-        let processed = info
-            .processing_status
-            .as_deref()
-            .is_none_or(|status| status.eq_ignore_ascii_case("COMPLETE"));
         let known = self.store.members(team, portal, list_id)?;
         let mut present: HashSet<u64> = HashSet::with_capacity(known.len());
         let mut after: Option<String> = None;
@@ -731,21 +728,11 @@ impl Poller {
                 .client
                 .list_memberships_page(list_id, after.as_deref(), LIST_PAGE)
                 .await?;
-            let mut joined = Vec::new();
-            let mut events = Vec::new();
-            for member in &page.results {
-                let Ok(id) = member.record_id.parse::<u64>() else {
-                    continue;
-                };
-                present.insert(id);
-                let at = match (known.get(&id), member.joined_ms) {
-                    (Some(_), None) => continue,
-                    (Some(seen), Some(at)) if *seen >= at => continue,
-                    (_, at) => at.unwrap_or(now),
-                };
-                events.push(shape::membership(portal, list_id, type_id, id, true, at));
-                joined.push((id, at));
-            }
+            let joined = lists::newcomers(&known, &page.results, now, &mut present);
+            let events: Vec<Synthetic> = joined
+                .iter()
+                .map(|(id, at)| shape::membership(portal, list_id, type_id, *id, true, *at))
+                .collect();
             self.produce(target, &events, report).await?;
             self.store
                 .update_members(team, portal, list_id, &joined, &HashSet::new())?;
@@ -757,21 +744,16 @@ impl Poller {
                 }
             }
         }
+        let processed = lists::processed(&info);
         if complete && processed {
-            let left: HashSet<u64> = known
-                .keys()
-                .filter(|id| !present.contains(id))
-                .copied()
-                .collect();
+            let left = lists::leavers(&known, &present);
             let events: Vec<Synthetic> = left
                 .iter()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
                 .map(|id| shape::membership(portal, list_id, type_id, *id, false, now))
                 .collect();
             self.produce(target, &events, report).await?;
             self.store
-                .update_members(team, portal, list_id, &[], &left)?;
+                .update_members(team, portal, list_id, &[], &left.into_iter().collect())?;
         } else {
             debug!(
                 team,
