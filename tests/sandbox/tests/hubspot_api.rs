@@ -2191,3 +2191,245 @@ async fn a_user_restores_merges_and_links_through_the_admin_api() {
         .await;
     assert_error_shape(&unlinked, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
 }
+
+// ----- lists -----
+
+fn customers_branch() -> Value {
+    json!({"filterBranchType": "OR", "filters": [], "filterBranches": [{
+        "filterBranchType": "AND", "filterBranches": [],
+        "filters": [{"filterType": "PROPERTY", "property": "lifecyclestage",
+                     "operation": {"operationType": "ENUMERATION", "operator": "IS_ANY_OF", "values": ["customer"]}}]
+    }]})
+}
+
+#[tokio::test]
+async fn a_manual_list_pages_its_members_in_join_order() {
+    let api = start().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(api.create_contact(&format!("m{i}@example.org")).await);
+    }
+    let created = api
+        .post(
+            "/crm/v3/lists",
+            json!({"name": "Manual", "objectTypeId": "0-1", "processingType": "MANUAL"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let list_id = created.body["list"]["listId"]
+        .as_str()
+        .expect("listId")
+        .to_string();
+    assert_eq!(created.body["list"]["processingType"], "MANUAL");
+    assert_eq!(created.body["list"]["size"], 0);
+
+    // Joined in the order 3, 1, 4, 0, 2, a second apart.
+    for index in [3, 1, 4, 0, 2] {
+        api.advance(1_000);
+        let changed = api
+            .call(
+                Method::PUT,
+                &format!("/crm/v3/lists/{list_id}/memberships/add-and-remove"),
+                Some(json!({"recordIdsToAdd": [ids[index]], "recordIdsToRemove": []})),
+            )
+            .await;
+        assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+        assert_eq!(changed.body["recordIdsAdded"], json!([ids[index]]));
+    }
+    let missing = api
+        .call(
+            Method::PUT,
+            &format!("/crm/v3/lists/{list_id}/memberships/add-and-remove"),
+            Some(json!({"recordIdsToAdd": ["999999", ids[0]], "recordIdsToRemove": [ids[2]]})),
+        )
+        .await;
+    assert_eq!(missing.body["recordIdsMissing"], json!(["999999"]));
+    assert_eq!(
+        missing.body["recordIdsAdded"],
+        json!([]),
+        "already a member"
+    );
+    assert_eq!(missing.body["recordIdsRemoved"], json!([ids[2]]));
+
+    let list = api.get(&format!("/crm/v3/lists/{list_id}")).await;
+    assert_eq!(list.body["list"]["size"], 4);
+    assert_eq!(list.body["list"]["processingStatus"], "COMPLETE");
+
+    let first = api
+        .get(&format!(
+            "/crm/v3/lists/{list_id}/memberships/join-order?limit=2"
+        ))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(
+        first.body["results"],
+        json!([
+            {"recordId": ids[3], "membershipTimestamp": "2026-01-01T00:00:01.000Z"},
+            {"recordId": ids[1], "membershipTimestamp": "2026-01-01T00:00:02.000Z"},
+        ])
+    );
+    let after = first.body["paging"]["next"]["after"]
+        .as_str()
+        .expect("after");
+    let second = api
+        .get(&format!(
+            "/crm/v3/lists/{list_id}/memberships/join-order?limit=2&after={after}"
+        ))
+        .await;
+    let order: Vec<&str> = second.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["recordId"].as_str())
+        .collect();
+    assert_eq!(order, [ids[4].as_str(), ids[0].as_str()]);
+    assert!(second.body["paging"].get("next").is_none());
+    let before = second.body["paging"]["prev"]["before"]
+        .as_str()
+        .expect("before");
+    let back = api
+        .get(&format!(
+            "/crm/v3/lists/{list_id}/memberships/join-order?limit=2&before={before}"
+        ))
+        .await;
+    assert_eq!(back.body["results"], first.body["results"]);
+
+    let memberships = api
+        .get(&format!("/crm/v3/lists/records/0-1/{}/memberships", ids[3]))
+        .await;
+    assert_eq!(memberships.status, StatusCode::OK, "{}", memberships.body);
+    assert_eq!(
+        memberships.body["results"],
+        json!([{"listId": list_id, "listVersion": 1,
+                "firstAddedTimestamp": "2026-01-01T00:00:01.000Z",
+                "lastAddedTimestamp": "2026-01-01T00:00:01.000Z"}])
+    );
+
+    for path in [
+        format!("/crm/v3/lists/{list_id}/memberships/join-order?limit=251"),
+        format!("/crm/v3/lists/{list_id}/memberships/join-order?after=x"),
+        "/crm/v3/lists/abc".to_string(),
+    ] {
+        let bad = api.get(&path).await;
+        assert_error_shape(&bad, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    }
+    let unknown = api.get("/crm/v3/lists/4242").await;
+    assert_error_shape(&unknown, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_dynamic_list_follows_its_filters_and_refuses_manual_changes() {
+    let api = start().await;
+    let customer = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "c@example.org", "lifecyclestage": "customer"}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let lead = api
+        .post(
+            "/crm/v3/objects/contacts",
+            json!({"properties": {"email": "l@example.org", "lifecyclestage": "lead"}}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let created = api
+        .post(
+            "/crm/v3/lists",
+            json!({"name": "Customers", "objectTypeId": "0-1", "processingType": "DYNAMIC",
+                   "filterBranch": customers_branch()}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let list_id = created.body["list"]["listId"]
+        .as_str()
+        .expect("listId")
+        .to_string();
+    assert_eq!(created.body["list"]["size"], 1);
+
+    api.advance(5_000);
+    api.call_as(
+        None,
+        Method::PATCH,
+        &format!("/__admin/objects/contacts/{lead}"),
+        Some(json!({"properties": {"lifecyclestage": "customer"}})),
+    )
+    .await;
+    api.call(
+        Method::PATCH,
+        &format!("/crm/v3/objects/contacts/{customer}"),
+        Some(json!({"properties": {"lifecyclestage": "evangelist"}})),
+    )
+    .await;
+    let members = api
+        .get(&format!("/crm/v3/lists/{list_id}/memberships/join-order"))
+        .await;
+    assert_eq!(
+        members.body["results"],
+        json!([{"recordId": lead, "membershipTimestamp": "2026-01-01T00:00:05.000Z"}])
+    );
+    let with_filters = api
+        .get(&format!("/crm/v3/lists/{list_id}?includeFilters=true"))
+        .await;
+    assert_eq!(
+        with_filters.body["list"]["filterBranch"],
+        customers_branch()
+    );
+    assert_eq!(with_filters.body["list"]["size"], 1);
+
+    let refused = api
+        .call(
+            Method::PUT,
+            &format!("/crm/v3/lists/{list_id}/memberships/add-and-remove"),
+            Some(json!({"recordIdsToAdd": [customer]})),
+        )
+        .await;
+    assert_error_shape(&refused, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    // A snapshot is evaluated once, then changed by hand.
+    let snapshot = api
+        .post(
+            "/crm/v3/lists",
+            json!({"name": "Snapshot", "objectTypeId": "0-1", "processingType": "SNAPSHOT",
+                   "filterBranch": customers_branch()}),
+        )
+        .await;
+    let snapshot_id = snapshot.body["list"]["listId"]
+        .as_str()
+        .expect("listId")
+        .to_string();
+    assert_eq!(snapshot.body["list"]["size"], 1);
+    let added = api
+        .call(
+            Method::PUT,
+            &format!("/crm/v3/lists/{snapshot_id}/memberships/add-and-remove"),
+            Some(json!({"recordIdsToAdd": [customer]})),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert_eq!(added.body["recordIdsAdded"], json!([customer]));
+
+    for bad in [
+        json!({"objectTypeId": "0-1", "processingType": "MANUAL"}),
+        json!({"name": "x", "objectTypeId": "0-1", "processingType": "SOMETIMES"}),
+        json!({"name": "x", "objectTypeId": "0-1", "processingType": "DYNAMIC"}),
+        json!({"name": "x", "objectTypeId": "0-46", "processingType": "MANUAL"}),
+        json!({"name": "Customers", "objectTypeId": "0-1", "processingType": "MANUAL"}),
+        json!({"name": "y", "objectTypeId": "0-1", "processingType": "DYNAMIC",
+               "filterBranch": {"filterBranchType": "AND", "filters": []}}),
+        json!({"name": "z", "objectTypeId": "0-1", "processingType": "DYNAMIC",
+               "filterBranch": {"filterBranchType": "OR", "filterBranches": [{"filterBranchType": "AND",
+                 "filters": [{"filterType": "PROPERTY", "property": "nope",
+                              "operation": {"operationType": "STRING", "operator": "IS_EQUAL_TO", "value": "x"}}]}]}}),
+    ] {
+        let answer = api.post("/crm/v3/lists", bad.clone()).await;
+        assert_error_shape(&answer, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    }
+}

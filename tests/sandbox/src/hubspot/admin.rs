@@ -115,6 +115,7 @@ async fn reset(State(sandbox): State<HubSpotSandbox>) -> AdminResult {
     let seq = state.store.last_seq();
     state.store = Store::new();
     state.store.continue_from(seq);
+    state.lists = super::lists::Lists::default();
     state.limiter.reset();
     state.oauth_limiter.reset();
     state.faults = Faults::default();

@@ -7,6 +7,7 @@
 //! - [`validate`]: property value validation.
 //! - [`store`]: records, unique indexes, lagging search snapshots, associations, change log.
 //! - [`search`]: the search endpoint's filters, sorts and paging.
+//! - [`lists`]: lists v3, manual, dynamic (re-evaluated as records change) and snapshot.
 //! - [`ratelimit`]: ten-second window, daily quota, search per-second limit.
 //! - [`faults`]: injected latency, 5xx, hung requests, 429 storms.
 //! - [`errors`]: HubSpot's error bodies.
@@ -22,6 +23,7 @@ mod admin;
 mod api;
 pub mod errors;
 pub mod faults;
+pub mod lists;
 pub mod model;
 mod portals;
 pub mod query;
@@ -151,6 +153,7 @@ struct Inner {
 
 pub(crate) struct SandboxState {
     pub store: Store,
+    pub lists: lists::Lists,
     /// The budget of private-app tokens: the account's tier.
     pub limiter: RateLimiter,
     /// The budget of the public app's OAuth access tokens in this account (110 per 10 s, no
@@ -216,6 +219,7 @@ impl HubSpotSandbox {
             .unwrap_or_else(|| Limits::of_tier(options.tier));
         let state = SandboxState {
             store: Store::new(),
+            lists: lists::Lists::default(),
             limiter: RateLimiter::new(limits),
             oauth_limiter: RateLimiter::new(Limits::of_oauth_app(limits)),
             faults: options.faults,
@@ -278,6 +282,7 @@ impl HubSpotSandbox {
     /// The whole API: HubSpot's endpoints behind the gate, and the admin API beside them.
     pub fn router(&self) -> axum::Router {
         let api = api::routes()
+            .merge(lists::routes())
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), gate))
             .with_state(self.clone());
         api.merge(admin::routes().with_state(self.clone()))
@@ -435,7 +440,7 @@ fn endpoint_label(method: &Method, template: &str, path: &str) -> String {
         .split('/')
         .zip(path.split('/'))
         .map(|(t, actual)| match t {
-            "{id}" | "{name}" | "{owner_id}" => t,
+            "{id}" | "{name}" | "{owner_id}" | "{list_id}" | "{record_id}" => t,
             _ if t.starts_with('{') => actual,
             _ => t,
         })

@@ -60,12 +60,14 @@ impl Default for OAuthApp {
 }
 
 /// The scopes the sandbox's app is granted.
-const SCOPES: [&str; 5] = [
+const SCOPES: [&str; 7] = [
     "crm.objects.contacts.write",
     "crm.objects.companies.write",
     "crm.objects.deals.write",
     "crm.objects.owners.read",
     "crm.schemas.contacts.write",
+    "crm.lists.read",
+    "crm.lists.write",
 ];
 
 /// The portals of one sandbox, in the order given.
