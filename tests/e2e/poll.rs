@@ -3,7 +3,8 @@
 //! as one `contact.propertyChange` with `changeSource: CRM_UI`, carrying the same dedupe key
 //! as the webhook HubSpot sends for that change; polling again sends nothing again; the
 //! cursor survives a restart; the integration's own writes come with its app id (for the
-//! translator's echo suppression); deletions come from the archived listing.
+//! translator's echo suppression); deletions come from the archived listing; a followed list's
+//! members are imported once and those who leave are reported once.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -121,6 +122,20 @@ impl Setup {
             lists: Vec::new(),
         };
         (poller, target)
+    }
+
+    /// A call to HubSpot's API with the team's token.
+    async fn api(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let answer = self
+            .http
+            .request(method, format!("{}{path}", self.server.url()))
+            .bearer_auth(DEFAULT_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("hubspot answers");
+        assert!(answer.status().is_success(), "{}", answer.status());
+        answer.json().await.unwrap_or(Value::Null)
     }
 
     /// A change as a HubSpot user makes it (`CRM_UI`).
@@ -395,4 +410,120 @@ async fn hubspot_changes_are_polled_once_each_and_the_cursor_survives_a_restart(
     assert_eq!(dedupe_key(&hooked_grace), dedupe_key(by_user));
     assert_eq!(hooked_grace["changeSource"], by_user["changeSource"]);
     assert_eq!(hooked_grace["sourceId"], by_user["sourceId"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_lists_members_are_imported_once_and_leavers_reported_once() {
+    let setup = Setup::start().await;
+    let portal = setup.sandbox.portal_id();
+    let mut ids = Vec::new();
+    for email in ["a@example.org", "b@example.org", "c@example.org"] {
+        let created = setup
+            .as_user(
+                reqwest::Method::POST,
+                "objects/contacts",
+                json!({"properties": {"email": email}}),
+            )
+            .await;
+        ids.push(
+            created["id"]
+                .as_str()
+                .and_then(|id| id.parse::<u64>().ok())
+                .or_else(|| created["id"].as_u64())
+                .expect("the contact's id"),
+        );
+    }
+    let list = setup
+        .api(
+            reqwest::Method::POST,
+            "/crm/v3/lists",
+            json!({"name": "Webinar", "objectTypeId": "0-1", "processingType": "MANUAL"}),
+        )
+        .await;
+    let list_id = list["list"]["listId"]
+        .as_str()
+        .expect("a list id")
+        .to_owned();
+    let members = format!("/crm/v3/lists/{list_id}/memberships/add-and-remove");
+    setup
+        .api(
+            reqwest::Method::PUT,
+            &members,
+            json!({"recordIdsToAdd": [ids[0].to_string(), ids[1].to_string()]}),
+        )
+        .await;
+    let joined_at = setup.sandbox.clock().now_ms();
+
+    let (poller, mut target) = setup.poller();
+    target.watched.clear();
+    target.lists = vec![list_id.clone()];
+    // The first read: every member is new, an import once.
+    let first = poller.poll_once(&target).await;
+    assert!(first.failures.is_empty(), "{:?}", first.failures);
+    assert_eq!(first.count("membership_added"), 2, "{:?}", first.emitted);
+    // Before poll_lists_every passes the list is not read again.
+    setup.advance(30);
+    assert_eq!(poller.poll_once(&target).await.total(), 0);
+
+    // One joins, one leaves; read again after the interval (and after a restart).
+    setup
+        .api(
+            reqwest::Method::PUT,
+            &members,
+            json!({"recordIdsToAdd": [ids[2].to_string()], "recordIdsToRemove": [ids[0].to_string()]}),
+        )
+        .await;
+    let changed_at = setup.sandbox.clock().now_ms();
+    drop(poller);
+    setup.advance(40);
+    let (poller, target) = {
+        let (poller, mut target) = setup.poller();
+        target.watched.clear();
+        target.lists = vec![list_id.clone()];
+        (poller, target)
+    };
+    let seen_at = setup.sandbox.clock().now_ms();
+    let second = poller.poll_once(&target).await;
+    assert!(second.failures.is_empty(), "{:?}", second.failures);
+    assert_eq!(second.count("membership_added"), 1, "{:?}", second.emitted);
+    assert_eq!(
+        second.count("membership_removed"),
+        1,
+        "{:?}",
+        second.emitted
+    );
+    setup.advance(61);
+    assert_eq!(poller.poll_once(&target).await.total(), 0);
+
+    let records = read_topic(setup.broker.bootstrap_servers(), 4, Duration::from_secs(3)).await;
+    let seen: Vec<(String, u64, i64)> = records
+        .iter()
+        .map(|r| {
+            assert_eq!(r.value["listId"], list_id.as_str());
+            assert_eq!(r.value["objectTypeId"], "0-1");
+            assert_eq!(r.value["hubsync_via"], "poll");
+            assert_eq!(r.key, format!("{portal}:{}", r.value["objectId"]));
+            assert_eq!(
+                r.headers.get("hubsync.team").map(String::as_str),
+                Some(TEAM)
+            );
+            (
+                r.value["subscriptionType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                r.value["objectId"].as_u64().unwrap_or_default(),
+                r.value["occurredAt"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("list.membershipAdded".to_owned(), ids[0], joined_at),
+            ("list.membershipAdded".to_owned(), ids[1], joined_at),
+            ("list.membershipAdded".to_owned(), ids[2], changed_at),
+            ("list.membershipRemoved".to_owned(), ids[0], seen_at),
+        ]
+    );
 }
