@@ -7,7 +7,7 @@
 //! page   <- [a@1000, b@1200, c@1200], more        -> store {from: 1200}   (1200 may go on)
 //! query  -> Scan  GTE 1200 ...
 //! page   <- [b@1200, c@1200, d@1200], more        -> store {from: 1200, drain_after: 0}
-//! query  -> Drain lastmodified EQ 1200 AND hs_object_id GT 0, sorted by id, limit 3
+//! query  -> Drain lastmodified = 1200 AND hs_object_id GT 0, sorted by id, limit 3
 //! page   <- [b, c, d], more                       -> store {from: 1200, drain_after: id of d}
 //! page   <- [e], no more                          -> store {from: 1201}
 //! query  -> Scan  GTE 1201 ...
@@ -20,8 +20,8 @@
 //! results. Searching again from the page's last millisecond never pages at all; the records of
 //! that millisecond are read again (the boundary), and nothing else is. When a whole page shares
 //! one millisecond (HubSpot's bulk updates stamp thousands of records alike), no search by time
-//! can get past it: that millisecond is drained by record id (`EQ ms`, `hs_object_id GT last`),
-//! then the walk moves on to the next millisecond.
+//! can get past it: that millisecond is drained by record id (last modified `= ms`,
+//! `hs_object_id GT last`), then the walk moves on to the next millisecond.
 //!
 //! The walk ends at `upper` (now minus the search lag: search indexes writes late, and a
 //! record the index has not caught up with must not be stepped over). A position is stored only
@@ -55,7 +55,7 @@ impl Position {
 pub enum Query {
     /// Last modified `GTE from_ms` and `LTE upper_ms`, sorted by last modified ascending.
     Scan { from_ms: i64, upper_ms: i64 },
-    /// Last modified `EQ ms` and `hs_object_id GT after_id`, sorted by `hs_object_id` ascending.
+    /// Last modified at `ms` and `hs_object_id GT after_id`, sorted by `hs_object_id` ascending.
     Drain { ms: i64, after_id: u64 },
 }
 

@@ -848,9 +848,12 @@ fn search_request(object: ObjectType, query: Query, page_size: u32) -> SearchReq
             ],
             modified,
         ),
+        // One millisecond as a closed range rather than EQ: how EQ compares a datetime is
+        // documented loosely, a range of one millisecond cannot be read as a whole day.
         Query::Drain { ms, after_id } => (
             vec![
-                Filter::eq(modified, ms.to_string()),
+                Filter::gte(modified, ms.to_string()),
+                Filter::compare(modified, Operator::Lte, ms.to_string()),
                 Filter::compare("hs_object_id", Operator::Gt, after_id.to_string()),
             ],
             "hs_object_id",
@@ -936,7 +939,8 @@ mod tests {
             hubspot::request::search_body(&drain).unwrap(),
             json!({
                 "filterGroups": [{"filters": [
-                    {"propertyName": "hs_lastmodifieddate", "operator": "EQ", "value": "1500"},
+                    {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "1500"},
+                    {"propertyName": "hs_lastmodifieddate", "operator": "LTE", "value": "1500"},
                     {"propertyName": "hs_object_id", "operator": "GT", "value": "77"},
                 ]}],
                 "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],

@@ -92,14 +92,15 @@ impl ObjectCursor {
             pruned_at_ms: now_ms,
             refresh: None,
             refresh_started_ms: None,
-            archived_ms: origin_ms,
+            archived_ms: origin_ms.saturating_sub(1),
             archived_polled_ms: now_ms,
         }
     }
 
-    /// Versions after this are sent for a record without a mark.
+    /// Versions after this are sent for a record without a mark: those at or after the origin
+    /// (and after what pruning forgot).
     pub fn default_mark(&self) -> i64 {
-        self.origin_ms.max(self.pruned_below_ms)
+        self.origin_ms.max(self.pruned_below_ms).saturating_sub(1)
     }
 }
 
