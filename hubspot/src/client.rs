@@ -23,8 +23,9 @@ use super::request::{
 use super::response::{self, Expected, IdMatch, RateLimitHeaders, Transport};
 use super::retry::{self, Decision, RetryParams, Sleeper, TokioSleeper};
 use super::{
-    AccountDetails, AssociationResult, Endpoint, Error, ErrorClass, Failure, InputResult,
-    NewProperty, ObjectType, Owner, OwnersPage, PropertyDefinition, Record, SearchPage,
+    AccountDetails, ArchivedPage, AssociationResult, Endpoint, Error, ErrorClass, Failure,
+    HistoryResult, InputResult, ListInfo, MembershipsPage, NewProperty, ObjectType, Owner,
+    OwnersPage, PropertyDefinition, Record, SearchPage,
 };
 use crate::Secret;
 use crate::oauth::{OAuthSettings, TokenSource};
@@ -316,6 +317,119 @@ impl HubSpotClient {
             )
             .await?;
         Ok(keyed(ids.iter().map(String::as_str), outcomes))
+    }
+
+    /// Reads records by id with every version of the `with_history` properties (newest first)
+    /// and the current values of `properties`, in requests of at most 50 ids (HubSpot's limit
+    /// for history reads). Results are keyed by the requested id, in input order; a missing
+    /// record is an input error of class [`ErrorClass::NotFound`]. A request that fails fails
+    /// the call: nothing of a partial read is returned.
+    pub async fn batch_read_history(
+        &self,
+        object: ObjectType,
+        ids: &[String],
+        properties: &[String],
+        with_history: &[String],
+    ) -> Result<Vec<HistoryResult>, Error> {
+        let mut results = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(request::MAX_HISTORY_INPUTS) {
+            let body = request::read_history_body(chunk, properties, with_history)?;
+            let expected: Vec<Expected<'_>> = chunk
+                .iter()
+                .map(|id| Expected {
+                    trace_id: None,
+                    id: Some(id),
+                })
+                .collect();
+            let outcomes = self
+                .call(
+                    Call::post(
+                        Endpoint::BatchRead,
+                        object.path_name(),
+                        request::batch_path(object, "read"),
+                        body,
+                    ),
+                    |status, headers, bytes, now| {
+                        response::history_outcomes(status, headers, bytes, now, &expected)
+                    },
+                )
+                .await?;
+            results.extend(
+                chunk
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(key, result)| HistoryResult {
+                        key: key.clone(),
+                        result,
+                    }),
+            );
+        }
+        Ok(results)
+    }
+
+    /// One page of deleted (archived) records of a type, with `archivedAt`; `limit` up to 100.
+    /// HubSpot keeps deleted records for 90 days.
+    pub async fn archived_page(
+        &self,
+        object: ObjectType,
+        after: Option<&str>,
+        limit: u32,
+        properties: &[String],
+    ) -> Result<ArchivedPage, Error> {
+        let query = request::archived_query(limit, after, properties)?;
+        let page = self
+            .call(
+                Call::get(
+                    Endpoint::ObjectsList,
+                    object.path_name(),
+                    request::objects_path(object),
+                )
+                .with_query(query),
+                |status, headers, bytes, now| {
+                    response::archived_page(&response::success_json(status, headers, bytes, now)?)
+                },
+            )
+            .await?;
+        Ok(page)
+    }
+
+    // ----- lists -----
+
+    /// A list's definition (v3). An unknown list is a failure of class [`ErrorClass::NotFound`].
+    pub async fn list(&self, list_id: &str) -> Result<ListInfo, Error> {
+        let path = request::list_path(list_id)?;
+        let info = self
+            .call(
+                Call::get(Endpoint::List, "lists", path),
+                |status, headers, bytes, now| {
+                    response::list_info(&response::success_json(status, headers, bytes, now)?)
+                },
+            )
+            .await?;
+        Ok(info)
+    }
+
+    /// One page of a list's members in join order (oldest first), `limit` up to 250; the next
+    /// page starts at the answer's `next_after`.
+    pub async fn list_memberships_page(
+        &self,
+        list_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<MembershipsPage, Error> {
+        let path = request::list_memberships_path(list_id)?;
+        let query = request::memberships_query(limit, after)?;
+        let page = self
+            .call(
+                Call::get(Endpoint::ListMemberships, "lists", path).with_query(query),
+                |status, headers, bytes, now| {
+                    response::memberships_page(&response::success_json(
+                        status, headers, bytes, now,
+                    )?)
+                },
+            )
+            .await?;
+        Ok(page)
     }
 
     /// One page of search results. Search is eventually consistent: a miss does not prove a
@@ -854,6 +968,172 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A one-route HTTP server for shape tests: answers every request with `answer(request
+    /// line, body)` and keeps what it was sent.
+    async fn serve(
+        answer: impl Fn(&str, &Value) -> Value + Send + Sync + 'static,
+    ) -> (String, Arc<std::sync::Mutex<Vec<(String, Value)>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = kept.clone();
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            let n = stream.read(&mut chunk).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            buffer.extend_from_slice(&chunk[..n]);
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse().ok())?
+                            })
+                            .unwrap_or(0);
+                        while buffer.len() < end + 4 + length {
+                            let n = stream.read(&mut chunk).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            buffer.extend_from_slice(&chunk[..n]);
+                        }
+                        let body: Value =
+                            serde_json::from_slice(&buffer[end + 4..end + 4 + length])
+                                .unwrap_or(Value::Null);
+                        buffer.drain(..end + 4 + length);
+                        let line = head.lines().next().unwrap_or_default().to_owned();
+                        let reply = answer(&line, &body).to_string();
+                        seen.lock().unwrap().push((line, body));
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\n\r\n{reply}",
+                            reply.len()
+                        );
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn history_reads_are_sent_50_ids_at_a_time() {
+        let (url, seen) = serve(|_, body| {
+            let results: Vec<Value> = body["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|input| {
+                    serde_json::json!({"id": input["id"], "properties": {},
+                        "propertiesWithHistory": {"firstname": [
+                            {"value": "x", "timestamp": "2026-01-01T00:00:00.000Z", "sourceType": "CRM_UI"}
+                        ]}})
+                })
+                .collect();
+            serde_json::json!({"status": "COMPLETE", "results": results})
+        })
+        .await;
+        let client = HubSpotClient::new(settings(&url), Secret::new("t")).unwrap();
+        let ids: Vec<String> = (1..=120).map(|i| i.to_string()).collect();
+        let read = client
+            .batch_read_history(
+                ObjectType::Contacts,
+                &ids,
+                &["createdate".into()],
+                &["firstname".into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 120);
+        assert!(read.iter().zip(&ids).all(|(r, id)| &r.key == id));
+        let first = read[0].result.as_ref().unwrap();
+        assert_eq!(
+            first.history["firstname"][0].timestamp_ms,
+            1_767_225_600_000
+        );
+        let sent = seen.lock().unwrap().clone();
+        let sizes: Vec<usize> = sent
+            .iter()
+            .map(|(_, body)| body["inputs"].as_array().unwrap().len())
+            .collect();
+        assert_eq!(sizes, [50, 50, 20]);
+        assert!(
+            sent[0]
+                .0
+                .starts_with("POST /crm/v3/objects/contacts/batch/read ")
+        );
+        assert_eq!(
+            sent[0].1["propertiesWithHistory"],
+            serde_json::json!(["firstname"])
+        );
+    }
+
+    #[tokio::test]
+    async fn archived_and_list_pages_ask_with_their_queries() {
+        let (url, seen) = serve(|line, _| {
+            if line.contains("join-order") {
+                serde_json::json!({"results": [{"recordId": "9", "membershipTimestamp": "2026-01-01T00:00:00.000Z"}]})
+            } else if line.contains("/lists/") {
+                serde_json::json!({"list": {"listId": "42", "objectTypeId": "0-1", "size": 1}})
+            } else {
+                serde_json::json!({"results": [{"id": "7", "archived": true, "archivedAt": "2026-01-01T00:00:00.000Z"}],
+                    "paging": {"next": {"after": "7"}}})
+            }
+        })
+        .await;
+        let client = HubSpotClient::new(settings(&url), Secret::new("t")).unwrap();
+        let page = client
+            .archived_page(ObjectType::Companies, Some("3"), 100, &["name".into()])
+            .await
+            .unwrap();
+        assert_eq!(page.results[0].archived_at_ms, Some(1_767_225_600_000));
+        assert_eq!(page.next_after.as_deref(), Some("7"));
+        let list = client.list("42").await.unwrap();
+        assert_eq!(list.object_type_id.as_deref(), Some("0-1"));
+        let members = client.list_memberships_page("42", None, 250).await.unwrap();
+        assert_eq!(members.results[0].record_id, "9");
+        let lines: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(l, _)| l.clone())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "GET /crm/v3/objects/companies?archived=true&limit=100&after=3&properties=name HTTP/1.1",
+                "GET /crm/v3/lists/42 HTTP/1.1",
+                "GET /crm/v3/lists/42/memberships/join-order?limit=250 HTTP/1.1",
+            ]
+        );
+        // A list id that is not digits is refused before anything is sent.
+        assert!(matches!(
+            client.list("../owners").await,
+            Err(Error::Request(_))
+        ));
+        assert_eq!(seen.lock().unwrap().len(), 3);
     }
 
     #[tokio::test]

@@ -46,8 +46,8 @@ pub use client::{BuildError, ClientSettings, HubSpotClient};
 pub use oauth::OAuthSettings;
 pub use request::{
     AssociationCategory, AssociationInput, AssociationType, CreateInput, Filter, FilterGroup,
-    InlineAssociation, MAX_BATCH_INPUTS, Operator, RequestError, SearchRequest, Sort,
-    SortDirection, UpdateInput, UpsertInput,
+    InlineAssociation, MAX_ARCHIVED_PAGE, MAX_BATCH_INPUTS, MAX_HISTORY_INPUTS, MAX_LIST_PAGE,
+    Operator, RequestError, SearchRequest, Sort, SortDirection, UpdateInput, UpsertInput,
 };
 pub use retry::{RetryParams, Sleeper, TokioSleeper};
 pub use secret::Secret;
@@ -472,6 +472,90 @@ pub struct SearchPage {
     pub next_after: Option<String>,
 }
 
+/// One value a property had, from a read with `propertiesWithHistory`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyVersion {
+    /// The value as HubSpot stores it; `""` for a cleared value.
+    pub value: String,
+    /// When the value was set, epoch milliseconds.
+    pub timestamp_ms: i64,
+    /// What set it (`sourceType`): `CRM_UI`, `INTEGRATION`, `IMPORT`, `API`,
+    /// `AUTOMATION_PLATFORM`...; HubSpot publishes no closed list.
+    pub source_type: Option<String>,
+    /// Who or which app set it (`sourceId`): `userId:<id>` for a user, the app id for an
+    /// integration.
+    pub source_id: Option<String>,
+}
+
+/// A record read with the history of some of its properties.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordHistory {
+    /// The record as a plain read returns it (its `properties` hold the current values of the
+    /// properties asked for).
+    pub record: Record,
+    /// `createdAt` (or `createdate`), epoch milliseconds.
+    pub created_ms: Option<i64>,
+    /// `updatedAt` (or `hs_lastmodifieddate` / `lastmodifieddate`), epoch milliseconds.
+    pub updated_ms: Option<i64>,
+    /// Per property asked for with history, its versions newest first; a property that never
+    /// had a value has none.
+    pub history: BTreeMap<String, Vec<PropertyVersion>>,
+}
+
+/// The outcome of one input of a read with history, in input order; `key` is the requested id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryResult {
+    pub key: String,
+    pub result: Result<RecordHistory, InputError>,
+}
+
+/// A deleted (archived) record, from `GET /crm/v3/objects/{type}?archived=true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedRecord {
+    pub id: String,
+    /// `archivedAt`, epoch milliseconds; `None` when HubSpot did not say.
+    pub archived_at_ms: Option<i64>,
+    /// `updatedAt`, epoch milliseconds.
+    pub updated_ms: Option<i64>,
+}
+
+/// One page of archived records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedPage {
+    pub results: Vec<ArchivedRecord>,
+    pub next_after: Option<String>,
+}
+
+/// A list's definition, from `GET /crm/v3/lists/{listId}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListInfo {
+    pub list_id: String,
+    pub name: Option<String>,
+    /// The type of the list's records (`0-1` for contacts).
+    pub object_type_id: Option<String>,
+    /// `MANUAL`, `DYNAMIC` or `SNAPSHOT`.
+    pub processing_type: Option<String>,
+    /// `COMPLETE`, `PROCESSING`...
+    pub processing_status: Option<String>,
+    /// Members, as HubSpot counts them.
+    pub size: Option<u64>,
+}
+
+/// One member of a list, from its join-order memberships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListMembership {
+    pub record_id: String,
+    /// When the record joined the list, epoch milliseconds.
+    pub joined_ms: Option<i64>,
+}
+
+/// One page of a list's members, in join order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipsPage {
+    pub results: Vec<ListMembership>,
+    pub next_after: Option<String>,
+}
+
 /// One page of owners.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnersPage {
@@ -507,6 +591,10 @@ pub enum Endpoint {
     Owners,
     AccountDetails,
     AssociationsCreate,
+    /// Listing records (the archived ones).
+    ObjectsList,
+    List,
+    ListMemberships,
 }
 
 impl Endpoint {
@@ -523,6 +611,9 @@ impl Endpoint {
             Endpoint::Owners => "GET /crm/v3/owners",
             Endpoint::AccountDetails => "GET /account-info/v3/details",
             Endpoint::AssociationsCreate => "POST /crm/v4/associations/{from}/{to}/batch/create",
+            Endpoint::ObjectsList => "GET /crm/v3/objects/{objectType}",
+            Endpoint::List => "GET /crm/v3/lists/{listId}",
+            Endpoint::ListMemberships => "GET /crm/v3/lists/{listId}/memberships/join-order",
         }
     }
 

@@ -20,6 +20,12 @@ use super::{ObjectType, Properties};
 
 /// HubSpot's limit on inputs per batch request.
 pub const MAX_BATCH_INPUTS: usize = 100;
+/// HubSpot's limit on inputs per batch read that asks for `propertiesWithHistory`.
+pub const MAX_HISTORY_INPUTS: usize = 50;
+/// HubSpot's limit on `limit` when listing records (the archived ones).
+pub const MAX_ARCHIVED_PAGE: u32 = 100;
+/// HubSpot's limit on `limit` when reading a list's memberships.
+pub const MAX_LIST_PAGE: u32 = 250;
 /// HubSpot's limit on `limit` for search.
 pub const MAX_SEARCH_LIMIT: u32 = 200;
 /// HubSpot's limits on search filters.
@@ -42,6 +48,10 @@ pub enum RequestError {
     Empty { field: &'static str },
     #[error("invalid search: {0}")]
     Search(String),
+    #[error("{field} {value:?} is not a hubspot id: ids are digits, e.g. \"123\"")]
+    NotAnId { field: &'static str, value: String },
+    #[error("limit {limit} is outside 1..={max}: ask for at most {max} a page")]
+    Limit { limit: u32, max: u32 },
 }
 
 /// A create, with optional associations made in the same call.
@@ -163,6 +173,73 @@ pub fn associations_create_path(from: ObjectType, to: ObjectType) -> String {
         from.path_name(),
         to.path_name()
     )
+}
+
+/// `GET /crm/v3/objects/{type}`: records listed by id (the archived ones with `archived=true`).
+pub fn objects_path(object: ObjectType) -> String {
+    format!("/crm/v3/objects/{}", object.path_name())
+}
+
+/// `GET /crm/v3/lists/{listId}`; the id must be digits, as it is placed in the path.
+pub fn list_path(list_id: &str) -> Result<String, RequestError> {
+    Ok(format!("/crm/v3/lists/{}", check_id("listId", list_id)?))
+}
+
+/// `GET /crm/v3/lists/{listId}/memberships/join-order`.
+pub fn list_memberships_path(list_id: &str) -> Result<String, RequestError> {
+    Ok(format!(
+        "/crm/v3/lists/{}/memberships/join-order",
+        check_id("listId", list_id)?
+    ))
+}
+
+fn check_id<'a>(field: &'static str, id: &'a str) -> Result<&'a str, RequestError> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RequestError::NotAnId {
+            field,
+            value: id.to_owned(),
+        });
+    }
+    Ok(id)
+}
+
+fn check_limit(limit: u32, max: u32) -> Result<(), RequestError> {
+    if !(1..=max).contains(&limit) {
+        return Err(RequestError::Limit { limit, max });
+    }
+    Ok(())
+}
+
+/// The query of one page of archived records: `archived=true`, the page size, the cursor and
+/// the properties asked for, each as a key of its own (`properties=a&properties=b`).
+pub fn archived_query(
+    limit: u32,
+    after: Option<&str>,
+    properties: &[String],
+) -> Result<Vec<(&'static str, String)>, RequestError> {
+    check_limit(limit, MAX_ARCHIVED_PAGE)?;
+    let mut query = vec![
+        ("archived", "true".to_owned()),
+        ("limit", limit.to_string()),
+    ];
+    if let Some(after) = after {
+        query.push(("after", after.to_owned()));
+    }
+    query.extend(properties.iter().map(|p| ("properties", p.clone())));
+    Ok(query)
+}
+
+/// The query of one page of a list's memberships in join order.
+pub fn memberships_query(
+    limit: u32,
+    after: Option<&str>,
+) -> Result<Vec<(&'static str, String)>, RequestError> {
+    check_limit(limit, MAX_LIST_PAGE)?;
+    let mut query = vec![("limit", limit.to_string())];
+    if let Some(after) = after {
+        query.push(("after", after.to_owned()));
+    }
+    Ok(query)
 }
 
 pub const ACCOUNT_DETAILS_PATH: &str = "/account-info/v3/details";
@@ -335,6 +412,28 @@ pub fn read_body(
         body["idProperty"] = json!(property);
     }
     Ok(body)
+}
+
+/// `POST .../batch/read` with `propertiesWithHistory`: at most 50 inputs, by record id.
+/// `properties` are read as current values, `with_history` with every version.
+pub fn read_history_body(
+    ids: &[String],
+    properties: &[String],
+    with_history: &[String],
+) -> Result<Value, RequestError> {
+    if ids.len() > MAX_HISTORY_INPUTS {
+        return Err(RequestError::TooManyInputs {
+            count: ids.len(),
+            max: MAX_HISTORY_INPUTS,
+        });
+    }
+    check_unique("id", ids.iter().map(String::as_str), false)?;
+    Ok(json!({
+        "inputs": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+        "properties": properties,
+        "propertiesWithHistory": with_history,
+        "archived": false,
+    }))
 }
 
 /// `POST /crm/v4/associations/{from}/{to}/batch/create`.
@@ -801,6 +900,76 @@ mod tests {
         };
         let message = search_body(&too_many).unwrap_err().to_string();
         assert!(message.contains("30 filters in all"), "{message}");
+    }
+
+    #[test]
+    fn history_reads_take_at_most_50_distinct_ids() {
+        let ids: Vec<String> = (1..=50).map(|i| i.to_string()).collect();
+        let body = read_history_body(
+            &ids[..2],
+            &["createdate".into()],
+            &["firstname".into(), "email".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "inputs": [{"id": "1"}, {"id": "2"}],
+                "properties": ["createdate"],
+                "propertiesWithHistory": ["firstname", "email"],
+                "archived": false,
+            })
+        );
+        assert!(read_history_body(&ids, &[], &["firstname".into()]).is_ok());
+        let mut too_many = ids.clone();
+        too_many.push("51".into());
+        assert_eq!(
+            read_history_body(&too_many, &[], &[]),
+            Err(RequestError::TooManyInputs { count: 51, max: 50 })
+        );
+        assert!(matches!(
+            read_history_body(&["7".into(), "7".into()], &[], &[]),
+            Err(RequestError::Duplicate { field: "id", .. })
+        ));
+    }
+
+    #[test]
+    fn archived_and_list_reads_name_their_pages() {
+        assert_eq!(objects_path(ObjectType::Deals), "/crm/v3/objects/deals");
+        assert_eq!(
+            archived_query(100, Some("abc"), &["email".into(), "firstname".into()]).unwrap(),
+            [
+                ("archived", "true".to_owned()),
+                ("limit", "100".to_owned()),
+                ("after", "abc".to_owned()),
+                ("properties", "email".to_owned()),
+                ("properties", "firstname".to_owned()),
+            ]
+        );
+        assert_eq!(
+            archived_query(101, None, &[]),
+            Err(RequestError::Limit {
+                limit: 101,
+                max: 100
+            })
+        );
+        assert_eq!(list_path("42").unwrap(), "/crm/v3/lists/42");
+        assert_eq!(
+            list_memberships_path("42").unwrap(),
+            "/crm/v3/lists/42/memberships/join-order"
+        );
+        assert_eq!(
+            memberships_query(250, Some("x")).unwrap(),
+            [("limit", "250".to_owned()), ("after", "x".to_owned())]
+        );
+        assert!(memberships_query(0, None).is_err());
+        assert!(memberships_query(251, None).is_err());
+        for bad in ["", "../owners", "12 3", "a1"] {
+            assert!(
+                matches!(list_path(bad), Err(RequestError::NotAnId { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

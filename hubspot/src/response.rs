@@ -22,8 +22,10 @@ use serde_json::{Map, Value};
 
 use super::request::{AssociationInput, folds_case};
 use super::{
-    AccountDetails, AssociationLink, ErrorClass, Failure, InputError, Owner, OwnersPage,
-    PropertyDefinition, PropertyError, PropertyOption, RateLimitPolicy, Record, SearchPage, Team,
+    AccountDetails, ArchivedPage, ArchivedRecord, AssociationLink, ErrorClass, Failure, InputError,
+    ListInfo, ListMembership, MembershipsPage, Owner, OwnersPage, PropertyDefinition,
+    PropertyError, PropertyOption, PropertyVersion, RateLimitPolicy, Record, RecordHistory,
+    SearchPage, Team,
 };
 
 const VALIDATION_PREFIX: &str = "Property values were not valid: ";
@@ -318,6 +320,80 @@ pub fn parse_record(value: &Value) -> Option<Record> {
     })
 }
 
+/// A time as HubSpot writes it, in epoch milliseconds: an ISO-8601 string
+/// (`2026-01-01T00:00:00.000Z`, the form of `createdAt` and history timestamps), or epoch
+/// milliseconds as a number or a string of digits (the form of date properties' values).
+pub fn timestamp_ms(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => {
+            let s = s.trim();
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                return s.parse().ok();
+            }
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|at| at.timestamp_millis())
+        }
+        _ => None,
+    }
+}
+
+/// A v3 object read with `propertiesWithHistory`: the plain record, its creation and last
+/// modification times, and per property its versions, newest first (sorted here: HubSpot
+/// documents that order but the poller must not depend on it). A version without a readable
+/// timestamp is left out: it could not be placed in time.
+pub fn parse_record_history(value: &Value) -> Option<RecordHistory> {
+    let record = parse_record(value)?;
+    let property_ms = |name: &str| {
+        value
+            .get("properties")
+            .and_then(|p| p.get(name))
+            .and_then(timestamp_ms)
+    };
+    let created_ms = value
+        .get("createdAt")
+        .and_then(timestamp_ms)
+        .or_else(|| property_ms("createdate"));
+    let updated_ms = value
+        .get("updatedAt")
+        .and_then(timestamp_ms)
+        .or_else(|| property_ms("hs_lastmodifieddate"))
+        .or_else(|| property_ms("lastmodifieddate"));
+    let history = value
+        .get("propertiesWithHistory")
+        .and_then(Value::as_object)
+        .map(|properties| {
+            properties
+                .iter()
+                .map(|(name, versions)| {
+                    let mut versions: Vec<PropertyVersion> = versions
+                        .as_array()
+                        .map(|list| list.iter().filter_map(parse_version).collect())
+                        .unwrap_or_default();
+                    versions.sort_by_key(|v| std::cmp::Reverse(v.timestamp_ms));
+                    (name.clone(), versions)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(RecordHistory {
+        record,
+        created_ms,
+        updated_ms,
+        history,
+    })
+}
+
+fn parse_version(value: &Value) -> Option<PropertyVersion> {
+    Some(PropertyVersion {
+        value: text(value.get("value")).unwrap_or_default(),
+        timestamp_ms: value.get("timestamp").and_then(timestamp_ms)?,
+        source_type: text(value.get("sourceType")).filter(|s| !s.is_empty()),
+        source_id: text(value.get("sourceId")).filter(|s| !s.is_empty()),
+    })
+}
+
 /// One entry of a batch answer's `errors`, classified like a whole failure.
 pub fn input_error(entry: &Value) -> InputError {
     let category = text(entry.get("category")).unwrap_or_else(|| "UNKNOWN".to_owned());
@@ -394,13 +470,60 @@ pub fn batch_outcomes(
     expected: &[Expected<'_>],
     by: IdMatch<'_>,
 ) -> Result<Vec<Result<Record, InputError>>, Failure> {
+    batch_outcomes_of(
+        status,
+        headers,
+        body,
+        now_ms,
+        expected,
+        by,
+        parse_record,
+        |record| record,
+    )
+}
+
+/// A batch read with `propertiesWithHistory` for `expected` ids, matched as
+/// [`batch_outcomes`] matches a plain read's.
+pub fn history_outcomes(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_ms: i64,
+    expected: &[Expected<'_>],
+) -> Result<Vec<Result<RecordHistory, InputError>>, Failure> {
+    batch_outcomes_of(
+        status,
+        headers,
+        body,
+        now_ms,
+        expected,
+        IdMatch::RecordId,
+        parse_record_history,
+        |read| &read.record,
+    )
+}
+
+/// [`batch_outcomes`] for any result type: `parse` reads one result, `record` gives its record
+/// for matching.
+#[allow(clippy::too_many_arguments)]
+fn batch_outcomes_of<T>(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_ms: i64,
+    expected: &[Expected<'_>],
+    by: IdMatch<'_>,
+    parse: impl Fn(&Value) -> Option<T>,
+    record_of: impl Fn(&T) -> &Record,
+) -> Result<Vec<Result<T, InputError>>, Failure> {
     let json = success_json(status, headers, body, now_ms)?;
     let (results, errors) = results_and_errors(status, &json, expected.len())?;
     let mut matched = Vec::with_capacity(results.len());
     for value in results {
-        let Some(record) = parse_record(value) else {
+        let Some(parsed) = parse(value) else {
             return Err(malformed(status, "a result without an id"));
         };
+        let record = record_of(&parsed);
         let candidates: Vec<usize> = match text(value.get("objectWriteTraceId")) {
             Some(trace) => positions(expected, |e| e.trace_id == Some(trace.as_str())),
             None => match by {
@@ -414,7 +537,7 @@ pub fn batch_outcomes(
                 IdMatch::None => Vec::new(),
             },
         };
-        matched.push((candidates, record));
+        matched.push((candidates, parsed));
     }
     let errors = errors
         .iter()
@@ -696,6 +819,70 @@ pub fn owners_page(json: &Value) -> Result<OwnersPage, Failure> {
         })
         .collect();
     Ok(OwnersPage {
+        results,
+        next_after: next_after(json),
+    })
+}
+
+/// `GET /crm/v3/objects/{type}?archived=true`: `{"results":[{"id","archivedAt",..}],"paging"}`.
+pub fn archived_page(json: &Value) -> Result<ArchivedPage, Failure> {
+    let list = json
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed(200, "a record list without results"))?;
+    let results = list
+        .iter()
+        .filter_map(|r| {
+            Some(ArchivedRecord {
+                id: text(r.get("id"))?,
+                archived_at_ms: r.get("archivedAt").and_then(timestamp_ms),
+                updated_ms: r.get("updatedAt").and_then(timestamp_ms),
+            })
+        })
+        .collect();
+    Ok(ArchivedPage {
+        results,
+        next_after: next_after(json),
+    })
+}
+
+/// `GET /crm/v3/lists/{listId}`: `{"list":{"listId","name","objectTypeId","processingType",
+/// "processingStatus","size",..}}` (the definition is also read when not wrapped in `list`).
+pub fn list_info(json: &Value) -> Result<ListInfo, Failure> {
+    let list = json.get("list").unwrap_or(json);
+    let list_id = text(list.get("listId"))
+        .or_else(|| text(list.get("id")))
+        .ok_or_else(|| malformed(200, "a list without listId"))?;
+    Ok(ListInfo {
+        list_id,
+        name: text(list.get("name")),
+        object_type_id: text(list.get("objectTypeId")),
+        processing_type: text(list.get("processingType")),
+        processing_status: text(list.get("processingStatus")),
+        size: list.get("size").and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        }),
+    })
+}
+
+/// `GET /crm/v3/lists/{listId}/memberships/join-order`:
+/// `{"results":[{"recordId","membershipTimestamp"}],"paging":{"next":{"after"}}}`.
+pub fn memberships_page(json: &Value) -> Result<MembershipsPage, Failure> {
+    let list = json
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed(200, "a membership list without results"))?;
+    let results = list
+        .iter()
+        .filter_map(|m| {
+            Some(ListMembership {
+                record_id: text(m.get("recordId"))?,
+                joined_ms: m.get("membershipTimestamp").and_then(timestamp_ms),
+            })
+        })
+        .collect();
+    Ok(MembershipsPage {
         results,
         next_after: next_after(json),
     })
@@ -1275,6 +1462,137 @@ mod tests {
         assert!(account_details(&json!({"timeZone": "UTC"})).is_err());
     }
 
+    #[test]
+    fn timestamps_are_read_in_every_form_hubspot_writes() {
+        assert_eq!(timestamp_ms(&json!("2026-01-01T00:00:00.000Z")), Some(NOW));
+        assert_eq!(
+            timestamp_ms(&json!("2026-01-01T01:00:00.250+01:00")),
+            Some(NOW + 250)
+        );
+        assert_eq!(timestamp_ms(&json!("1767225600000")), Some(NOW));
+        assert_eq!(timestamp_ms(&json!(1_767_225_600_000_i64)), Some(NOW));
+        assert_eq!(timestamp_ms(&json!("yesterday")), None);
+        assert_eq!(timestamp_ms(&json!("")), None);
+        assert_eq!(timestamp_ms(&json!(null)), None);
+    }
+
+    #[test]
+    fn a_history_read_gives_versions_newest_first_per_property() {
+        let expected = [
+            Expected {
+                trace_id: None,
+                id: Some("101"),
+            },
+            Expected {
+                trace_id: None,
+                id: Some("999"),
+            },
+        ];
+        let answer = json!({"status":"COMPLETE","results":[{
+            "id":"101",
+            "properties":{"createdate":"2025-12-31T00:00:00.000Z","firstname":"Ada","hs_object_id":"101"},
+            "propertiesWithHistory":{
+                "firstname":[
+                    {"value":"Ada","timestamp":"2026-01-01T00:00:00.000Z","sourceType":"CRM_UI","sourceId":"userId:7","sourceLabel":"Grace","updatedByUserId":7},
+                    {"value":"Ad","timestamp":"2025-12-31T00:00:00.000Z","sourceType":"INTEGRATION","sourceId":"4242"},
+                    {"value":"broken","timestamp":"not a time","sourceType":"API"}
+                ],
+                "jobtitle":[]
+            },
+            "createdAt":"2025-12-31T00:00:00.000Z","updatedAt":"2026-01-01T00:00:00.000Z","archived":false
+        }],"numErrors":1,"errors":[{"status":"error","category":"OBJECT_NOT_FOUND","message":"Could not get some CONTACT objects","context":{"ids":["999"]}}]});
+        let out = history_outcomes(207, &HeaderMap::new(), &body(answer), NOW, &expected).unwrap();
+        let read = out[0].as_ref().unwrap();
+        assert_eq!(read.record.id, "101");
+        assert_eq!(read.record.property("firstname"), Some("Ada"));
+        assert_eq!(read.created_ms, Some(NOW - 86_400_000));
+        assert_eq!(read.updated_ms, Some(NOW));
+        assert_eq!(
+            read.history["firstname"],
+            [
+                PropertyVersion {
+                    value: "Ada".into(),
+                    timestamp_ms: NOW,
+                    source_type: Some("CRM_UI".into()),
+                    source_id: Some("userId:7".into()),
+                },
+                PropertyVersion {
+                    value: "Ad".into(),
+                    timestamp_ms: NOW - 86_400_000,
+                    source_type: Some("INTEGRATION".into()),
+                    source_id: Some("4242".into()),
+                },
+            ]
+        );
+        assert!(read.history["jobtitle"].is_empty());
+        assert_eq!(out[1].as_ref().unwrap_err().class, ErrorClass::NotFound);
+
+        // Versions out of order are put newest first; a cleared value is "".
+        let unordered = parse_record_history(&json!({"id":"5","propertiesWithHistory":{"phone":[
+            {"value":"","timestamp":"1767225600000","sourceType":"CRM_UI"},
+            {"value":"+1","timestamp":"1767225700000","sourceType":"IMPORT"}
+        ]}}))
+        .unwrap();
+        let phone: Vec<&str> = unordered.history["phone"]
+            .iter()
+            .map(|v| v.value.as_str())
+            .collect();
+        assert_eq!(phone, ["+1", ""]);
+        assert_eq!(unordered.created_ms, None);
+    }
+
+    #[test]
+    fn archived_records_lists_and_memberships() {
+        let page = archived_page(&json!({"results":[
+            {"id":"7","properties":{},"createdAt":"x","updatedAt":"2026-01-01T00:00:00.000Z","archived":true,"archivedAt":"2026-01-01T00:00:01.000Z"},
+            {"id":"8","archived":true}
+        ],"paging":{"next":{"after":"8"}}}))
+        .unwrap();
+        assert_eq!(
+            page.results[0],
+            ArchivedRecord {
+                id: "7".into(),
+                archived_at_ms: Some(NOW + 1_000),
+                updated_ms: Some(NOW),
+            }
+        );
+        assert_eq!(page.results[1].archived_at_ms, None);
+        assert_eq!(page.next_after.as_deref(), Some("8"));
+        assert!(archived_page(&json!({"status":"x"})).is_err());
+
+        let info = list_info(
+            &json!({"list":{"listId":"42","name":"Webinar","objectTypeId":"0-1",
+            "processingType":"MANUAL","processingStatus":"COMPLETE","size":3}}),
+        )
+        .unwrap();
+        assert_eq!(info.list_id, "42");
+        assert_eq!(info.object_type_id.as_deref(), Some("0-1"));
+        assert_eq!(info.size, Some(3));
+        assert_eq!(list_info(&json!({"listId": 43})).unwrap().list_id, "43");
+        assert!(list_info(&json!({"list": {}})).is_err());
+
+        let members = memberships_page(&json!({"results":[
+            {"recordId":"101","membershipTimestamp":"2026-01-01T00:00:00.000Z"},
+            {"recordId":102,"membershipTimestamp":"2026-01-01T00:00:00.500Z"},
+            {"membershipTimestamp":"2026-01-01T00:00:00.500Z"}
+        ],"paging":{"next":{"after":"AoJ"}}}))
+        .unwrap();
+        assert_eq!(
+            members.results,
+            [
+                ListMembership {
+                    record_id: "101".into(),
+                    joined_ms: Some(NOW),
+                },
+                ListMembership {
+                    record_id: "102".into(),
+                    joined_ms: Some(NOW + 500),
+                },
+            ]
+        );
+        assert_eq!(members.next_after.as_deref(), Some("AoJ"));
+    }
+
     /// Found by the property below: an empty category fell through as the failure's category,
     /// and so as an empty reason code.
     #[test]
@@ -1336,8 +1654,13 @@ mod tests {
                 for by in [IdMatch::RecordId, IdMatch::Property("email"), IdMatch::None] {
                     let _ = batch_outcomes(status, &map, &body, NOW, &expected, by);
                 }
+                let _ = history_outcomes(status, &map, &body, NOW, &expected);
                 if let Ok(value) = serde_json::from_slice::<Value>(&body) {
                     let _ = parse_record(&value);
+                    let _ = parse_record_history(&value);
+                    let _ = archived_page(&value);
+                    let _ = list_info(&value);
+                    let _ = memberships_page(&value);
                     let _ = input_error(&value);
                     let _ = account_details(&value);
                 }

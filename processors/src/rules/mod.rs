@@ -1,5 +1,5 @@
-//! The team's integration rules, as written in the `[sync]`, `[users]`, `[activities]` and
-//! `[campaigns]` sections of the config file.
+//! The team's integration rules, as written in the `[sync]`, `[users]`, `[activities]`,
+//! `[campaigns]` and `[[lists]]` sections of the config file.
 //!
 //! They are configured once per team and apply to every campaign; a campaign may only switch off
 //! push-to-CRM and add deal triggers. Every type here is plain data with serde derives and
@@ -13,6 +13,7 @@
 
 pub mod activities;
 pub mod campaigns;
+pub mod lists;
 pub mod objects;
 pub mod users;
 
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use activities::{ActivityPolicy, ActivityRules, ActivitySetting, ActivityType, StoreAs};
 pub use campaigns::CampaignRules;
+pub use lists::{LeaveAction, ListAction, ListRule};
 pub use objects::{
     CompanySync, ContactSync, CreateRule, CreateTrigger, DealSync, Direction, FieldMapping,
     OwnerStrategy, SyncRules,
@@ -45,6 +47,8 @@ pub struct Rules {
     pub activities: ActivityRules,
     /// Campaign-level exceptions, by upstream campaign id. Campaigns not listed use the defaults.
     pub campaigns: BTreeMap<String, CampaignRules>,
+    /// HubSpot lists the team follows (`[[lists]]`): joining imports, leaving pauses.
+    pub lists: Vec<ListRule>,
 }
 
 impl Rules {
@@ -57,6 +61,7 @@ impl Rules {
         for (id, campaign) in &self.campaigns {
             campaign.validate(id, &mut errors);
         }
+        lists::validate(&self.lists, &mut errors);
         self.validate_deal_defaults(&mut errors);
         errors
     }

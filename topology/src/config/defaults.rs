@@ -124,9 +124,14 @@ impl Default for SinkStage {
 impl Default for InboundStage {
     fn default() -> Self {
         Self {
+            poll: true,
             poll_interval: Duration::from_secs(30),
             page_size: 100,
             search_lag: Duration::from_secs(30),
+            poll_from: None,
+            refresh_interval: None,
+            poll_archived_every: Duration::from_secs(60 * 60),
+            poll_lists_every: Duration::from_secs(5 * 60),
             webhook_listen: None,
             webhook_path: "/hubspot/webhooks".to_owned(),
             webhook_public_url: None,

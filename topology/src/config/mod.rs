@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use hubsync_processors::Rules;
-use hubsync_processors::rules::{ActivityRules, CampaignRules, SyncRules, UserRules};
+use hubsync_processors::rules::{ActivityRules, CampaignRules, ListRule, SyncRules, UserRules};
 use serde::{Deserialize, Serialize};
 
 pub use bytesize::ByteSize;
@@ -74,8 +74,8 @@ pub struct Config {
     pub stages: Stages,
     pub state: StateConfig,
     pub admin: AdminConfig,
-    /// The `[sync]`, `[users]`, `[activities]` and `[campaigns]` sections, as the processors take
-    /// them.
+    /// The `[sync]`, `[users]`, `[activities]`, `[campaigns]` and `[[lists]]` sections, as the
+    /// processors take them.
     pub rules: Rules,
     /// The environment overrides [`Config::load`] applied.
     pub env_overrides: Vec<EnvOverride>,
@@ -108,6 +108,8 @@ struct ConfigFile {
     activities: ActivityRules,
     #[serde(default)]
     campaigns: BTreeMap<String, CampaignRules>,
+    #[serde(default)]
+    lists: Vec<ListRule>,
 }
 
 impl From<ConfigFile> for Config {
@@ -126,6 +128,7 @@ impl From<ConfigFile> for Config {
                 users: file.users,
                 activities: file.activities,
                 campaigns: file.campaigns,
+                lists: file.lists,
             },
             env_overrides: Vec::new(),
         }

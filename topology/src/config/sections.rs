@@ -321,6 +321,11 @@ pub struct SinkStage {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InboundStage {
+    /// Whether the inbound stage polls HubSpot for changed records (the safety net behind the
+    /// webhooks, and the only way in where no receiver is reachable). On by default: polling
+    /// needs nothing but the team's token, and costs a few searches per interval per team.
+    pub poll: bool,
+    /// How often each team's changed records are looked for.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// Records per search page, 1 to 200.
@@ -328,6 +333,25 @@ pub struct InboundStage {
     /// Only changes at least this old are read, so that search's indexing lag hides none.
     #[serde(with = "humantime_serde")]
     pub search_lag: Duration,
+    /// Where the first poll of a team never polled before starts, as an RFC 3339 time
+    /// (`"2026-01-01T00:00:00Z"`), for a backfill of changes made before hubsync ran. Unset: at
+    /// the first poll's `now - search_lag`, so that nothing from before is sent upstream. A
+    /// team polled before keeps its stored cursor.
+    pub poll_from: Option<String>,
+    /// How often the watched properties of every record are read again through the same path
+    /// (a full walk from the epoch, at its own cursor, giving way to the live poll), so that
+    /// upstream converges after changes both webhooks and polling missed. Unset: never. A walk
+    /// costs about `records / page_size` searches and `records / 50` reads per object type.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Option<Duration>,
+    /// How often deleted (archived) records are listed to report deletions; each listing reads
+    /// every record deleted in the last 90 days, 100 a request.
+    #[serde(with = "humantime_serde")]
+    pub poll_archived_every: Duration,
+    /// How often the members of each followed list (`[[lists]]` of a team) are read in full to
+    /// find who joined and who left, 250 a request.
+    #[serde(with = "humantime_serde")]
+    pub poll_lists_every: Duration,
     /// `host:port` of the webhook receiver's own listener (not the admin one); no receiver when
     /// unset. It needs `hubspot.client_secret`, the app's secret HubSpot signs with.
     pub webhook_listen: Option<String>,
@@ -346,6 +370,17 @@ pub struct InboundStage {
     /// Requests handled at once; more are answered 503 at once (HubSpot retries them), so
     /// memory stays within this many bodies of `webhook_max_body`.
     pub webhook_max_in_flight: usize,
+}
+
+impl InboundStage {
+    /// `poll_from` in epoch milliseconds; `None` when unset or not a time (validation refuses
+    /// the latter).
+    pub fn poll_from_ms(&self) -> Option<i64> {
+        let raw = self.poll_from.as_deref()?.trim();
+        chrono::DateTime::parse_from_rfc3339(raw)
+            .ok()
+            .map(|at| at.timestamp_millis())
+    }
 }
 
 /// `[state]`: local state in sled.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hubsync_processors::Rules;
-use hubsync_processors::rules::{ActivityRules, CampaignRules, SyncRules, UserRules};
+use hubsync_processors::rules::{ActivityRules, CampaignRules, ListRule, SyncRules, UserRules};
 use serde::Deserialize;
 
 use super::sections::{
@@ -101,6 +101,8 @@ struct TeamFile {
     activities: ActivityRules,
     #[serde(default)]
     campaigns: BTreeMap<String, CampaignRules>,
+    #[serde(default)]
+    lists: Vec<ListRule>,
 }
 
 /// One team served, from its file (or from the one-file configuration).
@@ -376,6 +378,7 @@ impl Service {
             users: file.users,
             activities: file.activities,
             campaigns: file.campaigns,
+            lists: file.lists,
         };
         config.validate()?;
         Ok(config)
@@ -522,6 +525,26 @@ mod tests {
             field("shared.toml"),
             (Some("umbrella".into()), "team.hubspot_portal_id".into())
         );
+    }
+
+    #[test]
+    fn a_team_file_names_the_lists_its_team_follows() {
+        let (_dir, service) = service(&[]);
+        let config = service
+            .team_from_str(&format!(
+                "{}\n[[lists]]\nlist_id = \"42\"\non_leave = \"ignore\"\n",
+                team("acme", 1)
+            ))
+            .expect("a team following a list");
+        assert_eq!(config.rules.lists.len(), 1);
+        assert_eq!(config.rules.lists[0].list_id, "42");
+        let error = service
+            .team_from_str(&format!(
+                "{}\n[[lists]]\nlist_id = \"42\"\n[[lists]]\nlist_id = \" 42\"\n",
+                team("acme", 1)
+            ))
+            .expect_err("one list twice");
+        assert_eq!(error.problems()[0].field, "lists[1].list_id");
     }
 
     #[test]

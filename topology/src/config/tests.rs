@@ -76,6 +76,18 @@ fn a_minimal_config_takes_every_default() {
         config.stages.inbound.webhook_produce_timeout,
         Duration::from_secs(4)
     );
+    assert!(config.stages.inbound.poll);
+    assert_eq!(config.stages.inbound.poll_from, None);
+    assert_eq!(config.stages.inbound.refresh_interval, None);
+    assert_eq!(
+        config.stages.inbound.poll_archived_every,
+        Duration::from_secs(3600)
+    );
+    assert_eq!(
+        config.stages.inbound.poll_lists_every,
+        Duration::from_secs(300)
+    );
+    assert!(config.rules.lists.is_empty());
     assert_eq!(config.stages.sink.linger, Duration::from_secs(10));
     assert_eq!(config.stages.sink.batch_size, 100);
     assert_eq!(config.stages.sink.replay_max_pending, 1_000_000);
@@ -340,6 +352,61 @@ fn the_webhook_receiver_needs_an_address_the_app_secret_and_a_usable_url() {
     );
     let query = with("[stages.inbound]\nwebhook_public_url = \"https://h.example.com/x?y=1\"\n");
     assert_eq!(fields(&query), ["stages.inbound.webhook_public_url"]);
+}
+
+#[test]
+fn polling_settings_are_checked_naming_the_field() {
+    let good = with(
+        "[stages.inbound]\npoll = false\npoll_from = \"2026-01-01T00:00:00Z\"\n\
+         refresh_interval = \"7d\"\npoll_archived_every = \"15m\"\npoll_lists_every = \"1m\"\n",
+    );
+    let config = Config::from_toml_str(&good).unwrap_or_else(|e| panic!("{e}"));
+    let inbound = &config.stages.inbound;
+    assert!(!inbound.poll);
+    assert_eq!(inbound.poll_from_ms(), Some(1_767_225_600_000));
+    assert_eq!(
+        inbound.refresh_interval,
+        Some(Duration::from_secs(7 * 86_400))
+    );
+    assert_eq!(inbound.poll_archived_every, Duration::from_secs(900));
+    assert_eq!(inbound.poll_lists_every, Duration::from_secs(60));
+
+    let bad = with(
+        "[stages.inbound]\npoll_from = \"yesterday\"\nrefresh_interval = \"10m\"\n\
+         poll_archived_every = \"0s\"\npoll_lists_every = \"0s\"\n",
+    );
+    assert_eq!(
+        fields(&bad),
+        [
+            "stages.inbound.poll_from",
+            "stages.inbound.refresh_interval",
+            "stages.inbound.poll_archived_every",
+            "stages.inbound.poll_lists_every",
+        ]
+    );
+    let message = message_of(&bad, "stages.inbound.poll_from");
+    assert!(message.contains("RFC 3339"), "{message}");
+}
+
+#[test]
+fn followed_lists_are_team_rules_checked_naming_the_field() {
+    let config = Config::from_toml_str(&with(
+        "[[lists]]\nlist_id = \"42\"\n[[lists]]\nlist_id = \"43\"\non_leave = \"ignore\"\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&str> = config
+        .rules
+        .lists
+        .iter()
+        .map(|l| l.list_id.as_str())
+        .collect();
+    assert_eq!(ids, ["42", "43"]);
+    assert_eq!(
+        fields(&with(
+            "[[lists]]\nlist_id = \"42\"\n[[lists]]\nlist_id = \"my list\"\n"
+        )),
+        ["lists[1].list_id"]
+    );
 }
 
 fn message_of(text: &str, field: &str) -> String {

@@ -18,6 +18,8 @@ pub const MAX_BATCH_SIZE: usize = 100;
 pub const MAX_SEARCH_PAGE: usize = 200;
 /// Longer than this and a batch waits more than it saves.
 pub const MAX_LINGER: Duration = Duration::from_secs(30);
+/// The shortest `stages.inbound.refresh_interval`: a refresh walks every record of a portal.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 /// librdkafka properties hubsync sets itself, with the setting to use instead.
 const RESERVED_KAFKA_PROPERTIES: [(&str, &str); 6] = [
@@ -403,6 +405,37 @@ fn sink(stage: &SinkStage, p: &mut Vec<Problem>) {
 
 fn inbound(stage: &InboundStage, hubspot: &HubSpotConfig, p: &mut Vec<Problem>) {
     positive("stages.inbound.poll_interval", stage.poll_interval, p);
+    if let Some(from) = &stage.poll_from
+        && stage.poll_from_ms().is_none()
+    {
+        p.push(Problem::new(
+            "stages.inbound.poll_from",
+            format!(
+                "{from:?} is not a time: write it in RFC 3339, e.g. \"2026-01-01T00:00:00Z\", or \
+                 leave it unset to start at the first poll"
+            ),
+        ));
+    }
+    if stage
+        .refresh_interval
+        .is_some_and(|every| every < MIN_REFRESH_INTERVAL)
+    {
+        p.push(Problem::new(
+            "stages.inbound.refresh_interval",
+            format!(
+                "{} is shorter than {}: a refresh walks every record of the portal; set e.g. \
+                 \"7d\", or leave it unset for no refresh",
+                humantime::format_duration(stage.refresh_interval.unwrap_or_default()),
+                humantime::format_duration(MIN_REFRESH_INTERVAL)
+            ),
+        ));
+    }
+    positive(
+        "stages.inbound.poll_archived_every",
+        stage.poll_archived_every,
+        p,
+    );
+    positive("stages.inbound.poll_lists_every", stage.poll_lists_every, p);
     if let Some(listen) = &stage.webhook_listen {
         if listen.parse::<SocketAddr>().is_err() {
             p.push(Problem::new(

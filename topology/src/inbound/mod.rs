@@ -1,15 +1,22 @@
-//! The inbound stage: HubSpot -> upstream. Built so far: the webhook receiver (the push path).
+//! The inbound stage: HubSpot -> upstream. Two ways in, one topic: the webhook receiver (push)
+//! and the poller (pull) both put HubSpot v3 webhook events on `[topics] hubspot_webhooks`.
 //!
 //! - `signature`: HubSpot's v3 signature and the 300 s window, pure.
 //! - `events`: a request body read just enough to route each event (its portal, its record).
 //! - `receiver`: the HTTP listener of its own (not the admin one) that checks, routes and puts
 //!   each accepted event on `[topics] hubspot_webhooks` before answering.
-//!
-//! Not built yet: turning the received events into `HubSpotChange` records on
-//! `crm.hubspot.changes` (mapping, echoes, newest wins), and polling.
+//! - [`poll`]: per team, search by last-modified time, history reads, deleted records and
+//!   followed lists, turned into events shaped as HubSpot's (`"hubsync_via": "poll"`).
+//! - `publish`: the key and headers both paths give their records, and the confirmed produce.
+//! - [`translate`]: one such event -> the `HubSpotChange` that goes upstream, or why none does
+//!   (duplicate, echo, stale, unmapped), pure but for [`memory`], the stage's sled state.
+//! - [`upstream`]: the forwarder (events topic -> `crm.hubspot.changes`) and the reader that
+//!   learns upstream ids from the sink's outcomes.
 
 mod events;
 pub mod memory;
+pub mod poll;
+mod publish;
 mod receiver;
 pub mod signature;
 pub mod translate;
@@ -30,7 +37,7 @@ use crate::admin::{Health, StageHealth};
 use crate::config::{Config, Secret};
 use translate::TeamView;
 
-pub use receiver::{PORTAL_HEADER, RECEIVED_AT_HEADER, TEAM_HEADER};
+pub use publish::{PORTAL_HEADER, RECEIVED_AT_HEADER, TEAM_HEADER};
 
 /// The stage's name in `/healthz`, metrics and logs.
 pub const STAGE: &str = "inbound";

@@ -10,11 +10,11 @@
 //! otherwise: each event of a served portal on [topics] hubspot_webhooks, confirmed, then 200
 //! ```
 //!
-//! Each accepted event becomes one Kafka record: the event verbatim as the value, the key
-//! `portalId:objectId` (one record's changes stay on one partition, in order), and headers
-//! naming the team ([`TEAM_HEADER`]), the portal ([`PORTAL_HEADER`]) and when the signed request
-//! was received ([`RECEIVED_AT_HEADER`], epoch milliseconds). A request mixing portals is split
-//! by team; events of portals no team serves are dropped from it and counted.
+//! Each accepted event becomes one Kafka record (see `publish`): the event verbatim as the value,
+//! the key `portalId:objectId` (one record's changes stay on one partition, in order), and
+//! headers naming the team, the portal and when the signed request was received. A request
+//! mixing portals is split by team; events of portals no team serves are dropped from it and
+//! counted.
 //!
 //! Duplicates on the topic are expected and harmless: HubSpot retries a request it got no 2xx
 //! for (a 503 here, a timeout, a crash after the write and before the answer) and sometimes
@@ -32,21 +32,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::json;
 use tracing::{debug, warn};
 
 use super::events::{self, Event};
+use super::publish::{self, Outgoing};
 use super::{Portals, signature};
 use crate::config::Secret;
-
-/// Header naming the team an event was routed to.
-pub const TEAM_HEADER: &str = "hubsync.team";
-/// Header naming the event's HubSpot portal.
-pub const PORTAL_HEADER: &str = "hubsync.portal";
-/// Header with the time the signed request was received, in epoch milliseconds.
-pub const RECEIVED_AT_HEADER: &str = "hubsync.received_at";
 
 pub(super) struct Receiver {
     pub secret: Secret,
@@ -94,42 +87,20 @@ impl Receiver {
         accepted: &[(String, &Event<'_>)],
         received_at: i64,
     ) -> Result<(), String> {
-        let received_at = received_at.to_string();
-        let sends = accepted.iter().map(|(team, event)| {
-            let portal = event.portal_id.to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: TEAM_HEADER,
-                    value: Some(team.as_bytes()),
-                })
-                .insert(Header {
-                    key: PORTAL_HEADER,
-                    value: Some(portal.as_bytes()),
-                })
-                .insert(Header {
-                    key: RECEIVED_AT_HEADER,
-                    value: Some(received_at.as_bytes()),
-                });
-            let record = FutureRecord::to(&self.topic)
-                .key(event.key.as_str())
-                .payload(event.raw.get())
-                .headers(headers);
-            // A full producer queue is not waited on: HubSpot retries sooner than it drains.
-            self.producer.send(record, Duration::ZERO)
+        let records = accepted.iter().map(|(team, event)| Outgoing {
+            key: event.key.as_str(),
+            payload: event.raw.get().as_bytes(),
+            headers: publish::headers(team, event.portal_id, received_at),
         });
-        let delivered =
-            tokio::time::timeout(self.produce_timeout, futures::future::join_all(sends))
-                .await
-                .map_err(|_| {
-                    format!(
-                        "kafka did not confirm the events within {}",
-                        humantime::format_duration(self.produce_timeout)
-                    )
-                })?;
-        match delivered.into_iter().find_map(Result::err) {
-            Some((error, _)) => Err(format!("kafka refused an event: {error}")),
-            None => Ok(()),
-        }
+        // A full producer queue is not waited on: HubSpot retries sooner than it drains.
+        publish::produce_confirmed(
+            &self.producer,
+            &self.topic,
+            records,
+            Duration::ZERO,
+            self.produce_timeout,
+        )
+        .await
     }
 }
 
