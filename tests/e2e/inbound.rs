@@ -675,3 +675,166 @@ async fn the_inbound_stage_killed_mid_burst_loses_no_change() {
         .count();
     assert!(retried > 0, "no delivery failed while the stage was down");
 }
+
+/// The pull path alone, as `hubsync run --stage inbound` with polling on and no webhooks: a
+/// user's edit of a mapped field and a followed list's members joining and leaving reach
+/// `crm.hubspot.changes`, each once, marked as polled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_brings_a_users_edit_and_a_followed_lists_joins_and_leaves() {
+    let world = World::start(SandboxOptions::default(), 1, |text| {
+        text.replace(
+            "[state]\n",
+            // The sandbox's search index lags 5 s behind writes, as HubSpot's does (up to
+            // about 30 s there): polling reads only what is older than that.
+            "[stages.inbound]\npoll = true\npoll_interval = \"1s\"\nsearch_lag = \"6s\"\n\
+             poll_lists_every = \"1s\"\n[state]\n",
+        )
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let admin = format!("{}/__admin", world.hubspot_server.url());
+    let hubspot = world.hubspot_server.url();
+    let mut ids = Vec::new();
+    for email in ["ann@example.org", "bob@example.org"] {
+        let record: Value = http
+            .post(format!("{admin}/objects/contacts"))
+            .json(&json!({"properties": {"email": email}, "user_id": 5}))
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        ids.push(record["id"].as_str().expect("id").to_string());
+    }
+    let list: Value = http
+        .post(format!("{hubspot}/crm/v3/lists"))
+        .bearer_auth(DEFAULT_TOKEN)
+        .json(&json!({"name": "Webinar", "objectTypeId": "0-1", "processingType": "MANUAL"}))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let list_id = list["list"]["listId"]
+        .as_str()
+        .expect("list id")
+        .to_string();
+    let members = format!("{hubspot}/crm/v3/lists/{list_id}/memberships/add-and-remove");
+    let answer = http
+        .put(&members)
+        .bearer_auth(DEFAULT_TOKEN)
+        .json(&json!({"recordIdsToAdd": [ids[0], ids[1]]}))
+        .send()
+        .await
+        .expect("members");
+    assert!(answer.status().is_success());
+
+    let config = world.state_dir.path().join("hubsync.toml");
+    let text = format!(
+        "{}\n[[lists]]\nlist_id = \"{list_id}\"\naction = \"import\"\n",
+        world.config_text()
+    );
+    std::fs::write(&config, text).expect("config written");
+    let _child = Child::spawn_with_env(
+        &[
+            "run",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "--stage",
+            "inbound",
+        ],
+        &[("TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN)],
+    );
+    // Once the poller runs, a user edits Ann's job title and Bob leaves the list.
+    let topic = world.config.topics.hubspot_changes.clone();
+    let joined = world
+        .read_until(
+            &topic,
+            Duration::from_secs(60),
+            |read: &[HubSpotChange]| {
+                read.iter()
+                    .filter(|c| c.change == HubSpotChangeKind::ListJoined)
+                    .count()
+                    >= 2
+            },
+        )
+        .await;
+    assert_eq!(joined.len(), 2, "{joined:#?}");
+    let answer = http
+        .patch(format!("{admin}/objects/contacts/{}", ids[0]))
+        .json(&json!({"properties": {"jobtitle": "Keynote speaker"}, "user_id": 5}))
+        .send()
+        .await
+        .expect("edit");
+    assert!(answer.status().is_success());
+    let answer = http
+        .put(&members)
+        .bearer_auth(DEFAULT_TOKEN)
+        .json(&json!({"recordIdsToRemove": [ids[1]]}))
+        .send()
+        .await
+        .expect("members");
+    assert!(answer.status().is_success());
+
+    let wanted = |read: &[HubSpotChange]| {
+        read.iter().any(|c| c.change == HubSpotChangeKind::ListLeft)
+            && read
+                .iter()
+                .any(|c| c.change == HubSpotChangeKind::PropertyChanged)
+    };
+    let changes = world
+        .read_until(&topic, Duration::from_secs(60), wanted)
+        .await;
+    assert!(wanted(&changes), "{changes:#?}");
+    let settled: Vec<HubSpotChange> = world
+        .read_until(
+            &topic,
+            Duration::from_secs(4),
+            |read: &[HubSpotChange]| read.len() > changes.len(),
+        )
+        .await;
+    let mut seen: Vec<(HubSpotChangeKind, String, Option<String>)> = settled
+        .iter()
+        .map(|c| {
+            assert_eq!(c.via.as_deref(), Some("poll"), "{c:?}");
+            let what = match c.change {
+                HubSpotChangeKind::PropertyChanged => {
+                    assert_eq!(c.change_source.as_deref(), Some("CRM_UI"), "{c:?}");
+                    Some(format!("{}={:?}", c.fields[0].field, c.fields[0].value))
+                }
+                _ => c.list_id.clone(),
+            };
+            (c.change, c.object_id.clone(), what)
+        })
+        .collect();
+    seen.sort_by_key(|(kind, id, _)| (kind.as_str(), id.clone()));
+    // The contacts were created within the first poll's reach (its `now - search_lag`).
+    let mut expected = vec![
+        (HubSpotChangeKind::Created, ids[0].clone(), None),
+        (HubSpotChangeKind::Created, ids[1].clone(), None),
+        (
+            HubSpotChangeKind::ListJoined,
+            ids[0].clone(),
+            Some(list_id.clone()),
+        ),
+        (
+            HubSpotChangeKind::ListJoined,
+            ids[1].clone(),
+            Some(list_id.clone()),
+        ),
+        (
+            HubSpotChangeKind::ListLeft,
+            ids[1].clone(),
+            Some(list_id.clone()),
+        ),
+        (
+            HubSpotChangeKind::PropertyChanged,
+            ids[0].clone(),
+            Some("job_title=Some(\"Keynote speaker\")".to_string()),
+        ),
+    ];
+    expected.sort_by_key(|(kind, id, _)| (kind.as_str(), id.clone()));
+    assert_eq!(seen, expected);
+}

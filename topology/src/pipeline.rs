@@ -104,7 +104,7 @@ pub type TeamSetup = (Config, Secrets);
 
 /// What each stage keeps of one team, once its connection and rules were checked.
 pub(crate) struct Connected {
-    client: HubSpotClient,
+    pub(crate) client: HubSpotClient,
     process: Option<ProcessTeam>,
     sink: Option<SinkTeam>,
 }
@@ -308,8 +308,10 @@ impl Pipeline {
     ) -> Result<(Self, Registries), StartError> {
         let config = service;
         let secrets = service_secrets;
-        // The only thing the inbound stage does so far is receive webhooks.
-        if stages == Stages::Inbound && config.stages.inbound.webhook_listen.is_none() {
+        // The inbound stage runs when HubSpot's changes can come in: by webhook, by polling.
+        let inbound_on = stages.inbound()
+            && (config.stages.inbound.webhook_listen.is_some() || config.stages.inbound.poll);
+        if stages == Stages::Inbound && !inbound_on {
             return Err(crate::inbound::InboundError::NothingToDo.into());
         }
         let registry = RegistryClient::new(&config.registry, secrets.registry_password.clone())
@@ -364,7 +366,10 @@ impl Pipeline {
                     // HubSpot's events are taken for a portal only once its team's token was
                     // found to be that portal's (fail closed); a team refused now is tried
                     // again at every reading of the team files, and routed once it connects.
-                    webhook_portals.set(inbound::translate::TeamView::from_config(team));
+                    webhook_portals.set(
+                        inbound::translate::TeamView::from_config(team),
+                        &connected.client,
+                    );
                     clients.push(connected.client);
                     if let Some(kept) = connected.process {
                         process_teams.add(id, kept);
@@ -449,12 +454,31 @@ impl Pipeline {
             ));
         }
         let mut webhook_addr = None;
-        if stages.inbound() && config.stages.inbound.webhook_listen.is_some() {
+        if inbound_on {
             let db = inbound::memory::open_db(
                 &config.state.stage_dir(inbound::STAGE),
                 config.state.cache_capacity.bytes(),
             )?;
             let memory = inbound::memory::Memory::open(&db)?;
+            if config.stages.inbound.poll {
+                let store = inbound::poll::PollStore::new(&db)
+                    .map_err(|e| StartError::Inbound(inbound::InboundError::Poll(e.to_string())))?;
+                let poller = inbound::poll::Poller::new(
+                    inbound::poll::PollSettings::from_config(&config.stages.inbound),
+                    store,
+                    producer_config(config, secrets).create()?,
+                    config.topics.hubspot_webhooks.clone(),
+                    webhook_portals.poll_targets(),
+                );
+                let stopping = stopping.clone();
+                tasks.push((
+                    inbound::STAGE,
+                    tokio::spawn(async move {
+                        poller.run(stopping).await;
+                        Ok(())
+                    }),
+                ));
+            }
             let forwarder = inbound::upstream::Forwarder {
                 consumer: consumer_config(config, secrets, inbound::STAGE)
                     .create::<StreamConsumer>()?,
@@ -490,6 +514,8 @@ impl Pipeline {
                 stopping.clone(),
             );
             tasks.push((inbound::STAGE, tokio::spawn(learn)));
+        }
+        if inbound_on && config.stages.inbound.webhook_listen.is_some() {
             let producer: FutureProducer = producer_config(config, secrets).create()?;
             let bound =
                 InboundStage::bind(config, producer, webhook_portals.clone(), health.clone());

@@ -239,8 +239,10 @@ impl Reloader {
             .await
             .map_err(|e| e.to_string())?;
         // As at start: a portal's webhooks are taken once its team's token is found to be its.
-        self.portals
-            .set(crate::inbound::translate::TeamView::from_config(config));
+        self.portals.set(
+            crate::inbound::translate::TeamView::from_config(config),
+            &connected.client,
+        );
         let (process_team, sink_team) = connected.into_parts();
         self.update(|process, sink| {
             if let Some(kept) = process_team {

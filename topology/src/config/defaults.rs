@@ -124,7 +124,7 @@ impl Default for SinkStage {
 impl Default for InboundStage {
     fn default() -> Self {
         Self {
-            poll: true,
+            poll: false,
             poll_interval: Duration::from_secs(30),
             page_size: 100,
             search_lag: Duration::from_secs(30),

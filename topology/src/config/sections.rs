@@ -322,8 +322,9 @@ pub struct SinkStage {
 #[serde(default, deny_unknown_fields)]
 pub struct InboundStage {
     /// Whether the inbound stage polls HubSpot for changed records (the safety net behind the
-    /// webhooks, and the only way in where no receiver is reachable). On by default: polling
-    /// needs nothing but the team's token, and costs a few searches per interval per team.
+    /// webhooks, and the only way in where no receiver is reachable). Off unless set: polling
+    /// spends the portal's search budget (a few searches per interval per team that sends
+    /// anything upstream), which the sink's lookups share, so a deployment turns it on.
     pub poll: bool,
     /// How often each team's changed records are looked for.
     #[serde(with = "humantime_serde")]

@@ -76,7 +76,7 @@ fn a_minimal_config_takes_every_default() {
         config.stages.inbound.webhook_produce_timeout,
         Duration::from_secs(4)
     );
-    assert!(config.stages.inbound.poll);
+    assert!(!config.stages.inbound.poll);
     assert_eq!(config.stages.inbound.poll_from, None);
     assert_eq!(config.stages.inbound.refresh_interval, None);
     assert_eq!(
@@ -357,12 +357,12 @@ fn the_webhook_receiver_needs_an_address_the_app_secret_and_a_usable_url() {
 #[test]
 fn polling_settings_are_checked_naming_the_field() {
     let good = with(
-        "[stages.inbound]\npoll = false\npoll_from = \"2026-01-01T00:00:00Z\"\n\
+        "[stages.inbound]\npoll = true\npoll_from = \"2026-01-01T00:00:00Z\"\n\
          refresh_interval = \"7d\"\npoll_archived_every = \"15m\"\npoll_lists_every = \"1m\"\n",
     );
     let config = Config::from_toml_str(&good).unwrap_or_else(|e| panic!("{e}"));
     let inbound = &config.stages.inbound;
-    assert!(!inbound.poll);
+    assert!(inbound.poll);
     assert_eq!(inbound.poll_from_ms(), Some(1_767_225_600_000));
     assert_eq!(
         inbound.refresh_interval,

@@ -35,6 +35,8 @@ use tracing::info;
 
 use crate::admin::{Health, StageHealth};
 use crate::config::{Config, Secret};
+use crate::hubspot::{HubSpotClient, ObjectType};
+use hubsync_schemas::HubSpotObjectType;
 use translate::TeamView;
 
 pub use publish::{PORTAL_HEADER, RECEIVED_AT_HEADER, TEAM_HEADER};
@@ -45,24 +47,54 @@ pub const STAGE: &str = "inbound";
 /// Which team each HubSpot portal is, and what that team sends upstream: the portals of the
 /// service's active teams whose token was found to be their portal's (fail closed). Kept up to
 /// date as team files change; a portal of no such team has its events refused.
+/// With each team, what polling reads of its portal (the teams that send anything upstream).
 #[derive(Debug, Clone, Default)]
-pub struct Portals(Arc<RwLock<HashMap<u64, Arc<TeamView>>>>);
+pub struct Portals {
+    teams: Arc<RwLock<HashMap<u64, Arc<TeamView>>>>,
+    polls: poll::PollTargets,
+}
 
 impl Portals {
     /// The team of `view` is served, on `view.portal` (any portal it had before is forgotten),
-    /// with `view`'s rules.
-    pub fn set(&self, view: TeamView) {
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+    /// with `view`'s rules; `client` is its connection, which polling reads with.
+    pub fn set(&self, view: TeamView, client: &HubSpotClient) {
+        if view.sends_anything() {
+            let watched = [
+                HubSpotObjectType::Contact,
+                HubSpotObjectType::Company,
+                HubSpotObjectType::Deal,
+            ]
+            .into_iter()
+            .filter(|object| view.follows(*object))
+            .filter_map(|object| Some((ObjectType::of_command(object)?, view.watched(object))))
+            .collect();
+            self.polls.set(poll::PollTarget {
+                team: view.team.clone(),
+                portal: view.portal,
+                client: client.clone(),
+                watched,
+                lists: view.lists.keys().cloned().collect(),
+            });
+        } else {
+            self.polls.remove(&view.team);
+        }
+        let mut map = self.teams.write().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, t| t.team != view.team);
         map.insert(view.portal, Arc::new(view));
     }
 
     /// Team `team` is no longer served (paused, disconnected, its file removed).
     pub fn remove_team(&self, team: &str) {
-        self.0
+        self.polls.remove(team);
+        self.teams
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, t| t.team != team);
+    }
+
+    /// The teams polling reads, kept up to date with these.
+    pub fn poll_targets(&self) -> poll::PollTargets {
+        self.polls.clone()
     }
 
     /// The team of `portal`, if this service serves one.
@@ -72,7 +104,7 @@ impl Portals {
 
     /// What the team of `portal` sends upstream, if this service serves one.
     pub fn view(&self, portal: u64) -> Option<Arc<TeamView>> {
-        self.0
+        self.teams
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&portal)
@@ -81,7 +113,7 @@ impl Portals {
 
     /// Every served team's view.
     pub fn views(&self) -> Vec<Arc<TeamView>> {
-        self.0
+        self.teams
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
@@ -94,10 +126,13 @@ impl Portals {
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
     #[error(
-        "stages.inbound.webhook_listen is not set: the inbound stage has nothing to do without \
-         the webhook receiver (polling is not built yet); set it, e.g. \"127.0.0.1:9465\""
+        "the inbound stage has no way in: stages.inbound.webhook_listen is not set and \
+         stages.inbound.poll is false; set either (webhook_listen = \"127.0.0.1:9465\" for \
+         HubSpot's webhooks, poll = true to poll each team's portal)"
     )]
     NothingToDo,
+    #[error("the inbound stage's polling state cannot be opened: {0}")]
+    Poll(String),
     #[error("stages.inbound.webhook_listen: {0}")]
     Listen(String),
     #[error(
@@ -199,19 +234,40 @@ mod tests {
     #[test]
     fn a_portal_is_one_teams_and_follows_it() {
         let portals = Portals::default();
+        let client = HubSpotClient::new(
+            crate::hubspot::ClientSettings {
+                base_url: "http://127.0.0.1:9".into(),
+                request_timeout: std::time::Duration::from_secs(1),
+                limits: crate::hubspot::BudgetLimits::for_tier(crate::hubspot::Tier::Starter),
+                retry: crate::hubspot::RetryParams::default(),
+            },
+            crate::hubspot::Secret::new("t"),
+        )
+        .unwrap();
         let view = |team: &str, portal| TeamView {
             team: team.to_string(),
             portal,
             ..TeamView::default()
         };
-        portals.set(view("acme", 62515));
-        portals.set(view("initech", 7));
+        portals.set(view("acme", 62515), &client);
+        portals.set(view("initech", 7), &client);
         assert_eq!(portals.team(62515).as_deref(), Some("acme"));
-        portals.set(view("acme", 62516));
+        portals.set(view("acme", 62516), &client);
         assert_eq!(portals.team(62515), None, "acme moved to another portal");
         assert_eq!(portals.team(62516).as_deref(), Some("acme"));
         portals.remove_team("initech");
         assert_eq!(portals.team(7), None);
+        // Only a team that sends something upstream is polled, and only what it follows.
+        assert!(portals.poll_targets().teams().is_empty());
+        let mut follows = view("umbrella", 9);
+        follows.fields.insert(
+            HubSpotObjectType::Company,
+            [("industry".to_string(), vec!["sector".to_string()])].into(),
+        );
+        portals.set(follows, &client);
+        assert_eq!(portals.poll_targets().teams(), ["umbrella"]);
+        portals.remove_team("umbrella");
+        assert!(portals.poll_targets().teams().is_empty());
         assert_eq!(portals.team(1), None);
     }
 }

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::state::{State, StateError, hubspot_key};
-use hubsync_processors::rules::{OWNER_PROPERTY, OwnerStrategy, Rules};
+use hubsync_processors::rules::{LeaveAction, OWNER_PROPERTY, OwnerStrategy, Rules};
 
 use super::memory::Memory;
 
@@ -108,6 +108,8 @@ pub struct TeamView {
     /// HubSpot owner id -> the upstream user sent up: the first `[[users.mapping]]` entry with
     /// that owner, in file order.
     pub owner_users: BTreeMap<String, String>,
+    /// The lists the team follows (`[[lists]]`), and whether leaving one is sent up.
+    pub lists: BTreeMap<String, bool>,
 }
 
 impl TeamView {
@@ -157,6 +159,11 @@ impl TeamView {
                 .entry(entry.owner.clone())
                 .or_insert_with(|| entry.user.clone());
         }
+        let lists = rules
+            .lists
+            .iter()
+            .map(|list| (list.list_id.clone(), list.on_leave == LeaveAction::Pause))
+            .collect();
         TeamView {
             team: team.to_string(),
             portal,
@@ -164,6 +171,7 @@ impl TeamView {
             fields,
             owner_back,
             owner_users,
+            lists,
         }
     }
 
@@ -183,6 +191,18 @@ impl TeamView {
     /// Whether any change of `object` goes up.
     pub fn follows(&self, object: HubSpotObjectType) -> bool {
         !self.watched(object).is_empty()
+    }
+
+    /// Whether anything of this team goes up at all (else it is not polled).
+    pub fn sends_anything(&self) -> bool {
+        !self.lists.is_empty()
+            || [
+                HubSpotObjectType::Contact,
+                HubSpotObjectType::Company,
+                HubSpotObjectType::Deal,
+            ]
+            .into_iter()
+            .any(|object| self.follows(object))
     }
 }
 
@@ -385,6 +405,16 @@ impl<'a> Translator<'a> {
                 }
             }
             HubSpotChangeKind::ListJoined | HubSpotChangeKind::ListLeft => {
+                let followed = event
+                    .list_id
+                    .as_ref()
+                    .and_then(|list| view.lists.get(list).copied());
+                match (followed, kind) {
+                    (None, _) | (Some(false), HubSpotChangeKind::ListLeft) => {
+                        return Ok(dropped(Dropped::Unmapped, effects));
+                    }
+                    _ => {}
+                }
                 change.list_id = event.list_id.clone();
             }
             _ => {
@@ -845,6 +875,8 @@ mod tests {
     #[test]
     fn deletions_restores_associations_and_lists() {
         let (_dir, memory) = memory();
+        let mut view = view();
+        view.lists.insert("12".into(), true);
         memory
             .set_upstream_id("acme", "companies", "9", "co_9")
             .unwrap();
@@ -859,7 +891,7 @@ mod tests {
             serde_json::json!({"subscriptionType":"list.membershipRemoved","listId":"12"}),
         ] {
             let change = translator
-                .translate(&view(), &event(json))
+                .translate(&view, &event(json))
                 .unwrap()
                 .sent
                 .unwrap();
@@ -881,15 +913,31 @@ mod tests {
             "subscriptionType":"contact.associationChange","objectId":null,
             "associationType":"CONTACT_TO_COMPANY","fromObjectId":51,"toObjectId":9,
             "associationRemoved":true,"isPrimaryAssociation":true}));
-        let change = translator.translate(&view(), &link).unwrap().sent.unwrap();
+        let change = translator.translate(&view, &link).unwrap().sent.unwrap();
         assert_eq!(change.object_id, "51");
         let association = change.association.unwrap();
         assert_eq!(association.to_object_type, HubSpotObjectType::Company);
         assert_eq!(association.to_record_id.as_deref(), Some("co_9"));
         assert!(association.removed && association.primary);
+        // A list the team does not follow, and leaving one whose leavers are ignored.
+        let other = event(
+            serde_json::json!({"subscriptionType":"list.membershipAdded","listId":"99","occurredAt":7}),
+        );
+        assert_eq!(
+            translator.translate(&view, &other).unwrap().sent,
+            Err(Dropped::Unmapped)
+        );
+        view.lists.insert("13".into(), false);
+        let left = event(
+            serde_json::json!({"subscriptionType":"list.membershipRemoved","listId":"13","occurredAt":8}),
+        );
+        assert_eq!(
+            translator.translate(&view, &left).unwrap().sent,
+            Err(Dropped::Unmapped)
+        );
         let unknown = event(serde_json::json!({"subscriptionType":"ticket.creation"}));
         assert_eq!(
-            translator.translate(&view(), &unknown).unwrap().sent,
+            translator.translate(&view, &unknown).unwrap().sent,
             Err(Dropped::Unsupported)
         );
     }
