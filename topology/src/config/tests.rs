@@ -811,3 +811,29 @@ mod arbitrary_input {
         }
     }
 }
+
+#[test]
+fn fields_that_flow_from_hubspot_with_no_way_in_are_a_warning() {
+    let both = "[[sync.contacts.mapping]]\nsource = \"job_title\"\nproperty = \"jobtitle\"\n\
+                direction = \"both\"\n";
+    let fields_warned = |text: &str| -> Vec<String> {
+        Config::from_toml_str(text)
+            .unwrap()
+            .warnings()
+            .into_iter()
+            .map(|w| w.field)
+            .collect()
+    };
+    assert_eq!(fields_warned(&with(both)), ["stages.inbound"]);
+    let webhooks = format!(
+        "{both}[hubspot]\nclient_secret = {{ env = \"S\" }}\n\
+         [stages.inbound]\nwebhook_listen = \"127.0.0.1:9465\"\n"
+    );
+    assert!(fields_warned(&with(&webhooks)).is_empty());
+    let polling = format!("{both}[stages.inbound]\npoll = true\n");
+    assert!(fields_warned(&with(&polling)).is_empty());
+    let quick = format!("{both}[stages.inbound]\npoll = true\nsearch_lag = \"5s\"\n");
+    assert_eq!(fields_warned(&with(&quick)), ["stages.inbound.search_lag"]);
+    // Fields that only flow to HubSpot need no way in.
+    assert!(fields_warned(&with("")).is_empty());
+}

@@ -78,6 +78,45 @@ pub(crate) fn warnings(config: &Config) -> Vec<Problem> {
             ));
         }
     }
+    let inbound = &config.stages.inbound;
+    let upstream_fields: Vec<&str> = config
+        .rules
+        .sync
+        .contacts
+        .mapping
+        .iter()
+        .chain(&config.rules.sync.companies.mapping)
+        .filter(|m| m.direction.writes_upstream())
+        .map(|m| m.source.as_str())
+        .collect();
+    if inbound.webhook_listen.is_none()
+        && !inbound.poll
+        && (!upstream_fields.is_empty() || !config.rules.lists.is_empty())
+    {
+        warnings.push(Problem::new(
+            "stages.inbound",
+            format!(
+                "neither webhook_listen nor poll is set, so nothing HubSpot users change reaches \
+                 upstream, although {} flow from HubSpot; set webhook_listen (HubSpot's webhooks) \
+                 or poll = true",
+                if upstream_fields.is_empty() {
+                    "followed lists".to_string()
+                } else {
+                    format!("fields {}", upstream_fields.join(", "))
+                }
+            ),
+        ));
+    }
+    if inbound.poll && inbound.search_lag < std::time::Duration::from_secs(30) {
+        warnings.push(Problem::new(
+            "stages.inbound.search_lag",
+            format!(
+                "{} is shorter than HubSpot's search index delay (up to about 30 s): a change \
+                 indexed later than that is passed over by polling (webhooks still bring it)",
+                humantime::format_duration(inbound.search_lag)
+            ),
+        ));
+    }
     let hubspot = &config.hubspot;
     let tier = super::defaults::tier_budget(hubspot.tier);
     if let Some(requests) = hubspot.requests_per_10s
