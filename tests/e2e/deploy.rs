@@ -369,14 +369,18 @@ fn configmap_file(documents: &[Value], name: &str, key: &str) -> String {
         .to_string()
 }
 
-/// The two workloads, by stage: the process Deployment and the sink StatefulSet.
-fn workloads(documents: &[Value]) -> [(&'static str, &Value); 2] {
+/// The three workloads, by stage: the process Deployment, the sink and inbound StatefulSets.
+fn workloads(documents: &[Value]) -> [(&'static str, &Value); 3] {
     [
         (
             "process",
             resource(documents, "Deployment", "hubsync-process"),
         ),
         ("sink", resource(documents, "StatefulSet", "hubsync-sink")),
+        (
+            "inbound",
+            resource(documents, "StatefulSet", "hubsync-inbound"),
+        ),
     ]
 }
 
@@ -429,6 +433,22 @@ fn args(container: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// A container's port by name.
+fn named_port<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container["ports"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+}
+
+/// A Service's port whose `targetPort` is the container port `name` (by name or number).
+fn service_port_to<'a>(service: &'a Value, name: &str, number: u64) -> Option<&'a Value> {
+    service["spec"]["ports"]
+        .as_array()?
+        .iter()
+        .find(|p| p["targetPort"] == name || p["targetPort"] == number)
+}
+
 /// The argument after `flag`.
 fn flag<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
     args.iter()
@@ -456,8 +476,9 @@ fn the_kubernetes_manifests_pass_the_api_schemas() {
     let files = manifest_files();
     assert!(files.len() >= 6, "manifests: {files:?}");
     let resources = kubernetes_validate(&files).unwrap_or_else(|why| panic!("{why}"));
-    // ServiceAccount, two ConfigMaps, two Secrets, Deployment, StatefulSet, two Services, two PDBs.
-    assert!(resources >= 11, "{resources} resources");
+    // ServiceAccount, two ConfigMaps, two Secrets, Deployment, two StatefulSets (sink, inbound),
+    // three Services, three PDBs.
+    assert!(resources >= 14, "{resources} resources");
 }
 
 #[test]
@@ -472,6 +493,8 @@ fn kubernetes_validate_refuses_broken_manifests() {
     };
     // A copy passes as it is, so a refusal below is the break's doing.
     let intact = copy("sink.yaml", "sink.yaml", "", "");
+    assert_eq!(kubernetes_validate(&[intact]), Ok(3));
+    let intact = copy("inbound.yaml", "inbound.yaml", "", "");
     assert_eq!(kubernetes_validate(&[intact]), Ok(3));
     for (path, says) in [
         (
@@ -603,9 +626,9 @@ fn the_configmaps_hold_a_service_file_and_team_files_that_config_check_accepts()
         );
         config_files.push((config.to_path_buf(), teams_dir));
     }
-    assert_eq!(
-        config_files[0], config_files[1],
-        "both stages read one service file"
+    assert!(
+        config_files.iter().all(|files| *files == config_files[0]),
+        "every stage reads one service file: {config_files:?}"
     );
     let (config, teams_dir) = &config_files[0];
     let inside = |path: &Path| root.path().join(path.strip_prefix("/").expect("absolute"));
@@ -668,11 +691,7 @@ fn the_probes_ask_healthz_on_the_admin_port_the_service_file_listens_on() {
             Some(stage),
             "{stage}: run --stage"
         );
-        let admin = container["ports"]
-            .as_array()
-            .expect("ports")
-            .iter()
-            .find(|p| p["name"] == "admin")
+        let admin = named_port(container, "admin")
             .unwrap_or_else(|| panic!("{stage}: no port named admin"));
         assert_eq!(
             admin["containerPort"], port,
@@ -714,49 +733,155 @@ fn the_probes_ask_healthz_on_the_admin_port_the_service_file_listens_on() {
             "{stage}"
         );
         assert_eq!(annotations["prometheus.io/path"], "/metrics", "{stage}");
-        // A Service of the admin port selects the stage's pods, not-ready ones included.
+        // A Service of the admin port selects the stage's pods; not-ready ones included, unless
+        // it also carries HubSpot's webhooks, which go to a ready receiver only.
         let name = workload["metadata"]["name"].as_str().expect("a name");
         let svc = resource(&documents, "Service", name);
         assert!(
             selects(&svc["spec"]["selector"], workload),
             "{stage}: {svc}"
         );
-        assert_eq!(svc["spec"]["publishNotReadyAddresses"], true, "{stage}");
-        assert_eq!(
-            svc["spec"]["ports"][0]["targetPort"], "admin",
-            "{stage}: {svc}"
+        assert!(
+            service_port_to(svc, "admin", port).is_some(),
+            "{stage}: the Service does not target the admin port: {svc}"
         );
+        let webhooks = named_port(container, "webhooks")
+            .and_then(|p| p["containerPort"].as_u64())
+            .and_then(|number| service_port_to(svc, "webhooks", number));
+        if webhooks.is_some() {
+            assert_ne!(
+                svc["spec"]["publishNotReadyAddresses"], true,
+                "{stage}: HubSpot's requests would reach a receiver that is not ready"
+            );
+        } else {
+            assert_eq!(svc["spec"]["publishNotReadyAddresses"], true, "{stage}");
+        }
     }
 }
 
 #[test]
-fn the_sink_keeps_its_state_on_a_claim_and_every_pod_is_bounded_and_locked_down() {
+fn the_webhooks_port_is_the_one_webhook_listen_names_and_the_inbound_service_targets_it() {
+    let documents = manifests();
+    let service = kubernetes_service_file(&documents);
+    let listen: std::net::SocketAddr = service["stages"]["inbound"]["webhook_listen"]
+        .as_str()
+        .expect("stages.inbound.webhook_listen: the inbound workload runs the receiver")
+        .parse()
+        .expect("webhook_listen is an address");
+    assert!(
+        listen.ip().is_unspecified(),
+        "the Service reaches the pod's address, not its loopback: {listen}"
+    );
+    let port = u64::from(listen.port());
+    let admin: std::net::SocketAddr = service["admin"]["listen"]
+        .as_str()
+        .expect("admin.listen")
+        .parse()
+        .expect("admin.listen is an address");
+    assert_ne!(
+        port,
+        u64::from(admin.port()),
+        "the receiver has a listener of its own"
+    );
+
+    // Only the inbound stage listens for webhooks, on the port webhook_listen names.
+    for (stage, workload) in workloads(&documents) {
+        let webhooks = named_port(container(workload), "webhooks");
+        if stage != "inbound" {
+            assert!(webhooks.is_none(), "{stage} runs no receiver: {webhooks:?}");
+            continue;
+        }
+        let webhooks = webhooks.expect("the inbound container's port named webhooks");
+        assert_eq!(
+            webhooks["containerPort"], port,
+            "the webhooks port is webhook_listen's"
+        );
+        assert_eq!(webhooks["protocol"], "TCP");
+
+        // The Service HubSpot is reached through (from an Ingress) targets that port, has an
+        // address of its own and sends requests only to ready pods.
+        let svc = resource(&documents, "Service", "hubsync-inbound");
+        assert!(selects(&svc["spec"]["selector"], workload), "{svc}");
+        let exposed = service_port_to(svc, "webhooks", port)
+            .unwrap_or_else(|| panic!("the Service does not target the webhooks port: {svc}"));
+        assert_eq!(exposed["name"], "webhooks", "{exposed}");
+        assert!(exposed["port"].as_u64().is_some_and(|p| p > 0), "{exposed}");
+        assert_ne!(
+            svc["spec"]["clusterIP"], "None",
+            "an Ingress backend needs a Service with an address of its own: {svc}"
+        );
+        assert_ne!(svc["spec"]["publishNotReadyAddresses"], true, "{svc}");
+    }
+}
+
+#[test]
+fn the_stateful_stages_keep_their_state_on_a_claim_and_every_pod_is_bounded_and_locked_down() {
     let documents = manifests();
     let service = kubernetes_service_file(&documents);
     let state_dir = service["state"]["dir"].as_str().expect("state.dir");
-    let [(_, process), (_, sink)] = workloads(&documents);
+    let [(_, process), (_, sink), (_, inbound)] = workloads(&documents);
 
-    let claims = sink["spec"]["volumeClaimTemplates"]
-        .as_array()
-        .expect("the sink's volumeClaimTemplates");
-    let claim = volume_at(container(sink), state_dir)
-        .unwrap_or_else(|| panic!("the sink mounts nothing at state.dir {state_dir}"));
-    assert!(
-        claims.iter().any(|c| c["metadata"]["name"] == claim),
-        "the sink's state.dir mount {claim} is not one of its claims: {claims:?}"
-    );
-    assert!(
-        pod_volume(sink, claim).is_none(),
-        "{claim} is a pod volume, so the claim template is not used"
-    );
-    assert_eq!(
-        claims[0]["spec"]["accessModes"],
-        serde_json::json!(["ReadWriteOnce"])
-    );
+    // The sink's and the inbound stage's sled state, on a claim of each instance that outlives
+    // its pod: the consumer groups' offsets survive in Kafka, so the state must too.
+    let stateful: Vec<&str> = workloads(&documents)
+        .iter()
+        .filter(|(_, workload)| workload["kind"] == "StatefulSet")
+        .map(|(stage, _)| *stage)
+        .collect();
+    assert_eq!(stateful, ["sink", "inbound"], "the stages that keep state");
+    for (stage, workload) in [("sink", sink), ("inbound", inbound)] {
+        let claims = workload["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{stage}: no volumeClaimTemplates"));
+        let claim = volume_at(container(workload), state_dir)
+            .unwrap_or_else(|| panic!("{stage} mounts nothing at state.dir {state_dir}"));
+        let template = claims
+            .iter()
+            .find(|c| c["metadata"]["name"] == claim)
+            .unwrap_or_else(|| {
+                panic!("{stage}: the state.dir mount {claim} is not one of its claims: {claims:?}")
+            });
+        assert!(
+            pod_volume(workload, claim).is_none(),
+            "{stage}: {claim} is a pod volume, so the claim template is not used"
+        );
+        assert_eq!(
+            template["spec"]["accessModes"],
+            serde_json::json!(["ReadWriteOnce"]),
+            "{stage}"
+        );
+        assert!(
+            template["spec"]["resources"]["requests"]["storage"].is_string(),
+            "{stage}: the claim asks for no size: {template}"
+        );
+        let retention = &workload["spec"]["persistentVolumeClaimRetentionPolicy"];
+        for when in ["whenDeleted", "whenScaled"] {
+            assert_eq!(
+                retention[when], "Retain",
+                "{stage}: the state's claim is deleted {when}: {retention}"
+            );
+        }
+        let governing = workload["spec"]["serviceName"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{stage}: no serviceName"));
+        assert!(
+            selects(
+                &resource(&documents, "Service", governing)["spec"]["selector"],
+                workload
+            ),
+            "{stage}: the governing Service {governing} selects other pods"
+        );
+    }
     let governing = sink["spec"]["serviceName"].as_str().expect("serviceName");
     assert_eq!(
         resource(&documents, "Service", governing)["spec"]["clusterIP"],
         "None"
+    );
+    // The inbound stage's state does not follow its partitions (nor its two groups each
+    // other's): one instance until the scale-out work lands.
+    assert_eq!(
+        inbound["spec"]["replicas"], 1,
+        "the inbound stage's state is local to one instance"
     );
     let process_state = volume_at(container(process), state_dir)
         .and_then(|name| pod_volume(process, name))
@@ -851,6 +976,24 @@ fn every_secret_the_files_name_is_a_key_of_a_secret_mounted_where_they_read_it()
             );
         }
     }
+    // The receiver cannot start without the app's client secret: its Secret is not optional to
+    // the inbound pods (they wait for it instead of restarting in a loop).
+    let client_secret = service
+        .get("hubspot")
+        .and_then(|hubspot| hubspot.get("client_secret"))
+        .and_then(|secret| secret.get("file"))
+        .and_then(toml::Value::as_str)
+        .expect("hubspot.client_secret is a { file = .. }, which the receiver needs");
+    let [_, _, (_, inbound)] = workloads(&documents);
+    let dir = Path::new(client_secret).parent().expect("a directory");
+    let volume = volume_at(container(inbound), dir.to_str().expect("utf-8"))
+        .and_then(|name| pod_volume(inbound, name))
+        .expect("the client secret's directory mounted");
+    assert_ne!(
+        volume["secret"]["optional"], true,
+        "the inbound stage needs {client_secret}: {volume}"
+    );
+
     // The template holds placeholders, never a value.
     for secret in documents.iter().filter(|d| d["kind"] == "Secret") {
         assert!(secret.get("data").is_none(), "{secret}");

@@ -339,6 +339,84 @@ fn cached_high_watermark(
         .then_some(high)
 }
 
+/// What [`follow`] hands a topic's records to: it keeps what it learns in local state.
+pub trait Follower: Send {
+    /// One record's value.
+    fn apply(&mut self, payload: Vec<u8>) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Makes what was applied durable.
+    fn flush(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Reads `topic` for as long as `stopping` is false, handing each record's value to
+/// `follower`. Offsets are stored only once flushed (every `every` records, and after a quiet
+/// second), so a crash reads again what was not kept, never skips it. For topics whose records
+/// are facts to remember (the sink's outcomes for the inbound stage, HubSpot's changes for the
+/// sink).
+pub async fn follow(
+    consumer: rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    every: usize,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    mut follower: impl Follower,
+) -> anyhow::Result<()> {
+    consumer.subscribe(&[topic])?;
+    let mut unflushed: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
+    let mut read = 0usize;
+    loop {
+        let message = tokio::select! {
+            message = consumer.recv() => message,
+            _ = stopping.changed() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if !unflushed.is_empty() => {
+                follower.flush().await?;
+                store_all(&consumer, topic, &mut unflushed);
+                read = 0;
+                continue;
+            }
+        };
+        if *stopping.borrow() {
+            break;
+        }
+        let (payload, partition, offset) = match message {
+            Ok(message) => (
+                message.payload().map(<[u8]>::to_vec),
+                message.partition(),
+                message.offset(),
+            ),
+            Err(error) => {
+                // librdkafka reconnects by itself; the records wait on the topic.
+                tracing::warn!(%error, topic, "reading; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Some(payload) = payload {
+            follower.apply(payload).await?;
+        }
+        unflushed.insert(partition, offset);
+        read += 1;
+        if read >= every {
+            follower.flush().await?;
+            store_all(&consumer, topic, &mut unflushed);
+            read = 0;
+        }
+    }
+    follower.flush().await?;
+    store_all(&consumer, topic, &mut unflushed);
+    Ok(())
+}
+
+fn store_all(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    offsets: &mut std::collections::HashMap<i32, i64>,
+) {
+    for (partition, offset) in offsets.drain() {
+        if let Err(error) = consumer.store_offset(topic, partition, offset) {
+            tracing::debug!(%error, topic, "offset not stored (partition reassigned?)");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,83 +508,5 @@ mod tests {
             "__connect.errors.topic".into(),
             "crm.contact.changes".into()
         )));
-    }
-}
-
-/// What [`follow`] hands a topic's records to: it keeps what it learns in local state.
-pub trait Follower: Send {
-    /// One record's value.
-    fn apply(&mut self, payload: Vec<u8>) -> impl Future<Output = anyhow::Result<()>> + Send;
-    /// Makes what was applied durable.
-    fn flush(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send;
-}
-
-/// Reads `topic` for as long as `stopping` is false, handing each record's value to
-/// `follower`. Offsets are stored only once flushed (every `every` records, and after a quiet
-/// second), so a crash reads again what was not kept, never skips it. For topics whose records
-/// are facts to remember (the sink's outcomes for the inbound stage, HubSpot's changes for the
-/// sink).
-pub async fn follow(
-    consumer: rdkafka::consumer::StreamConsumer,
-    topic: &str,
-    every: usize,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
-    mut follower: impl Follower,
-) -> anyhow::Result<()> {
-    consumer.subscribe(&[topic])?;
-    let mut unflushed: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
-    let mut read = 0usize;
-    loop {
-        let message = tokio::select! {
-            message = consumer.recv() => message,
-            _ = stopping.changed() => break,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if !unflushed.is_empty() => {
-                follower.flush().await?;
-                store_all(&consumer, topic, &mut unflushed);
-                read = 0;
-                continue;
-            }
-        };
-        if *stopping.borrow() {
-            break;
-        }
-        let (payload, partition, offset) = match message {
-            Ok(message) => (
-                message.payload().map(<[u8]>::to_vec),
-                message.partition(),
-                message.offset(),
-            ),
-            Err(error) => {
-                // librdkafka reconnects by itself; the records wait on the topic.
-                tracing::warn!(%error, topic, "reading; trying again");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if let Some(payload) = payload {
-            follower.apply(payload).await?;
-        }
-        unflushed.insert(partition, offset);
-        read += 1;
-        if read >= every {
-            follower.flush().await?;
-            store_all(&consumer, topic, &mut unflushed);
-            read = 0;
-        }
-    }
-    follower.flush().await?;
-    store_all(&consumer, topic, &mut unflushed);
-    Ok(())
-}
-
-fn store_all(
-    consumer: &rdkafka::consumer::StreamConsumer,
-    topic: &str,
-    offsets: &mut std::collections::HashMap<i32, i64>,
-) {
-    for (partition, offset) in offsets.drain() {
-        if let Err(error) = consumer.store_offset(topic, partition, offset) {
-            tracing::debug!(%error, topic, "offset not stored (partition reassigned?)");
-        }
     }
 }
