@@ -460,6 +460,9 @@ impl Pipeline {
                 config.state.cache_capacity.bytes(),
             )?;
             let memory = inbound::memory::Memory::open(&db)?;
+            // Running once it forwards; the receiver, when there is one, says so too once it
+            // listens.
+            health.set(inbound::STAGE, StageHealth::Starting);
             if config.stages.inbound.poll {
                 let store = inbound::poll::PollStore::new(&db)
                     .map_err(|e| StartError::Inbound(inbound::InboundError::Poll(e.to_string())))?;
@@ -488,6 +491,7 @@ impl Pipeline {
                 memory: memory.clone(),
                 sink_state: state.clone(),
                 stage: inbound::STAGE,
+                health: health.clone(),
             };
             let stopping_forward = stopping.clone();
             tasks.push((

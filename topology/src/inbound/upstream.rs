@@ -51,12 +51,15 @@ pub struct Forwarder {
     /// The sink's state, when the sink runs in this process: its last-written values are echoes.
     pub sink_state: Option<State>,
     pub stage: &'static str,
+    pub health: crate::admin::Health,
 }
 
 impl Forwarder {
     pub async fn run(self, mut stopping: watch::Receiver<bool>) -> anyhow::Result<()> {
         self.consumer.subscribe(&[&self.topic])?;
         info!(topic = self.topic, "forwarding HubSpot's changes upstream");
+        self.health
+            .set(self.stage, crate::admin::StageHealth::Running);
         let mut pruned_at = 0i64;
         loop {
             let first = tokio::select! {
