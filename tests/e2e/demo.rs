@@ -1,7 +1,8 @@
 //! End-to-end: `hubsync-dev demo` runs the whole pipeline on the in-process sandbox with a small
 //! generated team, gives every event its outcome, produces each kind of outcome for contacts and
-//! for activities, and leaves in HubSpot exactly the contacts, companies, notes, emails, calls,
-//! tasks, meetings and deals the team should have there.
+//! for activities, leaves in HubSpot exactly the contacts, companies, notes, emails, calls,
+//! tasks, meetings and deals the team should have there, and sends upstream exactly the HubSpot
+//! users' changes of fields mapped back, none of hubsync's own writes.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -170,6 +171,24 @@ fn the_demo_gives_every_event_its_outcome_and_hubspot_the_right_records() {
         .unwrap_or_else(|| panic!("no company link line in:\n{out}"));
     assert!(of > 0, "no contact whose company is in HubSpot:\n{out}");
     assert_eq!(linked, of, "contacts linked to their company:\n{out}");
+    // HubSpot -> upstream: HubSpot's webhooks brought hubsync's own writes back and none went
+    // up; of the users' edits, exactly the changes of the fields mapped back went up, each once.
+    let expected_changes = labelled(out, "expected hubspot changes");
+    assert!(expected_changes > 0, "no user's edit to send up:\n{out}");
+    assert_eq!(
+        labelled(out, "hubspot changes"),
+        expected_changes,
+        "HubSpot changes upstream:\n{out}"
+    );
+    assert_eq!(labelled(out, "echoes sent up"), 0, "{out}");
+    assert!(
+        labelled(out, "echoes dropped") > 0,
+        "no webhook brought hubsync's writes back:\n{out}"
+    );
+    assert!(
+        out.contains("upstream got exactly the users' changes of fields mapped back"),
+        "the changes upstream differ from the prediction:\n{out}"
+    );
     assert!(
         out.contains("checks: every event has one outcome"),
         "the run differs from what the generated team says must happen:\n{out}"
@@ -207,6 +226,15 @@ fn several_teams_each_end_in_their_own_portal() {
             "{section}"
         );
         assert_eq!(labelled(section, "hubspot companies"), 12, "{section}");
+        // Each portal's users' changes go up as its own team's.
+        let expected_changes = labelled(section, "expected hubspot changes");
+        assert!(expected_changes > 0, "{section}");
+        assert_eq!(
+            labelled(section, "hubspot changes"),
+            expected_changes,
+            "{section}"
+        );
+        assert_eq!(labelled(section, "echoes sent up"), 0, "{section}");
     }
     assert!(out.contains("3 teams: 3 matched their prediction"), "{out}");
 }

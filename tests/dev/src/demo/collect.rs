@@ -1,5 +1,6 @@
-//! Reading what the pipeline recorded: every outcome and every dead letter, from the start of
-//! their topics, while the pipeline runs and until the end of the topics once it has stopped.
+//! Reading what the pipeline recorded: every outcome, every dead letter and every HubSpot change
+//! sent upstream, from the start of their topics, while the pipeline runs and until the end of
+//! the topics once it has stopped.
 //!
 //! The reader is assigned the topics' partitions rather than joining a consumer group, so it
 //! reads from the first moment (no group join to wait for) and never disturbs the pipeline's
@@ -10,7 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
-use hubsync_schemas::{DeadLetter, OutcomeStatus, SyncOutcome};
+use hubsync_schemas::{
+    DeadLetter, HubSpotChange, HubSpotChangeKind, HubSpotObjectType, OutcomeStatus, SyncOutcome,
+};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -19,6 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use hubsync::codec::AvroCodec;
+use hubsync::config::Topics;
 
 /// One outcome as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +40,40 @@ pub struct Letter {
     pub stage: String,
 }
 
+/// One HubSpot change as read from `crm.hubspot.changes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub team: Option<String>,
+    pub kind: HubSpotChangeKind,
+    /// The HubSpot record.
+    pub object_id: String,
+    /// The upstream record it is, when the pipeline knows.
+    pub record_id: Option<String>,
+    pub property: Option<String>,
+    /// Each upstream field the change sets, and its value.
+    pub fields: Vec<(String, Option<String>)>,
+    /// Who made it in HubSpot: `CRM_UI` (a user), `INTEGRATION` (an app)...
+    pub change_source: Option<String>,
+}
+
+impl From<HubSpotChange> for Change {
+    fn from(change: HubSpotChange) -> Self {
+        Change {
+            team: change.team_id,
+            kind: change.change,
+            object_id: change.object_id,
+            record_id: change.record_id,
+            property: change.property_name,
+            fields: change
+                .fields
+                .into_iter()
+                .map(|field| (field.field, field.value))
+                .collect(),
+            change_source: change.change_source,
+        }
+    }
+}
+
 /// Everything read so far.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -48,10 +86,18 @@ pub struct Tally {
     pub undecodable: usize,
     /// Records that could not be read back (should stay 0).
     pub unreadable: usize,
+    /// HubSpot's changes sent upstream, in the order read.
+    pub changes: Vec<Change>,
+    /// Outcomes that tie a HubSpot contact or company to its upstream record: those the
+    /// inbound stage learns upstream ids from.
+    pub identities: usize,
 }
 
 impl Tally {
-    fn outcome(&mut self, outcome: SyncOutcome) {
+    fn outcome(&mut self, outcome: SyncOutcome, topics: &Topics) {
+        if ties_identity(&outcome, topics) {
+            self.identities += 1;
+        }
         self.missing.remove(&outcome.event_id);
         self.outcomes
             .entry(outcome.event_id)
@@ -75,6 +121,24 @@ impl Tally {
     }
 }
 
+/// Whether the inbound stage learns an upstream id from `outcome`: a contact or company event's,
+/// naming the HubSpot record it was written to.
+fn ties_identity(outcome: &SyncOutcome, topics: &Topics) -> bool {
+    let object = if outcome.source_topic == topics.contact_changes {
+        HubSpotObjectType::Contact
+    } else if outcome.source_topic == topics.company_changes {
+        HubSpotObjectType::Company
+    } else {
+        return false;
+    };
+    matches!(
+        outcome.status,
+        OutcomeStatus::Created | OutcomeStatus::Updated | OutcomeStatus::Unchanged
+    ) && outcome.hubspot_object_type == Some(object)
+        && outcome.hubspot_id.is_some()
+        && outcome.source_key.is_some()
+}
+
 pub struct Collector {
     tally: Arc<Mutex<Tally>>,
     stop: watch::Sender<bool>,
@@ -82,13 +146,12 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Starts reading `outcomes` and `dlq` from their beginnings; `wanted` are the event ids
-    /// whose outcomes are waited for.
+    /// Starts reading the outcomes, the dead letters and HubSpot's changes from their
+    /// beginnings; `wanted` are the event ids whose outcomes are waited for.
     pub fn start(
         brokers: &str,
         codec: AvroCodec,
-        outcomes: &str,
-        dlq: &str,
+        topics: &Topics,
         wanted: HashSet<String>,
     ) -> anyhow::Result<Collector> {
         let consumer: StreamConsumer = ClientConfig::new()
@@ -99,7 +162,7 @@ impl Collector {
             .create()
             .context("creating the outcome reader")?;
         let mut assignment = TopicPartitionList::new();
-        for topic in [outcomes, dlq] {
+        for topic in [&topics.outcomes, &topics.dlq, &topics.hubspot_changes] {
             let metadata = tokio::task::block_in_place(|| {
                 consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
             })
@@ -112,7 +175,7 @@ impl Collector {
         }
         consumer
             .assign(&assignment)
-            .context("assigning the outcome and dead-letter partitions")?;
+            .context("assigning the outcome, dead-letter and HubSpot change partitions")?;
         let tally = Arc::new(Mutex::new(Tally {
             missing: wanted,
             ..Tally::default()
@@ -121,7 +184,7 @@ impl Collector {
         let reader = Reader {
             consumer,
             codec,
-            outcomes: outcomes.to_string(),
+            topics: topics.clone(),
             tally: tally.clone(),
             next: HashMap::new(),
         };
@@ -153,7 +216,7 @@ fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
 struct Reader {
     consumer: StreamConsumer,
     codec: AvroCodec,
-    outcomes: String,
+    topics: Topics,
     tally: Arc<Mutex<Tally>>,
     /// The next offset to read per partition.
     next: HashMap<(String, i32), i64>,
@@ -169,7 +232,7 @@ impl Reader {
                     }
                 }
                 message = self.consumer.recv() => match message {
-                    Ok(message) => handle(&self.codec, &self.outcomes, &self.tally, &mut self.next, &message).await,
+                    Ok(message) => handle(&self.codec, &self.topics, &self.tally, &mut self.next, &message).await,
                     Err(error) => warn!(%error, "reading outcomes; continuing"),
                 },
             }
@@ -202,7 +265,7 @@ impl Reader {
                 Ok(Ok(message)) => {
                     handle(
                         &self.codec,
-                        &self.outcomes,
+                        &self.topics,
                         &self.tally,
                         &mut self.next,
                         &message,
@@ -211,17 +274,17 @@ impl Reader {
                 }
                 Ok(Err(error)) => warn!(%error, "reading outcomes; continuing"),
                 Err(_) => anyhow::bail!(
-                    "the outcome and dead-letter topics could not be read to their end within 30 s"
+                    "the outcome, dead-letter and HubSpot change topics could not be read to their end within 30 s"
                 ),
             }
         }
     }
 }
 
-/// Records one message read from the outcome or dead-letter topic.
+/// Records one message read from the outcome, dead-letter or HubSpot change topic.
 async fn handle(
     codec: &AvroCodec,
-    outcomes: &str,
+    topics: &Topics,
     tally: &Mutex<Tally>,
     next: &mut HashMap<(String, i32), i64>,
     message: &BorrowedMessage<'_>,
@@ -231,11 +294,19 @@ async fn handle(
         message.offset() + 1,
     );
     let bytes = message.payload().unwrap_or_default();
-    if message.topic() == outcomes {
+    if message.topic() == topics.outcomes {
         match codec.decode::<SyncOutcome>(bytes).await {
-            Ok(outcome) => lock(tally).outcome(outcome),
+            Ok(outcome) => lock(tally).outcome(outcome, topics),
             Err(error) => {
                 warn!(%error, offset = message.offset(), "an outcome could not be decoded");
+                lock(tally).unreadable += 1;
+            }
+        }
+    } else if message.topic() == topics.hubspot_changes {
+        match codec.decode::<HubSpotChange>(bytes).await {
+            Ok(change) => lock(tally).changes.push(change.into()),
+            Err(error) => {
+                warn!(%error, offset = message.offset(), "a HubSpot change could not be decoded");
                 lock(tally).unreadable += 1;
             }
         }

@@ -11,15 +11,19 @@
 //! contact never reaches HubSpot waits the configuration's short `contact_wait` and is parked.
 //! The run lasts until every event has its outcome, and every deal command an activity made has
 //! its own (undecodable messages have none: they are counted through their dead letters), or the
-//! deadline passes; then the [`Report`] says what became of everything, what it cost in HubSpot
-//! calls, and how long it took, and compares HubSpot's records of every type with the
-//! prediction.
+//! deadline passes. Throughout, HubSpot's webhooks bring every write hubsync makes back to the
+//! pipeline's receiver, and at the end HubSpot users edit some of the contacts hubsync wrote
+//! ([`two_way`]): exactly the changes of the fields mapped back must go upstream, and none of
+//! hubsync's own. Then the [`Report`] says what became of everything, what it cost in HubSpot
+//! calls, and how long it took, and compares HubSpot's records of every type and the changes
+//! sent upstream with the prediction.
 
 pub mod activities;
 pub mod collect;
 pub mod generate;
 pub mod names;
 pub mod summary;
+pub mod two_way;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -42,7 +46,7 @@ use collect::Collector;
 use generate::{Garble, Payload, Team, TeamOptions, Upstream};
 use hubsync::admin::{self, Health, StageHealth};
 use hubsync::codec::{AvroCodec, RegistryClient, Writer};
-use hubsync::config::{Config, Secrets, Topics};
+use hubsync::config::{Config, Secret, SecretSource, Secrets, Topics};
 use hubsync::kafka::producer_config;
 use hubsync::pipeline::{Pipeline, Refusal, Stages};
 pub use summary::Report;
@@ -170,6 +174,9 @@ async fn run_on(
         let mut config = Config::from_toml_str(&text)
             .map_err(|problems| anyhow::anyhow!("the demo configuration is invalid: {problems}"))?;
         config.team.id = team_id.clone();
+        // The receiver reads the secret itself; the demo hands it over rather than through the
+        // environment.
+        config.hubspot.client_secret = Some(SecretSource::Value(Secret::new(two_way::APP_SECRET)));
         let secrets = config
             .resolve_secrets_with(&|name| (name == variable.as_str()).then(|| token.clone()))
             .map_err(|problems| anyhow::anyhow!("the demo configuration's secrets: {problems}"))?;
@@ -214,7 +221,47 @@ async fn run_on(
     )
     .await
     .context("starting the pipeline")?;
-    let driven = drive(options, &config, &secrets, sandbox, &health, &team, begun).await;
+    // HubSpot's webhooks for the app hubsync writes with go to the pipeline's receiver before
+    // hubsync writes anything, so every write comes back, as in real HubSpot.
+    let listening = pipeline
+        .webhook_addr
+        .context("the pipeline runs no webhook receiver")
+        .and_then(|receiver| {
+            let path = &config.stages.inbound.webhook_path;
+            two_way::listen(sandbox, receiver, path, options.seed)
+        });
+    let driven = match listening {
+        Ok(()) => drive(options, &config, &secrets, sandbox, &health, &team, begun).await,
+        Err(error) => Err(error),
+    };
+    let render_metrics = || metrics.as_ref().map(|handle| handle.render());
+    // Once every event has its outcome, HubSpot's users edit what hubsync wrote.
+    let two_way = match &driven {
+        Ok(driven) if driven.finished_at.is_some() => {
+            let written: Vec<(u64, BTreeMap<String, String>)> = {
+                let tally = driven.collector.tally();
+                generated
+                    .iter()
+                    .zip(&sandbox.teams)
+                    .map(|(own, (portal_id, ..))| (*portal_id, written_contacts(own, &tally)))
+                    .collect()
+            };
+            Some(
+                two_way::run(
+                    sandbox,
+                    &driven.collector,
+                    &written,
+                    &render_metrics,
+                    options.seed,
+                )
+                .await
+                .map_err(|e| format!("{e:#}")),
+            )
+        }
+        _ => None,
+    };
+    sandbox.hubspot.webhooks().remove(None);
+    let deliveries = sandbox.hubspot.webhooks().deliveries(None);
     info!("stopping the pipeline");
     let stop_error = pipeline.stop().await.err().map(|e| format!("{e:#}"));
     let _ = admin_server.shutdown().await;
@@ -254,10 +301,45 @@ async fn run_on(
         let links = company_links(own, portal);
         report.contacts_linked = (links.linked, links.linked + links.unlinked.len());
         report.problems.extend(links.problem());
+        match &two_way {
+            Some(Ok(run)) => {
+                report.two_way = Some(two_way::TwoWay::new(
+                    team_id,
+                    *portal_id,
+                    run,
+                    &tally.changes,
+                    &deliveries,
+                ));
+            }
+            Some(Err(error)) => report
+                .problems
+                .push(format!("the HubSpot -> upstream part failed: {error}")),
+            None => {}
+        }
         report.finish();
         reports.push((team_id.clone(), *portal_id, report));
     }
     Ok(Reports { teams: reports })
+}
+
+/// The contacts the outcomes of `team`'s events say hubsync wrote: upstream id -> HubSpot id.
+fn written_contacts(team: &Team, tally: &collect::Tally) -> BTreeMap<String, String> {
+    let mut written = BTreeMap::new();
+    for message in &team.messages {
+        let Payload::Contact(event) = &message.payload else {
+            continue;
+        };
+        let hubspot_id = tally
+            .outcomes
+            .get(&event.event_id)
+            .into_iter()
+            .flatten()
+            .find_map(|seen| seen.hubspot_id.clone());
+        if let Some(hubspot_id) = hubspot_id {
+            written.insert(message.key.clone(), hubspot_id);
+        }
+    }
+    written
 }
 
 /// Contacts the portal holds whose email none of `team`'s events carried: another team's, or
@@ -407,13 +489,7 @@ async fn drive(
     )
     .context("the Avro codec")?;
     let wanted: HashSet<String> = team.messages.iter().flat_map(Upstream::awaited).collect();
-    let collector = Collector::start(
-        &config.kafka.brokers,
-        codec.clone(),
-        &config.topics.outcomes,
-        &config.topics.dlq,
-        wanted,
-    )?;
+    let collector = Collector::start(&config.kafka.brokers, codec.clone(), &config.topics, wanted)?;
     // The upstream producer: hubsync's producer settings, without the consumer-only properties
     // the demo adds for the pipeline's consumers.
     let producer: FutureProducer = producer_config(config, secrets)
@@ -557,10 +633,11 @@ async fn wait_for_outcomes(
 
 /// The sandbox's configuration with the demo's rules: state in `state_dir`, a short session
 /// timeout (the development broker holds a departed member's partitions for that long), the last
-/// name mandatory too, lead status mapped to HubSpot's enumeration, every activity type with its
-/// default policy (opens and profile visits off), a short wait for an activity's contact, the
-/// sales reps mapped to the sandbox's owners (the SDRs are not), one campaign kept out of HubSpot
-/// and one whose replies open deals.
+/// name mandatory too, lead status mapped to HubSpot's enumeration, the lifecycle stage mapped
+/// back upstream (`from_hubspot`), every activity type with its default policy (opens and
+/// profile visits off), a short wait for an activity's contact, the sales reps mapped to the
+/// sandbox's owners (the SDRs are not), one campaign kept out of HubSpot and one whose replies
+/// open deals; the webhook receiver on a free loopback port, with the app's client secret.
 pub fn demo_config(sandbox_config: &str, state_dir: &Path, tier: Tier) -> anyhow::Result<String> {
     let mut text = sandbox_config.to_string();
     let mut replace = |from: &str, to: String| -> anyhow::Result<()> {
@@ -582,7 +659,11 @@ pub fn demo_config(sandbox_config: &str, state_dir: &Path, tier: Tier) -> anyhow
     )?;
     replace(
         "tier = \"professional\"",
-        format!("tier = {}", toml_string(tier.as_str())),
+        format!(
+            "tier = {}\nclient_secret = {{ env = {} }}",
+            toml_string(tier.as_str()),
+            toml_string(two_way::CLIENT_SECRET_ENV)
+        ),
     )?;
     replace(
         "mandatory = [\"email\"]",
@@ -590,7 +671,9 @@ pub fn demo_config(sandbox_config: &str, state_dir: &Path, tier: Tier) -> anyhow
     )?;
     replace(
         "[[sync.companies.mapping]]\nsource = \"name\"",
-        "[[sync.contacts.mapping]]\nsource = \"lead_status\"\nproperty = \"hs_lead_status\"\n\n[[sync.companies.mapping]]\nsource = \"name\"".to_string(),
+        "[[sync.contacts.mapping]]\nsource = \"lead_status\"\nproperty = \"hs_lead_status\"\n\n\
+         [[sync.contacts.mapping]]\nsource = \"stage\"\nproperty = \"lifecyclestage\"\ndirection = \"from_hubspot\"\n\n\
+         [[sync.companies.mapping]]\nsource = \"name\"".to_string(),
     )?;
     replace(
         "email_opened = { enabled = true, store_as = \"note\" }\n",
@@ -599,7 +682,8 @@ pub fn demo_config(sandbox_config: &str, state_dir: &Path, tier: Tier) -> anyhow
     replace(
         "\n[state]\n",
         format!(
-            "\n[stages.sink]\nlinger = \"250ms\"\ncontact_wait = \"{CONTACT_WAIT}\"\n\n[state]\n"
+            "\n[stages.sink]\nlinger = \"250ms\"\ncontact_wait = \"{CONTACT_WAIT}\"\n\n\
+             [stages.inbound]\nwebhook_listen = \"127.0.0.1:0\"\n\n[state]\n"
         ),
     )?;
     text.push_str("\n[users]\n");
@@ -823,6 +907,29 @@ mod tests {
             assert_eq!(config.rules.users.owner_for(sdr), None, "{sdr}");
         }
         assert_eq!(config.stages.sink.contact_wait, Duration::from_secs(5));
+        assert_eq!(
+            config.stages.inbound.webhook_listen.as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert!(config.hubspot.client_secret.is_some());
+        // The properties HubSpot's users edit flow as the prediction says.
+        for edited in &two_way::EDITED {
+            let entry = config
+                .rules
+                .sync
+                .contacts
+                .mapping
+                .iter()
+                .find(|m| m.property == edited.property)
+                .unwrap_or_else(|| panic!("{} is mapped", edited.property));
+            let goes_up = entry
+                .direction
+                .writes_upstream()
+                .then_some(entry.source.as_str());
+            assert_eq!(goes_up, edited.field, "{}", edited.property);
+            let direction = toml::Value::try_from(entry.direction).expect("a direction");
+            assert_eq!(direction.as_str(), Some(edited.direction));
+        }
         let deals = config.rules.campaign(names::DEAL_CAMPAIGN);
         assert!(deals.push_to_crm);
         assert_eq!(

@@ -3,7 +3,8 @@
 //!
 //! Some lines are meant for scripts as well as people and keep their shape:
 //! `hubspot contacts: N`, `expected contacts: N` (and the same for companies, notes, emails,
-//! calls, tasks, meetings and deals), one
+//! calls, tasks, meetings and deals), `hubspot changes: N`, `expected hubspot changes: N` and
+//! `echoes sent up: N` (HubSpot -> upstream), one
 //! `  <status>  <events>  <contact events>  <company events>  <activity events>` line per outcome
 //! status, and `result: complete` (every event answered, every check passed), `result:
 //! incomplete` (events without an outcome) or `result: mismatch` (everything answered, but the
@@ -21,6 +22,7 @@ use super::activities::{self, ACTIVITY_OBJECTS, DealFate};
 use super::collect::{Seen, Tally};
 use super::generate::{Expected, Payload, Profile, Team, Upstream, deal_event_id};
 use super::names;
+use super::two_way::TwoWay;
 
 /// Outcome statuses in the order the report lists them.
 const STATUSES: [OutcomeStatus; 7] = [
@@ -133,6 +135,9 @@ pub struct Report {
     /// From the first message published to the last outcome (or the deadline).
     pub wall: Duration,
     pub timed_out: bool,
+    /// HubSpot -> upstream: the users' edits and what went up; `None` when the run never got
+    /// that far.
+    pub two_way: Option<TwoWay>,
     pub problems: Vec<String>,
 }
 
@@ -199,6 +204,7 @@ impl Report {
             waves: Vec::new(),
             wall: Duration::ZERO,
             timed_out: false,
+            two_way: None,
             problems: Vec::new(),
         };
         let mut ids: Vec<&str> = deliveries.keys().copied().collect();
@@ -497,6 +503,9 @@ impl Report {
                 "{} of {garbled} undecodable messages were dead-lettered",
                 self.undecodable_dead_lettered
             ));
+        }
+        if let Some(two_way) = &self.two_way {
+            problems.extend(two_way.problems());
         }
         self.problems.extend(problems);
     }
@@ -866,6 +875,9 @@ impl Report {
         }
         let _ = writeln!(out, "hubspot deals: {}", self.deals_in_hubspot);
         let _ = writeln!(out, "expected deals: {}", e.deals_in_hubspot);
+        if let Some(two_way) = &self.two_way {
+            two_way.render(&mut out);
+        }
 
         let records = (self.contacts_in_hubspot
             + self.companies_in_hubspot
@@ -886,6 +898,14 @@ impl Report {
                 wave.outcomes.as_secs_f64(),
                 wave.messages,
                 wave.publish.as_secs_f64()
+            );
+        }
+        if let Some(two_way) = &self.two_way {
+            let _ = writeln!(
+                out,
+                "  {:<36} {:>8.1} s   (webhooks in, users' edits, their changes upstream)",
+                "HubSpot -> upstream",
+                two_way.spent.as_secs_f64()
             );
         }
         let _ = writeln!(
@@ -909,7 +929,12 @@ impl Report {
         if self.problems.is_empty() {
             let _ = writeln!(
                 out,
-                "checks: every event has one outcome; HubSpot holds exactly the records the team should have there"
+                "checks: every event has one outcome; HubSpot holds exactly the records the team should have there{}",
+                if self.two_way.is_some() {
+                    "; upstream got exactly the users' changes of fields mapped back, none of hubsync's own"
+                } else {
+                    ""
+                }
             );
         } else {
             let _ = writeln!(out, "checks: {} problem(s)", self.problems.len());
