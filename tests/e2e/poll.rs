@@ -6,6 +6,8 @@
 //! translator's echo suppression); deletions come from the archived listing; a followed list's
 //! members are imported once and those who leave are reported once.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,11 +25,10 @@ use hubsync_sandbox::hubspot::{
     DEFAULT_PRIVATE_APP_ID, DEFAULT_TOKEN, DEFAULT_USER_ID, HubSpotSandbox, SandboxOptions,
 };
 use hubsync_sandbox::server::{RunningServer, loopback};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
+use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
-use rdkafka::{ClientConfig, Message};
 use serde_json::{Value, json};
+use support::hook::read_topic;
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const TOPIC: &str = "hubsync.hubspot.webhooks";
@@ -174,62 +175,6 @@ async fn webhook_catcher() -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, caught)
 }
 
-struct Received {
-    key: String,
-    value: Value,
-    headers: BTreeMap<String, String>,
-}
-
-/// Every record on the topic, read until `quiet` passes without a new one (after `at_least`).
-async fn read_topic(brokers: &str, at_least: usize, quiet: Duration) -> Vec<Received> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set(
-            "group.id",
-            format!("read-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[TOPIC]).expect("subscribe");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut found = Vec::new();
-    loop {
-        let wait = if found.len() >= at_least {
-            quiet
-        } else {
-            deadline.saturating_duration_since(tokio::time::Instant::now())
-        };
-        match tokio::time::timeout(wait, consumer.recv()).await {
-            Ok(Ok(message)) => {
-                let headers = message
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                let value =
-                                    h.value.map(String::from_utf8_lossy).unwrap_or_default();
-                                (h.key.to_string(), value.into_owned())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                found.push(Received {
-                    key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-                    value: serde_json::from_slice(message.payload().unwrap_or_default())
-                        .expect("a JSON event"),
-                    headers,
-                });
-            }
-            Ok(Err(error)) => panic!("reading {TOPIC}: {error}"),
-            Err(_) => break,
-        }
-    }
-    assert!(found.len() >= at_least, "{} of {at_least}", found.len());
-    found
-}
-
 /// What the translator dedupes on.
 fn dedupe_key(event: &Value) -> (Value, Value, Value, Value, Value) {
     (
@@ -355,7 +300,13 @@ async fn hubspot_changes_are_polled_once_each_and_the_cursor_survives_a_restart(
     assert_eq!(poller.poll_once(&target).await.total(), 0);
 
     // On the topic: exactly those three, keyed and labelled as the receiver's.
-    let records = read_topic(setup.broker.bootstrap_servers(), 3, Duration::from_secs(3)).await;
+    let records = read_topic(
+        setup.broker.bootstrap_servers(),
+        TOPIC,
+        3,
+        Duration::from_secs(3),
+    )
+    .await;
     assert_eq!(records.len(), 3);
     for record in &records {
         assert_eq!(record.key, format!("{portal}:{id}"));
@@ -495,7 +446,13 @@ async fn a_followed_lists_members_are_imported_once_and_leavers_reported_once() 
     setup.advance(61);
     assert_eq!(poller.poll_once(&target).await.total(), 0);
 
-    let records = read_topic(setup.broker.bootstrap_servers(), 4, Duration::from_secs(3)).await;
+    let records = read_topic(
+        setup.broker.bootstrap_servers(),
+        TOPIC,
+        4,
+        Duration::from_secs(3),
+    )
+    .await;
     let seen: Vec<(String, u64, i64)> = records
         .iter()
         .map(|r| {

@@ -5,16 +5,12 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hubsync_dev::sandbox_config::{render_sandbox_service, render_sandbox_team};
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message};
 use serde_json::{Value, json};
-use support::hook::{APP_SECRET, Hook, now_ms, sign};
+use support::hook::{APP_SECRET, Hook, now_ms, read_topic, sign};
 use support::world::World;
 use support::{Child, events};
 
@@ -27,66 +23,6 @@ fn event(portal: u64, object: u64, value: &str) -> Value {
         "attemptNumber": 0, "objectId": object, "propertyName": "firstname",
         "propertyValue": value, "changeSource": "CRM_UI", "sourceId": "userId:1"
     })
-}
-
-struct Received {
-    key: String,
-    value: Value,
-    headers: BTreeMap<String, String>,
-}
-
-/// Every record on the topic, read until `quiet` passes without a new one (after `at_least`).
-async fn read_topic(brokers: &str, topic: &str, at_least: usize, quiet: Duration) -> Vec<Received> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set(
-            "group.id",
-            format!("read-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut found = Vec::new();
-    loop {
-        let wait = if found.len() >= at_least {
-            quiet
-        } else {
-            deadline.saturating_duration_since(tokio::time::Instant::now())
-        };
-        match tokio::time::timeout(wait, consumer.recv()).await {
-            Ok(Ok(message)) => {
-                let headers = message
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                let value =
-                                    h.value.map(String::from_utf8_lossy).unwrap_or_default();
-                                (h.key.to_string(), value.into_owned())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                found.push(Received {
-                    key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
-                    value: serde_json::from_slice(message.payload().unwrap_or_default())
-                        .expect("a JSON event"),
-                    headers,
-                });
-            }
-            Ok(Err(error)) => panic!("reading {topic}: {error}"),
-            Err(_) => break,
-        }
-    }
-    assert!(
-        found.len() >= at_least,
-        "{} of {at_least} records on {topic}",
-        found.len()
-    );
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

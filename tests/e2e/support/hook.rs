@@ -1,10 +1,15 @@
-//! Posting to the inbound stage's webhook receiver as HubSpot does: signature v3 computed here
-//! from its definition, timestamps, and requests cut short.
+//! Posting to the inbound stage's webhook receiver as HubSpot does (signature v3 computed here
+//! from its definition, timestamps, requests cut short), and reading what lands on the HubSpot
+//! events topic.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message};
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -123,4 +128,70 @@ impl Hook {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// A record of the HubSpot events topic, as read.
+pub struct Received {
+    pub key: String,
+    pub value: Value,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Every record on the topic, read until `quiet` passes without a new one (after `at_least`).
+pub async fn read_topic(
+    brokers: &str,
+    topic: &str,
+    at_least: usize,
+    quiet: Duration,
+) -> Vec<Received> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set(
+            "group.id",
+            format!("read-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut found = Vec::new();
+    loop {
+        let wait = if found.len() >= at_least {
+            quiet
+        } else {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        };
+        match tokio::time::timeout(wait, consumer.recv()).await {
+            Ok(Ok(message)) => {
+                let headers = message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                let value =
+                                    h.value.map(String::from_utf8_lossy).unwrap_or_default();
+                                (h.key.to_string(), value.into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found.push(Received {
+                    key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                    value: serde_json::from_slice(message.payload().unwrap_or_default())
+                        .expect("a JSON event"),
+                    headers,
+                });
+            }
+            Ok(Err(error)) => panic!("reading {topic}: {error}"),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        found.len() >= at_least,
+        "{} of {at_least} records on {topic}",
+        found.len()
+    );
+    found
 }
