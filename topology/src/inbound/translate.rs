@@ -278,6 +278,8 @@ impl<'a> Translator<'a> {
         if self.seen.contains(&id) || self.memory.seen(&id)? {
             return Ok(dropped(Dropped::Duplicate, Vec::new()));
         }
+        // Whatever becomes of it, a copy later in the batch is a duplicate.
+        self.seen.insert(id);
         let Some((object, kind)) = kind_of(event) else {
             return Ok(dropped(Dropped::Unsupported, vec![Effect::Seen(id)]));
         };
@@ -427,13 +429,9 @@ impl<'a> Translator<'a> {
             sent: Ok(Box::new(change)),
             effects,
         })
-        .inspect(|_| {
-            self.seen.insert(id);
-        })
     }
 
-    /// Remembers, for the rest of the batch, that an event was translated (its copies are
-    /// duplicates even before the batch is on Kafka).
+    /// The upstream id of a HubSpot record: learned earlier in this batch, or remembered.
     fn upstream_id(
         &self,
         view: &TeamView,
@@ -770,6 +768,26 @@ mod tests {
                 .sent
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_copy_in_the_same_batch_is_a_duplicate_whatever_the_first_became() {
+        let (_dir, memory) = memory();
+        let mut translator = Translator::new(&memory, None);
+        let ours = event(serde_json::json!({
+            "propertyName":"jobtitle","propertyValue":"CTO",
+            "changeSource":"INTEGRATION","sourceId":"4242"}));
+        let phone = event(serde_json::json!({"propertyName":"phone","propertyValue":"+1"}));
+        for (first, why) in [(ours, Dropped::Echo), (phone, Dropped::Unmapped)] {
+            assert_eq!(
+                translator.translate(&view(), &first).unwrap().sent,
+                Err(why)
+            );
+            assert_eq!(
+                translator.translate(&view(), &first).unwrap().sent,
+                Err(Dropped::Duplicate)
+            );
+        }
     }
 
     #[test]
