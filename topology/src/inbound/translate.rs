@@ -477,8 +477,10 @@ impl<'a> Translator<'a> {
         let written = state
             .scoped(&view.portal.to_string())
             .last_written(&hubspot_key(object_path(object), &id.to_string()))?;
-        Ok(written.get(property).is_some()
-            && written.get(property) == event.property_value.as_ref())
+        Ok(
+            written.contains_key(property)
+                && written.get(property) == event.property_value.as_ref(),
+        )
     }
 }
 
