@@ -81,7 +81,9 @@ impl CallLog {
     fn new(origin: Instant) -> Self {
         CallLog {
             origin,
-            origin_ms: hubsync::outcomes::now_ms(),
+            // The wall clock at `origin`, not now: the broker and the registry started since.
+            origin_ms: hubsync::outcomes::now_ms()
+                - i64::try_from(origin.elapsed().as_millis()).unwrap_or(0),
             calls: Arc::new(Mutex::new(Vec::new())),
         }
     }
