@@ -373,6 +373,22 @@ impl World {
         }
     }
 
+    /// The records `topic` holds now, over its partitions.
+    pub fn held(&self, topic: &str) -> usize {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .create()
+            .expect("consumer");
+        (0..self.partitions)
+            .map(|partition| {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                    .expect("watermarks");
+                usize::try_from(high - low).unwrap_or(0)
+            })
+            .sum()
+    }
+
     /// Fails loudly when the broker no longer holds `expected` records of `topic` from offset 0
     /// on: librdkafka's mock cluster keeps at most 5 MiB (or 100,000 message sets) per
     /// partition and silently drops the oldest beyond that.
