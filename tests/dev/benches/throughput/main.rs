@@ -3,7 +3,7 @@
 //! ```text
 //! make bench                     # = cargo bench --locked -p hubsync-dev --bench throughput
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
-//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | memory | codec | teams | logs
+//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | memory | codec | teams | logs | inbound
 //! cargo bench -p hubsync-dev --bench throughput -- --sink-records 100000
 //! cargo bench -p hubsync-dev --bench throughput -- --only replay --replay-events 1000000
 //! cargo bench -p hubsync-dev --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
@@ -34,12 +34,17 @@
 //! 8. **Logs**: 1,000,000 outcomes of 100 teams over a week (100,000 with `--quick`,
 //!    `--logs-outcomes N`); one team's week asked by reading the topic from the week's start,
 //!    from the outcomes index, and over the console's API.
+//! 9. **Inbound**: 10,000 users' edits in HubSpot (1,000 with `--quick`) of a `both` field of
+//!    contacts hubsync wrote, to `crm.hubspot.changes`, by webhook and by polling, side by side:
+//!    changes/s, occurred-to-Kafka latency, delivered, missing, echoes and copies, and polling's
+//!    HubSpot calls per 1,000 changes.
 //!
 //! # Layout
 //! - `events`: generated contacts and their events; the sandbox config's rules and catalog.
 //! - `world`: broker, schema registry and HubSpot sandbox in this process, recording every
 //!   HubSpot request; reading outcomes back.
-//! - `processors`, `sink`, `repeats`, `activities`, `replay`, `codec`, `teams`, `logs`: one figure each;
+//! - `processors`, `sink`, `repeats`, `activities`, `replay`, `codec`, `teams`, `logs`, `inbound`:
+//!   one figure each;
 //!   `process_stage`: the process stage with Kafka, for comparison with the sink.
 //! - `cpu`: CPU time and load from `/proc`, and timed passes on one thread.
 //! - `report`: medians and the table.
@@ -49,6 +54,7 @@ mod codec;
 mod cpu;
 mod events;
 mod held;
+mod inbound;
 mod logs;
 mod process_stage;
 mod processors;
@@ -89,6 +95,7 @@ struct Options {
     codec: bool,
     teams: bool,
     logs: bool,
+    inbound: bool,
 }
 
 impl Options {
@@ -110,11 +117,13 @@ impl Options {
                 "codec",
                 "teams",
                 "logs",
+                "inbound",
             ]
             .contains(&only)
         {
             eprintln!(
-                "--only takes processors, sink, repeats, activities, replay, memory, codec, teams or logs, not {only:?}"
+                "--only takes processors, sink, repeats, activities, replay, memory, codec, teams, logs or \
+                 inbound, not {only:?}"
             );
             std::process::exit(2);
         }
@@ -169,6 +178,7 @@ impl Options {
             codec: wanted("codec"),
             teams: wanted("teams"),
             logs: wanted("logs"),
+            inbound: wanted("inbound"),
         }
     }
 }
@@ -436,6 +446,34 @@ fn main() {
         rows.extend(logs_rows(&figures));
     }
 
+    if options.inbound {
+        let scale = if options.quick { 10 } else { 1 };
+        let mut figures = Vec::new();
+        for way in [inbound::Way::Webhook, inbound::Way::Poll] {
+            let params = inbound::Params {
+                way,
+                // Fewer contacts with --quick, but not 10x fewer: a contact edited again every
+                // few milliseconds is a burst no user makes (see the README on ordering).
+                contacts: if options.quick { 500 } else { 1_000 },
+                edits: 10_000 / scale,
+                poll_interval: Duration::from_secs(1),
+                // The sandbox's search index lags 5 s behind writes.
+                search_lag: Duration::from_millis(5_500),
+                timeout: Duration::from_secs(120),
+                kafka: options.kafka.clone(),
+            };
+            eprintln!(
+                "[9] inbound by {}: {} contacts written, then {} users' edits ...",
+                way.label(),
+                params.contacts,
+                params.edits
+            );
+            figures.push(runtime.block_on(inbound::measure(params)));
+        }
+        print_inbound(&figures);
+        rows.extend(inbound_rows(&figures));
+    }
+
     println!();
     println!(
         "## hubsync throughput ({}; {} s in all, after the build)",
@@ -454,6 +492,178 @@ fn main() {
     if failed {
         println!("some figures miss their target: see the details above the table");
     }
+}
+
+fn print_inbound(all: &[inbound::Figures]) {
+    println!("### 9. inbound: users' edits in HubSpot to crm.hubspot.changes");
+    for f in all {
+        let p = &f.params;
+        let how = match p.way {
+            inbound::Way::Webhook => format!(
+                "the sandbox's signed webhooks, every subscription type, {:.0}% of events sent \
+                 twice; polling off",
+                100.0 * 0.05
+            ),
+            inbound::Way::Poll => format!(
+                "polling every {} ms, search_lag {} ms (the sandbox's index lags 5,000 ms), \
+                 page_size 100; no webhooks",
+                p.poll_interval.as_millis(),
+                p.search_lag.as_millis()
+            ),
+        };
+        println!("{}: {how}", p.way.label());
+        println!(
+            "  hubsync wrote {} contacts; {} of HubSpot's events about its writes came in \
+             ({} before the edits); users then made {} job title edits (`both`) in {:.1} s ({} \
+             edits/s offered)",
+            thousands(p.contacts as f64),
+            thousands(f.own_kinds.values().sum::<usize>() as f64),
+            thousands(f.own_events as f64),
+            thousands(p.edits as f64),
+            f.edits_took.as_secs_f64(),
+            thousands(p.edits as f64 / f.edits_took.as_secs_f64().max(0.001))
+        );
+        println!(
+            "  every event on hubsync.hubspot.webhooks that is no user's edit (hubsync's writes, \
+             copies included): {:?}",
+            f.own_kinds
+        );
+        println!(
+            "  delivered {} of {} edits ({} missing: {} of them reached hubsync after a newer \
+             edit of the same contact, dropped as stale; {} superseded by a later edit of the \
+             contact that went up; {} edits in all reached hubsync out of order; {} went up \
+             under two event ids); {} changes carry the upstream id; the newest edit of {} of \
+             {} contacts went up",
+            thousands(f.delivered as f64),
+            thousands(f.expected() as f64),
+            f.missing(),
+            f.missing_out_of_order,
+            f.missing_superseded,
+            f.out_of_order,
+            f.twice,
+            thousands(f.keyed as f64),
+            thousands(f.converged as f64),
+            thousands(p.contacts as f64)
+        );
+        println!(
+            "  {:.1} s from the first edit to the last change on Kafka: {} changes/s; occurred_at \
+             to Kafka timestamp p50 {} ms, p99 {} ms, max {} ms",
+            f.wall.as_secs_f64(),
+            thousands(f.per_second()),
+            f.latency.p50,
+            f.latency.p99,
+            f.latency.max
+        );
+        println!(
+            "  records on crm.hubspot.changes {} ({} distinct event ids, {} copies); echoes and \
+             other changes no user made: {} {:?}",
+            thousands(f.records as f64),
+            thousands(f.distinct as f64),
+            f.duplicates(),
+            f.echo_count(),
+            f.echoes
+        );
+        println!(
+            "  HubSpot calls from the first edit to the last change: {:?}",
+            f.calls
+        );
+        if p.way == inbound::Way::Poll {
+            println!(
+                "  per 1,000 changes: {:.2} searches ({}), {:.2} batch reads ({})",
+                f.searches_per_1000(),
+                f.searches(),
+                f.reads_per_1000(),
+                f.reads()
+            );
+        } else {
+            println!(
+                "  webhook requests over the run: {} attempts, {} not answered 2xx",
+                f.webhook_attempts, f.webhook_retried
+            );
+        }
+    }
+    println!();
+}
+
+fn inbound_rows(all: &[inbound::Figures]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let both = |value: &dyn Fn(&inbound::Figures) -> String| {
+        all.iter().map(value).collect::<Vec<_>>().join(" / ")
+    };
+    let ways = all
+        .iter()
+        .map(|f| f.params.way.label())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    rows.push(Row::info(
+        format!(
+            "9 inbound, {} users' edits -> crm.hubspot.changes, changes/s ({ways})",
+            thousands(all.first().map_or(0, |f| f.params.edits) as f64)
+        ),
+        both(&|f| thousands(f.per_second())),
+    ));
+    rows.push(Row::info(
+        format!("9   occurred_at -> Kafka timestamp p50 / p99, ms ({ways})"),
+        both(&|f| format!("{} / {}", f.latency.p50, f.latency.p99)),
+    ));
+    for f in all {
+        let way = f.params.way.label();
+        rows.push(Row::new(
+            format!("9   changes delivered / expected after dedupe, missing ({way})"),
+            format!(
+                "{} / {}, {} missing ({} reached hubsync after a newer edit of the contact: \
+                 stale); newest value up for {} / {} contacts",
+                thousands(f.delivered as f64),
+                thousands(f.expected() as f64),
+                thousands(f.missing() as f64),
+                thousands(f.missing_out_of_order as f64),
+                thousands(f.converged as f64),
+                thousands(f.params.contacts as f64)
+            ),
+            "all, missing 0",
+            if f.missing() == 0 && f.twice == 0 {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+        ));
+        rows.push(Row::new(
+            format!("9   echoes on crm.hubspot.changes ({way})"),
+            format!(
+                "{} (of {} events about hubsync's writes){}",
+                thousands(f.echo_count() as f64),
+                thousands(f.own_kinds.values().sum::<usize>() as f64),
+                if f.echoes.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {:?}", f.echoes)
+                }
+            ),
+            "0",
+            if f.echo_count() == 0 {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+        ));
+    }
+    rows.push(Row::info(
+        format!("9   copies on the topic, same event id ({ways})"),
+        both(&|f| f.duplicates().to_string()),
+    ));
+    if let Some(f) = all.iter().find(|f| f.params.way == inbound::Way::Poll) {
+        rows.push(Row::info(
+            "9   polling: searches / batch reads per 1,000 changes",
+            format!(
+                "{:.2} / {:.2} ({} / {} calls)",
+                f.searches_per_1000(),
+                f.reads_per_1000(),
+                f.searches(),
+                f.reads()
+            ),
+        ));
+    }
+    rows
 }
 
 fn print_logs(f: &logs::Figures) {

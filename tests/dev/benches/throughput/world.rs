@@ -81,7 +81,9 @@ impl CallLog {
     fn new(origin: Instant) -> Self {
         CallLog {
             origin,
-            origin_ms: hubsync::outcomes::now_ms(),
+            // The wall clock at `origin`, not now: the broker and the registry started since.
+            origin_ms: hubsync::outcomes::now_ms()
+                - i64::try_from(origin.elapsed().as_millis()).unwrap_or(0),
             calls: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -369,6 +371,22 @@ impl World {
                 result.expect("the broker takes the record");
             }
         }
+    }
+
+    /// The records `topic` holds now, over its partitions.
+    pub fn held(&self, topic: &str) -> usize {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .create()
+            .expect("consumer");
+        (0..self.partitions)
+            .map(|partition| {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                    .expect("watermarks");
+                usize::try_from(high - low).unwrap_or(0)
+            })
+            .sum()
     }
 
     /// Fails loudly when the broker no longer holds `expected` records of `topic` from offset 0
