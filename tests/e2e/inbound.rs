@@ -683,6 +683,10 @@ async fn the_inbound_stage_killed_mid_burst_loses_no_change() {
 async fn polling_brings_a_users_edit_and_a_followed_lists_joins_and_leaves() {
     let world = World::start(SandboxOptions::default(), 1, |text| {
         text.replace(
+            "[hubspot]\n",
+            &format!("[hubspot]\napp_id = {DEFAULT_PRIVATE_APP_ID}\n"),
+        )
+        .replace(
             "[state]\n",
             // The sandbox's search index lags 5 s behind writes, as HubSpot's does (up to
             // about 30 s there): polling reads only what is older than that.

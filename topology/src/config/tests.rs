@@ -831,8 +831,12 @@ fn fields_that_flow_from_hubspot_with_no_way_in_are_a_warning() {
     );
     assert!(fields_warned(&with(&webhooks)).is_empty());
     let polling = format!("{both}[stages.inbound]\npoll = true\n");
+    assert_eq!(fields_warned(&with(&polling)), ["hubspot.app_id"]);
+    let polling = format!("{both}[hubspot]\napp_id = 3141592\n[stages.inbound]\npoll = true\n");
     assert!(fields_warned(&with(&polling)).is_empty());
-    let quick = format!("{both}[stages.inbound]\npoll = true\nsearch_lag = \"5s\"\n");
+    let quick = format!(
+        "{both}[hubspot]\napp_id = 3141592\n[stages.inbound]\npoll = true\nsearch_lag = \"5s\"\n"
+    );
     assert_eq!(fields_warned(&with(&quick)), ["stages.inbound.search_lag"]);
     // Fields that only flow to HubSpot need no way in.
     assert!(fields_warned(&with("")).is_empty());

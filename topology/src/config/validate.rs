@@ -107,6 +107,15 @@ pub(crate) fn warnings(config: &Config) -> Vec<Problem> {
             ),
         ));
     }
+    if inbound.poll && config.hubspot.app_id.is_none() && !config.team.id.is_empty() {
+        warnings.push(Problem::new(
+            "hubspot.app_id",
+            "not set while stages.inbound.poll is on: polling reads who made each change from \
+             HubSpot's history, and without hubsync's app id its own writes cannot be told from \
+             other apps', so the team is not polled (webhooks still come in); set it to the app \
+             the team's token belongs to",
+        ));
+    }
     if inbound.poll && inbound.search_lag < std::time::Duration::from_secs(30) {
         warnings.push(Problem::new(
             "stages.inbound.search_lag",

@@ -58,7 +58,18 @@ impl Portals {
     /// The team of `view` is served, on `view.portal` (any portal it had before is forgotten),
     /// with `view`'s rules; `client` is its connection, which polling reads with.
     pub fn set(&self, view: TeamView, client: &HubSpotClient) {
-        if view.sends_anything() {
+        if view.sends_anything() && view.app_id.is_none() {
+            // A polled change names its source as HubSpot's history does: without hubsync's
+            // app id, hubsync's own writes cannot be told from another app's, and would go up.
+            tracing::warn!(
+                team = view.team,
+                "not polled: hubspot.app_id is not set, so polling cannot tell hubsync's own \
+                 writes from other apps' (webhooks can, by the app that delivers them)"
+            );
+            metrics::counter!("hubsync_inbound_teams_not_polled_total", "team" => view.team.clone())
+                .increment(1);
+            self.polls.remove(&view.team);
+        } else if view.sends_anything() {
             let watched = [
                 HubSpotObjectType::Contact,
                 HubSpotObjectType::Company,
@@ -247,6 +258,7 @@ mod tests {
         let view = |team: &str, portal| TeamView {
             team: team.to_string(),
             portal,
+            app_id: Some(4242),
             ..TeamView::default()
         };
         portals.set(view("acme", 62515), &client);
@@ -264,10 +276,15 @@ mod tests {
             HubSpotObjectType::Company,
             [("industry".to_string(), vec!["sector".to_string()])].into(),
         );
-        portals.set(follows, &client);
+        portals.set(follows.clone(), &client);
         assert_eq!(portals.poll_targets().teams(), ["umbrella"]);
-        portals.remove_team("umbrella");
+        // Without hubsync's app id its own writes could not be told apart: not polled.
+        follows.app_id = None;
+        portals.set(follows, &client);
         assert!(portals.poll_targets().teams().is_empty());
+        assert_eq!(portals.team(9).as_deref(), Some("umbrella"), "webhooks still routed");
+        portals.remove_team("umbrella");
+        assert_eq!(portals.team(9), None);
         assert_eq!(portals.team(1), None);
     }
 }

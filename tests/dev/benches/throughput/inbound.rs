@@ -208,6 +208,8 @@ pub async fn measure(params: Params) -> Figures {
         linger: Some(Duration::from_millis(250)),
     })
     .await;
+    // hubsync's app id, as a deployment sets it: polling needs it to tell hubsync's own writes.
+    world.config.hubspot.app_id = Some(world.hubspot.app_of(DEFAULT_TOKEN));
     let inbound = &mut world.config.stages.inbound;
     match params.way {
         Way::Webhook => {
