@@ -282,7 +282,11 @@ mod tests {
         follows.app_id = None;
         portals.set(follows, &client);
         assert!(portals.poll_targets().teams().is_empty());
-        assert_eq!(portals.team(9).as_deref(), Some("umbrella"), "webhooks still routed");
+        assert_eq!(
+            portals.team(9).as_deref(),
+            Some("umbrella"),
+            "webhooks still routed"
+        );
         portals.remove_team("umbrella");
         assert_eq!(portals.team(9), None);
         assert_eq!(portals.team(1), None);
