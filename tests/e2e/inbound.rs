@@ -11,7 +11,10 @@ mod support;
 use std::time::Duration;
 
 use hubsync_sandbox::hubspot::{DEFAULT_PRIVATE_APP_ID, DEFAULT_TOKEN, SandboxOptions};
-use hubsync_schemas::{ChangeKind, HubSpotChange, HubSpotChangeKind, OutcomeStatus, SchemaKind};
+use hubsync_schemas::{
+    ChangeKind, ContactChanged, HubSpotChange, HubSpotChangeKind, OutcomeStatus, SchemaKind,
+    SyncOutcome,
+};
 use serde_json::{Value, json};
 use support::hook::{APP_SECRET, Hook};
 use support::world::World;
@@ -91,21 +94,7 @@ async fn a_users_edit_goes_upstream_once_and_hubsyncs_own_writes_never_do() {
 
     // hubsync writes the contact; the inbound stage learns its upstream id from the outcome.
     let created = events::contact("c_ada", Some("ada@example.com"), ChangeKind::Created);
-    world
-        .publish(
-            SchemaKind::ContactChanged,
-            &world.config.topics.contact_changes,
-            "c_ada",
-            &created,
-        )
-        .await;
-    let outcomes = world
-        .outcomes_for(
-            std::slice::from_ref(&created.event_id),
-            Duration::from_secs(90),
-        )
-        .await;
-    let outcome = &outcomes[&created.event_id][0];
+    let outcome = &contact_outcome(&world, "c_ada", &created, 90).await;
     assert_eq!(outcome.status, OutcomeStatus::Created, "{outcome:?}");
     let hubspot_id = outcome.hubspot_id.clone().expect("a HubSpot id");
     wait_for(admin_port, "hubsync_inbound_identities_learned_total", 1.0).await;
@@ -227,21 +216,7 @@ async fn a_users_edit_goes_upstream_once_and_hubsyncs_own_writes_never_do() {
         (&older, OutcomeStatus::Unchanged, before),
         (&newer, OutcomeStatus::Updated, json!("Chief Scientist")),
     ] {
-        world
-            .publish(
-                SchemaKind::ContactChanged,
-                &world.config.topics.contact_changes,
-                "c_ada",
-                event,
-            )
-            .await;
-        let outcomes = world
-            .outcomes_for(
-                std::slice::from_ref(&event.event_id),
-                Duration::from_secs(60),
-            )
-            .await;
-        let outcome = &outcomes[&event.event_id][0];
+        let outcome = &contact_outcome(&world, "c_ada", event, 60).await;
         assert_eq!(outcome.status, status, "{outcome:?}");
         assert_eq!(outcome.hubspot_id.as_deref(), Some(hubspot_id.as_str()));
         let held = contact(&world, &hubspot_id);
@@ -261,27 +236,37 @@ async fn a_users_edit_goes_upstream_once_and_hubsyncs_own_writes_never_do() {
     assert_eq!(status, 200, "{answer}");
     wait_for(admin_port, "hubsync_sink_hubspot_changes_total", 3.0).await;
     let after = job_title("Emeritus", t + 180_000);
-    world
-        .publish(
-            SchemaKind::ContactChanged,
-            &world.config.topics.contact_changes,
-            "c_ada",
-            &after,
-        )
-        .await;
-    let outcomes = world
-        .outcomes_for(
-            std::slice::from_ref(&after.event_id),
-            Duration::from_secs(60),
-        )
-        .await;
-    let outcome = &outcomes[&after.event_id][0];
+    let outcome = &contact_outcome(&world, "c_ada", &after, 60).await;
     assert_eq!(
         (outcome.status, outcome.reason_code.as_str()),
         (OutcomeStatus::Skipped, "DELETED_IN_HUBSPOT"),
         "{outcome:?}"
     );
     assert_eq!(contact(&world, &hubspot_id)["jobtitle"], "Chief Scientist");
+}
+
+/// Publishes an upstream contact event and waits up to `secs` for its outcome.
+async fn contact_outcome(
+    world: &World,
+    key: &str,
+    event: &ContactChanged,
+    secs: u64,
+) -> SyncOutcome {
+    world
+        .publish(
+            SchemaKind::ContactChanged,
+            &world.config.topics.contact_changes,
+            key,
+            event,
+        )
+        .await;
+    let outcomes = world
+        .outcomes_for(
+            std::slice::from_ref(&event.event_id),
+            Duration::from_secs(secs),
+        )
+        .await;
+    outcomes[&event.event_id][0].clone()
 }
 
 /// The sandbox's properties of a contact.
@@ -498,21 +483,7 @@ async fn the_sandboxs_own_webhooks_bring_users_changes_and_none_of_hubsyncs() {
     wait_for(admin_port, "hubsync_sink_hubspot_changes_total", 2.0).await;
     let mut alan = events::contact("c_alan", Some("alan@example.com"), ChangeKind::Updated);
     alan.job_title = Some("Cryptanalyst".to_string());
-    world
-        .publish(
-            SchemaKind::ContactChanged,
-            &world.config.topics.contact_changes,
-            "c_alan",
-            &alan,
-        )
-        .await;
-    let outcomes = world
-        .outcomes_for(
-            std::slice::from_ref(&alan.event_id),
-            Duration::from_secs(60),
-        )
-        .await;
-    let outcome = &outcomes[&alan.event_id][0];
+    let outcome = &contact_outcome(&world, "c_alan", &alan, 60).await;
     assert_eq!(
         outcome.hubspot_id.as_deref(),
         Some(ids[1].as_str()),
