@@ -113,10 +113,6 @@ impl Writer {
             target == ObjectType::Contacts && identity_kind(r) == Some(IdentityKind::Email)
         });
         let mut results = Vec::new();
-        let (by_property, deleted) = self.respect_hubspot_side(target, by_property)?;
-        results.extend(deleted);
-        let (by_lookup, deleted) = self.respect_hubspot_side(target, by_lookup)?;
-        results.extend(deleted);
         let (by_property, unchanged) = self.split_unchanged(target, by_property)?;
         results.extend(unchanged);
         let (by_lookup, unchanged) = self.split_unchanged(target, by_lookup)?;
@@ -143,60 +139,54 @@ impl Writer {
         Ok(results)
     }
 
-    /// What happened in HubSpot since (learned from `crm.hubspot.changes`): a record deleted
-    /// there is not written again, and says why; a property HubSpot changed after the upstream
-    /// event that sets it keeps HubSpot's newer value (newest wins, per property).
+    /// What happened in HubSpot since (learned from `crm.hubspot.changes`) to the record hubsync
+    /// knows as `id`: deleted there, it is not written again, and the verdict says why; a
+    /// property HubSpot changed after the upstream event that sets it keeps HubSpot's newer value
+    /// (newest wins, per property).
     fn respect_hubspot_side(
         &self,
         target: ObjectType,
-        records: Vec<PendingRecord>,
-    ) -> Result<(Vec<PendingRecord>, Results), StateError> {
-        let mut kept = Vec::with_capacity(records.len());
-        let mut skipped = Vec::new();
-        for mut record in records {
-            let Some(id) = self.state.identity(&record.key)? else {
-                kept.push(record);
-                continue;
+        id: &str,
+        record: &mut PendingRecord,
+    ) -> Result<Option<Verdict>, StateError> {
+        let key = hubspot_key(target.path_name(), id);
+        if let Some(how) = self.state.deleted_in_hubspot(&key)? {
+            let reason = if how == "PRIVACY_DELETED" {
+                format!(
+                    "{} {id} was deleted in HubSpot at the person's request (GDPR); hubsync \
+                     never writes it again",
+                    target.path_name()
+                )
+            } else {
+                format!(
+                    "{} {id} was deleted in HubSpot; hubsync does not re-create it (restore it \
+                     in HubSpot to sync it again)",
+                    target.path_name()
+                )
             };
-            let key = hubspot_key(target.path_name(), &id);
-            if let Some(how) = self.state.deleted_in_hubspot(&key)? {
-                let reason = if how == "PRIVACY_DELETED" {
-                    format!(
-                        "{} {id} was deleted in HubSpot at the person's request (GDPR); hubsync \
-                         never writes it again",
-                        target.path_name()
-                    )
-                } else {
-                    format!(
-                        "{} {id} was deleted in HubSpot; hubsync does not re-create it (restore \
-                         it in HubSpot to sync it again)",
-                        target.path_name()
-                    )
-                };
-                let verdict = Verdict::skipped(ReasonCode::DeletedInHubspot, reason).with_id(&id);
-                skipped.push((record, Resolution::Done(verdict)));
-                continue;
-            }
-            let mut older = Vec::new();
-            for name in record.merged.properties.keys() {
-                if let (Some(hubspot), Some(upstream)) = (
-                    self.state.hubspot_changed_at(&key, name)?,
-                    record.merged.property_time(name),
-                ) && hubspot > upstream
-                {
-                    older.push(name.clone());
-                }
-            }
-            for name in older {
-                metrics::counter!("hubsync_sink_older_than_hubspot_total").increment(1);
-                record.merged.drop_property(&name);
-            }
-            kept.push(record);
+            return Ok(Some(
+                Verdict::skipped(ReasonCode::DeletedInHubspot, reason).with_id(id),
+            ));
         }
-        Ok((kept, skipped))
+        let mut older = Vec::new();
+        for name in record.merged.properties.keys() {
+            if let (Some(hubspot), Some(upstream)) = (
+                self.state.hubspot_changed_at(&key, name)?,
+                record.merged.property_time(name),
+            ) && hubspot > upstream
+            {
+                older.push(name.clone());
+            }
+        }
+        for name in older {
+            metrics::counter!("hubsync_sink_older_than_hubspot_total").increment(1);
+            record.merged.drop_property(&name);
+        }
+        Ok(None)
     }
 
-    /// Records already known whose every value equals what hubsync last wrote: nothing to send.
+    /// Records already known: deleted in HubSpot, or whose every value (after HubSpot's newer
+    /// ones are left out) equals what hubsync last wrote: nothing to send.
     fn split_unchanged(
         &self,
         target: ObjectType,
@@ -204,16 +194,19 @@ impl Writer {
     ) -> Result<(Vec<PendingRecord>, Results), StateError> {
         let mut changed = Vec::new();
         let mut unchanged = Vec::new();
-        for record in records {
+        for mut record in records {
             let Some(id) = self.state.identity(&record.key)? else {
                 changed.push(record);
                 continue;
             };
+            if let Some(verdict) = self.respect_hubspot_side(target, &id, &mut record)? {
+                unchanged.push((record, Resolution::Done(verdict)));
+                continue;
+            }
             let last = self
                 .state
                 .last_written(&hubspot_key(target.path_name(), &id))?;
             // A fill-if-empty value hubsync wrote before has filled the property already.
-            let mut record = record;
             let filled: Vec<String> = record
                 .merged
                 .fill_if_empty
