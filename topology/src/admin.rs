@@ -36,7 +36,30 @@ pub enum StageHealth {
 pub struct Health {
     stages: Arc<Mutex<BTreeMap<String, StageHealth>>>,
     budget: Arc<Mutex<BudgetHistory>>,
+    instance: Arc<Mutex<Instance>>,
 }
+
+/// What this instance holds of its groups' partitions, and restores.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Instance {
+    /// Per stage, the `topic/partition`s its consumer is assigned.
+    pub partitions: BTreeMap<String, Vec<String>>,
+    /// Partitions whose state is being restored from the changelog now.
+    pub restoring: Vec<i32>,
+    /// The last restores: partition, records applied, milliseconds taken.
+    pub restored: std::collections::VecDeque<RestoreReport>,
+}
+
+/// One restore of a partition's state, as `/healthz` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RestoreReport {
+    pub partition: i32,
+    pub records: u64,
+    pub took_ms: u64,
+}
+
+/// Restores `/healthz` lists at most.
+const RESTORES_SHOWN: usize = 16;
 
 /// Minutes of HubSpot budget use kept per team, for the console's chart.
 pub const BUDGET_MINUTES: usize = 360;
@@ -113,6 +136,40 @@ impl Health {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(stage.to_string(), health);
+    }
+
+    /// The partitions `stage`'s consumer holds now.
+    pub fn set_partitions(&self, stage: &str, partitions: Vec<(String, i32)>) {
+        let names = partitions
+            .into_iter()
+            .map(|(topic, partition)| format!("{topic}/{partition}"))
+            .collect();
+        self.instance().partitions.insert(stage.to_string(), names);
+    }
+
+    /// A restore of `partition`'s state began (`done` none) or ended.
+    pub fn restoring(&self, partition: i32, done: Option<RestoreReport>) {
+        let mut instance = self.instance();
+        instance.restoring.retain(|p| *p != partition);
+        match done {
+            None => instance.restoring.push(partition),
+            Some(report) => {
+                instance.restored.push_back(report);
+                while instance.restored.len() > RESTORES_SHOWN {
+                    instance.restored.pop_front();
+                }
+            }
+        }
+    }
+
+    pub fn instance_snapshot(&self) -> Instance {
+        self.instance().clone()
+    }
+
+    fn instance(&self) -> std::sync::MutexGuard<'_, Instance> {
+        self.instance
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, StageHealth> {
@@ -224,6 +281,7 @@ async fn healthz(State(admin): State<AdminState>) -> impl IntoResponse {
             "healthy": admin.health.healthy(),
             "degraded": degraded,
             "stages": stages,
+            "instance": admin.health.instance_snapshot(),
         })),
     )
 }

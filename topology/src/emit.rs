@@ -185,58 +185,94 @@ impl Emitter {
         headers: Option<OwnedHeaders>,
     ) -> Result<Delivery, EncodeError> {
         let payload = writer.encode(record)?;
-        let mut backoff = Duration::from_millis(50);
-        // Enqueue now, in call order; only waiting for the broker happens later.
-        let first = loop {
-            match self
-                .producer
-                .send_result(message(topic, &key, &payload, &headers))
-            {
-                Ok(delivery) => break delivery,
-                Err((error, _)) => {
-                    // The local queue is full: wait for the broker to take some.
-                    warn!(%error, topic, "producer queue full; waiting");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        };
-        let producer = self.producer.clone();
-        let topic = topic.to_string();
+        let delivered = deliver(&self.producer, Outgoing::new(topic, key, Some(payload), headers)).await;
         Ok(Box::pin(async move {
-            match first.await {
-                Ok(Ok(_)) => return,
-                Ok(Err((error, _))) => warn!(%error, topic, "delivery failed; sending again"),
-                Err(_) => warn!(topic, "delivery report lost; sending again"),
-            }
-            let mut backoff = Duration::from_millis(200);
-            loop {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                match producer
-                    .send(message(&topic, &key, &payload, &headers), Timeout::Never)
-                    .await
-                {
-                    Ok(_) => return,
-                    Err((error, _)) => warn!(%error, topic, "delivery failed; sending again"),
-                }
-            }
+            delivered.await;
         }))
     }
 }
 
-fn message<'a>(
-    topic: &'a str,
-    key: &'a Option<Vec<u8>>,
-    payload: &'a Vec<u8>,
-    headers: &Option<OwnedHeaders>,
-) -> FutureRecord<'a, Vec<u8>, Vec<u8>> {
-    let mut message = FutureRecord::to(topic).payload(payload);
-    if let Some(key) = key {
-        message = message.key(key);
+/// One record to send: where, and what.
+#[derive(Clone)]
+pub struct Outgoing {
+    pub topic: String,
+    /// Set: this partition; unset: the producer's partitioner picks one by the key.
+    pub partition: Option<i32>,
+    pub key: Option<Vec<u8>>,
+    /// None: a tombstone.
+    pub payload: Option<Vec<u8>>,
+    pub headers: Option<OwnedHeaders>,
+}
+
+impl Outgoing {
+    pub fn new(
+        topic: &str,
+        key: Option<Vec<u8>>,
+        payload: Option<Vec<u8>>,
+        headers: Option<OwnedHeaders>,
+    ) -> Self {
+        Outgoing {
+            topic: topic.to_string(),
+            partition: None,
+            key,
+            payload,
+            headers,
+        }
     }
-    if let Some(headers) = headers {
-        message = message.headers(headers.clone());
+
+    fn record(&self) -> FutureRecord<'_, Vec<u8>, Vec<u8>> {
+        let mut message = FutureRecord::to(&self.topic);
+        if let Some(partition) = self.partition {
+            message = message.partition(partition);
+        }
+        if let Some(payload) = &self.payload {
+            message = message.payload(payload);
+        }
+        if let Some(key) = &self.key {
+            message = message.key(key);
+        }
+        if let Some(headers) = &self.headers {
+            message = message.headers(headers.clone());
+        }
+        message
     }
-    message
+}
+
+/// Resolves with the record's partition and offset once the broker has it.
+pub type Delivered = Pin<Box<dyn Future<Output = (i32, i64)> + Send>>;
+
+/// Enqueues `outgoing` now (waiting while the producer's queue is full), so records keep the
+/// order of the calls; the returned future sends it again, with backoff, until the broker has
+/// it, and resolves with where it landed.
+pub async fn deliver(producer: &FutureProducer, outgoing: Outgoing) -> Delivered {
+    let mut backoff = Duration::from_millis(50);
+    let first = loop {
+        match producer.send_result(outgoing.record()) {
+            Ok(delivery) => break delivery,
+            Err((error, _)) => {
+                // The local queue is full: wait for the broker to take some.
+                warn!(%error, topic = outgoing.topic, "producer queue full; waiting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    let producer = producer.clone();
+    Box::pin(async move {
+        let topic = &outgoing.topic;
+        match first.await {
+            Ok(Ok(delivery)) => return (delivery.partition, delivery.offset),
+            Ok(Err((error, _))) => warn!(%error, topic, "delivery failed; sending again"),
+            Err(_) => warn!(topic, "delivery report lost; sending again"),
+        }
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            match producer.send(outgoing.record(), Timeout::Never).await {
+                Ok(delivery) => return (delivery.partition, delivery.offset),
+                Err((error, _)) => warn!(%error, topic, "delivery failed; sending again"),
+            }
+        }
+    })
 }

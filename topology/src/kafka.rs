@@ -87,7 +87,16 @@ fn base_config(config: &Config, secrets: &Secrets, kind: Kind) -> ClientConfig {
     client
 }
 
+/// How long a group waits for a member that stopped answering before its partitions move
+/// (`session.timeout.ms`): short, so a killed instance's partitions move within seconds. A
+/// restarted instance with a `kafka.instance_id` that comes back within it keeps its partitions
+/// without a rebalance.
+pub const SESSION_TIMEOUT_MS: &str = "10000";
+
 /// A consumer of `stage`'s group that stores offsets only when told to.
+///
+/// Partitions are assigned cooperative-sticky: when an instance joins or leaves, only the
+/// partitions that must move are revoked, and the others are read on without a pause.
 pub fn consumer_config(config: &Config, secrets: &Secrets, stage: &str) -> ClientConfig {
     let mut client = base_config(config, secrets, Kind::Consumer);
     client
@@ -95,10 +104,14 @@ pub fn consumer_config(config: &Config, secrets: &Secrets, stage: &str) -> Clien
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "1000");
+    if !config.kafka.instance_id.is_empty() {
+        client.set("group.instance.id", &config.kafka.instance_id);
+    }
     for (name, default) in [
         ("auto.offset.reset", "earliest"),
-        ("session.timeout.ms", "10000"),
+        ("session.timeout.ms", SESSION_TIMEOUT_MS),
         ("isolation.level", "read_committed"),
+        ("partition.assignment.strategy", "cooperative-sticky"),
     ] {
         if !config.kafka.properties.contains_key(name) {
             client.set(name, default);
@@ -111,6 +124,7 @@ pub fn consumer_config(config: &Config, secrets: &Secrets, stage: &str) -> Clien
 /// its own (`{group}-{purpose}-{random}`) that never commits.
 pub fn reader_config(config: &Config, secrets: &Secrets, purpose: &str) -> ClientConfig {
     let mut client = consumer_config(config, secrets, purpose);
+    client.remove("group.instance.id");
     client
         .set(
             "group.id",
@@ -131,6 +145,8 @@ pub fn producer_config(config: &Config, secrets: &Secrets) -> ClientConfig {
     for (name, default) in [
         ("enable.idempotence", "true"),
         ("acks", "all"),
+        // Java's default: a portal's commands land on the partition `portal_partition` names.
+        ("partitioner", "murmur2_random"),
         ("linger.ms", "5"),
         ("compression.type", "lz4"),
         ("message.timeout.ms", "300000"),
@@ -140,6 +156,131 @@ pub fn producer_config(config: &Config, secrets: &Secrets) -> ClientConfig {
         }
     }
     client
+}
+
+/// A consumer's context that keeps track of what its group assigned it: the partitions it
+/// holds (for `/healthz` and `hubsync_assigned_partitions`), and those taken from it since the
+/// stage last asked ([`Assignment::take_revoked`]), so the stage forgets what it knew of them.
+#[derive(Clone)]
+pub struct Assignment {
+    stage: &'static str,
+    health: crate::admin::Health,
+    held: std::sync::Arc<std::sync::Mutex<BTreeSet<(String, i32)>>>,
+    revoked: std::sync::Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+}
+
+impl Assignment {
+    pub fn new(stage: &'static str, health: crate::admin::Health) -> Self {
+        Assignment {
+            stage,
+            health,
+            held: Default::default(),
+            revoked: Default::default(),
+        }
+    }
+
+    /// The partitions taken from this consumer since the last call.
+    pub fn take_revoked(&self) -> Vec<(String, i32)> {
+        std::mem::take(&mut *lock(&self.revoked))
+    }
+
+    fn changed(&self, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        use rdkafka::consumer::Rebalance;
+        let mut held = lock(&self.held);
+        match rebalance {
+            Rebalance::Assign(list) => {
+                for element in list.elements() {
+                    held.insert((element.topic().to_string(), element.partition()));
+                }
+                tracing::info!(stage = self.stage, partitions = ?names(list), "partitions assigned");
+            }
+            Rebalance::Revoke(list) => {
+                let mut revoked = lock(&self.revoked);
+                for element in list.elements() {
+                    let partition = (element.topic().to_string(), element.partition());
+                    held.remove(&partition);
+                    revoked.push(partition);
+                }
+                tracing::info!(stage = self.stage, partitions = ?names(list), "partitions revoked");
+                metrics::counter!("hubsync_partitions_revoked_total", "stage" => self.stage)
+                    .increment(list.count() as u64);
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(stage = self.stage, %error, "rebalance failed");
+            }
+        }
+        metrics::gauge!("hubsync_assigned_partitions", "stage" => self.stage).set(held.len() as f64);
+        self.health
+            .set_partitions(self.stage, held.iter().cloned().collect());
+    }
+}
+
+fn names(list: &rdkafka::TopicPartitionList) -> Vec<String> {
+    list.elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect()
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl rdkafka::ClientContext for Assignment {}
+
+impl rdkafka::consumer::ConsumerContext for Assignment {
+    fn pre_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if matches!(rebalance, rdkafka::consumer::Rebalance::Revoke(_)) {
+            self.changed(rebalance);
+        }
+    }
+
+    fn post_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if !matches!(rebalance, rdkafka::consumer::Rebalance::Revoke(_)) {
+            self.changed(rebalance);
+        }
+    }
+}
+
+/// Kafka's murmur2 hash of a key, as Java clients' default partitioner and librdkafka's
+/// `murmur2_random` compute it.
+pub fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+    let words = data.chunks_exact(4);
+    let tail = words.remainder();
+    for word in words {
+        let mut k = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    if !tail.is_empty() {
+        for (i, byte) in tail.iter().enumerate().rev() {
+            h ^= u32::from(*byte) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
+/// The partition of a topic with `partitions` partitions that a portal's records are on: its
+/// commands (keyed by the portal id, hubsync's producers partition with murmur2) and its share
+/// of the sink's state changelog.
+pub fn portal_partition(portal_id: u64, partitions: i32) -> i32 {
+    let partitions = partitions.max(1) as u32;
+    ((murmur2(portal_id.to_string().as_bytes()) & 0x7fff_ffff) % partitions) as i32
 }
 
 /// Which offsets of each partition are still in flight, and how far it is safe to commit.
@@ -190,9 +331,9 @@ impl OffsetTracker {
 
     /// [`OffsetTracker::complete`], then stores the safe offset with `consumer` (the one that
     /// read the message) for its next commit.
-    pub fn complete_and_store(
+    pub fn complete_and_store<C: rdkafka::consumer::ConsumerContext>(
         &mut self,
-        consumer: &impl Consumer,
+        consumer: &impl Consumer<C>,
         topic: &str,
         partition: i32,
         offset: i64,
@@ -292,7 +433,10 @@ pub fn topic_partitions(
     Ok(partitions)
 }
 
-pub fn report_lag(consumer: &rdkafka::consumer::StreamConsumer, stage: &str) {
+pub fn report_lag<C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    stage: &str,
+) {
     use rdkafka::consumer::Consumer;
     let Ok(positions) = consumer.position() else {
         return;
@@ -316,8 +460,8 @@ pub fn report_lag(consumer: &rdkafka::consumer::StreamConsumer, stage: &str) {
 
 /// The end of a partition as the consumer's last fetch left it, without asking the broker
 /// (librdkafka's cached watermarks; `rdkafka` wraps only the call that asks).
-fn cached_high_watermark(
-    consumer: &rdkafka::consumer::StreamConsumer,
+fn cached_high_watermark<C: rdkafka::consumer::ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
     topic: &str,
     partition: i32,
 ) -> Option<i64> {
@@ -453,6 +597,29 @@ mod tests {
         assert_eq!(tracker.complete("u", 0, 0), None);
         tracker.forget("t", 0);
         assert_eq!(tracker.complete("t", 0, 0), None);
+    }
+
+    #[test]
+    fn murmur2_is_kafkas() {
+        // Kafka's own test vectors for the hash its Java clients partition with.
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(murmur2(key) as i32, expected, "{}", String::from_utf8_lossy(key));
+        }
+        assert_eq!(portal_partition(7, 1), 0);
+        for portal in 0..1000 {
+            assert!((0..12).contains(&portal_partition(portal, 12)));
+        }
     }
 
     #[test]

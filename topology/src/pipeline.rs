@@ -85,6 +85,8 @@ pub enum StartError {
     SharedPortal { portal: u64, teams: [String; 2] },
     #[error(transparent)]
     Inbound(#[from] crate::inbound::InboundError),
+    #[error(transparent)]
+    Changelog(#[from] crate::sink::changelog::ChangelogError),
 }
 
 pub struct Pipeline {
@@ -322,14 +324,19 @@ impl Pipeline {
         let emitter = Emitter::new(producer, &codec, config.topics.clone())
             .await
             .map_err(|e| StartError::Registry(e.to_string()))?;
-        let state = if stages.sink() {
-            Some(State::open(
+        let (state, changelog) = if stages.sink() {
+            let state = State::open(
                 &config.state.stage_dir(sink::STAGE),
                 config.state.cache_capacity.bytes(),
                 config.state.max_processed_events,
-            )?)
+            )?;
+            let changelog = std::sync::Arc::new(
+                crate::sink::changelog::Changelog::for_topics(emitter.producer(), &config.topics)
+                    .await?,
+            );
+            (Some(state.with_changelog(changelog.clone())), Some(changelog))
         } else {
-            None
+            (None, None)
         };
         let mut portals: HashMap<u64, String> = HashMap::new();
         let webhook_portals = Portals::default();
@@ -417,10 +424,23 @@ impl Pipeline {
         if stages.sink() {
             health.set(sink::STAGE, StageHealth::Starting);
             let max_in_flight = config.hubspot.max_in_flight.max(1);
+            let assignment = crate::kafka::Assignment::new(sink::STAGE, health.clone());
+            let restorer = match (&state, &changelog) {
+                (Some(state), Some(changelog)) => Some(crate::sink::changelog::Restorer::new(
+                    changelog.clone(),
+                    state.clone(),
+                    crate::kafka::reader_config(config, secrets, "sink-restore"),
+                )),
+                _ => None,
+            };
             let stage = SinkStage {
                 consumer: consumer_config(config, secrets, sink::STAGE)
-                    .create::<StreamConsumer>()?,
-                replay_consumer: consumer_config(config, secrets, "sink-replay").create()?,
+                    .create_with_context(assignment.clone())?,
+                restorer,
+                assignment,
+                replay_consumer: consumer_config(config, secrets, "sink-replay").create_with_context(
+                    crate::kafka::Assignment::new("sink-replay", health.clone()),
+                )?,
                 codec: codec.clone(),
                 emitter: emitter.clone(),
                 teams: sink_shared.clone(),

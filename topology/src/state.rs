@@ -20,11 +20,19 @@
 //!
 //! Writes are buffered by sled and made durable by [`State::flush`], which the sink calls once per
 //! batch, after the HubSpot call and before the batch's outcomes are produced.
+//!
+//! Every entry belongs to a portal (its key begins `{portal id}/`), and so to the partition the
+//! portal's commands are on. With a [`Changelog`], every change is also sent to the state
+//! changelog topic on that partition, and [`State::flush`] waits for the broker to have it: an
+//! instance that takes the partition over restores the entries from there
+//! ([`Changelog::restore`], which applies them with [`State::apply_logged`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::sink::changelog::Changelog;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -96,6 +104,9 @@ pub struct State {
     /// Put before every key: `{portal id}/`, so that the state of one portal is never read for
     /// another (a sink pointed at a new portal starts from nothing).
     scope: std::sync::Arc<str>,
+    /// Where every change is also sent, when the state is backed by a changelog topic.
+    changelog: Option<std::sync::Arc<Changelog>>,
+    meta: sled::Tree,
 }
 
 impl State {
@@ -135,7 +146,97 @@ impl State {
             max_processed,
             flushing: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             scope: "".into(),
+            changelog: None,
+            meta,
         })
+    }
+
+    /// The same store, every change of which is also sent to `changelog`.
+    pub fn with_changelog(self, changelog: std::sync::Arc<Changelog>) -> State {
+        State {
+            changelog: Some(changelog),
+            ..self
+        }
+    }
+
+    /// Notes a change for the changelog (`key` is the entry's whole key, scope included).
+    fn log(&self, tree: &str, key: &[u8], value: Option<&[u8]>) {
+        if let Some(changelog) = &self.changelog {
+            changelog.record(tree, key, value);
+        }
+    }
+
+    /// Applies a change read from the changelog, as the instance that made it did (without
+    /// sending it again). Processed events stay bounded.
+    pub fn apply_logged(
+        &self,
+        tree: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StateError> {
+        let quiet = State {
+            changelog: None,
+            scope: "".into(),
+            ..self.clone()
+        };
+        let target = match tree {
+            "processed" => {
+                let event = String::from_utf8_lossy(key);
+                return match value {
+                    Some(value) => quiet.remember(&event, &decode(value, "processed")?),
+                    None => quiet.forget(&event),
+                };
+            }
+            "meta" => {
+                // When a portal's store began: the earliest any instance knew.
+                if let Some(value) = value {
+                    let theirs: i64 = decode(value, "meta")?;
+                    let ours = self.meta.get(key)?.map(|v| decode::<i64>(&v, "meta")).transpose()?;
+                    if ours.is_none_or(|ours| theirs < ours) {
+                        self.meta.insert(key, value)?;
+                    }
+                }
+                return Ok(());
+            }
+            "identity" => &self.identity,
+            "last_written" => &self.last_written,
+            "intents" => &self.intents,
+            "pending_links" => &self.pending_links,
+            "hubspot_side" => &self.hubspot_side,
+            // A tree a newer hubsync added: not this one's to know.
+            _ => return Ok(()),
+        };
+        match value {
+            Some(value) => target.insert(key, value)?,
+            None => target.remove(key)?,
+        };
+        Ok(())
+    }
+
+    /// The changelog offset of `partition` this store has every record before.
+    pub fn changelog_checkpoint(&self, partition: i32) -> Result<Option<i64>, StateError> {
+        self.meta
+            .get(checkpoint_key(partition))?
+            .map(|v| decode(&v, "meta"))
+            .transpose()
+    }
+
+    pub fn set_changelog_checkpoint(&self, partition: i32, offset: i64) -> Result<(), StateError> {
+        self.meta.insert(checkpoint_key(partition), encode(&offset))?;
+        Ok(())
+    }
+
+    /// Records when this portal's store began, unless an earlier beginning is known (restored
+    /// from the changelog): creates from before then are looked up first.
+    pub fn mark_began(&self) -> Result<(), StateError> {
+        let key = self.key(BEGAN_AT);
+        if self.scope.is_empty() || self.meta.get(&key)?.is_some() {
+            return Ok(());
+        }
+        let value = encode(&self.began_at_ms);
+        self.meta.insert(&key, value.clone())?;
+        self.log("meta", key.as_bytes(), Some(&value));
+        Ok(())
     }
 
     /// The same store, with every key of this view kept apart under `scope` (a portal id).
@@ -147,14 +248,25 @@ impl State {
         }
     }
 
+    /// The portal this view is scoped to.
+    pub fn portal(&self) -> Option<u64> {
+        self.scope.strip_suffix('/')?.parse().ok()
+    }
+
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.scope)
     }
 
     /// Makes every write so far durable. Flushes wait for each other; a flush that waited
     /// still covers the writes made before it was asked for.
+    /// With a changelog, also waits until the broker has every change noted so far.
     pub async fn flush(&self) -> Result<(), StateError> {
         let _one_at_a_time = self.flushing.lock().await;
+        if let Some(changelog) = &self.changelog {
+            for (partition, offset) in changelog.flush().await {
+                self.set_changelog_checkpoint(partition, offset)?;
+            }
+        }
         self.db.flush_async().await?;
         Ok(())
     }
@@ -183,13 +295,17 @@ impl State {
     }
 
     pub fn set_identity(&self, key: &str, hubspot_id: &str) -> Result<(), StateError> {
-        self.identity.insert(self.key(key), hubspot_id.as_bytes())?;
+        let key = self.key(key);
+        self.identity.insert(&key, hubspot_id.as_bytes())?;
+        self.log("identity", key.as_bytes(), Some(hubspot_id.as_bytes()));
         Ok(())
     }
 
     /// Forgets a record's HubSpot id (it was deleted or merged away there).
     pub fn clear_identity(&self, key: &str) -> Result<(), StateError> {
-        self.identity.remove(self.key(key))?;
+        let key = self.key(key);
+        self.identity.remove(&key)?;
+        self.log("identity", key.as_bytes(), None);
         Ok(())
     }
 
@@ -206,7 +322,9 @@ impl State {
     pub fn remember(&self, event_id: &str, outcome: &RememberedOutcome) -> Result<(), StateError> {
         use std::sync::atomic::Ordering;
         let event_id = &self.key(event_id);
-        let previous = self.processed.insert(event_id, encode(outcome))?;
+        let value = encode(outcome);
+        self.log("processed", event_id.as_bytes(), Some(&value));
+        let previous = self.processed.insert(event_id, value)?;
         if let Some(previous) = previous {
             let previous: RememberedOutcome = decode(&previous, "processed")?;
             if self
@@ -231,6 +349,7 @@ impl State {
             self.processed_len.fetch_sub(1, Ordering::Relaxed);
             if let Some(event_id) = key.get(8..) {
                 self.processed.remove(event_id)?;
+                self.log("processed", event_id, None);
             }
         }
         Ok(())
@@ -244,6 +363,7 @@ impl State {
         let Some(previous) = self.processed.remove(event_id)? else {
             return Ok(());
         };
+        self.log("processed", event_id.as_bytes(), None);
         let previous: RememberedOutcome = decode(&previous, "processed")?;
         if self
             .processed_order
@@ -283,7 +403,9 @@ impl State {
         }
         let mut current = self.last_written(key)?;
         current.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.last_written.insert(self.key(key), encode(&current))?;
+        let (key, value) = (self.key(key), encode(&current));
+        self.log("last_written", key.as_bytes(), Some(&value));
+        self.last_written.insert(key, value)?;
         Ok(())
     }
 
@@ -292,15 +414,14 @@ impl State {
     /// HubSpot's change to `property` of the record at `key` ([`hubspot_key`]) at `at_ms` went
     /// upstream; the newest time is kept.
     pub fn hubspot_changed(&self, key: &str, property: &str, at_ms: i64) -> Result<(), StateError> {
-        self.hubspot_side.fetch_and_update(
-            self.key(&format!("{key}\0{property}")),
-            |old| match old {
-                Some(old) if decode::<i64>(old, "hubspot_side").is_ok_and(|t| t >= at_ms) => {
-                    Some(old.to_vec())
-                }
-                _ => Some(encode(&at_ms)),
-            },
-        )?;
+        let key = self.key(&format!("{key}\0{property}"));
+        let newer = self.hubspot_side.update_and_fetch(&key, |old| match old {
+            Some(old) if decode::<i64>(old, "hubspot_side").is_ok_and(|t| t >= at_ms) => {
+                Some(old.to_vec())
+            }
+            _ => Some(encode(&at_ms)),
+        })?;
+        self.log("hubspot_side", key.as_bytes(), newer.as_deref());
         Ok(())
     }
 
@@ -320,9 +441,12 @@ impl State {
         } else {
             "DELETED"
         };
-        self.hubspot_side
-            .insert(self.key(&format!("{key}\0#deleted")), kind.as_bytes())?;
-        self.last_written.remove(self.key(key))?;
+        let deleted = self.key(&format!("{key}\0#deleted"));
+        self.hubspot_side.insert(&deleted, kind.as_bytes())?;
+        self.log("hubspot_side", deleted.as_bytes(), Some(kind.as_bytes()));
+        let written = self.key(key);
+        self.last_written.remove(&written)?;
+        self.log("last_written", written.as_bytes(), None);
         Ok(())
     }
 
@@ -331,7 +455,8 @@ impl State {
     pub fn hubspot_restored(&self, key: &str) -> Result<(), StateError> {
         let deleted = self.key(&format!("{key}\0#deleted"));
         if self.hubspot_side.get(&deleted)?.as_deref() != Some(b"PRIVACY_DELETED".as_slice()) {
-            self.hubspot_side.remove(deleted)?;
+            self.hubspot_side.remove(&deleted)?;
+            self.log("hubspot_side", deleted.as_bytes(), None);
         }
         Ok(())
     }
@@ -355,12 +480,14 @@ impl State {
         if merged == survivor {
             return Ok(());
         }
-        self.hubspot_side
-            .insert(self.key(&merged_key(object, merged)), survivor.as_bytes())?;
-        self.last_written
-            .remove(self.key(&hubspot_key(object, merged)))?;
-        self.last_written
-            .remove(self.key(&hubspot_key(object, survivor)))?;
+        let redirect = self.key(&merged_key(object, merged));
+        self.hubspot_side.insert(&redirect, survivor.as_bytes())?;
+        self.log("hubspot_side", redirect.as_bytes(), Some(survivor.as_bytes()));
+        for id in [merged, survivor] {
+            let written = self.key(&hubspot_key(object, id));
+            self.last_written.remove(&written)?;
+            self.log("last_written", written.as_bytes(), None);
+        }
         Ok(())
     }
 
@@ -374,17 +501,29 @@ impl State {
     }
 
     pub fn set_intent(&self, key: &str, intent: &CreateIntent) -> Result<(), StateError> {
-        self.intents.insert(self.key(key), encode(intent))?;
+        let (key, value) = (self.key(key), encode(intent));
+        self.log("intents", key.as_bytes(), Some(&value));
+        self.intents.insert(key, value)?;
         Ok(())
     }
 
     pub fn clear_intent(&self, key: &str) -> Result<(), StateError> {
-        self.intents.remove(self.key(key))?;
+        let key = self.key(key);
+        if self.intents.remove(&key)?.is_some() {
+            self.log("intents", key.as_bytes(), None);
+        }
         Ok(())
     }
 
-    /// When this store was first opened: creates made before then are not in it.
+    /// When this store (this portal's, when scoped and known) was first opened: creates made
+    /// before then are not in it.
     pub fn began_at_ms(&self) -> i64 {
+        if !self.scope.is_empty()
+            && let Ok(Some(bytes)) = self.meta.get(self.key(BEGAN_AT))
+            && let Ok(at) = decode::<i64>(&bytes, "meta")
+        {
+            return at;
+        }
         self.began_at_ms
     }
 
@@ -396,10 +535,9 @@ impl State {
         company_key: &str,
         link: &WaitingLink,
     ) -> Result<(), StateError> {
-        self.pending_links.insert(
-            self.waiting_key(company_key, &link.contact_id),
-            encode(link),
-        )?;
+        let (key, value) = (self.waiting_key(company_key, &link.contact_id), encode(link));
+        self.log("pending_links", key.as_bytes(), Some(&value));
+        self.pending_links.insert(key, value)?;
         Ok(())
     }
 
@@ -415,8 +553,10 @@ impl State {
         company_key: &str,
         contact_id: &str,
     ) -> Result<(), StateError> {
-        self.pending_links
-            .remove(self.waiting_key(company_key, contact_id))?;
+        let key = self.waiting_key(company_key, contact_id);
+        if self.pending_links.remove(&key)?.is_some() {
+            self.log("pending_links", key.as_bytes(), None);
+        }
         Ok(())
     }
 
@@ -426,6 +566,10 @@ impl State {
 }
 
 const BEGAN_AT: &str = "began_at_ms";
+
+fn checkpoint_key(partition: i32) -> String {
+    format!("changelog-checkpoint/{partition}")
+}
 
 /// The key a record is known by in the identity map and intents: `contacts:EMAIL:ada@acme.io`.
 pub fn record_key(object: &str, kind: &str, value: &str) -> String {

@@ -51,7 +51,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 /// hubsync's default topic names; every deployment can rename them.
-pub const DEFAULT_TOPICS: [&str; 10] = [
+pub const DEFAULT_TOPICS: [&str; 11] = [
     "crm.contact.changes",
     "crm.company.changes",
     "crm.activity.events",
@@ -62,6 +62,7 @@ pub const DEFAULT_TOPICS: [&str; 10] = [
     "hubsync.replay",
     "hubsync.replay.commands",
     "hubsync.hubspot.webhooks",
+    "hubsync.sink.state",
 ];
 
 /// Partitions of a topic created without saying how many.

@@ -23,6 +23,7 @@ impl Default for KafkaConfig {
             brokers: "localhost:9092".to_owned(),
             group_id_prefix: "hubsync".to_owned(),
             client_id: "hubsync".to_owned(),
+            instance_id: String::new(),
             properties: BTreeMap::new(),
         }
     }
@@ -91,6 +92,7 @@ impl Default for Topics {
             replay: "hubsync.replay".to_owned(),
             replay_commands: "hubsync.replay.commands".to_owned(),
             hubspot_webhooks: "hubsync.hubspot.webhooks".to_owned(),
+            state_changelog: "hubsync.sink.state".to_owned(),
         }
     }
 }

@@ -41,10 +41,14 @@ pub use validate::{MAX_BATCH_SIZE, MAX_LINGER, MAX_SEARCH_PAGE};
 
 /// Environment variables that replace a setting of the file, so one file serves several
 /// environments.
-pub const ENV_OVERRIDES: [EnvOverride; 3] = [
+pub const ENV_OVERRIDES: [EnvOverride; 4] = [
     EnvOverride {
         field: "kafka.brokers",
         variable: "HUBSYNC_KAFKA_BROKERS",
+    },
+    EnvOverride {
+        field: "kafka.instance_id",
+        variable: "HUBSYNC_INSTANCE_ID",
     },
     EnvOverride {
         field: "registry.url",
@@ -291,9 +295,10 @@ impl Config {
     }
 
     fn apply_env_overrides(&mut self, env: &dyn Fn(&str) -> Option<String>) {
-        let [brokers, registry, hubspot] = ENV_OVERRIDES;
+        let [brokers, instance, registry, hubspot] = ENV_OVERRIDES;
         let targets = [
             (brokers, &mut self.kafka.brokers),
+            (instance, &mut self.kafka.instance_id),
             (registry, &mut self.registry.url),
             (hubspot, &mut self.hubspot.base_url),
         ];

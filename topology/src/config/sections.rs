@@ -59,6 +59,12 @@ pub struct KafkaConfig {
     /// Consumer groups are `<group_id_prefix>.<team id>.<stage>`.
     pub group_id_prefix: String,
     pub client_id: String,
+    /// This instance's name in its consumer groups (Kafka's static membership,
+    /// `group.instance.id`): an instance restarted under the same name within
+    /// `session.timeout.ms` gets its partitions back without a rebalance. Unique per instance
+    /// (a StatefulSet pod's name); empty for dynamic membership. `HUBSYNC_INSTANCE_ID`
+    /// overrides it.
+    pub instance_id: String,
     /// Extra librdkafka properties for every client (security, tuning). A value that is a secret
     /// (`sasl.password`, ...) is written as `{ env = "VAR" }` or `{ file = "/path" }`.
     pub properties: BTreeMap<String, KafkaProperty>,
@@ -245,11 +251,15 @@ pub struct Topics {
     /// HubSpot's webhook events as received (one record per event, keyed `portalId:objectId`),
     /// written by the inbound stage's receiver before it answers HubSpot.
     pub hubspot_webhooks: String,
+    /// Every change to the sink's state, keyed by what changed and partitioned like the
+    /// commands (by portal): compacted, so an instance that takes a partition over restores its
+    /// state from it. Needs as many partitions as `commands`.
+    pub state_changelog: String,
 }
 
 impl Topics {
     /// Each topic with its key in `[topics]`.
-    pub fn all(&self) -> [(&'static str, &str); 10] {
+    pub fn all(&self) -> [(&'static str, &str); 11] {
         [
             ("contact_changes", &self.contact_changes),
             ("company_changes", &self.company_changes),
@@ -261,6 +271,7 @@ impl Topics {
             ("replay", &self.replay),
             ("replay_commands", &self.replay_commands),
             ("hubspot_webhooks", &self.hubspot_webhooks),
+            ("state_changelog", &self.state_changelog),
         ]
     }
 }

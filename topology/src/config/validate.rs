@@ -22,7 +22,7 @@ pub const MAX_LINGER: Duration = Duration::from_secs(30);
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 /// librdkafka properties hubsync sets itself, with the setting to use instead.
-const RESERVED_KAFKA_PROPERTIES: [(&str, &str); 6] = [
+const RESERVED_KAFKA_PROPERTIES: [(&str, &str); 8] = [
     ("bootstrap.servers", "set kafka.brokers instead"),
     ("metadata.broker.list", "set kafka.brokers instead"),
     (
@@ -37,6 +37,15 @@ const RESERVED_KAFKA_PROPERTIES: [(&str, &str); 6] = [
     (
         "enable.auto.commit",
         "hubsync commits stored offsets on an interval; tune auto.commit.interval.ms instead",
+    ),
+    (
+        "group.instance.id",
+        "set kafka.instance_id (or HUBSYNC_INSTANCE_ID) instead: each group of the instance gets it",
+    ),
+    (
+        "partitioner",
+        "hubsync partitions by Kafka's murmur2 of the portal id, and the sink's state changelog \
+         follows those partitions",
     ),
 ];
 
@@ -201,6 +210,14 @@ fn kafka(kafka: &KafkaConfig, p: &mut Vec<Problem>) {
         "the client id hubsync gives brokers, e.g. \"hubsync\"",
         p,
     );
+    if !kafka.instance_id.is_empty() {
+        check_identifier(
+            "kafka.instance_id",
+            &kafka.instance_id,
+            "this instance's own name in its consumer groups, e.g. \"hubsync-sink-0\"",
+            p,
+        );
+    }
     for (key, value) in &kafka.properties {
         let field = format!("kafka.properties.{}", toml_key(key));
         if key.trim().is_empty() {

@@ -12,6 +12,7 @@
 //! - [`spill`]: a team's commands beyond its share of memory, waiting on disk in order.
 //! - [`stage`]: the loop: read, dedupe, coalesce, dispatch batches, emit, store offsets.
 
+pub mod changelog;
 pub mod coalesce;
 mod companies;
 pub mod hubspot_side;

@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use super::changelog::Restorer;
 use super::coalesce::{Arriving, Coalescer, Member, PendingRecord};
 use super::receipt::{Names, Receipt};
 use super::reread::Rereader;
@@ -49,7 +50,7 @@ use crate::codec::AvroCodec;
 use crate::emit::{Delivery, Emitter};
 use crate::hubspot::budget::backfill;
 use crate::hubspot::{HubSpotClient, ObjectType};
-use crate::kafka::{OffsetTracker, original};
+use crate::kafka::{Assignment, OffsetTracker, original};
 use crate::lineage::Lineage;
 use crate::outcomes::{self, Failure, Original, Verdict, now_ms};
 use crate::position::Position;
@@ -363,9 +364,10 @@ const READ_AT_ONCE: usize = 500;
 const READMIT_PER_TURN: usize = 1_000;
 
 pub struct SinkStage {
-    pub consumer: StreamConsumer,
+    /// Reads the commands topic; its context says which partitions it holds.
+    pub consumer: StreamConsumer<Assignment>,
     /// Reads the replay commands topic (its own group, `…sink-replay`).
-    pub replay_consumer: StreamConsumer,
+    pub replay_consumer: StreamConsumer<Assignment>,
     pub codec: AvroCodec,
     pub emitter: Emitter,
     /// The teams this service serves, each with its connection; a command of any other team is
@@ -378,6 +380,11 @@ pub struct SinkStage {
     pub spill: Option<Spill>,
     /// Reads a replayed command's message again for its dead letter.
     pub reread: Arc<Rereader>,
+    /// Restores a commands partition's state from the changelog before its first command is
+    /// handled (when the state has a changelog).
+    pub restorer: Option<Restorer>,
+    /// What the consumer's group assigned it, and took away.
+    pub assignment: Assignment,
 }
 
 /// What a finished batch hands back to the loop.
@@ -638,7 +645,7 @@ impl SinkStage {
                 }
                 message = self.consumer.recv(), if can_read => {
                     match message {
-                        Ok(message) => self.accept(&message, &mut tracker, &mut coalescers, spill.as_mut(), &acks).await?,
+                        Ok(message) => self.accept(&message, true, &mut tracker, &mut coalescers, spill.as_mut(), &acks).await?,
                         Err(error) => warn!(%error, "kafka consumer error; continuing"),
                     }
                     // What else the consumer holds already, before the loop looks at every team's
@@ -647,7 +654,7 @@ impl SinkStage {
                     let room = room.min(MAX_SPILLED.saturating_sub(spilled + 1));
                     for _ in 0..room.min(READ_AT_ONCE) {
                         match self.consumer.recv().now_or_never() {
-                            Some(Ok(message)) => self.accept(&message, &mut tracker, &mut coalescers, spill.as_mut(), &acks).await?,
+                            Some(Ok(message)) => self.accept(&message, true, &mut tracker, &mut coalescers, spill.as_mut(), &acks).await?,
                             Some(Err(error)) => warn!(%error, "kafka consumer error; continuing"),
                             None => break,
                         }
@@ -663,7 +670,7 @@ impl SinkStage {
                                 self.pause_replay(true);
                             }
                             replay_read_at = Instant::now();
-                            self.accept(&message, &mut tracker, &mut coalescers, None, &acks).await?;
+                            self.accept(&message, false, &mut tracker, &mut coalescers, None, &acks).await?;
                             // What else the consumer holds already, as for live commands, up
                             // to the lane's bound.
                             let room = self
@@ -673,7 +680,7 @@ impl SinkStage {
                             for _ in 0..room.min(READ_AT_ONCE) {
                                 match self.replay_consumer.recv().now_or_never() {
                                     Some(Ok(message)) => {
-                                        self.accept(&message, &mut tracker, &mut coalescers, None, &acks).await?
+                                        self.accept(&message, false, &mut tracker, &mut coalescers, None, &acks).await?
                                     }
                                     Some(Err(error)) => warn!(%error, "kafka consumer error on the replay commands; continuing"),
                                     None => break,
@@ -826,15 +833,52 @@ impl SinkStage {
     async fn accept(
         &self,
         message: &BorrowedMessage<'_>,
+        live: bool,
         tracker: &mut OffsetTracker,
         coalescers: &mut Pending,
         spill: Option<&mut Spill>,
         acks: &mpsc::Sender<Position>,
     ) -> Result<(), SinkError> {
+        self.follow_assignment(tracker);
+        // A live command's partition is this instance's (the replay consumer's group assigns
+        // its topic apart).
+        if live
+            && let Some(restorer) = &self.restorer
+            && restorer.ensure(message.partition(), &self.health).await
+        {
+            self.mark_began(restorer, message.partition())?;
+        }
         tracker.track(message.topic(), message.partition(), message.offset());
         metrics::counter!("hubsync_sink_commands_total").increment(1);
         self.admit(Incoming::Read(message), coalescers, spill, acks)
             .await
+    }
+
+    /// Forgets what the consumer knew of the partitions taken from it: their offsets in flight
+    /// (they cannot be stored any more) and that their state was restored (a partition that
+    /// comes back is restored again, from where the local copy stopped).
+    fn follow_assignment(&self, tracker: &mut OffsetTracker) {
+        for (topic, partition) in self.assignment.take_revoked() {
+            tracker.forget(&topic, partition);
+            if let Some(restorer) = &self.restorer {
+                restorer.forget(partition);
+            }
+        }
+    }
+
+    /// After `partition` was restored: the portals on it that the changelog knew no beginning
+    /// of begin now.
+    fn mark_began(&self, restorer: &Restorer, partition: i32) -> Result<(), SinkError> {
+        for (_, team) in self.teams.current().active() {
+            let state = team.writer.state();
+            if state
+                .portal()
+                .is_some_and(|portal| restorer.changelog.partition_of(portal) == partition)
+            {
+                state.mark_began()?;
+            }
+        }
+        Ok(())
     }
 
     /// Takes back from disk the commands of each team that has room for them again, oldest
@@ -1093,7 +1137,7 @@ fn waiting_since(processed_ms: i64, now_ms: i64, linger: Duration) -> std::time:
 }
 
 /// Pauses or resumes fetching every partition `consumer` is assigned.
-fn pause_assigned(consumer: &StreamConsumer, pause: bool) {
+fn pause_assigned(consumer: &StreamConsumer<Assignment>, pause: bool) {
     let result = consumer.assignment().and_then(|assignment| {
         if pause {
             consumer.pause(&assignment)
