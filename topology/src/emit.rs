@@ -185,7 +185,11 @@ impl Emitter {
         headers: Option<OwnedHeaders>,
     ) -> Result<Delivery, EncodeError> {
         let payload = writer.encode(record)?;
-        let delivered = deliver(&self.producer, Outgoing::new(topic, key, Some(payload), headers)).await;
+        let delivered = deliver(
+            &self.producer,
+            Outgoing::new(topic, key, Some(payload), headers),
+        )
+        .await;
         Ok(Box::pin(async move {
             delivered.await;
         }))

@@ -209,7 +209,8 @@ impl Assignment {
                 tracing::warn!(stage = self.stage, %error, "rebalance failed");
             }
         }
-        metrics::gauge!("hubsync_assigned_partitions", "stage" => self.stage).set(held.len() as f64);
+        metrics::gauge!("hubsync_assigned_partitions", "stage" => self.stage)
+            .set(held.len() as f64);
         self.health
             .set_partitions(self.stage, held.iter().cloned().collect());
     }
@@ -223,7 +224,9 @@ fn names(list: &rdkafka::TopicPartitionList) -> Vec<String> {
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl rdkafka::ClientContext for Assignment {}
@@ -614,7 +617,12 @@ mod tests {
             (b"abc", 479_470_107),
         ];
         for (key, expected) in cases {
-            assert_eq!(murmur2(key) as i32, expected, "{}", String::from_utf8_lossy(key));
+            assert_eq!(
+                murmur2(key) as i32,
+                expected,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
         }
         assert_eq!(portal_partition(7, 1), 0);
         for portal in 0..1000 {

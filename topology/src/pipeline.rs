@@ -334,7 +334,10 @@ impl Pipeline {
                 crate::sink::changelog::Changelog::for_topics(emitter.producer(), &config.topics)
                     .await?,
             );
-            (Some(state.with_changelog(changelog.clone())), Some(changelog))
+            (
+                Some(state.with_changelog(changelog.clone())),
+                Some(changelog),
+            )
         } else {
             (None, None)
         };
@@ -438,9 +441,11 @@ impl Pipeline {
                     .create_with_context(assignment.clone())?,
                 restorer,
                 assignment,
-                replay_consumer: consumer_config(config, secrets, "sink-replay").create_with_context(
-                    crate::kafka::Assignment::new("sink-replay", health.clone()),
-                )?,
+                replay_consumer: consumer_config(config, secrets, "sink-replay")
+                    .create_with_context(crate::kafka::Assignment::new(
+                        "sink-replay",
+                        health.clone(),
+                    ))?,
                 codec: codec.clone(),
                 emitter: emitter.clone(),
                 teams: sink_shared.clone(),

@@ -191,7 +191,11 @@ impl State {
                 // When a portal's store began: the earliest any instance knew.
                 if let Some(value) = value {
                     let theirs: i64 = decode(value, "meta")?;
-                    let ours = self.meta.get(key)?.map(|v| decode::<i64>(&v, "meta")).transpose()?;
+                    let ours = self
+                        .meta
+                        .get(key)?
+                        .map(|v| decode::<i64>(&v, "meta"))
+                        .transpose()?;
                     if ours.is_none_or(|ours| theirs < ours) {
                         self.meta.insert(key, value)?;
                     }
@@ -222,7 +226,8 @@ impl State {
     }
 
     pub fn set_changelog_checkpoint(&self, partition: i32, offset: i64) -> Result<(), StateError> {
-        self.meta.insert(checkpoint_key(partition), encode(&offset))?;
+        self.meta
+            .insert(checkpoint_key(partition), encode(&offset))?;
         Ok(())
     }
 
@@ -482,7 +487,11 @@ impl State {
         }
         let redirect = self.key(&merged_key(object, merged));
         self.hubspot_side.insert(&redirect, survivor.as_bytes())?;
-        self.log("hubspot_side", redirect.as_bytes(), Some(survivor.as_bytes()));
+        self.log(
+            "hubspot_side",
+            redirect.as_bytes(),
+            Some(survivor.as_bytes()),
+        );
         for id in [merged, survivor] {
             let written = self.key(&hubspot_key(object, id));
             self.last_written.remove(&written)?;
@@ -535,7 +544,10 @@ impl State {
         company_key: &str,
         link: &WaitingLink,
     ) -> Result<(), StateError> {
-        let (key, value) = (self.waiting_key(company_key, &link.contact_id), encode(link));
+        let (key, value) = (
+            self.waiting_key(company_key, &link.contact_id),
+            encode(link),
+        );
         self.log("pending_links", key.as_bytes(), Some(&value));
         self.pending_links.insert(key, value)?;
         Ok(())

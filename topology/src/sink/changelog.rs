@@ -253,7 +253,10 @@ impl Changelog {
         let (low, high) = consumer
             .fetch_watermarks(&self.topic, partition, RESTORE_TIMEOUT)
             .map_err(kafka)?;
-        let from = state.changelog_checkpoint(partition)?.unwrap_or(low).max(low);
+        let from = state
+            .changelog_checkpoint(partition)?
+            .unwrap_or(low)
+            .max(low);
         let mut records = 0u64;
         if from < high {
             let mut assignment = TopicPartitionList::new();
@@ -364,10 +367,9 @@ impl Restorer {
             let changelog = self.changelog.clone();
             let state = self.state.clone();
             let reader = self.reader.clone();
-            let restored = tokio::task::spawn_blocking(move || {
-                changelog.restore(reader, &state, partition)
-            })
-            .await;
+            let restored =
+                tokio::task::spawn_blocking(move || changelog.restore(reader, &state, partition))
+                    .await;
             match restored {
                 Ok(Ok(restored)) => {
                     health.restoring(
@@ -410,11 +412,16 @@ fn portal_of(key: &[u8]) -> Option<u64> {
 /// `{tree}\0{key}` back into its parts.
 fn split_key(logged: &[u8]) -> Option<(&str, &[u8])> {
     let end = logged.iter().position(|b| *b == 0)?;
-    Some((std::str::from_utf8(&logged[..end]).ok()?, &logged[end + 1..]))
+    Some((
+        std::str::from_utf8(&logged[..end]).ok()?,
+        &logged[end + 1..],
+    ))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
