@@ -9,6 +9,7 @@ use std::time::Duration;
 use hubsync::admin::Health;
 use hubsync::pipeline::{Pipeline, Stages};
 use hubsync::sink::owned::{ACTIVITY_ID_PROPERTY, DEAL_KEY_PROPERTY};
+use hubsync_sandbox::broker::TopicSpec;
 use hubsync_sandbox::hubspot::SandboxOptions;
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_schemas::{
@@ -436,13 +437,23 @@ async fn a_lost_state_looks_activities_and_deals_up_instead_of_creating_them_aga
     let deal_id = id_of(&outcome(&world, &first_deal).await);
     pipeline.stop().await.expect("stops");
 
-    // The state is lost (a new volume), and the same activity and deal come again, as a replay
-    // or a re-read of uncommitted commands brings them.
+    // The state is lost (a new volume, and a changelog that does not have it: one from
+    // before the changelog, or deleted), and the same activity and deal come again, as a
+    // replay or a re-read of uncommitted commands brings them.
     let dir = world.state_dir.path();
     std::fs::remove_dir_all(dir).expect("state removed");
     std::fs::create_dir_all(dir).expect("state dir");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let pipeline = sink_only(&world).await;
+    let mut lost = world.config.clone();
+    lost.topics.state_changelog = "hubsync.sink.state.new".to_string();
+    world
+        .broker
+        .create_topic(TopicSpec::new(&lost.topics.state_changelog, 1))
+        .await
+        .expect("an empty changelog");
+    let pipeline = Pipeline::start(&lost, &world.secrets, Stages::Sink, Health::default())
+        .await
+        .expect("the sink starts");
     let mut again_note = note("act-9", "ada@acme.io", None);
     again_note.event_time = first_note.event_time;
     let mut again_deal = deal("ct_1:camp_9", "ada@acme.io");

@@ -507,8 +507,8 @@ fn kubernetes_validate_refuses_broken_manifests() {
             "'readinesProbe' was unexpected",
         ),
         (
-            copy("type.yaml", "sink.yaml", "replicas: 1", "replicas: one"),
-            "'one' is not of type 'integer'",
+            copy("type.yaml", "sink.yaml", "replicas: 3", "replicas: three"),
+            "'three' is not of type 'integer'",
         ),
         (
             copy(
@@ -872,6 +872,21 @@ fn the_stateful_stages_keep_their_state_on_a_claim_and_every_pod_is_bounded_and_
             "{stage}: the governing Service {governing} selects other pods"
         );
     }
+    // Several sinks, each in the group under its pod's name (static membership).
+    assert!(
+        sink["spec"]["replicas"].as_u64().is_some_and(|n| n > 1),
+        "{sink}"
+    );
+    let instance = container(sink)["env"]
+        .as_array()
+        .expect("the sink's environment")
+        .iter()
+        .find(|e| e["name"] == "HUBSYNC_INSTANCE_ID")
+        .unwrap_or_else(|| panic!("the sink sets no HUBSYNC_INSTANCE_ID"));
+    assert_eq!(
+        instance["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name",
+        "each sink pod joins its group under its own name"
+    );
     let governing = sink["spec"]["serviceName"].as_str().expect("serviceName");
     assert_eq!(
         resource(&documents, "Service", governing)["spec"]["clusterIP"],

@@ -155,7 +155,7 @@ async fn a_good_setup_passes() {
         .map(|row| row["detail"].as_str().expect("detail"))
         .collect();
     assert!(
-        details.iter().any(|d| d.starts_with("9 of 9 topics on ")),
+        details.iter().any(|d| d.starts_with("10 of 10 topics on ")),
         "{details:?}"
     );
     assert!(

@@ -161,12 +161,40 @@ pub fn producer_config(config: &Config, secrets: &Secrets) -> ClientConfig {
 /// A consumer's context that keeps track of what its group assigned it: the partitions it
 /// holds (for `/healthz` and `hubsync_assigned_partitions`), and those taken from it since the
 /// stage last asked ([`Assignment::take_revoked`]), so the stage forgets what it knew of them.
+///
+/// Before a partition is taken away, the writes being made for it are let finish (up to
+/// [`REVOKE_WAIT`]): their state changes reach the changelog before the next owner restores it.
 #[derive(Clone)]
 pub struct Assignment {
     stage: &'static str,
     health: crate::admin::Health,
     held: std::sync::Arc<std::sync::Mutex<BTreeSet<(String, i32)>>>,
     revoked: std::sync::Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+    /// Writes being made, per partition, and a signal when one ends.
+    writing: std::sync::Arc<(std::sync::Mutex<BTreeMap<i32, usize>>, std::sync::Condvar)>,
+}
+
+/// How long a revocation waits for the partition's writes being made to end.
+pub const REVOKE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A write being made for a partition; ends when dropped.
+pub struct Writing {
+    partition: i32,
+    writing: std::sync::Arc<(std::sync::Mutex<BTreeMap<i32, usize>>, std::sync::Condvar)>,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let (counts, ended) = &*self.writing;
+        let mut counts = lock(counts);
+        if let Some(count) = counts.get_mut(&self.partition) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.partition);
+            }
+        }
+        ended.notify_all();
+    }
 }
 
 impl Assignment {
@@ -176,6 +204,37 @@ impl Assignment {
             health,
             held: Default::default(),
             revoked: Default::default(),
+            writing: Default::default(),
+        }
+    }
+
+    /// A write for `partition` begins; a revocation of the partition waits until it ends.
+    pub fn writing(&self, partition: i32) -> Writing {
+        *lock(&self.writing.0).entry(partition).or_default() += 1;
+        Writing {
+            partition,
+            writing: self.writing.clone(),
+        }
+    }
+
+    /// Waits until no write is being made for any of `partitions`, up to `timeout`; false when
+    /// some still are.
+    fn wait_written(&self, partitions: &[i32], timeout: std::time::Duration) -> bool {
+        let (counts, ended) = &*self.writing;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut counts = lock(counts);
+        loop {
+            if !partitions.iter().any(|p| counts.contains_key(p)) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            counts = ended
+                .wait_timeout(counts, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -237,7 +296,15 @@ impl rdkafka::consumer::ConsumerContext for Assignment {
         _: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
-        if matches!(rebalance, rdkafka::consumer::Rebalance::Revoke(_)) {
+        if let rdkafka::consumer::Rebalance::Revoke(list) = rebalance {
+            let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+            if !self.wait_written(&partitions, REVOKE_WAIT) {
+                tracing::warn!(
+                    stage = self.stage,
+                    ?partitions,
+                    "partitions revoked while writes for them were still being made"
+                );
+            }
             self.changed(rebalance);
         }
     }

@@ -46,7 +46,7 @@ pub mod position;
 pub mod process;
 mod reload;
 pub mod sink;
-mod state;
+pub mod state;
 pub mod teams;
 
 use hubsync_hubspot as hubspot;

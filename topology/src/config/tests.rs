@@ -712,12 +712,14 @@ fn load_applies_the_environment_overrides() {
         &path,
         &env(&[
             ("HUBSYNC_KAFKA_BROKERS", "from-env:9092"),
+            ("HUBSYNC_INSTANCE_ID", "hubsync-sink-2"),
             ("HUBSYNC_REGISTRY_URL", "http://registry.internal:8081"),
             ("HUBSYNC_HUBSPOT_URL", "http://127.0.0.1:38080"),
         ]),
     )
     .unwrap();
     assert_eq!(overridden.kafka.brokers, "from-env:9092");
+    assert_eq!(overridden.kafka.instance_id, "hubsync-sink-2");
     assert_eq!(overridden.registry.url, "http://registry.internal:8081");
     assert_eq!(overridden.hubspot.base_url, "http://127.0.0.1:38080");
     assert_eq!(overridden.env_overrides, ENV_OVERRIDES);

@@ -154,6 +154,18 @@ impl Spill {
         Ok(Some(read?))
     }
 
+    /// Forgets what waits of `team` (its partition went to another instance, which reads it
+    /// from Kafka); returns how many commands that was.
+    pub fn clear_team(&mut self, team: &Arc<str>) -> usize {
+        let Some(queue) = self.queues.remove(team) else {
+            return 0;
+        };
+        let _ = fs::remove_file(&queue.path);
+        self.len = self.len.saturating_sub(queue.waiting);
+        metrics::gauge!("hubsync_sink_spilled_commands").set(self.len as f64);
+        queue.waiting
+    }
+
     /// Forgets everything waiting (the sink stops; Kafka hands it out again); returns how many
     /// commands that was.
     pub fn clear(&mut self) -> usize {

@@ -450,6 +450,7 @@ impl SinkStage {
 
         loop {
             let now = Instant::now();
+            self.follow_assignment(&mut tracker, &mut coalescers, spill.as_mut());
             if now >= pruned_at + PRUNE_EVERY {
                 coalescers.prune();
                 pruned_at = now;
@@ -527,6 +528,11 @@ impl SinkStage {
                             slot.1,
                             records,
                         );
+                        // A revocation of the team's partition waits for the write to end.
+                        let writing = self
+                            .partition_of(&team)
+                            .map(|partition| self.assignment.writing(partition));
+                        let batch = batch.inspect(move |_| drop(writing));
                         let task = match lane {
                             Lane::Live => batches.spawn(batch),
                             // Its HubSpot calls give way to live ones.
@@ -836,10 +842,10 @@ impl SinkStage {
         live: bool,
         tracker: &mut OffsetTracker,
         coalescers: &mut Pending,
-        spill: Option<&mut Spill>,
+        mut spill: Option<&mut Spill>,
         acks: &mpsc::Sender<Position>,
     ) -> Result<(), SinkError> {
-        self.follow_assignment(tracker);
+        self.follow_assignment(tracker, coalescers, spill.as_deref_mut());
         // A live command's partition is this instance's (the replay consumer's group assigns
         // its topic apart).
         if live
@@ -857,13 +863,49 @@ impl SinkStage {
     /// Forgets what the consumer knew of the partitions taken from it: their offsets in flight
     /// (they cannot be stored any more) and that their state was restored (a partition that
     /// comes back is restored again, from where the local copy stopped).
-    fn follow_assignment(&self, tracker: &mut OffsetTracker) {
+    /// Live commands held for its teams are dropped, here and on disk: the partition's next
+    /// owner reads them from Kafka.
+    fn follow_assignment(
+        &self,
+        tracker: &mut OffsetTracker,
+        coalescers: &mut Pending,
+        mut spill: Option<&mut Spill>,
+    ) {
         for (topic, partition) in self.assignment.take_revoked() {
             tracker.forget(&topic, partition);
-            if let Some(restorer) = &self.restorer {
-                restorer.forget(partition);
+            let Some(restorer) = &self.restorer else {
+                continue;
+            };
+            restorer.forget(partition);
+            let mut dropped = 0;
+            for (team_id, team) in self.teams.current().active() {
+                if self.partition_of(team) != Some(partition) {
+                    continue;
+                }
+                let team_id = coalescers.names.team(team_id);
+                for object in HubSpotObjectType::ALL {
+                    if let Some(c) = coalescers.live.get_mut(&(team_id.clone(), *object)) {
+                        dropped += c.clear_pending();
+                    }
+                }
+                if let Some(spill) = spill.as_deref_mut() {
+                    dropped += spill.clear_team(&team_id);
+                }
             }
+            info!(
+                topic,
+                partition,
+                dropped,
+                "partition revoked: its held commands are left to its next owner"
+            );
         }
+    }
+
+    /// The commands partition of a team's portal (when partitions are followed).
+    fn partition_of(&self, team: &SinkTeam) -> Option<i32> {
+        let restorer = self.restorer.as_ref()?;
+        let portal = team.writer.state().portal()?;
+        Some(restorer.changelog.partition_of(portal))
     }
 
     /// After `partition` was restored: the portals on it that the changelog knew no beginning

@@ -3,7 +3,7 @@
 //! ```text
 //! make bench                     # = cargo bench --locked -p hubsync-dev --bench throughput
 //! make bench BENCH_ARGS=--quick  # reduced sizes, a smoke run of about a minute
-//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | memory | codec | teams | logs | inbound
+//! cargo bench -p hubsync-dev --bench throughput -- --only sink      # processors | sink | repeats | activities | replay | memory | codec | teams | logs | inbound | scale
 //! cargo bench -p hubsync-dev --bench throughput -- --sink-records 100000
 //! cargo bench -p hubsync-dev --bench throughput -- --only replay --replay-events 1000000
 //! cargo bench -p hubsync-dev --bench throughput -- --kafka fetch.wait.max.ms=100   # what-if tuning
@@ -38,12 +38,16 @@
 //!    contacts hubsync wrote, to `crm.hubspot.changes`, by webhook and by polling, side by side:
 //!    changes/s, occurred-to-Kafka latency, delivered, missing, echoes and copies, and polling's
 //!    HubSpot calls per 1,000 changes.
+//! 12. **Scale-out**: the sink's state of one portal restored from the changelog into an empty
+//!    state directory, per 100,000 entries; and a restarted pipeline's first write, with dynamic
+//!    and with static group membership (target: within 5 s).
 //!
 //! # Layout
 //! - `events`: generated contacts and their events; the sandbox config's rules and catalog.
 //! - `world`: broker, schema registry and HubSpot sandbox in this process, recording every
 //!   HubSpot request; reading outcomes back.
-//! - `processors`, `sink`, `repeats`, `activities`, `replay`, `codec`, `teams`, `logs`, `inbound`:
+//! - `processors`, `sink`, `repeats`, `activities`, `replay`, `codec`, `teams`, `logs`, `inbound`,
+//!   `scale`:
 //!   one figure each;
 //!   `process_stage`: the process stage with Kafka, for comparison with the sink.
 //! - `cpu`: CPU time and load from `/proc`, and timed passes on one thread.
@@ -61,6 +65,7 @@ mod processors;
 mod repeats;
 mod replay;
 mod report;
+mod scale;
 mod sink;
 mod teams;
 mod world;
@@ -96,6 +101,7 @@ struct Options {
     teams: bool,
     logs: bool,
     inbound: bool,
+    scale: bool,
 }
 
 impl Options {
@@ -118,12 +124,13 @@ impl Options {
                 "teams",
                 "logs",
                 "inbound",
+                "scale",
             ]
             .contains(&only)
         {
             eprintln!(
-                "--only takes processors, sink, repeats, activities, replay, memory, codec, teams, logs or \
-                 inbound, not {only:?}"
+                "--only takes processors, sink, repeats, activities, replay, memory, codec, teams, logs, \
+                 inbound or scale, not {only:?}"
             );
             std::process::exit(2);
         }
@@ -179,6 +186,7 @@ impl Options {
             teams: wanted("teams"),
             logs: wanted("logs"),
             inbound: wanted("inbound"),
+            scale: wanted("scale"),
         }
     }
 }
@@ -472,6 +480,12 @@ fn main() {
         }
         print_inbound(&figures);
         rows.extend(inbound_rows(&figures));
+    }
+
+    if options.scale {
+        eprintln!("[12] scale-out: restoring a portal's state; restarts' first writes ...");
+        let figures = runtime.block_on(scale::measure(options.quick));
+        rows.extend(scale_rows(&figures));
     }
 
     println!();
@@ -1501,4 +1515,33 @@ fn codec_rows(f: &codec::Figures) -> Vec<Row> {
             ),
         ),
     ]
+}
+
+fn scale_rows(figures: &scale::Figures) -> Vec<Row> {
+    let restore = report::Spread::of(figures.restore_per_100k());
+    let mut rows = vec![Row::info(
+        "12  restore of a portal's state from the changelog, s per 100,000 entries",
+        format!(
+            "{:.2} (median of {}; {} entries each)",
+            restore.median(),
+            restore.runs(),
+            thousands(figures.entries as f64)
+        ),
+    )];
+    for (label, runs) in &figures.first_write {
+        let took = report::Spread::of(runs.iter().map(Duration::as_secs_f64).collect());
+        rows.push(Row::new(
+            format!("12b first write after a restart, {label}, s"),
+            format!(
+                "{:.1} (median of {}; min {:.1} .. max {:.1})",
+                took.median(),
+                took.runs(),
+                took.min(),
+                took.max()
+            ),
+            "<= 5",
+            Verdict::at_most(took.median(), 5.0),
+        ));
+    }
+    rows
 }
