@@ -259,3 +259,223 @@ async fn a_partition_moved_to_a_fresh_instance_restores_its_state_from_the_chang
     assert_eq!(world.hubspot.count(ObjectType::Contacts), CONTACTS);
     eprintln!("the second instance restored {records} state entries");
 }
+
+const TEAMS: usize = 8;
+const PER_TEAM: usize = 50;
+
+fn team_name(n: usize) -> String {
+    format!("team{n}")
+}
+
+fn portal_of(n: usize) -> u64 {
+    7_800_001 + n as u64
+}
+
+fn token_of(n: usize) -> String {
+    format!("pat-na1-scale-{n:04}")
+}
+
+/// A service file (and the team files beside it) of one instance, with its own state directory.
+fn instance_files(
+    world: &World,
+    root: &std::path::Path,
+    group: &str,
+    name: &str,
+) -> std::path::PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(dir.join("teams")).expect("instance dir");
+    let service = hubsync_dev::sandbox_config::render_sandbox_service(
+        world.broker.bootstrap_servers(),
+        &world.registry.url(),
+        &world.hubspot_server.url(),
+    )
+    .replace(
+        "dir = \"hubsync-state\"",
+        &format!("dir = {:?}", dir.join("state").display().to_string()),
+    )
+    .replace(
+        "group_id_prefix = \"hubsync-sandbox\"\n",
+        &format!(
+            "group_id_prefix = \"{group}\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"
+        ),
+    )
+    .replace(
+        "[state]\n",
+        "[stages.sink]\nlinger = \"200ms\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[state]\n",
+    );
+    let path = dir.join("hubsync.toml");
+    std::fs::write(&path, service).expect("service file");
+    for n in 0..TEAMS {
+        let team = hubsync_dev::sandbox_config::render_sandbox_team(
+            &team_name(n),
+            portal_of(n),
+            &format!("SCALE_TOKEN_{n}"),
+        );
+        std::fs::write(
+            dir.join("teams").join(format!("{}.toml", team_name(n))),
+            team,
+        )
+        .expect("team file");
+    }
+    path
+}
+
+/// One wave of events for every team: new contacts, updates of earlier ones, and activities.
+async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
+    for n in 0..TEAMS {
+        let team = team_name(n);
+        for i in 0..PER_TEAM / 2 {
+            let index = wave * PER_TEAM / 2 + i;
+            let email = format!("p{index}@{team}.example");
+            let mut created = contact(&format!("ct_{index}"), Some(&email), ChangeKind::Created);
+            created.team_id = team.clone();
+            world
+                .publish(
+                    SchemaKind::ContactChanged,
+                    &world.config.topics.contact_changes,
+                    &created.contact_id,
+                    &created,
+                )
+                .await;
+            ids.push(created.event_id);
+            let mut opened = activity(
+                ActivityType::EmailOpened,
+                &format!("ct_{index}"),
+                Some(&email),
+            );
+            opened.team_id = team.clone();
+            world
+                .publish(
+                    SchemaKind::ActivityRecorded,
+                    &world.config.topics.activity_events,
+                    &opened.contact_id,
+                    &opened,
+                )
+                .await;
+            ids.push(opened.event_id);
+            if wave > 0 {
+                let earlier = i;
+                let mut updated = contact(
+                    &format!("ct_{earlier}"),
+                    Some(&format!("p{earlier}@{team}.example")),
+                    ChangeKind::Updated,
+                );
+                updated.team_id = team.clone();
+                updated.first_name = Some(format!("Wave{wave}"));
+                world
+                    .publish(
+                        SchemaKind::ContactChanged,
+                        &world.config.topics.contact_changes,
+                        &updated.contact_id,
+                        &updated,
+                    )
+                    .await;
+                ids.push(updated.event_id);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sinks_killed_added_and_restarted_mid_stream_write_everything_once_in_its_own_portal() {
+    let portals: Vec<SandboxOptions> = (0..TEAMS)
+        .map(|n| SandboxOptions {
+            portal_id: portal_of(n),
+            tokens: vec![token_of(n)],
+            ..SandboxOptions::default()
+        })
+        .collect();
+    let world = World::start_portals(portals, 6, |c| c).await;
+    let root = tempfile::tempdir().expect("instances");
+    let group = format!("t{}", uuid::Uuid::new_v4().simple());
+    let env: Vec<(String, String)> = (0..TEAMS)
+        .map(|n| (format!("SCALE_TOKEN_{n}"), token_of(n)))
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let spawn = |name: &str, stage: &str| {
+        let path = instance_files(&world, root.path(), &group, name);
+        let path = path.to_str().expect("utf-8 path").to_string();
+        Child::spawn_with_env(&["run", "--config", &path, "--stage", stage], &env)
+    };
+    let mut process = [spawn("process-1", "process"), spawn("process-2", "process")];
+    let mut first = spawn("sink-1", "sink");
+    let mut second = spawn("sink-2", "sink");
+
+    let mut ids = Vec::new();
+    wave(&world, 0, &mut ids).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // One sink dies mid-stream, a new one on an empty state directory joins.
+    first.kill();
+    let mut third = spawn("sink-3", "sink");
+    wave(&world, 1, &mut ids).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Every instance restarted in turn, as a rolling upgrade does.
+    let status = second.terminate(Duration::from_secs(60)).await;
+    assert!(status.success(), "{status}");
+    let mut second = spawn("sink-2", "sink");
+    wave(&world, 2, &mut ids).await;
+    let status = third.terminate(Duration::from_secs(60)).await;
+    assert!(status.success(), "{status}");
+    let mut third = spawn("sink-3", "sink");
+    let status = process[0].terminate(Duration::from_secs(60)).await;
+    assert!(status.success(), "{status}");
+    process[0] = spawn("process-1", "process");
+
+    let outcomes = world.outcomes_for(&ids, Duration::from_secs(300)).await;
+    let mut repeated = 0;
+    for id in &ids {
+        let all = statuses(&outcomes, id);
+        let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), 1, "event {id}: one final outcome: {all:?}");
+        repeated += all.len() - 1;
+    }
+    for n in 0..TEAMS {
+        let portal = &world.portals.all()[n];
+        let contacts = portal.snapshot(ObjectType::Contacts);
+        let emails: std::collections::BTreeSet<String> = contacts
+            .iter()
+            .map(|c| {
+                c["properties"]["email"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            contacts.len(),
+            3 * PER_TEAM / 2,
+            "team {n}: every contact once"
+        );
+        assert_eq!(emails.len(), contacts.len(), "team {n}: no contact twice");
+        assert!(
+            emails
+                .iter()
+                .all(|e| e.ends_with(&format!("@{}.example", team_name(n)))),
+            "team {n}'s portal holds only its own contacts: {emails:?}"
+        );
+        assert_eq!(
+            portal.count(ObjectType::Notes),
+            3 * PER_TEAM / 2,
+            "team {n}: every activity once"
+        );
+        let limited: u64 = portal
+            .request_counts()
+            .iter()
+            .filter(|((_, status), _)| *status == 429)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(limited, 0, "team {n}: no call over the portal's limit");
+    }
+    eprintln!(
+        "{} events; {repeated} outcome records repeated after the kill and restarts",
+        ids.len()
+    );
+    for child in [&mut second, &mut third] {
+        let status = child.terminate(Duration::from_secs(60)).await;
+        assert!(status.success(), "{status}");
+    }
+    for child in &mut process {
+        let status = child.terminate(Duration::from_secs(60)).await;
+        assert!(status.success(), "{status}");
+    }
+}

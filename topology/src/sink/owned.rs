@@ -55,7 +55,8 @@ pub fn wanted() -> Vec<(ObjectType, NewProperty)> {
 }
 
 /// Creates the hubsync properties the portal lacks; returns `object.property` of each created.
-/// A new property goes into the group of the object's first property.
+/// A new property goes into the group of the object's first property. One that exists by the
+/// time it is created (HubSpot's 409: another instance made it meanwhile) is taken as it is.
 pub async fn ensure(client: &HubSpotClient) -> Result<Vec<String>, Error> {
     let mut created = Vec::new();
     for (object, mut property) in wanted() {
@@ -66,9 +67,15 @@ pub async fn ensure(client: &HubSpotClient) -> Result<Vec<String>, Error> {
         property.group_name = existing
             .first()
             .map_or_else(|| "hubsync".to_string(), |p| p.group_name.clone());
-        client.create_property(object, &property).await?;
-        info!(object = object.path_name(), property = %property.name, "created hubsync's own property");
-        created.push(format!("{}.{}", object.path_name(), property.name));
+        match client.create_property(object, &property).await {
+            Ok(_) => {
+                info!(object = object.path_name(), property = %property.name, "created hubsync's own property");
+                created.push(format!("{}.{}", object.path_name(), property.name));
+            }
+            // Another instance, starting at the same moment, created it first.
+            Err(Error::Failed(failure)) if failure.status == Some(409) => {}
+            Err(error) => return Err(error),
+        }
     }
     Ok(created)
 }
