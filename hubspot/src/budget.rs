@@ -245,7 +245,24 @@ pub struct Ledger {
     search_seq: u64,
     /// Answers to requests granted before this one do not correct the window again.
     corrected_seq: u64,
+    /// Whether HubSpot has told what is left of its window since the portal was taken over.
+    probe: Probe,
 }
+
+/// Learning what is left of HubSpot's window before sending more than one request: another
+/// instance may have spent it just before this one took the portal over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// HubSpot's answers are being heard: the model is corrected by them.
+    Heard,
+    /// The next request goes alone, and the others wait for its answer.
+    Needed,
+    /// That request was sent at `sent_ms`; the others wait up to [`PROBE_WAIT_MS`].
+    Out { sent_ms: i64 },
+}
+
+/// The longest the other requests wait for the first answer after a take-over.
+const PROBE_WAIT_MS: i64 = 2_000;
 
 impl Ledger {
     pub fn new(limits: &BudgetLimits) -> Self {
@@ -273,7 +290,15 @@ impl Ledger {
             standard_seq: 0,
             search_seq: 0,
             corrected_seq: 0,
+            probe: Probe::Heard,
         }
+    }
+
+    /// The portal was just taken over from another instance (or its budget not heard from in
+    /// a while): the next request goes alone, and what HubSpot's answer says is left of the
+    /// window is believed before any other is sent.
+    pub fn reprobe(&mut self) {
+        self.probe = Probe::Needed;
     }
 
     /// Requests per window: the configured limit, or HubSpot's if lower.
@@ -388,6 +413,16 @@ impl Ledger {
         {
             until = at;
         }
+        if lane != Lane::Search
+            && let Probe::Out { sent_ms } = self.probe
+        {
+            if now_ms < sent_ms + PROBE_WAIT_MS {
+                until = until.max((now_ms + 25).min(sent_ms + PROBE_WAIT_MS));
+            } else {
+                // No answer came (a timeout): the window model goes on alone.
+                self.probe = Probe::Heard;
+            }
+        }
         if until > now_ms {
             return Err(Duration::from_millis(
                 u64::try_from(until - now_ms).unwrap_or(1),
@@ -395,6 +430,9 @@ impl Ledger {
         }
         if lane == Lane::Backfill {
             self.backfill_window.push_back(now_ms);
+        }
+        if lane != Lane::Search && self.probe == Probe::Needed {
+            self.probe = Probe::Out { sent_ms: now_ms };
         }
         let (window, lane_seq) = match lane {
             Lane::Standard | Lane::Backfill => (&mut self.window, &mut self.standard_seq),
@@ -421,6 +459,9 @@ impl Ledger {
     /// HubSpot counted that the model had not.
     pub fn observe(&mut self, ticket: &Ticket, now_ms: i64, observation: &Observation) -> usize {
         self.roll(now_ms);
+        if ticket.lane != Lane::Search {
+            self.probe = Probe::Heard;
+        }
         let headers = &observation.headers;
         if let Some(interval) = headers
             .interval_ms
@@ -769,6 +810,11 @@ impl RequestBudget {
     }
 
     /// Sets the account's offset from UTC (learned from its account details).
+    /// See [`Ledger::reprobe`].
+    pub fn reprobe(&self) {
+        lock(&self.ledger).reprobe();
+    }
+
     pub fn set_utc_offset(&self, offset_ms: i64) {
         lock(&self.ledger).set_utc_offset(offset_ms);
     }
@@ -871,6 +917,33 @@ mod tests {
         let ticket = fresh.try_acquire(Lane::Standard, T0).unwrap();
         fresh.observe(&ticket, T0 + 10, &ok_with(9, 10));
         assert_eq!(fresh.window_len(T0 + 10), 1);
+    }
+
+    #[test]
+    fn a_taken_over_portal_sends_one_request_and_believes_its_answer_first() {
+        let mut ledger = Ledger::new(&limits(10, 1_000));
+        ledger.reprobe();
+        let probe = ledger.try_acquire(Lane::Standard, T0).unwrap();
+        // The others wait for its answer, live or backfill; search has no headers to wait for.
+        assert!(ledger.try_acquire(Lane::Standard, T0 + 5).is_err());
+        assert!(ledger.try_acquire(Lane::Backfill, T0 + 5).is_err());
+        ledger.try_acquire(Lane::Search, T0 + 5).unwrap();
+        // The previous owner spent 8 of the window: 1 is left after the probe.
+        assert_eq!(ledger.observe(&probe, T0 + 40, &ok_with(1, 10)), 8);
+        ledger.try_acquire(Lane::Standard, T0 + 41).unwrap();
+        assert!(ledger.try_acquire(Lane::Standard, T0 + 42).is_err());
+        // An answer that never comes holds the others back for a bounded time only.
+        let mut silent = Ledger::new(&limits(10, 1_000));
+        silent.reprobe();
+        silent.try_acquire(Lane::Standard, T0).unwrap();
+        let wait = silent.try_acquire(Lane::Standard, T0 + 1).unwrap_err();
+        assert!(wait <= Duration::from_millis(25), "{wait:?}");
+        silent
+            .try_acquire(Lane::Standard, T0 + PROBE_WAIT_MS)
+            .unwrap();
+        silent
+            .try_acquire(Lane::Standard, T0 + PROBE_WAIT_MS)
+            .unwrap();
     }
 
     #[test]

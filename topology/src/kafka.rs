@@ -88,15 +88,21 @@ fn base_config(config: &Config, secrets: &Secrets, kind: Kind) -> ClientConfig {
 }
 
 /// How long a group waits for a member that stopped answering before its partitions move
-/// (`session.timeout.ms`): short, so a killed instance's partitions move within seconds. A
+/// (`session.timeout.ms`): the least Kafka's brokers accept by default
+/// (`group.min.session.timeout.ms`), so a killed instance's partitions move within seconds. A
 /// restarted instance with a `kafka.instance_id` that comes back within it keeps its partitions
 /// without a rebalance.
-pub const SESSION_TIMEOUT_MS: &str = "10000";
+pub const SESSION_TIMEOUT_MS: &str = "6000";
+
+/// Heartbeats a third of the session apart, so one lost heartbeat never ends a session.
+pub const HEARTBEAT_INTERVAL_MS: &str = "2000";
 
 /// A consumer of `stage`'s group that stores offsets only when told to.
 ///
 /// Partitions are assigned cooperative-sticky: when an instance joins or leaves, only the
-/// partitions that must move are revoked, and the others are read on without a pause.
+/// partitions that must move are revoked, and the others are read on without a pause. With
+/// `group.protocol = "consumer"` (KIP-848, where the brokers support it) the brokers assign, as
+/// incrementally, and hold the session timeout themselves.
 pub fn consumer_config(config: &Config, secrets: &Secrets, stage: &str) -> ClientConfig {
     let mut client = base_config(config, secrets, Kind::Consumer);
     client
@@ -107,17 +113,32 @@ pub fn consumer_config(config: &Config, secrets: &Secrets, stage: &str) -> Clien
     if !config.kafka.instance_id.is_empty() {
         client.set("group.instance.id", &config.kafka.instance_id);
     }
-    for (name, default) in [
+    let mut defaults = vec![
         ("auto.offset.reset", "earliest"),
-        ("session.timeout.ms", SESSION_TIMEOUT_MS),
         ("isolation.level", "read_committed"),
-        ("partition.assignment.strategy", "cooperative-sticky"),
-    ] {
+    ];
+    // Under Kafka's consumer group protocol (KIP-848) the broker assigns and times sessions.
+    if !next_generation_protocol(config) {
+        defaults.push(("session.timeout.ms", SESSION_TIMEOUT_MS));
+        defaults.push(("heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS));
+        defaults.push(("partition.assignment.strategy", "cooperative-sticky"));
+    }
+    for (name, default) in defaults {
         if !config.kafka.properties.contains_key(name) {
             client.set(name, default);
         }
     }
     client
+}
+
+/// Whether `kafka.properties` choose Kafka's consumer group protocol (KIP-848,
+/// `group.protocol = "consumer"`): assignment on the broker, incremental, without the classic
+/// protocol's group-wide rebalance.
+pub fn next_generation_protocol(config: &Config) -> bool {
+    matches!(
+        config.kafka.properties.get("group.protocol"),
+        Some(KafkaProperty::Value(protocol)) if protocol == "consumer"
+    )
 }
 
 /// A consumer that reads by assignment only: the configuration's Kafka settings, a group id of

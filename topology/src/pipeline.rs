@@ -403,9 +403,14 @@ impl Pipeline {
         if stages.process() {
             health.set(process::STAGE, StageHealth::Starting);
             let stage = ProcessStage {
-                consumer: consumer_config(config, secrets, process::STAGE)
-                    .create::<StreamConsumer>()?,
-                replay_consumer: consumer_config(config, secrets, "process-replay").create()?,
+                consumer: consumer_config(config, secrets, process::STAGE).create_with_context(
+                    crate::kafka::Assignment::new(process::STAGE, health.clone()),
+                )?,
+                replay_consumer: consumer_config(config, secrets, "process-replay")
+                    .create_with_context(crate::kafka::Assignment::new(
+                        "process-replay",
+                        health.clone(),
+                    ))?,
                 codec: codec.clone(),
                 emitter: emitter.clone(),
                 topics: config.topics.clone(),

@@ -48,9 +48,9 @@ use crate::teams::{self, Served, Shared};
 pub const STAGE: &str = "process";
 
 pub struct ProcessStage {
-    pub consumer: StreamConsumer,
+    pub consumer: StreamConsumer<crate::kafka::Assignment>,
     /// Reads the replay topic (its own group, `…process-replay`).
-    pub replay_consumer: StreamConsumer,
+    pub replay_consumer: StreamConsumer<crate::kafka::Assignment>,
     pub codec: AvroCodec,
     pub emitter: Emitter,
     pub topics: Topics,

@@ -566,6 +566,57 @@ fn kafka_properties_take_plain_values_and_secrets() {
 }
 
 #[test]
+fn the_consumer_group_protocol_leaves_sessions_and_assignment_to_the_brokers() {
+    let problems = problems(&with(
+        r#"
+[kafka]
+instance_id = "sink-0"
+[kafka.properties]
+"group.protocol" = "consumer"
+"session.timeout.ms" = 6000
+"fetch.wait.max.ms" = 100
+"#,
+    ));
+    let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["kafka.properties.\"session.timeout.ms\""]);
+    assert!(problems[0].message.contains("KIP-848"), "{}", problems[0]);
+    let config = Config::from_toml_str(&with(
+        "[kafka]\ninstance_id = \"sink-0\"\n[kafka.properties]\n\"group.protocol\" = \"consumer\"",
+    ))
+    .unwrap();
+    let secrets = config
+        .resolve_secrets_with(&env(&[("HUBSYNC_HUBSPOT_TOKEN", "pat-1")]))
+        .unwrap();
+    let client = crate::kafka::consumer_config(&config, &secrets, "sink");
+    assert_eq!(client.get("group.protocol"), Some("consumer"));
+    assert_eq!(client.get("group.instance.id"), Some("sink-0"));
+    assert_eq!(client.get("session.timeout.ms"), None);
+    assert_eq!(client.get("heartbeat.interval.ms"), None);
+    assert_eq!(client.get("partition.assignment.strategy"), None);
+    // The classic protocol: cooperative-sticky, hubsync's session timeout; readers by
+    // assignment are nobody's static members.
+    let classic = Config::from_toml_str(&with("[kafka]\ninstance_id = \"sink-0\"")).unwrap();
+    let client = crate::kafka::consumer_config(&classic, &secrets, "sink");
+    assert_eq!(
+        client.get("partition.assignment.strategy"),
+        Some("cooperative-sticky")
+    );
+    assert_eq!(client.get("session.timeout.ms"), Some("6000"));
+    assert_eq!(client.get("heartbeat.interval.ms"), Some("2000"));
+    let reader = crate::kafka::reader_config(&classic, &secrets, "restore");
+    assert_eq!(reader.get("group.instance.id"), None);
+    assert!(
+        problems_of_text("[kafka]\ninstance_id = \"sink 0\"")
+            .iter()
+            .any(|p| p.field == "kafka.instance_id")
+    );
+}
+
+fn problems_of_text(text: &str) -> Vec<Problem> {
+    problems(&with(text))
+}
+
+#[test]
 fn kafka_properties_hubsync_owns_or_plain_secrets_are_refused() {
     let problems = problems(&with(
         r#"

@@ -49,6 +49,13 @@ const RESERVED_KAFKA_PROPERTIES: [(&str, &str); 8] = [
     ),
 ];
 
+/// Consumer settings the brokers hold under Kafka's consumer group protocol (KIP-848).
+const BROKER_SIDE_UNDER_KIP_848: [&str; 3] = [
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+];
+
 pub(crate) fn problems(config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
     let p = &mut problems;
@@ -218,8 +225,20 @@ fn kafka(kafka: &KafkaConfig, p: &mut Vec<Problem>) {
             p,
         );
     }
+    let consumer_protocol = matches!(
+        kafka.properties.get("group.protocol"),
+        Some(KafkaProperty::Value(protocol)) if protocol == "consumer"
+    );
     for (key, value) in &kafka.properties {
         let field = format!("kafka.properties.{}", toml_key(key));
+        if consumer_protocol && BROKER_SIDE_UNDER_KIP_848.contains(&key.as_str()) {
+            p.push(Problem::new(
+                field,
+                "is set by the brokers under group.protocol = \"consumer\" (KIP-848): remove it, \
+                 or the consumers refuse to start",
+            ));
+            continue;
+        }
         if key.trim().is_empty() {
             p.push(Problem::new(field, "must name a librdkafka property"));
             continue;

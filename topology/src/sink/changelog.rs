@@ -204,7 +204,9 @@ impl Changelog {
             partition: Some(self.partition_of(portal)),
             ..Outgoing::new(&self.topic, Some(logged), value.map(<[u8]>::to_vec), None)
         };
-        lock(&self.unsent).push(outgoing);
+        let mut unsent = lock(&self.unsent);
+        unsent.push(outgoing);
+        metrics::gauge!("hubsync_state_changelog_unsent").set(unsent.len() as f64);
     }
 
     /// Sends every change noted so far, in the order noted, and waits until the broker has
@@ -212,6 +214,8 @@ impl Changelog {
     /// instance's records moved it. Flushes must not overlap (the state's own lock sees to it).
     pub async fn flush(&self) -> HashMap<i32, i64> {
         let unsent = std::mem::take(&mut *lock(&self.unsent));
+        metrics::gauge!("hubsync_state_changelog_unsent").set(0.0);
+        metrics::counter!("hubsync_state_changelog_records_total").increment(unsent.len() as u64);
         let mut sent = Vec::with_capacity(unsent.len());
         for outgoing in unsent {
             sent.push(deliver(&self.producer, outgoing).await);

@@ -852,7 +852,7 @@ impl SinkStage {
             && let Some(restorer) = &self.restorer
             && restorer.ensure(message.partition(), &self.health).await
         {
-            self.mark_began(restorer, message.partition())?;
+            self.taken_over(restorer, message.partition())?;
         }
         tracker.track(message.topic(), message.partition(), message.offset());
         metrics::counter!("hubsync_sink_commands_total").increment(1);
@@ -908,9 +908,11 @@ impl SinkStage {
         Some(restorer.changelog.partition_of(portal))
     }
 
-    /// After `partition` was restored: the portals on it that the changelog knew no beginning
-    /// of begin now.
-    fn mark_began(&self, restorer: &Restorer, partition: i32) -> Result<(), SinkError> {
+    /// After `partition` was restored, for each portal on it: its store begins now unless the
+    /// changelog knew an earlier beginning, and its first request goes alone, so that what
+    /// HubSpot says is left of its window (which the previous owner may have spent) is known
+    /// before more are sent.
+    fn taken_over(&self, restorer: &Restorer, partition: i32) -> Result<(), SinkError> {
         for (_, team) in self.teams.current().active() {
             let state = team.writer.state();
             if state
@@ -918,6 +920,7 @@ impl SinkStage {
                 .is_some_and(|portal| restorer.changelog.partition_of(portal) == partition)
             {
                 state.mark_began()?;
+                team.client.budget().reprobe();
             }
         }
         Ok(())

@@ -39,8 +39,8 @@
 //!    changes/s, occurred-to-Kafka latency, delivered, missing, echoes and copies, and polling's
 //!    HubSpot calls per 1,000 changes.
 //! 12. **Scale-out**: the sink's state of one portal restored from the changelog into an empty
-//!    state directory, per 100,000 entries; and a restarted pipeline's first write, with dynamic
-//!    and with static group membership (target: within 5 s).
+//!     state directory, per 100,000 entries; and a restarted pipeline's first write (target:
+//!     within 5 s).
 //!
 //! # Layout
 //! - `events`: generated contacts and their events; the sandbox config's rules and catalog.

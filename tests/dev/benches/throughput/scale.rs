@@ -5,8 +5,11 @@
 //!   the changelog, as an instance given the partition does. Timed per 100,000 entries.
 //! - **First write after a restart**: a pipeline stops cleanly and starts again on the same
 //!   state and group, and one new contact is published as it starts: the time from the start
-//!   to that contact's write arriving at HubSpot. With dynamic membership the group rebalances
-//!   first; with a static `kafka.instance_id` the instance gets its partitions straight back.
+//!   to that contact's write arriving at HubSpot. The group rebalances first: the development
+//!   broker, told the old member left, still waits `session.timeout.ms` less a second for it
+//!   before it assigns (a real broker assigns once the members it knows have rejoined). Static
+//!   membership is not measured: the development broker does not implement it for the classic
+//!   protocol (a restarted static member joins beside its old self).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,14 +55,20 @@ pub async fn measure(quick: bool) -> Figures {
     .await;
     let restores = restore_runs(&world, entries, if quick { 2 } else { 3 }).await;
     let mut first_write = Vec::new();
-    for (label, instance) in [
-        ("dynamic membership", ""),
-        ("static membership", "bench-sink-0"),
-    ] {
+    // The consumer protocol (KIP-848) is not measured: on the development broker a second
+    // restart under it stalled (see the README).
+    let variants = [("classic protocol, dynamic member", false, "")];
+    for (index, (label, kip_848, instance)) in variants.into_iter().enumerate() {
         let mut config = world.config.clone();
         config.kafka.instance_id = instance.to_string();
-        // A group of its own per membership, so the runs do not meet each other's members.
-        config.kafka.group_id_prefix = format!("{}-{}", config.kafka.group_id_prefix, label.len());
+        if kip_848 {
+            config.kafka.properties.insert(
+                "group.protocol".to_string(),
+                hubsync::config::KafkaProperty::Value("consumer".to_string()),
+            );
+        }
+        // A group of its own per variant, so the runs do not meet each other's members.
+        config.kafka.group_id_prefix = format!("{}-{index}", config.kafka.group_id_prefix);
         let runs = first_writes(&world, &config, if quick { 2 } else { 3 }).await;
         first_write.push((label, runs));
     }
