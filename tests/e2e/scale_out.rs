@@ -479,3 +479,97 @@ async fn sinks_killed_added_and_restarted_mid_stream_write_everything_once_in_it
         assert!(status.success(), "{status}");
     }
 }
+
+/// An instance that died after HubSpot created a contact but before the event's outcome was
+/// recorded left the upsert's intent behind: the event read again finds the contact and says
+/// `CREATED`, as it happened, not `UPDATED` or `UNCHANGED`. A contact that was in HubSpot before
+/// the intent, or that no intent names, is not taken for hubsync's creation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_read_again_after_an_interrupted_attempt_says_created() {
+    use hubsync::admin::Health;
+    use hubsync::pipeline::{Pipeline, Stages};
+    use hubsync::state::{CreateIntent, State, record_key};
+
+    let world = World::start(SandboxOptions::default(), 1, |c| c).await;
+    let now = hubsync::outcomes::now_ms();
+    {
+        let state = State::open(&world.config.state.stage_dir("sink"), 1 << 20, 1_000)
+            .expect("the sink's state")
+            .scoped(&world.hubspot.portal_id().to_string());
+        for (email, at_ms) in [
+            ("ada@moved.example", now - 1_000),
+            ("bob@moved.example", now + 120_000),
+        ] {
+            state
+                .set_intent(
+                    &record_key("contacts", "EMAIL", email),
+                    &CreateIntent {
+                        trace_id: "an earlier attempt".to_string(),
+                        at_ms,
+                    },
+                )
+                .expect("intent");
+        }
+        state.flush().await.expect("flushed");
+    }
+    for email in [
+        "ada@moved.example",
+        "bob@moved.example",
+        "carol@moved.example",
+    ] {
+        world
+            .http_admin_create("contacts", serde_json::json!({ "email": email }))
+            .await;
+    }
+    let pipeline = Pipeline::start(
+        &world.config,
+        &world.secrets,
+        Stages::All,
+        Health::default(),
+    )
+    .await
+    .expect("starts");
+    let mut ids = Vec::new();
+    for (n, email) in [
+        "ada@moved.example",
+        "bob@moved.example",
+        "carol@moved.example",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let event = contact(&format!("ct_{n}"), Some(email), ChangeKind::Created);
+        world
+            .publish(
+                SchemaKind::ContactChanged,
+                &world.config.topics.contact_changes,
+                &event.contact_id,
+                &event,
+            )
+            .await;
+        ids.push(event.event_id);
+    }
+    let outcomes = world.outcomes_for(&ids, Duration::from_secs(120)).await;
+    let status = |n: usize| statuses(&outcomes, &ids[n])[0].0.clone();
+    assert_eq!(
+        status(0),
+        "CREATED",
+        "ada: the interrupted attempt created her"
+    );
+    assert_ne!(status(1), "CREATED", "bob was in HubSpot before the intent");
+    assert_ne!(status(2), "CREATED", "carol: no attempt of hubsync's");
+    pipeline.stop().await.expect("stops");
+    let state = State::open(&world.config.state.stage_dir("sink"), 1 << 20, 1_000)
+        .expect("the sink's state")
+        .scoped(&world.hubspot.portal_id().to_string());
+    for email in ["ada@moved.example", "bob@moved.example"] {
+        assert_eq!(
+            state
+                .intent(&record_key("contacts", "EMAIL", email))
+                .expect("reads"),
+            None,
+            "{email}: the intent is settled by the answer"
+        );
+    }
+    assert_eq!(world.hubspot.count(ObjectType::Contacts), 3);
+}

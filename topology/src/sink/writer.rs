@@ -345,6 +345,7 @@ impl Writer {
                     properties: verdict::sendable(&r.merged.properties),
                 })
                 .collect();
+            let earlier = self.note_upserts(&chunk).await?;
             match self
                 .client
                 .batch_upsert(target, &id_property, &inputs)
@@ -353,10 +354,16 @@ impl Writer {
                 Ok(answers) => {
                     let answers = by_key(answers);
                     for record in chunk {
-                        match answers.get(&trace_id(&record)) {
+                        let answer = answers.get(&trace_id(&record));
+                        if answer.is_some() {
+                            self.state.clear_intent(&record.key)?;
+                        }
+                        match answer {
                             Some(Ok(written)) => {
                                 self.remember_write(target, &record, &written.id, None)?;
-                                if written.new == Some(true) {
+                                if written.new == Some(true)
+                                    || created_by_earlier_attempt(&earlier, &record, written)
+                                {
                                     created.push((written.id.clone(), record));
                                 } else {
                                     results.push((
@@ -1011,6 +1018,37 @@ impl Writer {
         Ok(())
     }
 
+    /// Before an upsert that may create records the identity map does not know: an intent for
+    /// each, on the changelog before HubSpot is called, so that if the instance dies before the
+    /// outcome is recorded, the event read again is answered `CREATED` (the upsert then finds
+    /// the record that attempt made). Returns the intents earlier attempts left, by record key.
+    async fn note_upserts(
+        &self,
+        chunk: &[PendingRecord],
+    ) -> Result<HashMap<String, CreateIntent>, StateError> {
+        let now = crate::outcomes::now_ms();
+        let mut earlier = HashMap::new();
+        let mut noted = false;
+        for record in chunk {
+            if let Some(intent) = self.state.intent(&record.key)? {
+                earlier.insert(record.key.clone(), intent);
+            } else if self.state.identity(&record.key)?.is_none() {
+                self.state.set_intent(
+                    &record.key,
+                    &CreateIntent {
+                        trace_id: trace_id(record),
+                        at_ms: now,
+                    },
+                )?;
+                noted = true;
+            }
+        }
+        if noted {
+            self.state.flush().await?;
+        }
+        Ok(earlier)
+    }
+
     /// The intent standing for a possible earlier create of `record`: its own, or, for a record
     /// that carries hubsync's own id property (activities, deals) and whose events are older than this
     /// state, one as old as the state. A state lost and begun again (a new volume, a deleted
@@ -1083,6 +1121,24 @@ fn keep_or_pause(error: &ClientError) -> Result<(), String> {
 
 /// A record HubSpot lacks and that may not be created: parked when mandatory fields are missing,
 /// skipped when the rules do not create it.
+/// Whether an upsert that found `written` existing found the record an earlier, interrupted
+/// attempt of hubsync's created: that attempt left an intent, and HubSpot created the record
+/// after it (within the clock skew allowed).
+fn created_by_earlier_attempt(
+    earlier: &HashMap<String, CreateIntent>,
+    record: &PendingRecord,
+    written: &crate::hubspot::Record,
+) -> bool {
+    let Some(intent) = earlier.get(&record.key) else {
+        return false;
+    };
+    written
+        .created_at
+        .as_deref()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .is_some_and(|at| at.timestamp_millis() >= intent.at_ms - CLOCK_SKEW_MS)
+}
+
 fn not_created(record: PendingRecord) -> (PendingRecord, Resolution) {
     let verdict = SinkVerdict::absent(&record.merged)
         .not_created()
