@@ -48,6 +48,9 @@ pub struct Instance {
     pub restoring: Vec<i32>,
     /// The last restores: partition, records applied, milliseconds taken.
     pub restored: std::collections::VecDeque<RestoreReport>,
+    /// The sink's state database on disk, in bytes, and the events it remembers.
+    pub state_bytes: u64,
+    pub processed_events: u64,
 }
 
 /// One restore of a partition's state, as `/healthz` shows it.
@@ -160,6 +163,13 @@ impl Health {
                 }
             }
         }
+    }
+
+    /// The size of the sink's state, as its last report saw it.
+    pub fn set_state_size(&self, bytes: u64, processed_events: u64) {
+        let mut instance = self.instance();
+        instance.state_bytes = bytes;
+        instance.processed_events = processed_events;
     }
 
     pub fn instance_snapshot(&self) -> Instance {

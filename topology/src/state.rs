@@ -380,6 +380,11 @@ impl State {
         Ok(())
     }
 
+    /// The database's size on disk, in bytes (0 when it cannot be told).
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
     /// Events remembered (counted, not walked).
     pub fn processed_count(&self) -> u64 {
         self.processed_len

@@ -1135,6 +1135,13 @@ impl SinkStage {
         }
         metrics::gauge!("hubsync_hubspot_window_used_ratio_max").set(window_max);
         metrics::gauge!("hubsync_hubspot_daily_remaining_ratio_min").set(daily_min);
+        if let Some(restorer) = &self.restorer {
+            let state = &restorer.state;
+            let size = state.size_on_disk();
+            metrics::gauge!("hubsync_state_bytes").set(size as f64);
+            metrics::gauge!("hubsync_state_processed_events").set(state.processed_count() as f64);
+            self.health.set_state_size(size, state.processed_count());
+        }
     }
 
     /// Answers a command without writing it: its event's outcome, then its offset once that is
