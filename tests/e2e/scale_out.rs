@@ -10,7 +10,9 @@ use hubsync::kafka::{portal_partition, producer_config};
 use hubsync_sandbox::broker::{BrokerConfig, DevBroker, TopicSpec};
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
-use hubsync_schemas::{ActivityType, ChangeKind, SchemaKind, SyncOutcome};
+use hubsync_schemas::{
+    ActivityRecorded, ActivityType, ChangeKind, ContactChanged, SchemaKind, SyncOutcome,
+};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
@@ -53,6 +55,25 @@ async fn commands_land_on_the_partition_their_portal_names() {
             "portal {portal}: librdkafka's murmur2 partitioner and hubsync's agree"
         );
     }
+}
+
+async fn publish_contact(world: &World, event: &ContactChanged) {
+    let topic = &world.config.topics.contact_changes;
+    world
+        .publish(SchemaKind::ContactChanged, topic, &event.contact_id, event)
+        .await;
+}
+
+async fn publish_activity(world: &World, event: &ActivityRecorded) {
+    let topic = &world.config.topics.activity_events;
+    world
+        .publish(
+            SchemaKind::ActivityRecorded,
+            topic,
+            &event.contact_id,
+            event,
+        )
+        .await;
 }
 
 /// The outcomes of `events`, each event's list in the order they were written.
@@ -111,22 +132,8 @@ async fn a_partition_moved_to_a_fresh_instance_restores_its_state_from_the_chang
         let email = format!("p{n}@moved.example");
         let created = contact(&format!("ct_{n}"), Some(&email), ChangeKind::Created);
         let opened = activity(ActivityType::EmailOpened, &created.contact_id, Some(&email));
-        world
-            .publish(
-                SchemaKind::ContactChanged,
-                &world.config.topics.contact_changes,
-                &created.contact_id,
-                &created,
-            )
-            .await;
-        world
-            .publish(
-                SchemaKind::ActivityRecorded,
-                &world.config.topics.activity_events,
-                &opened.contact_id,
-                &opened,
-            )
-            .await;
+        publish_contact(&world, &created).await;
+        publish_activity(&world, &opened).await;
         events.push((created, opened));
     }
     let ids: Vec<String> = events
@@ -147,22 +154,8 @@ async fn a_partition_moved_to_a_fresh_instance_restores_its_state_from_the_chang
     // The same events again (as a producer retrying would send them), to a second instance on
     // an empty state directory: it must know them all from the changelog.
     for (created, opened) in &events {
-        world
-            .publish(
-                SchemaKind::ContactChanged,
-                &world.config.topics.contact_changes,
-                &created.contact_id,
-                created,
-            )
-            .await;
-        world
-            .publish(
-                SchemaKind::ActivityRecorded,
-                &world.config.topics.activity_events,
-                &opened.contact_id,
-                opened,
-            )
-            .await;
+        publish_contact(&world, &created).await;
+        publish_activity(&world, &opened).await;
     }
     let second_config = config_in(&second_dir);
     let path = second_config.to_str().expect("utf-8 path");
@@ -211,14 +204,7 @@ async fn a_partition_moved_to_a_fresh_instance_restores_its_state_from_the_chang
             &created.contact_id,
             created.email.as_deref(),
         );
-        world
-            .publish(
-                SchemaKind::ActivityRecorded,
-                &world.config.topics.activity_events,
-                &clicked.contact_id,
-                &clicked,
-            )
-            .await;
+        publish_activity(&world, &clicked).await;
         fresh.push(clicked.event_id);
     }
     let outcomes = world.outcomes_for(&fresh, Duration::from_secs(120)).await;
@@ -329,14 +315,7 @@ async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
             let email = format!("p{index}@{team}.example");
             let mut created = contact(&format!("ct_{index}"), Some(&email), ChangeKind::Created);
             created.team_id = team.clone();
-            world
-                .publish(
-                    SchemaKind::ContactChanged,
-                    &world.config.topics.contact_changes,
-                    &created.contact_id,
-                    &created,
-                )
-                .await;
+            publish_contact(&world, &created).await;
             ids.push(created.event_id);
             let mut opened = activity(
                 ActivityType::EmailOpened,
@@ -344,14 +323,7 @@ async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
                 Some(&email),
             );
             opened.team_id = team.clone();
-            world
-                .publish(
-                    SchemaKind::ActivityRecorded,
-                    &world.config.topics.activity_events,
-                    &opened.contact_id,
-                    &opened,
-                )
-                .await;
+            publish_activity(&world, &opened).await;
             ids.push(opened.event_id);
             if wave > 0 {
                 let earlier = i;
@@ -362,14 +334,7 @@ async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
                 );
                 updated.team_id = team.clone();
                 updated.first_name = Some(format!("Wave{wave}"));
-                world
-                    .publish(
-                        SchemaKind::ContactChanged,
-                        &world.config.topics.contact_changes,
-                        &updated.contact_id,
-                        &updated,
-                    )
-                    .await;
+                publish_contact(&world, &updated).await;
                 ids.push(updated.event_id);
             }
         }
@@ -539,14 +504,7 @@ async fn a_create_read_again_after_an_interrupted_attempt_says_created() {
     .enumerate()
     {
         let event = contact(&format!("ct_{n}"), Some(email), ChangeKind::Created);
-        world
-            .publish(
-                SchemaKind::ContactChanged,
-                &world.config.topics.contact_changes,
-                &event.contact_id,
-                &event,
-            )
-            .await;
+        publish_contact(&world, &event).await;
         ids.push(event.event_id);
     }
     let outcomes = world.outcomes_for(&ids, Duration::from_secs(120)).await;
