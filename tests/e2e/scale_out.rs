@@ -154,8 +154,8 @@ async fn a_partition_moved_to_a_fresh_instance_restores_its_state_from_the_chang
     // The same events again (as a producer retrying would send them), to a second instance on
     // an empty state directory: it must know them all from the changelog.
     for (created, opened) in &events {
-        publish_contact(&world, &created).await;
-        publish_activity(&world, &opened).await;
+        publish_contact(&world, created).await;
+        publish_activity(&world, opened).await;
     }
     let second_config = config_in(&second_dir);
     let path = second_config.to_str().expect("utf-8 path");
@@ -315,7 +315,7 @@ async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
             let email = format!("p{index}@{team}.example");
             let mut created = contact(&format!("ct_{index}"), Some(&email), ChangeKind::Created);
             created.team_id = team.clone();
-            publish_contact(&world, &created).await;
+            publish_contact(world, &created).await;
             ids.push(created.event_id);
             let mut opened = activity(
                 ActivityType::EmailOpened,
@@ -323,7 +323,7 @@ async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
                 Some(&email),
             );
             opened.team_id = team.clone();
-            publish_activity(&world, &opened).await;
+            publish_activity(world, &opened).await;
             ids.push(opened.event_id);
             if wave > 0 {
                 let earlier = i;
@@ -334,7 +334,7 @@ async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
                 );
                 updated.team_id = team.clone();
                 updated.first_name = Some(format!("Wave{wave}"));
-                publish_contact(&world, &updated).await;
+                publish_contact(world, &updated).await;
                 ids.push(updated.event_id);
             }
         }
