@@ -190,7 +190,9 @@ pub struct Assignment {
     stage: &'static str,
     health: crate::admin::Health,
     held: std::sync::Arc<std::sync::Mutex<BTreeSet<(String, i32)>>>,
+    /// Kept only for a stage that asks for them ([`Assignment::tracking_revoked`]).
     revoked: std::sync::Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+    track_revoked: bool,
     /// Writes being made, per partition, and a signal when one ends.
     writing: std::sync::Arc<(std::sync::Mutex<BTreeMap<i32, usize>>, std::sync::Condvar)>,
 }
@@ -225,7 +227,16 @@ impl Assignment {
             health,
             held: Default::default(),
             revoked: Default::default(),
+            track_revoked: false,
             writing: Default::default(),
+        }
+    }
+
+    /// Keeps the partitions taken away until [`Assignment::take_revoked`] takes them.
+    pub fn tracking_revoked(self) -> Self {
+        Assignment {
+            track_revoked: true,
+            ..self
         }
     }
 
@@ -279,7 +290,9 @@ impl Assignment {
                 for element in list.elements() {
                     let partition = (element.topic().to_string(), element.partition());
                     held.remove(&partition);
-                    revoked.push(partition);
+                    if self.track_revoked {
+                        revoked.push(partition);
+                    }
                 }
                 tracing::info!(stage = self.stage, partitions = ?names(list), "partitions revoked");
                 metrics::counter!("hubsync_partitions_revoked_total", "stage" => self.stage)

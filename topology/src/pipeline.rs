@@ -432,7 +432,8 @@ impl Pipeline {
         if stages.sink() {
             health.set(sink::STAGE, StageHealth::Starting);
             let max_in_flight = config.hubspot.max_in_flight.max(1);
-            let assignment = crate::kafka::Assignment::new(sink::STAGE, health.clone());
+            let assignment =
+                crate::kafka::Assignment::new(sink::STAGE, health.clone()).tracking_revoked();
             let restorer = match (&state, &changelog) {
                 (Some(state), Some(changelog)) => Some(crate::sink::changelog::Restorer::new(
                     changelog.clone(),
@@ -447,10 +448,10 @@ impl Pipeline {
                 restorer,
                 assignment,
                 replay_consumer: consumer_config(config, secrets, "sink-replay")
-                    .create_with_context(crate::kafka::Assignment::new(
-                        "sink-replay",
-                        health.clone(),
-                    ))?,
+                    .create_with_context(
+                        crate::kafka::Assignment::new("sink-replay", health.clone())
+                            .tracking_revoked(),
+                    )?,
                 codec: codec.clone(),
                 emitter: emitter.clone(),
                 teams: sink_shared.clone(),

@@ -871,6 +871,9 @@ impl SinkStage {
         coalescers: &mut Pending,
         mut spill: Option<&mut Spill>,
     ) {
+        for (topic, partition) in self.replay_consumer.context().take_revoked() {
+            tracker.forget(&topic, partition);
+        }
         for (topic, partition) in self.assignment.take_revoked() {
             tracker.forget(&topic, partition);
             let Some(restorer) = &self.restorer else {
