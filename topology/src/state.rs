@@ -629,6 +629,58 @@ mod tests {
     }
 
     #[test]
+    fn changelog_records_apply_as_their_instance_made_them() {
+        let (_dir, state) = open(2);
+        let ada = record_key("contacts", "EMAIL", "ada@example.com");
+        let outcome = |at_ms| RememberedOutcome {
+            status: "CREATED".into(),
+            reason_code: "CREATED".into(),
+            reason: "created".into(),
+            hubspot_id: Some("51".into()),
+            attempts: 1,
+            missing_fields: Vec::new(),
+            at_ms,
+        };
+        state
+            .apply_logged("identity", format!("7/{ada}").as_bytes(), Some(b"51"))
+            .unwrap();
+        for (n, event) in ["e1", "e2", "e3"].iter().enumerate() {
+            let value = encode(&outcome(n as i64));
+            state
+                .apply_logged("processed", format!("7/{event}").as_bytes(), Some(&value))
+                .unwrap();
+        }
+        let portal = state.scoped("7");
+        assert_eq!(portal.identity(&ada).unwrap().as_deref(), Some("51"));
+        // The bound holds for restored events too: the oldest is forgotten.
+        assert_eq!(portal.processed_count(), 2);
+        assert_eq!(portal.processed("e1").unwrap(), None);
+        assert_eq!(portal.processed("e3").unwrap(), Some(outcome(2)));
+        // A tombstone removes; another portal's entries stay its own.
+        state
+            .apply_logged("identity", format!("7/{ada}").as_bytes(), None)
+            .unwrap();
+        assert_eq!(portal.identity(&ada).unwrap(), None);
+        assert_eq!(state.scoped("8").processed("e3").unwrap(), None);
+        // The earliest beginning of a portal's store wins; a tree unknown here is left alone.
+        state
+            .apply_logged("meta", b"7/began_at_ms", Some(&encode(&500_i64)))
+            .unwrap();
+        state
+            .apply_logged("meta", b"7/began_at_ms", Some(&encode(&900_i64)))
+            .unwrap();
+        assert_eq!(portal.began_at_ms(), 500);
+        state
+            .apply_logged("a_future_tree", b"7/x", Some(b"y"))
+            .unwrap();
+        // A record that does not decode is refused as corrupt (a restore skips it).
+        assert!(matches!(
+            state.apply_logged("processed", b"7/e4", Some(b"not json")),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
     fn what_happened_in_hubspot_is_kept_per_portal() {
         let (_dir, state) = open(10);
         let acme = state.scoped("1");

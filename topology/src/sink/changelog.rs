@@ -275,9 +275,19 @@ impl Changelog {
                     Some(Ok(message)) => {
                         quiet_since = Instant::now();
                         at = message.offset() + 1;
-                        if let Some((tree, key)) = message.key().and_then(split_key) {
-                            state.apply_logged(tree, key, message.payload())?;
-                            records += 1;
+                        let Some((tree, key)) = message.key().and_then(split_key) else {
+                            continue;
+                        };
+                        match state.apply_logged(tree, key, message.payload()) {
+                            Ok(()) => records += 1,
+                            // One bad record must not hold the partition back for ever: it is
+                            // left out, said, and counted.
+                            Err(error @ StateError::Corrupt { .. }) => {
+                                warn!(topic = self.topic, partition, offset = message.offset(), %error, "a changelog record that does not decode is left out");
+                                metrics::counter!("hubsync_state_changelog_unreadable_total")
+                                    .increment(1);
+                            }
+                            Err(error) => return Err(error.into()),
                         }
                     }
                     Some(Err(error)) => return Err(kafka(error)),
