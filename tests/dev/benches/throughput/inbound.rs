@@ -33,6 +33,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::events::{Contact, Rng, Shape};
+use crate::replay::Latency;
 use crate::world::{Call, Setup, World};
 
 /// The HubSpot user who edits.
@@ -76,29 +77,6 @@ pub struct Params {
     pub kafka: Vec<(String, String)>,
 }
 
-/// Milliseconds from `occurred_at` to the change's Kafka timestamp.
-#[derive(Debug, Clone, Default)]
-pub struct Latency {
-    pub p50: i64,
-    pub p99: i64,
-    pub max: i64,
-}
-
-impl Latency {
-    fn of(mut ms: Vec<i64>) -> Self {
-        ms.sort_unstable();
-        let at = |q: f64| {
-            let index = ((ms.len() as f64 * q).ceil() as usize).saturating_sub(1);
-            ms.get(index).copied().unwrap_or_default()
-        };
-        Latency {
-            p50: at(0.5),
-            p99: at(0.99),
-            max: ms.last().copied().unwrap_or_default(),
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct Figures {
     pub params: Params,
@@ -112,6 +90,7 @@ pub struct Figures {
     pub edits_took: Duration,
     /// From the first edit to the last edit's change on Kafka.
     pub wall: Duration,
+    /// Milliseconds from `occurred_at` to the change's Kafka timestamp.
     pub latency: Latency,
     /// Users' edits with a change on the topic (deduplicated by event id).
     pub delivered: usize,
@@ -414,7 +393,7 @@ pub async fn measure(params: Params) -> Figures {
         })
         .count();
     let last_ms = first_of_edit.values().map(|s| s.at_ms).max();
-    let latency = Latency::of(
+    let latency = Latency::of_ms(
         first_of_edit
             .values()
             .map(|s| s.at_ms - s.change.occurred_at)

@@ -67,10 +67,16 @@ pub struct Latency {
 
 impl Latency {
     pub fn of(outcomes: &[&OutcomeSeen]) -> Self {
-        let mut ms: Vec<i64> = outcomes
-            .iter()
-            .map(|o| o.processed_ms - o.event_ms)
-            .collect();
+        Latency::of_ms(
+            outcomes
+                .iter()
+                .map(|o| o.processed_ms - o.event_ms)
+                .collect(),
+        )
+    }
+
+    /// The summary of latencies in milliseconds, in any order.
+    pub fn of_ms(mut ms: Vec<i64>) -> Self {
         ms.sort_unstable();
         let at = |q: f64| {
             let index = ((ms.len() as f64 * q).ceil() as usize).saturating_sub(1);
