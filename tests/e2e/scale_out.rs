@@ -270,25 +270,7 @@ fn instance_files(
 ) -> std::path::PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("teams")).expect("instance dir");
-    let service = hubsync_dev::sandbox_config::render_sandbox_service(
-        world.broker.bootstrap_servers(),
-        &world.registry.url(),
-        &world.hubspot_server.url(),
-    )
-    .replace(
-        "dir = \"hubsync-state\"",
-        &format!("dir = {:?}", dir.join("state").display().to_string()),
-    )
-    .replace(
-        "group_id_prefix = \"hubsync-sandbox\"\n",
-        &format!(
-            "group_id_prefix = \"{group}\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"
-        ),
-    )
-    .replace(
-        "[state]\n",
-        "[stages.sink]\nlinger = \"200ms\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[state]\n",
-    );
+    let service = world.service_text(&dir, group);
     let path = dir.join("hubsync.toml");
     std::fs::write(&path, service).expect("service file");
     for n in 0..TEAMS {

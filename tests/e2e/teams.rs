@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hubsync_dev::sandbox_config::{render_sandbox_service, render_sandbox_team};
+use hubsync_dev::sandbox_config::render_sandbox_team;
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, SandboxOptions};
 use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome};
@@ -24,26 +24,8 @@ const ACME_TOKEN: &str = "pat-na1-acme-0000";
 /// The service file and `teams/` in the world's state directory.
 fn write_service(world: &World, teams: &[(&str, String)]) -> PathBuf {
     let dir = world.state_dir.path();
-    let service = render_sandbox_service(
-        world.broker.bootstrap_servers(),
-        &world.registry.url(),
-        &world.hubspot_server.url(),
-    )
-    .replace(
-        "dir = \"hubsync-state\"",
-        &format!("dir = {:?}", dir.join("state").display().to_string()),
-    )
-    .replace(
-        "group_id_prefix = \"hubsync-sandbox\"\n",
-        &format!(
-            "group_id_prefix = \"t{}\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
-            uuid::Uuid::new_v4().simple()
-        ),
-    )
-    .replace(
-        "[state]\n",
-        "[stages.sink]\nlinger = \"200ms\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[state]\n",
-    );
+    let group = format!("t{}", uuid::Uuid::new_v4().simple());
+    let service = world.service_text(dir, &group);
     let path = dir.join("hubsync.toml");
     std::fs::write(&path, service).expect("service file");
     let teams_dir = dir.join("teams");

@@ -121,6 +121,31 @@ impl World {
         }
     }
 
+    /// A service file for this world (teams in `teams/` beside it): state under `dir/state`,
+    /// consumer groups under `group`, short sessions, a 200 ms linger, the admin endpoint on
+    /// a free port.
+    pub fn service_text(&self, dir: &std::path::Path, group: &str) -> String {
+        hubsync_dev::sandbox_config::render_sandbox_service(
+            self.broker.bootstrap_servers(),
+            &self.registry.url(),
+            &self.hubspot_server.url(),
+        )
+        .replace(
+            "dir = \"hubsync-state\"",
+            &format!("dir = {:?}", dir.join("state").display().to_string()),
+        )
+        .replace(
+            "group_id_prefix = \"hubsync-sandbox\"\n",
+            &format!(
+                "group_id_prefix = \"{group}\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"
+            ),
+        )
+        .replace(
+            "[state]\n",
+            "[stages.sink]\nlinger = \"200ms\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[state]\n",
+        )
+    }
+
     /// The configuration as TOML, for a pipeline run as a child process (its token is read from
     /// `TEST_HUBSPOT_TOKEN`).
     pub fn config_text(&self) -> &str {
