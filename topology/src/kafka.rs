@@ -13,6 +13,7 @@ use rdkafka::Message;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 
+use crate::lock;
 use crate::outcomes::Original;
 
 use crate::config::{Config, KafkaProperty, Secrets};
@@ -314,12 +315,6 @@ fn names(list: &rdkafka::TopicPartitionList) -> Vec<String> {
         .iter()
         .map(|e| format!("{}/{}", e.topic(), e.partition()))
         .collect()
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl rdkafka::ClientContext for Assignment {}

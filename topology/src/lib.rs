@@ -50,3 +50,11 @@ pub mod state;
 pub mod teams;
 
 use hubsync_hubspot as hubspot;
+
+/// Locks `mutex`, also after a panic elsewhere poisoned it: every critical section in hubsync
+/// is one operation on the data it guards, which a panic cannot leave half done.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -42,10 +42,12 @@ use hubsync_schemas::{AvroRecord, SchemaError, SchemaKind};
 use tokio::sync::OnceCell;
 
 use self::cache::BoundedCache;
+
 pub use self::error::{DecodeError, EncodeError, WriterError};
 pub use self::framing::FrameError;
 pub use self::registry::{RegisteredSchema, RegistryClient, RegistryError};
 use self::resolve::Resolution;
+use crate::lock;
 
 /// Rewritten datums larger than this do not keep their buffer alive between records.
 const SCRATCH_KEEP: usize = 1 << 20;
@@ -406,11 +408,6 @@ fn read_datum<T: AvroRecord>(kind: &KindCodec, id: u32, datum: &[u8]) -> Result<
 
 fn trailing(left: usize) -> String {
     format!("{left} bytes left after the datum: the bytes were not written with this schema")
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Every critical section is a single map operation; a panic cannot leave one half done.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl KindCodec {

@@ -25,9 +25,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use crate::admin::{Health, RestoreReport};
-
 use crate::emit::{Outgoing, deliver};
 use crate::kafka::portal_partition;
+use crate::lock;
 use crate::state::{State, StateError};
 
 /// How long a restore waits for the broker to answer before it gives up (and is tried again
@@ -128,13 +128,15 @@ async fn partition_count(producer: &FutureProducer, topic: &str) -> Result<i32, 
             topic: topic.to_string(),
             source,
         }),
-        Err(join) => Err(ChangelogError::Missing {
-            topic: topic.to_string(),
-            source: rdkafka::error::KafkaError::MetadataFetch(
-                rdkafka::types::RDKafkaErrorCode::Fail,
-            ),
-        })
-        .inspect_err(|_| warn!(%join, "the metadata request stopped")),
+        Err(join) => {
+            warn!(%join, "the metadata request stopped");
+            Err(ChangelogError::Missing {
+                topic: topic.to_string(),
+                source: rdkafka::error::KafkaError::MetadataFetch(
+                    rdkafka::types::RDKafkaErrorCode::Fail,
+                ),
+            })
+        }
     }
 }
 
@@ -179,10 +181,6 @@ impl Changelog {
             &topics.state_changelog,
             commands,
         ))
-    }
-
-    pub fn topic(&self) -> &str {
-        &self.topic
     }
 
     /// The partition (of the commands and of the changelog) a portal's records are on.
@@ -430,12 +428,6 @@ fn split_key(logged: &[u8]) -> Option<(&str, &[u8])> {
         std::str::from_utf8(&logged[..end]).ok()?,
         &logged[end + 1..],
     ))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
