@@ -246,8 +246,23 @@ async fn a_partition_moved_to_a_fresh_instance_restores_its_state_from_the_chang
     eprintln!("the second instance restored {records} state entries");
 }
 
-const TEAMS: usize = 8;
-const PER_TEAM: usize = 50;
+/// The size of a run with several instances: `teams` teams on as many portals, `4 * per_team`
+/// events each (contacts created in three waves, each followed by an activity of the contact,
+/// and updates of the first wave's contacts in the later two), topics of `partitions`
+/// partitions, `sinks` sink instances at the start beside two process instances.
+#[derive(Clone, Copy)]
+struct Scale {
+    teams: usize,
+    per_team: usize,
+    partitions: i32,
+    sinks: usize,
+}
+
+impl Scale {
+    fn events(self) -> usize {
+        self.teams * self.per_team * 4
+    }
+}
 
 fn team_name(n: usize) -> String {
     format!("team{n}")
@@ -267,13 +282,14 @@ fn instance_files(
     root: &std::path::Path,
     group: &str,
     name: &str,
+    teams: usize,
 ) -> std::path::PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("teams")).expect("instance dir");
     let service = world.service_text(&dir, group);
     let path = dir.join("hubsync.toml");
     std::fs::write(&path, service).expect("service file");
-    for n in 0..TEAMS {
+    for n in 0..teams {
         let team = hubsync_dev::sandbox_config::render_sandbox_team(
             &team_name(n),
             portal_of(n),
@@ -288,16 +304,29 @@ fn instance_files(
     path
 }
 
-/// One wave of events for every team: new contacts, updates of earlier ones, and activities.
-async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
-    for n in 0..TEAMS {
+/// One wave of events for every team, encoded: new contacts, each followed by an activity of
+/// it, and (after the first wave) updates of the first wave's contacts. Their ids join `ids`.
+async fn wave(
+    world: &World,
+    scale: Scale,
+    wave: usize,
+    ids: &mut Vec<String>,
+) -> Vec<(String, String, Vec<u8>)> {
+    let contacts = &world.config.topics.contact_changes;
+    let activities = &world.config.topics.activity_events;
+    let mut records = Vec::new();
+    let half = scale.per_team / 2;
+    for n in 0..scale.teams {
         let team = team_name(n);
-        for i in 0..PER_TEAM / 2 {
-            let index = wave * PER_TEAM / 2 + i;
+        for i in 0..half {
+            let index = wave * half + i;
             let email = format!("p{index}@{team}.example");
             let mut created = contact(&format!("ct_{index}"), Some(&email), ChangeKind::Created);
             created.team_id = team.clone();
-            publish_contact(world, &created).await;
+            let payload = world
+                .encode(SchemaKind::ContactChanged, contacts, &created)
+                .await;
+            records.push((contacts.clone(), created.contact_id.clone(), payload));
             ids.push(created.event_id);
             let mut opened = activity(
                 ActivityType::EmailOpened,
@@ -305,7 +334,10 @@ async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
                 Some(&email),
             );
             opened.team_id = team.clone();
-            publish_activity(world, &opened).await;
+            let payload = world
+                .encode(SchemaKind::ActivityRecorded, activities, &opened)
+                .await;
+            records.push((activities.clone(), opened.contact_id.clone(), payload));
             ids.push(opened.event_id);
             if wave > 0 {
                 let earlier = i;
@@ -316,67 +348,115 @@ async fn wave(world: &World, wave: usize, ids: &mut Vec<String>) {
                 );
                 updated.team_id = team.clone();
                 updated.first_name = Some(format!("Wave{wave}"));
-                publish_contact(world, &updated).await;
+                let payload = world
+                    .encode(SchemaKind::ContactChanged, contacts, &updated)
+                    .await;
+                records.push((contacts.clone(), updated.contact_id.clone(), payload));
                 ids.push(updated.event_id);
             }
         }
     }
+    records
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sinks_killed_added_and_restarted_mid_stream_write_everything_once_in_its_own_portal() {
-    let portals: Vec<SandboxOptions> = (0..TEAMS)
+/// Two process and `scale.sinks` sink instances in one group over `scale.teams` portals, while
+/// three waves of events are published: after the first, a sink is SIGKILLed and a new one
+/// joins on an empty state directory; during the third, every instance is restarted in turn,
+/// as a rolling upgrade does. Afterwards every contact and activity is in HubSpot once, in its
+/// own portal, every event has one final outcome, and no portal was ever called over its limit.
+async fn killed_added_and_restarted(scale: Scale) {
+    let portals: Vec<SandboxOptions> = (0..scale.teams)
         .map(|n| SandboxOptions {
             portal_id: portal_of(n),
             tokens: vec![token_of(n)],
             ..SandboxOptions::default()
         })
         .collect();
-    let world = World::start_portals(portals, 6, |c| c).await;
+    let world = World::start_portals(portals, scale.partitions, |c| c).await;
     let root = tempfile::tempdir().expect("instances");
     let group = format!("t{}", uuid::Uuid::new_v4().simple());
-    let env: Vec<(String, String)> = (0..TEAMS)
+    let env: Vec<(String, String)> = (0..scale.teams)
         .map(|n| (format!("SCALE_TOKEN_{n}"), token_of(n)))
         .collect();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let spawn = |name: &str, stage: &str| {
-        let path = instance_files(&world, root.path(), &group, name);
+        let path = instance_files(&world, root.path(), &group, name, scale.teams);
         let path = path.to_str().expect("utf-8 path").to_string();
         Child::spawn_with_env(&["run", "--config", &path, "--stage", stage], &env)
     };
-    let mut process = [spawn("process-1", "process"), spawn("process-2", "process")];
-    let mut first = spawn("sink-1", "sink");
-    let mut second = spawn("sink-2", "sink");
+    let started = std::time::Instant::now();
+    let mut instances: Vec<(String, &str, Child)> = Vec::new();
+    for n in 1..=2 {
+        let name = format!("process-{n}");
+        let child = spawn(&name, "process");
+        instances.push((name, "process", child));
+    }
+    for n in 1..=scale.sinks {
+        let name = format!("sink-{n}");
+        let child = spawn(&name, "sink");
+        instances.push((name, "sink", child));
+    }
 
     let mut ids = Vec::new();
-    wave(&world, 0, &mut ids).await;
+    world
+        .publish_many(&wave(&world, scale, 0, &mut ids).await)
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     // One sink dies mid-stream, a new one on an empty state directory joins.
-    first.kill();
-    let mut third = spawn("sink-3", "sink");
-    wave(&world, 1, &mut ids).await;
+    let killed = instances
+        .iter()
+        .position(|(_, stage, _)| *stage == "sink")
+        .expect("a sink");
+    let (_, _, mut dead) = instances.remove(killed);
+    dead.kill();
+    let name = format!("sink-{}", scale.sinks + 1);
+    let child = spawn(&name, "sink");
+    instances.push((name, "sink", child));
+    world
+        .publish_many(&wave(&world, scale, 1, &mut ids).await)
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    // Every instance restarted in turn, as a rolling upgrade does.
-    let status = second.terminate(Duration::from_secs(60)).await;
-    assert!(status.success(), "{status}");
-    let mut second = spawn("sink-2", "sink");
-    wave(&world, 2, &mut ids).await;
-    let status = third.terminate(Duration::from_secs(60)).await;
-    assert!(status.success(), "{status}");
-    let mut third = spawn("sink-3", "sink");
-    let status = process[0].terminate(Duration::from_secs(60)).await;
-    assert!(status.success(), "{status}");
-    process[0] = spawn("process-1", "process");
+    // Every instance restarted in turn while the last wave arrives, as a rolling upgrade does.
+    let last = wave(&world, scale, 2, &mut ids).await;
+    let chunk = last.len().div_ceil(instances.len());
+    let mut pieces = last.chunks(chunk);
+    for (name, stage, child) in &mut instances {
+        if let Some(piece) = pieces.next() {
+            world.publish_many(piece).await;
+        }
+        let status = child.terminate(Duration::from_secs(60)).await;
+        assert!(status.success(), "{name}: {status}");
+        *child = spawn(name, stage);
+    }
+    for piece in pieces {
+        world.publish_many(piece).await;
+    }
+    assert_eq!(ids.len(), scale.events());
 
-    let outcomes = world.outcomes_for(&ids, Duration::from_secs(300)).await;
+    let outcomes = world.outcomes_for(&ids, Duration::from_secs(600)).await;
     let mut repeated = 0;
+    let mut not_one = Vec::new();
     for id in &ids {
         let all = statuses(&outcomes, id);
         let distinct: std::collections::BTreeSet<_> = all.iter().collect();
-        assert_eq!(distinct.len(), 1, "event {id}: one final outcome: {all:?}");
-        repeated += all.len() - 1;
+        if distinct.len() != 1 {
+            not_one.push((id, all.clone()));
+        }
+        repeated += all.len().saturating_sub(1);
     }
-    for n in 0..TEAMS {
+    let written = started.elapsed();
+    let notes: Vec<usize> = (0..scale.teams)
+        .map(|n| world.portals.all()[n].count(ObjectType::Notes))
+        .collect();
+    assert!(
+        not_one.is_empty(),
+        "{} of {} events without exactly one final outcome, e.g. {:?}; notes per portal {notes:?}",
+        not_one.len(),
+        ids.len(),
+        &not_one[..not_one.len().min(5)]
+    );
+    let per_portal = 3 * scale.per_team / 2;
+    for n in 0..scale.teams {
         let portal = &world.portals.all()[n];
         let contacts = portal.snapshot(ObjectType::Contacts);
         let emails: std::collections::BTreeSet<String> = contacts
@@ -388,11 +468,7 @@ async fn sinks_killed_added_and_restarted_mid_stream_write_everything_once_in_it
                     .to_string()
             })
             .collect();
-        assert_eq!(
-            contacts.len(),
-            3 * PER_TEAM / 2,
-            "team {n}: every contact once"
-        );
+        assert_eq!(contacts.len(), per_portal, "team {n}: every contact once");
         assert_eq!(emails.len(), contacts.len(), "team {n}: no contact twice");
         assert!(
             emails
@@ -402,7 +478,7 @@ async fn sinks_killed_added_and_restarted_mid_stream_write_everything_once_in_it
         );
         assert_eq!(
             portal.count(ObjectType::Notes),
-            3 * PER_TEAM / 2,
+            per_portal,
             "team {n}: every activity once"
         );
         let limited: u64 = portal
@@ -414,17 +490,40 @@ async fn sinks_killed_added_and_restarted_mid_stream_write_everything_once_in_it
         assert_eq!(limited, 0, "team {n}: no call over the portal's limit");
     }
     eprintln!(
-        "{} events; {repeated} outcome records repeated after the kill and restarts",
-        ids.len()
+        "{} events over {} portals in {:.1} s; {repeated} outcome records repeated after the kill \
+         and restarts",
+        ids.len(),
+        scale.teams,
+        written.as_secs_f64()
     );
-    for child in [&mut second, &mut third] {
+    for (name, _, child) in &mut instances {
         let status = child.terminate(Duration::from_secs(60)).await;
-        assert!(status.success(), "{status}");
+        assert!(status.success(), "{name}: {status}");
     }
-    for child in &mut process {
-        let status = child.terminate(Duration::from_secs(60)).await;
-        assert!(status.success(), "{status}");
-    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sinks_killed_added_and_restarted_mid_stream_write_everything_once_in_its_own_portal() {
+    killed_added_and_restarted(Scale {
+        teams: 8,
+        per_team: 50,
+        partitions: 6,
+        sinks: 2,
+    })
+    .await;
+}
+
+/// The full size: 3 sinks and 2 process instances, 50 teams on 50 portals, 50,000 events, topics
+/// of 12 partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_portals_and_fifty_thousand_events_over_three_sinks_come_out_whole() {
+    killed_added_and_restarted(Scale {
+        teams: 50,
+        per_team: 250,
+        partitions: 12,
+        sinks: 3,
+    })
+    .await;
 }
 
 /// An instance that died after HubSpot created a contact but before the event's outcome was

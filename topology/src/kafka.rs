@@ -271,6 +271,11 @@ impl Assignment {
         }
     }
 
+    /// Whether `partition` of `topic` is assigned to this consumer now.
+    pub fn holds(&self, topic: &str, partition: i32) -> bool {
+        lock(&self.held).contains(&(topic.to_string(), partition))
+    }
+
     /// The partitions taken from this consumer since the last call.
     pub fn take_revoked(&self) -> Vec<(String, i32)> {
         std::mem::take(&mut *lock(&self.revoked))

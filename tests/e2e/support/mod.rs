@@ -23,6 +23,30 @@ pub struct Child {
     lines: mpsc::Receiver<std::io::Result<String>>,
 }
 
+/// Where a child's logs go: passed through, or with `HUBSYNC_CHILD_LOG_DIR=DIR` into a file of
+/// DIR per child, named after the directory of its `--config` file and its start time.
+fn stderr_of(args: &[&str]) -> Stdio {
+    let Ok(dir) = std::env::var("HUBSYNC_CHILD_LOG_DIR") else {
+        return Stdio::inherit();
+    };
+    let name = args
+        .iter()
+        .position(|a| *a == "--config")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|path| std::path::Path::new(path).parent()?.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "child".to_string());
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    let path = std::path::Path::new(&dir).join(format!("{name}-{at}.log"));
+    match std::fs::File::create(&path) {
+        Ok(file) => Stdio::from(file),
+        Err(error) => panic!("{}: {error}", path.display()),
+    }
+}
+
 impl Child {
     /// Starts `hubsync ARGS...` with stdout piped (read through [`Child::read_env`]) and stderr
     /// passed through, so a failing test shows the child's logs.
@@ -50,10 +74,14 @@ impl Child {
         let mut child = Command::new(binary)
             .args(args)
             .envs(env.iter().copied())
-            .env("HUBSYNC_LOG", "warn")
+            // `HUBSYNC_CHILD_LOG=info cargo test ...` shows more of what the children do.
+            .env(
+                "HUBSYNC_LOG",
+                std::env::var("HUBSYNC_CHILD_LOG").unwrap_or_else(|_| "warn".to_string()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr_of(args))
             .spawn()
             .unwrap_or_else(|error| panic!("{binary} starts: {error}"));
         let stdout = child.stdout.take().expect("stdout is piped");

@@ -164,7 +164,13 @@ impl World {
         self.publish_raw(topic, key, &payload).await;
     }
 
-    async fn encode<T: AvroRecord>(&self, kind: SchemaKind, topic: &str, record: &T) -> Vec<u8> {
+    /// A record Avro-encoded under its topic's value subject, as upstream services publish it.
+    pub async fn encode<T: AvroRecord>(
+        &self,
+        kind: SchemaKind,
+        topic: &str,
+        record: &T,
+    ) -> Vec<u8> {
         let writer = self
             .codec
             .writer(kind, &default_subject(topic))
@@ -214,14 +220,8 @@ impl World {
             .expect("publish");
     }
 
-    /// Reads `topic` from the start until `until` holds for the records read so far or the
-    /// deadline passes; returns what was read.
-    pub async fn read_until<T: AvroRecord>(
-        &self,
-        topic: &str,
-        timeout: Duration,
-        until: impl Fn(&[T]) -> bool,
-    ) -> Vec<T> {
+    /// A consumer of `topic` from its start, in a group of its own.
+    fn reader(&self, topic: &str) -> StreamConsumer {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.broker.bootstrap_servers())
             .set(
@@ -234,6 +234,18 @@ impl World {
             .create()
             .expect("consumer");
         consumer.subscribe(&[topic]).expect("subscribe");
+        consumer
+    }
+
+    /// Reads `topic` from the start until `until` holds for the records read so far or the
+    /// deadline passes; returns what was read.
+    pub async fn read_until<T: AvroRecord>(
+        &self,
+        topic: &str,
+        timeout: Duration,
+        until: impl Fn(&[T]) -> bool,
+    ) -> Vec<T> {
+        let consumer = self.reader(topic);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut records = Vec::new();
         while !until(&records) {
@@ -249,32 +261,51 @@ impl World {
         records
     }
 
-    /// Outcomes by event id, waiting until every id in `events` has one.
+    /// Outcomes by event id, waiting until every id in `events` has one (or the timeout).
     pub async fn outcomes_for(
         &self,
         events: &[String],
         timeout: Duration,
     ) -> HashMap<String, Vec<SyncOutcome>> {
-        let wanted: std::collections::HashSet<&String> = events.iter().collect();
-        let outcomes: Vec<SyncOutcome> = self
-            .read_until(
-                &self.config.topics.outcomes,
-                timeout,
-                |read: &[SyncOutcome]| {
-                    let seen: std::collections::HashSet<&String> =
-                        read.iter().map(|o| &o.event_id).collect();
-                    wanted.iter().all(|id| seen.contains(*id))
-                },
-            )
-            .await;
+        let mut waiting: std::collections::HashSet<&str> =
+            events.iter().map(String::as_str).collect();
+        let consumer = self.reader(&self.config.topics.outcomes);
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut by_event: HashMap<String, Vec<SyncOutcome>> = HashMap::new();
-        for outcome in outcomes {
-            by_event
-                .entry(outcome.event_id.clone())
-                .or_default()
-                .push(outcome);
+        while !waiting.is_empty() {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => {
+                    let bytes = message.payload().unwrap_or_default();
+                    let outcome: SyncOutcome = self.codec.decode(bytes).await.expect("decode");
+                    waiting.remove(outcome.event_id.as_str());
+                    by_event
+                        .entry(outcome.event_id.clone())
+                        .or_default()
+                        .push(outcome);
+                }
+                Ok(Err(error)) => panic!("consumer error: {error}"),
+                Err(_) => break,
+            }
         }
         by_event
+    }
+
+    /// Publishes many encoded `(topic, key, payload)` records at once (up to a thousand in
+    /// flight, each partition's in the order given), for tests of size.
+    pub async fn publish_many(&self, records: &[(String, String, Vec<u8>)]) {
+        use futures::StreamExt;
+        futures::stream::iter(records)
+            .map(|(topic, key, payload)| {
+                self.producer.send(
+                    FutureRecord::to(topic).key(key).payload(payload),
+                    Duration::from_secs(30),
+                )
+            })
+            .buffer_unordered(1_000)
+            .for_each(|sent| async move {
+                sent.expect("publish");
+            })
+            .await;
     }
 
     pub async fn dead_letters(&self, at_least: usize, timeout: Duration) -> Vec<DeadLetter> {

@@ -590,6 +590,23 @@ impl SinkStage {
                     if changed.is_err() || *shutdown.borrow() {
                         info!(pending, in_flight = batches.len(), "sink stage stopping: writing what it holds, but for replayed commands not in a batch yet (read again at the next start)");
                         draining = true;
+                        // Fetching stops; the consumer is still polled (below) so that the group
+                        // can rebalance meanwhile.
+                        pause_assigned(&self.consumer, true);
+                    }
+                }
+                // While stopping, the consumer is polled only to take part in rebalances: a
+                // partition taken from this instance leaves its held commands to the next owner
+                // (`follow_assignment`) instead of being written by two instances. A message
+                // read meanwhile (of a partition assigned since) is not taken: its offset is not
+                // stored, so the partition's owner reads it again.
+                message = self.consumer.recv(), if draining => {
+                    if let Ok(message) = message {
+                        let mut list = rdkafka::TopicPartitionList::new();
+                        list.add_partition(message.topic(), message.partition());
+                        if let Err(error) = self.consumer.pause(&list) {
+                            debug!(%error, "could not pause a partition assigned while stopping");
+                        }
                     }
                 }
                 Some(position) = acked.recv() => {
@@ -626,7 +643,16 @@ impl SinkStage {
                     for position in done.delivered {
                         self.complete(&mut tracker, replay_topic, position);
                     }
-                    for (record, later) in done.retry {
+                    // A live record to try again whose partition was taken meanwhile is its
+                    // next owner's: that one reads its commands again and writes them.
+                    let given_away = batch.lane == Lane::Live
+                        && !done.retry.is_empty()
+                        && !self.owns_partition_of(&batch.slot.0, topic);
+                    if given_away {
+                        let commands: usize = done.retry.iter().map(|(r, _)| r.members.len()).sum();
+                        info!(team = %batch.slot.0, commands, "partition revoked while its batch was written: what it would try again is left to the next owner");
+                    }
+                    for (record, later) in done.retry.into_iter().filter(|_| !given_away) {
                         let c = coalescers.coalescer(batch.lane, batch.slot.clone(), &self.settings);
                         match later {
                             Some(delay) => c.requeue_at(record, (Instant::now() + delay).into_std()),
@@ -902,6 +928,17 @@ impl SinkStage {
                 "partition revoked: its held commands are left to its next owner"
             );
         }
+    }
+
+    /// Whether this instance holds the commands partition of `team`'s portal: true too when
+    /// partitions are not followed or the team is not served (its commands are answered so).
+    fn owns_partition_of(&self, team: &str, topic: &str) -> bool {
+        let teams = self.teams.current();
+        let Served::Active(team) = teams.served(team) else {
+            return true;
+        };
+        self.partition_of(team)
+            .is_none_or(|partition| self.assignment.holds(topic, partition))
     }
 
     /// The commands partition of a team's portal (when partitions are followed).
