@@ -332,7 +332,19 @@ impl rdkafka::consumer::ConsumerContext for Assignment {
     ) {
         if let rdkafka::consumer::Rebalance::Revoke(list) = rebalance {
             let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-            if !self.wait_written(&partitions, REVOKE_WAIT) {
+            // The callback runs inside a poll, on a runtime worker: the wait hands the worker's
+            // other tasks (the writes waited for among them) to another thread first, or they
+            // could not end before the wait does.
+            let wait = || self.wait_written(&partitions, REVOKE_WAIT);
+            let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+                handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            });
+            let written = if multi_thread {
+                tokio::task::block_in_place(wait)
+            } else {
+                wait()
+            };
+            if !written {
                 tracing::warn!(
                     stage = self.stage,
                     ?partitions,

@@ -653,6 +653,13 @@ impl SinkStage {
                         info!(team = %batch.slot.0, commands, "partition revoked while its batch was written: what it would try again is left to the next owner");
                     }
                     for (record, later) in done.retry.into_iter().filter(|_| !given_away) {
+                        if draining && later.is_some() {
+                            // What must wait (for search to show an interrupted create, or a
+                            // backoff) is not waited for by a stopping instance: its commands
+                            // stay unacknowledged and are read again at the next start.
+                            abandoned += record.members.len();
+                            continue;
+                        }
                         let c = coalescers.coalescer(batch.lane, batch.slot.clone(), &self.settings);
                         match later {
                             Some(delay) => c.requeue_at(record, (Instant::now() + delay).into_std()),
