@@ -39,8 +39,9 @@
 //!    changes/s, occurred-to-Kafka latency, delivered, missing, echoes and copies, and polling's
 //!    HubSpot calls per 1,000 changes.
 //! 12. **Scale-out**: the sink's state of one portal restored from the changelog into an empty
-//!     state directory, per 100,000 entries; and a restarted pipeline's first write (target:
-//!     within 5 s).
+//!     state directory, per 100,000 entries; a restarted pipeline's first write (target:
+//!     within 5 s); 1, 2 and 3 sink instances draining one backlog (records/s, ratio to one);
+//!     HubSpot's 429s while sinks join and leave (target 0).
 //!
 //! # Layout
 //! - `events`: generated contacts and their events; the sandbox config's rules and catalog.
@@ -1543,5 +1544,37 @@ fn scale_rows(figures: &scale::Figures) -> Vec<Row> {
             Verdict::at_most(took.median(), 5.0),
         ));
     }
+    let one = figures
+        .instances
+        .first()
+        .map(|(_, runs)| report::Spread::of(runs.clone()).median())
+        .unwrap_or(0.0);
+    for (count, runs) in &figures.instances {
+        let rate = report::Spread::of(runs.clone());
+        rows.push(Row::info(
+            format!(
+                "12c {count} sink instance(s) draining {} commands, records/s (ratio to one)",
+                thousands(figures.backlog as f64)
+            ),
+            format!(
+                "{} (median of {}; {:.2}x)",
+                thousands(rate.median()),
+                rate.runs(),
+                rate.median() / one.max(f64::MIN_POSITIVE)
+            ),
+        ));
+    }
+    rows.push(Row::new(
+        "12d HubSpot 429s while sinks join and leave (2 -> 3 -> 2 instances)",
+        format!(
+            "{} of {} calls; {} of {} contacts written",
+            figures.rebalance_429s,
+            thousands(figures.rebalance_calls as f64),
+            thousands(figures.rebalance_written as f64),
+            thousands(figures.rebalance_events as f64)
+        ),
+        "0",
+        Verdict::at_most(figures.rebalance_429s as f64, 0.0),
+    ));
     rows
 }

@@ -10,19 +10,30 @@
 //!   before it assigns (a real broker assigns once the members it knows have rejoined). Static
 //!   membership is not measured: the development broker does not implement it for the classic
 //!   protocol (a restarted static member joins beside its old self).
+//! - **Sink instances**: 1, 2 and 3 sink pipelines (each its own state directory, one consumer
+//!   group) drain the same backlog of commands (contacts of 12 teams on 12 portals, made by the
+//!   process stage first) from an unlimited sandbox: records/s from the first outcome to the
+//!   last, and the ratio to one instance. All of it shares this machine's cores with the
+//!   broker and the sandbox, so the ratio shows what several instances cost here, not what
+//!   they gain on machines of their own.
+//! - **429s during rebalances**: 12 portals each limited to 30 requests per 10 s (hubsync's
+//!   budget set the same), contacts arriving steadily at more than the budget writes; two
+//!   sinks, then a third joins, then one of the first two stops: HubSpot's 429s over the whole
+//!   run (target 0: a portal's new owner believes HubSpot's rate-limit headers before it spends).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hubsync::admin::Health;
+use hubsync::config::{Config, Secrets};
 use hubsync::kafka::{producer_config, reader_config};
-use hubsync::pipeline::{Pipeline, Stages};
+use hubsync::pipeline::{Pipeline, Refusal, Stages};
 use hubsync::sink::changelog::Changelog;
 use hubsync::state::{RememberedOutcome, State, record_key};
 use hubsync_schemas::{SchemaKind, default_subject};
 
 use crate::events::{Contact, Rng, Shape};
-use crate::world::{Setup, World};
+use crate::world::{Setup, World, team_of};
 
 #[derive(Debug)]
 pub struct Figures {
@@ -31,6 +42,16 @@ pub struct Figures {
     pub restores: Vec<Duration>,
     /// Per membership (dynamic, static): from each restart to its first write.
     pub first_write: Vec<(&'static str, Vec<Duration>)>,
+    /// Commands drained per run.
+    pub backlog: usize,
+    /// Per count of sink instances: records/s of each run.
+    pub instances: Vec<(usize, Vec<f64>)>,
+    /// 429s HubSpot answered while sinks joined and left, and the calls made meanwhile.
+    pub rebalance_429s: u64,
+    pub rebalance_calls: u64,
+    /// Contacts of that run, and how many of them were written (created) by its end.
+    pub rebalance_events: usize,
+    pub rebalance_written: usize,
 }
 
 impl Figures {
@@ -73,11 +94,208 @@ pub async fn measure(quick: bool) -> Figures {
         first_write.push((label, runs));
     }
     world.stop().await;
+    let backlog = if quick { 6_000 } else { 36_000 };
+    let mut instances = Vec::new();
+    for count in 1..=3 {
+        let mut runs = Vec::new();
+        for run in 0..if quick { 1 } else { 2 } {
+            runs.push(drain_rate(count, backlog, 0x5eed_1200 + run).await);
+        }
+        instances.push((count, runs));
+    }
+    let rebalance = rebalances(quick).await;
     Figures {
         entries: entries as u64,
         restores,
         first_write,
+        backlog,
+        instances,
+        rebalance_429s: rebalance.0,
+        rebalance_calls: rebalance.1,
+        rebalance_events: rebalance.2,
+        rebalance_written: rebalance.3,
     }
+}
+
+const PORTALS: usize = 12;
+
+/// `count` sink pipelines in one group, each on its own state directory; every team of the
+/// world served by each.
+async fn start_sinks(world: &World, count: usize, dirs: &[tempfile::TempDir]) -> Vec<Pipeline> {
+    let mut sinks = Vec::new();
+    for dir in dirs.iter().take(count) {
+        sinks.push(start_sink(world, dir).await);
+    }
+    sinks
+}
+
+async fn start_sink(world: &World, dir: &tempfile::TempDir) -> Pipeline {
+    let on_dir = |config: &Config| {
+        let mut config = config.clone();
+        config.state.dir = dir.path().to_path_buf();
+        config
+    };
+    let teams: Vec<(Config, Secrets)> = world
+        .teams()
+        .iter()
+        .map(|(config, secrets)| (on_dir(config), secrets.clone()))
+        .collect();
+    Pipeline::start_teams(
+        &on_dir(&world.config),
+        &world.secrets,
+        &teams,
+        Stages::Sink,
+        Health::default(),
+        Refusal::Stop,
+    )
+    .await
+    .expect("a sink instance starts")
+}
+
+/// The process stage of every team of the world.
+async fn start_process(world: &World) -> Pipeline {
+    Pipeline::start_teams(
+        &world.config,
+        &world.secrets,
+        &world.teams(),
+        Stages::Process,
+        Health::default(),
+        Refusal::Stop,
+    )
+    .await
+    .expect("the process stage starts")
+}
+
+/// New contacts `from..from + n`, spread over the world's teams, encoded.
+async fn contacts(world: &World, from: u64, n: usize, rng: &mut Rng) -> Vec<(String, Vec<u8>)> {
+    let topic = &world.config.topics.contact_changes;
+    let writer = world
+        .codec
+        .writer(SchemaKind::ContactChanged, &default_subject(topic))
+        .await
+        .expect("the contact schema registers");
+    (0..n)
+        .map(|i| {
+            let person = Contact::generate(from + i as u64, Shape::PLAIN, rng);
+            let mut event = person.created(hubsync::outcomes::now_ms(), rng);
+            event.team_id = team_of(i % PORTALS);
+            (
+                event.contact_id.clone(),
+                writer.encode(&event).expect("encodes"),
+            )
+        })
+        .collect()
+}
+
+/// Records/s of `count` sink instances draining `backlog` commands made beforehand.
+async fn drain_rate(count: usize, backlog: usize, seed: u64) -> f64 {
+    let world = World::start(Setup {
+        teams: PORTALS,
+        partitions: 6,
+        contact_defaults: false,
+        kafka: Vec::new(),
+        unlimited: true,
+        linger: Some(Duration::from_millis(100)),
+    })
+    .await;
+    let mut rng = Rng::new(seed);
+    let process = start_process(&world).await;
+    let made = world.count_records(
+        &world.config.topics.commands,
+        backlog,
+        Duration::from_secs(600),
+    );
+    let records = contacts(&world, 1, backlog, &mut rng).await;
+    world
+        .publish_all(&world.config.topics.contact_changes, &records)
+        .await;
+    assert_eq!(made.finish().await.count, backlog, "every command made");
+    let outcomes = world.collect_outcomes(backlog, Duration::from_secs(600));
+    let dirs: Vec<tempfile::TempDir> = (0..count)
+        .map(|_| tempfile::tempdir().expect("a state directory"))
+        .collect();
+    let sinks = start_sinks(&world, count, &dirs).await;
+    let read = outcomes.finish().await;
+    assert_eq!(read.count, backlog, "every command answered");
+    let span = read
+        .last_at
+        .zip(read.first_at)
+        .map(|(last, first)| last.saturating_sub(first))
+        .unwrap_or_default();
+    for sink in sinks {
+        sink.stop().await.expect("a sink stops");
+    }
+    process.stop().await.expect("the process stage stops");
+    world.stop().await;
+    (backlog.saturating_sub(1)) as f64 / span.as_secs_f64().max(0.001)
+}
+
+/// Requests per 10 s each portal (and hubsync's budget) allows in the rebalance run.
+const REBALANCE_LIMIT: u32 = 30;
+
+/// Two sinks, then a third, then one of the first two gone, while contacts arrive steadily
+/// faster than the portals' budgets write them; returns (429s, calls, contacts, written).
+async fn rebalances(quick: bool) -> (u64, u64, usize, usize) {
+    let mut world = World::start(Setup {
+        teams: PORTALS,
+        partitions: 6,
+        contact_defaults: false,
+        kafka: Vec::new(),
+        unlimited: false,
+        linger: Some(Duration::from_millis(100)),
+    })
+    .await;
+    world.config.hubspot.requests_per_10s = Some(REBALANCE_LIMIT);
+    for portal in world.portals.all() {
+        let mut settings = portal.settings();
+        settings.limits.per_window = REBALANCE_LIMIT;
+        portal.apply_settings(settings);
+    }
+    let mut rng = Rng::new(0x5eed_1299);
+    let process = start_process(&world).await;
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("a state directory"))
+        .collect();
+    let mut sinks = start_sinks(&world, 2, &dirs).await;
+    // A phase per change: two sinks, a third joined, one of the first two gone.
+    let phase = Duration::from_secs(if quick { 8 } else { 15 });
+    let per_tick = if quick { 40 } else { 60 };
+    let tick = Duration::from_millis(100);
+    let topic = world.config.topics.contact_changes.clone();
+    let mut published = 0;
+    let mut next = 1_000_000u64;
+    for step in 0..3 {
+        match step {
+            1 => sinks.push(start_sink(&world, &dirs[2]).await),
+            2 => sinks.remove(0).stop().await.expect("a sink stops"),
+            _ => {}
+        }
+        let until = Instant::now() + phase;
+        while Instant::now() < until {
+            let records = contacts(&world, next, per_tick, &mut rng).await;
+            next += per_tick as u64;
+            published += records.len();
+            let sent: Vec<_> = records
+                .iter()
+                .map(|(key, payload)| world.send_now(&topic, key, payload))
+                .collect();
+            World::delivered(sent).await;
+            tokio::time::sleep(tick).await;
+        }
+    }
+    // The rest is written within the budgets: wait for every contact's outcome.
+    let read = world
+        .collect_outcomes(published, Duration::from_secs(900))
+        .finish()
+        .await;
+    let calls = world.calls.len() as u64;
+    let limited = world.rate_limited();
+    for sink in sinks {
+        sink.stop().await.expect("a sink stops");
+    }
+    process.stop().await.expect("the process stage stops");
+    world.stop().await;
+    (limited, calls, published, read.written())
 }
 
 async fn restore_runs(world: &World, entries: usize, runs: usize) -> Vec<Duration> {
