@@ -145,6 +145,7 @@ impl Verdict {
             attempts: self.attempts,
             missing_fields: self.missing_fields.clone(),
             at_ms,
+            answered: None,
         }
     }
 

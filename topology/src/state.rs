@@ -65,6 +65,11 @@ pub struct RememberedOutcome {
     #[serde(default)]
     pub missing_fields: Vec<String>,
     pub at_ms: i64,
+    /// Where the command this outcome answered was read (`topic/partition/offset`), once the
+    /// outcome (and its dead letter) reached Kafka: that message read again (a restart, or its
+    /// partition moved before the offset was committed) needs no second outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered: Option<String>,
 }
 
 /// A contact to link to a company once the company is in HubSpot.
@@ -360,6 +365,19 @@ impl State {
         Ok(())
     }
 
+    /// Notes that an event's remembered outcome reached Kafka in answer to the command read at
+    /// `position`; nothing when the event is not remembered (evicted meanwhile).
+    pub fn mark_answered(&self, event_id: &str, position: &str) -> Result<(), StateError> {
+        let Some(mut outcome) = self.processed(event_id)? else {
+            return Ok(());
+        };
+        if outcome.answered.as_deref() == Some(position) {
+            return Ok(());
+        }
+        outcome.answered = Some(position.to_string());
+        self.remember(event_id, &outcome)
+    }
+
     /// Forgets an event's outcome, so the event is processed again when it next arrives (a
     /// redriven event that was dead-lettered).
     pub fn forget(&self, event_id: &str) -> Result<(), StateError> {
@@ -637,6 +655,7 @@ mod tests {
             reason_code: "CREATED".into(),
             reason: "created".into(),
             hubspot_id: Some("51".into()),
+            answered: None,
             attempts: 1,
             missing_fields: Vec::new(),
             at_ms,
@@ -735,10 +754,37 @@ mod tests {
             reason_code: "CREATED".into(),
             reason: "created".into(),
             hubspot_id: Some("101".into()),
+            answered: None,
             attempts: 1,
             missing_fields: vec![],
             at_ms,
         }
+    }
+
+    #[test]
+    fn an_answered_outcome_names_the_command_it_answered_and_keeps_its_place() {
+        let (_dir, state) = open(2);
+        state.remember("e1", &outcome(10)).expect("remember");
+        state.remember("e2", &outcome(20)).expect("remember");
+        state
+            .mark_answered("e1", "hubsync.commands/3/41")
+            .expect("marked");
+        let e1 = state.processed("e1").expect("reads").expect("remembered");
+        assert_eq!(e1.answered.as_deref(), Some("hubsync.commands/3/41"));
+        assert_eq!(e1.at_ms, 10, "the outcome is the one remembered");
+        // An event no longer remembered is not brought back by the note.
+        state
+            .mark_answered("e9", "hubsync.commands/3/42")
+            .expect("no-op");
+        assert_eq!(state.processed("e9").expect("reads"), None);
+        // The mark did not count as a new event: a third one evicts the oldest, e1.
+        state.remember("e3", &outcome(30)).expect("remember");
+        assert_eq!(state.processed("e1").expect("reads"), None);
+        assert!(state.processed("e2").expect("reads").is_some());
+        // Outcomes stored before the field existed read as not answered.
+        let old = br#"{"status":"CREATED","reason_code":"CREATED","reason":"created","hubspot_id":"7","attempts":1,"at_ms":5}"#;
+        let read: RememberedOutcome = decode(old, "processed").expect("decodes");
+        assert_eq!(read.answered, None);
     }
 
     #[test]

@@ -378,6 +378,34 @@ impl Coalescer {
         commands
     }
 
+    /// Drops the records put back to wait that may not go before a time still to come (after
+    /// an interrupted create, a backoff); returns how many commands they held.
+    pub fn drop_waiting(&mut self, now: Instant) -> usize {
+        let later: HashSet<String> = self
+            .waiting
+            .iter()
+            .filter(|(_, key)| {
+                self.records
+                    .get(key)
+                    .is_some_and(|r| r.not_before.is_some_and(|at| at > now))
+            })
+            .map(|(_, key)| key.clone())
+            .collect();
+        if later.is_empty() {
+            return 0;
+        }
+        let mut commands = 0;
+        for key in &later {
+            if let Some(record) = self.records.remove(key) {
+                commands += record.members.len();
+            }
+        }
+        self.waiting.retain(|(_, key)| !later.contains(key));
+        self.order.retain(|key| !later.contains(key));
+        self.commands -= commands;
+        commands
+    }
+
     /// Records not yet handed out.
     pub fn pending_records(&self) -> usize {
         self.records.len()
@@ -798,6 +826,32 @@ pub(crate) mod tests {
         assert!(c.take_batch(now, true).is_none(), "a waits");
         assert_eq!(c.next_due(), Some(now + Duration::from_secs(30)));
         assert!(c.take_batch(now + Duration::from_secs(30), false).is_some());
+    }
+
+    #[test]
+    fn records_waiting_for_later_are_dropped_and_the_rest_stays() {
+        let now = Instant::now();
+        let mut c = Coalescer::new(Duration::from_secs(10), 10, 1_000);
+        c.add("a".into(), member("a@x.io", 1, &[]), now);
+        c.add("b".into(), member("b@x.io", 1, &[]), now);
+        let batch = c.take_batch(now, true).expect("batch");
+        for record in batch {
+            if record.key == "a" {
+                c.requeue_at(record, now + Duration::from_secs(30));
+            } else {
+                c.requeue(record);
+            }
+        }
+        c.add("a".into(), member("a@x.io", 2, &[]), now);
+        c.add("c".into(), member("c@x.io", 1, &[]), now);
+        assert_eq!(c.pending_commands(), 4);
+        assert_eq!(c.drop_waiting(now), 2, "a's two commands");
+        assert_eq!(c.pending_commands(), 2);
+        assert_eq!(c.next_due(), Some(now + Duration::from_secs(10)));
+        let rest = c.take_batch(now, true).expect("the rest");
+        let keys: Vec<&str> = rest.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["b", "c"]);
+        assert_eq!(c.drop_waiting(now), 0, "nothing waits");
     }
 
     #[test]

@@ -271,6 +271,12 @@ impl Pending {
             .sum()
     }
 
+    /// Drops the live records waiting for a time still to come; returns how many commands they
+    /// held.
+    fn drop_waiting(&mut self, now: std::time::Instant) -> usize {
+        self.live.values_mut().map(|c| c.drop_waiting(now)).sum()
+    }
+
     /// Drops the lane's records not in a batch; returns how many commands they held.
     fn abandon(&mut self, lane: Lane) -> usize {
         self.lane_mut(lane)
@@ -459,6 +465,9 @@ impl SinkStage {
                 // Writing a replay's backlog could take minutes of budget: what is not in a
                 // batch yet stays unacknowledged, and is read again after the restart.
                 abandoned += coalescers.abandon(Lane::Replay);
+                // Nor is a wait for search to show an interrupted create, or a backoff, waited
+                // out: such commands stay unacknowledged and are read again at the next start.
+                abandoned += coalescers.drop_waiting(now.into_std());
                 // What waits on disk was never acknowledged either.
                 if let Some(spill) = spill.as_mut()
                     && !spill.is_empty()
@@ -729,7 +738,18 @@ impl SinkStage {
                         Err(error) => warn!(%error, "kafka consumer error on the replay commands; continuing"),
                     }
                 }
-                _ = report.tick() => self.report(&mut reported),
+                _ = report.tick() => {
+                    self.report(&mut reported);
+                    if draining {
+                        info!(
+                            pending,
+                            batches = batches.len(),
+                            unacknowledged = tracker.in_flight(),
+                            abandoned,
+                            "sink stage still stopping"
+                        );
+                    }
+                }
                 _ = tokio::time::sleep_until(next_due.unwrap_or(now + Duration::from_secs(3600))), if next_due.is_some() => {}
                 _ = tokio::time::sleep_until(probe_at.unwrap_or(now)), if probe_at.is_some() => {
                     self.start_probes(&mut paused, &mut probes, &mut probing);
@@ -1060,8 +1080,13 @@ impl SinkStage {
             // Redriven after it was dead-lettered here: it is written again, not answered.
             team.writer.state().forget(&processed)?;
         } else if let Some(remembered) = remembered {
-            // Redelivered, or copied again by its run: the event keeps the outcome it has.
             metrics::counter!("hubsync_sink_redelivered_total").increment(1);
+            if remembered.answered.as_deref() == Some(position.to_string().as_str()) {
+                // The very command answered before, read again: its outcome is in Kafka already.
+                spawn_ack(Vec::new(), position, acks.clone());
+                return Ok(());
+            }
+            // Redelivered, or copied again by its run: the event keeps the outcome it has.
             let verdict = Verdict::from_remembered(&remembered);
             self.answer(
                 command_outcome(&command, &lineage, &verdict),
@@ -1376,6 +1401,8 @@ async fn write_batch(
     }
     let now = now_ms();
     let mut emits: Vec<(Position, Vec<Delivery>)> = Vec::new();
+    // Members whose outcome is being delivered.
+    let mut answering = Vec::new();
     let mut finished = Vec::new();
     let mut unavailable = Vec::new();
     for (record, resolution) in results {
@@ -1454,7 +1481,10 @@ async fn write_batch(
                 .receipt
                 .outcome(verdict, STAGE, &record.identity.value, now);
             match emitter.outcome(&outcome).await {
-                Ok(delivery) => deliveries.push(delivery),
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    answering.push(member);
+                }
                 Err(error) => error!(%error, "cannot encode an outcome"),
             }
             emits.push((member.receipt.position(), deliveries));
@@ -1476,6 +1506,18 @@ async fn write_batch(
         position
     });
     done.delivered = join_all(waits).await;
+    // Each event's outcome is in Kafka now: its command read again (before its offset is
+    // committed) is acknowledged without a second outcome. The notes reach the changelog with
+    // the next flush.
+    for member in answering {
+        let position = member.receipt.position().to_string();
+        if let Err(error) = writer
+            .state()
+            .mark_answered(&processed_key(member), &position)
+        {
+            warn!(%error, "cannot note that an outcome was delivered; the event may get it again");
+        }
+    }
     done
 }
 

@@ -322,6 +322,7 @@ async fn restore_runs(world: &World, entries: usize, runs: usize) -> Vec<Duratio
             attempts: 1,
             missing_fields: Vec::new(),
             at_ms: 1_767_225_600_000 + n as i64,
+            answered: None,
         };
         scoped
             .remember(&format!("event-{n}"), &outcome)
