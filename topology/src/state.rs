@@ -368,14 +368,26 @@ impl State {
     /// Notes that an event's remembered outcome reached Kafka in answer to the command read at
     /// `position`; nothing when the event is not remembered (evicted meanwhile).
     pub fn mark_answered(&self, event_id: &str, position: &str) -> Result<(), StateError> {
-        let Some(mut outcome) = self.processed(event_id)? else {
+        let key = self.key(event_id);
+        let Some(old) = self.processed.get(&key)? else {
             return Ok(());
         };
+        let mut outcome: RememberedOutcome = decode(&old, "processed")?;
         if outcome.answered.as_deref() == Some(position) {
             return Ok(());
         }
         outcome.answered = Some(position.to_string());
-        self.remember(event_id, &outcome)
+        let value = encode(&outcome);
+        // Its time is unchanged, so its place in the bound is too; an event evicted (or
+        // remembered again) meanwhile is left as it is.
+        if self
+            .processed
+            .compare_and_swap(&key, Some(old), Some(value.as_slice()))?
+            .is_ok()
+        {
+            self.log("processed", key.as_bytes(), Some(&value));
+        }
+        Ok(())
     }
 
     /// Forgets an event's outcome, so the event is processed again when it next arrives (a
