@@ -9,14 +9,24 @@ TRANSACTIONS WORK or TRANSACTIONS NOT CARRIED OUT.
 
 e.g. against the development broker (`make dev-broker` prints its bootstrap servers):
     /usr/bin/python3 tests/dev/probes/kafka_transactions.py 127.0.0.1:PORT probe.in probe.out
-Each run uses topics of its own (the prefixes with a random suffix, auto-created)."""
+Each run uses topics of its own (the prefixes with a random suffix, one partition each)."""
 import sys, time, uuid
 from confluent_kafka import Producer, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 bootstrap = sys.argv[1]
 run = uuid.uuid4().hex[:6]
 src, dst = sys.argv[2] + "." + run, sys.argv[3] + "." + run
 group = "probe-" + uuid.uuid4().hex[:8]
+
+# Created first where the broker takes CreateTopics; the development broker does not, and
+# creates them on first use instead.
+admin = AdminClient({"bootstrap.servers": bootstrap})
+for name, future in admin.create_topics([NewTopic(t, 1, 1) for t in (src, dst)]).items():
+    try:
+        future.result(20)
+    except Exception as error:
+        print("topic", name, "not created by request:", error)
 
 p = Producer({"bootstrap.servers": bootstrap})
 for i in range(10):
