@@ -291,7 +291,7 @@ impl World {
     }
 
     /// Publishes many encoded `(topic, key, payload)` records at once (up to a thousand in
-    /// flight, each partition's in the order given), for tests of size.
+    /// flight, handed to the producer in the order given), for tests of size.
     pub async fn publish_many(&self, records: &[(String, String, Vec<u8>)]) {
         use futures::StreamExt;
         futures::stream::iter(records)

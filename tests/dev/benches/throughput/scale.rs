@@ -17,9 +17,11 @@
 //!   broker and the sandbox, so the ratio shows what several instances cost here, not what
 //!   they gain on machines of their own.
 //! - **429s during rebalances**: 12 portals each limited to 30 requests per 10 s (hubsync's
-//!   budget set the same), contacts arriving steadily at more than the budget writes; two
-//!   sinks, then a third joins, then one of the first two stops: HubSpot's 429s over the whole
-//!   run (target 0: a portal's new owner believes HubSpot's rate-limit headers before it spends).
+//!   budget set the same), contacts arriving steadily (about 540 a second over the 12), and a 100 ms
+//!   linger, so the sinks would call more often than the limit allows and their budgets pace
+//!   them; two sinks, then a third joins, then one of the first two stops: HubSpot's 429s over
+//!   the whole run (target 0: a portal's new owner believes HubSpot's rate-limit headers before
+//!   it spends) and the calls made.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -233,8 +235,8 @@ async fn drain_rate(count: usize, backlog: usize, seed: u64) -> f64 {
 /// Requests per 10 s each portal (and hubsync's budget) allows in the rebalance run.
 const REBALANCE_LIMIT: u32 = 30;
 
-/// Two sinks, then a third, then one of the first two gone, while contacts arrive steadily
-/// faster than the portals' budgets write them; returns (429s, calls, contacts, written).
+/// Two sinks, then a third, then one of the first two gone, while contacts arrive steadily and
+/// the budgets pace the calls; returns (429s, calls, contacts, written).
 async fn rebalances(quick: bool) -> (u64, u64, usize, usize) {
     let mut world = World::start(Setup {
         teams: PORTALS,
