@@ -661,14 +661,9 @@ impl SinkStage {
                         let commands: usize = done.retry.iter().map(|(r, _)| r.members.len()).sum();
                         info!(team = %batch.slot.0, commands, "partition revoked while its batch was written: what it would try again is left to the next owner");
                     }
+                    // While stopping, what must wait for a later time is dropped at the top of
+                    // the loop (`drop_waiting`).
                     for (record, later) in done.retry.into_iter().filter(|_| !given_away) {
-                        if draining && later.is_some() {
-                            // What must wait (for search to show an interrupted create, or a
-                            // backoff) is not waited for by a stopping instance: its commands
-                            // stay unacknowledged and are read again at the next start.
-                            abandoned += record.members.len();
-                            continue;
-                        }
                         let c = coalescers.coalescer(batch.lane, batch.slot.clone(), &self.settings);
                         match later {
                             Some(delay) => c.requeue_at(record, (Instant::now() + delay).into_std()),
@@ -1210,9 +1205,10 @@ impl SinkStage {
         if let Some(restorer) = &self.restorer {
             let state = &restorer.state;
             let size = state.size_on_disk();
+            let processed = state.processed_count();
             metrics::gauge!("hubsync_state_bytes").set(size as f64);
-            metrics::gauge!("hubsync_state_processed_events").set(state.processed_count() as f64);
-            self.health.set_state_size(size, state.processed_count());
+            metrics::gauge!("hubsync_state_processed_events").set(processed as f64);
+            self.health.set_state_size(size, processed);
         }
     }
 

@@ -67,15 +67,7 @@ impl Figures {
 
 pub async fn measure(quick: bool) -> Figures {
     let entries = if quick { 20_000 } else { 100_000 };
-    let world = World::start(Setup {
-        teams: 1,
-        partitions: 3,
-        contact_defaults: false,
-        kafka: Vec::new(),
-        unlimited: true,
-        linger: Some(Duration::from_millis(100)),
-    })
-    .await;
+    let world = bench_world(1, 3, true).await;
     let restores = restore_runs(&world, entries, if quick { 2 } else { 3 }).await;
     let mut first_write = Vec::new();
     // The consumer protocol (KIP-848) is not measured: on the development broker a second
@@ -120,6 +112,27 @@ pub async fn measure(quick: bool) -> Figures {
 }
 
 const PORTALS: usize = 12;
+
+/// A world of `teams` portals, topics of `partitions`, the sink lingering 100 ms; HubSpot's
+/// limits lifted when `unlimited`.
+async fn bench_world(teams: usize, partitions: i32, unlimited: bool) -> World {
+    World::start(Setup {
+        teams,
+        partitions,
+        contact_defaults: false,
+        kafka: Vec::new(),
+        unlimited,
+        linger: Some(Duration::from_millis(100)),
+    })
+    .await
+}
+
+/// `n` empty state directories, one per sink instance.
+fn state_dirs(n: usize) -> Vec<tempfile::TempDir> {
+    (0..n)
+        .map(|_| tempfile::tempdir().expect("a state directory"))
+        .collect()
+}
 
 /// `count` sink pipelines in one group, each on its own state directory; every team of the
 /// world served by each.
@@ -191,15 +204,7 @@ async fn contacts(world: &World, from: u64, n: usize, rng: &mut Rng) -> Vec<(Str
 
 /// Records/s of `count` sink instances draining `backlog` commands made beforehand.
 async fn drain_rate(count: usize, backlog: usize, seed: u64) -> f64 {
-    let world = World::start(Setup {
-        teams: PORTALS,
-        partitions: 6,
-        contact_defaults: false,
-        kafka: Vec::new(),
-        unlimited: true,
-        linger: Some(Duration::from_millis(100)),
-    })
-    .await;
+    let world = bench_world(PORTALS, 6, true).await;
     let mut rng = Rng::new(seed);
     let process = start_process(&world).await;
     let made = world.count_records(
@@ -213,9 +218,7 @@ async fn drain_rate(count: usize, backlog: usize, seed: u64) -> f64 {
         .await;
     assert_eq!(made.finish().await.count, backlog, "every command made");
     let outcomes = world.collect_outcomes(backlog, Duration::from_secs(600));
-    let dirs: Vec<tempfile::TempDir> = (0..count)
-        .map(|_| tempfile::tempdir().expect("a state directory"))
-        .collect();
+    let dirs = state_dirs(count);
     let sinks = start_sinks(&world, count, &dirs).await;
     let read = outcomes.finish().await;
     assert_eq!(read.count, backlog, "every command answered");
@@ -238,15 +241,7 @@ const REBALANCE_LIMIT: u32 = 30;
 /// Two sinks, then a third, then one of the first two gone, while contacts arrive steadily and
 /// the budgets pace the calls; returns (429s, calls, contacts, written).
 async fn rebalances(quick: bool) -> (u64, u64, usize, usize) {
-    let mut world = World::start(Setup {
-        teams: PORTALS,
-        partitions: 6,
-        contact_defaults: false,
-        kafka: Vec::new(),
-        unlimited: false,
-        linger: Some(Duration::from_millis(100)),
-    })
-    .await;
+    let mut world = bench_world(PORTALS, 6, false).await;
     world.config.hubspot.requests_per_10s = Some(REBALANCE_LIMIT);
     for portal in world.portals.all() {
         let mut settings = portal.settings();
@@ -255,9 +250,7 @@ async fn rebalances(quick: bool) -> (u64, u64, usize, usize) {
     }
     let mut rng = Rng::new(0x5eed_1299);
     let process = start_process(&world).await;
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir().expect("a state directory"))
-        .collect();
+    let dirs = state_dirs(3);
     let mut sinks = start_sinks(&world, 2, &dirs).await;
     // A phase per change: two sinks, a third joined, one of the first two gone.
     let phase = Duration::from_secs(if quick { 8 } else { 15 });
