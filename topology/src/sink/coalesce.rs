@@ -19,11 +19,12 @@
 //! out: one record ada@acme.io {firstname: "Ada L.", jobtitle: "CTO"} with three members
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use hubsync_schemas::{Association, CommandAction, HubSpotCommand, Identity};
+use hubsync_schemas::{HubSpotCommand, Identity};
 
+pub use super::merged::Merged;
 pub use super::receipt::Member;
 
 /// A command as it arrives: its values are merged into its record, and only its member (the
@@ -32,186 +33,6 @@ pub use super::receipt::Member;
 pub struct Arriving {
     pub command: HubSpotCommand,
     pub member: Member,
-}
-
-/// The merge of one record's commands: the newest value of each property by event time (arrival
-/// order breaks ties), every create-only value, fill-if-empty while no command sends the value
-/// outright, and whether any command may create the record. The only merge in hubsync: the sink
-/// writes it, and `plan` and `trace` predict with it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Merged {
-    pub properties: BTreeMap<String, Option<String>>,
-    /// Event time of each property's current value, and whether some command sends it whatever
-    /// HubSpot holds.
-    times: Times,
-    pub create_only: BTreeMap<String, String>,
-    pub fill_if_empty: BTreeSet<String>,
-    pub may_create: bool,
-    /// The links of the newest command that has any (a contact's company, an activity's
-    /// contact), and that command's event time.
-    pub associations: Vec<Association>,
-    associations_time: Option<i64>,
-    /// The newest command's event time, action and missing mandatory fields: it speaks for the
-    /// record when HubSpot lacks it.
-    newest: Option<(i64, CommandAction, Vec<String>)>,
-}
-
-/// Per property: the event time of its current value, and whether some command sends it
-/// unconditionally. A sorted vector, not a map: a replay holds a million records' worth.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Times(Vec<(Box<str>, i64, bool)>);
-
-impl Times {
-    fn find(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(n, _, _)| (**n).cmp(name))
-    }
-
-    fn time(&self, name: &str) -> Option<i64> {
-        self.find(name).ok().map(|i| self.0[i].1)
-    }
-
-    fn is_unconditional(&self, name: &str) -> bool {
-        self.find(name).is_ok_and(|i| self.0[i].2)
-    }
-
-    fn set_time(&mut self, name: &str, time: i64) {
-        match self.find(name) {
-            Ok(i) => self.0[i].1 = time,
-            Err(i) => self.0.insert(i, (name.into(), time, false)),
-        }
-    }
-
-    fn remove(&mut self, name: &str) {
-        if let Ok(i) = self.find(name) {
-            self.0.remove(i);
-        }
-    }
-
-    /// Only for a property that has a time.
-    fn mark_unconditional(&mut self, name: &str) {
-        if let Ok(i) = self.find(name) {
-            self.0[i].2 = true;
-        }
-    }
-}
-
-impl Merged {
-    /// The record one command alone would write.
-    pub fn of(command: &HubSpotCommand) -> Self {
-        let mut merged = Merged::default();
-        merged.absorb(command);
-        merged
-    }
-
-    /// The upstream event time of `name`'s current value.
-    pub fn property_time(&self, name: &str) -> Option<i64> {
-        self.times.time(name)
-    }
-
-    /// Leaves `name` out of the write (HubSpot holds a newer value).
-    pub fn drop_property(&mut self, name: &str) {
-        self.properties.remove(name);
-        self.fill_if_empty.remove(name);
-        self.times.remove(name);
-    }
-
-    /// One more command for the record.
-    pub fn absorb(&mut self, command: &HubSpotCommand) {
-        self.absorb_owned(command.clone());
-    }
-
-    /// One more command for the record, its values taken rather than copied: what the sink does
-    /// with every command it holds. The only merge of a command into a record.
-    pub fn absorb_owned(&mut self, command: HubSpotCommand) {
-        let time = command.event_time;
-        let HubSpotCommand {
-            properties,
-            fill_if_empty,
-            create_only_properties,
-            may_create,
-            associations,
-            action,
-            missing_for_create,
-            ..
-        } = command;
-        // Before this command marks its own values unconditional, as `absorb` does.
-        for name in &fill_if_empty {
-            if !self.times.is_unconditional(name) {
-                self.fill_if_empty.insert(name.clone());
-            }
-        }
-        for (name, value) in properties {
-            let unconditional = !fill_if_empty.contains(&name);
-            if self.times.time(&name).is_none_or(|t| time >= t) {
-                self.times.set_time(&name, time);
-                if unconditional {
-                    self.fill_if_empty.remove(&name);
-                    self.times.mark_unconditional(&name);
-                }
-                self.properties.insert(name, value);
-            } else if unconditional {
-                self.times.mark_unconditional(&name);
-            }
-        }
-        for (name, value) in create_only_properties {
-            self.create_only.entry(name).or_insert(value);
-        }
-        self.may_create |= may_create;
-        if !associations.is_empty() && self.associations_time.is_none_or(|t| time >= t) {
-            self.associations = associations;
-            self.associations_time = Some(time);
-        }
-        if self.newest.as_ref().is_none_or(|(t, _, _)| time >= *t) {
-            self.newest = Some((time, action, missing_for_create));
-        }
-    }
-
-    /// The merge of commands that came after the ones merged here, as if each had come alone.
-    pub fn absorb_merged(&mut self, later: Merged) {
-        for (name, value) in later.properties {
-            let time = later.times.time(&name).unwrap_or(i64::MIN);
-            if self.times.time(&name).is_none_or(|t| time >= t) {
-                if !later.fill_if_empty.contains(&name) {
-                    self.fill_if_empty.remove(&name);
-                }
-                self.times.set_time(&name, time);
-                self.properties.insert(name, value);
-            }
-        }
-        for name in later.fill_if_empty {
-            if !self.times.is_unconditional(&name) {
-                self.fill_if_empty.insert(name);
-            }
-        }
-        for (name, _, unconditional) in &later.times.0 {
-            if *unconditional {
-                self.times.mark_unconditional(name);
-            }
-        }
-        for (name, value) in later.create_only {
-            self.create_only.entry(name).or_insert(value);
-        }
-        self.may_create |= later.may_create;
-        if let Some(time) = later.associations_time
-            && self.associations_time.is_none_or(|t| time >= t)
-        {
-            self.associations = later.associations;
-            self.associations_time = Some(time);
-        }
-        if let Some(newest) = later.newest
-            && self.newest.as_ref().is_none_or(|(t, _, _)| newest.0 >= *t)
-        {
-            self.newest = Some(newest);
-        }
-    }
-
-    /// The newest command's action and missing mandatory fields.
-    pub fn newest(&self) -> (CommandAction, &[String]) {
-        match &self.newest {
-            Some((_, action, missing)) => (*action, missing),
-            None => (CommandAction::Unknown, &[]),
-        }
-    }
 }
 
 /// The merged write for one record, and the commands it answers for.
@@ -244,8 +65,11 @@ impl PendingRecord {
         }
     }
 
-    fn absorb(&mut self, arriving: Arriving) {
+    fn absorb(&mut self, mut arriving: Arriving) {
         self.merged.absorb_owned(arriving.command);
+        if let Some(last) = self.members.last() {
+            arriving.member.receipt.share_key(&last.receipt);
+        }
         // Grown by a quarter at a time, not doubled: a replay holds a million of these.
         if self.members.len() == self.members.capacity() {
             self.members.reserve_exact((self.members.len() / 4).max(1));
@@ -692,10 +516,10 @@ pub(crate) mod tests {
         let record = &batch[0];
         assert_eq!(record.members.len(), 3);
         assert_eq!(
-            record.merged.properties["firstname"].as_deref(),
+            record.merged.property("firstname").flatten(),
             Some("Ada L.")
         );
-        assert_eq!(record.merged.properties["jobtitle"].as_deref(), Some("CTO"));
+        assert_eq!(record.merged.property("jobtitle").flatten(), Some("CTO"));
         assert_eq!(record.newest().map(|m| m.receipt.event_time), Some(3));
     }
 
@@ -805,10 +629,7 @@ pub(crate) mod tests {
         );
         c.release(first.into_iter().map(|r| r.key));
         let second = c.take_batch(now, true).expect("released");
-        assert_eq!(
-            second[0].merged.properties["firstname"].as_deref(),
-            Some("B")
-        );
+        assert_eq!(second[0].merged.property("firstname").flatten(), Some("B"));
     }
 
     #[test]
@@ -879,13 +700,10 @@ pub(crate) mod tests {
         let retried = c.take_batch(now, true).expect("batch");
         assert_eq!(retried[0].members.len(), 2);
         assert_eq!(
-            retried[0].merged.properties["firstname"].as_deref(),
+            retried[0].merged.property("firstname").flatten(),
             Some("New")
         );
-        assert_eq!(
-            retried[0].merged.properties["city"].as_deref(),
-            Some("Paris")
-        );
+        assert_eq!(retried[0].merged.property("city").flatten(), Some("Paris"));
     }
 
     #[test]
@@ -1051,7 +869,7 @@ pub(crate) mod tests {
         first.command.may_create = true;
         c.add("a".into(), first, now);
         let record = c.take_batch(now, true).expect("batch").remove(0);
-        assert!(record.merged.fill_if_empty.contains("phone"));
+        assert!(record.merged.fills("phone"));
         assert!(record.merged.may_create);
 
         let mut c = Coalescer::new(Duration::ZERO, 10, 1_000);
@@ -1064,7 +882,7 @@ pub(crate) mod tests {
             now,
         );
         let record = c.take_batch(now, true).expect("batch").remove(0);
-        assert!(!record.merged.fill_if_empty.contains("phone"));
-        assert_eq!(record.merged.properties["phone"].as_deref(), Some("2"));
+        assert!(!record.merged.fills("phone"));
+        assert_eq!(record.merged.property("phone").flatten(), Some("2"));
     }
 }

@@ -2,7 +2,8 @@
 //! dead letters.
 //!
 //! # Layout
-//! - [`coalesce`]: merging commands per record within the linger window, and batching (pure).
+//! - [`coalesce`]: merging commands per record within the linger window, and batching (pure);
+//!   [`merged`] is one record's merge, kept compact.
 //! - [`verdict`]: the sink's decisions, pure: a record against what HubSpot holds, and the one
 //!   failure table; `plan` and `trace` predict with it.
 //! - [`writer`]: a batch of records to HubSpot calls and a resolution per record; [`companies`]
@@ -17,6 +18,7 @@ pub mod coalesce;
 mod companies;
 pub mod hubspot_side;
 mod links;
+pub mod merged;
 pub mod owned;
 pub mod receipt;
 pub mod reread;

@@ -3,12 +3,12 @@
 //!
 //! A replay may hold a million commands at once, so a held command must cost little: ids that
 //! are UUIDs are kept as their 16 bytes, the names many commands share (topics, teams, replay
-//! runs) once each, and a replayed command's message not at all: a dead letter, the only thing
+//! runs) once each, a source key once per record that shares it, and a replayed command's message not at all: a dead letter, the only thing
 //! that needs it, reads it again from Kafka by its position ([`super::reread`]).
 //!
 //! ```text
 //! command (about 2 KiB with its message) -> Receipt { event 16 B, source topic/partition/offset/key,
-//!   team, event time, position on the commands topic, replay run } (about 200 B)
+//!   team, event time, position on the commands topic, replay run } (96 B and a shared key)
 //! ```
 
 use std::collections::HashMap;
@@ -21,28 +21,11 @@ use crate::lineage::{self, Lineage};
 use crate::outcomes::{Original, Verdict};
 use crate::position::Position;
 
-/// An id kept small: a canonical UUID as its bytes, anything else as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CompactId {
-    Uuid(uuid::Uuid),
-    Text(Box<str>),
-}
-
-impl CompactId {
-    pub fn new(id: &str) -> Self {
-        match uuid::Uuid::try_parse(id) {
-            // Only the form that prints back to the same text.
-            Ok(uuid) if uuid.hyphenated().to_string() == id => CompactId::Uuid(uuid),
-            _ => CompactId::Text(id.into()),
-        }
-    }
-
-    pub fn to_text(&self) -> String {
-        match self {
-            CompactId::Uuid(uuid) => uuid.hyphenated().to_string(),
-            CompactId::Text(text) => text.to_string(),
-        }
-    }
+/// A canonical UUID id as its 16 bytes: only the form that prints back to the same text.
+fn compact_uuid(id: &str) -> Option<uuid::Uuid> {
+    uuid::Uuid::try_parse(id)
+        .ok()
+        .filter(|uuid| uuid.hyphenated().to_string() == id)
 }
 
 /// What many commands share: where they came from and were read, their team, their run.
@@ -112,9 +95,11 @@ impl Names {
     }
 }
 
-/// What few commands carry: a correlation id other than their source position, a redrive mark.
+/// What few commands carry: an event id that is not a UUID, a correlation id other than their
+/// source position, a redrive mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Rare {
+    event_id: Option<Box<str>>,
     correlation_id: Option<Box<str>>,
     redrive_of: Option<Box<str>>,
 }
@@ -122,7 +107,8 @@ struct Rare {
 /// One held command's event: what its outcome needs.
 #[derive(Debug, Clone)]
 pub struct Receipt {
-    pub event_id: CompactId,
+    /// The event id when it is a UUID, else it is in `rare`.
+    event_uuid: Option<uuid::Uuid>,
     shared: Arc<Shared>,
     source_offset: i64,
     /// Where the command was read (commands or replay topic).
@@ -130,7 +116,8 @@ pub struct Receipt {
     pub event_time: i64,
     source_partition: i32,
     partition: i32,
-    source_key: Option<Box<str>>,
+    /// Shared with the record's other members that have the same key ([`Receipt::share_key`]).
+    source_key: Option<Arc<str>>,
     rare: Option<Box<Rare>>,
     pub object_type: HubSpotObjectType,
 }
@@ -143,13 +130,17 @@ impl Receipt {
         names: &mut Names,
     ) -> Self {
         let derived = hubsync_processors::command::correlation_id(&command.source);
+        let event_uuid = compact_uuid(&command.event_id);
         let rare = Rare {
+            event_id: event_uuid
+                .is_none()
+                .then(|| command.event_id.as_str().into()),
             correlation_id: (command.correlation_id != derived)
                 .then(|| command.correlation_id.as_str().into()),
             redrive_of: lineage.redrive_of.as_deref().map(Box::from),
         };
         Receipt {
-            event_id: CompactId::new(&command.event_id),
+            event_uuid,
             shared: names.get(
                 &command.source.topic,
                 &command.team_id,
@@ -161,15 +152,31 @@ impl Receipt {
             event_time: command.event_time,
             source_partition: command.source.partition,
             partition: position.partition,
-            source_key: command.source.key.as_deref().map(Box::from),
-            rare: (rare.correlation_id.is_some() || rare.redrive_of.is_some())
-                .then(|| Box::new(rare)),
+            source_key: command.source.key.as_deref().map(Arc::from),
+            rare: (rare.event_id.is_some()
+                || rare.correlation_id.is_some()
+                || rare.redrive_of.is_some())
+            .then(|| Box::new(rare)),
             object_type: command.object_type,
         }
     }
 
+    /// Keeps one copy of a source key the record's commands share (one record's events mostly
+    /// come from one upstream key).
+    pub fn share_key(&mut self, other: &Receipt) {
+        if let (Some(mine), Some(theirs)) = (&self.source_key, &other.source_key)
+            && mine == theirs
+        {
+            self.source_key = Some(theirs.clone());
+        }
+    }
+
     pub fn event_id(&self) -> String {
-        self.event_id.to_text()
+        match (&self.event_uuid, self.rare.as_deref()) {
+            (Some(uuid), _) => uuid.hyphenated().to_string(),
+            (None, Some(rare)) => rare.event_id.as_deref().unwrap_or_default().to_string(),
+            (None, None) => String::new(),
+        }
     }
 
     pub fn team_id(&self) -> &str {
@@ -265,6 +272,8 @@ mod tests {
 
     #[test]
     fn ids_keep_their_exact_text() {
+        let mut command = examples::hubspot_command();
+        let position = Position::new("hubsync.commands", 0, 1);
         for id in [
             "7d2f7a4e-1c2b-4d3e-9f10-123456789abc",
             "7D2F7A4E-1C2B-4D3E-9F10-123456789ABC",
@@ -272,12 +281,17 @@ mod tests {
             "evt-42",
             "",
         ] {
-            assert_eq!(CompactId::new(id).to_text(), id);
+            command.event_id = id.to_string();
+            let receipt = Receipt::new(
+                &command,
+                &Lineage::default(),
+                &position,
+                &mut Names::default(),
+            );
+            assert_eq!(receipt.event_id(), id);
         }
-        assert!(matches!(
-            CompactId::new("7d2f7a4e-1c2b-4d3e-9f10-123456789abc"),
-            CompactId::Uuid(_)
-        ));
+        assert!(compact_uuid("7d2f7a4e-1c2b-4d3e-9f10-123456789abc").is_some());
+        assert!(compact_uuid("7D2F7A4E-1C2B-4D3E-9F10-123456789ABC").is_none());
     }
 
     #[test]
@@ -332,10 +346,9 @@ mod size {
     #[test]
     fn a_held_command_stays_small() {
         assert!(
-            std::mem::size_of::<super::Member>() <= 104,
+            std::mem::size_of::<super::Member>() <= 96,
             "Member is {} bytes",
             std::mem::size_of::<super::Member>()
         );
-        assert!(std::mem::size_of::<super::CompactId>() <= 24);
     }
 }

@@ -318,16 +318,7 @@ pub fn listing(fields: &[String]) -> String {
 
 /// Fill-if-empty values of properties HubSpot already holds are not sent.
 pub fn drop_filled(record: &mut Merged, held: &Record) {
-    let filled: Vec<String> = record
-        .fill_if_empty
-        .iter()
-        .filter(|name| held.property(name).is_some())
-        .cloned()
-        .collect();
-    for name in filled {
-        record.properties.remove(&name);
-        record.fill_if_empty.remove(&name);
-    }
+    record.drop_filled(|name| held.property(name).is_some());
 }
 
 /// One property a write would change.
@@ -354,15 +345,15 @@ pub fn judge(record: &Merged, held: Option<&Record>) -> (SinkVerdict, Vec<Change
         return (verdict, changes);
     };
     let mut changes = Vec::new();
-    for (name, planned) in &record.properties {
+    for (name, planned) in record.properties() {
         let current = held.property(name).map(str::trim);
-        if record.fill_if_empty.contains(name) && current.is_some() {
+        if record.fills(name) && current.is_some() {
             continue;
         }
-        let planned = planned.as_deref().map(str::trim).filter(|v| !v.is_empty());
+        let planned = planned.map(str::trim).filter(|v| !v.is_empty());
         if current != planned {
             changes.push(Change {
-                property: name.clone(),
+                property: name.to_string(),
                 hubspot: current.map(str::to_string),
                 planned: planned.map(str::to_string),
                 create_only: false,
@@ -380,12 +371,11 @@ pub fn judge(record: &Merged, held: Option<&Record>) -> (SinkVerdict, Vec<Change
 /// Everything a create writes: the values, and the create-only values under them.
 pub fn creation(record: &Merged) -> Vec<Change> {
     let mut changes: Vec<Change> = record
-        .properties
-        .iter()
+        .properties()
         .filter_map(|(name, value)| {
-            let value = value.as_deref().filter(|v| !v.is_empty())?;
+            let value = value.filter(|v| !v.is_empty())?;
             Some(Change {
-                property: name.clone(),
+                property: name.to_string(),
                 hubspot: None,
                 planned: Some(value.to_string()),
                 create_only: false,
@@ -409,26 +399,17 @@ pub fn creation(record: &Merged) -> Vec<Change> {
 /// Defaults not overridden by a value the write carries.
 pub fn defaults_to_send(record: &Merged) -> BTreeMap<String, String> {
     record
-        .create_only
-        .iter()
-        .filter(|(name, _)| !record.properties.contains_key(*name))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .create_only()
+        .filter(|(name, _)| record.property(name).is_none())
+        .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect()
 }
 
 /// What a create of the record sends: its defaults and every value it carries.
 pub fn create_values(record: &Merged) -> BTreeMap<String, String> {
     let mut values = defaults_to_send(record);
-    values.extend(sendable(&record.properties));
+    values.extend(record.sendable());
     values
-}
-
-/// Values as HubSpot takes them: a cleared value is `""`.
-pub fn sendable(properties: &BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
-    properties
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-        .collect()
 }
 
 #[cfg(test)]
@@ -637,8 +618,8 @@ mod tests {
             ..Record::default()
         };
         drop_filled(&mut record, &held);
-        assert!(!record.properties.contains_key("phone"));
-        assert_eq!(record.properties["city"].as_deref(), Some("Paris"));
+        assert_eq!(record.property("phone"), None);
+        assert_eq!(record.property("city"), Some(Some("Paris")));
     }
 
     #[test]

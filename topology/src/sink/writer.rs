@@ -169,13 +169,13 @@ impl Writer {
             ));
         }
         let mut older = Vec::new();
-        for name in record.merged.properties.keys() {
+        for name in record.merged.property_names() {
             if let (Some(hubspot), Some(upstream)) = (
                 self.state.hubspot_changed_at(&key, name)?,
                 record.merged.property_time(name),
             ) && hubspot > upstream
             {
-                older.push(name.clone());
+                older.push(name.to_string());
             }
         }
         for name in older {
@@ -207,20 +207,12 @@ impl Writer {
                 .state
                 .last_written(&hubspot_key(target.path_name(), &id))?;
             // A fill-if-empty value hubsync wrote before has filled the property already.
-            let filled: Vec<String> = record
+            record
                 .merged
-                .fill_if_empty
-                .iter()
-                .filter(|name| last.get(*name).is_some_and(|v| !v.is_empty()))
-                .cloned()
-                .collect();
-            for name in filled {
-                record.merged.fill_if_empty.remove(&name);
-                record.merged.properties.remove(&name);
-            }
-            let same = record.merged.fill_if_empty.is_empty()
-                && record.merged.properties.iter().all(|(name, value)| {
-                    last.get(name).map(String::as_str) == Some(value.as_deref().unwrap_or(""))
+                .drop_filled(|name| last.get(name).is_some_and(|v| !v.is_empty()));
+            let same = !record.merged.fills_any()
+                && record.merged.properties().all(|(name, value)| {
+                    last.get(name).map(String::as_str) == Some(value.unwrap_or(""))
                 });
             if same {
                 unchanged.push((record, Resolution::Done(Verdict::unchanged(&id))));
@@ -247,7 +239,7 @@ impl Writer {
         // never seen in HubSpot are new (then created with their defaults in one call).
         let wanted: BTreeSet<String> = records
             .iter()
-            .flat_map(|r| r.merged.fill_if_empty.iter().cloned())
+            .flat_map(|r| r.merged.fill_if_empty().map(str::to_string))
             .collect();
         let mut read = HashSet::new();
         for record in &records {
@@ -255,10 +247,7 @@ impl Writer {
                 Ok(!verdict::defaults_to_send(&record.merged).is_empty()
                     && self.state.identity(&record.key)?.is_none())
             };
-            if !record.merged.fill_if_empty.is_empty()
-                || !record.merged.may_create
-                || new_with_defaults()?
-            {
+            if record.merged.fills_any() || !record.merged.may_create || new_with_defaults()? {
                 read.insert(record.key.clone());
             }
         }
@@ -342,7 +331,7 @@ impl Writer {
                 .map(|r| UpsertInput {
                     trace_id: trace_id(r),
                     id: identity_value(r),
-                    properties: verdict::sendable(&r.merged.properties),
+                    properties: r.merged.sendable(),
                 })
                 .collect();
             let earlier = self.note_upserts(&chunk).await?;
@@ -716,8 +705,7 @@ impl Writer {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let inherits_owner =
-            |r: &PendingRecord| r.merged.fill_if_empty.contains(links::OWNER_PROPERTY);
+        let inherits_owner = |r: &PendingRecord| r.merged.fills(links::OWNER_PROPERTY);
         let mut resolved =
             match links::resolve(&self.client, &self.state, &records, inherits_owner).await {
                 Ok(resolved) => resolved,
@@ -736,22 +724,20 @@ impl Writer {
                 Some(Resolved::Ready(found)) => {
                     // The contact's owner, else the one the command carries (the default
                     // owner), else none at all rather than an empty value.
-                    if record.merged.fill_if_empty.remove(links::OWNER_PROPERTY) {
+                    if record.merged.unfill(links::OWNER_PROPERTY) {
                         match found.contact_owner {
                             Some(owner) => {
                                 record
                                     .merged
-                                    .properties
-                                    .insert(links::OWNER_PROPERTY.to_string(), Some(owner));
+                                    .set_property(links::OWNER_PROPERTY, Some(owner));
                             }
                             None => {
                                 if record
                                     .merged
-                                    .properties
-                                    .get(links::OWNER_PROPERTY)
-                                    .is_some_and(|v| v.as_deref().unwrap_or("").is_empty())
+                                    .property(links::OWNER_PROPERTY)
+                                    .is_some_and(|v| v.unwrap_or("").is_empty())
                                 {
-                                    record.merged.properties.remove(links::OWNER_PROPERTY);
+                                    record.merged.remove_property(links::OWNER_PROPERTY);
                                 }
                             }
                         }
@@ -797,11 +783,9 @@ impl Writer {
                 .filter(|r| !found.contains_key(&identity_value(r).to_ascii_lowercase()))
                 .filter_map(|r| {
                     r.merged
-                        .properties
-                        .get("name")
-                        .cloned()
+                        .property("name")
                         .flatten()
-                        .map(|name| (r, name))
+                        .map(|name| (r, name.to_string()))
                 })
                 .filter(|(_, name)| !name.is_empty())
                 .collect();
@@ -860,7 +844,7 @@ impl Writer {
             .map(|(id, r)| UpdateInput {
                 trace_id: trace_id(r),
                 id: id.clone(),
-                properties: verdict::sendable(&r.merged.properties),
+                properties: r.merged.sendable(),
             })
             .collect();
         match self.client.batch_update(target, &inputs).await {
@@ -991,14 +975,14 @@ impl Writer {
     ) -> Result<(), String> {
         let wanted: BTreeSet<String> = known
             .iter()
-            .flat_map(|(_, r)| r.merged.fill_if_empty.iter().cloned())
+            .flat_map(|(_, r)| r.merged.fill_if_empty().map(str::to_string))
             .collect();
         if wanted.is_empty() {
             return Ok(());
         }
         let ids: Vec<String> = known
             .iter()
-            .filter(|(_, r)| !r.merged.fill_if_empty.is_empty())
+            .filter(|(_, r)| r.merged.fills_any())
             .map(|(id, _)| id.clone())
             .collect();
         let properties: Vec<String> = wanted.into_iter().collect();
@@ -1093,7 +1077,7 @@ impl Writer {
         extra: Option<BTreeMap<String, String>>,
     ) -> Result<(), StateError> {
         self.state.set_identity(&record.key, id)?;
-        let mut written = verdict::sendable(&record.merged.properties);
+        let mut written = record.merged.sendable();
         if let Some(extra) = extra {
             written.extend(extra);
         }
@@ -1273,15 +1257,5 @@ mod tests {
         // A record whose create-only values all travelled with the write needs no follow-up.
         let covered = record(&[("jobtitle", "CTO")], &[("jobtitle", "old")]);
         assert!(verdict::defaults_to_send(&covered.merged).is_empty());
-    }
-
-    #[test]
-    fn cleared_values_are_sent_as_empty_strings() {
-        let mut properties = BTreeMap::new();
-        properties.insert("phone".to_string(), None);
-        properties.insert("city".to_string(), Some("Paris".to_string()));
-        let sent = verdict::sendable(&properties);
-        assert_eq!(sent["phone"], "");
-        assert_eq!(sent["city"], "Paris");
     }
 }

@@ -155,9 +155,8 @@ impl PlannedRecord {
             return None;
         }
         self.merged
-            .properties
-            .get("name")
-            .and_then(|name| name.as_deref())
+            .property("name")
+            .flatten()
             .filter(|name| !name.is_empty())
     }
 
@@ -599,8 +598,13 @@ impl<'r> Planner<'r> {
             };
             let (values, properties) = lookups.wanted.entry(key).or_default();
             values.push(record.identity.value.clone());
-            properties.extend(record.merged.properties.keys().cloned());
-            properties.extend(record.merged.create_only.keys().cloned());
+            properties.extend(record.merged.property_names().map(str::to_string));
+            properties.extend(
+                record
+                    .merged
+                    .create_only()
+                    .map(|(name, _)| name.to_string()),
+            );
         }
         for (values, properties) in lookups.wanted.values_mut() {
             values.sort();
@@ -621,7 +625,7 @@ impl<'r> Planner<'r> {
             }
             let (values, properties) = lookups.wanted.entry(name_key()).or_default();
             values.push(name.to_string());
-            properties.extend(record.merged.properties.keys().cloned());
+            properties.extend(record.merged.property_names().map(str::to_string));
         }
         for (values, properties) in lookups.wanted.values_mut() {
             values.sort();
@@ -759,7 +763,7 @@ fn judge_once(record: &PlannedRecord, current: &Current) -> RecordPlan {
             let mut changes = verdict::creation(&record.merged);
             // An inherited owner is the contact's when it has one, as the sink writes it.
             if let ContactNow::Present { owner: Some(owner) } = contact
-                && record.merged.fill_if_empty.contains(OWNER_PROPERTY)
+                && record.merged.fills(OWNER_PROPERTY)
             {
                 changes.retain(|c| c.property != OWNER_PROPERTY);
                 changes.push(Change {
