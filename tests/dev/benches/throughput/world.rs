@@ -165,9 +165,6 @@ fn token_of(n: usize) -> String {
     }
 }
 
-/// The pipelines' `fetch.wait.max.ms` on the development broker, unless `--kafka` sets it.
-const DEV_BROKER_FETCH_WAIT_MS: &str = "20";
-
 /// What a world is set up with.
 #[derive(Debug, Clone)]
 pub struct Setup {
@@ -263,20 +260,15 @@ impl World {
                     uuid::Uuid::new_v4().simple()
                 ),
             );
-        // The development broker answers a fetch that finds no data only after the whole
-        // `fetch.wait.max.ms` (librdkafka's mock does not cut the wait short when a producer
-        // writes, as Kafka does), and keeps only 5 MiB per partition: at the default 500 ms a
-        // sink fed at 90,000 commands/s came back to find its place deleted. A short wait
-        // stands in for Kafka's answer-when-data-comes.
-        let mut kafka = setup.kafka.clone();
-        if !kafka.iter().any(|(name, _)| name == "fetch.wait.max.ms") {
-            kafka.push(("fetch.wait.max.ms".into(), DEV_BROKER_FETCH_WAIT_MS.into()));
-        }
-        let mut section = String::from("[kafka.properties]\n");
-        for (name, value) in &kafka {
-            section.push_str(&format!("{name:?} = {value:?}\n"));
-        }
-        let text = text.replacen("\n[registry]\n", &format!("\n{section}\n[registry]\n"), 1);
+        let text = if setup.kafka.is_empty() {
+            text
+        } else {
+            let mut section = String::from("[kafka.properties]\n");
+            for (name, value) in &setup.kafka {
+                section.push_str(&format!("{name:?} = {value:?}\n"));
+            }
+            text.replacen("\n[registry]\n", &format!("\n{section}\n[registry]\n"), 1)
+        };
         let mut config = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         if let Some(linger) = setup.linger {
             config.stages.sink.linger = linger;
