@@ -666,7 +666,15 @@ fn the_configmaps_hold_a_service_file_and_team_files_that_config_check_accepts()
     );
     assert_eq!(
         summary["consumer_groups"],
-        serde_json::json!(["hubsync.process", "hubsync.sink", "hubsync.inbound"])
+        serde_json::json!([
+            "hubsync.process",
+            "hubsync.process-replay",
+            "hubsync.sink",
+            "hubsync.sink-replay",
+            "hubsync.sink-hubspot-changes",
+            "hubsync.inbound",
+            "hubsync.inbound-identity"
+        ])
     );
 }
 

@@ -28,6 +28,25 @@ use crate::state::State;
 use crate::teams::{Shared, Teams};
 use crate::{catalog, config};
 
+/// The consumer groups' stage names besides the stages' own (`{group_id_prefix}.{name}`): the
+/// process and sink stages' replay lanes, the sink's reader of HubSpot's side, and the inbound
+/// stage's reader of the identity map.
+pub const PROCESS_REPLAY_GROUP: &str = "process-replay";
+pub const SINK_REPLAY_GROUP: &str = "sink-replay";
+pub const SINK_HUBSPOT_CHANGES_GROUP: &str = "sink-hubspot-changes";
+pub const INBOUND_IDENTITY_GROUP: &str = "inbound-identity";
+
+/// Every consumer group a service with all stages joins, each stage's before its lanes'.
+pub const CONSUMER_GROUPS: [&str; 7] = [
+    process::STAGE,
+    PROCESS_REPLAY_GROUP,
+    sink::STAGE,
+    SINK_REPLAY_GROUP,
+    SINK_HUBSPOT_CHANGES_GROUP,
+    inbound::STAGE,
+    INBOUND_IDENTITY_GROUP,
+];
+
 /// Which stages this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Stages {
@@ -406,7 +425,7 @@ impl Pipeline {
                 consumer: consumer_config(config, secrets, process::STAGE).create_with_context(
                     crate::kafka::Assignment::new(process::STAGE, health.clone()),
                 )?,
-                replay_consumer: consumer_config(config, secrets, "process-replay")
+                replay_consumer: consumer_config(config, secrets, PROCESS_REPLAY_GROUP)
                     .create_with_context(crate::kafka::Assignment::new(
                         "process-replay",
                         health.clone(),
@@ -447,7 +466,7 @@ impl Pipeline {
                     .create_with_context(assignment.clone())?,
                 restorer,
                 assignment,
-                replay_consumer: consumer_config(config, secrets, "sink-replay")
+                replay_consumer: consumer_config(config, secrets, SINK_REPLAY_GROUP)
                     .create_with_context(
                         crate::kafka::Assignment::new("sink-replay", health.clone())
                             .tracking_revoked(),
@@ -465,7 +484,7 @@ impl Pipeline {
                     codec: codec.clone(),
                     state: state.clone(),
                 };
-                let consumer = consumer_config(config, secrets, "sink-hubspot-changes")
+                let consumer = consumer_config(config, secrets, SINK_HUBSPOT_CHANGES_GROUP)
                     .create::<StreamConsumer>()?;
                 let topic = config.topics.hubspot_changes.clone();
                 let stopping = stopping.clone();
@@ -541,7 +560,8 @@ impl Pipeline {
                     ),
                 ]);
             let learn = inbound::upstream::learn_identities(
-                consumer_config(config, secrets, "inbound-identity").create::<StreamConsumer>()?,
+                consumer_config(config, secrets, INBOUND_IDENTITY_GROUP)
+                    .create::<StreamConsumer>()?,
                 codec.clone(),
                 config.topics.outcomes.clone(),
                 record_topics,

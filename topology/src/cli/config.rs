@@ -129,7 +129,7 @@ impl Report {
             .collect();
         reports.sort_by(|a, b| a.file.cmp(&b.file));
         // The service's consumer groups are the whole service's, not a team's.
-        let groups: Vec<String> = ["process", "sink", "inbound"]
+        let groups: Vec<String> = crate::pipeline::CONSUMER_GROUPS
             .into_iter()
             .map(|stage| service.settings.group_id(stage))
             .collect();
@@ -236,7 +236,7 @@ impl Summary {
             team: config.team.id.clone(),
             hubspot_portal_id: config.team.hubspot_portal_id,
             kafka_brokers: config.kafka.brokers.clone(),
-            consumer_groups: ["process", "sink", "inbound"]
+            consumer_groups: crate::pipeline::CONSUMER_GROUPS
                 .into_iter()
                 .map(|stage| config.group_id(stage))
                 .collect(),
