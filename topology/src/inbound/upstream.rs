@@ -136,7 +136,6 @@ impl Forwarder {
                 Ok(change) => {
                     metrics::counter!(
                         "hubsync_inbound_changes_total",
-                        "team" => view.team.clone(),
                         "change" => change.change.as_str(),
                         "via" => change.via.clone().unwrap_or_default()
                     )

@@ -266,7 +266,14 @@ pub struct Poller {
     topic: String,
     targets: PollTargets,
     clock: Arc<dyn Clock>,
+    /// Teams whose polling fell [`BEHIND_LABELLED_SECONDS`] behind: labelled in metrics for good.
+    behind: Arc<Mutex<HashSet<String>>>,
 }
+
+/// How far behind HubSpot a team's polling is before `hubsync_poll_behind_seconds` names it:
+/// volume and health metrics carry a `team` label only for teams that went wrong, so the series
+/// stay with them (a label for each of 10,000 teams and three object types would be 30,000).
+pub const BEHIND_LABELLED_SECONDS: f64 = 300.0;
 
 /// A team's polling task and how to stop it.
 struct Running {
@@ -292,6 +299,7 @@ impl Poller {
             topic: topic.into(),
             targets,
             clock: Arc::new(SystemClock::new()),
+            behind: Arc::default(),
         }
     }
 
@@ -434,8 +442,17 @@ impl Poller {
             return Ok(());
         }
         let behind = (now - cursor.live.from_ms).max(0) as f64 / 1000.0;
-        metrics::gauge!("hubsync_poll_behind_seconds", "team" => target.team.clone(), "object" => object.path_name())
-            .set(behind);
+        let labelled = {
+            let mut teams = self.behind.lock().unwrap_or_else(|e| e.into_inner());
+            if behind >= BEHIND_LABELLED_SECONDS {
+                teams.insert(target.team.clone());
+            }
+            teams.contains(&target.team)
+        };
+        if labelled {
+            metrics::gauge!("hubsync_poll_behind_seconds", "team" => target.team.clone(), "object" => object.path_name())
+                .set(behind);
+        }
         Ok(())
     }
 
