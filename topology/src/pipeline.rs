@@ -36,6 +36,9 @@ pub const SINK_REPLAY_GROUP: &str = "sink-replay";
 pub const SINK_HUBSPOT_CHANGES_GROUP: &str = "sink-hubspot-changes";
 pub const INBOUND_IDENTITY_GROUP: &str = "inbound-identity";
 
+/// How long a stopping stage may take before [`Pipeline::join`] names it in a warning.
+pub const STOP_REPORT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Every consumer group a service with all stages joins, each stage's before its lanes'.
 pub const CONSUMER_GROUPS: [&str; 7] = [
     process::STAGE,
@@ -615,10 +618,24 @@ impl Pipeline {
     }
 
     /// Waits for the stages to end on their own (they end only on error or on [`Pipeline::stop`]).
+    /// Once told to stop, a stage that takes longer than [`STOP_REPORT`] is named in a warning,
+    /// again at every such interval: a stop that hangs says where.
     pub async fn join(self) -> anyhow::Result<()> {
         let mut first_error = None;
-        for (name, task) in self.tasks {
-            let result = match task.await {
+        let began = tokio::time::Instant::now();
+        for (name, mut task) in self.tasks {
+            let joined = loop {
+                match tokio::time::timeout(STOP_REPORT, &mut task).await {
+                    Ok(joined) => break joined,
+                    Err(_) if *self.shutdown.borrow() => tracing::warn!(
+                        stage = name,
+                        waited_s = began.elapsed().as_secs(),
+                        "still stopping: waiting for a task of this stage to end"
+                    ),
+                    Err(_) => {}
+                }
+            };
+            let result = match joined {
                 Ok(result) => result,
                 Err(join) => Err(anyhow::anyhow!("stage task failed: {join}")),
             };

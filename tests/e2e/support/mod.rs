@@ -21,21 +21,27 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Child {
     child: std::process::Child,
     lines: mpsc::Receiver<std::io::Result<String>>,
+    name: String,
 }
 
 /// Where a child's logs go: passed through, or with `HUBSYNC_CHILD_LOG_DIR=DIR` into a file of
 /// DIR per child, named after the directory of its `--config` file and its start time.
-fn stderr_of(args: &[&str]) -> Stdio {
-    let Ok(dir) = std::env::var("HUBSYNC_CHILD_LOG_DIR") else {
-        return Stdio::inherit();
-    };
-    let name = args
-        .iter()
+/// What a child is called in its log's name and in failures: the directory of its `--config`
+/// (an instance's own), else `child`.
+fn name_of(args: &[&str]) -> String {
+    args.iter()
         .position(|a| *a == "--config")
         .and_then(|i| args.get(i + 1))
         .and_then(|path| std::path::Path::new(path).parent()?.file_name())
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "child".to_string());
+        .unwrap_or_else(|| "child".to_string())
+}
+
+fn stderr_of(args: &[&str]) -> Stdio {
+    let Ok(dir) = std::env::var("HUBSYNC_CHILD_LOG_DIR") else {
+        return Stdio::inherit();
+    };
+    let name = name_of(args);
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -93,7 +99,11 @@ impl Child {
                 }
             }
         });
-        Child { child, lines }
+        Child {
+            child,
+            lines,
+            name: name_of(args),
+        }
     }
 
     pub fn id(&self) -> u32 {
@@ -147,7 +157,8 @@ impl Child {
             }
             assert!(
                 Instant::now() < deadline,
-                "hubsync did not stop within {timeout:?} of SIGTERM"
+                "hubsync ({}) did not stop within {timeout:?} of SIGTERM",
+                self.name
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -447,6 +447,7 @@ impl SinkStage {
         // Each probe's team, by its task.
         let mut probing: HashMap<tokio::task::Id, Arc<str>> = HashMap::new();
         let mut draining = false;
+        let mut draining_since: Option<Instant> = None;
         let mut pruned_at = Instant::now();
         // Batches each lane may write at once.
         let most = [
@@ -599,6 +600,7 @@ impl SinkStage {
                     if changed.is_err() || *shutdown.borrow() {
                         info!(pending, in_flight = batches.len(), "sink stage stopping: writing what it holds, but for replayed commands not in a batch yet (read again at the next start)");
                         draining = true;
+                        draining_since = Some(Instant::now());
                         // Fetching stops; the consumer is still polled (below) so that the group
                         // can rebalance meanwhile.
                         pause_assigned(&self.consumer, true);
@@ -735,14 +737,15 @@ impl SinkStage {
                 }
                 _ = report.tick() => {
                     self.report(&mut reported);
-                    if draining {
-                        info!(
-                            pending,
-                            batches = batches.len(),
-                            unacknowledged = tracker.in_flight(),
-                            abandoned,
-                            "sink stage still stopping"
-                        );
+                    if let Some(since) = draining_since {
+                        let waited_s = since.elapsed().as_secs();
+                        let unacknowledged = tracker.in_flight();
+                        let batches = batches.len();
+                        if since.elapsed() >= crate::pipeline::STOP_REPORT {
+                            warn!(pending, batches, unacknowledged, abandoned, held_paused, waited_s, "sink stage still stopping");
+                        } else {
+                            info!(pending, batches, unacknowledged, abandoned, held_paused, waited_s, "sink stage still stopping");
+                        }
                     }
                 }
                 _ = tokio::time::sleep_until(next_due.unwrap_or(now + Duration::from_secs(3600))), if next_due.is_some() => {}
