@@ -148,6 +148,18 @@ fn contact(email: &str, domain: &str, defaults: bool) -> HubSpotCommand {
     command
 }
 
+/// Searches of `object` (`notes`, `deals`...) HubSpot answered.
+fn search_calls(world: &World, object: &str) -> u64 {
+    let path = format!("/crm/v3/objects/{object}/search");
+    world
+        .hubspot
+        .request_counts()
+        .iter()
+        .filter(|((call, _), _)| call.contains(&path))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 fn association_calls(world: &World) -> u64 {
     world
         .hubspot
@@ -465,6 +477,10 @@ async fn a_lost_state_looks_activities_and_deals_up_instead_of_creating_them_aga
     assert_eq!(id_of(&found), note_id);
     assert!(found.reason.contains("found"), "{}", found.reason);
     assert_eq!(id_of(&outcome(&world, &again_deal).await), deal_id);
+    assert!(
+        search_calls(&world, "notes") >= 1,
+        "the property was there before this state: what it lacks is looked for"
+    );
     assert_eq!(world.hubspot.count(ObjectType::Notes), 1, "no second note");
     assert_eq!(world.hubspot.count(ObjectType::Deals), 1, "no second deal");
 
@@ -476,6 +492,34 @@ async fn a_lost_state_looks_activities_and_deals_up_instead_of_creating_them_aga
         OutcomeStatus::Created
     );
     assert_eq!(world.hubspot.count(ObjectType::Notes), 2);
+    pipeline.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_portals_history_of_activities_is_created_without_looking_first() {
+    let world = World::start(SandboxOptions::default(), 1, |c| c).await;
+    world
+        .http_admin_create("contacts", serde_json::json!({"email": "ada@acme.io"}))
+        .await;
+    let pipeline = sink_only(&world).await;
+    let mut notes = Vec::new();
+    for n in 0..3 {
+        let mut old = note(&format!("act-{n}"), "ada@acme.io", None);
+        // A day old: older than the sink's state, as a new team's history is.
+        old.event_time -= 86_400_000;
+        publish(&world, "ada@acme.io", &old).await;
+        notes.push(old);
+    }
+    for old in &notes {
+        assert_eq!(outcome(&world, old).await.status, OutcomeStatus::Created);
+    }
+    assert_eq!(world.hubspot.count(ObjectType::Notes), 3);
+    assert_eq!(
+        search_calls(&world, "notes"),
+        0,
+        "hubsync made its activity id property in this portal: no note of its own can be there \
+         to find"
+    );
     pipeline.stop().await.expect("stops");
 }
 

@@ -721,12 +721,16 @@ pub(crate) async fn connect(
     };
     let sink = match state {
         Some(state) => {
-            crate::sink::owned::ensure(&client)
+            let created = crate::sink::owned::ensure(&client)
                 .await
                 .map_err(StartError::OwnedProperties)?;
+            let state = state.scoped(&account.portal_id.to_string());
+            for object in created {
+                state.mark_owned_new(object.path_name())?;
+            }
             let writer = Writer::new(
                 client.clone(),
-                state.scoped(&account.portal_id.to_string()),
+                state,
                 WriterSettings {
                     contact_id_property: team.rules.sync.contacts.id_property.clone(),
                     match_companies_on_name: team.rules.sync.companies.match_on_name,

@@ -249,6 +249,27 @@ impl State {
         Ok(())
     }
 
+    /// Records that hubsync's own id property of `object` (`notes`, `deals`...) was created in
+    /// this portal just now, by this instance: no record of that type can carry it from before,
+    /// so every create hubsync makes of it from now on has its intent in this store (and on the
+    /// changelog), and a record this store does not know was never created by hubsync.
+    pub fn mark_owned_new(&self, object: &str) -> Result<(), StateError> {
+        let key = self.key(&owned_new_key(object));
+        if self.scope.is_empty() || self.meta.get(&key)?.is_some() {
+            return Ok(());
+        }
+        let value = encode(&chrono::Utc::now().timestamp_millis());
+        self.meta.insert(&key, value.clone())?;
+        self.log("meta", key.as_bytes(), Some(&value));
+        Ok(())
+    }
+
+    /// Whether this portal's store holds every create of `object` hubsync ever made
+    /// ([`State::mark_owned_new`]).
+    pub fn owned_new(&self, object: &str) -> Result<bool, StateError> {
+        Ok(!self.scope.is_empty() && self.meta.get(self.key(&owned_new_key(object)))?.is_some())
+    }
+
     /// The same store, with every key of this view kept apart under `scope` (a portal id).
     /// Processed events are bounded across every scope together.
     pub fn scoped(&self, scope: &str) -> State {
@@ -614,6 +635,10 @@ impl State {
 
 const BEGAN_AT: &str = "began_at_ms";
 
+fn owned_new_key(object: &str) -> String {
+    format!("owned_new/{object}")
+}
+
 fn checkpoint_key(partition: i32) -> String {
     format!("changelog-checkpoint/{partition}")
 }
@@ -806,6 +831,25 @@ mod tests {
         assert_eq!(state.identity(&key).expect("read"), None);
         state.set_identity(&key, "101").expect("write");
         assert_eq!(state.identity(&key).expect("read").as_deref(), Some("101"));
+    }
+
+    #[test]
+    fn a_portal_whose_own_property_hubsync_made_holds_every_create_of_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = State::open(dir.path(), 1 << 20, 10).expect("opens");
+        assert!(!state.owned_new("notes").expect("reads"), "unscoped: never");
+        let portal = state.scoped("101");
+        assert!(!portal.owned_new("notes").expect("reads"));
+        portal.mark_owned_new("notes").expect("marks");
+        assert!(portal.owned_new("notes").expect("reads"));
+        assert!(
+            !portal.owned_new("deals").expect("reads"),
+            "per object type"
+        );
+        assert!(
+            !state.scoped("102").owned_new("notes").expect("reads"),
+            "per portal"
+        );
     }
 
     #[test]

@@ -54,10 +54,10 @@ pub fn wanted() -> Vec<(ObjectType, NewProperty)> {
     wanted
 }
 
-/// Creates the hubsync properties the portal lacks; returns `object.property` of each created.
+/// Creates the hubsync properties the portal lacks; returns the object types it created one on.
 /// A new property goes into the group of the object's first property. One that exists by the
 /// time it is created (HubSpot's 409: another instance made it meanwhile) is taken as it is.
-pub async fn ensure(client: &HubSpotClient) -> Result<Vec<String>, Error> {
+pub async fn ensure(client: &HubSpotClient) -> Result<Vec<ObjectType>, Error> {
     let mut created = Vec::new();
     for (object, mut property) in wanted() {
         let existing = client.properties(object).await?;
@@ -70,7 +70,7 @@ pub async fn ensure(client: &HubSpotClient) -> Result<Vec<String>, Error> {
         match client.create_property(object, &property).await {
             Ok(_) => {
                 info!(object = object.path_name(), property = %property.name, "created hubsync's own property");
-                created.push(format!("{}.{}", object.path_name(), property.name));
+                created.push(object);
             }
             // Another instance, starting at the same moment, created it first.
             Err(Error::Failed(failure)) if failure.status == Some(409) => {}

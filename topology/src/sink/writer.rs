@@ -541,7 +541,7 @@ impl Writer {
         let mut searchable = Vec::new();
         let mut uncertain_keys = HashSet::new();
         for record in unknown {
-            let intent = self.intent_of(&record)?;
+            let intent = self.intent_of(target, &record)?;
             if intent.is_some() {
                 uncertain_keys.insert(record.key.clone());
             }
@@ -624,7 +624,7 @@ impl Writer {
                 results.push((record, Resolution::Done(Verdict::unchanged(&id))));
                 continue;
             }
-            match self.intent_of(&record)? {
+            match self.intent_of(target, &record)? {
                 Some(intent) => match self.search_wait(&intent, now_ms) {
                     Some(wait) => results.push((record, Resolution::Later(wait))),
                     None => uncertain.push(record),
@@ -1037,10 +1037,19 @@ impl Writer {
     /// that carries hubsync's own id property (activities, deals) and whose events are older than this
     /// state, one as old as the state. A state lost and begun again (a new volume, a deleted
     /// directory) thus never creates a second activity or deal: it looks first, once search
-    /// shows what was created before it began.
-    fn intent_of(&self, record: &PendingRecord) -> Result<Option<CreateIntent>, StateError> {
+    /// shows what was created before it began. Unless the store holds every create of the type
+    /// (hubsync made its id property in this portal itself, [`State::mark_owned_new`]): a new
+    /// portal's history is created without a search per batch.
+    fn intent_of(
+        &self,
+        target: ObjectType,
+        record: &PendingRecord,
+    ) -> Result<Option<CreateIntent>, StateError> {
         if let Some(intent) = self.state.intent(&record.key)? {
             return Ok(Some(intent));
+        }
+        if self.state.owned_new(target.path_name())? {
+            return Ok(None);
         }
         let began = self.state.began_at_ms();
         let before_state = record
