@@ -24,8 +24,6 @@ pub struct Child {
     name: String,
 }
 
-/// Where a child's logs go: passed through, or with `HUBSYNC_CHILD_LOG_DIR=DIR` into a file of
-/// DIR per child, named after the directory of its `--config` file and its start time.
 /// What a child is called in its log's name and in failures: the directory of its `--config`
 /// (an instance's own), else `child`.
 fn name_of(args: &[&str]) -> String {
@@ -37,6 +35,8 @@ fn name_of(args: &[&str]) -> String {
         .unwrap_or_else(|| "child".to_string())
 }
 
+/// Where a child's logs go: passed through, or with `HUBSYNC_CHILD_LOG_DIR=DIR` into a file of
+/// DIR per child, named after the directory of its `--config` file and its start time.
 fn stderr_of(args: &[&str]) -> Stdio {
     let Ok(dir) = std::env::var("HUBSYNC_CHILD_LOG_DIR") else {
         return Stdio::inherit();
