@@ -430,7 +430,7 @@ impl Pipeline {
                 )?,
                 replay_consumer: consumer_config(config, secrets, PROCESS_REPLAY_GROUP)
                     .create_with_context(crate::kafka::Assignment::new(
-                        "process-replay",
+                        PROCESS_REPLAY_GROUP,
                         health.clone(),
                     ))?,
                 codec: codec.clone(),
@@ -471,7 +471,7 @@ impl Pipeline {
                 assignment,
                 replay_consumer: consumer_config(config, secrets, SINK_REPLAY_GROUP)
                     .create_with_context(
-                        crate::kafka::Assignment::new("sink-replay", health.clone())
+                        crate::kafka::Assignment::new(SINK_REPLAY_GROUP, health.clone())
                             .tracking_revoked(),
                     )?,
                 codec: codec.clone(),
