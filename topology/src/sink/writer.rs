@@ -1048,9 +1048,6 @@ impl Writer {
         if let Some(intent) = self.state.intent(&record.key)? {
             return Ok(Some(intent));
         }
-        if self.state.owned_new(target.path_name())? {
-            return Ok(None);
-        }
         let began = self.state.began_at_ms();
         let before_state = record
             .oldest_event_time()
@@ -1058,14 +1055,14 @@ impl Writer {
         let owned = identity_property(record).is_some_and(|p| {
             p == super::owned::ACTIVITY_ID_PROPERTY || p == super::owned::DEAL_KEY_PROPERTY
         });
-        Ok(
-            (before_state && owned && identity_kind(record) == Some(IdentityKind::SourceId)).then(
-                || CreateIntent {
-                    trace_id: String::new(),
-                    at_ms: began,
-                },
-            ),
-        )
+        let unknown_before = before_state
+            && owned
+            && identity_kind(record) == Some(IdentityKind::SourceId)
+            && !self.state.owned_new(target.path_name())?;
+        Ok(unknown_before.then(|| CreateIntent {
+            trace_id: String::new(),
+            at_ms: began,
+        }))
     }
 
     /// How long a record whose create was interrupted still waits before search can be trusted
