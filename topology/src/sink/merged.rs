@@ -425,6 +425,18 @@ mod tests {
     }
 
     #[test]
+    fn cleared_values_are_sent_as_empty_strings() {
+        let merged = Merged::of(&command(
+            1,
+            &[("phone", None), ("city", Some("Paris"))],
+            &[],
+        ));
+        let sent = merged.sendable();
+        assert_eq!(sent["phone"], "");
+        assert_eq!(sent["city"], "Paris");
+    }
+
+    #[test]
     fn filled_values_are_dropped_with_their_mark() {
         let mut merged = Merged::of(&command(
             1,
