@@ -366,6 +366,60 @@ impl rdkafka::consumer::ConsumerContext for Assignment {
     }
 }
 
+/// How long a stopping stage waits for one of its consumers to commit and leave its group.
+pub const LEAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Commits the offsets a stopping consumer has stored and leaves its group, on a thread of its
+/// own, waiting up to [`LEAVE_WAIT`]; false when the consumer had not closed by then.
+///
+/// librdkafka's close waits, with no bound, for the group coordinator to take the member's
+/// leave (and for a revocation being made to end), and a coordinator in the middle of a
+/// rebalance can keep it waiting for good. Waiting on a thread of its own keeps that from a
+/// runtime worker, and the bound keeps a stop from hanging on it: past it, the stage stops
+/// anyway. Nothing is lost then: the group drops the member after `session.timeout.ms`, and what
+/// was not committed is read again by the partition's next owner, as after a crash.
+pub async fn leave_group<C, K>(group: &'static str, consumer: K) -> bool
+where
+    C: rdkafka::consumer::ConsumerContext + 'static,
+    K: Consumer<C> + Send + 'static,
+{
+    let began = std::time::Instant::now();
+    let (left, closed) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("leave-{group}"))
+        .spawn(move || {
+            if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            {
+                tracing::debug!(group, %error, "final offset commit failed; what it held is read again");
+            }
+            // Dropping a consumer closes it: it leaves the group once its partitions are revoked.
+            drop(consumer);
+            let _ = left.send(());
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(group, %error, "no thread to close a consumer on; leaving it to the session timeout");
+        return false;
+    }
+    match tokio::time::timeout(LEAVE_WAIT, closed).await {
+        Ok(_) => {
+            tracing::debug!(
+                group,
+                took_ms = began.elapsed().as_millis() as u64,
+                "consumer left its group"
+            );
+            true
+        }
+        Err(_) => {
+            tracing::warn!(
+                group,
+                waited_s = LEAVE_WAIT.as_secs(),
+                "a consumer did not leave its group in time; stopping without it (the group drops it after its session timeout, and what it had not committed is read again)"
+            );
+            false
+        }
+    }
+}
+
 /// Kafka's murmur2 hash of a key, as Java clients' default partitioner and librdkafka's
 /// `murmur2_random` compute it.
 pub fn murmur2(data: &[u8]) -> u32 {
@@ -611,8 +665,9 @@ pub trait Follower: Send {
 /// `follower`. Offsets are stored only once flushed (every `every` records, and after a quiet
 /// second), so a crash reads again what was not kept, never skips it. For topics whose records
 /// are facts to remember (the sink's outcomes for the inbound stage, HubSpot's changes for the
-/// sink).
+/// sink). `group` names the consumer's group in what is logged.
 pub async fn follow(
+    group: &'static str,
     consumer: rdkafka::consumer::StreamConsumer,
     topic: &str,
     every: usize,
@@ -662,6 +717,7 @@ pub async fn follow(
     }
     follower.flush().await?;
     store_all(&consumer, topic, &mut unflushed);
+    leave_group(group, consumer).await;
     Ok(())
 }
 

@@ -113,7 +113,7 @@ pub enum StartError {
 
 pub struct Pipeline {
     shutdown: watch::Sender<bool>,
-    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    tasks: Vec<Task>,
     pub health: Health,
     pub client: HubSpotClient,
     /// Teams whose mandatory fields a changed team file changed, for whoever re-evaluates
@@ -303,8 +303,9 @@ impl Pipeline {
             refused: refused_texts,
         };
         let stopping = pipeline.shutdown.subscribe();
-        pipeline.tasks.push((
+        pipeline.tasks.push(Task::new(
             "teams",
+            "team files",
             tokio::spawn(async move {
                 reloader.run(interval, stopping).await;
                 Ok(())
@@ -420,7 +421,7 @@ impl Pipeline {
         let process_shared = Shared::new(process_teams);
         let sink_shared = Shared::new(sink_teams);
         let (shutdown, stopping) = watch::channel(false);
-        let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
+        let mut tasks: Vec<Task> = Vec::new();
 
         if stages.process() {
             health.set(process::STAGE, StageHealth::Starting);
@@ -445,8 +446,9 @@ impl Pipeline {
                 max_in_flight: config.stages.process.channel_capacity.max(1),
             };
             let stopping = stopping.clone();
-            tasks.push((
+            tasks.push(Task::new(
                 process::STAGE,
+                "events",
                 tokio::spawn(async move { Ok(stage.run(stopping).await?) }),
             ));
         }
@@ -491,18 +493,28 @@ impl Pipeline {
                     .create::<StreamConsumer>()?;
                 let topic = config.topics.hubspot_changes.clone();
                 let stopping = stopping.clone();
-                tasks.push((
+                tasks.push(Task::new(
                     sink::STAGE,
+                    "hubspot changes",
                     tokio::spawn(async move {
-                        crate::kafka::follow(consumer, &topic, 500, stopping, side).await
+                        crate::kafka::follow(
+                            SINK_HUBSPOT_CHANGES_GROUP,
+                            consumer,
+                            &topic,
+                            500,
+                            stopping,
+                            side,
+                        )
+                        .await
                     }),
                 ));
             }
             let topic = config.topics.commands.clone();
             let replay_topic = config.topics.replay_commands.clone();
             let stopping = stopping.clone();
-            tasks.push((
+            tasks.push(Task::new(
                 sink::STAGE,
+                "commands",
                 tokio::spawn(async move { Ok(stage.run(&topic, &replay_topic, stopping).await?) }),
             ));
         }
@@ -527,8 +539,9 @@ impl Pipeline {
                     webhook_portals.poll_targets(),
                 );
                 let stopping = stopping.clone();
-                tasks.push((
+                tasks.push(Task::new(
                     inbound::STAGE,
+                    "poll",
                     tokio::spawn(async move {
                         poller.run(stopping).await;
                         Ok(())
@@ -547,8 +560,9 @@ impl Pipeline {
                 health: health.clone(),
             };
             let stopping_forward = stopping.clone();
-            tasks.push((
+            tasks.push(Task::new(
                 inbound::STAGE,
+                "forward upstream",
                 tokio::spawn(async move { forwarder.run(stopping_forward).await }),
             ));
             let record_topics: std::sync::Arc<[(String, hubsync_schemas::HubSpotObjectType)]> =
@@ -571,7 +585,7 @@ impl Pipeline {
                 memory,
                 stopping.clone(),
             );
-            tasks.push((inbound::STAGE, tokio::spawn(learn)));
+            tasks.push(Task::new(inbound::STAGE, "outcomes", tokio::spawn(learn)));
         }
         if inbound_on && config.stages.inbound.webhook_listen.is_some() {
             let producer: FutureProducer = producer_config(config, secrets).create()?;
@@ -581,8 +595,9 @@ impl Pipeline {
                 health.set(inbound::STAGE, StageHealth::Starting);
                 webhook_addr = stage.local_addr().ok();
                 let stopping = stopping.clone();
-                tasks.push((
+                tasks.push(Task::new(
                     inbound::STAGE,
+                    "webhooks",
                     tokio::spawn(async move { stage.run(stopping).await }),
                 ));
             }
@@ -623,12 +638,18 @@ impl Pipeline {
     pub async fn join(self) -> anyhow::Result<()> {
         let mut first_error = None;
         let began = tokio::time::Instant::now();
-        for (name, mut task) in self.tasks {
+        for Task {
+            stage: name,
+            name: task_name,
+            handle: mut task,
+        } in self.tasks
+        {
             let joined = loop {
                 match tokio::time::timeout(STOP_REPORT, &mut task).await {
                     Ok(joined) => break joined,
                     Err(_) if *self.shutdown.borrow() => tracing::warn!(
                         stage = name,
+                        task = task_name,
                         waited_s = began.elapsed().as_secs(),
                         "still stopping: waiting for a task of this stage to end"
                     ),
@@ -650,8 +671,29 @@ impl Pipeline {
 
     /// Resolves when any stage ends on its own (they run until stopped, so that is an error).
     pub async fn stage_ended(&self) {
-        while self.tasks.iter().all(|(_, task)| !task.is_finished()) {
+        while self.tasks.iter().all(|task| !task.handle.is_finished()) {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// A task of a stage: what it does, named in the warnings of a slow stop.
+struct Task {
+    stage: &'static str,
+    name: &'static str,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Task {
+    fn new(
+        stage: &'static str,
+        name: &'static str,
+        handle: JoinHandle<anyhow::Result<()>>,
+    ) -> Self {
+        Task {
+            stage,
+            name,
+            handle,
         }
     }
 }

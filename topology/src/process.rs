@@ -29,10 +29,10 @@ use hubsync_schemas::{
     HubSpotObjectType, ReasonCode, SourcePosition,
 };
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use crate::admin::{Health, StageHealth};
 use crate::codec::AvroCodec;
@@ -192,11 +192,9 @@ impl ProcessStage {
                 }
             }
         }
-        for consumer in [&self.consumer, &self.replay_consumer] {
-            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-                debug!(%error, "final offset commit failed; the last events will be read again");
-            }
-        }
+        crate::kafka::leave_group(STAGE, self.consumer).await;
+        crate::kafka::leave_group(crate::pipeline::PROCESS_REPLAY_GROUP, self.replay_consumer)
+            .await;
         self.health
             .set(STAGE, StageHealth::Stopped("shut down".into()));
         info!("process stage stopped");

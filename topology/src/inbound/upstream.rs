@@ -97,6 +97,7 @@ impl Forwarder {
                 pruned_at = now;
             }
         }
+        crate::kafka::leave_group(self.stage, self.consumer).await;
         Ok(())
     }
 
@@ -200,7 +201,15 @@ pub async fn learn_identities(
         record_topics,
         memory,
     };
-    crate::kafka::follow(consumer, &outcomes_topic, 1000, stopping, learner).await
+    crate::kafka::follow(
+        crate::pipeline::INBOUND_IDENTITY_GROUP,
+        consumer,
+        &outcomes_topic,
+        1000,
+        stopping,
+        learner,
+    )
+    .await
 }
 
 struct IdentityLearner {

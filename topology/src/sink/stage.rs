@@ -31,7 +31,7 @@ use hubsync_schemas::{
     HubSpotCommand, HubSpotObjectType, IdentityKind, OutcomeStatus, SyncOutcome,
 };
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -770,11 +770,8 @@ impl SinkStage {
                 }
             }
         }
-        for consumer in [&self.consumer, &self.replay_consumer] {
-            if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-                debug!(%error, "final offset commit failed; the last commands will be read again");
-            }
-        }
+        crate::kafka::leave_group(STAGE, self.consumer).await;
+        crate::kafka::leave_group(crate::pipeline::SINK_REPLAY_GROUP, self.replay_consumer).await;
         self.health
             .set(STAGE, StageHealth::Stopped("shut down".into()));
         info!("sink stage stopped");
