@@ -402,7 +402,7 @@ where
     }
     match tokio::time::timeout(LEAVE_WAIT, closed).await {
         Ok(_) => {
-            tracing::debug!(
+            tracing::info!(
                 group,
                 took_ms = began.elapsed().as_millis() as u64,
                 "consumer left its group"

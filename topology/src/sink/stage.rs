@@ -770,8 +770,11 @@ impl SinkStage {
                 }
             }
         }
-        crate::kafka::leave_group(STAGE, self.consumer).await;
-        crate::kafka::leave_group(crate::pipeline::SINK_REPLAY_GROUP, self.replay_consumer).await;
+        // Both consumers leave at once: a stop waits for the slower, not for the two in turn.
+        futures::join!(
+            crate::kafka::leave_group(STAGE, self.consumer),
+            crate::kafka::leave_group(crate::pipeline::SINK_REPLAY_GROUP, self.replay_consumer),
+        );
         self.health
             .set(STAGE, StageHealth::Stopped("shut down".into()));
         info!("sink stage stopped");
