@@ -671,7 +671,6 @@ fn the_configmaps_hold_a_service_file_and_team_files_that_config_check_accepts()
             "hubsync.process-replay",
             "hubsync.sink",
             "hubsync.sink-replay",
-            "hubsync.sink-hubspot-changes",
             "hubsync.inbound",
             "hubsync.inbound-identity"
         ])

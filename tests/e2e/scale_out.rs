@@ -11,7 +11,8 @@ use hubsync_sandbox::broker::{BrokerConfig, DevBroker, TopicSpec};
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
 use hubsync_schemas::{
-    ActivityRecorded, ActivityType, ChangeKind, ContactChanged, SchemaKind, SyncOutcome,
+    ActivityRecorded, ActivityType, ChangeKind, ContactChanged, HubSpotChange, HubSpotChangeKind,
+    HubSpotObjectType, SchemaKind, SyncOutcome,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -247,6 +248,140 @@ async fn a_partition_moved_to_a_fresh_instance_restores_its_state_from_the_chang
     );
     assert_eq!(world.hubspot.count(ObjectType::Contacts), CONTACTS);
     eprintln!("the second instance restored {records} state entries");
+}
+
+/// HubSpot's changes reach every sink instance, so whichever owns a portal's commands knows
+/// them: with two sinks, contacts deleted in HubSpot are skipped `DELETED_IN_HUBSPOT` in every
+/// portal, never written again. (Read by one consumer group, each change reached one of the two
+/// sinks, seldom the one owning its portal.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sink_knows_what_was_deleted_in_hubspot_whichever_owns_the_portal() {
+    const TEAMS: usize = 12;
+    let portals: Vec<SandboxOptions> = (0..TEAMS)
+        .map(|n| SandboxOptions {
+            portal_id: portal_of(n),
+            tokens: vec![token_of(n)],
+            ..SandboxOptions::default()
+        })
+        .collect();
+    let world = World::start_portals(portals, 12, |c| c).await;
+    let root = tempfile::tempdir().expect("instances");
+    let group = format!("t{}", uuid::Uuid::new_v4().simple());
+    let env: Vec<(String, String)> = (0..TEAMS)
+        .map(|n| (format!("SCALE_TOKEN_{n}"), token_of(n)))
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let spawn = |name: &str, stage: &str| {
+        let path = instance_files(&world, root.path(), &group, name, TEAMS);
+        let path = path.to_str().expect("utf-8 path").to_string();
+        Child::spawn_with_env(&["run", "--config", &path, "--stage", stage], &env)
+    };
+    let mut instances = vec![
+        spawn("process-1", "process"),
+        spawn("sink-1", "sink"),
+        spawn("sink-2", "sink"),
+    ];
+
+    // One contact per portal, created by hubsync.
+    let contact_of = |n: usize, kind: ChangeKind| {
+        let mut event = contact(
+            &format!("ct_{n}"),
+            Some(&format!("gone@{}.example", team_name(n))),
+            kind,
+        );
+        event.team_id = team_name(n);
+        event
+    };
+    let created: Vec<ContactChanged> = (0..TEAMS)
+        .map(|n| contact_of(n, ChangeKind::Created))
+        .collect();
+    for event in &created {
+        publish_contact(&world, event).await;
+    }
+    let ids: Vec<String> = created.iter().map(|e| e.event_id.clone()).collect();
+    let outcomes = world.outcomes_for(&ids, Duration::from_secs(120)).await;
+    let hubspot_ids: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let all = statuses(&outcomes, id);
+            assert_eq!(all.len(), 1, "{id}: {all:?}");
+            assert_eq!(all[0].0, "CREATED", "{id}: {all:?}");
+            all[0].1.clone().expect("a created contact's HubSpot id")
+        })
+        .collect();
+
+    // Each is deleted in HubSpot, as the inbound stage reports it.
+    let changes = world.config.topics.hubspot_changes.clone();
+    for (n, hubspot_id) in hubspot_ids.iter().enumerate() {
+        let deleted = HubSpotChange {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            portal_id: i64::try_from(portal_of(n)).expect("portal id"),
+            team_id: Some(team_name(n)),
+            object_type: HubSpotObjectType::Contact,
+            object_id: hubspot_id.clone(),
+            change: HubSpotChangeKind::Deleted,
+            property_name: None,
+            property_value: None,
+            occurred_at: hubsync::outcomes::now_ms(),
+            change_source: Some("CRM_UI".to_string()),
+            source_id: Some("userId:1".to_string()),
+            properties: Default::default(),
+            record_id: Some(format!("ct_{n}")),
+            fields: Vec::new(),
+            merged_object_ids: Vec::new(),
+            merged_record_ids: Vec::new(),
+            association: None,
+            list_id: None,
+            via: Some("webhook".to_string()),
+        };
+        world
+            .publish(SchemaKind::HubSpotChange, &changes, deleted.key(), &deleted)
+            .await;
+    }
+    // A sink applies a change as it reads it; the next events come well after.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    let updated: Vec<ContactChanged> = (0..TEAMS)
+        .map(|n| {
+            let mut event = contact_of(n, ChangeKind::Updated);
+            event.first_name = Some("Again".to_string());
+            event
+        })
+        .collect();
+    for event in &updated {
+        publish_contact(&world, event).await;
+    }
+    let ids: Vec<String> = updated.iter().map(|e| e.event_id.clone()).collect();
+    let outcomes = world.outcomes_for(&ids, Duration::from_secs(120)).await;
+    let written: Vec<(usize, Vec<(String, Option<String>)>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| (n, statuses(&outcomes, id)))
+        .filter(|(_, all)| all.iter().any(|(status, _)| status != "SKIPPED"))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "contacts deleted in HubSpot written again (portal index, outcomes): {written:?}"
+    );
+    for (id, all) in ids.iter().map(|id| (id, &outcomes[id])) {
+        assert_eq!(all.len(), 1, "{id}: {all:?}");
+        assert_eq!(
+            all[0].reason_code, "DELETED_IN_HUBSPOT",
+            "{id}: {:?}",
+            all[0]
+        );
+    }
+    for n in 0..TEAMS {
+        let held = world.portals.all()[n].snapshot(ObjectType::Contacts);
+        assert!(
+            held.iter().all(|c| c["properties"]["firstname"] != "Again"),
+            "portal {n}: {held:?}"
+        );
+    }
+    for child in &mut instances {
+        let status = child.terminate(Duration::from_secs(60)).await;
+        assert!(status.success(), "{status}");
+    }
 }
 
 /// The size of a run with several instances: `teams` teams on as many portals, `4 * per_team`

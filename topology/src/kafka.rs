@@ -366,6 +366,15 @@ impl rdkafka::consumer::ConsumerContext for Assignment {
     }
 }
 
+/// What a consumer commits as it leaves ([`leave_group`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// The offsets its stage stored: a group's member.
+    Stored,
+    /// Nothing: a reader by assignment, whose positions are kept elsewhere.
+    Nothing,
+}
+
 /// How long a stopping stage waits for one of its consumers to commit and leave its group.
 pub const LEAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -378,7 +387,7 @@ pub const LEAVE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// runtime worker, and the bound keeps a stop from hanging on it: past it, the stage stops
 /// anyway. Nothing is lost then: the group drops the member after `session.timeout.ms`, and what
 /// was not committed is read again by the partition's next owner, as after a crash.
-pub async fn leave_group<C, K>(group: &'static str, consumer: K) -> bool
+pub async fn leave_group<C, K>(group: &'static str, consumer: K, commit: Commit) -> bool
 where
     C: rdkafka::consumer::ConsumerContext + 'static,
     K: Consumer<C> + Send + 'static,
@@ -388,7 +397,9 @@ where
     let spawned = std::thread::Builder::new()
         .name(format!("leave-{group}"))
         .spawn(move || {
-            if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            if let Commit::Stored = commit
+                && let Err(error) =
+                    consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
             {
                 tracing::debug!(group, %error, "final offset commit failed; what it held is read again");
             }
@@ -657,12 +668,35 @@ fn cached_high_watermark<C: rdkafka::consumer::ConsumerContext + 'static>(
 pub trait Follower: Send {
     /// One record's value.
     fn apply(&mut self, payload: Vec<u8>) -> impl Future<Output = anyhow::Result<()>> + Send;
-    /// Makes what was applied durable.
-    fn flush(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Makes what was applied durable; with [`Resume::Kept`], together with `read`, the last
+    /// offset applied of each partition since the last flush.
+    fn flush(
+        &mut self,
+        read: &std::collections::HashMap<i32, i64>,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// With [`Resume::Kept`]: the next offset of each partition, as the follower last flushed it
+    /// (a partition it never read is read from its beginning).
+    fn kept(&self) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
+        Ok(std::collections::HashMap::new())
+    }
 }
 
+/// Where a [`follow`]er's reading resumes, and who reads what.
+#[derive(Debug, Clone, Copy)]
+pub enum Resume {
+    /// The consumer's group shares the topic's partitions among its members and keeps their
+    /// positions: each record is applied by one instance.
+    Group,
+    /// Every partition is read by this instance, from the positions its follower keeps with
+    /// what it applied ([`Follower::kept`]): each instance learns every record.
+    Kept,
+}
+
+/// How often a [`Resume::Kept`] follower looks for partitions added to its topic.
+const PARTITIONS_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Reads `topic` for as long as `stopping` is false, handing each record's value to
-/// `follower`. Offsets are stored only once flushed (every `every` records, and after a quiet
+/// `follower`. Positions are kept only once flushed (every `every` records, and after a quiet
 /// second), so a crash reads again what was not kept, never skips it. For topics whose records
 /// are facts to remember (the sink's outcomes for the inbound stage, HubSpot's changes for the
 /// sink). `group` names the consumer's group in what is logged.
@@ -671,10 +705,16 @@ pub async fn follow(
     consumer: rdkafka::consumer::StreamConsumer,
     topic: &str,
     every: usize,
+    resume: Resume,
     mut stopping: tokio::sync::watch::Receiver<bool>,
     mut follower: impl Follower,
 ) -> anyhow::Result<()> {
-    consumer.subscribe(&[topic])?;
+    let mut assigned = 0;
+    match resume {
+        Resume::Group => consumer.subscribe(&[topic])?,
+        Resume::Kept => assigned = assign_new(&consumer, topic, assigned, &follower.kept()?)?,
+    }
+    let mut checked = tokio::time::Instant::now();
     let mut unflushed: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
     let mut read = 0usize;
     loop {
@@ -682,9 +722,13 @@ pub async fn follow(
             message = consumer.recv() => message,
             _ = stopping.changed() => break,
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if !unflushed.is_empty() => {
-                follower.flush().await?;
-                store_all(&consumer, topic, &mut unflushed);
+                flush_followed(&mut follower, &consumer, topic, resume, &mut unflushed).await?;
                 read = 0;
+                continue;
+            }
+            _ = tokio::time::sleep_until(checked + PARTITIONS_CHECK), if matches!(resume, Resume::Kept) => {
+                checked = tokio::time::Instant::now();
+                assigned = assign_new(&consumer, topic, assigned, &std::collections::HashMap::new())?;
                 continue;
             }
         };
@@ -710,15 +754,69 @@ pub async fn follow(
         unflushed.insert(partition, offset);
         read += 1;
         if read >= every {
-            follower.flush().await?;
-            store_all(&consumer, topic, &mut unflushed);
+            flush_followed(&mut follower, &consumer, topic, resume, &mut unflushed).await?;
             read = 0;
         }
     }
-    follower.flush().await?;
-    store_all(&consumer, topic, &mut unflushed);
-    leave_group(group, consumer).await;
+    flush_followed(&mut follower, &consumer, topic, resume, &mut unflushed).await?;
+    let commit = match resume {
+        Resume::Group => Commit::Stored,
+        Resume::Kept => Commit::Nothing,
+    };
+    leave_group(group, consumer, commit).await;
     Ok(())
+}
+
+/// Flushes what `follower` applied, and keeps the positions read as `resume` says.
+async fn flush_followed(
+    follower: &mut impl Follower,
+    consumer: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    resume: Resume,
+    unflushed: &mut std::collections::HashMap<i32, i64>,
+) -> anyhow::Result<()> {
+    follower.flush(unflushed).await?;
+    match resume {
+        Resume::Group => store_all(consumer, topic, unflushed),
+        Resume::Kept => unflushed.clear(),
+    }
+    Ok(())
+}
+
+/// Assigns the partitions of `topic` from `assigned` on (those added since the last call), each
+/// from its offset in `from` or from its beginning; the partitions assigned now.
+fn assign_new(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    topic: &str,
+    assigned: i32,
+    from: &std::collections::HashMap<i32, i64>,
+) -> anyhow::Result<i32> {
+    let metadata = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(10))?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len() as i32);
+    if partitions <= assigned {
+        return Ok(assigned);
+    }
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in assigned..partitions {
+        let offset = from
+            .get(&partition)
+            .map_or(rdkafka::Offset::Beginning, |next| {
+                rdkafka::Offset::Offset(*next)
+            });
+        list.add_partition_offset(topic, partition, offset)?;
+    }
+    consumer.incremental_assign(&list)?;
+    tracing::info!(
+        topic,
+        from = assigned,
+        to = partitions,
+        "following every partition of the topic"
+    );
+    Ok(partitions)
 }
 
 fn store_all(

@@ -29,23 +29,24 @@ use crate::teams::{Shared, Teams};
 use crate::{catalog, config};
 
 /// The consumer groups' stage names besides the stages' own (`{group_id_prefix}.{name}`): the
-/// process and sink stages' replay lanes, the sink's reader of HubSpot's side, and the inbound
-/// stage's reader of the identity map.
+/// process and sink stages' replay lanes, and the inbound stage's reader of the identity map.
 pub const PROCESS_REPLAY_GROUP: &str = "process-replay";
 pub const SINK_REPLAY_GROUP: &str = "sink-replay";
-pub const SINK_HUBSPOT_CHANGES_GROUP: &str = "sink-hubspot-changes";
 pub const INBOUND_IDENTITY_GROUP: &str = "inbound-identity";
+
+/// What the sink's reader of HubSpot's side is named for (it reads every partition by
+/// assignment, and keeps its positions in the sink's state: no group of its own).
+pub const SINK_HUBSPOT_CHANGES: &str = "sink-hubspot-changes";
 
 /// How long a stopping stage may take before [`Pipeline::join`] names it in a warning.
 pub const STOP_REPORT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Every consumer group a service with all stages joins, each stage's before its lanes'.
-pub const CONSUMER_GROUPS: [&str; 7] = [
+pub const CONSUMER_GROUPS: [&str; 6] = [
     process::STAGE,
     PROCESS_REPLAY_GROUP,
     sink::STAGE,
     SINK_REPLAY_GROUP,
-    SINK_HUBSPOT_CHANGES_GROUP,
     inbound::STAGE,
     INBOUND_IDENTITY_GROUP,
 ];
@@ -485,23 +486,29 @@ impl Pipeline {
                 reread: std::sync::Arc::new(Rereader::new(config, secrets)),
             };
             if let Some(state) = &state {
+                // Every sink instance reads every HubSpot change: whichever instance owns a
+                // portal's commands later must know them (a consumer group would hand each
+                // change to one instance, seldom the owner).
+                let topic = config.topics.hubspot_changes.clone();
                 let side = crate::sink::hubspot_side::HubSpotSide {
                     codec: codec.clone(),
                     state: state.clone(),
+                    owned: Some((stage.assignment.clone(), config.topics.commands.clone())),
+                    topic: topic.clone(),
                 };
-                let consumer = consumer_config(config, secrets, SINK_HUBSPOT_CHANGES_GROUP)
+                let consumer = crate::kafka::reader_config(config, secrets, SINK_HUBSPOT_CHANGES)
                     .create::<StreamConsumer>()?;
-                let topic = config.topics.hubspot_changes.clone();
                 let stopping = stopping.clone();
                 tasks.push(Task::new(
                     sink::STAGE,
                     "hubspot changes",
                     tokio::spawn(async move {
                         crate::kafka::follow(
-                            SINK_HUBSPOT_CHANGES_GROUP,
+                            SINK_HUBSPOT_CHANGES,
                             consumer,
                             &topic,
                             500,
+                            crate::kafka::Resume::Kept,
                             stopping,
                             side,
                         )

@@ -194,8 +194,12 @@ impl ProcessStage {
         }
         // Both consumers leave at once: a stop waits for the slower, not for the two in turn.
         futures::join!(
-            crate::kafka::leave_group(STAGE, self.consumer),
-            crate::kafka::leave_group(crate::pipeline::PROCESS_REPLAY_GROUP, self.replay_consumer),
+            crate::kafka::leave_group(STAGE, self.consumer, crate::kafka::Commit::Stored),
+            crate::kafka::leave_group(
+                crate::pipeline::PROCESS_REPLAY_GROUP,
+                self.replay_consumer,
+                crate::kafka::Commit::Stored
+            ),
         );
         self.health
             .set(STAGE, StageHealth::Stopped("shut down".into()));

@@ -236,6 +236,45 @@ impl State {
         Ok(())
     }
 
+    /// The next offset of each partition of `topic` whose records before it this store has
+    /// applied ([`State::set_followed`]); local to this store, never on the changelog.
+    pub fn followed(&self, topic: &str) -> Result<std::collections::HashMap<i32, i64>, StateError> {
+        let prefix = followed_key(topic, "");
+        let mut next = std::collections::HashMap::new();
+        for entry in self.meta.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let partition = key
+                .get(prefix.len()..)
+                .and_then(|p| std::str::from_utf8(p).ok())
+                .and_then(|p| p.parse::<i32>().ok());
+            if let Some(partition) = partition {
+                next.insert(partition, decode::<i64>(&value, "meta")?);
+            }
+        }
+        Ok(next)
+    }
+
+    /// Keeps that the records of `topic`'s `partition` before `next` are applied.
+    pub fn set_followed(&self, topic: &str, partition: i32, next: i64) -> Result<(), StateError> {
+        self.meta
+            .insert(followed_key(topic, &partition.to_string()), encode(&next))?;
+        Ok(())
+    }
+
+    /// The same store, whose changes are not sent to the changelog: for what this instance
+    /// learns of a partition another instance owns (its owner sends it).
+    pub fn unlogged(&self) -> State {
+        State {
+            changelog: None,
+            ..self.clone()
+        }
+    }
+
+    /// The changelog this store's changes are sent to, if any.
+    pub fn changelog(&self) -> Option<&std::sync::Arc<Changelog>> {
+        self.changelog.as_ref()
+    }
+
     /// Records when this portal's store began, unless an earlier beginning is known (restored
     /// from the changelog): creates from before then are looked up first.
     pub fn mark_began(&self) -> Result<(), StateError> {
@@ -637,6 +676,10 @@ const BEGAN_AT: &str = "began_at_ms";
 
 fn owned_new_key(object: &str) -> String {
     format!("owned_new/{object}")
+}
+
+fn followed_key(topic: &str, partition: &str) -> String {
+    format!("followed/{topic}/{partition}")
 }
 
 fn checkpoint_key(partition: i32) -> String {

@@ -97,7 +97,7 @@ impl Forwarder {
                 pruned_at = now;
             }
         }
-        crate::kafka::leave_group(self.stage, self.consumer).await;
+        crate::kafka::leave_group(self.stage, self.consumer, crate::kafka::Commit::Stored).await;
         Ok(())
     }
 
@@ -206,6 +206,7 @@ pub async fn learn_identities(
         consumer,
         &outcomes_topic,
         1000,
+        crate::kafka::Resume::Group,
         stopping,
         learner,
     )
@@ -239,7 +240,7 @@ impl crate::kafka::Follower for IdentityLearner {
         Ok(())
     }
 
-    async fn flush(&mut self) -> anyhow::Result<()> {
+    async fn flush(&mut self, _: &std::collections::HashMap<i32, i64>) -> anyhow::Result<()> {
         Ok(self.memory.flush()?)
     }
 }

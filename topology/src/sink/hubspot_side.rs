@@ -24,12 +24,30 @@ pub struct HubSpotSide {
     pub codec: AvroCodec,
     /// The sink's state, unscoped: each change is kept under its portal.
     pub state: State,
+    /// Which commands partitions this instance holds, with the commands topic: a change of a
+    /// portal whose partition it holds is also sent to the changelog (the owner sends it; every
+    /// other instance keeps it locally, for when the partition comes to it).
+    pub owned: Option<(crate::kafka::Assignment, String)>,
+    /// The topic followed, under which the positions read are kept.
+    pub topic: String,
 }
 
 impl HubSpotSide {
     /// Remembers one change.
     pub fn remember(&self, change: &HubSpotChange) -> Result<(), crate::state::StateError> {
-        let state = self.state.scoped(&change.portal_id.to_string());
+        let portal = u64::try_from(change.portal_id).unwrap_or_default();
+        let owner = match (self.state.changelog(), &self.owned) {
+            (Some(changelog), Some((assignment, commands))) => {
+                assignment.holds(commands, changelog.partition_of(portal))
+            }
+            _ => true,
+        };
+        let state = if owner {
+            self.state.clone()
+        } else {
+            self.state.unlogged()
+        };
+        let state = state.scoped(&change.portal_id.to_string());
         let object = object_path(change.object_type);
         let key = hubspot_key(object, &change.object_id);
         match change.change {
@@ -65,7 +83,18 @@ impl Follower for HubSpotSide {
         Ok(())
     }
 
-    async fn flush(&mut self) -> anyhow::Result<()> {
-        Ok(self.state.flush().await?)
+    async fn flush(&mut self, read: &std::collections::HashMap<i32, i64>) -> anyhow::Result<()> {
+        self.state.flush().await?;
+        // Kept once what was applied is durable (and on the changelog): made durable with the
+        // next flush, and until then read again, which applies nothing twice.
+        for (partition, offset) in read {
+            self.state
+                .set_followed(&self.topic, *partition, offset + 1)?;
+        }
+        Ok(())
+    }
+
+    fn kept(&self) -> anyhow::Result<std::collections::HashMap<i32, i64>> {
+        Ok(self.state.followed(&self.topic)?)
     }
 }

@@ -772,8 +772,12 @@ impl SinkStage {
         }
         // Both consumers leave at once: a stop waits for the slower, not for the two in turn.
         futures::join!(
-            crate::kafka::leave_group(STAGE, self.consumer),
-            crate::kafka::leave_group(crate::pipeline::SINK_REPLAY_GROUP, self.replay_consumer),
+            crate::kafka::leave_group(STAGE, self.consumer, crate::kafka::Commit::Stored),
+            crate::kafka::leave_group(
+                crate::pipeline::SINK_REPLAY_GROUP,
+                self.replay_consumer,
+                crate::kafka::Commit::Stored
+            ),
         );
         self.health
             .set(STAGE, StageHealth::Stopped("shut down".into()));
