@@ -727,6 +727,46 @@ mod tests {
     }
 
     #[test]
+    fn followed_positions_are_kept_per_topic_and_partition_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let state = State::open(dir.path(), 1 << 20, 10).expect("state");
+            assert!(
+                state
+                    .followed("crm.hubspot.changes")
+                    .expect("read")
+                    .is_empty()
+            );
+            state
+                .set_followed("crm.hubspot.changes", 0, 12)
+                .expect("kept");
+            state
+                .set_followed("crm.hubspot.changes", 11, 3)
+                .expect("kept");
+            state
+                .set_followed("crm.hubspot.changes", 0, 15)
+                .expect("kept");
+            // A topic whose name the first one begins with is another topic.
+            state
+                .set_followed("crm.hubspot.changes.v2", 1, 7)
+                .expect("kept");
+            // The changelog's own checkpoint is not a followed position.
+            state.set_changelog_checkpoint(0, 99).expect("checkpoint");
+            state.db.flush().expect("flushed");
+        }
+        let state = State::open(dir.path(), 1 << 20, 10).expect("reopened");
+        let followed = state.followed("crm.hubspot.changes").expect("read");
+        assert_eq!(
+            followed,
+            std::collections::HashMap::from([(0, 15), (11, 3)])
+        );
+        assert_eq!(
+            state.followed("crm.hubspot.changes.v2").expect("read"),
+            std::collections::HashMap::from([(1, 7)])
+        );
+    }
+
+    #[test]
     fn changelog_records_apply_as_their_instance_made_them() {
         let (_dir, state) = open(2);
         let ada = record_key("contacts", "EMAIL", "ada@example.com");
