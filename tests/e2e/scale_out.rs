@@ -353,7 +353,7 @@ async fn every_sink_knows_what_was_deleted_in_hubspot_whichever_owns_the_portal(
     }
     let ids: Vec<String> = updated.iter().map(|e| e.event_id.clone()).collect();
     let outcomes = world.outcomes_for(&ids, Duration::from_secs(120)).await;
-    let written: Vec<(usize, Vec<(String, Option<String>)>)> = ids
+    let written: Vec<_> = ids
         .iter()
         .enumerate()
         .map(|(n, id)| (n, statuses(&outcomes, id)))
