@@ -692,8 +692,11 @@ pub enum Resume {
     Kept,
 }
 
-/// How often a [`Resume::Kept`] follower looks for partitions added to its topic.
-const PARTITIONS_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often a [`Resume::Kept`] follower looks for partitions added to its topic: every minute,
+/// and every 5 s while it found none (the topic not there yet, or the broker not answering).
+fn partitions_check(assigned: i32) -> std::time::Duration {
+    std::time::Duration::from_secs(if assigned == 0 { 5 } else { 60 })
+}
 
 /// Reads `topic` for as long as `stopping` is false, handing each record's value to
 /// `follower`. Positions are kept only once flushed (every `every` records, and after a quiet
@@ -710,10 +713,17 @@ pub async fn follow(
     mut follower: impl Follower,
 ) -> anyhow::Result<()> {
     let mut assigned = 0;
-    match resume {
-        Resume::Group => consumer.subscribe(&[topic])?,
-        Resume::Kept => assigned = assign_new(&consumer, topic, assigned, &follower.kept()?)?,
-    }
+    let kept = match resume {
+        Resume::Group => {
+            consumer.subscribe(&[topic])?;
+            std::collections::HashMap::new()
+        }
+        Resume::Kept => {
+            let kept = follower.kept()?;
+            assigned = assign_new(&consumer, topic, assigned, &kept)?;
+            kept
+        }
+    };
     let mut checked = tokio::time::Instant::now();
     let mut unflushed: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
     let mut read = 0usize;
@@ -726,9 +736,9 @@ pub async fn follow(
                 read = 0;
                 continue;
             }
-            _ = tokio::time::sleep_until(checked + PARTITIONS_CHECK), if matches!(resume, Resume::Kept) => {
+            _ = tokio::time::sleep_until(checked + partitions_check(assigned)), if matches!(resume, Resume::Kept) => {
                 checked = tokio::time::Instant::now();
-                assigned = assign_new(&consumer, topic, assigned, &std::collections::HashMap::new())?;
+                assigned = assign_new(&consumer, topic, assigned, &kept)?;
                 continue;
             }
         };
@@ -791,12 +801,24 @@ fn assign_new(
     assigned: i32,
     from: &std::collections::HashMap<i32, i64>,
 ) -> anyhow::Result<i32> {
-    let metadata = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(10))?;
-    let partitions = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .map_or(0, |t| t.partitions().len() as i32);
+    let partitions = match consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(5)) {
+        Ok(metadata) => metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len() as i32),
+        Err(error) => {
+            // Looked for again later: the records wait on the topic.
+            tracing::warn!(%error, topic, "the topic's partitions could not be read; trying again");
+            return Ok(assigned);
+        }
+    };
+    if partitions == 0 {
+        tracing::warn!(
+            topic,
+            "the topic has no partitions yet; looking again in 5 s"
+        );
+    }
     if partitions <= assigned {
         return Ok(assigned);
     }
