@@ -727,10 +727,16 @@ pub async fn follow(
     let mut checked = tokio::time::Instant::now();
     let mut unflushed: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
     let mut read = 0usize;
+    let mut report = tokio::time::interval(std::time::Duration::from_secs(5));
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let message = tokio::select! {
             message = consumer.recv() => message,
             _ = stopping.changed() => break,
+            _ = report.tick() => {
+                report_lag(&consumer, group);
+                continue;
+            }
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if !unflushed.is_empty() => {
                 flush_followed(&mut follower, &consumer, topic, resume, &mut unflushed).await?;
                 read = 0;
