@@ -201,6 +201,27 @@ async fn a_users_edit_goes_upstream_once_and_hubsyncs_own_writes_never_do() {
     // The sink has read both changes: HubSpot's job title is newer than an upstream event
     // older than the edit, and older than one made after it.
     wait_for(admin_port, "hubsync_sink_hubspot_changes_total", 2.0).await;
+    // Its reader of HubSpot's changes reports how far behind it is, under its own name.
+    let lag = "hubsync_consumer_lag{stage=\"sink-hubspot-changes\",topic=\"crm.hubspot.changes\"}";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = reqwest::get(format!("http://127.0.0.1:{admin_port}/metrics"))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text");
+        // Both changes read: nothing behind, once a report came after them.
+        let line = text.lines().find(|line| line.starts_with(lag));
+        if line == Some(format!("{lag} 0").as_str()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{lag} not 0 in 15 s: {line:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let job_title = |title: &str, at: i64| {
         let mut event = events::contact("c_ada", Some("ada@example.com"), ChangeKind::Updated);
         event.job_title = Some(title.to_string());
