@@ -257,29 +257,12 @@ async fn a_partition_moved_to_a_fresh_instance_restores_its_state_from_the_chang
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sink_knows_what_was_deleted_in_hubspot_whichever_owns_the_portal() {
     const TEAMS: usize = 12;
-    let portals: Vec<SandboxOptions> = (0..TEAMS)
-        .map(|n| SandboxOptions {
-            portal_id: portal_of(n),
-            tokens: vec![token_of(n)],
-            ..SandboxOptions::default()
-        })
-        .collect();
-    let world = World::start_portals(portals, 12, |c| c).await;
-    let root = tempfile::tempdir().expect("instances");
-    let group = format!("t{}", uuid::Uuid::new_v4().simple());
-    let env: Vec<(String, String)> = (0..TEAMS)
-        .map(|n| (format!("SCALE_TOKEN_{n}"), token_of(n)))
-        .collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let spawn = |name: &str, stage: &str| {
-        let path = instance_files(&world, root.path(), &group, name, TEAMS);
-        let path = path.to_str().expect("utf-8 path").to_string();
-        Child::spawn_with_env(&["run", "--config", &path, "--stage", stage], &env)
-    };
+    let fleet = Fleet::start(TEAMS, 12).await;
+    let world = &fleet.world;
     let mut instances = vec![
-        spawn("process-1", "process"),
-        spawn("sink-1", "sink"),
-        spawn("sink-2", "sink"),
+        fleet.spawn("process-1", "process"),
+        fleet.spawn("sink-1", "sink"),
+        fleet.spawn("sink-2", "sink"),
     ];
 
     // One contact per portal, created by hubsync.
@@ -296,7 +279,7 @@ async fn every_sink_knows_what_was_deleted_in_hubspot_whichever_owns_the_portal(
         .map(|n| contact_of(n, ChangeKind::Created))
         .collect();
     for event in &created {
-        publish_contact(&world, event).await;
+        publish_contact(world, event).await;
     }
     let ids: Vec<String> = created.iter().map(|e| e.event_id.clone()).collect();
     let outcomes = world.outcomes_for(&ids, Duration::from_secs(120)).await;
@@ -349,7 +332,7 @@ async fn every_sink_knows_what_was_deleted_in_hubspot_whichever_owns_the_portal(
         })
         .collect();
     for event in &updated {
-        publish_contact(&world, event).await;
+        publish_contact(world, event).await;
     }
     let ids: Vec<String> = updated.iter().map(|e| e.event_id.clone()).collect();
     let outcomes = world.outcomes_for(&ids, Duration::from_secs(120)).await;
@@ -442,6 +425,49 @@ fn instance_files(
     path
 }
 
+/// A world of `teams` teams on as many sandbox portals, and what its instances share: a
+/// consumer group prefix of its own, a directory per instance, the teams' tokens.
+struct Fleet {
+    world: World,
+    root: tempfile::TempDir,
+    group: String,
+    teams: usize,
+    env: Vec<(String, String)>,
+}
+
+impl Fleet {
+    async fn start(teams: usize, partitions: i32) -> Fleet {
+        let portals: Vec<SandboxOptions> = (0..teams)
+            .map(|n| SandboxOptions {
+                portal_id: portal_of(n),
+                tokens: vec![token_of(n)],
+                ..SandboxOptions::default()
+            })
+            .collect();
+        Fleet {
+            world: World::start_portals(portals, partitions, |c| c).await,
+            root: tempfile::tempdir().expect("instances"),
+            group: format!("t{}", uuid::Uuid::new_v4().simple()),
+            teams,
+            env: (0..teams)
+                .map(|n| (format!("SCALE_TOKEN_{n}"), token_of(n)))
+                .collect(),
+        }
+    }
+
+    /// `hubsync run --stage STAGE` as instance `name` (its files and state under its name).
+    fn spawn(&self, name: &str, stage: &str) -> Child {
+        let path = instance_files(&self.world, self.root.path(), &self.group, name, self.teams);
+        let path = path.to_str().expect("utf-8 path").to_string();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Child::spawn_with_env(&["run", "--config", &path, "--stage", stage], &env)
+    }
+}
+
 /// One wave of events for every team, encoded: new contacts, each followed by an activity of
 /// it, and (after the first wave) updates of the first wave's contacts. Their ids join `ids`.
 async fn wave(
@@ -503,25 +529,9 @@ async fn wave(
 /// as a rolling upgrade does. Afterwards every contact and activity is in HubSpot once, in its
 /// own portal, every event has one final outcome, and no portal was ever called over its limit.
 async fn killed_added_and_restarted(scale: Scale) {
-    let portals: Vec<SandboxOptions> = (0..scale.teams)
-        .map(|n| SandboxOptions {
-            portal_id: portal_of(n),
-            tokens: vec![token_of(n)],
-            ..SandboxOptions::default()
-        })
-        .collect();
-    let world = World::start_portals(portals, scale.partitions, |c| c).await;
-    let root = tempfile::tempdir().expect("instances");
-    let group = format!("t{}", uuid::Uuid::new_v4().simple());
-    let env: Vec<(String, String)> = (0..scale.teams)
-        .map(|n| (format!("SCALE_TOKEN_{n}"), token_of(n)))
-        .collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let spawn = |name: &str, stage: &str| {
-        let path = instance_files(&world, root.path(), &group, name, scale.teams);
-        let path = path.to_str().expect("utf-8 path").to_string();
-        Child::spawn_with_env(&["run", "--config", &path, "--stage", stage], &env)
-    };
+    let fleet = Fleet::start(scale.teams, scale.partitions).await;
+    let world = &fleet.world;
+    let spawn = |name: &str, stage: &str| fleet.spawn(name, stage);
     let started = std::time::Instant::now();
     let mut instances: Vec<(String, &str, Child)> = Vec::new();
     for n in 1..=2 {
@@ -537,7 +547,7 @@ async fn killed_added_and_restarted(scale: Scale) {
 
     let mut ids = Vec::new();
     world
-        .publish_many(&wave(&world, scale, 0, &mut ids).await)
+        .publish_many(&wave(world, scale, 0, &mut ids).await)
         .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     // One sink dies mid-stream, a new one on an empty state directory joins.
@@ -551,11 +561,11 @@ async fn killed_added_and_restarted(scale: Scale) {
     let child = spawn(&name, "sink");
     instances.push((name, "sink", child));
     world
-        .publish_many(&wave(&world, scale, 1, &mut ids).await)
+        .publish_many(&wave(world, scale, 1, &mut ids).await)
         .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Every instance restarted in turn while the last wave arrives, as a rolling upgrade does.
-    let last = wave(&world, scale, 2, &mut ids).await;
+    let last = wave(world, scale, 2, &mut ids).await;
     let chunk = last.len().div_ceil(instances.len());
     let mut pieces = last.chunks(chunk);
     for (name, stage, child) in &mut instances {
