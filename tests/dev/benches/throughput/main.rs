@@ -1345,6 +1345,18 @@ fn print_teams(f: &teams::Figures, one: &teams::Figures) {
         f.backlog_published.as_millis()
     );
     println!(
+        "live beside the backlog, split where its command was made: event to command p50 {} ms, \
+         p99 {} ms (p99 per second: {:?}); command to outcome p50 {} ms, p99 {} ms ({} of {} \
+         commands found)",
+        f.beside_before_sink.p50,
+        f.beside_before_sink.p99,
+        f.beside_before_sink_by_second,
+        f.beside_in_sink.p50,
+        f.beside_in_sink.p99,
+        f.beside_before_sink.events,
+        f.beside.events
+    );
+    println!(
         "backlog: {} created in {:.1} s ({:.0} records/s; its portal allows 190 calls of 100 at \
          once, then 1,900 a second); live \
          events not written: {}; 429s over every portal: {}",
@@ -1382,6 +1394,18 @@ fn teams_rows(f: &teams::Figures, one: &teams::Figures) -> Vec<Row> {
             ),
             "<= 1.5 x",
             Verdict::at_most(f.beside.p99 as f64, 1.5 * f.alone.p99.max(1) as f64),
+        ),
+        Row::new(
+            "7   of the live p99 beside it: event to command / command to outcome",
+            format!(
+                "{} / {} ms (p50 {} / {} ms)",
+                f.beside_before_sink.p99,
+                f.beside_in_sink.p99,
+                f.beside_before_sink.p50,
+                f.beside_in_sink.p50
+            ),
+            "",
+            Verdict::Info,
         ),
         Row::new(
             "7   backlog written, live written, 429s",

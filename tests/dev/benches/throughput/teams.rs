@@ -52,6 +52,12 @@ pub struct Figures {
     pub beside_by_second: Vec<i64>,
     /// From the backlog's first publication until the broker held all of it.
     pub backlog_published: Duration,
+    /// The live events beside the backlog: from the event to its command (read by the process
+    /// stage and decided), and from its command to its outcome (the sink).
+    pub beside_before_sink: Latency,
+    pub beside_in_sink: Latency,
+    /// The first of those, p99 per second from the backlog's publication.
+    pub beside_before_sink_by_second: Vec<i64>,
     /// From the backlog's publication to its last outcome.
     pub backlog_wall: Duration,
     /// The backlog's contacts created.
@@ -159,6 +165,9 @@ pub async fn measure(params: Params) -> Figures {
     let outcomes = collector.finish().await;
     let cpu_beside = cpu::process().saturating_sub(cpu_before);
     pipeline.stop().await.expect("the pipeline stops cleanly");
+    let made = world
+        .command_times(&beside_emails, Duration::from_secs(120))
+        .await;
 
     let of = |emails: &HashSet<String>| -> Vec<&OutcomeSeen> {
         outcomes
@@ -182,7 +191,31 @@ pub async fn measure(params: Params) -> Figures {
     );
     let written =
         |o: &&&OutcomeSeen| matches!(o.status, OutcomeStatus::Created | OutcomeStatus::Updated);
+    // Each live event's wait beside the backlog, split where its command was made: before
+    // (reading and the process stage) and after (the sink: reading, linger, the write).
+    let (before_sink, in_sink): (Vec<OutcomeSeen>, Vec<OutcomeSeen>) = beside
+        .iter()
+        .filter_map(|o| {
+            let at = *made.get(&o.record.to_ascii_lowercase())?;
+            let before = OutcomeSeen {
+                processed_ms: at,
+                ..(*o).clone()
+            };
+            let after = OutcomeSeen {
+                event_ms: at,
+                ..(*o).clone()
+            };
+            Some((before, after))
+        })
+        .unzip();
     let figures = Figures {
+        beside_before_sink: Latency::of(&before_sink.iter().collect::<Vec<_>>()),
+        beside_in_sink: Latency::of(&in_sink.iter().collect::<Vec<_>>()),
+        beside_before_sink_by_second: replay::p99_by(
+            &before_sink.iter().collect::<Vec<_>>(),
+            backlog_started_ms,
+            Duration::from_secs(1),
+        ),
         connected_in,
         alone: Latency::of(&alone),
         beside: Latency::of(&beside),

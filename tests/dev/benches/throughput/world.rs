@@ -476,6 +476,47 @@ impl World {
         Collector { result }
     }
 
+    /// When the process stage made the command of each record in `wanted` (by its email,
+    /// lowercase), read from the commands topic's beginning until every one is found or
+    /// `timeout` passes: where a live event's wait was spent, before the sink or in it.
+    pub async fn command_times(
+        &self,
+        wanted: &std::collections::HashSet<String>,
+        timeout: Duration,
+    ) -> std::collections::HashMap<String, i64> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .set(
+                "group.id",
+                format!("bench-commands-{}", uuid::Uuid::new_v4().simple()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        consumer
+            .subscribe(&[&self.config.topics.commands])
+            .expect("subscribe");
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut made = std::collections::HashMap::new();
+        while made.len() < wanted.len() {
+            let Ok(read) = tokio::time::timeout_at(deadline, consumer.recv()).await else {
+                break;
+            };
+            let message = read.expect("the bench reads the commands");
+            let bytes = message.payload().unwrap_or_default();
+            let command: hubsync_schemas::HubSpotCommand = match self.codec.decode_cached(bytes) {
+                Ok(command) => command,
+                Err(_) => self.codec.decode(bytes).await.expect("a command decodes"),
+            };
+            let email = command.identity.value.to_ascii_lowercase();
+            if wanted.contains(&email) {
+                made.insert(email, command.processed_time);
+            }
+        }
+        made
+    }
+
     pub async fn stop(self) {
         let _ = self.hubspot_server.shutdown().await;
         let _ = self.registry.shutdown().await;
