@@ -476,14 +476,11 @@ impl World {
         Collector { result }
     }
 
-    /// When the process stage made the command of each record in `wanted` (by its email,
-    /// lowercase), read from the commands topic's beginning until every one is found or
-    /// `timeout` passes: where a live event's wait was spent, before the sink or in it.
-    pub async fn command_times(
-        &self,
-        wanted: &std::collections::HashSet<String>,
-        timeout: Duration,
-    ) -> std::collections::HashMap<String, i64> {
+    /// Starts reading the commands topic from its beginning, noting when the process stage made
+    /// each record's command (by its identity, lowercase; the last one of a record): where a
+    /// live event's wait was spent, before the sink or in it. It reads along with the run, as
+    /// the development broker keeps only the newest 5 MiB of a partition.
+    pub fn watch_commands(&self) -> CommandWatch {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.broker.bootstrap_servers())
             .set(
@@ -497,24 +494,28 @@ impl World {
         consumer
             .subscribe(&[&self.config.topics.commands])
             .expect("subscribe");
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut made = std::collections::HashMap::new();
-        while made.len() < wanted.len() {
-            let Ok(read) = tokio::time::timeout_at(deadline, consumer.recv()).await else {
-                break;
-            };
-            let message = read.expect("the bench reads the commands");
-            let bytes = message.payload().unwrap_or_default();
-            let command: hubsync_schemas::HubSpotCommand = match self.codec.decode_cached(bytes) {
-                Ok(command) => command,
-                Err(_) => self.codec.decode(bytes).await.expect("a command decodes"),
-            };
-            let email = command.identity.value.to_ascii_lowercase();
-            if wanted.contains(&email) {
-                made.insert(email, command.processed_time);
+        let codec = self.codec.clone();
+        let made: Arc<Mutex<std::collections::HashMap<String, i64>>> = Arc::default();
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let noted = made.clone();
+        tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    message = consumer.recv() => message.expect("the bench reads the commands"),
+                    _ = &mut stopped => break,
+                };
+                let bytes = message.payload().unwrap_or_default();
+                let command: hubsync_schemas::HubSpotCommand = match codec.decode_cached(bytes) {
+                    Ok(command) => command,
+                    Err(_) => codec.decode(bytes).await.expect("a command decodes"),
+                };
+                noted.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                    command.identity.value.to_ascii_lowercase(),
+                    command.processed_time,
+                );
             }
-        }
-        made
+        });
+        CommandWatch { made, _stop: stop }
     }
 
     pub async fn stop(self) {
@@ -522,6 +523,38 @@ impl World {
         let _ = self.registry.shutdown().await;
         drop(self.producer);
         self.broker.shutdown().await;
+    }
+}
+
+/// When each record's command was made, as [`World::watch_commands`] reads them; the reading
+/// stops when this is dropped.
+pub struct CommandWatch {
+    made: Arc<Mutex<std::collections::HashMap<String, i64>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl CommandWatch {
+    /// When the command of each of `wanted` was made, waiting up to `timeout` for the last.
+    pub async fn made(
+        &self,
+        wanted: &std::collections::HashSet<String>,
+        timeout: Duration,
+    ) -> std::collections::HashMap<String, i64> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let found: std::collections::HashMap<String, i64> = self
+                .made
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|(record, _)| wanted.contains(*record))
+                .map(|(record, at)| (record.clone(), *at))
+                .collect();
+            if found.len() == wanted.len() || tokio::time::Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
