@@ -12,8 +12,7 @@ use hubsync_schemas::{
     ActivityRecorded, ActivityType, ChangeKind, CommandAction, HubSpotCommand, HubSpotObjectType,
     IdentityKind, OutcomeStatus, SchemaKind, Sender, examples,
 };
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Message};
+use rdkafka::Message;
 use serde_json::{Value, json};
 
 mod support;
@@ -28,20 +27,7 @@ async fn read_commands(
     world: &World,
     until: impl Fn(&[(String, HubSpotCommand)]) -> bool,
 ) -> Vec<(String, HubSpotCommand)> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", world.broker.bootstrap_servers())
-        .set(
-            "group.id",
-            format!("reader-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .expect("consumer");
-    consumer
-        .subscribe(&[world.config.topics.commands.as_str()])
-        .expect("subscribe");
+    let consumer = world.broker.reader(&world.config.topics.commands);
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut read = Vec::new();
     while !until(&read) {

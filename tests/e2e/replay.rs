@@ -15,9 +15,8 @@ use hubsync::pipeline::{Pipeline, Stages};
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, SandboxOptions};
 use hubsync_schemas::{ChangeKind, ContactChanged, OutcomeStatus, SchemaKind, SyncOutcome};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
 use rdkafka::message::{Headers, OwnedMessage};
-use rdkafka::{ClientConfig, Message};
 use serde_json::Value;
 
 mod support;
@@ -163,18 +162,7 @@ async fn replay(config: &Path, args: &[&str]) -> Run {
 /// Every record of `topic`: read until there are `at_least`, then until none comes for three
 /// seconds (so records beyond the expected, duplicates, are seen too).
 async fn read_all(world: &World, topic: &str, at_least: usize) -> Vec<OwnedMessage> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", world.broker.bootstrap_servers())
-        .set(
-            "group.id",
-            format!("reader-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    let consumer = world.broker.reader(topic);
     let mut found = Vec::new();
     loop {
         let wait = if found.len() >= at_least {

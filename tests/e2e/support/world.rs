@@ -13,7 +13,7 @@ use hubsync_sandbox::hubspot::{DEFAULT_TOKEN, HubSpotSandbox, Portals, SandboxOp
 use hubsync_sandbox::registry::SchemaRegistry;
 use hubsync_sandbox::server::{RunningServer, loopback};
 use hubsync_schemas::{AvroRecord, DeadLetter, SchemaKind, SyncOutcome, default_subject};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 
@@ -222,19 +222,7 @@ impl World {
 
     /// A consumer of `topic` from its start, in a group of its own.
     fn reader(&self, topic: &str) -> StreamConsumer {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.broker.bootstrap_servers())
-            .set(
-                "group.id",
-                format!("reader-{}", uuid::Uuid::new_v4().simple()),
-            )
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .set("session.timeout.ms", "6000")
-            .create()
-            .expect("consumer");
-        consumer.subscribe(&[topic]).expect("subscribe");
-        consumer
+        self.broker.reader(topic)
     }
 
     /// Reads `topic` from the start until `until` holds for the records read so far or the

@@ -582,6 +582,25 @@ impl DevBroker {
         self.broker_count
     }
 
+    /// A consumer of `topic` from its beginning, in a group of its own that commits nothing:
+    /// for tests and benches reading what a pipeline wrote. Panics when it cannot be made.
+    pub fn reader(&self, topic: &str) -> rdkafka::consumer::StreamConsumer {
+        use rdkafka::consumer::Consumer;
+        let consumer: rdkafka::consumer::StreamConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap_servers())
+            .set(
+                "group.id",
+                format!("reader-{}", uuid::Uuid::new_v4().simple()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .expect("a reader of the development broker");
+        consumer.subscribe(&[topic]).expect("the reader subscribes");
+        consumer
+    }
+
     pub async fn status(&self) -> Result<BrokerStatus, BrokerError> {
         status(&self.commands, &self.bootstrap).await
     }

@@ -28,7 +28,7 @@ use hubsync_sandbox::hubspot::DEFAULT_TOKEN;
 use hubsync_sandbox::hubspot::model::ObjectType;
 use hubsync_sandbox::hubspot::webhooks::WebhookConfig;
 use hubsync_schemas::{HubSpotChange, HubSpotChangeKind, SchemaKind, default_subject};
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
@@ -615,20 +615,7 @@ fn read_changes(
     world: &World,
     by_value: HashMap<String, String>,
 ) -> (Reader, watch::Receiver<usize>) {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", world.broker.bootstrap_servers())
-        .set(
-            "group.id",
-            format!("bench-changes-{}", uuid::Uuid::new_v4().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .expect("consumer");
-    consumer
-        .subscribe(&[&world.config.topics.hubspot_changes])
-        .expect("subscribe");
+    let consumer = world.broker.reader(&world.config.topics.hubspot_changes);
     let codec = world.codec.clone();
     let (stop, mut stopping) = watch::channel(false);
     let (count, arrived) = watch::channel(0usize);

@@ -24,7 +24,7 @@ use hubsync_sandbox::hubspot::{
 use hubsync_sandbox::registry::SchemaRegistry;
 use hubsync_sandbox::server::{RunningServer, loopback};
 use hubsync_schemas::{OutcomeStatus, SyncOutcome};
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use tokio::sync::oneshot;
@@ -431,7 +431,7 @@ impl World {
         expected: usize,
         timeout: Duration,
     ) -> Collector {
-        let consumer = self.reader_of(topic);
+        let consumer = self.broker.reader(topic);
         let codec = self.codec.clone();
         let calls = self.calls.clone();
         let (done, result) = oneshot::channel();
@@ -465,29 +465,12 @@ impl World {
         Collector { result }
     }
 
-    /// A consumer of the bench's own, reading `topic` from its beginning, committing nothing.
-    fn reader_of(&self, topic: &str) -> StreamConsumer {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.broker.bootstrap_servers())
-            .set(
-                "group.id",
-                format!("bench-reader-{}", uuid::Uuid::new_v4().simple()),
-            )
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .set("session.timeout.ms", "6000")
-            .create()
-            .expect("consumer");
-        consumer.subscribe(&[topic]).expect("subscribe");
-        consumer
-    }
-
     /// Starts reading the commands topic from its beginning, noting when the process stage made
     /// each record's command (by its identity, lowercase; the last one of a record): where a
     /// live event's wait was spent, before the sink or in it. It reads along with the run, as
     /// the development broker keeps only the newest 5 MiB of a partition.
     pub fn watch_commands(&self) -> CommandWatch {
-        let consumer = self.reader_of(&self.config.topics.commands);
+        let consumer = self.broker.reader(&self.config.topics.commands);
         let codec = self.codec.clone();
         let made: Arc<Mutex<std::collections::HashMap<String, i64>>> = Arc::default();
         let (stop, mut stopped) = oneshot::channel::<()>();
