@@ -278,14 +278,7 @@ impl State {
     /// Records when this portal's store began, unless an earlier beginning is known (restored
     /// from the changelog): creates from before then are looked up first.
     pub fn mark_began(&self) -> Result<(), StateError> {
-        let key = self.key(BEGAN_AT);
-        if self.scope.is_empty() || self.meta.get(&key)?.is_some() {
-            return Ok(());
-        }
-        let value = encode(&self.began_at_ms);
-        self.meta.insert(&key, value.clone())?;
-        self.log("meta", key.as_bytes(), Some(&value));
-        Ok(())
+        self.mark_once(BEGAN_AT, self.began_at_ms)
     }
 
     /// Records that hubsync's own id property of `object` (`notes`, `deals`...) was created in
@@ -293,11 +286,20 @@ impl State {
     /// so every create hubsync makes of it from now on has its intent in this store (and on the
     /// changelog), and a record this store does not know was never created by hubsync.
     pub fn mark_owned_new(&self, object: &str) -> Result<(), StateError> {
-        let key = self.key(&owned_new_key(object));
+        self.mark_once(
+            &owned_new_key(object),
+            chrono::Utc::now().timestamp_millis(),
+        )
+    }
+
+    /// Keeps `at_ms` under this portal's `name` in `meta` (and on the changelog) unless a value
+    /// is there already; nothing for the unscoped store.
+    fn mark_once(&self, name: &str, at_ms: i64) -> Result<(), StateError> {
+        let key = self.key(name);
         if self.scope.is_empty() || self.meta.get(&key)?.is_some() {
             return Ok(());
         }
-        let value = encode(&chrono::Utc::now().timestamp_millis());
+        let value = encode(&at_ms);
         self.meta.insert(&key, value.clone())?;
         self.log("meta", key.as_bytes(), Some(&value));
         Ok(())
