@@ -87,6 +87,21 @@ pub struct CreateIntent {
     pub at_ms: i64,
 }
 
+/// The flushes of one store. One runs at a time (sled 0.34 can deadlock its I/O threads when
+/// several `flush_async` calls overlap), and batches written at once each ask for one: those
+/// that ask while a flush runs are all covered by the next one (a group commit), instead of
+/// waiting in line for one each, every team's batch behind every other's.
+#[derive(Debug, Default)]
+struct Flushes {
+    running: tokio::sync::Mutex<()>,
+    /// Flushes asked for so far.
+    asked: std::sync::atomic::AtomicU64,
+    /// Every flush asked for up to this count is done.
+    done: std::sync::atomic::AtomicU64,
+    /// Flushes made.
+    ran: std::sync::atomic::AtomicU64,
+}
+
 #[derive(Debug, Clone)]
 pub struct State {
     db: sled::Db,
@@ -103,9 +118,8 @@ pub struct State {
     max_processed: u64,
     /// Entries of `processed_order`, counted here: sled's `len` walks the whole tree.
     processed_len: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// One flush at a time: sled 0.34 can deadlock its I/O threads when several `flush_async`
-    /// calls overlap, and batches written at once each flush.
-    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// One flush at a time, each covering every flush asked for before it began.
+    flushes: std::sync::Arc<Flushes>,
     /// Put before every key: `{portal id}/`, so that the state of one portal is never read for
     /// another (a sink pointed at a new portal starts from nothing).
     scope: std::sync::Arc<str>,
@@ -149,7 +163,7 @@ impl State {
             intents: db.open_tree("intents")?,
             db,
             max_processed,
-            flushing: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            flushes: std::sync::Arc::default(),
             scope: "".into(),
             changelog: None,
             meta,
@@ -333,13 +347,25 @@ impl State {
     /// still covers the writes made before it was asked for.
     /// With a changelog, also waits until the broker has every change noted so far.
     pub async fn flush(&self) -> Result<(), StateError> {
-        let _one_at_a_time = self.flushing.lock().await;
+        use std::sync::atomic::Ordering::SeqCst;
+        let flushes = &self.flushes;
+        let asked = flushes.asked.fetch_add(1, SeqCst) + 1;
+        let _one_at_a_time = flushes.running.lock().await;
+        if flushes.done.load(SeqCst) >= asked {
+            // A flush that began after this one was asked for covered its writes.
+            return Ok(());
+        }
+        // Every flush asked for by now follows writes made by now: this one covers them.
+        let covers = flushes.asked.load(SeqCst);
         if let Some(changelog) = &self.changelog {
             for (partition, offset) in changelog.flush().await {
                 self.set_changelog_checkpoint(partition, offset)?;
             }
         }
         self.db.flush_async().await?;
+        flushes.done.fetch_max(covers, SeqCst);
+        flushes.ran.fetch_add(1, SeqCst);
+        metrics::counter!("hubsync_state_flushes_total").increment(1);
         Ok(())
     }
 
@@ -726,6 +752,46 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = State::open(dir.path(), 1 << 20, max).expect("open");
         (dir, state)
+    }
+
+    /// Batches that ask for a flush while one runs share the next: twenty asking behind a
+    /// running flush cause one more, not twenty, and each returns once its writes are covered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flushes_asked_for_while_one_runs_share_the_next() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (_dir, state) = open(10);
+        let running = state.flushes.running.lock().await;
+        let before = state.flushes.asked.load(SeqCst);
+        let mut waiting = Vec::new();
+        for n in 0..20 {
+            let state = state.clone();
+            waiting.push(tokio::spawn(async move {
+                state.set_identity(&format!("contacts:email:{n}@example.com"), "1")?;
+                state.flush().await
+            }));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while state.flushes.asked.load(SeqCst) < before + 20 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the flushes never asked"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let ran = state.flushes.ran.load(SeqCst);
+        drop(running);
+        for flush in waiting {
+            flush.await.expect("the task ends").expect("flushed");
+        }
+        assert_eq!(
+            state.flushes.ran.load(SeqCst),
+            ran + 1,
+            "one flush for the twenty"
+        );
+        assert_eq!(state.flushes.done.load(SeqCst), before + 20);
+        // A flush asked for after that one is one of its own.
+        state.flush().await.expect("flushed");
+        assert_eq!(state.flushes.ran.load(SeqCst), ran + 2);
     }
 
     #[test]

@@ -190,6 +190,10 @@ struct Pending {
     next: usize,
     /// Topic, team and run names the held commands share.
     names: Names,
+    /// The team whose commands were last kept on disk, by those commands' key (their portal).
+    /// While that team has commands on disk, the next ones of its portal go behind them as they
+    /// were read, decoded only when taken back: reading a large backlog costs a copy each.
+    spilling: HashMap<Vec<u8>, Arc<str>>,
 }
 
 impl Pending {
@@ -911,6 +915,19 @@ impl SinkStage {
         }
         tracker.track(message.topic(), message.partition(), message.offset());
         metrics::counter!("hubsync_sink_commands_total").increment(1);
+        if live
+            && let Some(spill) = spill.as_deref_mut()
+            && let Some(team) = message.key().and_then(|key| coalescers.spilling.get(key))
+            && spill.holds(team)
+        {
+            let team = team.clone();
+            match spill.push(&team, &original(message)) {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    warn!(team = %team, %error, "cannot keep a command on disk; holding it in memory");
+                }
+            }
+        }
         self.admit(Incoming::Read(message), coalescers, spill, acks)
             .await
     }
@@ -1111,7 +1128,14 @@ impl SinkStage {
         {
             let original = incoming.into_original();
             match spill.push(&command_team, &original) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if let Some(key) = &original.key
+                        && coalescers.spilling.get(key) != Some(&command_team)
+                    {
+                        coalescers.spilling.insert(key.clone(), command_team);
+                    }
+                    return Ok(());
+                }
                 Err(error) => {
                     warn!(team = %command_team, %error, "cannot keep a command on disk; holding it in memory");
                 }
