@@ -379,8 +379,63 @@ impl Ledger {
         Duration::from_millis(u64::try_from(self.ms_to_next_day(now_ms)).unwrap_or(0))
     }
 
+    /// How many sends of `lane` the window would take at `now_ms`, or how long until it takes
+    /// one: asked before work that would otherwise wait for its slot holding a place of its
+    /// own (the sink's batches). Only one while the first answer after a hand-over is awaited.
+    pub fn room(&mut self, lane: Lane, now_ms: i64) -> Result<usize, Duration> {
+        let until = self.blocked_until(lane, now_ms);
+        if until > now_ms {
+            return Err(Duration::from_millis(
+                u64::try_from(until - now_ms).unwrap_or(1),
+            ));
+        }
+        if lane != Lane::Search && self.probe == Probe::Needed {
+            return Ok(1);
+        }
+        let (used, limit) = match lane {
+            Lane::Standard | Lane::Backfill => (self.window.len(), self.window_limit()),
+            Lane::Search => (self.search_window.len(), self.search_limit),
+        };
+        Ok((limit as usize).saturating_sub(used).max(1))
+    }
+
     /// A send at `now_ms`, or how long to wait before asking again.
     pub fn try_acquire(&mut self, lane: Lane, now_ms: i64) -> Result<Ticket, Duration> {
+        let until = self.blocked_until(lane, now_ms);
+        if until > now_ms {
+            return Err(Duration::from_millis(
+                u64::try_from(until - now_ms).unwrap_or(1),
+            ));
+        }
+        if lane == Lane::Backfill {
+            self.backfill_window.push_back(now_ms);
+        }
+        if lane != Lane::Search && self.probe == Probe::Needed {
+            self.probe = Probe::Out { sent_ms: now_ms };
+        }
+        let (window, lane_seq) = match lane {
+            Lane::Standard | Lane::Backfill => (&mut self.window, &mut self.standard_seq),
+            Lane::Search => (&mut self.search_window, &mut self.search_seq),
+        };
+        *lane_seq += 1;
+        let lane_seq = *lane_seq;
+        window.push_back(now_ms);
+        let used = u32::try_from(window.len()).unwrap_or(u32::MAX);
+        self.day_used += 1;
+        self.seq += 1;
+        Ok(Ticket {
+            lane,
+            seq: self.seq,
+            lane_seq,
+            sent_ms: now_ms,
+            used,
+            day_used: self.day_used,
+            day: self.day,
+        })
+    }
+
+    /// Until when a send of `lane` must wait, as of `now_ms` (at most `now_ms`: it may go).
+    fn blocked_until(&mut self, lane: Lane, now_ms: i64) -> i64 {
         self.roll(now_ms);
         let mut until = self.daily_paused_until;
         if self.daily_left() == 0 {
@@ -423,36 +478,7 @@ impl Ledger {
                 self.probe = Probe::Heard;
             }
         }
-        if until > now_ms {
-            return Err(Duration::from_millis(
-                u64::try_from(until - now_ms).unwrap_or(1),
-            ));
-        }
-        if lane == Lane::Backfill {
-            self.backfill_window.push_back(now_ms);
-        }
-        if lane != Lane::Search && self.probe == Probe::Needed {
-            self.probe = Probe::Out { sent_ms: now_ms };
-        }
-        let (window, lane_seq) = match lane {
-            Lane::Standard | Lane::Backfill => (&mut self.window, &mut self.standard_seq),
-            Lane::Search => (&mut self.search_window, &mut self.search_seq),
-        };
-        *lane_seq += 1;
-        let lane_seq = *lane_seq;
-        window.push_back(now_ms);
-        let used = u32::try_from(window.len()).unwrap_or(u32::MAX);
-        self.day_used += 1;
-        self.seq += 1;
-        Ok(Ticket {
-            lane,
-            seq: self.seq,
-            lane_seq,
-            sent_ms: now_ms,
-            used,
-            day_used: self.day_used,
-            day: self.day,
-        })
+        until
     }
 
     /// Corrects the model with what the answer to `ticket` says; returns how many requests
@@ -783,6 +809,17 @@ impl RequestBudget {
         stats.unseen += unseen as u64;
     }
 
+    /// How many standard sends (or, with `backfill`, backfill sends) the window would take now,
+    /// or how long until it takes one. See [`Ledger::room`].
+    pub fn room(&self, backfill: bool) -> Result<usize, Duration> {
+        let lane = if backfill {
+            Lane::Backfill
+        } else {
+            Lane::Standard
+        };
+        lock(&self.ledger).room(lane, self.clock.now_ms())
+    }
+
     /// Time until the daily quota resets.
     pub fn until_daily_reset(&self) -> Duration {
         lock(&self.ledger).until_daily_reset(self.clock.now_ms())
@@ -882,6 +919,41 @@ mod tests {
             ledger.try_acquire(Lane::Standard, T0 + 10_100),
             Err(Duration::from_millis(1_000))
         );
+    }
+
+    /// What the sink asks before it starts a batch: the room says what `try_acquire` would
+    /// do, without taking anything.
+    #[test]
+    fn the_room_left_says_what_sends_would_get_without_taking_any() {
+        let mut ledger = Ledger::new(&limits(3, 1_000));
+        assert_eq!(ledger.room(Lane::Standard, T0), Ok(3));
+        assert_eq!(
+            ledger.room(Lane::Standard, T0),
+            Ok(3),
+            "asking takes nothing"
+        );
+        ledger.try_acquire(Lane::Standard, T0).unwrap();
+        ledger.try_acquire(Lane::Standard, T0 + 1_000).unwrap();
+        assert_eq!(ledger.room(Lane::Standard, T0 + 2_000), Ok(1));
+        ledger.try_acquire(Lane::Standard, T0 + 2_000).unwrap();
+        // Full: the same wait a send would be told.
+        assert_eq!(
+            ledger.room(Lane::Standard, T0 + 5_000),
+            Err(Duration::from_millis(5_100))
+        );
+        assert_eq!(
+            ledger.try_acquire(Lane::Standard, T0 + 5_000),
+            Err(Duration::from_millis(5_100))
+        );
+        assert_eq!(ledger.room(Lane::Standard, T0 + 10_100), Ok(1));
+        // After a hand-over only the first call goes, and nothing until it is answered.
+        let mut ledger = Ledger::new(&limits(10, 1_000));
+        ledger.reprobe();
+        assert_eq!(ledger.room(Lane::Standard, T0), Ok(1));
+        let probe = ledger.try_acquire(Lane::Standard, T0).unwrap();
+        assert!(ledger.room(Lane::Standard, T0 + 1).is_err());
+        ledger.observe(&probe, T0 + 30, &ok_with(9, 10));
+        assert_eq!(ledger.room(Lane::Standard, T0 + 30), Ok(9));
     }
 
     #[test]

@@ -119,6 +119,18 @@ impl<'a> Shares<'a> {
     }
 }
 
+/// Whether a team's portal has room in its budget for another of the team's batches: a batch
+/// that would wait for its calls' slots is not started, so that it does not hold a place the
+/// other teams' batches could write in (a backlog spends its portal's window, then waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    Now,
+    /// The window takes a call again then.
+    At(std::time::Instant),
+    /// The room left is for the team's batches being written; one of them ends first.
+    AfterOwn,
+}
+
 /// What the sink keeps of a team it serves: its connection to its portal, and its writer (that
 /// connection and the portal's own state).
 pub struct SinkTeam {
@@ -239,6 +251,7 @@ impl Pending {
         flush: bool,
         paused: &HashMap<Arc<str>, Paused>,
         shares: Shares<'_>,
+        ready: &dyn Fn(&Arc<str>, Lane) -> Ready,
     ) -> Option<(Slot, Vec<PendingRecord>)> {
         let (mine, other) = match lane {
             Lane::Live => (&mut self.live, &self.replay),
@@ -256,6 +269,9 @@ impl Pending {
                 let Some(c) = mine.get_mut(slot) else {
                     continue;
                 };
+                if c.pending_records() == 0 || (!flush && ready(&slot.0, lane) != Ready::Now) {
+                    continue;
+                }
                 let busy = |key: &str| other.get(slot).is_some_and(|o| o.is_in_flight(key));
                 if let Some(batch) = c.take_batch_avoiding(now, flush, busy) {
                     self.next = (index + 1) % count;
@@ -327,18 +343,29 @@ impl Pending {
         open: [bool; 2],
         replay_from: std::time::Instant,
         paused: &HashMap<Arc<str>, Paused>,
+        ready: &dyn Fn(&Arc<str>, Lane) -> Ready,
     ) -> Option<std::time::Instant> {
-        let due = |mine: &HashMap<Slot, Coalescer>, other: &HashMap<Slot, Coalescer>| {
-            mine.iter()
-                .filter(|(slot, _)| !paused.contains_key(&slot.0))
-                .filter_map(|(slot, c)| {
-                    c.next_due_avoiding(|key| other.get(slot).is_some_and(|o| o.is_in_flight(key)))
-                })
-                .min()
-        };
-        let live = open[0].then(|| due(&self.live, &self.replay)).flatten();
+        let due =
+            |lane: Lane, mine: &HashMap<Slot, Coalescer>, other: &HashMap<Slot, Coalescer>| {
+                mine.iter()
+                    .filter(|(slot, _)| !paused.contains_key(&slot.0))
+                    .filter_map(|(slot, c)| {
+                        let due = c.next_due_avoiding(|key| {
+                            other.get(slot).is_some_and(|o| o.is_in_flight(key))
+                        })?;
+                        match ready(&slot.0, lane) {
+                            Ready::Now => Some(due),
+                            Ready::At(at) => Some(due.max(at)),
+                            Ready::AfterOwn => None,
+                        }
+                    })
+                    .min()
+            };
+        let live = open[0]
+            .then(|| due(Lane::Live, &self.live, &self.replay))
+            .flatten();
         let replay = open[1]
-            .then(|| due(&self.replay, &self.live))
+            .then(|| due(Lane::Replay, &self.replay, &self.live))
             .flatten()
             .map(|due| due.max(replay_from));
         live.into_iter().chain(replay).min()
@@ -493,9 +520,19 @@ impl SinkStage {
                             *per_team.entry(batch.slot.0.clone()).or_default() += 1;
                         }
                         let shares = Shares::of(lane, most[lane as usize], &per_team);
-                        let Some((slot, records)) =
-                            coalescers.take_batch(lane, now.into_std(), draining, &paused, shares)
-                        else {
+                        let teams_now = self.teams.current();
+                        let ready = |team: &Arc<str>, lane: Lane| {
+                            let writing = per_team.get(team).copied().unwrap_or(0);
+                            budget_ready(&teams_now, team, lane, writing)
+                        };
+                        let Some((slot, records)) = coalescers.take_batch(
+                            lane,
+                            now.into_std(),
+                            draining,
+                            &paused,
+                            shares,
+                            &ready,
+                        ) else {
                             break;
                         };
                         let teams = self.teams.current();
@@ -591,9 +628,27 @@ impl SinkStage {
             // Only lanes that could start a batch: with every slot of a lane taken, its due
             // records wait for a batch to finish instead of waking the loop again and again.
             let open = [0, 1].map(|lane| writing[lane] < most[lane]);
-            let next_due = coalescers
-                .next_due(open, (replay_read_at + REPLAY_QUIET).into_std(), &paused)
-                .map(Instant::from_std);
+            let next_due = {
+                let mut per_team: [HashMap<Arc<str>, usize>; 2] = Default::default();
+                for batch in running.values() {
+                    *per_team[batch.lane as usize]
+                        .entry(batch.slot.0.clone())
+                        .or_default() += 1;
+                }
+                let teams_now = self.teams.current();
+                let ready = |team: &Arc<str>, lane: Lane| {
+                    let writing = per_team[lane as usize].get(team).copied().unwrap_or(0);
+                    budget_ready(&teams_now, team, lane, writing)
+                };
+                coalescers
+                    .next_due(
+                        open,
+                        (replay_read_at + REPLAY_QUIET).into_std(),
+                        &paused,
+                        &ready,
+                    )
+                    .map(Instant::from_std)
+            };
             let probe_at = paused.values().filter_map(|p| p.at).min();
             let spilled = spill.as_ref().map_or(0, Spill::len);
             let can_read =
@@ -1279,6 +1334,19 @@ const MIN_HOLD: Duration = Duration::from_millis(250);
 /// backlog (after a restart, behind a replay) has mostly waited already and is not held a whole
 /// linger again. It still gets [`MIN_HOLD`] here, and never more than its linger in all; a clock
 /// ahead of ours counts as now.
+/// Whether `team`'s portal has room for another of its batches of `lane`, `writing` of them
+/// being written (a team this sink does not write for is answered at once).
+fn budget_ready(teams: &teams::Teams<SinkTeam>, team: &str, lane: Lane, writing: usize) -> Ready {
+    let Served::Active(served) = teams.served(team) else {
+        return Ready::Now;
+    };
+    match served.client.budget().room(lane == Lane::Replay) {
+        Err(wait) => Ready::At(std::time::Instant::now() + wait),
+        Ok(room) if room <= writing => Ready::AfterOwn,
+        Ok(_) => Ready::Now,
+    }
+}
+
 fn waiting_since(processed_ms: i64, now_ms: i64, linger: Duration) -> std::time::Instant {
     let credit = linger.saturating_sub(MIN_HOLD.min(linger));
     let credit_ms = i64::try_from(credit.as_millis()).unwrap_or(i64::MAX);
