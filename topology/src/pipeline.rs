@@ -428,7 +428,8 @@ impl Pipeline {
             health.set(process::STAGE, StageHealth::Starting);
             let stage = ProcessStage {
                 consumer: consumer_config(config, secrets, process::STAGE).create_with_context(
-                    crate::kafka::Assignment::new(process::STAGE, health.clone()),
+                    crate::kafka::Assignment::new(process::STAGE, health.clone())
+                        .tracking_revoked(),
                 )?,
                 replay_consumer: consumer_config(config, secrets, PROCESS_REPLAY_GROUP)
                     .create_with_context(crate::kafka::Assignment::new(

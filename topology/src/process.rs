@@ -16,6 +16,9 @@
 //! by a consumer of its own, and only when no live event is waiting: live events never queue
 //! behind a replay.
 
+use std::collections::{HashMap, VecDeque};
+
+use futures::FutureExt;
 use futures::future::join_all;
 use hubsync_processors::activity::planned_object;
 use hubsync_processors::catalog::PropertyCatalog;
@@ -62,6 +65,93 @@ pub struct ProcessStage {
     pub health: Health,
     /// Events read whose outputs are not delivered yet; reading waits beyond it.
     pub max_in_flight: usize,
+}
+
+/// Live events read ahead at most (not handled yet), and their bytes at most: enough to read
+/// past one team's import of this size to the other teams' live events behind it.
+pub const READ_AHEAD: usize = 100_000;
+pub const READ_AHEAD_BYTES: usize = 64 << 20;
+
+/// Messages the consumer holds already, read in one turn of the loop.
+const READ_AT_ONCE: usize = 500;
+
+/// Events handled in one turn of the loop, before it reads and looks at acknowledgements again.
+const HANDLE_AT_ONCE: usize = 64;
+
+/// Live events read and waiting to be handled, per team, each team's in the order read. The
+/// teams take turns, one event each: one team's backlog (an import upstream, on the same
+/// partitions as everyone's events) does not hold the others' live events back behind it.
+/// Events of one record are of one team, so each record's events keep their order.
+#[derive(Default)]
+struct ReadAhead<'a> {
+    queues: HashMap<Option<String>, VecDeque<BorrowedMessage<'a>>>,
+    /// Teams with events waiting, in turn.
+    turns: VecDeque<Option<String>>,
+    len: usize,
+    bytes: usize,
+}
+
+impl<'a> ReadAhead<'a> {
+    fn has_room(&self) -> bool {
+        self.len < READ_AHEAD && self.bytes < READ_AHEAD_BYTES
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, team: Option<String>, message: BorrowedMessage<'a>) {
+        self.len += 1;
+        self.bytes += message_size(&message);
+        let queue = self.queues.entry(team.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(team);
+        }
+        queue.push_back(message);
+    }
+
+    /// The next team's oldest event.
+    fn next(&mut self) -> Option<BorrowedMessage<'a>> {
+        let team = self.turns.pop_front()?;
+        let queue = self.queues.get_mut(&team)?;
+        let message = queue.pop_front()?;
+        if queue.is_empty() {
+            self.queues.remove(&team);
+        } else {
+            self.turns.push_back(team);
+        }
+        self.len -= 1;
+        self.bytes = self.bytes.saturating_sub(message_size(&message));
+        Some(message)
+    }
+
+    /// Forgets the events read of a partition taken from this instance; returns how many.
+    fn drop_partition(&mut self, topic: &str, partition: i32) -> usize {
+        let mut dropped = 0;
+        for queue in self.queues.values_mut() {
+            queue.retain(|message| {
+                let theirs = message.topic() == topic && message.partition() == partition;
+                if theirs {
+                    dropped += 1;
+                    self.bytes = self.bytes.saturating_sub(message_size(message));
+                }
+                !theirs
+            });
+        }
+        self.queues.retain(|_, queue| !queue.is_empty());
+        let queues = &self.queues;
+        self.turns.retain(|team| queues.contains_key(team));
+        self.len -= dropped;
+        dropped
+    }
+}
+
+fn message_size(message: &BorrowedMessage<'_>) -> usize {
+    message.payload_len() + message.key().map_or(0, <[u8]>::len)
 }
 
 /// What the process stage keeps of a team it serves.
@@ -152,24 +242,45 @@ impl ProcessStage {
         );
         let (acks, mut acked) = mpsc::channel::<Position>(self.max_in_flight.max(64) * 2);
         let mut tracker = OffsetTracker::default();
-        // Of the events in flight, those read from the replay topic: each side has its bound.
+        // Live events read and not handled yet, per team, handled in turn.
+        let mut ahead = ReadAhead::default();
+        // Live and replayed events being handled (their outputs not delivered yet): each side
+        // has its bound.
+        let mut live_in_flight = 0usize;
         let mut replay_in_flight = 0usize;
         let mut draining = false;
         let mut report = tokio::time::interval(std::time::Duration::from_secs(5));
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if draining && tracker.in_flight() == 0 {
+            for (topic, partition) in self.consumer.context().take_revoked() {
+                // Its next owner reads them again; not handled here too.
+                let dropped = ahead.drop_partition(&topic, partition);
+                tracker.forget(&topic, partition);
+                if dropped > 0 {
+                    info!(
+                        topic,
+                        partition,
+                        dropped,
+                        "partition revoked: the events read ahead of it are left to its next owner"
+                    );
+                }
+            }
+            // Stopping, what was read ahead is handled first: its offsets are stored, and it
+            // is not read and answered again at the next start.
+            if draining && tracker.in_flight() == 0 && ahead.is_empty() {
                 break;
             }
+            let can_handle = !ahead.is_empty() && live_in_flight < self.max_in_flight;
             tokio::select! {
                 biased;
                 _ = report.tick() => {
                     crate::kafka::report_lag(&self.consumer, STAGE);
                     crate::kafka::report_lag(&self.replay_consumer, STAGE);
+                    metrics::gauge!("hubsync_process_read_ahead").set(ahead.len() as f64);
                 }
                 changed = shutdown.changed(), if !draining => {
                     if changed.is_err() || *shutdown.borrow() {
-                        info!(in_flight = tracker.in_flight(), "process stage stopping");
+                        info!(in_flight = tracker.in_flight(), read_ahead = ahead.len(), "process stage stopping");
                         draining = true;
                     }
                 }
@@ -178,18 +289,42 @@ impl ProcessStage {
                         replay_in_flight = replay_in_flight.saturating_sub(1);
                         &self.replay_consumer
                     } else {
+                        live_in_flight = live_in_flight.saturating_sub(1);
                         &self.consumer
                     };
                     tracker.complete_and_store(consumer, &done.topic, done.partition, done.offset);
                 }
-                message = self.consumer.recv(), if !draining && tracker.in_flight().saturating_sub(replay_in_flight) < self.max_in_flight => {
-                    self.take(message, &mut tracker, &acks).await;
+                message = self.consumer.recv(), if !draining && ahead.has_room() => {
+                    self.read_ahead(message, &mut tracker, &mut ahead).await;
+                    // What else the consumer holds already.
+                    for _ in 0..READ_AT_ONCE {
+                        if !ahead.has_room() {
+                            break;
+                        }
+                        match self.consumer.recv().now_or_never() {
+                            Some(message) => self.read_ahead(message, &mut tracker, &mut ahead).await,
+                            None => break,
+                        }
+                    }
                 }
-                message = self.replay_consumer.recv(), if !draining && replay_in_flight < self.max_in_flight => {
-                    if self.take(message, &mut tracker, &acks).await {
+                // Replayed events only while no live one waits.
+                message = self.replay_consumer.recv(), if !draining && ahead.is_empty() && replay_in_flight < self.max_in_flight => {
+                    if let Some(message) = self.track(message, &mut tracker) {
+                        self.handle_and_ack(&message, &acks).await;
                         replay_in_flight += 1;
                     }
                 }
+                () = std::future::ready(()), if can_handle => {}
+            }
+            // The teams' events in turn, each team's in the order read.
+            let mut handled = 0;
+            while handled < HANDLE_AT_ONCE && live_in_flight < self.max_in_flight {
+                let Some(message) = ahead.next() else {
+                    break;
+                };
+                self.handle_and_ack(&message, &acks).await;
+                live_in_flight += 1;
+                handled += 1;
             }
         }
         // Both consumers leave at once: a stop waits for the slower, not for the two in turn.
@@ -207,30 +342,75 @@ impl ProcessStage {
         Ok(())
     }
 
-    /// Handles a message read, tracking its offset until what it produced is delivered; returns
-    /// whether there was a message.
-    async fn take(
+    /// A message read, its offset tracked from now until what it produced is delivered.
+    fn track<'a>(
         &self,
-        message: rdkafka::error::KafkaResult<BorrowedMessage<'_>>,
+        message: rdkafka::error::KafkaResult<BorrowedMessage<'a>>,
         tracker: &mut OffsetTracker,
-        acks: &mpsc::Sender<Position>,
-    ) -> bool {
-        let message = match message {
-            Ok(message) => message,
+    ) -> Option<BorrowedMessage<'a>> {
+        match message {
+            Ok(message) => {
+                tracker.track(message.topic(), message.partition(), message.offset());
+                Some(message)
+            }
             Err(error) => {
                 warn!(%error, "kafka consumer error; continuing");
-                return false;
+                None
             }
+        }
+    }
+
+    /// A live message read: kept behind its team's others until its turn. Its team is read
+    /// from the event (decoding is cheap beside the rest of its handling, and is done again
+    /// then); a message that does not decode waits with the others that name no team.
+    async fn read_ahead<'a>(
+        &self,
+        message: rdkafka::error::KafkaResult<BorrowedMessage<'a>>,
+        tracker: &mut OffsetTracker,
+        ahead: &mut ReadAhead<'a>,
+    ) {
+        let Some(message) = self.track(message, tracker) else {
+            return;
         };
-        let position = Position::of(&message);
-        tracker.track(&position.topic, position.partition, position.offset);
-        let deliveries = self.handle(&message).await;
+        let team = self.team_of(&message).await;
+        ahead.push(team, message);
+    }
+
+    /// The team a live event names, or none when it does not decode.
+    async fn team_of(&self, message: &BorrowedMessage<'_>) -> Option<String> {
+        let bytes = message.payload().unwrap_or_default();
+        let topic = message.topic();
+        let topics = &self.topics;
+        let team = if topic == topics.contact_changes {
+            self.codec
+                .decode_waiting::<ContactChanged>(bytes)
+                .await
+                .map(|event| event.team_id)
+        } else if topic == topics.company_changes {
+            self.codec
+                .decode_waiting::<CompanyChanged>(bytes)
+                .await
+                .map(|event| event.team_id)
+        } else if topic == topics.activity_events {
+            self.codec
+                .decode_waiting::<ActivityRecorded>(bytes)
+                .await
+                .map(|event| event.team_id)
+        } else {
+            return None;
+        };
+        team.ok()
+    }
+
+    /// Handles a message read; its offset is stored once what it produced is delivered.
+    async fn handle_and_ack(&self, message: &BorrowedMessage<'_>, acks: &mpsc::Sender<Position>) {
+        let position = Position::of(message);
+        let deliveries = self.handle(message).await;
         let acks = acks.clone();
         tokio::spawn(async move {
             join_all(deliveries).await;
             let _ = acks.send(position).await;
         });
-        true
     }
 
     /// Everything one message produces; its offset may be stored once these are delivered.
