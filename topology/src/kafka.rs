@@ -467,7 +467,8 @@ pub fn portal_partition(portal_id: u64, partitions: i32) -> i32 {
 /// Which offsets of each partition are still in flight, and how far it is safe to commit.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    partitions: BTreeMap<(String, i32), PartitionOffsets>,
+    /// By topic, then partition: a message's topic is looked up without a copy of its name.
+    partitions: BTreeMap<String, BTreeMap<i32, PartitionOffsets>>,
 }
 
 #[derive(Debug, Default)]
@@ -481,10 +482,11 @@ struct PartitionOffsets {
 impl OffsetTracker {
     /// A message was read and its work has started.
     pub fn track(&mut self, topic: &str, partition: i32, offset: i64) {
-        let entry = self
-            .partitions
-            .entry((topic.to_string(), partition))
-            .or_default();
+        let partitions = match self.partitions.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => self.partitions.entry(topic.to_string()).or_default(),
+        };
+        let entry = partitions.entry(partition).or_default();
         if entry.stored.is_none() && entry.pending.is_empty() {
             entry.stored = Some(offset - 1);
         }
@@ -494,7 +496,7 @@ impl OffsetTracker {
     /// A message's work is delivered. Returns the last offset of the partition below which
     /// everything is done, when that moved: the offset to store (librdkafka commits it + 1).
     pub fn complete(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
-        let entry = self.partitions.get_mut(&(topic.to_string(), partition))?;
+        let entry = self.partitions.get_mut(topic)?.get_mut(&partition)?;
         if !entry.pending.remove(&offset) {
             return None;
         }
@@ -528,12 +530,18 @@ impl OffsetTracker {
 
     /// Forgets partitions this consumer no longer owns (after a rebalance).
     pub fn forget(&mut self, topic: &str, partition: i32) {
-        self.partitions.remove(&(topic.to_string(), partition));
+        if let Some(partitions) = self.partitions.get_mut(topic) {
+            partitions.remove(&partition);
+        }
     }
 
     /// Messages read whose work is not delivered yet.
     pub fn in_flight(&self) -> usize {
-        self.partitions.values().map(|p| p.pending.len()).sum()
+        self.partitions
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|p| p.pending.len())
+            .sum()
     }
 }
 

@@ -82,16 +82,26 @@ const HANDLE_AT_ONCE: usize = 64;
 /// teams take turns, one event each: one team's backlog (an import upstream, on the same
 /// partitions as everyone's events) does not hold the others' live events back behind it.
 /// Events of one record are of one team, so each record's events keep their order.
-#[derive(Default)]
-struct ReadAhead<'a> {
-    queues: HashMap<Option<String>, VecDeque<BorrowedMessage<'a>>>,
+struct ReadAhead<M> {
+    queues: HashMap<Option<String>, VecDeque<M>>,
     /// Teams with events waiting, in turn.
     turns: VecDeque<Option<String>>,
     len: usize,
     bytes: usize,
 }
 
-impl<'a> ReadAhead<'a> {
+impl<M> Default for ReadAhead<M> {
+    fn default() -> Self {
+        ReadAhead {
+            queues: HashMap::new(),
+            turns: VecDeque::new(),
+            len: 0,
+            bytes: 0,
+        }
+    }
+}
+
+impl<M: Message> ReadAhead<M> {
     fn has_room(&self) -> bool {
         self.len < READ_AHEAD && self.bytes < READ_AHEAD_BYTES
     }
@@ -104,7 +114,12 @@ impl<'a> ReadAhead<'a> {
         self.len
     }
 
-    fn push(&mut self, team: Option<String>, message: BorrowedMessage<'a>) {
+    /// Teams with events waiting (events that name no team count as one).
+    fn teams_waiting(&self) -> usize {
+        self.turns.len()
+    }
+
+    fn push(&mut self, team: Option<String>, message: M) {
         self.len += 1;
         self.bytes += message_size(&message);
         let queue = self.queues.entry(team.clone()).or_default();
@@ -115,7 +130,7 @@ impl<'a> ReadAhead<'a> {
     }
 
     /// The next team's oldest event.
-    fn next(&mut self) -> Option<BorrowedMessage<'a>> {
+    fn next(&mut self) -> Option<M> {
         let team = self.turns.pop_front()?;
         let queue = self.queues.get_mut(&team)?;
         let message = queue.pop_front()?;
@@ -150,8 +165,8 @@ impl<'a> ReadAhead<'a> {
     }
 }
 
-fn message_size(message: &BorrowedMessage<'_>) -> usize {
-    message.payload_len() + message.key().map_or(0, <[u8]>::len)
+fn message_size(message: &impl Message) -> usize {
+    message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len)
 }
 
 /// What the process stage keeps of a team it serves.
@@ -271,6 +286,7 @@ impl ProcessStage {
                 break;
             }
             let can_handle = !ahead.is_empty() && live_in_flight < self.max_in_flight;
+            let mut reading = false;
             tokio::select! {
                 biased;
                 _ = report.tick() => {
@@ -295,6 +311,7 @@ impl ProcessStage {
                     tracker.complete_and_store(consumer, &done.topic, done.partition, done.offset);
                 }
                 message = self.consumer.recv(), if !draining && ahead.has_room() => {
+                    reading = true;
                     self.read_ahead(message, &mut tracker, &mut ahead).await;
                     // What else the consumer holds already.
                     for _ in 0..READ_AT_ONCE {
@@ -316,9 +333,16 @@ impl ProcessStage {
                 }
                 () = std::future::ready(()), if can_handle => {}
             }
-            // The teams' events in turn, each team's in the order read.
+            // The teams' events in turn, each team's in the order read. While there is more to
+            // read, one round of the teams waiting: reading on finds the other teams' events
+            // behind a backlog sooner than handling the backlog would.
+            let most = if reading {
+                ahead.teams_waiting().min(HANDLE_AT_ONCE)
+            } else {
+                HANDLE_AT_ONCE
+            };
             let mut handled = 0;
-            while handled < HANDLE_AT_ONCE && live_in_flight < self.max_in_flight {
+            while handled < most && live_in_flight < self.max_in_flight {
                 let Some(message) = ahead.next() else {
                     break;
                 };
@@ -367,7 +391,7 @@ impl ProcessStage {
         &self,
         message: rdkafka::error::KafkaResult<BorrowedMessage<'a>>,
         tracker: &mut OffsetTracker,
-        ahead: &mut ReadAhead<'a>,
+        ahead: &mut ReadAhead<BorrowedMessage<'a>>,
     ) {
         let Some(message) = self.track(message, tracker) else {
             return;
@@ -760,5 +784,90 @@ fn event_ref(
         event_time,
         object_type: Some(object),
         record,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::Timestamp;
+    use rdkafka::message::OwnedMessage;
+
+    fn message(partition: i32, offset: i64) -> OwnedMessage {
+        OwnedMessage::new(
+            Some(vec![0; 10]),
+            Some(b"key".to_vec()),
+            "crm.contact.changes".into(),
+            Timestamp::NotAvailable,
+            partition,
+            offset,
+            None,
+        )
+    }
+
+    fn team(name: &str) -> Option<String> {
+        Some(name.to_owned())
+    }
+
+    /// A team's import read first does not keep another team's events, read after it, waiting
+    /// for all of it: the teams take turns, each team's events in the order read.
+    #[test]
+    fn teams_take_turns_and_each_keeps_its_order() {
+        let mut ahead = ReadAhead::default();
+        for offset in 0..5 {
+            ahead.push(team("import"), message(0, offset));
+        }
+        ahead.push(team("live"), message(0, 5));
+        ahead.push(None, message(1, 0));
+        ahead.push(team("live"), message(1, 1));
+        assert_eq!(ahead.len(), 8);
+        let order: Vec<i64> = std::iter::from_fn(|| ahead.next())
+            .map(|m| m.partition() as i64 * 100 + m.offset())
+            .collect();
+        assert_eq!(order, vec![0, 5, 100, 1, 101, 2, 3, 4]);
+        assert!(ahead.is_empty());
+        assert_eq!(ahead.bytes, 0);
+    }
+
+    /// A partition taken away leaves nothing of its events behind, of any team, and the others
+    /// keep their turns.
+    #[test]
+    fn a_revoked_partitions_events_are_dropped() {
+        let mut ahead = ReadAhead::default();
+        ahead.push(team("a"), message(0, 0));
+        ahead.push(team("a"), message(1, 0));
+        ahead.push(team("b"), message(0, 1));
+        ahead.push(team("a"), message(0, 2));
+        assert_eq!(ahead.drop_partition("crm.contact.changes", 0), 3);
+        assert_eq!(ahead.drop_partition("crm.company.changes", 1), 0);
+        assert_eq!(ahead.len(), 1);
+        assert_eq!(ahead.bytes, 13);
+        let left = ahead.next().expect("one left");
+        assert_eq!((left.partition(), left.offset()), (1, 0));
+        assert!(ahead.next().is_none());
+    }
+
+    /// Reading ahead stops at its bound in events or in bytes.
+    #[test]
+    fn reading_ahead_is_bounded() {
+        let mut ahead = ReadAhead::default();
+        assert!(ahead.has_room());
+        let big = OwnedMessage::new(
+            Some(vec![0; READ_AHEAD_BYTES]),
+            None,
+            "crm.contact.changes".into(),
+            Timestamp::NotAvailable,
+            0,
+            0,
+            None,
+        );
+        ahead.push(team("a"), big);
+        assert!(!ahead.has_room());
+        ahead.next();
+        assert!(ahead.has_room());
+        for offset in 0..READ_AHEAD as i64 {
+            ahead.push(team("a"), message(0, offset));
+        }
+        assert!(!ahead.has_room());
     }
 }
