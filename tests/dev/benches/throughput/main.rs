@@ -419,7 +419,7 @@ fn main() {
             live_alone: Duration::from_secs(if options.quick { 10 } else { 20 }),
             live_beside: Duration::from_secs(if options.quick { 10 } else { 60 }),
             linger: Duration::from_secs(1),
-            kafka: options.kafka.clone(),
+            kafka: teams::with_fetch_wait(options.kafka.clone()),
         };
         eprintln!(
             "[7] {} teams, team 0's backlog of {} beside {} live events/s ...",
@@ -1321,13 +1321,14 @@ fn print_teams(f: &teams::Figures, one: &teams::Figures) {
         "{} teams in one service, each on its own portal (Professional, 190 requests/10 s each) \
          with its own token; all connected and checked in {} ms; {} live events/s spread over \
          teams 1..{}; team 0's backlog of {} new contacts published at once; sink linger {} ms; \
-         16 partitions",
+         16 partitions; fetch.wait.max.ms {}",
         f.params.teams,
         f.connected_in.as_millis(),
         f.params.live_rate,
         f.params.teams - 1,
         thousands(f.params.backlog as f64),
-        f.params.linger.as_millis()
+        f.params.linger.as_millis(),
+        teams::fetch_wait(&f.params.kafka)
     );
     for (label, latency) in [
         ("live alone", &f.alone),
@@ -1384,13 +1385,14 @@ fn teams_rows(f: &teams::Figures, one: &teams::Figures) -> Vec<Row> {
         Row::new(
             "7 other teams' live p99 beside one team's backlog / alone",
             format!(
-                "{} / {} ms (p50 {} / {} ms; {} teams, backlog {})",
+                "{} / {} ms (p50 {} / {} ms; {} teams, backlog {}; fetch.wait.max.ms {})",
                 f.beside.p99,
                 f.alone.p99,
                 f.beside.p50,
                 f.alone.p50,
                 f.params.teams,
-                thousands(f.params.backlog as f64)
+                thousands(f.params.backlog as f64),
+                teams::fetch_wait(&f.params.kafka)
             ),
             "<= 1.5 x",
             Verdict::at_most(f.beside.p99 as f64, 1.5 * f.alone.p99.max(1) as f64),

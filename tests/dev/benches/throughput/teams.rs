@@ -78,6 +78,31 @@ impl Figures {
     }
 }
 
+/// The pipeline's `fetch.wait.max.ms` in this figure, unless `--kafka` sets it. The development
+/// broker answers a fetch that finds no data only once the whole wait is over (Kafka answers as
+/// soon as a record arrives) and keeps only a partition's newest 5 MiB, while all 100,000 of
+/// team 0's commands go to its portal's one partition: at the default 500 ms the process stage
+/// wrote more than that between two of the sink's fetches, and the sink came back to find its
+/// place deleted (tens of thousands of commands lost in most runs of 2026-12-06 and -07). Both
+/// halves of the figure, alone and beside the backlog, run with it.
+pub const FETCH_WAIT_MS: &str = "100";
+
+/// `kafka` with this figure's `fetch.wait.max.ms` unless it sets one.
+pub fn with_fetch_wait(mut kafka: Vec<(String, String)>) -> Vec<(String, String)> {
+    if !kafka.iter().any(|(name, _)| name == "fetch.wait.max.ms") {
+        kafka.push(("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into()));
+    }
+    kafka
+}
+
+/// The `fetch.wait.max.ms` the figure ran with.
+pub fn fetch_wait(kafka: &[(String, String)]) -> &str {
+    kafka
+        .iter()
+        .find(|(name, _)| name == "fetch.wait.max.ms")
+        .map_or("500", |(_, value)| value.as_str())
+}
+
 pub async fn measure(params: Params) -> Figures {
     assert!(params.teams >= 1, "at least the backlog's team");
     let world = World::start(Setup {
