@@ -15,6 +15,12 @@
 //! their outcomes name the origin's position and say the run in `stage`. The replay topic is read
 //! by a consumer of its own, and only when no live event is waiting: live events never queue
 //! behind a replay.
+//!
+//! Live events are read ahead of the rules ([`ReadAhead`], at most [`READ_AHEAD`] events), by
+//! team, and the teams are handled in turn, each team's events in the order read: one team's
+//! import, on the same partitions as every team's events, is read past, and the others' events
+//! behind it are handled as they come instead of after it. Each offset is still stored only
+//! once everything before it in its partition is delivered.
 
 use std::collections::{HashMap, VecDeque};
 

@@ -289,7 +289,8 @@ pub struct Stages {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProcessStage {
-    /// Bound of the queue between the consumer and the processors.
+    /// Events being handled at once (their outputs not delivered yet); events read ahead and
+    /// waiting for their team's turn are bounded apart (`process::READ_AHEAD`).
     pub channel_capacity: usize,
     /// Attempts at a transient failure (registry unreachable, producer queue full) before the
     /// record is dead-lettered.

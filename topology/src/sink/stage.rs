@@ -638,6 +638,12 @@ impl SinkStage {
                 let teams_now = self.teams.current();
                 let ready = |team: &Arc<str>, lane: Lane| {
                     let writing = per_team[lane as usize].get(team).copied().unwrap_or(0);
+                    // A team writing the most it may: its records wait for one of its batches
+                    // to end, which wakes the loop, not for a time.
+                    let most = most[lane as usize];
+                    if writing >= Shares::of(lane, most, &per_team[lane as usize]).alone {
+                        return Ready::AfterOwn;
+                    }
                     budget_ready(&teams_now, team, lane, writing)
                 };
                 coalescers
