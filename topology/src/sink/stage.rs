@@ -1332,14 +1332,6 @@ fn command_outcome(command: &HubSpotCommand, lineage: &Lineage, verdict: &Verdic
     ))
 }
 
-/// What a record spends in the sink at least (its whole linger when that is shorter), however
-/// long its first command took to arrive: time for the next records to join its batch.
-const MIN_HOLD: Duration = Duration::from_millis(250);
-
-/// When a command started waiting: when the process stage made it, so a command read from a
-/// backlog (after a restart, behind a replay) has mostly waited already and is not held a whole
-/// linger again. It still gets [`MIN_HOLD`] here, and never more than its linger in all; a clock
-/// ahead of ours counts as now.
 /// Whether `team`'s portal has room for another of its batches of `lane`, `writing` of them
 /// being written (a team this sink does not write for is answered at once).
 fn budget_ready(teams: &teams::Teams<SinkTeam>, team: &str, lane: Lane, writing: usize) -> Ready {
@@ -1353,6 +1345,14 @@ fn budget_ready(teams: &teams::Teams<SinkTeam>, team: &str, lane: Lane, writing:
     }
 }
 
+/// What a record spends in the sink at least (its whole linger when that is shorter), however
+/// long its first command took to arrive: time for the next records to join its batch.
+const MIN_HOLD: Duration = Duration::from_millis(250);
+
+/// When a command started waiting: when the process stage made it, so a command read from a
+/// backlog (after a restart, behind a replay) has mostly waited already and is not held a whole
+/// linger again. It still gets [`MIN_HOLD`] here, and never more than its linger in all; a clock
+/// ahead of ours counts as now.
 fn waiting_since(processed_ms: i64, now_ms: i64, linger: Duration) -> std::time::Instant {
     let credit = linger.saturating_sub(MIN_HOLD.min(linger));
     let credit_ms = i64::try_from(credit.as_millis()).unwrap_or(i64::MAX);
