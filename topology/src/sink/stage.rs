@@ -515,10 +515,7 @@ impl SinkStage {
                         continue;
                     }
                     while writing[lane as usize] < most[lane as usize] {
-                        let mut per_team: HashMap<Arc<str>, usize> = HashMap::new();
-                        for batch in running.values().filter(|r| r.lane == lane) {
-                            *per_team.entry(batch.slot.0.clone()).or_default() += 1;
-                        }
+                        let per_team = writing_by_team(&running, lane);
                         let shares = Shares::of(lane, most[lane as usize], &per_team);
                         let teams_now = self.teams.current();
                         let ready = |team: &Arc<str>, lane: Lane| {
@@ -629,12 +626,8 @@ impl SinkStage {
             // records wait for a batch to finish instead of waking the loop again and again.
             let open = [0, 1].map(|lane| writing[lane] < most[lane]);
             let next_due = {
-                let mut per_team: [HashMap<Arc<str>, usize>; 2] = Default::default();
-                for batch in running.values() {
-                    *per_team[batch.lane as usize]
-                        .entry(batch.slot.0.clone())
-                        .or_default() += 1;
-                }
+                let per_team =
+                    [Lane::Live, Lane::Replay].map(|lane| writing_by_team(&running, lane));
                 let teams_now = self.teams.current();
                 let ready = |team: &Arc<str>, lane: Lane| {
                     let writing = per_team[lane as usize].get(team).copied().unwrap_or(0);
@@ -982,11 +975,8 @@ impl SinkStage {
             && spill.holds(team)
         {
             let team = team.clone();
-            match spill.push(&team, &original(message)) {
-                Ok(()) => return Ok(()),
-                Err(error) => {
-                    warn!(team = %team, %error, "cannot keep a command on disk; holding it in memory");
-                }
+            if keep_on_disk(spill, &team, &original(message)) {
+                return Ok(());
             }
         }
         self.admit(Incoming::Read(message), coalescers, spill, acks)
@@ -1188,18 +1178,13 @@ impl SinkStage {
                 || coalescers.live_of(&command_team) >= self.settings.team_max_pending)
         {
             let original = incoming.into_original();
-            match spill.push(&command_team, &original) {
-                Ok(()) => {
-                    if let Some(key) = &original.key
-                        && coalescers.spilling.get(key) != Some(&command_team)
-                    {
-                        coalescers.spilling.insert(key.clone(), command_team);
-                    }
-                    return Ok(());
+            if keep_on_disk(spill, &command_team, &original) {
+                if let Some(key) = &original.key
+                    && coalescers.spilling.get(key) != Some(&command_team)
+                {
+                    coalescers.spilling.insert(key.clone(), command_team);
                 }
-                Err(error) => {
-                    warn!(team = %command_team, %error, "cannot keep a command on disk; holding it in memory");
-                }
+                return Ok(());
             }
             incoming = Incoming::Kept(original);
         }
@@ -1330,6 +1315,30 @@ fn command_outcome(command: &HubSpotCommand, lineage: &Lineage, verdict: &Verdic
         &lineage.stage_label(STAGE),
         now_ms(),
     ))
+}
+
+/// Puts a command of `team` on disk behind the team's others; false (and a warning) when it
+/// cannot, and the command is held in memory instead.
+fn keep_on_disk(spill: &mut Spill, team: &Arc<str>, message: &Original) -> bool {
+    match spill.push(team, message) {
+        Ok(()) => true,
+        Err(error) => {
+            warn!(team = %team, %error, "cannot keep a command on disk; holding it in memory");
+            false
+        }
+    }
+}
+
+/// The batches of `lane` being written, per team.
+fn writing_by_team(
+    running: &HashMap<tokio::task::Id, Running>,
+    lane: Lane,
+) -> HashMap<Arc<str>, usize> {
+    let mut per_team = HashMap::new();
+    for batch in running.values().filter(|r| r.lane == lane) {
+        *per_team.entry(batch.slot.0.clone()).or_default() += 1;
+    }
+    per_team
 }
 
 /// Whether `team`'s portal has room for another of its batches of `lane`, `writing` of them
