@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::admin::{Health, StageHealth};
-use crate::codec::AvroCodec;
+use crate::codec::{AvroCodec, DecodeError};
 use crate::config::Topics;
 use crate::emit::{Delivery, Emitter};
 use crate::hubspot::HubSpotClient;
@@ -409,27 +409,31 @@ impl ProcessStage {
     /// The team a live event names, or none when it does not decode.
     async fn team_of(&self, message: &BorrowedMessage<'_>) -> Option<String> {
         let bytes = message.payload().unwrap_or_default();
-        let topic = message.topic();
+        let event = self.decode(message.topic(), bytes).await?.ok()?;
+        Some(event.team_id().to_owned())
+    }
+
+    /// The event `bytes` of `topic` hold; `None` for a topic no rules read.
+    async fn decode(&self, topic: &str, bytes: &[u8]) -> Option<Result<Event, DecodeError>> {
         let topics = &self.topics;
-        let team = if topic == topics.contact_changes {
+        Some(if topic == topics.contact_changes {
             self.codec
                 .decode_waiting::<ContactChanged>(bytes)
                 .await
-                .map(|event| event.team_id)
+                .map(Event::Contact)
         } else if topic == topics.company_changes {
             self.codec
                 .decode_waiting::<CompanyChanged>(bytes)
                 .await
-                .map(|event| event.team_id)
+                .map(Event::Company)
         } else if topic == topics.activity_events {
             self.codec
                 .decode_waiting::<ActivityRecorded>(bytes)
                 .await
-                .map(|event| event.team_id)
+                .map(Event::Activity)
         } else {
             return None;
-        };
-        team.ok()
+        })
     }
 
     /// Handles a message read; its offset is stored once what it produced is delivered.
@@ -474,22 +478,7 @@ impl ProcessStage {
         // A replayed record is read as a record of the topic it was copied from.
         let topic = replay.map_or(message.topic(), |m| m.of.topic.as_str());
         let source = origin(message, replay);
-        let event = if topic == self.topics.contact_changes {
-            self.codec
-                .decode_waiting::<ContactChanged>(bytes)
-                .await
-                .map(Event::Contact)
-        } else if topic == self.topics.company_changes {
-            self.codec
-                .decode_waiting::<CompanyChanged>(bytes)
-                .await
-                .map(Event::Company)
-        } else if topic == self.topics.activity_events {
-            self.codec
-                .decode_waiting::<ActivityRecorded>(bytes)
-                .await
-                .map(Event::Activity)
-        } else {
+        let Some(event) = self.decode(topic, bytes).await else {
             let failure = Failure::new(
                 ErrorClass::Config,
                 ReasonCode::UnexpectedTopic,
