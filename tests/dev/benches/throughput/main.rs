@@ -419,7 +419,7 @@ fn main() {
             live_alone: Duration::from_secs(if options.quick { 10 } else { 20 }),
             live_beside: Duration::from_secs(if options.quick { 10 } else { 60 }),
             linger: Duration::from_secs(1),
-            kafka: teams::with_fetch_wait(options.kafka.clone()),
+            kafka: world::with_fetch_wait(options.kafka.clone(), teams::FETCH_WAIT_MS),
         };
         eprintln!(
             "[7] {} teams, team 0's backlog of {} beside {} live events/s ...",

@@ -168,10 +168,7 @@ pub fn partitions(events: usize) -> i32 {
 const FETCH_WAIT_MS: &str = "20";
 
 pub async fn measure(params: Params) -> Figures {
-    let mut kafka = params.kafka.clone();
-    if !kafka.iter().any(|(name, _)| name == "fetch.wait.max.ms") {
-        kafka.push(("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into()));
-    }
+    let kafka = crate::world::with_fetch_wait(params.kafka.clone(), FETCH_WAIT_MS);
     let world = World::start(Setup {
         teams: 1,
         partitions: partitions(params.events),

@@ -87,14 +87,6 @@ impl Figures {
 /// halves of the figure, alone and beside the backlog, run with it.
 pub const FETCH_WAIT_MS: &str = "100";
 
-/// `kafka` with this figure's `fetch.wait.max.ms` unless it sets one.
-pub fn with_fetch_wait(mut kafka: Vec<(String, String)>) -> Vec<(String, String)> {
-    if !kafka.iter().any(|(name, _)| name == "fetch.wait.max.ms") {
-        kafka.push(("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into()));
-    }
-    kafka
-}
-
 /// The `fetch.wait.max.ms` the figure ran with.
 pub fn fetch_wait(kafka: &[(String, String)]) -> &str {
     kafka

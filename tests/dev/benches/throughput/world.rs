@@ -165,6 +165,15 @@ fn token_of(n: usize) -> String {
     }
 }
 
+/// `kafka` with `fetch.wait.max.ms` set to `ms` unless it sets one already (a figure's own
+/// default, which `--kafka` overrides).
+pub fn with_fetch_wait(mut kafka: Vec<(String, String)>, ms: &str) -> Vec<(String, String)> {
+    if !kafka.iter().any(|(name, _)| name == "fetch.wait.max.ms") {
+        kafka.push(("fetch.wait.max.ms".into(), ms.into()));
+    }
+    kafka
+}
+
 /// What a world is set up with.
 #[derive(Debug, Clone)]
 pub struct Setup {
