@@ -377,6 +377,15 @@ impl Coalescer {
         }
     }
 
+    /// Whether [`Coalescer::take_batch_avoiding`] could answer a batch at `now`: never `false`
+    /// when it would, and much cheaper, so a caller can ask it before whatever else a batch
+    /// needs (its portal's budget).
+    pub fn may_be_due(&self, now: Instant, flush: bool, busy: impl Fn(&str) -> bool) -> bool {
+        flush
+            || self.records.len() > self.hold
+            || self.next_due_avoiding(busy).is_some_and(|due| due <= now)
+    }
+
     /// A batch is done with these records: they may be written again.
     pub fn release(&mut self, keys: impl IntoIterator<Item = String>) {
         for key in keys {
@@ -884,5 +893,53 @@ pub(crate) mod tests {
         let record = c.take_batch(now, true).expect("batch").remove(0);
         assert!(!record.merged.fills("phone"));
         assert_eq!(record.merged.property("phone").flatten(), Some("2"));
+    }
+
+    proptest::proptest! {
+        /// `may_be_due` is asked before a batch's budget: were it ever `false` while
+        /// `take_batch_avoiding` would answer a batch, that batch would wait for nothing.
+        #[test]
+        fn may_be_due_is_never_false_when_a_batch_is_due(
+            steps in proptest::collection::vec((0u8..5, 0u8..6, 0u16..400, proptest::bool::ANY), 1..80),
+            hold in 1usize..6,
+        ) {
+            let start = Instant::now();
+            let mut c = Coalescer::new(Duration::from_millis(200), 3, hold);
+            let mut now = start;
+            let mut taken: Vec<Vec<PendingRecord>> = Vec::new();
+            let mut time = 0i64;
+            for (op, key, ms, flag) in steps {
+                now += Duration::from_millis(u64::from(ms));
+                let key = format!("k{key}");
+                match op {
+                    0 | 1 => {
+                        time += 1;
+                        c.add(key.clone(), member(&format!("{key}@x.io"), time, &[]), now);
+                    }
+                    2 => {
+                        // Some records are written by the other lane meanwhile.
+                        let busy = |k: &str| flag && k == key;
+                        let flush = !flag && ms % 7 == 0;
+                        let may = c.may_be_due(now, flush, busy);
+                        if let Some(batch) = c.take_batch_avoiding(now, flush, busy) {
+                            proptest::prop_assert!(may, "a batch was due at {:?}", now - start);
+                            taken.push(batch);
+                        }
+                    }
+                    3 => {
+                        if let Some(batch) = taken.pop() {
+                            c.release(batch.into_iter().map(|r| r.key));
+                        }
+                    }
+                    _ => {
+                        if let Some(batch) = taken.pop() {
+                            for record in batch {
+                                c.requeue_at(record, now + Duration::from_millis(u64::from(ms)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

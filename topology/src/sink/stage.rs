@@ -260,23 +260,36 @@ impl Pending {
         let count = self.slots.len();
         let writing = |team: &Arc<str>| shares.writing.get(team).copied().unwrap_or(0);
         for most in [shares.fair, shares.alone] {
+            // Whether a team was passed over for its share alone: only then is the second
+            // round, up to `alone`, worth making.
+            let mut capped = false;
             for turn in 0..count {
                 let index = (self.next + turn) % count;
                 let slot = &self.slots[index];
-                if paused.contains_key(&slot.0) || writing(&slot.0) >= most {
-                    continue;
-                }
                 let Some(c) = mine.get_mut(slot) else {
                     continue;
                 };
-                if c.pending_records() == 0 || (!flush && ready(&slot.0, lane) != Ready::Now) {
+                if c.pending_records() == 0 || paused.contains_key(&slot.0) {
+                    continue;
+                }
+                if writing(&slot.0) >= most {
+                    capped |= writing(&slot.0) < shares.alone;
                     continue;
                 }
                 let busy = |key: &str| other.get(slot).is_some_and(|o| o.is_in_flight(key));
+                // The budget is asked last, and only of a slot with a batch due: at many teams
+                // most hold a record or two still lingering.
+                if !c.may_be_due(now, flush, busy) || (!flush && ready(&slot.0, lane) != Ready::Now)
+                {
+                    continue;
+                }
                 if let Some(batch) = c.take_batch_avoiding(now, flush, busy) {
                     self.next = (index + 1) % count;
                     return Some((slot.clone(), batch));
                 }
+            }
+            if !capped {
+                break;
             }
         }
         None
@@ -347,19 +360,29 @@ impl Pending {
     ) -> Option<std::time::Instant> {
         let due =
             |lane: Lane, mine: &HashMap<Slot, Coalescer>, other: &HashMap<Slot, Coalescer>| {
-                mine.iter()
-                    .filter(|(slot, _)| !paused.contains_key(&slot.0))
-                    .filter_map(|(slot, c)| {
-                        let due = c.next_due_avoiding(|key| {
-                            other.get(slot).is_some_and(|o| o.is_in_flight(key))
-                        })?;
-                        match ready(&slot.0, lane) {
-                            Ready::Now => Some(due),
-                            Ready::At(at) => Some(due.max(at)),
-                            Ready::AfterOwn => None,
-                        }
-                    })
-                    .min()
+                let mut soonest: Option<std::time::Instant> = None;
+                for (slot, c) in mine {
+                    if c.pending_records() == 0 || paused.contains_key(&slot.0) {
+                        continue;
+                    }
+                    let Some(due) = c.next_due_avoiding(|key| {
+                        other.get(slot).is_some_and(|o| o.is_in_flight(key))
+                    }) else {
+                        continue;
+                    };
+                    // The budget can only put a record later: not asked when the record is no
+                    // sooner than one found already.
+                    if soonest.is_some_and(|soonest| due >= soonest) {
+                        continue;
+                    }
+                    let due = match ready(&slot.0, lane) {
+                        Ready::Now => due,
+                        Ready::At(at) => due.max(at),
+                        Ready::AfterOwn => continue,
+                    };
+                    soonest = Some(soonest.map_or(due, |soonest| soonest.min(due)));
+                }
+                soonest
             };
         let live = open[0]
             .then(|| due(Lane::Live, &self.live, &self.replay))

@@ -14,6 +14,76 @@ pub fn thread() -> Duration {
     stat_ticks("/proc/thread-self/stat")
 }
 
+/// Threads whose name the bench knows: the HubSpot sandbox's runtime ([`SANDBOX_THREADS`], see
+/// `World::start`) and the development broker's (librdkafka's mock cluster names its one thread
+/// `rdk:mock`).
+pub const SANDBOX_THREADS: &str = "sandbox";
+const BROKER_THREAD: &str = "rdk:mock";
+
+/// CPU time of the whole process, and of the stand-ins for what runs elsewhere in production.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Split {
+    pub process: Duration,
+    /// The HubSpot sandbox's threads.
+    pub sandbox: Duration,
+    /// The development broker's thread.
+    pub broker: Duration,
+}
+
+impl Split {
+    pub fn now() -> Self {
+        let mut split = Split {
+            process: process(),
+            ..Split::default()
+        };
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return split;
+        };
+        for task in tasks.flatten() {
+            let path = task.path();
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            let name = name.trim_end();
+            let slot = if name.starts_with(SANDBOX_THREADS) {
+                &mut split.sandbox
+            } else if name == BROKER_THREAD {
+                &mut split.broker
+            } else {
+                continue;
+            };
+            *slot += stat_ticks(&path.join("stat").to_string_lossy());
+        }
+        split
+    }
+
+    /// What was used from `earlier` to `self`.
+    pub fn since(self, earlier: Split) -> Split {
+        Split {
+            process: self.process.saturating_sub(earlier.process),
+            sandbox: self.sandbox.saturating_sub(earlier.sandbox),
+            broker: self.broker.saturating_sub(earlier.broker),
+        }
+    }
+
+    /// Each part divided by `items`.
+    pub fn per(self, items: usize) -> Split {
+        let items = u32::try_from(items.max(1)).unwrap_or(u32::MAX);
+        Split {
+            process: self.process / items,
+            sandbox: self.sandbox / items,
+            broker: self.broker / items,
+        }
+    }
+
+    /// The rest: hubsync's pipeline, with the bench's own clients (its producer, its readers of
+    /// outcomes and commands), which do the same work per event whatever hubsync does. A sandbox
+    /// or broker thread that ended would be counted here, never the other way round.
+    pub fn pipeline(self) -> Duration {
+        self.process
+            .saturating_sub(self.sandbox)
+            .saturating_sub(self.broker)
+    }
+}
+
 /// The machine's one-minute load average.
 pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")

@@ -66,9 +66,9 @@ pub struct Figures {
     pub live_not_written: usize,
     /// HubSpot's 429s over every portal, the whole run.
     pub rate_limited: u64,
-    /// CPU time of the whole process (pipeline, broker, sandbox, bench) per event, from the
-    /// backlog's publication to its last outcome, live events included.
-    pub cpu_per_event: Duration,
+    /// CPU time per event from the backlog's publication to its last outcome, live events
+    /// included: the whole process (pipeline, broker, sandbox, bench), and how it divides.
+    pub cpu: cpu::Split,
 }
 
 impl Figures {
@@ -165,7 +165,7 @@ pub async fn measure(params: Params) -> Figures {
         .collect();
     let mut live_rng = Rng::new(0x5eed_0017);
     let backlog_started_ms = now_ms();
-    let cpu_before = cpu::process();
+    let cpu_before = cpu::Split::now();
     let (beside_emails, published_ms) = tokio::join!(
         live(
             &world,
@@ -181,7 +181,7 @@ pub async fn measure(params: Params) -> Figures {
         }
     );
     let outcomes = collector.finish().await;
-    let cpu_beside = cpu::process().saturating_sub(cpu_before);
+    let cpu_beside = cpu::Split::now().since(cpu_before);
     pipeline.stop().await.expect("the pipeline stops cleanly");
     let made = commands.made(&beside_emails, Duration::from_secs(30)).await;
     drop(commands);
@@ -246,8 +246,7 @@ pub async fn measure(params: Params) -> Figures {
         live_not_written: alone.iter().chain(&beside).filter(|o| !written(o)).count()
             + (alone_count + beside_count).saturating_sub(alone.len() + beside.len()),
         rate_limited: world.rate_limited(),
-        cpu_per_event: cpu_beside
-            / u32::try_from((params.backlog + beside_count).max(1)).unwrap_or(u32::MAX),
+        cpu: cpu_beside.per(params.backlog + beside_count),
         params,
     };
     world.stop().await;

@@ -29,7 +29,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 use tokio::sync::oneshot;
 
-use crate::events;
+use crate::{cpu, events};
 
 const TOKEN_ENV: &str = "BENCH_HUBSPOT_TOKEN";
 
@@ -207,6 +207,19 @@ pub struct World {
     pub producer: FutureProducer,
     partitions: i32,
     _state_dir: tempfile::TempDir,
+    sandbox_runtime: SandboxRuntime,
+}
+
+/// The runtime the HubSpot sandbox serves on, let go without blocking when the world ends (a
+/// runtime cannot be dropped on another's thread).
+struct SandboxRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for SandboxRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl World {
@@ -242,8 +255,18 @@ impl World {
         let router = portals
             .router()
             .layer(axum::middleware::from_fn_with_state(calls.clone(), record));
-        let hubspot_server = RunningServer::spawn(router, loopback(0))
+        // The sandbox serves on its own threads, so that its CPU time, HubSpot's in production,
+        // can be told from the pipeline's (`cpu::Split`).
+        let sandbox_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(cpu::SANDBOX_THREADS)
+            .enable_all()
+            .build()
+            .expect("the sandbox's runtime");
+        let hubspot_server = sandbox_runtime
+            .spawn(RunningServer::spawn(router, loopback(0)))
             .await
+            .expect("the sandbox's runtime runs")
             .expect("hubspot sandbox starts");
         let state_dir = tempfile::tempdir().expect("a state directory");
 
@@ -317,6 +340,7 @@ impl World {
             producer,
             partitions: setup.partitions,
             _state_dir: state_dir,
+            sandbox_runtime: SandboxRuntime(Some(sandbox_runtime)),
         }
     }
 
@@ -506,6 +530,7 @@ impl World {
 
     pub async fn stop(self) {
         let _ = self.hubspot_server.shutdown().await;
+        drop(self.sandbox_runtime);
         let _ = self.registry.shutdown().await;
         drop(self.producer);
         self.broker.shutdown().await;

@@ -74,6 +74,9 @@ const SCOPES: [&str; 7] = [
 #[derive(Clone, Debug)]
 pub struct Portals {
     portals: Arc<Vec<HubSpotSandbox>>,
+    /// Each portal's API, in the same order, made once: a router costs more to make than most
+    /// requests cost to answer.
+    routers: Arc<Vec<axum::Router>>,
     app: OAuthApp,
     /// Access tokens issued so far, across portals.
     refreshes: Arc<AtomicU64>,
@@ -90,13 +93,13 @@ impl Portals {
     /// once for all (`PUT /__admin/webhooks` on any portal).
     pub fn with_app(options: Vec<SandboxOptions>, app: OAuthApp) -> Self {
         let webhooks = Arc::new(Webhooks::new());
+        let portals: Vec<HubSpotSandbox> = options
+            .into_iter()
+            .map(|o| HubSpotSandbox::with_webhooks(o, webhooks.clone()))
+            .collect();
         Portals {
-            portals: Arc::new(
-                options
-                    .into_iter()
-                    .map(|o| HubSpotSandbox::with_webhooks(o, webhooks.clone()))
-                    .collect(),
-            ),
+            routers: Arc::new(portals.iter().map(HubSpotSandbox::router).collect()),
+            portals: Arc::new(portals),
             app,
             refreshes: Arc::new(AtomicU64::new(0)),
         }
@@ -127,11 +130,6 @@ impl Portals {
         self.portals.iter().find(|p| p.portal_id() == portal_id)
     }
 
-    /// The portal a token belongs to.
-    pub fn of_token(&self, token: &str) -> Option<&HubSpotSandbox> {
-        self.portals.iter().find(|p| p.knows_token(token))
-    }
-
     pub fn router(&self) -> axum::Router {
         let portals = self.clone();
         axum::Router::new().fallback(move |request: Request| {
@@ -156,27 +154,40 @@ impl Portals {
         }
         if let Some(rest) = path.strip_prefix(PORTAL_ADMIN) {
             let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
-            let Some(portal) = id.parse::<u64>().ok().and_then(|id| self.portal(id)) else {
+            let Some(index) = id
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| self.portals.iter().position(|p| p.portal_id() == id))
+            else {
                 return ApiError::not_found(format!("no portal {id} in this sandbox"))
                     .into_response();
             };
             let Some(request) = with_path(request, &format!("/__admin/{tail}")) else {
                 return ApiError::validation("the admin path is not a valid URI").into_response();
             };
-            return forward(portal, request).await;
+            return self.forward(index, request).await;
         }
-        let portal = if path.starts_with("/__admin") {
-            self.portals.first()
+        let index = if path.starts_with("/__admin") {
+            0
         } else {
-            match bearer(&request).and_then(|token| self.of_token(&token)) {
-                Some(portal) => Some(portal),
-                // Refused by a portal's own gate, with HubSpot's answer and counting.
-                None => self.portals.first(),
-            }
+            // A token no portal knows is refused by the first portal's own gate, with
+            // HubSpot's answer and counting.
+            bearer(&request)
+                .and_then(|token| self.portals.iter().position(|p| p.knows_token(&token)))
+                .unwrap_or(0)
         };
-        match portal {
-            Some(portal) => forward(portal, request).await,
-            None => ApiError::unauthorized(false).into_response(),
+        self.forward(index, request).await
+    }
+
+    /// The request answered by the portal at `index`; with no portals, refused as a token no
+    /// portal knows.
+    async fn forward(&self, index: usize, request: Request) -> Response {
+        let Some(router) = self.routers.get(index) else {
+            return ApiError::unauthorized(false).into_response();
+        };
+        match router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
         }
     }
 }
@@ -289,13 +300,6 @@ fn oauth_error(status: StatusCode, error: &str, message: &str) -> Response {
         })),
     )
         .into_response()
-}
-
-async fn forward(portal: &HubSpotSandbox, request: Request) -> Response {
-    match portal.router().oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    }
 }
 
 /// The request with its path replaced, its query kept.
