@@ -67,6 +67,7 @@ fn email(n: usize) -> String {
 
 pub async fn measure(params: Params) -> Figures {
     let mut world = World::start(Setup {
+        brokers: 1,
         teams: 1,
         partitions: 3,
         contact_defaults: false,

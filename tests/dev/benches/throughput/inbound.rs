@@ -179,6 +179,7 @@ struct Seen {
 
 pub async fn measure(params: Params) -> Figures {
     let mut world = World::start(Setup {
+        brokers: 1,
         teams: 1,
         partitions: 4,
         contact_defaults: false,

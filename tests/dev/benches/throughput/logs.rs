@@ -65,6 +65,7 @@ fn statuses() -> [(OutcomeStatus, &'static str); 5] {
 
 pub async fn measure(params: Params) -> Figures {
     let world = World::start(Setup {
+        brokers: 1,
         partitions: 32,
         contact_defaults: false,
         kafka: Vec::new(),

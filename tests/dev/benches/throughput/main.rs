@@ -1326,13 +1326,14 @@ fn print_teams(f: &teams::Figures, one: &teams::Figures) {
         "{} teams in one service, each on its own portal (Professional, 190 requests/10 s each) \
          with its own token; all connected and checked in {} ms; {} live events/s spread over \
          teams 1..{}; team 0's backlog of {} new contacts published at once; sink linger {} ms; \
-         16 partitions; fetch.wait.max.ms {}",
+         16 partitions on {} development brokers; fetch.wait.max.ms {}",
         f.params.teams,
         f.connected_in.as_millis(),
         f.params.live_rate,
         f.params.teams - 1,
         thousands(f.params.backlog as f64),
         f.params.linger.as_millis(),
+        teams::BROKERS,
         teams::fetch_wait(&f.params.kafka)
     );
     for (label, latency) in [
@@ -1397,13 +1398,14 @@ fn teams_rows(f: &teams::Figures, one: &teams::Figures) -> Vec<Row> {
         Row::new(
             "7 other teams' live p99 beside one team's backlog / alone",
             format!(
-                "{} / {} ms (p50 {} / {} ms; {} teams, backlog {}; fetch.wait.max.ms {})",
+                "{} / {} ms (p50 {} / {} ms; {} teams, backlog {}; {} brokers, fetch.wait.max.ms {})",
                 f.beside.p99,
                 f.alone.p99,
                 f.beside.p50,
                 f.alone.p50,
                 f.params.teams,
                 thousands(f.params.backlog as f64),
+                teams::BROKERS,
                 teams::fetch_wait(&f.params.kafka)
             ),
             "<= 1.5 x",

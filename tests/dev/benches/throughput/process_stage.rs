@@ -37,6 +37,7 @@ impl Figures {
 
 pub async fn measure(params: Params) -> Figures {
     let world = World::start(Setup {
+        brokers: 1,
         teams: 1,
         partitions: 3,
         contact_defaults: true,

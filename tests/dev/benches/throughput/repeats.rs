@@ -152,6 +152,7 @@ struct Planned {
 
 pub async fn measure(params: Params) -> Figures {
     let world = World::start(Setup {
+        brokers: 1,
         teams: 1,
         partitions: 3,
         contact_defaults: params.contact_defaults,

@@ -170,6 +170,7 @@ const FETCH_WAIT_MS: &str = "20";
 pub async fn measure(params: Params) -> Figures {
     let kafka = crate::world::with_fetch_wait(params.kafka.clone(), FETCH_WAIT_MS);
     let world = World::start(Setup {
+        brokers: 1,
         teams: 1,
         partitions: partitions(params.events),
         contact_defaults: false,

@@ -117,6 +117,7 @@ const PORTALS: usize = 12;
 /// limits lifted when `unlimited`.
 async fn bench_world(teams: usize, partitions: i32, unlimited: bool) -> World {
     World::start(Setup {
+        brokers: 1,
         teams,
         partitions,
         contact_defaults: false,

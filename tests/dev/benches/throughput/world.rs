@@ -189,6 +189,11 @@ pub struct Setup {
     pub linger: Option<Duration>,
     /// Teams, each on its own portal behind the one sandbox URL ([`World::teams`]).
     pub teams: usize,
+    /// Brokers of the development cluster, the partitions' leaders spread over them. A consumer
+    /// fetches from each broker at once, and the development broker answers a fetch with one
+    /// batch per partition (Kafka answers up to `max.partition.fetch.bytes` of each), so reading
+    /// a large backlog goes as fast as the round trips to its brokers.
+    pub brokers: i32,
 }
 
 pub struct World {
@@ -225,7 +230,7 @@ impl Drop for SandboxRuntime {
 impl World {
     pub async fn start(setup: Setup) -> World {
         let origin = Instant::now();
-        let mut broker_config = BrokerConfig::new(1);
+        let mut broker_config = BrokerConfig::new(setup.brokers);
         for topic in DEFAULT_TOPICS {
             broker_config = broker_config.with_topic(TopicSpec::new(topic, setup.partitions));
         }
@@ -393,9 +398,34 @@ impl World {
     }
 
     pub async fn publish_all(&self, topic: &str, records: &[(String, Vec<u8>)]) {
-        for chunk in records.chunks(5_000) {
+        Self::publish_with(&self.producer, topic, records, 5_000).await;
+    }
+
+    /// A producer as an import job upstream would run one: records gathered for up to
+    /// `linger` into batches of up to 10,000 (Kafka's 1 MB batch size allowing), for
+    /// throughput rather than latency.
+    pub fn import_producer(&self, linger: Duration) -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .set("linger.ms", linger.as_millis().to_string())
+            .set("compression.type", "lz4")
+            .set("queue.buffering.max.messages", "1000000")
+            .set("batch.num.messages", "10000")
+            .create()
+            .expect("producer")
+    }
+
+    /// Publishes `records` with `producer`, `chunk` at a time, each chunk's deliveries
+    /// awaited before the next is sent.
+    pub async fn publish_with(
+        producer: &FutureProducer,
+        topic: &str,
+        records: &[(String, Vec<u8>)],
+        chunk: usize,
+    ) {
+        for chunk in records.chunks(chunk.max(1)) {
             let sends = chunk.iter().map(|(key, value)| {
-                self.producer.send(
+                producer.send(
                     FutureRecord::to(topic).key(key).payload(value),
                     Duration::from_secs(30),
                 )
