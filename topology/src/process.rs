@@ -307,28 +307,29 @@ impl ProcessStage {
                     }
                 }
                 Some(done) = acked.recv() => {
-                    let consumer = if done.topic == self.topics.replay {
-                        replay_in_flight = replay_in_flight.saturating_sub(1);
-                        &self.replay_consumer
-                    } else {
-                        live_in_flight = live_in_flight.saturating_sub(1);
-                        &self.consumer
-                    };
-                    tracker.complete_and_store(consumer, &done.topic, done.partition, done.offset);
+                    // And every other delivered meanwhile: one turn each would leave the
+                    // consumer unread while deliveries keep coming (this branch goes first).
+                    let mut next = Some(done);
+                    while let Some(done) = next {
+                        let consumer = if done.topic == self.topics.replay {
+                            replay_in_flight = replay_in_flight.saturating_sub(1);
+                            &self.replay_consumer
+                        } else {
+                            live_in_flight = live_in_flight.saturating_sub(1);
+                            &self.consumer
+                        };
+                        tracker.complete_and_store(
+                            consumer,
+                            &done.topic,
+                            done.partition,
+                            done.offset,
+                        );
+                        next = acked.try_recv().ok();
+                    }
                 }
                 message = self.consumer.recv(), if !draining && ahead.has_room() => {
                     reading = true;
                     self.read_ahead(message, &mut tracker, &mut ahead).await;
-                    // What else the consumer holds already.
-                    for _ in 0..READ_AT_ONCE {
-                        if !ahead.has_room() {
-                            break;
-                        }
-                        match self.consumer.recv().now_or_never() {
-                            Some(message) => self.read_ahead(message, &mut tracker, &mut ahead).await,
-                            None => break,
-                        }
-                    }
                 }
                 // Replayed events only while no live one waits.
                 message = self.replay_consumer.recv(), if !draining && ahead.is_empty() && replay_in_flight < self.max_in_flight => {
@@ -338,6 +339,22 @@ impl ProcessStage {
                     }
                 }
                 () = std::future::ready(()), if can_handle => {}
+            }
+            // What the consumer holds already, whichever branch woke the loop: deliveries
+            // arriving without a pause must not keep reading waiting.
+            if !draining {
+                for _ in 0..READ_AT_ONCE {
+                    if !ahead.has_room() {
+                        break;
+                    }
+                    match self.consumer.recv().now_or_never() {
+                        Some(message) => {
+                            reading = true;
+                            self.read_ahead(message, &mut tracker, &mut ahead).await;
+                        }
+                        None => break,
+                    }
+                }
             }
             // The teams' events in turn, each team's in the order read. While there is more to
             // read, one round of the teams waiting: reading on finds the other teams' events
