@@ -774,17 +774,6 @@ impl SinkStage {
                         Ok(message) => self.accept(&message, true, &mut tracker, &mut coalescers, spill.as_mut(), &acks).await?,
                         Err(error) => warn!(%error, "kafka consumer error; continuing"),
                     }
-                    // What else the consumer holds already, before the loop looks at every team's
-                    // records again: one look per message would cost the teams' count each.
-                    let room = self.settings.max_pending.saturating_sub(live_pending + 1);
-                    let room = room.min(MAX_SPILLED.saturating_sub(spilled + 1));
-                    for _ in 0..room.min(READ_AT_ONCE) {
-                        match self.consumer.recv().now_or_never() {
-                            Some(Ok(message)) => self.accept(&message, true, &mut tracker, &mut coalescers, spill.as_mut(), &acks).await?,
-                            Some(Err(error)) => warn!(%error, "kafka consumer error; continuing"),
-                            None => break,
-                        }
-                    }
                 }
                 // Only when no live command waits; polled while paused too, so the consumer
                 // stays in its group.
@@ -847,6 +836,36 @@ impl SinkStage {
                                 self.probed(&mut paused, team, false);
                             }
                         }
+                    }
+                }
+            }
+            // What else the consumer holds already, whichever branch woke the loop (deliveries
+            // and batches ending one after another must not keep reading waiting), before the
+            // loop looks at every team's records again: one look per message would cost the
+            // teams' count each.
+            if !draining {
+                let held = coalescers.pending_commands(Lane::Live);
+                let spilled = spill.as_ref().map_or(0, Spill::len);
+                let room = self
+                    .settings
+                    .max_pending
+                    .saturating_sub(held)
+                    .min(MAX_SPILLED.saturating_sub(spilled));
+                for _ in 0..room.min(READ_AT_ONCE) {
+                    match self.consumer.recv().now_or_never() {
+                        Some(Ok(message)) => {
+                            self.accept(
+                                &message,
+                                true,
+                                &mut tracker,
+                                &mut coalescers,
+                                spill.as_mut(),
+                                &acks,
+                            )
+                            .await?
+                        }
+                        Some(Err(error)) => warn!(%error, "kafka consumer error; continuing"),
+                        None => break,
                     }
                 }
             }
