@@ -30,7 +30,9 @@
 //!    with an older schema; events/s of each and their ratio (informational).
 //! 7. **Teams**: 200 teams on 200 portals (5 with `--quick`) in one service; the other teams'
 //!    live latency alone and beside team 0's backlog of 100,000 new contacts (5,000), the
-//!    backlog's rate against its portal's limit, and 429s over every portal.
+//!    backlog's rate against its portal's limit, 429s over every portal, and CPU per event
+//!    against the same events all of one team (hubsync's threads apart from the sandbox's and
+//!    the broker's).
 //! 8. **Logs**: 1,000,000 outcomes of 100 teams over a week (100,000 with `--quick`,
 //!    `--logs-outcomes N`); one team's week asked by reading the topic from the week's start,
 //!    from the outcomes index, and over the console's API.
