@@ -1327,13 +1327,15 @@ fn print_teams(f: &teams::Figures, one: &teams::Figures) {
     println!(
         "{} teams in one service, each on its own portal (Professional, 190 requests/10 s each) \
          with its own token; all connected and checked in {} ms; {} live events/s spread over \
-         teams 1..{}; team 0's backlog of {} new contacts published at once; sink linger {} ms; \
-         16 partitions on {} development brokers; fetch.wait.max.ms {}",
+         teams 1..{}; team 0's backlog of {} new contacts published at once (in batches \
+         gathered for {} ms); sink linger {} ms; 16 partitions on {} development brokers; \
+         fetch.wait.max.ms {}",
         f.params.teams,
         f.connected_in.as_millis(),
         f.params.live_rate,
         f.params.teams - 1,
         thousands(f.params.backlog as f64),
+        teams::IMPORT_LINGER.as_millis(),
         f.params.linger.as_millis(),
         teams::BROKERS,
         teams::fetch_wait(&f.params.kafka)

@@ -90,10 +90,10 @@ impl Figures {
 /// halves of the figure, alone and beside the backlog, run with it.
 pub const FETCH_WAIT_MS: &str = "100";
 
-/// Brokers of the figure's development cluster. With one, the pipeline's consumers fetch one
-/// batch per partition per round trip from that one broker, and the live events published
-/// behind the backlog (in its partitions) were read 3.2 s after it on 2026-12-07, 1.9 s with
-/// three. Kafka clusters run three brokers or more; both halves of the figure run on three.
+/// Brokers of the figure's development cluster, as Kafka clusters run three or more. The
+/// development broker answers a fetch with one batch per partition, and a consumer fetches from
+/// each broker at once: with one, reading the backlog goes as fast as the round trips to it.
+/// Both halves of the figure run on three.
 pub const BROKERS: i32 = 3;
 
 /// How long the import job upstream gathers the backlog's records into batches.
