@@ -272,8 +272,9 @@ impl Pending {
                 if c.pending_records() == 0 || paused.contains_key(&slot.0) {
                     continue;
                 }
-                if writing(&slot.0) >= most {
-                    capped |= writing(&slot.0) < shares.alone;
+                let held = writing(&slot.0);
+                if held >= most {
+                    capped |= held < shares.alone;
                     continue;
                 }
                 let busy = |key: &str| other.get(slot).is_some_and(|o| o.is_in_flight(key));

@@ -174,6 +174,26 @@ pub fn with_fetch_wait(mut kafka: Vec<(String, String)>, ms: &str) -> Vec<(Strin
     kafka
 }
 
+/// A producer of the upstream services the bench plays: records gathered for `linger_ms`, at
+/// most `queued` waiting, `batch` to a batch. The development broker keeps 5 MiB per partition
+/// and drops older records: it compresses, so that a pre-filled topic fits (checked by
+/// `assert_retained`).
+fn upstream_producer(
+    bootstrap: &str,
+    linger_ms: u128,
+    queued: usize,
+    batch: usize,
+) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", linger_ms.to_string())
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", queued.to_string())
+        .set("batch.num.messages", batch.to_string())
+        .create()
+        .expect("producer")
+}
+
 /// What a world is set up with.
 #[derive(Debug, Clone)]
 pub struct Setup {
@@ -322,16 +342,7 @@ impl World {
             100,
         )
         .expect("the embedded schemas parse");
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap_servers())
-            .set("linger.ms", "10")
-            // The development broker keeps 5 MiB per partition and drops older records: compress
-            // so that a pre-filled topic fits (checked by `assert_retained`).
-            .set("compression.type", "lz4")
-            .set("queue.buffering.max.messages", "500000")
-            .set("batch.num.messages", "5000")
-            .create()
-            .expect("producer");
+        let producer = upstream_producer(broker.bootstrap_servers(), 10, 500_000, 5_000);
         World {
             broker,
             registry,
@@ -405,14 +416,12 @@ impl World {
     /// `linger` into batches of up to 10,000 (Kafka's 1 MB batch size allowing), for
     /// throughput rather than latency.
     pub fn import_producer(&self, linger: Duration) -> FutureProducer {
-        ClientConfig::new()
-            .set("bootstrap.servers", self.broker.bootstrap_servers())
-            .set("linger.ms", linger.as_millis().to_string())
-            .set("compression.type", "lz4")
-            .set("queue.buffering.max.messages", "1000000")
-            .set("batch.num.messages", "10000")
-            .create()
-            .expect("producer")
+        upstream_producer(
+            self.broker.bootstrap_servers(),
+            linger.as_millis(),
+            1_000_000,
+            10_000,
+        )
     }
 
     /// Publishes `records` with `producer`, `chunk` at a time, each chunk's deliveries

@@ -127,7 +127,12 @@ impl Portals {
     }
 
     pub fn portal(&self, portal_id: u64) -> Option<&HubSpotSandbox> {
-        self.portals.iter().find(|p| p.portal_id() == portal_id)
+        self.portals.get(self.index_of(portal_id)?)
+    }
+
+    /// Where portal `portal_id` stands among the portals (and its router among the routers).
+    fn index_of(&self, portal_id: u64) -> Option<usize> {
+        self.portals.iter().position(|p| p.portal_id() == portal_id)
     }
 
     pub fn router(&self) -> axum::Router {
@@ -154,11 +159,7 @@ impl Portals {
         }
         if let Some(rest) = path.strip_prefix(PORTAL_ADMIN) {
             let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
-            let Some(index) = id
-                .parse::<u64>()
-                .ok()
-                .and_then(|id| self.portals.iter().position(|p| p.portal_id() == id))
-            else {
+            let Some(index) = id.parse::<u64>().ok().and_then(|id| self.index_of(id)) else {
                 return ApiError::not_found(format!("no portal {id} in this sandbox"))
                     .into_response();
             };
