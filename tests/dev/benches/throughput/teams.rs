@@ -8,8 +8,8 @@
 //!    once (an import upstream). The live teams' latency again, how long the backlog took
 //!    against its own portal's limit, and the 429s over every portal.
 //! 4. The CPU time per event over step 3, of the whole process and of its threads that stand in
-//!    for what runs elsewhere (the sandbox's, the broker's); the bench compares it with the same
-//!    run with one team.
+//!    for what runs elsewhere (the sandbox's, the broker's), and per live event over step 2; the
+//!    bench compares it with the same run with one team.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -72,6 +72,10 @@ pub struct Figures {
     /// CPU time per event from the backlog's publication to its last outcome, live events
     /// included: the whole process (pipeline, broker, sandbox, bench), and how it divides.
     pub cpu: cpu::Split,
+    /// CPU time per live event while the live events alone were sent (step 2, at a steady
+    /// rate; the process's every thread, idle work included): with many teams each is a write
+    /// of its own, with one they share the team's batches.
+    pub cpu_alone: cpu::Split,
 }
 
 impl Figures {
@@ -164,7 +168,9 @@ pub async fn measure(params: Params) -> Figures {
     let expected = params.teams + alone_count + beside_count + params.backlog;
     let timeout = params.live_alone + params.live_beside + Duration::from_secs(300);
     let collector = world.collect_outcomes(expected, timeout);
+    let cpu_before_alone = cpu::Split::now();
     let alone_emails = live(&world, &writer, &params, alone_count, LIVE_FROM, &mut rng).await;
+    let cpu_alone = cpu::Split::now().since(cpu_before_alone);
 
     let backlog: Vec<(String, Vec<u8>)> = (0..params.backlog as u64)
         .map(|i| {
@@ -261,6 +267,7 @@ pub async fn measure(params: Params) -> Figures {
             + (alone_count + beside_count).saturating_sub(alone.len() + beside.len()),
         rate_limited: world.rate_limited(),
         cpu: cpu_beside.per(params.backlog + beside_count),
+        cpu_alone: cpu_alone.per(alone_count),
         params,
     };
     world.stop().await;
