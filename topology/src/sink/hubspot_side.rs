@@ -85,8 +85,11 @@ impl Follower for HubSpotSide {
 
     async fn flush(&mut self, read: &std::collections::HashMap<i32, i64>) -> anyhow::Result<()> {
         self.state.flush().await?;
-        // Kept once what was applied is durable (and on the changelog): made durable with the
-        // next flush, and until then read again, which applies nothing twice.
+        // Kept once what was applied is on the changelog (the portal owner's facts), and written
+        // after every fact it covers: the local copy, synced by sled on its own, recovers a
+        // prefix of its writes after a crash, so a position kept never runs ahead of the facts
+        // (an owner's or another's). Until it is kept, changes are read again, which applies
+        // nothing twice.
         for (partition, offset) in read {
             self.state
                 .set_followed(&self.topic, *partition, offset + 1)?;
